@@ -1,0 +1,35 @@
+"""`python -m gateway`: serves the gateway with uvicorn."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from gateway.app import create_app
+from gateway.settings import GatewaySettings
+from runtime.logs import setup_logging
+from runtime.settings import SettingsError, exit_on_settings_error
+from runtime.tracing import setup_tracing
+
+
+def main() -> None:
+    try:
+        settings = GatewaySettings.from_env()
+    except SettingsError as error:
+        exit_on_settings_error(error)
+        return
+    setup_logging("gateway")
+    setup_tracing("gateway")
+    print(f"gateway listening on http://{settings.host}:{settings.port}", flush=True)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+
+
+main()

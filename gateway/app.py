@@ -1,0 +1,92 @@
+"""The Starlette application: routes, errors, middleware, and gRPC stubs made in the lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import grpc
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway import clients as clients_module
+from gateway.errors import ApiError, from_domain, from_rpc_error, problem_response
+from gateway.middleware import RequestContextMiddleware
+from gateway.routes import accounts, banking, health, organizations, payments, terminal, webhooks
+from gateway.settings import GatewaySettings
+from runtime.auth import TokenSigner
+from runtime.clients import ServiceTokens
+from runtime.errors import DomainError
+
+log = logging.getLogger("gateway")
+
+ROUTE_MODULES = (health, accounts, organizations, terminal, payments, banking, webhooks)
+
+
+def _request_id(request: Request) -> str:
+    return str(request.scope.get("state", {}).get("request_id", ""))
+
+
+async def _api_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, ApiError)
+    return problem_response(error, _request_id(request))
+
+
+async def _rpc_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, grpc.aio.AioRpcError)
+    api_error = from_rpc_error(error)
+    if api_error.status >= 500:
+        log.warning("service call failed", extra={"grpc_status": error.code().name, "code": api_error.code})
+    return problem_response(api_error, _request_id(request))
+
+
+async def _domain_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, DomainError)
+    return problem_response(from_domain(error), _request_id(request))
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+    return problem_response(ApiError(error.status_code, code, str(error.detail)), _request_id(request))
+
+
+async def _unexpected(request: Request, error: Exception) -> Response:
+    log.exception("unhandled error")
+    return problem_response(ApiError(500, "internal_error", "internal error"), _request_id(request))
+
+
+def create_app(settings: GatewaySettings) -> Starlette:
+    signer = TokenSigner(settings.auth_token_secret)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.clients = clients_module.connect(settings, ServiceTokens(signer, "gateway"))
+        try:
+            yield
+        finally:
+            await app.state.clients.close()
+
+    app = Starlette(
+        routes=[route for module in ROUTE_MODULES for route in module.routes],
+        middleware=[
+            Middleware(OpenTelemetryMiddleware, exclude_spans=["receive", "send"]),  # type: ignore[arg-type]
+            Middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes),  # type: ignore[arg-type]
+        ],
+        exception_handlers={
+            ApiError: _api_error,
+            grpc.aio.AioRpcError: _rpc_error,
+            DomainError: _domain_error,
+            HTTPException: _http_error,
+            Exception: _unexpected,
+        },
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.signer = signer
+    return app

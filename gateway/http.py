@@ -1,0 +1,199 @@
+"""Request helpers shared by the route modules: caller, JSON body, validation, responses."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.errors import ApiError
+from runtime.auth import Caller, TokenSigner, set_current_caller
+from runtime.errors import FieldError, Unauthenticated
+
+
+def caller(request: Request) -> Caller:
+    """The verified caller (401 otherwise); also made current so gRPC calls forward its token."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "unauthenticated", "a bearer token is required")
+    signer: TokenSigner = request.app.state.signer
+    try:
+        found = signer.verify(token.strip())
+    except Unauthenticated as error:
+        raise ApiError(401, error.code, error.message) from None
+    set_current_caller(found)
+    return found
+
+
+def require_role(found: Caller, *roles: str) -> None:
+    if found.role not in roles and found.role != "service":
+        raise ApiError(403, "forbidden", "your role does not allow this")
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    """The JSON object in the body; 413 over the limit, 400 when it is not a JSON object."""
+    limit: int = request.app.state.settings.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "body_too_large", f"the body must be at most {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "body_too_large", f"the body must be at most {limit} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        return {}
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    return body
+
+
+_MISSING = object()
+
+
+class Fields:
+    """Collects every field error of a body, then raises one 400 with all of them."""
+
+    def __init__(self, data: dict[str, Any], prefix: str = "", errors: list[FieldError] | None = None) -> None:
+        self._data = data
+        self._prefix = prefix
+        self.errors: list[FieldError] = [] if errors is None else errors
+
+    def _error(self, name: str, message: str) -> None:
+        self.errors.append(FieldError(self._prefix + name, message))
+
+    def _get(self, name: str, required: bool) -> Any:
+        value = self._data.get(name, _MISSING)
+        if value is _MISSING or value is None:
+            if required:
+                self._error(name, "is required")
+            return _MISSING
+        return value
+
+    def text(
+        self,
+        name: str,
+        *,
+        required: bool = True,
+        default: str = "",
+        max_len: int = 500,
+        choices: Sequence[str] | None = None,
+        pattern: str | None = None,
+    ) -> str:
+        value = self._get(name, required)
+        if value is _MISSING:
+            return default
+        if not isinstance(value, str):
+            self._error(name, "must be a string")
+            return default
+        if len(value) > max_len:
+            self._error(name, f"must be at most {max_len} characters")
+        elif choices is not None and value not in choices:
+            self._error(name, f"must be one of {', '.join(choices)}")
+        elif pattern is not None and not re.fullmatch(pattern, value):
+            self._error(name, "has an invalid format")
+        return value
+
+    def integer(
+        self,
+        name: str,
+        *,
+        required: bool = True,
+        default: int = 0,
+        minimum: int | None = None,
+        maximum: int | None = None,
+    ) -> int:
+        value = self._get(name, required)
+        if value is _MISSING:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int):
+            self._error(name, "must be an integer")
+            return default
+        if minimum is not None and value < minimum:
+            self._error(name, f"must be at least {minimum}")
+        if maximum is not None and value > maximum:
+            self._error(name, f"must be at most {maximum}")
+        return value
+
+    def boolean(self, name: str, *, required: bool = False, default: bool = False) -> bool:
+        value = self._get(name, required)
+        if value is _MISSING:
+            return default
+        if not isinstance(value, bool):
+            self._error(name, "must be true or false")
+            return default
+        return value
+
+    def obj(self, name: str, *, required: bool = True) -> Fields:
+        value = self._get(name, required)
+        nested = Fields(value if isinstance(value, dict) else {})
+        if value is not _MISSING and not isinstance(value, dict):
+            self._error(name, "must be an object")
+        nested.errors = self.errors  # nested errors are reported with their own field names
+        nested._prefix = f"{name}."  # type: ignore[attr-defined]
+        return nested
+
+    def array(self, name: str, *, required: bool = True, max_items: int = 500) -> list[Any]:
+        value = self._get(name, required)
+        if value is _MISSING:
+            return []
+        if not isinstance(value, list):
+            self._error(name, "must be an array")
+            return []
+        if len(value) > max_items:
+            self._error(name, f"must have at most {max_items} items")
+        return value
+
+    def string_map(self, name: str, *, required: bool = False, max_items: int = 50) -> dict[str, str]:
+        value = self._get(name, required)
+        if value is _MISSING:
+            return {}
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and len(k) <= 40 and len(v) <= 500 for k, v in value.items()
+        ):
+            self._error(name, "must be an object of short strings")
+            return {}
+        if len(value) > max_items:
+            self._error(name, f"must have at most {max_items} keys")
+        return value
+
+    def check(self) -> None:
+        if self.errors:
+            raise ApiError(400, "validation_error", "the request is invalid", self.errors)
+
+
+def page_params(request: Request) -> tuple[int, str]:
+    raw = request.query_params.get("limit", "20")
+    if not raw.isdigit() or not 1 <= int(raw) <= 100:
+        raise ApiError(400, "validation_error", "limit must be 1..100", [FieldError("limit", "must be 1..100")])
+    return int(raw), request.query_params.get("cursor", "")
+
+
+def rfc3339(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def timestamp_json(stamp: Any) -> str | None:
+    """RFC 3339 for a protobuf Timestamp; None when unset."""
+    if stamp is None or (stamp.seconds == 0 and stamp.nanos == 0):
+        return None
+    return rfc3339(stamp.ToDatetime(tzinfo=UTC))
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(data), status, headers, media_type="application/json")

@@ -1,0 +1,49 @@
+"""Gateway settings, read once from the environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from runtime.settings import Env
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    auth_token_secret: str
+    accounts_addr: str
+    payments_addr: str
+    terminal_addr: str
+    banking_addr: str
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_body_bytes: int = 1024 * 1024
+    rpc_timeout_seconds: float = 5.0
+    # Stripe webhook signing secrets: platform, Connect, and previous ones during rotation.
+    stripe_webhook_secrets: tuple[str, ...] = ()
+    qonto_webhook_secrets: tuple[str, ...] = ()
+    payment_rate_limit_per_minute: int = 10
+    public_url: str = ""
+
+    @classmethod
+    def from_env(cls, env: Env | None = None) -> GatewaySettings:
+        env = env or Env()
+
+        def secrets(name: str) -> tuple[str, ...]:
+            return tuple(s.strip() for s in (env.optional(name) or "").split(",") if s.strip())
+
+        port = env.integer("GATEWAY_PORT", 8000)
+        return cls(
+            auth_token_secret=env.text("AUTH_TOKEN_SECRET"),
+            accounts_addr=env.text("ACCOUNTS_ADDR"),
+            payments_addr=env.text("PAYMENTS_ADDR"),
+            terminal_addr=env.text("TERMINAL_ADDR"),
+            banking_addr=env.text("BANKING_ADDR"),
+            host=env.text("GATEWAY_HOST", "127.0.0.1"),
+            port=port,
+            max_body_bytes=env.integer("GATEWAY_MAX_BODY_BYTES", 1024 * 1024),
+            rpc_timeout_seconds=env.number("RPC_TIMEOUT_SECONDS", 5.0),
+            stripe_webhook_secrets=secrets("STRIPE_WEBHOOK_SECRETS"),
+            qonto_webhook_secrets=secrets("QONTO_WEBHOOK_SECRETS"),
+            payment_rate_limit_per_minute=env.integer("PAYMENT_RATE_LIMIT_PER_MINUTE", 10),
+            public_url=env.text("GATEWAY_PUBLIC_URL", f"http://127.0.0.1:{port}"),
+        )

@@ -1,0 +1,131 @@
+"""Bearer tokens, the calling member, and the organisation scope every RPC applies.
+
+Tokens are short-lived HS256 JWTs issued by Accounts; every service verifies them again
+(the gateway checks first), so scoping holds in the gateway and in the service.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+import uuid
+from dataclasses import dataclass
+
+import jwt
+
+from runtime.errors import FieldError, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+
+AGENT = "agent"
+ORG_ADMIN = "org_admin"
+PLATFORM_ADMIN = "platform_admin"
+SERVICE = "service"
+ROLES = (AGENT, ORG_ADMIN, PLATFORM_ADMIN)
+_RANK = {AGENT: 1, ORG_ADMIN: 2, PLATFORM_ADMIN: 3, SERVICE: 4}
+_ALGORITHM = "HS256"
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling: a member (with role and organisation) or an internal service."""
+
+    member_id: str
+    organization_id: str | None
+    role: str
+    token: str
+
+    @property
+    def is_platform(self) -> bool:
+        return self.role in (PLATFORM_ADMIN, SERVICE)
+
+
+class TokenSigner:
+    """Issues and verifies bearer tokens with one secret (and older ones during rotation)."""
+
+    def __init__(self, secret: str, ttl_seconds: int = 900, previous_secrets: tuple[str, ...] = ()) -> None:
+        if len(secret) < 32:
+            raise ValueError("AUTH_TOKEN_SECRET must be at least 32 characters")
+        self._secret = secret
+        self._verify_secrets = (secret, *previous_secrets)
+        self.ttl_seconds = ttl_seconds
+
+    def issue(self, member_id: str, organization_id: str | None, role: str, now: float | None = None) -> str:
+        issued = int(now if now is not None else time.time())
+        claims = {
+            "sub": member_id,
+            "org": organization_id or "",
+            "role": role,
+            "iat": issued,
+            "exp": issued + self.ttl_seconds,
+            "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode(claims, self._secret, algorithm=_ALGORITHM)
+
+    def service_token(self, service: str) -> str:
+        return self.issue(f"service:{service}", None, SERVICE)
+
+    def verify(self, token: str) -> Caller:
+        last: Exception | None = None
+        for secret in self._verify_secrets:
+            try:
+                claims = jwt.decode(
+                    token, secret, algorithms=[_ALGORITHM], options={"require": ["sub", "role", "exp", "iat"]}
+                )
+            except jwt.ExpiredSignatureError:
+                raise Unauthenticated("the token has expired", "token_expired") from None
+            except jwt.InvalidTokenError as error:
+                last = error
+                continue
+            role = claims["role"]
+            if role not in _RANK:
+                raise Unauthenticated("the token is invalid", "invalid_token")
+            return Caller(str(claims["sub"]), claims.get("org") or None, role, token)
+        raise Unauthenticated("the token is invalid", "invalid_token") from last
+
+
+_current_caller: contextvars.ContextVar[Caller | Unauthenticated | None] = contextvars.ContextVar(
+    "current_caller", default=None
+)
+
+
+def set_current_caller(
+    value: Caller | Unauthenticated | None,
+) -> contextvars.Token[Caller | Unauthenticated | None]:
+    return _current_caller.set(value)
+
+
+def current_caller() -> Caller | None:
+    value = _current_caller.get()
+    return value if isinstance(value, Caller) else None
+
+
+def require_caller(*, min_role: str = AGENT) -> Caller:
+    """The verified caller, or Unauthenticated / PermissionDenied."""
+    value = _current_caller.get()
+    if value is None:
+        raise Unauthenticated()
+    if isinstance(value, Unauthenticated):
+        raise value
+    if _RANK[value.role] < _RANK[min_role]:
+        raise PermissionDenied()
+    return value
+
+
+def organization_scope(caller: Caller, requested: str | None) -> str:
+    """The organisation a call acts on.
+
+    Members act on their own organisation; naming another one answers NotFound so that ids
+    leak nothing. Platform admins and services must name one.
+    """
+    if caller.is_platform:
+        if not requested:
+            raise InvalidArgument(
+                "organization_id is required for platform admins",
+                "organization_required",
+                [FieldError("organization_id", "required")],
+            )
+        return requested
+    if requested and requested != caller.organization_id:
+        raise NotFound("organization not found")
+    if caller.organization_id is None:
+        raise NotFound("organization not found")
+    return caller.organization_id

@@ -1,0 +1,141 @@
+"""The grpc.aio server bootstrap every service uses.
+
+Health (standard service), reflection, OpenTelemetry and runtime interceptors (caller
+token, deadline, domain error → status), and graceful shutdown on SIGTERM / SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from opentelemetry.instrumentation.grpc import aio_server_interceptor
+
+from runtime.auth import TokenSigner, set_current_caller
+from runtime.deadlines import set_deadline
+from runtime.errors import DomainError, Unauthenticated, trailing_metadata
+
+log = logging.getLogger("runtime.server")
+
+
+class RuntimeInterceptor(grpc.aio.ServerInterceptor):
+    """Puts the verified caller and the deadline in context and maps domain errors to status codes."""
+
+    def __init__(self, signer: TokenSigner) -> None:
+        self._signer = signer
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        token = _bearer(handler_call_details.invocation_metadata)
+        inner = handler.unary_unary
+        signer = self._signer
+        method = handler_call_details.method
+
+        async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            if token is not None:
+                try:
+                    set_current_caller(signer.verify(token))
+                except Unauthenticated as error:
+                    set_current_caller(error)
+            else:
+                set_current_caller(None)
+            set_deadline(context.time_remaining())
+            try:
+                return await inner(request, context)
+            except DomainError as error:
+                context.set_trailing_metadata(trailing_metadata(error))
+                await context.abort(error.status, error.message)
+            except (grpc.aio.AbortError, asyncio.CancelledError):
+                raise
+            except Exception:
+                log.exception("unhandled error in %s", method)
+                context.set_trailing_metadata((("x-error-code", "internal_error"),))
+                await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+        return grpc.unary_unary_rpc_method_handler(
+            behavior,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def _bearer(metadata: Iterable[tuple[str, str | bytes]] | None) -> str | None:
+    for key, value in metadata or ():
+        if key == "authorization" and isinstance(value, str):
+            scheme, _, credentials = value.partition(" ")
+            return credentials.strip() if scheme.lower() == "bearer" else value
+    return None
+
+
+@dataclass
+class RunningServer:
+    server: grpc.aio.Server
+    port: int
+    health: health.aio.HealthServicer
+    service_names: list[str] = field(default_factory=list)
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def set_serving(self, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ["", *self.service_names]:
+            await self.health.set(name, status)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        await self.set_serving(False)
+        await self.server.stop(grace)
+
+
+async def start_grpc_server(
+    *,
+    register: Callable[[grpc.aio.Server], Iterable[str]],
+    signer: TokenSigner,
+    port: int = 0,
+    host: str = "127.0.0.1",
+) -> RunningServer:
+    """Starts a server; `register` adds the servicers and returns their full service names."""
+    server = grpc.aio.server(
+        interceptors=[aio_server_interceptor(), RuntimeInterceptor(signer)],
+        options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 8 * 1024 * 1024)],
+    )
+    names = list(register(server))
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise RuntimeError(f"cannot bind gRPC port {host}:{port}")
+    await server.start()
+    running = RunningServer(server, bound, health_servicer, names)
+    await running.set_serving(True)
+    return running
+
+
+async def serve_until_signalled(
+    running: RunningServer, *, cleanups: Iterable[Callable[[], Awaitable[object]]] = (), grace: float = 5.0
+) -> None:
+    """Serves until SIGTERM or SIGINT, then drains in-flight RPCs and runs the clean-ups."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("stopping: draining in-flight RPCs")
+    await running.stop(grace)
+    for cleanup in cleanups:
+        await cleanup()

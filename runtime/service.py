@@ -1,0 +1,110 @@
+"""Wiring shared by every service's main(): settings → logs → tracing → pool → migrations → server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import grpc
+
+from runtime.auth import TokenSigner
+from runtime.clients import ServiceTokens, make_channel
+from runtime.config import ServiceSettings
+from runtime.db import create_pool
+from runtime.logs import setup_logging
+from runtime.migrations import apply_migrations
+from runtime.server import RunningServer, serve_until_signalled, start_grpc_server
+from runtime.settings import Env, SettingsError, exit_on_settings_error
+from runtime.tracing import setup_tracing, shutdown_tracing
+
+log = logging.getLogger("runtime.service")
+
+
+@dataclass
+class ServiceDeps:
+    """What a service's wiring gets: its settings, pool, signer and channels to the others."""
+
+    settings: ServiceSettings
+    pool: asyncpg.Pool
+    signer: TokenSigner
+    tokens: ServiceTokens
+    # Service-specific settings are read from here (os.environ in production, a mapping in tests).
+    env: Env = field(default_factory=Env)
+    _channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
+    cleanups: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
+
+    def channel(self, service: str) -> grpc.aio.Channel:
+        if service not in self._channels:
+            self._channels[service] = make_channel(
+                self.settings.target(service), self.tokens, default_timeout=self.settings.rpc_timeout_seconds
+            )
+        return self._channels[service]
+
+    async def close(self) -> None:
+        for cleanup in reversed(self.cleanups):
+            await cleanup()
+        for channel in self._channels.values():
+            await channel.close(None)
+        await self.pool.close()
+
+
+Wire = Callable[[ServiceDeps, grpc.aio.Server], Iterable[str]]
+OnStart = Callable[[ServiceDeps], Awaitable[object]]
+
+
+async def start_service(
+    settings: ServiceSettings,
+    schema: str,
+    migrations: Path,
+    wire: Wire,
+    on_start: OnStart | None = None,
+    env: Env | None = None,
+) -> tuple[RunningServer, ServiceDeps]:
+    """Connects, migrates and starts the gRPC server (port 0 in tests)."""
+    pool = await create_pool(settings.database_url, schema, max_size=settings.db_pool_max)
+    async with pool.acquire() as conn:
+        applied = await apply_migrations(conn, schema, migrations)
+    if applied:
+        log.info("applied migrations", extra={"schema": schema, "versions": applied})
+    signer = TokenSigner(settings.auth_token_secret, settings.token_ttl_seconds)
+    deps = ServiceDeps(settings, pool, signer, ServiceTokens(signer, settings.service), env or Env())
+    if on_start is not None:
+        await on_start(deps)
+    running = await start_grpc_server(
+        register=lambda server: wire(deps, server),
+        signer=signer,
+        port=settings.grpc_port,
+        host=settings.grpc_host,
+    )
+    return running, deps
+
+
+def run_service(service: str, schema: str, migrations: Path, wire: Wire, on_start: OnStart | None = None) -> None:
+    """The body of every `services/<name>/__main__.py`."""
+    try:
+        settings = ServiceSettings.from_env(service)
+    except SettingsError as error:
+        exit_on_settings_error(error)
+        return
+    setup_logging(service, settings.log_level)
+    setup_tracing(service)
+
+    async def main() -> None:
+        running, deps = await start_service(settings, schema, migrations, wire, on_start)
+        log.info(f"{service} listening on {running.target}", extra={"port": running.port})
+        print(f"{service} gRPC listening on {settings.grpc_host}:{running.port}", flush=True)
+        await serve_until_signalled(running, cleanups=[deps.close])
+        shutdown_tracing()
+
+    try:
+        import uvloop
+
+        uvloop.run(main())
+    except ImportError:  # pragma: no cover - uvloop is a dependency
+        asyncio.run(main())
+    except SettingsError as error:
+        exit_on_settings_error(error)

@@ -1,0 +1,53 @@
+"""The official Stripe SDK client, and one translation of its errors into domain errors."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import stripe
+
+from runtime.errors import Conflict, InvalidArgument, NotFound, Unavailable, UpstreamError
+
+
+def make_stripe_client(api_key: str, api_base: str, *, timeout: float = 10.0) -> stripe.StripeClient:
+    """A client for Stripe or the sandbox (only `api_base` differs); async methods over httpx."""
+    return stripe.StripeClient(
+        api_key,
+        base_addresses={"api": api_base, "connect": api_base, "files": api_base},
+        http_client=stripe.HTTPXClient(timeout=timeout, allow_sync_methods=True),
+        max_network_retries=2,
+    )
+
+
+@contextlib.contextmanager
+def stripe_errors(what: str = "Stripe") -> Iterator[None]:
+    """Maps SDK failures: unreachable → 503, Stripe's fault → 502, the request's fault → 4xx.
+
+    Card errors are not caught here: payments records declines itself.
+    """
+    try:
+        yield
+    except stripe.CardError:
+        raise
+    except (stripe.APIConnectionError, stripe.RateLimitError) as error:
+        raise Unavailable(f"{what} is unavailable, try again later", "stripe_unavailable") from error
+    except stripe.IdempotencyError as error:
+        raise Conflict(
+            f"{what} refused a replayed request: {error.user_message or ''}", "stripe_idempotency"
+        ) from error
+    except stripe.InvalidRequestError as error:
+        code = error.code or ""
+        if code == "resource_missing":
+            raise NotFound(f"{what} object not found", "stripe_resource_missing") from error
+        if error.http_status and error.http_status >= 500:
+            raise Unavailable(f"{what} is unavailable, try again later", "stripe_unavailable") from error
+        raise InvalidArgument(
+            error.user_message or f"{what} refused the request", f"stripe_{code or 'invalid_request'}"
+        ) from error
+    except stripe.APIError as error:
+        if error.http_status is None or error.http_status >= 500:
+            raise Unavailable(f"{what} is unavailable, try again later", "stripe_unavailable") from error
+        raise UpstreamError(f"{what} answered with an error", "stripe_error") from error
+    except stripe.StripeError as error:
+        raise UpstreamError(f"{what} answered with an error", "stripe_error") from error

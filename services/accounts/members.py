@@ -1,0 +1,98 @@
+"""Use cases of members: sign-in, the caller, creating and listing members, seeding the admin."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from runtime.auth import ORG_ADMIN, PLATFORM_ADMIN, Caller, TokenSigner
+from runtime.errors import AlreadyExists, NotFound, PermissionDenied, Unauthenticated
+from runtime.pagination import decode_cursor, encode_cursor, page_limit
+from services.accounts import repository
+from services.accounts.domain import Member, ensure_valid, normalize_email, validate_new_member
+from services.accounts.passwords import hash_password, verify_password
+
+
+async def authenticate(pool: asyncpg.Pool, signer: TokenSigner, email: str, password: str) -> tuple[str, Member]:
+    """A bearer token for valid credentials; one vague error for every failure."""
+    async with pool.acquire() as conn:
+        found = await repository.member_credentials(conn, normalize_email(email))
+    member, password_hash = found if found else (None, None)
+    valid = await verify_password(password_hash, password)
+    if member is None or not valid or member.disabled:
+        raise Unauthenticated("wrong e-mail or password", "invalid_credentials")
+    return signer.issue(member.id, member.organization_id, member.role), member
+
+
+async def get_member(pool: asyncpg.Pool, member_id: str) -> Member:
+    async with pool.acquire() as conn:
+        member = await repository.get_member(conn, member_id)
+    if member is None or member.disabled:
+        raise NotFound("member not found", "member_not_found")
+    return member
+
+
+async def create_member(
+    pool: asyncpg.Pool,
+    caller: Caller,
+    organization_id: str,
+    *,
+    email: str,
+    name: str,
+    role: str,
+    password: str,
+) -> Member:
+    """org_admins add members to their organisation; platform admins to any. Nobody creates platform admins here."""
+    ensure_valid(validate_new_member(email, name, role, password))
+    if role == PLATFORM_ADMIN:
+        raise PermissionDenied("platform admins are created from the operations CLI", "role_not_allowed")
+    if caller.role not in (ORG_ADMIN, PLATFORM_ADMIN, "service"):
+        raise PermissionDenied()
+    password_hash = await hash_password(password)
+    async with pool.acquire() as conn:
+        member = await repository.insert_member(
+            conn,
+            organization_id=organization_id,
+            email=normalize_email(email),
+            name=name.strip(),
+            role=role,
+            password_hash=password_hash,
+        )
+    if member is None:
+        raise AlreadyExists("a member with this e-mail already exists", "email_taken")
+    return member
+
+
+async def list_members(pool: asyncpg.Pool, organization_id: str, limit: int, cursor: str) -> tuple[list[Member], str]:
+    size = page_limit(limit)
+    async with pool.acquire() as conn:
+        members = await repository.list_members(conn, organization_id, size + 1, decode_cursor(cursor))
+    next_cursor = encode_cursor(members[size - 1].created_at, members[size - 1].id) if len(members) > size else ""
+    return members[:size], next_cursor
+
+
+async def ensure_platform_admin(pool: asyncpg.Pool, email: str, password: str, name: str = "Platform admin") -> Member:
+    """Creates the platform admin, or resets its password; safe to run on every start."""
+    ensure_valid(validate_new_member(email, name, PLATFORM_ADMIN, password))
+    email = normalize_email(email)
+    async with pool.acquire() as conn:
+        found = await repository.member_credentials(conn, email)
+        if found is not None:
+            member, current_hash = found
+            if member.role != PLATFORM_ADMIN:
+                raise AlreadyExists(f"{email} is already a member of an organisation", "email_taken")
+            if not await verify_password(current_hash, password):
+                await repository.set_password_hash(conn, member.id, await hash_password(password))
+            return member
+        created = await repository.insert_member(
+            conn,
+            organization_id=None,
+            email=email,
+            name=name,
+            role=PLATFORM_ADMIN,
+            password_hash=await hash_password(password),
+        )
+        if created is None:  # created concurrently by another replica
+            found = await repository.member_credentials(conn, email)
+            assert found is not None
+            return found[0]
+        return created
