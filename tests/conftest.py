@@ -11,7 +11,9 @@ pytest_plugins = [
     "tests.fixtures.database",
     "tests.fixtures.stripe_sandbox",
     "tests.fixtures.qonto_sandbox",
+    "tests.fixtures.smtp",
     "tests.fixtures.stack",
+    "tests.fixtures.organizations",
 ]
 
 # Every in-process service shares one tracer provider; tests read the finished spans here.
