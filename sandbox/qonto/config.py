@@ -23,18 +23,18 @@ class BankAccountConfig:
 
 
 def default_bank_accounts() -> tuple[BankAccountConfig, ...]:
-    """The main account (FR76-style IBAN, checksummed) and a second one."""
+    """The main account and a second one (valid French IBANs: RIB key and IBAN checksum)."""
     return (
         BankAccountConfig(
             slug="collect-sandbox-bank-account-1",
-            iban="FR5016958000010000000000123",
+            iban="FR7616958000010000000000140",
             name="Main account",
             main=True,
             opening_balance_cents=1_000_000,
         ),
         BankAccountConfig(
             slug="collect-sandbox-bank-account-2",
-            iban="FR2716958000010000000000246",
+            iban="FR7616958000010000000000237",
             name="Savings",
             main=False,
             opening_balance_cents=0,
