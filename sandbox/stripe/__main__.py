@@ -1,0 +1,51 @@
+"""`python -m sandbox.stripe --port 12111 [--state-file path] [--public-url url]`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+import uvicorn
+
+from .app import create_app
+from .config import SandboxConfig
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m sandbox.stripe", description="Stripe sandbox server")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=12111)
+    parser.add_argument("--state-file", default=None, help="persist state to this JSON file")
+    parser.add_argument("--public-url", default=None, help="base URL used in account link URLs")
+    parser.add_argument("--log-level", default="info")
+    return parser.parse_args(argv)
+
+
+async def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    config = SandboxConfig.from_env(state_file=args.state_file, public_url=args.public_url)
+    app = create_app(config)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=args.host,
+            port=args.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+        )
+    )
+    serving = asyncio.create_task(server.serve())
+    while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn has no started event
+        await asyncio.sleep(0.01)
+    if server.started:
+        port = server.servers[0].sockets[0].getsockname()[1]
+        print(f"stripe sandbox listening on http://{args.host}:{port}", flush=True)
+    # uvicorn handles SIGTERM / SIGINT itself: it stops accepting, drains, runs the lifespan shutdown.
+    await serving
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

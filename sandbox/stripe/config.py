@@ -1,0 +1,62 @@
+"""Runtime settings of the Stripe sandbox."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class SandboxConfig:
+    """Settings of one sandbox instance; most can be changed at runtime via `POST /_sandbox/config`."""
+
+    fee_percent_bps: int = 140
+    fee_fixed: int = 25
+    available_immediately: bool = True
+    payout_auto_pay: bool = True
+    webhook_retry_base_seconds: float = 1.0
+    webhook_max_attempts: int = 8
+    webhook_duplicates: int = 1
+    webhook_shuffle: bool = False
+    state_file: str | None = None
+    qonto_credit_url: str | None = None
+    qonto_credit_auth: str | None = None
+    public_url: str | None = None
+    # Extensions (defaults keep the documented behaviour).
+    payout_delay_seconds: float = 0.0
+    webhook_shuffle_window_seconds: float = 0.05
+    webhook_concurrency: int = 32
+    webhook_timeout_seconds: float = 5.0
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> SandboxConfig:
+        """Defaults, then `STRIPE_SANDBOX_*` environment variables, then explicit overrides."""
+        config = cls()
+        url = os.environ.get("STRIPE_SANDBOX_QONTO_CREDIT_URL")
+        if url:
+            config.qonto_credit_url = url
+        auth = os.environ.get("STRIPE_SANDBOX_QONTO_CREDIT_AUTH")
+        if auth:
+            config.qonto_credit_auth = auth
+        config.update(overrides)
+        return config
+
+    def update(self, values: dict[str, Any]) -> None:
+        """Apply a partial update; unknown names raise `KeyError`, values are coerced to the field's type."""
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        for name, value in values.items():
+            if name not in fields:
+                raise KeyError(name)
+            current = getattr(self, name)
+            if value is not None and isinstance(current, bool):
+                value = bool(value)
+            elif value is not None and isinstance(current, int):
+                value = int(value)
+            elif value is not None and isinstance(current, float):
+                value = float(value)
+            setattr(self, name, value)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

@@ -1,0 +1,149 @@
+"""Refunds of captured charges, optionally reversing the transfer and refunding the application fee."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..context import Ctx
+from ..ids import new_id
+from ..money import refund_application_fee, reverse_transfer
+from ..store import StripeObject, created_filter, paginate
+from ..wire import StripeError, apply_metadata, get_bool, get_int, get_str, invalid
+
+_REASONS = {"duplicate", "fraudulent", "requested_by_customer"}
+
+
+def _charge_for(ctx: Ctx) -> StripeObject:
+    store = ctx.state.store
+    charge_id = get_str(ctx.params, "charge")
+    intent_id = get_str(ctx.params, "payment_intent")
+    if charge_id:
+        return store.get(ctx.account, charge_id, "charge")
+    if not intent_id:
+        raise invalid(
+            "One of `charge` or `payment_intent` is required.", param="payment_intent", code="parameter_missing"
+        )
+    intent = store.get(ctx.account, intent_id, "payment_intent")
+    if intent["status"] != "succeeded" or not intent["latest_charge"]:
+        raise StripeError(
+            400,
+            f"This PaymentIntent ({intent_id}) does not have a successful charge to refund.",
+            param="payment_intent",
+            code="charge_not_refundable" if intent["status"] != "requires_capture" else "charge_not_captured",
+        )
+    return store.objects[intent["latest_charge"]]
+
+
+def create_refund(ctx: Ctx) -> StripeObject:
+    charge = _charge_for(ctx)
+    state = ctx.state
+    if not charge["captured"] or charge["status"] != "succeeded":
+        raise StripeError(400, f"Charge {charge['id']} has not been captured.", code="charge_not_refundable")
+    remaining = charge["amount_captured"] - charge["amount_refunded"]
+    if remaining <= 0:
+        raise StripeError(400, f"Charge {charge['id']} has already been refunded.", code="charge_already_refunded")
+    amount = get_int(ctx.params, "amount", minimum=1)
+    if amount is None:
+        amount = remaining
+    if amount > remaining:
+        raise StripeError(
+            400,
+            f"Refund amount ({amount}) is greater than unrefunded amount on charge ({remaining})",
+            param="amount",
+            code="amount_too_large",
+        )
+    reason = get_str(ctx.params, "reason")
+    if reason is not None and reason not in _REASONS:
+        raise invalid(f"Invalid reason: {reason}", param="reason")
+    reverse = get_bool(ctx.params, "reverse_transfer")
+    refund_fee = get_bool(ctx.params, "refund_application_fee")
+    transfer = state.store.objects.get(charge["transfer"]) if charge.get("transfer") else None
+    if reverse and transfer is None:
+        raise invalid("This charge has no transfer to reverse.", param="reverse_transfer")
+    refund_id = new_id("re")
+    txn = state.ledger.record(ctx.account, -amount, charge["currency"], "refund", refund_id)
+    refund: StripeObject = {
+        "id": refund_id,
+        "object": "refund",
+        "amount": amount,
+        "balance_transaction": txn["id"],
+        "charge": charge["id"],
+        "created": int(time.time()),
+        "currency": charge["currency"],
+        "customer_account": None,
+        "destination_details": {
+            "type": charge["payment_method_details"]["type"],
+            charge["payment_method_details"]["type"]: {},
+        },
+        "metadata": {},
+        "payment_intent": charge["payment_intent"],
+        "payment_method": charge["payment_method"],
+        "reason": reason,
+        "receipt_number": None,
+        "source_transfer_reversal": None,
+        "status": "succeeded",
+        "transfer_reversal": None,
+    }
+    apply_metadata(refund, ctx.params)
+    captured = charge["amount_captured"]
+    if reverse and transfer is not None:
+        share = min(
+            transfer["amount"] - transfer["amount_reversed"],
+            amount * transfer["amount"] // captured
+            if amount < remaining
+            else transfer["amount"] - transfer["amount_reversed"],
+        )
+        if share > 0:
+            reversal = reverse_transfer(ctx, transfer, share, source_refund=refund_id)
+            refund["transfer_reversal"] = reversal["id"]
+    fee = state.store.objects.get(charge["application_fee"]) if charge.get("application_fee") else None
+    if refund_fee and fee is not None:
+        left = fee["amount"] - fee["amount_refunded"]
+        share = amount * fee["amount"] // captured if amount < remaining else left
+        share = min(share, left)
+        if share > 0:
+            refund_application_fee(ctx, fee, share)
+    state.store.add(ctx.account, refund)
+    previous = {"amount_refunded": charge["amount_refunded"], "refunded": charge["refunded"]}
+    charge["amount_refunded"] += amount
+    charge["refunded"] = charge["amount_refunded"] >= captured
+    charge["refunds"]["data"].insert(0, refund)
+    ctx.emit("refund.created", refund)
+    ctx.emit("charge.refunded", charge, previous)
+    return refund
+
+
+def retrieve_refund(ctx: Ctx, refund_id: str) -> StripeObject:
+    return ctx.state.store.get(ctx.account, refund_id, "refund")
+
+
+def update_refund(ctx: Ctx, refund_id: str) -> StripeObject:
+    refund = retrieve_refund(ctx, refund_id)
+    previous: dict[str, Any] = {"metadata": refund["metadata"]}
+    apply_metadata(refund, ctx.params)
+    ctx.emit("refund.updated", refund, previous)
+    return refund
+
+
+def list_refunds(ctx: Ctx) -> StripeObject:
+    charge = ctx.params.get("charge")
+    intent = ctx.params.get("payment_intent")
+    created = created_filter(ctx.params)
+
+    def keep(refund: StripeObject) -> bool:
+        return (
+            (not charge or refund["charge"] == charge)
+            and (not intent or refund["payment_intent"] == intent)
+            and (created is None or created(refund))
+        )
+
+    return paginate(ctx.state.store.newest_first(ctx.account, "refund"), ctx.params, "/v1/refunds", keep)
+
+
+ROUTES = [
+    ("POST", "/v1/refunds", create_refund),
+    ("GET", "/v1/refunds", list_refunds),
+    ("GET", "/v1/refunds/{}", retrieve_refund),
+    ("POST", "/v1/refunds/{}", update_refund),
+]

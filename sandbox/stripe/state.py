@@ -1,0 +1,240 @@
+"""Everything one sandbox instance knows: objects, balances, events, idempotency, request log, faults."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .config import SandboxConfig
+from .ids import new_id
+from .ledger import Ledger
+from .store import Store, StripeObject
+from .webhooks import WebhookDispatcher, endpoint_wants
+
+logger = logging.getLogger("sandbox.stripe")
+
+API_VERSION = "2020-08-27"
+_IDEMPOTENCY_TTL = 24 * 3600
+_IDEMPOTENCY_MAX = 200_000
+
+
+@dataclass
+class IdempotentResult:
+    fingerprint: bytes
+    status: int
+    body: bytes
+    created: float
+
+
+@dataclass
+class Faults:
+    fail_next: int = 0
+    status: int = 500
+
+
+@dataclass
+class RequestInfo:
+    """What events created while serving one API request record in `request`."""
+
+    id: str
+    idempotency_key: str | None = None
+    api_version: str | None = None
+
+
+class SandboxState:
+    """The sandbox's state; one per app, reachable as `app.state.sandbox`."""
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        self.store = Store()
+        self.ledger = Ledger(self.store, config)
+        self.webhooks = WebhookDispatcher(config)
+        self.platform_id = new_id("acct", 16)
+        self.idempotency: OrderedDict[tuple[str, str, str], IdempotentResult] = OrderedDict()
+        self.inflight: dict[tuple[str, str, str], asyncio.Future[IdempotentResult]] = {}
+        self.requests: deque[dict[str, Any]] = deque(maxlen=5_000)
+        self.faults = Faults()
+        self.onboarding_links: dict[str, dict[str, Any]] = {}
+        self.current_request: RequestInfo | None = None
+        self.dirty = False
+        self._timers: set[asyncio.Task[None]] = set()
+        self._saver: asyncio.Task[None] | None = None
+        self._init_platform()
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.webhooks.start()
+        if self.config.state_file:
+            self.load(Path(self.config.state_file))
+            self._saver = asyncio.get_running_loop().create_task(self._save_periodically())
+
+    async def stop(self) -> None:
+        tasks = list(self._timers)
+        if self._saver is not None:
+            tasks.append(self._saver)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._timers.clear()
+        await self.webhooks.stop()
+        if self.config.state_file:
+            self.save(Path(self.config.state_file))
+
+    async def deliveries_idle(self, timeout: float | None = 30.0) -> bool:  # noqa: ASYNC109
+        """Wait until no webhook delivery, retry or outbound credit is in flight."""
+        return await self.webhooks.idle(timeout)
+
+    def later(self, delay: float, action: Any) -> None:
+        """Run the sync callable `action` after `delay` seconds in a tracked background task."""
+
+        # Counted as pending work so `deliveries_idle()` also waits for e.g. an auto-paid payout.
+        self.webhooks.begin()
+
+        async def run() -> None:
+            try:
+                await asyncio.sleep(delay)
+                action()
+            finally:
+                self.webhooks.end()
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._timers.add(task)
+        task.add_done_callback(self._timers.discard)
+
+    # --- accounts -------------------------------------------------------------------------------
+
+    def _init_platform(self) -> None:
+        from .resources.accounts import new_account
+
+        platform = new_account(self.platform_id, {"type": "standard", "country": "FR"}, platform=True)
+        self.store.add(self.platform_id, platform)
+
+    def account(self, account_id: str) -> StripeObject | None:
+        obj = self.store.objects.get(account_id)
+        return obj if obj is not None and obj["object"] == "account" else None
+
+    def default_currency(self, account_id: str) -> str:
+        account = self.account(account_id)
+        return (account or {}).get("default_currency") or "eur"
+
+    # --- events ---------------------------------------------------------------------------------
+
+    def emit(
+        self,
+        account: str,
+        type: str,
+        obj: StripeObject,
+        previous: dict[str, Any] | None = None,
+    ) -> StripeObject:
+        """Record an event for `account` (snapshotting `obj`) and hand it to matching endpoints."""
+        is_connect = account != self.platform_id
+        request = self.current_request
+        data: dict[str, Any] = {"object": orjson.loads(orjson.dumps(obj))}
+        if previous:
+            data["previous_attributes"] = previous
+        event: StripeObject = {
+            "id": new_id("evt"),
+            "object": "event",
+            "api_version": (request.api_version if request else None) or API_VERSION,
+            "created": int(time.time()),
+            "data": data,
+            "livemode": False,
+            "pending_webhooks": 0,
+            "request": {"id": request.id, "idempotency_key": request.idempotency_key}
+            if request
+            else {"id": None, "idempotency_key": None},
+            "type": type,
+        }
+        if is_connect:
+            event["account"] = account
+        self.store.add(account, event)
+        endpoints = [
+            endpoint
+            for endpoint in self.store.collections.get((self.platform_id, "webhook_endpoint"), {}).values()
+            if endpoint_wants(endpoint, event, is_connect)
+        ]
+        if endpoints:
+            event["pending_webhooks"] = len(endpoints)
+            self.webhooks.submit(event, endpoints)
+        self.dirty = True
+        return event
+
+    # --- idempotency ----------------------------------------------------------------------------
+
+    def idempotent_result(self, key: tuple[str, str, str]) -> IdempotentResult | None:
+        result = self.idempotency.get(key)
+        if result is not None and time.time() - result.created > _IDEMPOTENCY_TTL:
+            del self.idempotency[key]
+            return None
+        return result
+
+    def inflight_future(self) -> asyncio.Future[IdempotentResult]:
+        return asyncio.get_running_loop().create_future()
+
+    def remember(self, key: tuple[str, str, str], result: IdempotentResult) -> None:
+        self.idempotency[key] = result
+        while len(self.idempotency) > _IDEMPOTENCY_MAX:
+            self.idempotency.popitem(last=False)
+
+    # --- persistence ----------------------------------------------------------------------------
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "platform_id": self.platform_id,
+            "objects": [
+                [self.store.owner[object_id], kind, obj]
+                for (_, kind), collection in self.store.collections.items()
+                for object_id, obj in collection.items()
+            ],
+            "ledger": self.ledger.dump(),
+            "onboarding_links": self.onboarding_links,
+        }
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_bytes(orjson.dumps(self.dump()))
+        os.replace(tmp, path)
+        self.dirty = False
+
+    def load(self, path: Path) -> None:
+        if not path.exists():
+            return
+        data = orjson.loads(path.read_bytes())
+        self.store = Store()
+        self.ledger.store = self.store
+        self.platform_id = data["platform_id"]
+        for owner, kind, obj in data["objects"]:
+            self.store.add(owner, obj, kind)
+        self._relink()
+        self.ledger.load(data.get("ledger", {}))
+        self.onboarding_links = data.get("onboarding_links", {})
+        logger.info("loaded %d objects from %s", len(self.store.objects), path)
+
+    def _relink(self) -> None:
+        # Embedded sub-lists share their items with the store in memory; restore that after loading.
+        objects = self.store.objects
+        for obj in objects.values():
+            for field_name in ("refunds", "reversals"):
+                sub = obj.get(field_name)
+                if isinstance(sub, dict) and sub.get("object") == "list":
+                    sub["data"] = [objects.get(item["id"], item) for item in sub["data"]]
+
+    async def _save_periodically(self) -> None:
+        assert self.config.state_file
+        path = Path(self.config.state_file)
+        while True:
+            await asyncio.sleep(0.5)
+            if self.dirty:
+                try:
+                    self.save(path)
+                except OSError:
+                    logger.exception("saving state to %s failed", path)
