@@ -20,6 +20,8 @@ from typing import Any
 
 import httpx
 
+from runtime import deadlines
+
 __all__ = [
     "ALL_STATUSES",
     "QontoAuthError",
@@ -149,6 +151,7 @@ class QontoClient:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.max_retry_after = max_retry_after
+        self.timeout = timeout
         # The literal "login:secret_key" pair, as Qonto wants it (neither Basic nor Bearer).
         self._http = httpx.AsyncClient(
             base_url=root,
@@ -222,7 +225,8 @@ class QontoClient:
         for attempt in range(1, self.max_attempts + 1):
             retry_after: float | None = None
             try:
-                response = await self._http.get(path, params=tuple(params))
+                # Never outlive the RPC being served: its deadline caps each try.
+                response = await self._http.get(path, params=tuple(params), timeout=deadlines.remaining(self.timeout))
             except httpx.TransportError as exc:
                 last_problem = f"{type(exc).__name__}: {exc}"
             else:
@@ -244,9 +248,12 @@ class QontoClient:
             if attempt == self.max_attempts:
                 break
             delay = self._delay(attempt, retry_after)
+            if delay >= deadlines.remaining(float("inf")):
+                last_problem += "; no time left before the deadline"
+                break
             log.warning("GET %s failed (%s); retry %d in %.2fs", path, last_problem, attempt, delay)
             await asyncio.sleep(delay)
-        raise QontoUnavailable(f"GET {path}: giving up after {self.max_attempts} attempts ({last_problem})")
+        raise QontoUnavailable(f"GET {path}: giving up after {attempt} attempts ({last_problem})")
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:

@@ -160,3 +160,17 @@ def test_amount_parsing_never_uses_floats() -> None:
     assert _transaction({**base, "amount_cents": 5}).signed_amount_cents == -5
     with pytest.raises(Exception, match="whole number of cents"):
         _transaction({**base, "amount": 0.001})
+
+
+async def test_retries_stop_at_the_rpc_deadline(qonto: RunningQontoSandbox, client: QontoClient) -> None:
+    from runtime import deadlines
+
+    qonto.inject_faults(429, count=1, retry_after=5)
+    deadlines.set_deadline(0.5)
+    started = time.monotonic()
+    try:
+        with pytest.raises(QontoUnavailable, match="deadline"):
+            await client.get_organization()
+    finally:
+        deadlines.set_deadline(None)
+    assert time.monotonic() - started < 0.5
