@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +25,41 @@ from .state import SandboxState
 API_KEY = "sk_test_sandbox"
 
 
+class QuietHTTPXClient(stripe.HTTPXClient):
+    """`stripe.HTTPXClient` that hands httpx the encoded body as `content=`.
+
+    The SDK passes it as `data=`, which httpx deprecates with a DeprecationWarning; under
+    pytest's `filterwarnings = error` that warning becomes a connection error.
+    """
+
+    def _get_request_args_kwargs(self, method: str, url: str, headers: Any, post_data: Any) -> Any:
+        args, kwargs = super()._get_request_args_kwargs(method, url, headers, post_data)
+        data = kwargs.pop("data", None)
+        if isinstance(data, str | bytes) and data:
+            kwargs["content"] = data
+        return [args, kwargs]
+
+
+@dataclass
+class ConnectedAccount:
+    """A connected account and SDK clients acting on it and on the platform."""
+
+    id: str
+    client: stripe.StripeClient
+    platform: stripe.StripeClient
+
+
 class RunningSandbox:
     """A sandbox served on 127.0.0.1 in this process."""
 
     def __init__(self, url: str, state: SandboxState) -> None:
         self.url = url
         self.state = state
-        self._http_clients: list[stripe.HTTPXClient] = []
+        self._http_clients: list[QuietHTTPXClient] = []
 
     def client(self, stripe_account: str | None = None, api_key: str = API_KEY) -> stripe.StripeClient:
         """An official SDK client pointed at this sandbox (closed with the sandbox)."""
-        http_client = stripe.HTTPXClient()
+        http_client = QuietHTTPXClient()
         self._http_clients.append(http_client)
         return stripe.StripeClient(
             api_key,
@@ -43,6 +68,22 @@ class RunningSandbox:
             http_client=http_client,
             max_network_retries=0,
         )
+
+    async def create_connected_account(self, type: str = "express", onboarded: bool = True) -> ConnectedAccount:
+        """A new connected account (card_payments + transfers requested), onboarded unless told not to."""
+        platform = self.client()
+        account = await platform.v1.accounts.create_async(
+            params={
+                "type": type,
+                "country": "FR",
+                "capabilities": {"card_payments": {"requested": True}, "transfers": {"requested": True}},
+            }
+        )
+        if onboarded:
+            async with httpx.AsyncClient() as http:
+                response = await http.post(f"{self.url}/_sandbox/accounts/{account.id}/onboard")
+                response.raise_for_status()
+        return ConnectedAccount(account.id, self.client(stripe_account=account.id), platform)
 
     async def wait_for_deliveries(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109
         """Wait until every webhook delivery (including retries) and background payout is done."""
@@ -64,26 +105,35 @@ class _EmbeddedServer(uvicorn.Server):
 
 
 @asynccontextmanager
-async def run_sandbox(**config_overrides: Any) -> AsyncIterator[RunningSandbox]:
-    """Serve a fresh sandbox with uvicorn on an ephemeral port as a task of the running loop."""
-    app = create_app(SandboxConfig.from_env(**config_overrides))
+async def serve_app(app: Any, host: str = "127.0.0.1") -> AsyncIterator[str]:
+    """Serve an ASGI app with uvicorn on an ephemeral port in the running loop; yields its base URL."""
     server = _EmbeddedServer(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False, lifespan="on")
+        uvicorn.Config(app, host=host, port=0, log_level="warning", access_log=False, lifespan="on")
     )
     task = asyncio.get_running_loop().create_task(server.serve())
     while not server.started:
         if task.done():
             task.result()
-            raise RuntimeError("stripe sandbox failed to start")
+            raise RuntimeError("server failed to start")
         await asyncio.sleep(0.005)
     port = server.servers[0].sockets[0].getsockname()[1]
-    sandbox = RunningSandbox(f"http://127.0.0.1:{port}", app.state.sandbox)
     try:
-        yield sandbox
+        yield f"http://{host}:{port}"
     finally:
-        await sandbox.aclose()
         server.should_exit = True
         await task
+
+
+@asynccontextmanager
+async def run_sandbox(**config_overrides: Any) -> AsyncIterator[RunningSandbox]:
+    """Serve a fresh sandbox on 127.0.0.1, port 0, as a task of the running event loop."""
+    app = create_app(SandboxConfig.from_env(**config_overrides))
+    async with serve_app(app) as url:
+        sandbox = RunningSandbox(url, app.state.sandbox)
+        try:
+            yield sandbox
+        finally:
+            await sandbox.aclose()
 
 
 def free_port() -> int:
