@@ -49,22 +49,29 @@ def load_migrations(directory: Path) -> list[Migration]:
     return found
 
 
-async def apply_migrations(conn: Connection, schema: str, directory: Path) -> list[int]:
-    """Applies the pending migrations of `directory` in `schema`; returns the versions applied."""
+async def apply_migrations(
+    conn: Connection, schema: str, directory: Path, *, table: str = "schema_migrations"
+) -> list[int]:
+    """Applies the pending migrations of `directory` in `schema`; returns the versions applied.
+
+    `table` records them; the runtime's own migrations (the inbox) use another table than the
+    service's, so both number from 0001.
+    """
     _check_ident(schema)
+    _check_ident(table)
     migrations = load_migrations(directory)
     applied_now: list[int] = []
     async with conn.transaction():
         # One migrator at a time per schema (several replicas may start together).
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"migrate:{schema}")
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"migrate:{schema}.{table}")
         await conn.execute(
-            f"""CREATE TABLE IF NOT EXISTS {schema}.schema_migrations (
+            f"""CREATE TABLE IF NOT EXISTS {schema}.{table} (
                     version integer PRIMARY KEY,
                     name text NOT NULL,
                     checksum text NOT NULL,
                     applied_at timestamptz NOT NULL DEFAULT now())"""
         )
-        rows = await conn.fetch(f"SELECT version, checksum FROM {schema}.schema_migrations")
+        rows = await conn.fetch(f"SELECT version, checksum FROM {schema}.{table}")
         done = {r["version"]: r["checksum"] for r in rows}
         for migration in migrations:
             if migration.version in done:
@@ -76,7 +83,7 @@ async def apply_migrations(conn: Connection, schema: str, directory: Path) -> li
             await conn.execute(f"SET LOCAL search_path TO {schema}")
             await conn.execute(migration.sql)
             await conn.execute(
-                f"INSERT INTO {schema}.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                f"INSERT INTO {schema}.{table} (version, name, checksum) VALUES ($1, $2, $3)",
                 migration.version,
                 migration.name,
                 migration.checksum,

@@ -22,6 +22,7 @@ from runtime.settings import Env, SettingsError, exit_on_settings_error
 from runtime.tracing import setup_tracing, shutdown_tracing
 
 log = logging.getLogger("runtime.service")
+RUNTIME_MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 @dataclass
@@ -67,6 +68,7 @@ async def start_service(
     """Connects, migrates and starts the gRPC server (port 0 in tests)."""
     pool = await create_pool(settings.database_url, schema, max_size=settings.db_pool_max)
     async with pool.acquire() as conn:
+        await apply_migrations(conn, schema, RUNTIME_MIGRATIONS, table="runtime_migrations")
         applied = await apply_migrations(conn, schema, migrations)
     if applied:
         log.info("applied migrations", extra={"schema": schema, "versions": applied})

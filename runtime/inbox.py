@@ -1,0 +1,303 @@
+"""Store-first processing of outside events (Stripe, Qonto), shared by every consuming service.
+
+The owner records each event in its own `inbox_events` table (unique by source + event id)
+in the same transaction as its effect. The effect runs in a savepoint: when it fails, the
+event stays recorded as `failed` and a background worker applies it again with backoff, so a
+delivery acknowledged once is never lost; a duplicate changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import grpc
+import orjson
+from collect.events.v1 import events_pb2 as pb
+from collect.events.v1 import events_pb2_grpc
+
+from runtime.auth import PLATFORM_ADMIN, require_caller
+from runtime.db import Connection
+from runtime.errors import FieldError, InvalidArgument
+from runtime.proto import from_timestamp, to_timestamp
+
+log = logging.getLogger("runtime.inbox")
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["EventSinkService"].full_name
+APPLIED, IGNORED, PENDING, FAILED = "applied", "ignored", "pending", "failed"
+MAX_ATTEMPTS = 20
+
+
+@dataclass(frozen=True)
+class InboundEvent:
+    source: str
+    event_id: str
+    type: str
+    account: str | None
+    created_at: datetime | None
+    payload: dict[str, Any]
+
+    @property
+    def data_object(self) -> dict[str, Any]:
+        """Stripe's `data.object`: the object as it was when the event happened."""
+        return dict(self.payload.get("data", {}).get("object", {}))
+
+
+# Applies one event with the connection of the recording transaction; returns APPLIED or IGNORED.
+EventHandler = Callable[[Connection, InboundEvent], Awaitable[str]]
+
+
+def _backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(600, 2 ** min(attempts, 10)))
+
+
+async def _apply(conn: Connection, handler: EventHandler, event: InboundEvent) -> tuple[str, str | None]:
+    """Runs the handler in a savepoint; returns the status to record and the error, if any."""
+    try:
+        async with conn.transaction():
+            status = await handler(conn, event)
+        return (status if status in (APPLIED, IGNORED) else APPLIED), None
+    except asyncio.CancelledError:
+        raise
+    except Exception as error:  # recorded; retried by the worker
+        log.warning("event %s (%s) failed: %s", event.event_id, event.type, error)
+        return FAILED, f"{type(error).__name__}: {error}"[:1000]
+
+
+async def record_and_apply(
+    pool: asyncpg.Pool, handler: EventHandler, event: InboundEvent, *, apply_now: bool = True
+) -> tuple[bool, str]:
+    """Records the event and (unless `apply_now` is False) applies it. Returns (duplicate, status)."""
+    async with pool.acquire() as conn, conn.transaction():
+        inserted = await conn.fetchval(
+            """INSERT INTO inbox_events (source, event_id, type, account, created_at, payload, status, next_attempt_at)
+               VALUES ($1, $2, $3, $4, $5, $6::jsonb, 'pending', now())
+               ON CONFLICT (source, event_id) DO NOTHING
+               RETURNING true""",
+            event.source,
+            event.event_id,
+            event.type,
+            event.account,
+            event.created_at,
+            orjson.dumps(event.payload).decode(),
+        )
+        if not inserted:
+            status = await conn.fetchval(
+                "SELECT status FROM inbox_events WHERE source = $1 AND event_id = $2", event.source, event.event_id
+            )
+            return True, str(status)
+        if not apply_now:
+            return False, PENDING
+        status, error = await _apply(conn, handler, event)
+        await _record_outcome(conn, event, status, error, attempts=1)
+        return False, status
+
+
+async def _record_outcome(conn: Connection, event: InboundEvent, status: str, error: str | None, attempts: int) -> None:
+    await conn.execute(
+        """UPDATE inbox_events
+              SET status = $3::text, attempts = $4::integer, last_error = $5::text,
+                  applied_at = CASE WHEN $3::text IN ('applied', 'ignored') THEN now() END,
+                  next_attempt_at = CASE WHEN $3::text = 'failed' AND $4::integer < $7::integer
+                                         THEN now() + $6::interval END
+            WHERE source = $1 AND event_id = $2""",
+        event.source,
+        event.event_id,
+        status,
+        attempts,
+        error,
+        _backoff(attempts),
+        MAX_ATTEMPTS,
+    )
+
+
+def _event_from_row(row: asyncpg.Record) -> InboundEvent:
+    payload = row["payload"]
+    return InboundEvent(
+        source=row["source"],
+        event_id=row["event_id"],
+        type=row["type"],
+        account=row["account"],
+        created_at=row["created_at"],
+        payload=orjson.loads(payload) if isinstance(payload, str | bytes) else dict(payload),
+    )
+
+
+async def replay(
+    pool: asyncpg.Pool, handler: EventHandler, *, event_id: str = "", source: str = "", due_only: bool = False
+) -> tuple[int, int, int]:
+    """Applies again one event, or every pending and failed one; returns (replayed, applied, failed).
+
+    Each event is locked (SKIP LOCKED) while applied, so replicas and the worker never apply
+    one event twice at the same time.
+    """
+    replayed = applied = failed = 0
+    while True:
+        async with pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                """SELECT * FROM inbox_events
+                    WHERE ($1 = '' OR event_id = $1) AND ($2 = '' OR source = $2)
+                      AND ($1 <> '' OR status IN ('pending', 'failed'))
+                      AND (NOT $3 OR next_attempt_at <= now())
+                      AND status NOT IN ('applied', 'ignored')
+                    ORDER BY created_at NULLS FIRST, received_at
+                    LIMIT 1 FOR UPDATE SKIP LOCKED""",
+                event_id,
+                source,
+                due_only,
+            )
+            if row is None:
+                return replayed, applied, failed
+            event = _event_from_row(row)
+            status, error = await _apply(conn, handler, event)
+            await _record_outcome(conn, event, status, error, attempts=row["attempts"] + 1)
+        replayed += 1
+        if status == FAILED:
+            failed += 1
+        else:
+            applied += 1
+        if event_id or replayed >= 1000:
+            return replayed, applied, failed
+
+
+class EventSinkServicer(events_pb2_grpc.EventSinkServiceServicer):
+    """`collect.events.v1.EventSinkService` over a service's inbox and its event handler.
+
+    `apply_now(event)` decides whether an event is applied during the delivery (default) or
+    only recorded and applied by the worker (for senders that must be answered at once).
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        handler: EventHandler,
+        *,
+        service: str = "",
+        apply_now: Callable[[InboundEvent], bool] | None = None,
+    ) -> None:
+        self._pool = pool
+        self._handler = handler
+        self._service = service
+        self._apply_now = apply_now or (lambda event: True)
+        self._wake = asyncio.Event()
+
+    async def DeliverEvent(
+        self, request: pb.DeliverEventRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DeliverEventResponse:
+        require_caller(min_role=PLATFORM_ADMIN)
+        event = _event_from_proto(request.event)
+        apply_now = self._apply_now(event)
+        duplicate, status = await record_and_apply(self._pool, self._handler, event, apply_now=apply_now)
+        if not apply_now and not duplicate:
+            self._wake.set()
+        return pb.DeliverEventResponse(duplicate=duplicate, status=status)
+
+    async def ListEvents(
+        self, request: pb.ListEventsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListEventsResponse:
+        require_caller(min_role=PLATFORM_ADMIN)
+        limit = request.limit or 100
+        rows = await self._pool.fetch(
+            """SELECT * FROM inbox_events WHERE cardinality($1::text[]) = 0 OR status = ANY($1::text[])
+               ORDER BY received_at DESC LIMIT $2""",
+            list(request.statuses),
+            min(max(limit, 1), 1000),
+        )
+        return pb.ListEventsResponse(events=[_inbox_message(r) for r in rows])
+
+    async def ReplayEvents(
+        self, request: pb.ReplayEventsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ReplayEventsResponse:
+        require_caller(min_role=PLATFORM_ADMIN)
+        replayed, applied, failed = await replay(
+            self._pool, self._handler, event_id=request.event_id, source=request.source
+        )
+        return pb.ReplayEventsResponse(replayed=replayed, applied=applied, failed=failed)
+
+    async def run_worker(self, every: float = 1.0) -> None:
+        """Applies pending events and retries failed ones when they are due."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(every):
+                    await self._wake.wait()
+            self._wake.clear()
+            try:
+                await replay(self._pool, self._handler, due_only=True)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                log.warning("inbox worker: %s", error)
+
+
+def register_event_sink(
+    deps: Any,
+    server: grpc.aio.Server,
+    handler: EventHandler,
+    *,
+    apply_now: Callable[[InboundEvent], bool] | None = None,
+) -> str:
+    """Adds the EventSinkService and its retry worker to a service; returns the service name.
+
+    `deps` is the service's `runtime.service.ServiceDeps`; the worker stops with it.
+    """
+    servicer = EventSinkServicer(deps.pool, handler, service=deps.settings.service, apply_now=apply_now)
+    events_pb2_grpc.add_EventSinkServiceServicer_to_server(servicer, server)
+    worker = asyncio.get_running_loop().create_task(servicer.run_worker(), name=f"{deps.settings.service}-inbox")
+
+    async def stop() -> None:
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
+
+    deps.cleanups.append(stop)
+    return SERVICE_NAME
+
+
+def _event_from_proto(message: pb.Event) -> InboundEvent:
+    errors = [FieldError(name, "is required") for name in ("source", "event_id", "type") if not getattr(message, name)]
+    if errors:
+        raise InvalidArgument("the event is incomplete", "invalid_event", errors)
+    try:
+        payload = orjson.loads(message.payload) if message.payload else {}
+    except orjson.JSONDecodeError:
+        raise InvalidArgument("the event payload is not JSON", "invalid_event") from None
+    if not isinstance(payload, dict):
+        raise InvalidArgument("the event payload must be a JSON object", "invalid_event")
+    created = from_timestamp(message.created_at) if message.HasField("created_at") else None
+    return InboundEvent(message.source, message.event_id, message.type, message.account or None, created, payload)
+
+
+def _inbox_message(row: asyncpg.Record) -> pb.InboxEvent:
+    event = _event_from_row(row)
+    return pb.InboxEvent(
+        event=pb.Event(
+            source=event.source,
+            event_id=event.event_id,
+            type=event.type,
+            account=event.account or "",
+            created_at=to_timestamp(event.created_at),
+            payload=orjson.dumps(event.payload),
+        ),
+        status=row["status"],
+        attempts=row["attempts"],
+        last_error=row["last_error"] or "",
+        received_at=to_timestamp(row["received_at"]),
+        applied_at=to_timestamp(row["applied_at"]),
+    )
+
+
+def event_from_stripe_json(payload: dict[str, Any]) -> InboundEvent:
+    """An InboundEvent from a Stripe event object (as delivered or listed)."""
+    created = payload.get("created")
+    return InboundEvent(
+        source="stripe",
+        event_id=str(payload["id"]),
+        type=str(payload["type"]),
+        account=payload.get("account") or None,
+        created_at=datetime.fromtimestamp(created, UTC) if isinstance(created, int) else None,
+        payload=payload,
+    )

@@ -1,0 +1,121 @@
+"""Migrations, per-service roles and the inbox, on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from runtime.db import create_pool
+from runtime.inbox import FAILED, InboundEvent, record_and_apply, replay
+from runtime.migrations import MigrationError, apply_migrations, provision_schema, service_dsn
+from runtime.service import RUNTIME_MIGRATIONS
+from tests.fixtures.database import PlatformDatabase
+
+
+async def _fresh_schema(admin_url: str) -> tuple[str, str]:
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await provision_schema(conn, schema, "pw-for-tests-123")
+    finally:
+        await conn.close()
+    return schema, service_dsn(admin_url, schema, "pw-for-tests-123")
+
+
+async def test_migrations_apply_once_in_order_and_are_idempotent(database: PlatformDatabase, tmp_path: Path) -> None:
+    schema, dsn = await _fresh_schema(database.admin_url)
+    (tmp_path / "0001_first.sql").write_text("CREATE TABLE things (id int PRIMARY KEY);")
+    (tmp_path / "0002_second.sql").write_text("INSERT INTO things VALUES (1);")
+    conn = await asyncpg.connect(dsn)
+    try:
+        assert await apply_migrations(conn, schema, tmp_path) == [1, 2]
+        assert await apply_migrations(conn, schema, tmp_path) == []
+        assert await conn.fetchval(f"SELECT count(*) FROM {schema}.things") == 1
+        recorded = await conn.fetch(f"SELECT version, name FROM {schema}.schema_migrations ORDER BY version")
+        assert [(r["version"], r["name"]) for r in recorded] == [(1, "first"), (2, "second")]
+        (tmp_path / "0002_second.sql").write_text("INSERT INTO things VALUES (2);")
+        with pytest.raises(MigrationError, match="changed after it was applied"):
+            await apply_migrations(conn, schema, tmp_path)
+    finally:
+        await conn.close()
+
+
+async def test_concurrent_migrators_apply_each_migration_once(database: PlatformDatabase, tmp_path: Path) -> None:
+    schema, dsn = await _fresh_schema(database.admin_url)
+    (tmp_path / "0001_counter.sql").write_text("CREATE TABLE counter (n int); INSERT INTO counter VALUES (1);")
+    conns = [await asyncpg.connect(dsn) for _ in range(4)]
+    try:
+        results = await asyncio.gather(*(apply_migrations(c, schema, tmp_path) for c in conns))
+        assert sorted(map(len, results)) == [0, 0, 0, 1]
+        assert await conns[0].fetchval(f"SELECT count(*) FROM {schema}.counter") == 1
+    finally:
+        for c in conns:
+            await c.close()
+
+
+async def test_a_service_role_cannot_read_another_schema(database: PlatformDatabase, stack: object) -> None:
+    # The session stack has migrated every schema; payments' role must not see accounts' tables.
+    conn = await asyncpg.connect(database.urls["payments"])
+    try:
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.fetch("SELECT * FROM accounts.members")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute("CREATE TABLE accounts.intruder (id int)")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute("CREATE TABLE public.intruder (id int)")
+        assert await conn.fetchval("SELECT count(*) FROM payments.schema_migrations") >= 0
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def inbox_pool(database: PlatformDatabase) -> AsyncIterator[asyncpg.Pool]:
+    schema, dsn = await _fresh_schema(database.admin_url)
+    pool = await create_pool(dsn, schema, min_size=1, max_size=12)
+    async with pool.acquire() as conn:
+        await apply_migrations(conn, schema, RUNTIME_MIGRATIONS, table="runtime_migrations")
+        await conn.execute("CREATE TABLE effects (event_id text, n int)")
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+def _event(event_id: str) -> InboundEvent:
+    return InboundEvent("stripe", event_id, "thing.happened", None, None, {"id": event_id, "data": {"object": {}}})
+
+
+async def test_inbox_applies_each_event_once_even_when_delivered_concurrently(inbox_pool: asyncpg.Pool) -> None:
+    async def handler(conn: asyncpg.Connection, event: InboundEvent) -> str:
+        await conn.execute("INSERT INTO effects VALUES ($1, 1)", event.event_id)
+        return "applied"
+
+    results = await asyncio.gather(*(record_and_apply(inbox_pool, handler, _event("evt_1")) for _ in range(10)))
+    assert sorted(duplicate for duplicate, _ in results) == [False] + [True] * 9
+    assert await inbox_pool.fetchval("SELECT count(*) FROM effects") == 1
+
+
+async def test_a_failing_effect_is_recorded_rolled_back_and_retried(inbox_pool: asyncpg.Pool) -> None:
+    calls = 0
+
+    async def flaky(conn: asyncpg.Connection, event: InboundEvent) -> str:
+        nonlocal calls
+        calls += 1
+        await conn.execute("INSERT INTO effects VALUES ($1, $2)", event.event_id, calls)
+        if calls == 1:
+            raise RuntimeError("stripe unreachable")
+        return "applied"
+
+    duplicate, status = await record_and_apply(inbox_pool, flaky, _event("evt_2"))
+    assert (duplicate, status) == (False, FAILED)
+    assert await inbox_pool.fetchval("SELECT count(*) FROM effects") == 0  # the effect was rolled back
+    row = await inbox_pool.fetchrow("SELECT status, attempts, last_error FROM inbox_events WHERE event_id = 'evt_2'")
+    assert (row["status"], row["attempts"]) == ("failed", 1) and "unreachable" in row["last_error"]
+    assert await replay(inbox_pool, flaky) == (1, 1, 0)
+    assert await inbox_pool.fetchval("SELECT n FROM effects WHERE event_id = 'evt_2'") == 2
+    assert await replay(inbox_pool, flaky) == (0, 0, 0)
