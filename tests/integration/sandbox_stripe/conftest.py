@@ -54,3 +54,18 @@ async def receiver() -> AsyncIterator[Receiver]:
     async with serve_app(app) as url:
         state.url = f"{url}/hook"
         yield state
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def receiver_url_and_requests() -> AsyncIterator[tuple[str, list[dict[str, object]]]]:
+    """A stand-in for the Qonto sandbox inject endpoint: records JSON bodies (and the auth header)."""
+    bodies: list[dict[str, object]] = []
+
+    async def inject(request: Request) -> Response:
+        body = await request.json()
+        body["_auth"] = request.headers.get("authorization")
+        bodies.append(body)
+        return Response(status_code=201)
+
+    async with serve_app(Starlette(routes=[Route("/inject", inject, methods=["POST"])])) as url:
+        yield f"{url}/inject", bodies
