@@ -15,6 +15,7 @@ from typing import Any
 
 from sandbox.qonto.clock import format_time, parse_time, utc_now_ms
 from sandbox.qonto.config import BankAccountConfig, QontoSandboxConfig
+from sandbox.qonto.fields import cents, choice, number, opt_str, str_list, when
 from sandbox.qonto.limits import FaultInjector, RateLimiter
 from sandbox.qonto.listing import TransactionQuery, paginate
 from sandbox.qonto.models import (
@@ -166,23 +167,23 @@ class SandboxState:
     def create_transaction(self, fields: Mapping[str, Any]) -> Transaction:
         """Book a transaction from sandbox JSON, store it and emit ``transaction.created``."""
         account = self.resolve_account(
-            _opt_str(fields, "bank_account_id")
-            or _opt_str(fields, "bank_account_slug")
-            or _opt_str(fields, "bank_account"),
-            _opt_str(fields, "iban"),
+            opt_str(fields, "bank_account_id")
+            or opt_str(fields, "bank_account_slug")
+            or opt_str(fields, "bank_account"),
+            opt_str(fields, "iban"),
         )
-        amount_cents = _cents(fields, "amount_cents", required=True)
+        amount_cents = cents(fields, "amount_cents", required=True)
         assert amount_cents is not None
         if amount_cents <= 0:
             raise SandboxError(422, "invalid_parameter", "amount_cents must be positive", "amount_cents")
-        currency = (_opt_str(fields, "currency") or account.currency).upper()
-        side = _choice(fields, "side", SIDES, "credit")
-        status = _choice(fields, "status", STATUSES, "completed")
+        currency = (opt_str(fields, "currency") or account.currency).upper()
+        side = choice(fields, "side", SIDES, "credit")
+        status = choice(fields, "status", STATUSES, "completed")
         now = self._next_updated_at()
-        settled_at = _time(fields, "settled_at")
+        settled_at = when(fields, "settled_at")
         if settled_at is None and status == "completed":
             settled_at = now
-        emitted_at = _time(fields, "emitted_at") or min(settled_at or now, now)
+        emitted_at = when(fields, "emitted_at") or min(settled_at or now, now)
         self._seq += 1
         account_seq = self._account_seq.get(account.slug, 0) + 1
         self._account_seq[account.slug] = account_seq
@@ -196,21 +197,21 @@ class SandboxState:
             amount_cents=amount_cents,
             currency=currency,
             side=side,
-            operation_type=_choice(fields, "operation_type", OPERATION_TYPES, "transfer"),
-            local_amount_cents=_cents(fields, "local_amount_cents") or amount_cents,
-            local_currency=(_opt_str(fields, "local_currency") or currency).upper(),
-            label=_opt_str(fields, "label") or "SANDBOX TRANSFER",
-            reference=_opt_str(fields, "reference"),
-            note=_opt_str(fields, "note"),
+            operation_type=choice(fields, "operation_type", OPERATION_TYPES, "transfer"),
+            local_amount_cents=cents(fields, "local_amount_cents") or amount_cents,
+            local_currency=(opt_str(fields, "local_currency") or currency).upper(),
+            label=opt_str(fields, "label") or "SANDBOX TRANSFER",
+            reference=opt_str(fields, "reference"),
+            note=opt_str(fields, "note"),
             status=status,
             settled_at=settled_at,
             emitted_at=emitted_at,
             created_at=now,
             updated_at=now,
-            vat_amount_cents=_cents(fields, "vat_amount_cents"),
-            vat_rate=_number(fields, "vat_rate"),
-            attachment_ids=_str_list(fields, "attachment_ids"),
-            label_ids=_str_list(fields, "label_ids"),
+            vat_amount_cents=cents(fields, "vat_amount_cents"),
+            vat_rate=number(fields, "vat_rate"),
+            attachment_ids=str_list(fields, "attachment_ids"),
+            label_ids=str_list(fields, "label_ids"),
         )
         self.transactions[txn.id] = txn
         self._public_ids[txn.transaction_id] = txn.id
@@ -228,22 +229,22 @@ class SandboxState:
             raise SandboxError(422, "invalid_parameter", f"cannot change {', '.join(unknown)}", unknown[0])
         changes: dict[str, Any] = {}
         if "status" in fields:
-            changes["status"] = _choice(fields, "status", STATUSES, txn.status)
+            changes["status"] = choice(fields, "status", STATUSES, txn.status)
         for name in ("label", "reference", "note"):
             if name in fields:
-                changes[name] = _opt_str(fields, name)
+                changes[name] = opt_str(fields, name)
         if "operation_type" in fields:
-            changes["operation_type"] = _choice(fields, "operation_type", OPERATION_TYPES, txn.operation_type)
+            changes["operation_type"] = choice(fields, "operation_type", OPERATION_TYPES, txn.operation_type)
         for name in ("settled_at", "emitted_at"):
             if name in fields:
-                changes[name] = _time(fields, name)
+                changes[name] = when(fields, name)
         if "vat_amount_cents" in fields:
-            changes["vat_amount_cents"] = _cents(fields, "vat_amount_cents")
+            changes["vat_amount_cents"] = cents(fields, "vat_amount_cents")
         if "vat_rate" in fields:
-            changes["vat_rate"] = _number(fields, "vat_rate")
+            changes["vat_rate"] = number(fields, "vat_rate")
         for name in ("attachment_ids", "label_ids"):
             if name in fields:
-                changes[name] = _str_list(fields, name)
+                changes[name] = str_list(fields, name)
         if changes.get("label", txn.label) is None:
             raise SandboxError(422, "invalid_parameter", "label cannot be empty", "label")
         if changes.get("emitted_at", txn.emitted_at) is None:
@@ -396,66 +397,3 @@ class SandboxState:
         for record in document["subscriptions"]:
             subscription = WebhookSubscription(**record)
             self.subscriptions[subscription.id] = subscription
-
-
-def _opt_str(fields: Mapping[str, Any], name: str) -> str | None:
-    value = fields.get(name)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise SandboxError(422, "invalid_parameter", f"{name} must be a string", name)
-    return value
-
-
-def _choice(fields: Mapping[str, Any], name: str, allowed: tuple[str, ...], default: str) -> str:
-    value = _opt_str(fields, name) or default
-    if value not in allowed:
-        raise SandboxError(422, "invalid_parameter", f"{name} must be one of {', '.join(allowed)}", name)
-    return value
-
-
-def _cents(fields: Mapping[str, Any], name: str, *, required: bool = False) -> int | None:
-    value = fields.get(name)
-    if value is None:
-        if required:
-            raise SandboxError(422, "invalid_parameter", f"{name} is required", name)
-        return None
-    # Money is whole cents: refuse floats (and bools, which are ints to Python).
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SandboxError(422, "invalid_parameter", f"{name} must be an integer number of cents", name)
-    return value
-
-
-def _number(fields: Mapping[str, Any], name: str) -> float | None:
-    value = fields.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise SandboxError(422, "invalid_parameter", f"{name} must be a number", name)
-    return float(value)
-
-
-def _time(fields: Mapping[str, Any], name: str) -> datetime | None:
-    value = fields.get(name)
-    if value is None or value == "":
-        return None
-    try:
-        # Unix seconds are accepted too: Stripe payouts carry arrival_date that way.
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            moment = datetime.fromtimestamp(value, UTC)
-            return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
-        if isinstance(value, str):
-            moment = parse_time(value)
-            return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
-    except (ValueError, OverflowError, OSError):
-        pass
-    raise SandboxError(422, "invalid_parameter", f"{name} must be an ISO 8601 date-time", name)
-
-
-def _str_list(fields: Mapping[str, Any], name: str) -> list[str]:
-    value = fields.get(name)
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise SandboxError(422, "invalid_parameter", f"{name} must be a list of strings", name)
-    return list(value)
