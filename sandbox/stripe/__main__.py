@@ -5,11 +5,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import uvicorn
 
 from .app import create_app
 from .config import SandboxConfig
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises SIGTERM after its graceful shutdown; here a SIGTERM stop is a clean exit (0)."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -27,7 +43,7 @@ async def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     config = SandboxConfig.from_env(state_file=args.state_file, public_url=args.public_url)
     app = create_app(config)
-    server = uvicorn.Server(
+    server = _Server(
         uvicorn.Config(
             app,
             host=args.host,
@@ -43,7 +59,7 @@ async def main(argv: list[str] | None = None) -> None:
     if server.started:
         port = server.servers[0].sockets[0].getsockname()[1]
         print(f"stripe sandbox listening on http://{args.host}:{port}", flush=True)
-    # uvicorn handles SIGTERM / SIGINT itself: it stops accepting, drains, runs the lifespan shutdown.
+    # On SIGTERM / SIGINT uvicorn stops accepting, drains, and runs the lifespan shutdown (state saved).
     await serving
 
 

@@ -23,13 +23,14 @@ async def connected(stripe_sandbox: RunningSandbox) -> ConnectedAccount:
 
 @dataclass
 class Delivery:
+    path: str
     headers: dict[str, str]
     body: bytes
 
 
 @dataclass
 class Receiver:
-    """An HTTP endpoint recording what it gets; answers 500 to the first `fail_first` requests."""
+    """HTTP endpoints `{url}/<name>` recording what they get; answer 500 to the first `fail_first` requests."""
 
     url: str = ""
     fail_first: int = 0
@@ -38,7 +39,7 @@ class Receiver:
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def handle(self, request: Request) -> Response:
-        delivery = Delivery(dict(request.headers), await request.body())
+        delivery = Delivery(request.url.path, dict(request.headers), await request.body())
         self.requests.append(delivery)
         self.arrived.set()
         if len(self.requests) <= self.fail_first:
@@ -50,7 +51,7 @@ class Receiver:
 @pytest_asyncio.fixture(loop_scope="session")
 async def receiver() -> AsyncIterator[Receiver]:
     state = Receiver()
-    app = Starlette(routes=[Route("/hook", state.handle, methods=["POST"])])
+    app = Starlette(routes=[Route("/hook/{name}", state.handle, methods=["POST"])])
     async with serve_app(app) as url:
         state.url = f"{url}/hook"
         yield state
