@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -64,7 +65,10 @@ def create_app(config: QontoSandboxConfig | None = None) -> Starlette:
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={SandboxError: _sandbox_error},  # type: ignore[dict-item]
+        exception_handlers={
+            SandboxError: _sandbox_error,  # type: ignore[dict-item]
+            HTTPException: _http_error,  # type: ignore[dict-item]
+        },
     )
     app.state.sandbox = state
     return app
@@ -75,6 +79,13 @@ def create_app(config: QontoSandboxConfig | None = None) -> Starlette:
 
 async def _sandbox_error(request: Request, exc: SandboxError) -> Response:
     return JSONResponse(exc.body(), status_code=exc.status)
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    # Unknown routes and wrong methods answer in Qonto's error format too.
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
+    body = {"errors": [{"code": code, "detail": exc.detail}]}
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
 def _authenticate(request: Request, config: QontoSandboxConfig) -> None:

@@ -217,8 +217,10 @@ class QontoClient:
             for item in body.get("transactions") or ():
                 yield _transaction(item)
             meta = body.get("meta") or {}
-            next_page = meta.get("next_page")
-            page = int(next_page) if next_page else None
+            next_page = int(meta["next_page"]) if meta.get("next_page") else None
+            if next_page is not None and next_page <= page:
+                raise QontoError(f"GET /v2/transactions: next_page {next_page} after page {page}")
+            page = next_page
 
     async def _get(self, path: str, params: Sequence[tuple[str, str]]) -> dict[str, Any]:
         last_problem = "no attempt made"

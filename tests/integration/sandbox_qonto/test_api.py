@@ -275,3 +275,10 @@ async def test_session_fixture_is_usable(qonto_sandbox: RunningQontoSandbox) -> 
     async with httpx.AsyncClient(base_url=qonto_sandbox.url, headers=qonto_sandbox.auth_headers) as client:
         found = await client.get(f"/v2/transactions/{txn['transaction_id']}")
     assert found.json()["transaction"]["reference"] == "session-fixture"
+
+
+async def test_unknown_routes_answer_qonto_errors(http: httpx.AsyncClient) -> None:
+    missing = await http.get("/v2/nothing-here")
+    assert missing.status_code == 404 and missing.json()["errors"][0]["code"] == "not_found"
+    wrong_method = await http.delete("/v2/organization")
+    assert wrong_method.status_code == 405 and wrong_method.json()["errors"][0]["code"] == "method_not_allowed"
