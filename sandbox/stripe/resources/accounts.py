@@ -82,7 +82,13 @@ def new_account(account_id: str, params: Params, platform: bool = False) -> Stri
         "payouts_enabled": enabled,
         "requirements": _requirements([] if enabled else _DUE),
         "settings": {
+            "branding": {"icon": None, "logo": None, "primary_color": None, "secondary_color": None},
+            "card_payments": {
+                "decline_on": {"avs_failure": False, "cvc_failure": False},
+                "statement_descriptor_prefix": None,
+            },
             "dashboard": {"display_name": profile.get("name"), "timezone": "Etc/UTC"},
+            "payments": {"statement_descriptor": profile.get("name"), "statement_descriptor_kana": None},
             "payouts": {
                 "debit_negative_balances": True,
                 "schedule": {"delay_days": 2, "interval": "manual"},

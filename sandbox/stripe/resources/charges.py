@@ -74,7 +74,6 @@ def new_charge(ctx: Ctx, intent: StripeObject, pm: StripeObject, decline: tuple[
         "statement_descriptor": intent.get("statement_descriptor"),
         "statement_descriptor_suffix": intent.get("statement_descriptor_suffix"),
         "status": "failed" if failed else "succeeded",
-        "transfer": None,
         "transfer_data": dict(transfer_data) if transfer_data else None,
         "transfer_group": intent.get("transfer_group"),
     }

@@ -83,6 +83,7 @@ def new_payment_method(
         "billing_details": {"address": dict(_ADDRESS), "email": None, "name": None, "phone": None},
         "created": int(time.time()),
         "customer": None,
+        "customer_account": None,
         "livemode": False,
         "metadata": {},
         "type": type,

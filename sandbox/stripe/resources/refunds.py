@@ -71,6 +71,7 @@ def create_refund(ctx: Ctx) -> StripeObject:
         "charge": charge["id"],
         "created": int(time.time()),
         "currency": charge["currency"],
+        "customer": None,
         "customer_account": None,
         "destination_details": {
             "type": charge["payment_method_details"]["type"],
