@@ -46,7 +46,8 @@ def default_bank_accounts() -> tuple[BankAccountConfig, ...]:
 class QontoSandboxConfig:
     """Everything the sandbox can be told; defaults mimic Qonto.
 
-    ``rate_limit_per_10s`` is per client IP, like Qonto's 1,000 requests per 10 s.
+    ``rate_limit_per_10s`` and ``rate_limit_per_10min`` are per client IP, like Qonto's
+    1,000 requests per 10 s and 10,000 per 10 min.
     Webhook deliveries are retried ``webhook_max_attempts`` times in all, waiting
     ``webhook_retry_base_seconds * 2**(attempt - 1)`` between attempts. Each event is sent
     ``webhook_duplicates`` times, and ``webhook_shuffle`` delays deliveries randomly so
@@ -67,6 +68,7 @@ class QontoSandboxConfig:
     legal_name: str = "Collect Sandbox SAS"
     webhook_url: str | None = None
     webhook_secret: str | None = None
+    rate_limit_per_10min: int = 10_000
     # Real Qonto expects an answer within 1 s; a little slack keeps slow CI receivers green.
     webhook_timeout_seconds: float = 5.0
 
@@ -76,8 +78,8 @@ class QontoSandboxConfig:
             raise ValueError("the Qonto sandbox needs at least one bank account")
         if sum(1 for account in self.bank_accounts if account.main) > 1:
             raise ValueError("at most one bank account can be main")
-        if self.rate_limit_per_10s < 1:
-            raise ValueError("rate_limit_per_10s must be at least 1")
+        if self.rate_limit_per_10s < 1 or self.rate_limit_per_10min < 1:
+            raise ValueError("rate limits must be at least 1")
         if self.webhook_max_attempts < 1 or self.webhook_duplicates < 1:
             raise ValueError("webhook_max_attempts and webhook_duplicates must be at least 1")
 

@@ -13,22 +13,35 @@ WINDOW_SECONDS = 10.0
 
 
 class RateLimiter:
-    """Sliding window: at most ``limit`` requests per client in any 10 s."""
+    """Sliding windows per client: ``limit`` requests per 10 s, plus any ``extra_windows``.
 
-    def __init__(self, limit: int, window_seconds: float = WINDOW_SECONDS) -> None:
-        self.limit = limit
-        self.window_seconds = window_seconds
-        self._hits: dict[str, deque[float]] = {}
+    Qonto allows 1,000 requests per 10 s and 10,000 per 10 min per IP; a request refused
+    by one window is not counted by the others.
+    """
+
+    def __init__(
+        self,
+        limit: int,
+        window_seconds: float = WINDOW_SECONDS,
+        extra_windows: tuple[tuple[int, float], ...] = (),
+    ) -> None:
+        self.windows = ((limit, window_seconds), *extra_windows)
+        self._hits: dict[str, tuple[deque[float], ...]] = {}
 
     def check(self, client: str, now: float | None = None) -> int | None:
         """Count a request; ``None`` if allowed, else the seconds to wait (for ``Retry-After``)."""
         current = time.monotonic() if now is None else now
-        hits = self._hits.setdefault(client, deque())
-        while hits and hits[0] <= current - self.window_seconds:
-            hits.popleft()
-        if len(hits) >= self.limit:
-            return max(1, math.ceil(hits[0] + self.window_seconds - current))
-        hits.append(current)
+        hits = self._hits.setdefault(client, tuple(deque() for _ in self.windows))
+        wait = 0
+        for (limit, seconds), window in zip(self.windows, hits, strict=True):
+            while window and window[0] <= current - seconds:
+                window.popleft()
+            if len(window) >= limit:
+                wait = max(wait, math.ceil(window[0] + seconds - current), 1)
+        if wait:
+            return wait
+        for window in hits:
+            window.append(current)
         return None
 
     def reset(self) -> None:

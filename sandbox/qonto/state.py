@@ -59,7 +59,9 @@ class SandboxState:
         self.membership_id = stable_uuid("membership", config.organization_slug, config.login)
         self.transactions: dict[str, Transaction] = {}
         self.subscriptions: dict[str, WebhookSubscription] = {}
-        self.rate_limiter = RateLimiter(config.rate_limit_per_10s)
+        self.rate_limiter = RateLimiter(
+            config.rate_limit_per_10s, extra_windows=((config.rate_limit_per_10min, 600.0),)
+        )
         self.faults = FaultInjector()
         self.dispatcher = WebhookDispatcher(
             retry_base_seconds=config.webhook_retry_base_seconds,
