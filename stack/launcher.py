@@ -1,0 +1,266 @@
+"""`make run`: the whole platform on one machine.
+
+Starts PostgreSQL (embedded unless DATABASE_URL is set), provisions one role and schema per
+service, starts the Stripe and Qonto sandboxes (unless real credentials are configured), the
+four services and the gateway as separate processes, writes `.run/stack.json`, prints where to
+log in, and stops everything on Ctrl-C or SIGTERM. A process that dies is reported and the
+stack stops with a non-zero status.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import asyncpg
+import grpc
+import httpx
+import orjson
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from runtime.config import SERVICES
+from runtime.embedded_pg import EmbeddedPostgres, free_port, start_embedded_postgres
+from runtime.migrations import provision_schema, service_dsn
+from runtime.settings import Env, SettingsError, exit_on_settings_error
+from stack.processes import Supervisor, tail
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_ADMIN_EMAIL = "admin@collect.local"
+DEFAULT_ADMIN_PASSWORD = "collect-admin-123"
+SANDBOX_STRIPE_KEY = "sk_test_sandbox"
+
+
+class StartupError(Exception):
+    pass
+
+
+def _secrets_file(run_dir: Path) -> dict[str, str]:
+    """Generated once and kept in .run/ so restarts keep tokens and role passwords valid."""
+    path = run_dir / "secrets.json"
+    if path.exists():
+        return dict(orjson.loads(path.read_bytes()))
+    values = {"AUTH_TOKEN_SECRET": secrets.token_urlsafe(48), "QONTO_WEBHOOK_SECRET": secrets.token_urlsafe(32)}
+    values.update({f"ROLE_PASSWORD_{s.upper()}": secrets.token_urlsafe(24) for s in SERVICES})
+    path.write_bytes(orjson.dumps(values, option=orjson.OPT_INDENT_2))
+    path.chmod(0o600)
+    return values
+
+
+def _wait(what: str, check: Any, timeout: float, supervisor: Supervisor) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        dead = supervisor.dead()
+        if dead is not None:
+            raise StartupError(
+                f"{dead.name} exited with code {dead.process.returncode} during start-up:\n{tail(dead.log_path)}"
+            )
+        try:
+            if check():
+                return
+        except (httpx.HTTPError, grpc.RpcError, OSError):
+            pass
+        time.sleep(0.2)
+    raise StartupError(f"{what} did not become ready within {timeout:.0f} s")
+
+
+def _http_ok(url: str) -> bool:
+    return httpx.get(url, timeout=1.0).status_code == 200
+
+
+def _grpc_serving(target: str) -> bool:
+    with grpc.insecure_channel(target) as channel:
+        answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
+        return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+async def _provision(admin_url: str, passwords: dict[str, str]) -> None:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        for schema in SERVICES:
+            await provision_schema(conn, schema, passwords[schema])
+    finally:
+        await conn.close()
+
+
+def _register_stripe_endpoints(stripe_url: str, key: str, webhook_url: str) -> list[str]:
+    """Platform and Connect endpoints at the sandbox (replacing ours from earlier runs)."""
+    from stack.webhook_endpoints import register_stripe_endpoints
+
+    return register_stripe_endpoints(stripe_url, key, webhook_url)
+
+
+def main() -> int:
+    env = Env()
+    try:
+        gateway_port = env.integer("GATEWAY_PORT", 8000)
+        database_url = env.optional("DATABASE_URL")
+        admin_email = env.text("PLATFORM_ADMIN_EMAIL", DEFAULT_ADMIN_EMAIL)
+        admin_password = env.text("PLATFORM_ADMIN_PASSWORD", DEFAULT_ADMIN_PASSWORD)
+        stripe_key = env.optional("STRIPE_API_KEY")
+        qonto_login, qonto_secret = env.optional("QONTO_LOGIN"), env.optional("QONTO_SECRET_KEY")
+    except SettingsError as error:
+        exit_on_settings_error(error)
+        return 2
+    run_dir = ROOT / ".run"
+    run_dir.mkdir(exist_ok=True)
+    supervisor = Supervisor(run_dir)
+    if supervisor.kill_leftovers():
+        print("stopped processes left over by an earlier run")
+    generated = _secrets_file(run_dir)
+    stopping = False
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    postgres: EmbeddedPostgres | None = None
+    started = time.monotonic()
+    try:
+        if database_url is None:
+            print("starting embedded PostgreSQL (data in .run/pg) ...", flush=True)
+            (run_dir / "logs").mkdir(exist_ok=True)
+            postgres = start_embedded_postgres(run_dir / "pg", log_file=run_dir / "logs" / "postgres.log")
+            supervisor.adopt("postgres", postgres.process, run_dir / "logs" / "postgres.log", postgres.url)
+            database_url = postgres.url
+        passwords = {s: generated[f"ROLE_PASSWORD_{s.upper()}"] for s in SERVICES}
+        import asyncio
+
+        asyncio.run(_provision(database_url, passwords))
+
+        base_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "GRPC_PORT")}
+        base_env["PYTHONUNBUFFERED"] = "1"
+        base_env["AUTH_TOKEN_SECRET"] = generated["AUTH_TOKEN_SECRET"]
+        urls: dict[str, Any] = {"sandboxes": {}, "services": {}}
+
+        qonto_webhook_url = f"http://127.0.0.1:{gateway_port}/webhooks/qonto"
+        if qonto_login and qonto_secret:
+            base_env.update(QONTO_LOGIN=qonto_login, QONTO_SECRET_KEY=qonto_secret)
+        else:
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            supervisor.start(
+                "qonto-sandbox",
+                [
+                    "-m",
+                    "sandbox.qonto",
+                    "--port",
+                    str(port),
+                    "--state-file",
+                    str(run_dir / "qonto-sandbox.json"),
+                    "--webhook-url",
+                    qonto_webhook_url,
+                    "--webhook-secret",
+                    generated["QONTO_WEBHOOK_SECRET"],
+                ],
+                base_env,
+                url,
+            )
+            _wait("the Qonto sandbox", lambda: _http_ok(f"{url}/_sandbox/health"), 30, supervisor)
+            base_env.update(QONTO_API_BASE=url, QONTO_LOGIN="collect-sandbox", QONTO_SECRET_KEY="sandbox-secret")
+            base_env["QONTO_WEBHOOK_SECRETS"] = generated["QONTO_WEBHOOK_SECRET"]
+            urls["sandboxes"]["qonto"] = url
+
+        if stripe_key and not stripe_key.startswith(SANDBOX_STRIPE_KEY):
+            base_env["STRIPE_API_KEY"] = stripe_key
+            print(
+                "using the Stripe API with the configured key; create the webhook endpoints in the dashboard "
+                "and set STRIPE_WEBHOOK_SECRETS (see README)"
+            )
+        else:
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            sandbox_env = dict(base_env)
+            if "qonto" in urls["sandboxes"]:
+                sandbox_env["STRIPE_SANDBOX_QONTO_CREDIT_URL"] = f"{urls['sandboxes']['qonto']}/_sandbox/transactions"
+                sandbox_env["STRIPE_SANDBOX_QONTO_CREDIT_AUTH"] = "collect-sandbox:sandbox-secret"
+            supervisor.start(
+                "stripe-sandbox",
+                [
+                    "-m",
+                    "sandbox.stripe",
+                    "--port",
+                    str(port),
+                    "--state-file",
+                    str(run_dir / "stripe-sandbox.json"),
+                    "--public-url",
+                    url,
+                ],
+                sandbox_env,
+                url,
+            )
+            _wait("the Stripe sandbox", lambda: _http_ok(f"{url}/_sandbox/health"), 30, supervisor)
+            base_env.update(STRIPE_API_BASE=url, STRIPE_API_KEY=SANDBOX_STRIPE_KEY)
+            webhook_secrets = _register_stripe_endpoints(
+                url, SANDBOX_STRIPE_KEY, f"http://127.0.0.1:{gateway_port}/webhooks/stripe"
+            )
+            base_env["STRIPE_WEBHOOK_SECRETS"] = ",".join(webhook_secrets)
+            urls["sandboxes"]["stripe"] = url
+
+        ports = {s: free_port() for s in SERVICES}
+        addresses = {f"{s.upper()}_ADDR": f"127.0.0.1:{p}" for s, p in ports.items()}
+        for service in SERVICES:
+            service_env = {
+                **base_env,
+                **addresses,
+                "DATABASE_URL": service_dsn(database_url, service, passwords[service]),
+                "GRPC_PORT": str(ports[service]),
+            }
+            if service == "accounts":
+                service_env.update(PLATFORM_ADMIN_EMAIL=admin_email, PLATFORM_ADMIN_PASSWORD=admin_password)
+            supervisor.start(service, ["-m", f"services.{service}"], service_env, addresses[f"{service.upper()}_ADDR"])
+            urls["services"][service] = f"grpc://{addresses[f'{service.upper()}_ADDR']}"
+        for service in SERVICES:
+            target = addresses[f"{service.upper()}_ADDR"]
+            _wait(f"the {service} service", lambda t=target: _grpc_serving(t), 60, supervisor)  # type: ignore[misc]
+
+        gateway_url = f"http://127.0.0.1:{gateway_port}"
+        supervisor.start(
+            "gateway", ["-m", "gateway"], {**base_env, **addresses, "GATEWAY_PORT": str(gateway_port)}, gateway_url
+        )
+        _wait("the gateway", lambda: _http_ok(f"{gateway_url}/readyz"), 60, supervisor)
+        urls["gateway"] = gateway_url
+        urls["database"] = "embedded" if postgres else "DATABASE_URL"
+        (run_dir / "stack.json").write_bytes(orjson.dumps(urls, option=orjson.OPT_INDENT_2))
+        _banner(gateway_url, admin_email, admin_password, time.monotonic() - started, env)
+
+        while not stopping:
+            dead = supervisor.dead()
+            if dead is not None:
+                print(
+                    f"\n{dead.name} exited unexpectedly with code {dead.process.returncode}; stopping the stack.\n"
+                    f"last lines of {dead.log_path.relative_to(ROOT)}:\n{tail(dead.log_path)}",
+                    file=sys.stderr,
+                )
+                return 1
+            time.sleep(0.3)
+        print("\nstopping ...", flush=True)
+        return 0
+    except StartupError as error:
+        print(f"start-up failed: {error}", file=sys.stderr)
+        return 1
+    finally:
+        supervisor.stop_all()
+        print("stopped every process of the stack", flush=True)
+
+
+def _banner(gateway_url: str, email: str, password: str, seconds: float, env: Env) -> None:
+    defaulted = env.optional("PLATFORM_ADMIN_PASSWORD") is None
+    print(
+        f"""
+collect platform is up in {seconds:.1f} s
+  gateway     {gateway_url}   (OpenAPI: {gateway_url}/openapi.json, readiness: {gateway_url}/readyz)
+  admin       {email} / {password if defaulted else "(PLATFORM_ADMIN_PASSWORD)"}
+  log in      curl -s -X POST {gateway_url}/v1/auth/token -H 'content-type: application/json' \\
+                   -d '{{"email": "{email}", "password": "..."}}'
+  urls        .run/stack.json     logs: .run/logs/
+Ctrl-C stops everything.""",
+        flush=True,
+    )
