@@ -80,8 +80,8 @@ def start_embedded_postgres(
     data_dir: Path, port: int | None = None, *, fsync: bool = True, log_file: Path | None = None
 ) -> EmbeddedPostgres:
     """Initialises `data_dir` if needed and starts a server on 127.0.0.1 (blocks until ready)."""
-    user = _run_as()
     bin_dir = _binaries()
+    user = _run_as()
     data_dir.mkdir(parents=True, exist_ok=True)
     if user:
         _chown_tree(data_dir, user)

@@ -79,9 +79,7 @@ async def test_expired_tampered_and_missing_tokens_are_401(platform: Stack) -> N
     ],
 )
 async def test_bad_input_is_a_clear_4xx(platform: Stack, content: bytes, status: int, code: str) -> None:
-    answer = await platform.http.post(
-        "/v1/auth/token", content=content, headers={"content-type": "application/json"}
-    )
+    answer = await platform.http.post("/v1/auth/token", content=content, headers={"content-type": "application/json"})
     assert answer.status_code == status
     problem = answer.json()
     assert problem["code"] == code and problem["status"] == status
