@@ -47,6 +47,30 @@ _MUTABLE_FIELDS = (
     "attachment_ids",
     "label_ids",
 )
+_CREATE_FIELDS = frozenset(
+    {
+        "amount_cents",
+        "currency",
+        "side",
+        "operation_type",
+        "local_amount_cents",
+        "local_currency",
+        "label",
+        "reference",
+        "note",
+        "status",
+        "settled_at",
+        "emitted_at",
+        "vat_amount_cents",
+        "vat_rate",
+        "attachment_ids",
+        "label_ids",
+        "bank_account_id",
+        "bank_account_slug",
+        "bank_account",
+        "iban",
+    }
+)
 _IDEMPOTENCY_TTL_SECONDS = 30 * 60
 
 
@@ -168,6 +192,9 @@ class SandboxState:
 
     def create_transaction(self, fields: Mapping[str, Any]) -> Transaction:
         """Book a transaction from sandbox JSON, store it and emit ``transaction.created``."""
+        unknown = sorted(set(fields) - _CREATE_FIELDS)
+        if unknown:
+            raise SandboxError(422, "invalid_parameter", f"unknown field {unknown[0]}", unknown[0])
         account = self.resolve_account(
             opt_str(fields, "bank_account_id")
             or opt_str(fields, "bank_account_slug")
@@ -179,13 +206,29 @@ class SandboxState:
         if amount_cents <= 0:
             raise SandboxError(422, "invalid_parameter", "amount_cents must be positive", "amount_cents")
         currency = (opt_str(fields, "currency") or account.currency).upper()
-        side = choice(fields, "side", SIDES, "credit")
         status = choice(fields, "status", STATUSES, "completed")
-        now = self._next_updated_at()
+        # Everything is validated before any counter moves, so a refused request leaves no gap.
+        values: dict[str, Any] = {
+            "amount_cents": amount_cents,
+            "currency": currency,
+            "side": choice(fields, "side", SIDES, "credit"),
+            "operation_type": choice(fields, "operation_type", OPERATION_TYPES, "transfer"),
+            "local_amount_cents": cents(fields, "local_amount_cents") or amount_cents,
+            "local_currency": (opt_str(fields, "local_currency") or currency).upper(),
+            "label": opt_str(fields, "label") or "SANDBOX TRANSFER",
+            "reference": opt_str(fields, "reference"),
+            "note": opt_str(fields, "note"),
+            "status": status,
+            "vat_amount_cents": cents(fields, "vat_amount_cents"),
+            "vat_rate": number(fields, "vat_rate"),
+            "attachment_ids": str_list(fields, "attachment_ids"),
+            "label_ids": str_list(fields, "label_ids"),
+        }
         settled_at = when(fields, "settled_at")
+        emitted_at = when(fields, "emitted_at")
+        now = self._next_updated_at()
         if settled_at is None and status == "completed":
             settled_at = now
-        emitted_at = when(fields, "emitted_at") or min(settled_at or now, now)
         self._seq += 1
         account_seq = self._account_seq.get(account.slug, 0) + 1
         self._account_seq[account.slug] = account_seq
@@ -196,24 +239,11 @@ class SandboxState:
             seq=self._seq,
             bank_account_slug=account.slug,
             bank_account_id=self.account_id(account),
-            amount_cents=amount_cents,
-            currency=currency,
-            side=side,
-            operation_type=choice(fields, "operation_type", OPERATION_TYPES, "transfer"),
-            local_amount_cents=cents(fields, "local_amount_cents") or amount_cents,
-            local_currency=(opt_str(fields, "local_currency") or currency).upper(),
-            label=opt_str(fields, "label") or "SANDBOX TRANSFER",
-            reference=opt_str(fields, "reference"),
-            note=opt_str(fields, "note"),
-            status=status,
             settled_at=settled_at,
-            emitted_at=emitted_at,
+            emitted_at=emitted_at or min(settled_at or now, now),
             created_at=now,
             updated_at=now,
-            vat_amount_cents=cents(fields, "vat_amount_cents"),
-            vat_rate=number(fields, "vat_rate"),
-            attachment_ids=str_list(fields, "attachment_ids"),
-            label_ids=str_list(fields, "label_ids"),
+            **values,
         )
         self.transactions[txn.id] = txn
         self._public_ids[txn.transaction_id] = txn.id

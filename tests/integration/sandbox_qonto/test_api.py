@@ -249,9 +249,19 @@ async def test_stripe_payout_credit_and_status_change_over_http(http: httpx.Asyn
     refused = await http.patch(f"/_sandbox/transactions/{done['id']}", json={"amount_cents": 1})
     assert refused.status_code == 422
     assert (await http.patch("/_sandbox/transactions/nope", json={"status": "completed"})).status_code == 404
-    for bad in ({"amount_cents": 1.5}, {"amount_cents": -3}, {"side": "sideways", "amount_cents": 1}, {}):
+    for bad in (
+        {"amount_cents": 1.5},
+        {"amount_cents": -3},
+        {"side": "sideways", "amount_cents": 1},
+        {"amount_cents": 1, "operation_type": "teleport"},
+        {"amount_cents": 1, "amount": 0.01},
+        {},
+    ):
         assert (await http.post("/_sandbox/transactions", json=bad)).status_code == 422, bad
     assert (await http.post("/_sandbox/transactions", content=b"{nope")).status_code == 400
+    # Refused requests consume no transaction number.
+    after = await http.post("/_sandbox/transactions", json={"amount_cents": 1})
+    assert after.json()["transaction"]["transaction_id"] == "collect-sandbox-1-transaction-3"
 
 
 async def test_idempotency_key_replays_creation(http: httpx.AsyncClient) -> None:
