@@ -59,7 +59,8 @@ def create_app(config: SandboxConfig | None = None) -> Starlette:
             await state.stop()
 
     app = Starlette(
-        routes=[*ops.ROUTES, Route("/v1/{rest:path}", api.handle, methods=["GET", "POST", "DELETE"])],
+        # The API route first: Starlette tries routes in order and this one takes nearly all traffic.
+        routes=[Route("/v1/{rest:path}", api.handle, methods=["GET", "POST", "DELETE"]), *ops.ROUTES],
         lifespan=lifespan,
     )
     app.state.sandbox = state

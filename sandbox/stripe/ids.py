@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import os
 
-_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+# base64 of random bytes, with its two symbols mapped onto letters: alphanumeric like Stripe's ids,
+# and far cheaper than a per-character loop on the request hot path.
+_ALNUM = bytes.maketrans(b"+/", b"xZ")
 
 
 def _random_part(length: int) -> str:
-    raw = os.urandom(length)
-    return "".join(_ALPHABET[b % 62] for b in raw)
+    raw = base64.b64encode(os.urandom((length * 3 + 3) // 4))
+    return raw.translate(_ALNUM, b"=")[:length].decode()
 
 
 def new_id(prefix: str, length: int = 24) -> str:

@@ -1,0 +1,178 @@
+"""Benchmark: PaymentIntent create+confirm against the Stripe sandbox, next to a bare-Starlette baseline.
+
+Both servers run as separate processes (one uvicorn worker each, i.e. one core). Clients run in
+`--client-processes` processes, each with asyncio and its share of `--concurrency` in flight.
+Prints throughput and latency percentiles; asserts nothing.
+
+    .venv/bin/python bench/bench_stripe_sandbox.py [--requests 4000] [--concurrency 16] [--client-processes 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from sandbox.stripe.testing import QuietHTTPXClient, SandboxProcess, free_port  # noqa: E402
+
+BODY = {"amount": "1000", "currency": "eur", "confirm": "true", "payment_method": "pm_card_visa"}
+
+
+# --- baseline server ------------------------------------------------------------------------------
+
+
+def serve_baseline(port: int) -> None:
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    payload = b'{"id":"pi_baseline","object":"payment_intent","status":"succeeded","amount":1000}'
+
+    async def endpoint(request: Request) -> Response:
+        await request.body()
+        return Response(payload, media_type="application/json")
+
+    app = Starlette(routes=[Route("/v1/payment_intents", endpoint, methods=["POST"]), Route("/health", endpoint)])
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+class BaselineProcess:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> BaselineProcess:
+        self.process = subprocess.Popen([sys.executable, __file__, "--serve-baseline", str(self.port)])
+        for _ in range(300):
+            try:
+                httpx.get(f"{self.url}/health", timeout=0.5)
+                return self
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise RuntimeError("baseline server did not start")
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.process is not None
+        self.process.terminate()
+        self.process.wait(10)
+
+
+# --- clients --------------------------------------------------------------------------------------
+
+
+async def _drive(make_call: Callable[[], Awaitable[object]], requests: int, concurrency: int) -> list[float]:
+    latencies: list[float] = []
+    remaining = requests
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            started = time.perf_counter()
+            await make_call()
+            latencies.append(time.perf_counter() - started)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latencies
+
+
+async def _client_run(mode: str, url: str, requests: int, concurrency: int) -> tuple[float, float, list[float]]:
+    headers = {"Authorization": "Bearer sk_test_bench"}
+    if mode == "sdk":
+        import stripe
+
+        http_client = QuietHTTPXClient()
+        client = stripe.StripeClient(
+            "sk_test_bench",
+            base_addresses={"api": url, "connect": url},
+            http_client=http_client,
+            max_network_retries=0,
+        )
+        params = {"amount": 1000, "currency": "eur", "confirm": True, "payment_method": "pm_card_visa"}
+
+        async def call() -> object:
+            return await client.v1.payment_intents.create_async(params=params)  # type: ignore[arg-type]
+
+        await _drive(call, 50, concurrency)  # warm-up
+        start = time.time()
+        latencies = await _drive(call, requests, concurrency)
+        end = time.time()
+        await http_client.close_async()
+        return start, end, latencies
+    async with httpx.AsyncClient(base_url=url, headers=headers) as http:
+
+        async def raw_call() -> object:
+            response = await http.post("/v1/payment_intents", data=BODY)
+            response.raise_for_status()
+            return response
+
+        await _drive(raw_call, 50, concurrency)
+        start = time.time()
+        latencies = await _drive(raw_call, requests, concurrency)
+        end = time.time()
+        return start, end, latencies
+
+
+def _client_process(args: tuple[str, str, int, int]) -> tuple[float, float, list[float]]:
+    return asyncio.run(_client_run(*args))
+
+
+def measure(label: str, mode: str, url: str, requests: int, concurrency: int, processes: int) -> None:
+    per_process = max(1, requests // processes)
+    per_concurrency = max(1, concurrency // processes)
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        results = pool.map(_client_process, [(mode, url, per_process, per_concurrency)] * processes)
+    start = min(r[0] for r in results)
+    end = max(r[1] for r in results)
+    latencies = sorted(lat for r in results for lat in r[2])
+    total = len(latencies)
+    p50 = statistics.median(latencies) * 1000
+    p99 = latencies[min(total - 1, int(total * 0.99))] * 1000
+    print(f"{label:<48} {total / (end - start):>9.0f} req/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms   (n={total})")
+
+
+def server_side(url: str) -> None:
+    entries = httpx.get(f"{url}/_sandbox/requests", params={"limit": 5000}).json()["data"]
+    durations = sorted(e["duration_ms"] for e in entries if e["path"] == "/v1/payment_intents")
+    if durations:
+        p50 = statistics.median(durations)
+        p99 = durations[min(len(durations) - 1, int(len(durations) * 0.99))]
+        print(f"{'sandbox in-handler time (request log)':<48} {'':>9}         p50 {p50:6.2f} ms   p99 {p99:6.2f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=4000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--client-processes", type=int, default=2)
+    parser.add_argument("--serve-baseline", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_baseline:
+        serve_baseline(args.serve_baseline)
+        return
+    n, c, p = args.requests, args.concurrency, args.client_processes
+    print(f"requests={n} concurrency={c} client processes={p} (servers: one uvicorn worker each)")
+    with BaselineProcess() as baseline:
+        measure("baseline: bare Starlette fixed JSON (httpx)", "raw", baseline.url, n, c, p)
+    with SandboxProcess(log_level="warning") as sandbox:
+        measure("sandbox: PI create+confirm (httpx form POST)", "raw", sandbox.url, n, c, p)
+        measure("sandbox: PI create+confirm (official SDK)", "sdk", sandbox.url, n, c, p)
+        server_side(sandbox.url)
+
+
+if __name__ == "__main__":
+    main()
