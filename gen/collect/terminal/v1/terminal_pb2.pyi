@@ -117,6 +117,7 @@ class AndroidDevice(_message.Message):
     MARKETING_NAME_FIELD_NUMBER: _builtins.int
     MIN_OS_VERSION_FIELD_NUMBER: _builtins.int
     CERTIFIED_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
     model_identifier: _builtins.str
     """e.g. "Pixel 8"; unique."""
     manufacturer: _builtins.str
@@ -124,6 +125,8 @@ class AndroidDevice(_message.Message):
     min_os_version: _builtins.str
     """Minimum Android major version for this model, e.g. "13"."""
     certified: _builtins.bool
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -132,14 +135,47 @@ class AndroidDevice(_message.Message):
         marketing_name: _builtins.str = ...,
         min_os_version: _builtins.str = ...,
         certified: _builtins.bool = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["certified", b"certified", "manufacturer", b"manufacturer", "marketing_name", b"marketing_name", "min_os_version", b"min_os_version", "model_identifier", b"model_identifier"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certified", b"certified", "manufacturer", b"manufacturer", "marketing_name", b"marketing_name", "min_os_version", b"min_os_version", "model_identifier", b"model_identifier", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AndroidDevice: _TypeAlias = AndroidDevice  # noqa: Y015
+
+@_typing.final
+class OsFloor(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLATFORM_FIELD_NUMBER: _builtins.int
+    COUNTRY_FIELD_NUMBER: _builtins.int
+    MIN_OS_VERSION_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    platform: _builtins.str
+    """"ios" or "android"."""
+    country: _builtins.str
+    """ISO 3166-1 alpha-2, or "*" for every country (the Android global floor)."""
+    min_os_version: _builtins.str
+    """e.g. "17.4"."""
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        platform: _builtins.str = ...,
+        country: _builtins.str = ...,
+        min_os_version: _builtins.str = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["country", b"country", "min_os_version", b"min_os_version", "platform", b"platform", "updated_at", b"updated_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OsFloor: _TypeAlias = OsFloor  # noqa: Y015
 
 @_typing.final
 class CreateLocationRequest(_message.Message):
@@ -422,6 +458,7 @@ class CheckTapToPayRequest(_message.Message):
     OS_VERSION_FIELD_NUMBER: _builtins.int
     COUNTRY_FIELD_NUMBER: _builtins.int
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    IS_BETA_FIELD_NUMBER: _builtins.int
     platform: _builtins.str
     """"ios" or "android"."""
     model: _builtins.str
@@ -430,6 +467,8 @@ class CheckTapToPayRequest(_message.Message):
     country: _builtins.str
     """ISO 3166-1 alpha-2; empty means the organisation's country."""
     organization_id: _builtins.str
+    is_beta: _builtins.bool
+    """The app may flag a beta OS explicitly; versions such as "17.2 beta" or "18.0b1" also count."""
     def __init__(
         self,
         *,
@@ -439,10 +478,11 @@ class CheckTapToPayRequest(_message.Message):
         os_version: _builtins.str = ...,
         country: _builtins.str = ...,
         organization_id: _builtins.str = ...,
+        is_beta: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["country", b"country", "manufacturer", b"manufacturer", "model", b"model", "organization_id", b"organization_id", "os_version", b"os_version", "platform", b"platform"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["country", b"country", "is_beta", b"is_beta", "manufacturer", b"manufacturer", "model", b"model", "organization_id", b"organization_id", "os_version", b"os_version", "platform", b"platform"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -551,3 +591,78 @@ class UpsertAndroidDeviceResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UpsertAndroidDeviceResponse: _TypeAlias = UpsertAndroidDeviceResponse  # noqa: Y015
+
+@_typing.final
+class ListOsFloorsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListOsFloorsRequest: _TypeAlias = ListOsFloorsRequest  # noqa: Y015
+
+@_typing.final
+class ListOsFloorsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FLOORS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def floors(self) -> _containers.RepeatedCompositeFieldContainer[Global___OsFloor]: ...
+    def __init__(
+        self,
+        *,
+        floors: _abc.Iterable[Global___OsFloor] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["floors", b"floors"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListOsFloorsResponse: _TypeAlias = ListOsFloorsResponse  # noqa: Y015
+
+@_typing.final
+class SetOsFloorRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FLOOR_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def floor(self) -> Global___OsFloor: ...
+    def __init__(
+        self,
+        *,
+        floor: Global___OsFloor | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["floor", b"floor"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["floor", b"floor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetOsFloorRequest: _TypeAlias = SetOsFloorRequest  # noqa: Y015
+
+@_typing.final
+class SetOsFloorResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FLOOR_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def floor(self) -> Global___OsFloor: ...
+    def __init__(
+        self,
+        *,
+        floor: Global___OsFloor | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["floor", b"floor"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["floor", b"floor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetOsFloorResponse: _TypeAlias = SetOsFloorResponse  # noqa: Y015

@@ -80,6 +80,16 @@ class TerminalServiceStub:
                 request_serializer=collect_dot_terminal_dot_v1_dot_terminal__pb2.UpsertAndroidDeviceRequest.SerializeToString,
                 response_deserializer=collect_dot_terminal_dot_v1_dot_terminal__pb2.UpsertAndroidDeviceResponse.FromString,
                 _registered_method=True)
+        self.ListOsFloors = channel.unary_unary(
+                '/collect.terminal.v1.TerminalService/ListOsFloors',
+                request_serializer=collect_dot_terminal_dot_v1_dot_terminal__pb2.ListOsFloorsRequest.SerializeToString,
+                response_deserializer=collect_dot_terminal_dot_v1_dot_terminal__pb2.ListOsFloorsResponse.FromString,
+                _registered_method=True)
+        self.SetOsFloor = channel.unary_unary(
+                '/collect.terminal.v1.TerminalService/SetOsFloor',
+                request_serializer=collect_dot_terminal_dot_v1_dot_terminal__pb2.SetOsFloorRequest.SerializeToString,
+                response_deserializer=collect_dot_terminal_dot_v1_dot_terminal__pb2.SetOsFloorResponse.FromString,
+                _registered_method=True)
 
 
 class TerminalServiceServicer:
@@ -142,6 +152,19 @@ class TerminalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListOsFloors(self, request, context):
+        """Minimum OS versions: iOS per country, Android globally (country "*").
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetOsFloor(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TerminalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -189,6 +212,16 @@ def add_TerminalServiceServicer_to_server(servicer, server):
                     servicer.UpsertAndroidDevice,
                     request_deserializer=collect_dot_terminal_dot_v1_dot_terminal__pb2.UpsertAndroidDeviceRequest.FromString,
                     response_serializer=collect_dot_terminal_dot_v1_dot_terminal__pb2.UpsertAndroidDeviceResponse.SerializeToString,
+            ),
+            'ListOsFloors': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOsFloors,
+                    request_deserializer=collect_dot_terminal_dot_v1_dot_terminal__pb2.ListOsFloorsRequest.FromString,
+                    response_serializer=collect_dot_terminal_dot_v1_dot_terminal__pb2.ListOsFloorsResponse.SerializeToString,
+            ),
+            'SetOsFloor': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetOsFloor,
+                    request_deserializer=collect_dot_terminal_dot_v1_dot_terminal__pb2.SetOsFloorRequest.FromString,
+                    response_serializer=collect_dot_terminal_dot_v1_dot_terminal__pb2.SetOsFloorResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -435,6 +468,60 @@ class TerminalService:
             '/collect.terminal.v1.TerminalService/UpsertAndroidDevice',
             collect_dot_terminal_dot_v1_dot_terminal__pb2.UpsertAndroidDeviceRequest.SerializeToString,
             collect_dot_terminal_dot_v1_dot_terminal__pb2.UpsertAndroidDeviceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListOsFloors(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/collect.terminal.v1.TerminalService/ListOsFloors',
+            collect_dot_terminal_dot_v1_dot_terminal__pb2.ListOsFloorsRequest.SerializeToString,
+            collect_dot_terminal_dot_v1_dot_terminal__pb2.ListOsFloorsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetOsFloor(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/collect.terminal.v1.TerminalService/SetOsFloor',
+            collect_dot_terminal_dot_v1_dot_terminal__pb2.SetOsFloorRequest.SerializeToString,
+            collect_dot_terminal_dot_v1_dot_terminal__pb2.SetOsFloorResponse.FromString,
             options,
             channel_credentials,
             insecure,

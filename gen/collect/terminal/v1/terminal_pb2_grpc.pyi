@@ -44,6 +44,9 @@ class TerminalServiceStub:
     """Whether a phone can take Tap to Pay payments, with a human reason."""
     ListAndroidDevices: _grpc.UnaryUnaryMultiCallable[_terminal_pb2.ListAndroidDevicesRequest, _terminal_pb2.ListAndroidDevicesResponse]
     UpsertAndroidDevice: _grpc.UnaryUnaryMultiCallable[_terminal_pb2.UpsertAndroidDeviceRequest, _terminal_pb2.UpsertAndroidDeviceResponse]
+    ListOsFloors: _grpc.UnaryUnaryMultiCallable[_terminal_pb2.ListOsFloorsRequest, _terminal_pb2.ListOsFloorsResponse]
+    """Minimum OS versions: iOS per country, Android globally (country "*")."""
+    SetOsFloor: _grpc.UnaryUnaryMultiCallable[_terminal_pb2.SetOsFloorRequest, _terminal_pb2.SetOsFloorResponse]
 
 @_typing.type_check_only
 class TerminalServiceAsyncStub(TerminalServiceStub):
@@ -61,6 +64,9 @@ class TerminalServiceAsyncStub(TerminalServiceStub):
     """Whether a phone can take Tap to Pay payments, with a human reason."""
     ListAndroidDevices: _aio.UnaryUnaryMultiCallable[_terminal_pb2.ListAndroidDevicesRequest, _terminal_pb2.ListAndroidDevicesResponse]  # type: ignore[assignment]
     UpsertAndroidDevice: _aio.UnaryUnaryMultiCallable[_terminal_pb2.UpsertAndroidDeviceRequest, _terminal_pb2.UpsertAndroidDeviceResponse]  # type: ignore[assignment]
+    ListOsFloors: _aio.UnaryUnaryMultiCallable[_terminal_pb2.ListOsFloorsRequest, _terminal_pb2.ListOsFloorsResponse]  # type: ignore[assignment]
+    """Minimum OS versions: iOS per country, Android globally (country "*")."""
+    SetOsFloor: _aio.UnaryUnaryMultiCallable[_terminal_pb2.SetOsFloorRequest, _terminal_pb2.SetOsFloorResponse]  # type: ignore[assignment]
 
 class TerminalServiceServicer(metaclass=_abc_1.ABCMeta):
     """Terminal locations, connection tokens, readers and the Tap to Pay device rules."""
@@ -129,5 +135,20 @@ class TerminalServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _terminal_pb2.UpsertAndroidDeviceRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_terminal_pb2.UpsertAndroidDeviceResponse, _abc.Awaitable[_terminal_pb2.UpsertAndroidDeviceResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListOsFloors(
+        self,
+        request: _terminal_pb2.ListOsFloorsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_terminal_pb2.ListOsFloorsResponse, _abc.Awaitable[_terminal_pb2.ListOsFloorsResponse]]:
+        """Minimum OS versions: iOS per country, Android globally (country "*")."""
+
+    @_abc_1.abstractmethod
+    def SetOsFloor(
+        self,
+        request: _terminal_pb2.SetOsFloorRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_terminal_pb2.SetOsFloorResponse, _abc.Awaitable[_terminal_pb2.SetOsFloorResponse]]: ...
 
 def add_TerminalServiceServicer_to_server(servicer: TerminalServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
