@@ -4,10 +4,23 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import stripe
 
 from runtime.errors import Conflict, InvalidArgument, NotFound, Unavailable, UpstreamError
+
+
+class _HTTPXClient(stripe.HTTPXClient):
+    """`stripe.HTTPXClient` handing httpx the encoded body as `content=` (the SDK's `data=` string
+    makes httpx emit a DeprecationWarning, an error under `filterwarnings = error`)."""
+
+    def _get_request_args_kwargs(self, method: str, url: str, headers: Any, post_data: Any) -> Any:
+        args, kwargs = super()._get_request_args_kwargs(method, url, headers, post_data)
+        data = kwargs.pop("data", None)
+        if isinstance(data, str | bytes) and data:
+            kwargs["content"] = data
+        return [args, kwargs]
 
 
 def make_stripe_client(api_key: str, api_base: str, *, timeout: float = 10.0) -> stripe.StripeClient:
@@ -15,7 +28,7 @@ def make_stripe_client(api_key: str, api_base: str, *, timeout: float = 10.0) ->
     return stripe.StripeClient(
         api_key,
         base_addresses={"api": api_base, "connect": api_base, "files": api_base},
-        http_client=stripe.HTTPXClient(timeout=timeout, allow_sync_methods=True),
+        http_client=_HTTPXClient(timeout=timeout, allow_sync_methods=True),
         max_network_retries=2,
     )
 
@@ -51,3 +64,10 @@ def stripe_errors(what: str = "Stripe") -> Iterator[None]:
         raise UpstreamError(f"{what} answered with an error", "stripe_error") from error
     except stripe.StripeError as error:
         raise UpstreamError(f"{what} answered with an error", "stripe_error") from error
+
+
+async def close_stripe_client(client: stripe.StripeClient) -> None:
+    """Closes the client's HTTP connections (at service shutdown)."""
+    http_client = getattr(getattr(client, "_requestor", None), "_client", None)
+    if isinstance(http_client, stripe.HTTPXClient):
+        await http_client.close_async()
