@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import os
 import statistics
 import subprocess
 import sys
@@ -154,6 +155,71 @@ def server_side(url: str) -> None:
         print(f"{'sandbox in-handler time (request log)':<48} {'':>9}         p50 {p50:6.2f} ms   p99 {p99:6.2f} ms")
 
 
+# --- in-process: the ASGI apps alone, no sockets and no client CPU ---------------------------------
+
+
+async def _asgi_call(app: object, body: bytes, key: str) -> None:
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/payment_intents",
+        "raw_path": b"/v1/payment_intents",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"bench"),
+            (b"authorization", b"Bearer sk_test_bench"),
+            (b"content-type", b"application/x-www-form-urlencoded"),
+            (b"idempotency-key", key.encode()),
+        ],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+    delivered = False
+
+    async def receive() -> dict[str, object]:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, object]) -> None:
+        if message["type"] == "http.response.start":
+            assert message["status"] == 200, message
+
+    await app(scope, receive, send)  # type: ignore[operator]
+
+
+async def _in_process(requests: int) -> None:
+    from sandbox.stripe.app import create_app
+    from sandbox.stripe.config import SandboxConfig
+
+    app = create_app(SandboxConfig())
+    body = b"amount=1000&currency=eur&confirm=true&payment_method=pm_card_visa"
+    async with app.router.lifespan_context(app):
+        for i in range(200):
+            await _asgi_call(app, body, f"warm-{i}")
+        latencies = []
+        start = time.perf_counter()
+        for i in range(requests):
+            t = time.perf_counter()
+            await _asgi_call(app, body, f"key-{i}")
+            latencies.append(time.perf_counter() - t)
+        elapsed = time.perf_counter() - start
+    latencies.sort()
+    p50 = statistics.median(latencies) * 1000
+    p99 = latencies[int(len(latencies) * 0.99)] * 1000
+    label = "sandbox app in-process (ASGI call, no network)"
+    print(
+        f"{label:<48} {requests / elapsed:>9.0f} req/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms   (n={requests})",
+        flush=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=4000)
@@ -165,7 +231,9 @@ def main() -> None:
         serve_baseline(args.serve_baseline)
         return
     n, c, p = args.requests, args.concurrency, args.client_processes
-    print(f"requests={n} concurrency={c} client processes={p} (servers: one uvicorn worker each)")
+    print(f"cpus={os.cpu_count()} load={os.getloadavg()[0]:.2f} requests={n}", flush=True)
+    asyncio.run(_in_process(n))
+    print(f"over HTTP: concurrency={c} client processes={p} (servers: one uvicorn worker each)", flush=True)
     with BaselineProcess() as baseline:
         measure("baseline: bare Starlette fixed JSON (httpx)", "raw", baseline.url, n, c, p)
     with SandboxProcess(log_level="warning") as sandbox:
