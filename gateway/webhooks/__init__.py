@@ -1,0 +1,1 @@
+"""Webhook ingress: routing of outside events to their owner, endpoint registration, operations."""
