@@ -50,7 +50,9 @@ class SandboxConfig:
             if name not in fields:
                 raise KeyError(name)
             current = getattr(self, name)
-            if value is not None and isinstance(current, bool):
+            if isinstance(value, str) and isinstance(current, bool):
+                value = value.strip().lower() in ("1", "true", "yes", "on")
+            elif value is not None and isinstance(current, bool):
                 value = bool(value)
             elif value is not None and isinstance(current, int):
                 value = int(value)

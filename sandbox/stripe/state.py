@@ -23,7 +23,8 @@ logger = logging.getLogger("sandbox.stripe")
 
 API_VERSION = "2020-08-27"
 _IDEMPOTENCY_TTL = 24 * 3600
-_IDEMPOTENCY_MAX = 200_000
+# The SDK sends a key with every POST, so the cache is bounded by count as well as by age.
+_IDEMPOTENCY_MAX = 50_000
 
 
 @dataclass
@@ -233,7 +234,7 @@ class SandboxState:
         assert self.config.state_file
         path = Path(self.config.state_file)
         while True:
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(1.0)
             if self.dirty:
                 try:
                     self.save(path)

@@ -36,9 +36,15 @@ def _requirements(due: list[str]) -> dict[str, Any]:
     }
 
 
+def _type_from_controller(controller: dict[str, Any]) -> str:
+    """The account type implied by the newer `controller[...]` parameters (Stripe's default: standard)."""
+    dashboard = (controller.get("stripe_dashboard") or {}).get("type")
+    return {"express": "express", "none": "custom"}.get(str(dashboard), "standard")
+
+
 def new_account(account_id: str, params: Params, platform: bool = False) -> StripeObject:
     """A fresh account; the platform itself starts fully enabled, connected ones need onboarding."""
-    kind = params.get("type") or "custom"
+    kind = params.get("type") or _type_from_controller(get_dict(params, "controller") or {})
     if kind not in ("express", "custom", "standard"):
         raise invalid("Invalid type: must be one of express, custom, or standard", param="type")
     enabled = platform

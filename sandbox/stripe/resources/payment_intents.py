@@ -126,14 +126,15 @@ def create_payment_intent(ctx: Ctx) -> StripeObject:
     }
     apply_metadata(intent, params)
     pm_id = get_str(params, "payment_method")
+    should_confirm = get_bool(params, "confirm")
+    if should_confirm and not pm_id:
+        raise _missing_payment_method(intent)
     pm = payment_methods.resolve(ctx, pm_id) if pm_id else None
     if pm is not None:
         _attach(intent, pm)
     ctx.state.store.add(ctx.account, intent)
     ctx.emit("payment_intent.created", intent)
-    if get_bool(params, "confirm"):
-        if pm is None:
-            raise _missing_payment_method(intent)
+    if should_confirm and pm is not None:
         confirm(ctx, intent, pm)
     return intent
 
@@ -265,6 +266,13 @@ def cancel_payment_intent(ctx: Ctx, intent_id: str) -> StripeObject:
     if reason is not None and reason not in _CANCEL_REASONS:
         raise invalid(f"Invalid cancellation_reason: {reason}", param="cancellation_reason")
     previous = {"status": intent["status"]}
+    if intent["status"] == "requires_capture" and intent["latest_charge"]:
+        # Cancelling an authorisation releases it: Stripe shows the uncaptured charge as refunded.
+        charge = ctx.state.store.objects[intent["latest_charge"]]
+        charge_previous = {"amount_refunded": charge["amount_refunded"], "refunded": charge["refunded"]}
+        charge["amount_refunded"] = charge["amount"]
+        charge["refunded"] = True
+        ctx.emit("charge.refunded", charge, charge_previous)
     intent["status"] = "canceled"
     intent["canceled_at"] = int(time.time())
     intent["cancellation_reason"] = reason

@@ -162,3 +162,33 @@ async def test_direct_charge_application_fee(connected: ConnectedAccount) -> Non
     assert fee.amount == 200 and fee.balance_transaction.startswith("txn_")
     fees = await connected.platform.v1.application_fees.list_async(params={"charge": charge.id})
     assert [f.id for f in fees.data] == [fee.id]
+
+
+async def test_cancel_releases_an_authorisation(connected: ConnectedAccount) -> None:
+    client = connected.client
+    intent = await client.v1.payment_intents.create_async(
+        params={
+            "amount": 800,
+            "currency": "eur",
+            "capture_method": "manual",
+            "confirm": True,
+            "payment_method": "pm_card_visa",
+        }
+    )
+    canceled = await client.v1.payment_intents.cancel_async(intent.id)
+    assert canceled.status == "canceled" and canceled.amount_capturable == 0
+    charge = await client.v1.charges.retrieve_async(intent.latest_charge)
+    assert charge.refunded and not charge.captured
+    with pytest.raises(stripe.InvalidRequestError):
+        await client.v1.refunds.create_async(params={"charge": charge.id})
+
+
+async def test_confirm_without_payment_method_creates_nothing(connected: ConnectedAccount) -> None:
+    before = await connected.client.v1.payment_intents.list_async(params={"limit": 100})
+    with pytest.raises(stripe.InvalidRequestError) as info:
+        await connected.client.v1.payment_intents.create_async(
+            params={"amount": 100, "currency": "eur", "confirm": True}
+        )
+    assert info.value.code == "payment_intent_unexpected_state" and info.value.param == "payment_method"
+    after = await connected.client.v1.payment_intents.list_async(params={"limit": 100})
+    assert [p.id for p in after.data] == [p.id for p in before.data]
