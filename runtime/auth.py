@@ -22,6 +22,7 @@ SERVICE = "service"
 ROLES = (AGENT, ORG_ADMIN, PLATFORM_ADMIN)
 _RANK = {AGENT: 1, ORG_ADMIN: 2, PLATFORM_ADMIN: 3, SERVICE: 4}
 _ALGORITHM = "HS256"
+_CACHE_SIZE = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,7 @@ class TokenSigner:
         self._secret = secret
         self._verify_secrets = (secret, *previous_secrets)
         self.ttl_seconds = ttl_seconds
+        self._verified: dict[str, tuple[Caller, float]] = {}
 
     def issue(self, member_id: str, organization_id: str | None, role: str, now: float | None = None) -> str:
         issued = int(now if now is not None else time.time())
@@ -64,6 +66,25 @@ class TokenSigner:
         return self.issue(f"service:{service}", None, SERVICE)
 
     def verify(self, token: str) -> Caller:
+        """The caller a token names; Unauthenticated when expired, tampered or foreign.
+
+        Verified tokens are remembered until they expire: every hop of a request checks the
+        same token, and signature checks dominate a small request's cost.
+        """
+        cached = self._verified.get(token)
+        if cached is not None:
+            caller, expires = cached
+            if time.time() < expires:
+                return caller
+            del self._verified[token]
+            raise Unauthenticated("the token has expired", "token_expired")
+        caller, expires = self._verify_signature(token)
+        if len(self._verified) >= _CACHE_SIZE:
+            self._verified.clear()
+        self._verified[token] = (caller, expires)
+        return caller
+
+    def _verify_signature(self, token: str) -> tuple[Caller, float]:
         last: Exception | None = None
         for secret in self._verify_secrets:
             try:
@@ -78,7 +99,7 @@ class TokenSigner:
             role = claims["role"]
             if role not in _RANK:
                 raise Unauthenticated("the token is invalid", "invalid_token")
-            return Caller(str(claims["sub"]), claims.get("org") or None, role, token)
+            return Caller(str(claims["sub"]), claims.get("org") or None, role, token), float(claims["exp"])
         raise Unauthenticated("the token is invalid", "invalid_token") from last
 
 

@@ -8,6 +8,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler
 
 _configured = False
 
@@ -20,9 +21,15 @@ def setup_tracing(service_name: str, *, extra_processor: SpanProcessor | None = 
     """
     global _configured
     provider = trace.get_tracer_provider()
+    if os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
+        return TracerProvider()  # tracing off: the global provider stays a no-op
     if not _configured:
-        provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
-        if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        exporting = bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+        provider = TracerProvider(
+            resource=Resource.create({"service.name": service_name}),
+            sampler=_default_sampler(exporting or extra_processor is not None),
+        )
+        if exporting:
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
             provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
@@ -33,6 +40,17 @@ def setup_tracing(service_name: str, *, extra_processor: SpanProcessor | None = 
     if extra_processor is not None:
         provider.add_span_processor(extra_processor)
     return provider
+
+
+def _default_sampler(recording: bool) -> Sampler | None:
+    """Record spans when something receives them; else only propagate ids (traceparent, logs).
+
+    OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG, when set, decide instead (None lets the SDK
+    read them). Recording every span costs about half of a small request's CPU.
+    """
+    if os.environ.get("OTEL_TRACES_SAMPLER"):
+        return None
+    return ParentBased(ALWAYS_ON if recording else ALWAYS_OFF)
 
 
 def _instrument_libraries() -> None:

@@ -107,7 +107,7 @@ def main() -> int:
     except SettingsError as error:
         exit_on_settings_error(error)
         return 2
-    run_dir = ROOT / ".run"
+    run_dir = Path(env.optional("STACK_RUN_DIR") or ROOT / ".run")
     run_dir.mkdir(exist_ok=True)
     supervisor = Supervisor(run_dir)
     if supervisor.kill_leftovers():
