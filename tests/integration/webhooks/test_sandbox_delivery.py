@@ -22,7 +22,6 @@ async def emit_stripe_events(platform: WebhookPlatform, accounts: int = 4, payme
             params={
                 "amount": 1000 + index,
                 "currency": "eur",
-                "payment_method_types": ["card"],
                 "payment_method": "pm_card_visa",
                 "confirm": True,
             }
@@ -66,9 +65,7 @@ async def test_connect_events_carry_their_account(platform: WebhookPlatform) -> 
         "SELECT * FROM inbox_events WHERE account = $1 AND type = 'account.updated'", connected.id
     )
     assert rows, "the onboarding's account.updated reached Accounts"
-    intent = await connected.client.v1.payment_intents.create_async(
-        params={"amount": 1500, "currency": "eur", "payment_method_types": ["card"]}
-    )
+    intent = await connected.client.v1.payment_intents.create_async(params={"amount": 1500, "currency": "eur"})
     await platform.stripe.wait_for_deliveries(30)
     rows = await platform.pool("payments").fetch(
         "SELECT * FROM inbox_events WHERE account = $1 AND type = 'payment_intent.created'", connected.id
