@@ -18,7 +18,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import asyncpg
 import grpc
 import httpx
 import orjson
@@ -26,9 +25,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from runtime.config import SERVICES
 from runtime.embedded_pg import EmbeddedPostgres, free_port, start_embedded_postgres
-from runtime.migrations import provision_schema, service_dsn
+from runtime.migrations import service_dsn
 from runtime.settings import Env, SettingsError, exit_on_settings_error
 from stack.processes import Supervisor, tail
+from stack.provision import provision_all
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ADMIN_EMAIL = "admin@collect.local"
@@ -79,15 +79,6 @@ def _grpc_serving(target: str) -> bool:
         return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
 
 
-async def _provision(admin_url: str, passwords: dict[str, str]) -> None:
-    conn = await asyncpg.connect(admin_url)
-    try:
-        for schema in SERVICES:
-            await provision_schema(conn, schema, passwords[schema])
-    finally:
-        await conn.close()
-
-
 def _register_stripe_endpoints(stripe_url: str, key: str, webhook_url: str) -> list[str]:
     """Platform and Connect endpoints at the sandbox (replacing ours from earlier runs)."""
     from stack.webhook_endpoints import register_stripe_endpoints
@@ -133,7 +124,7 @@ def main() -> int:
         passwords = {s: generated[f"ROLE_PASSWORD_{s.upper()}"] for s in SERVICES}
         import asyncio
 
-        asyncio.run(_provision(database_url, passwords))
+        asyncio.run(provision_all(database_url, passwords))
 
         base_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "GRPC_PORT")}
         base_env["PYTHONUNBUFFERED"] = "1"

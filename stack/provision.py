@@ -15,7 +15,8 @@ from runtime.migrations import provision_schema
 from runtime.settings import Env, SettingsError, exit_on_settings_error
 
 
-async def _provision(url: str, passwords: dict[str, str]) -> None:
+async def provision_all(url: str, passwords: dict[str, str]) -> None:
+    """Waits for the server, then creates or updates every service's role and schema."""
     for attempt in range(30):
         try:
             conn = await asyncpg.connect(url)
@@ -43,7 +44,7 @@ def main() -> None:
     except SettingsError as error:
         exit_on_settings_error(error)
         return
-    asyncio.run(_provision(url, passwords))
+    asyncio.run(provision_all(url, passwords))
 
 
 if __name__ == "__main__":
