@@ -8,7 +8,13 @@ from pathlib import Path
 import grpc
 from collect.terminal.v1 import terminal_pb2, terminal_pb2_grpc
 
+from runtime.inbox import register_event_sink
 from runtime.service import ServiceDeps
+from runtime.stripe_api import close_stripe_client, make_stripe_client
+from services.terminal.devices import Devices
+from services.terminal.outside import Accounts, StripeTerminal
+from services.terminal.servicer import TerminalServicer
+from services.terminal.terminal import Terminal, apply_reader_event
 
 SCHEMA = "terminal"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -17,5 +23,12 @@ on_start = None
 
 
 def wire(deps: ServiceDeps, server: grpc.aio.Server) -> Iterable[str]:
-    terminal_pb2_grpc.add_TerminalServiceServicer_to_server(terminal_pb2_grpc.TerminalServiceServicer(), server)
-    return [SERVICE_NAME]
+    settings = deps.settings
+    timeout = deps.env.number("STRIPE_TIMEOUT_SECONDS", 10.0)
+    stripe_client = make_stripe_client(settings.stripe_api_key, settings.stripe_api_base, timeout=timeout)
+    deps.cleanups.append(lambda: close_stripe_client(stripe_client))
+    accounts = Accounts(lambda: deps.channel("accounts"))
+    terminal = Terminal(deps.pool, accounts, StripeTerminal(stripe_client))
+    servicer = TerminalServicer(terminal, Devices(deps.pool, accounts))
+    terminal_pb2_grpc.add_TerminalServiceServicer_to_server(servicer, server)
+    return [SERVICE_NAME, register_event_sink(deps, server, apply_reader_event)]
