@@ -39,6 +39,11 @@ async def health(request: Request) -> Response:
     return _json({"status": "ok"})
 
 
+async def reset(request: Request) -> Response:
+    _state(request).reset()
+    return _json({"status": "ok"})
+
+
 async def get_config(request: Request) -> Response:
     return _json(_state(request).config.as_dict())
 
@@ -147,6 +152,7 @@ async def express_dashboard(request: Request) -> Response:
 
 ROUTES = [
     Route("/_sandbox/health", health, methods=["GET"]),
+    Route("/_sandbox/reset", reset, methods=["POST"]),
     Route("/_sandbox/config", get_config, methods=["GET"]),
     Route("/_sandbox/config", set_config, methods=["POST"]),
     Route("/_sandbox/fail", fail, methods=["POST"]),

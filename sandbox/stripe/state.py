@@ -111,10 +111,21 @@ class SandboxState:
         self._timers.add(task)
         task.add_done_callback(self._timers.discard)
 
+    def reset(self) -> None:
+        """Forget every object, balance, event, endpoint and idempotency key (the platform id stays)."""
+        self.store = Store()
+        self.ledger = Ledger(self.store, self.config)
+        self.idempotency.clear()
+        self.onboarding_links.clear()
+        self.requests.clear()
+        self.faults = Faults()
+        self._init_platform()
+        self.dirty = True
+
     # --- accounts -------------------------------------------------------------------------------
 
     def _init_platform(self) -> None:
-        from .resources.accounts import new_account
+        from .resources.accounts import new_account  # resources import this module
 
         platform = new_account(self.platform_id, {"type": "standard", "country": "FR"}, platform=True)
         self.store.add(self.platform_id, platform)

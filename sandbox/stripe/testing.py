@@ -90,6 +90,10 @@ class RunningSandbox:
         if not await self.state.deliveries_idle(timeout):
             raise TimeoutError(f"webhook deliveries still pending after {timeout}s")
 
+    def reset(self) -> None:
+        """Empty the sandbox (objects, balances, events, webhook endpoints); the platform id stays."""
+        self.state.reset()
+
     async def aclose(self) -> None:
         for http_client in self._http_clients:
             await http_client.close_async()

@@ -75,3 +75,16 @@ def test_command_line_serves_persists_and_stops_on_sigterm(tmp_path: Path) -> No
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+async def test_reset_forgets_everything() -> None:
+    async with run_sandbox() as sandbox:
+        account = await sandbox.create_connected_account()
+        platform_id = sandbox.state.platform_id
+        async with httpx.AsyncClient(base_url=sandbox.url) as http:
+            assert (await http.post("/_sandbox/reset")).status_code == 200
+        assert sandbox.state.platform_id == platform_id
+        listed = await sandbox.client().v1.accounts.list_async()
+        assert listed.data == []
+        assert (await sandbox.client().v1.accounts.retrieve_current_async()).id == platform_id
+        assert account.id not in sandbox.state.store.objects
