@@ -104,7 +104,7 @@ class WebhookDispatcher:
             finally:
                 self.end()
 
-        self._spawn(wrapper(), counted=False)
+        self._spawn(wrapper())
 
     def begin(self) -> None:
         self._pending += 1
@@ -116,7 +116,7 @@ class WebhookDispatcher:
             self._pending = 0
             self._idle.set()
 
-    def _spawn(self, coro: Awaitable[None], counted: bool = True) -> None:
+    def _spawn(self, coro: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

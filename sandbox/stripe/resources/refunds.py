@@ -88,21 +88,18 @@ def create_refund(ctx: Ctx) -> StripeObject:
     }
     apply_metadata(refund, ctx.params)
     captured = charge["amount_captured"]
+    final = amount == remaining
     if reverse and transfer is not None:
-        share = min(
-            transfer["amount"] - transfer["amount_reversed"],
-            amount * transfer["amount"] // captured
-            if amount < remaining
-            else transfer["amount"] - transfer["amount_reversed"],
-        )
+        left = transfer["amount"] - transfer["amount_reversed"]
+        # Pro rata of the refund; the last refund takes whatever is left, so rounding never strands cents.
+        share = left if final else min(left, amount * transfer["amount"] // captured)
         if share > 0:
             reversal = reverse_transfer(ctx, transfer, share, source_refund=refund_id)
             refund["transfer_reversal"] = reversal["id"]
     fee = state.store.objects.get(charge["application_fee"]) if charge.get("application_fee") else None
     if refund_fee and fee is not None:
         left = fee["amount"] - fee["amount_refunded"]
-        share = amount * fee["amount"] // captured if amount < remaining else left
-        share = min(share, left)
+        share = left if final else min(left, amount * fee["amount"] // captured)
         if share > 0:
             refund_application_fee(ctx, fee, share)
     state.store.add(ctx.account, refund)
