@@ -88,3 +88,24 @@ async def test_funds_can_be_pending(stripe_sandbox: RunningSandbox) -> None:
         async with httpx.AsyncClient(base_url=sandbox.url) as http:
             await http.post("/_sandbox/balance/release", json={})
         assert (await account.client.v1.balance.retrieve_async()).available[0].amount == 961
+
+
+async def test_paid_payout_credits_the_qonto_sandbox() -> None:
+    from sandbox.qonto.testing import run_qonto_sandbox
+
+    async with run_qonto_sandbox() as qonto:
+        credit_url = f"{qonto.url}/_sandbox/transactions"
+        auth = f"{qonto.login}:{qonto.secret_key}"
+        async with run_sandbox(qonto_credit_url=credit_url, qonto_credit_auth=auth) as sandbox:
+            account = await sandbox.create_connected_account()
+            await account.client.v1.payment_intents.create_async(
+                params={"amount": 4_000, "currency": "eur", "confirm": True, "payment_method": "pm_card_visa"}
+            )
+            payout = await account.client.v1.payouts.create_async(
+                params={"amount": 3_000, "statement_descriptor": "COLLECT-PO-1"}
+            )
+            await sandbox.wait_for_deliveries()
+        credits = [t for t in qonto.state.transactions.values() if t.reference == "COLLECT-PO-1"]
+        assert len(credits) == 1
+        assert credits[0].amount_cents == payout.amount and credits[0].side == "credit"
+        assert credits[0].label == "STRIPE PAYMENTS UK LTD" and credits[0].status == "completed"
