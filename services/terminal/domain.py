@@ -226,6 +226,8 @@ def validate_floor(floor: OsFloor) -> OsFloor:
     country = floor.country.strip().upper() or EVERY_COUNTRY
     if country != EVERY_COUNTRY and not _COUNTRY.match(country):
         errors.append(FieldError("country", "must be an ISO 3166-1 alpha-2 code or *"))
+    elif country == EVERY_COUNTRY and floor.platform == IOS:
+        errors.append(FieldError("country", "Tap to Pay on iPhone is available country by country: name one"))
     ensure_valid(errors)
     version = parse_version(floor.min_os_version, "min_os_version")
     if version.beta:

@@ -146,6 +146,8 @@ def test_floor_and_device_validation() -> None:
     with pytest.raises(InvalidArgument):
         validate_floor(OsFloor("symbian", "FR", "1"))
     with pytest.raises(InvalidArgument):
+        validate_floor(OsFloor("ios", "", "17.0"))
+    with pytest.raises(InvalidArgument):
         validate_floor(OsFloor("ios", "FR", "18 beta"))
     device = validate_android_device(AndroidDevice(" Pixel 9a ", "Google", "Pixel 9a", "15.0", True))
     assert device.model_identifier == "Pixel 9a" and device.min_os_version == "15.0"
