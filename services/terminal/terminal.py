@@ -8,7 +8,7 @@ from typing import TypeVar
 import asyncpg
 
 from runtime.db import Connection
-from runtime.errors import Conflict, NotFound
+from runtime.errors import Conflict, FieldError, InvalidArgument, NotFound
 from runtime.inbox import APPLIED, IGNORED, InboundEvent
 from runtime.pagination import decode_cursor, encode_cursor, page_limit
 from services.terminal import repository
@@ -87,9 +87,16 @@ class Terminal:
             raise NotFound("location not found", "location_not_found")
         policy = await self._accounts.policy(organization_id)
         scope = policy.scope()
-        registered = await self._stripe.register_reader(
-            scope, registration_code.strip(), label.strip(), location.stripe_location_id
-        )
+        try:
+            registered = await self._stripe.register_reader(
+                scope, registration_code.strip(), label.strip(), location.stripe_location_id
+            )
+        except NotFound as error:  # the location exists, so what Stripe misses is the code
+            raise InvalidArgument(
+                "the registration code is invalid or has expired; generate a new one on the reader",
+                "invalid_registration_code",
+                [FieldError("registration_code", "invalid or expired")],
+            ) from error
         async with self._pool.acquire() as conn:
             return await repository.insert_reader(
                 conn,
