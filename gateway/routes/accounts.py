@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from collect.accounts.v1 import accounts_pb2 as pb
+from collect.common.v1 import common_pb2
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.http import Fields, caller, json_body, json_response, timestamp_json
+from gateway.http import Fields, caller, json_body, json_response, page_params, require_role, timestamp_json
 from gateway.openapi import body_schema, error_responses, json_ok
 from gateway.routes.organizations import organization_json
+from runtime.auth import ORG_ADMIN, PLATFORM_ADMIN, ROLES
 
 
 def member_json(member: pb.Member) -> dict[str, Any]:
@@ -52,12 +54,43 @@ async def me(request: Request) -> Response:
     return json_response(body)
 
 
+async def create_member(request: Request) -> Response:
+    require_role(caller(request), ORG_ADMIN, PLATFORM_ADMIN)
+    fields = Fields(await json_body(request))
+    email = fields.text("email", max_len=254)
+    name = fields.text("name", max_len=200)
+    role = fields.text("role", choices=[r for r in ROLES if r != PLATFORM_ADMIN])
+    password = fields.text("password", max_len=1024)
+    fields.check()
+    answer = await request.app.state.clients.accounts.CreateMember(
+        pb.CreateMemberRequest(
+            organization_id=request.path_params["org_id"], email=email, name=name, role=role, password=password
+        )
+    )
+    return json_response(member_json(answer.member), 201)
+
+
+async def list_members(request: Request) -> Response:
+    require_role(caller(request), ORG_ADMIN, PLATFORM_ADMIN)
+    limit, cursor = page_params(request)
+    answer = await request.app.state.clients.accounts.ListMembers(
+        pb.ListMembersRequest(
+            organization_id=request.path_params["org_id"], page=common_pb2.PageRequest(limit=limit, cursor=cursor)
+        )
+    )
+    return json_response({"data": [member_json(m) for m in answer.members], "next_cursor": answer.next_cursor or None})
+
+
 routes = [
     Route("/v1/auth/token", issue_token, methods=["POST"]),
     Route("/v1/me", me, methods=["GET"]),
+    Route("/v1/organizations/{org_id}/members", create_member, methods=["POST"]),
+    Route("/v1/organizations/{org_id}/members", list_members, methods=["GET"]),
 ]
 
-openapi_paths: dict[str, dict[str, object]] = {
+_ORG_ID = {"name": "org_id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+openapi_paths: dict[str, dict[str, Any]] = {
     "/v1/auth/token": {
         "post": {
             "summary": "Exchange e-mail and password for a short-lived bearer token",
@@ -73,5 +106,30 @@ openapi_paths: dict[str, dict[str, object]] = {
             "summary": "The calling member with its organisation",
             "responses": {**json_ok("member"), **error_responses(401)},
         }
+    },
+    "/v1/organizations/{org_id}/members": {
+        "post": {
+            "summary": "Add a member to an organisation (org_admin of it, platform_admin)",
+            "parameters": [_ORG_ID],
+            "requestBody": body_schema(
+                {
+                    "email": {"type": "string"},
+                    "name": {"type": "string"},
+                    "role": {"type": "string", "enum": ["agent", "org_admin"]},
+                    "password": {"type": "string", "minLength": 10},
+                },
+                ["email", "name", "role", "password"],
+            ),
+            "responses": {**json_ok("member", 201), **error_responses(400, 401, 403, 404, 409)},
+        },
+        "get": {
+            "summary": "The organisation's members (org_admin of it, platform_admin)",
+            "parameters": [
+                _ORG_ID,
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+                {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+            ],
+            "responses": {**json_ok("{data, next_cursor}"), **error_responses(400, 401, 403, 404)},
+        },
     },
 }

@@ -44,3 +44,243 @@ def validate_new_member(email: str, name: str, role: str, password: str) -> list
 def ensure_valid(errors: list[FieldError]) -> None:
     if errors:
         raise InvalidArgument("the request is invalid", "validation_error", errors)
+
+
+# Countries where Stripe Connect accounts can be created (ISO 3166-1 alpha-2).
+STRIPE_COUNTRIES = frozenset(
+    [
+        "AE",
+        "AT",
+        "AU",
+        "BE",
+        "BG",
+        "BR",
+        "CA",
+        "CH",
+        "CY",
+        "CZ",
+        "DE",
+        "DK",
+        "EE",
+        "ES",
+        "FI",
+        "FR",
+        "GB",
+        "GI",
+        "GR",
+        "HK",
+        "HR",
+        "HU",
+        "IE",
+        "IT",
+        "JP",
+        "LI",
+        "LT",
+        "LU",
+        "LV",
+        "MT",
+        "MX",
+        "MY",
+        "NL",
+        "NO",
+        "NZ",
+        "PL",
+        "PT",
+        "RO",
+        "SE",
+        "SG",
+        "SI",
+        "SK",
+        "TH",
+        "US",
+    ]
+)
+BUSINESS_TYPES = ("non_profit", "company", "individual")
+CHARGE_MODELS = ("direct", "destination")
+ACCOUNT_TYPES = ("express", "custom")
+MAX_FEE_PERCENT_BPS = 10_000
+_CURRENCY = re.compile(r"^[a-z]{3}$")
+_IBAN = re.compile(r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{10,30}$")
+
+
+@dataclass(frozen=True)
+class Address:
+    line1: str
+    city: str
+    postal_code: str
+    country: str
+    line2: str = ""
+    state: str = ""
+
+
+@dataclass(frozen=True)
+class StripeAccountState:
+    """What the platform knows of an organisation's connected account, and as of when."""
+
+    account_id: str
+    type: str
+    charges_enabled: bool
+    payouts_enabled: bool
+    details_submitted: bool
+    requirements_due: tuple[str, ...]
+    # When Stripe's object was in this state: an event's `created`, or when it was read.
+    state_at: datetime | None
+    updated_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Organization:
+    id: str
+    name: str
+    email: str
+    country: str
+    business_type: str
+    address: Address
+    charge_model: str
+    fee_percent_bps: int
+    fee_minimum: int
+    legal_entity: str
+    bank_account_iban: str
+    timezone: str
+    default_currency: str
+    created_at: datetime
+    stripe: StripeAccountState | None
+
+
+@dataclass(frozen=True)
+class NewOrganization:
+    name: str
+    email: str
+    country: str
+    business_type: str
+    address: Address
+    charge_model: str = "direct"
+    fee_percent_bps: int = 0
+    fee_minimum: int = 0
+    legal_entity: str = ""
+    bank_account_iban: str = ""
+    timezone: str = "Europe/Paris"
+    default_currency: str = "eur"
+
+
+@dataclass(frozen=True)
+class OrganizationChanges:
+    """A PATCH: None leaves a field as it is."""
+
+    name: str | None = None
+    charge_model: str | None = None
+    fee_percent_bps: int | None = None
+    fee_minimum: int | None = None
+    legal_entity: str | None = None
+    bank_account_iban: str | None = None
+    timezone: str | None = None
+
+
+@dataclass(frozen=True)
+class PaymentPolicy:
+    organization_id: str
+    stripe_account_id: str
+    charge_model: str
+    fee_percent_bps: int
+    fee_minimum: int
+    charges_enabled: bool
+    country: str
+    default_currency: str
+    timezone: str
+
+
+def _valid_timezone(name: str) -> bool:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def _name_errors(name: str) -> list[FieldError]:
+    return [] if name.strip() and len(name) <= 200 else [FieldError("name", "must be 1..200 characters")]
+
+
+def _policy_errors(charge_model: str | None, fee_percent_bps: int | None, fee_minimum: int | None) -> list[FieldError]:
+    errors: list[FieldError] = []
+    if charge_model is not None and charge_model not in CHARGE_MODELS:
+        errors.append(FieldError("charge_model", f"must be one of {', '.join(CHARGE_MODELS)}"))
+    if fee_percent_bps is not None and not 0 <= fee_percent_bps <= MAX_FEE_PERCENT_BPS:
+        errors.append(FieldError("fee_percent_bps", f"must be 0..{MAX_FEE_PERCENT_BPS}"))
+    if fee_minimum is not None and not 0 <= fee_minimum <= 1_000_000:
+        errors.append(FieldError("fee_minimum", "must be 0..1000000 (minor units)"))
+    return errors
+
+
+def _optional_errors(iban: str | None, timezone: str | None, legal_entity: str | None) -> list[FieldError]:
+    errors: list[FieldError] = []
+    if iban and not _IBAN.match(iban.replace(" ", "").upper()):
+        errors.append(FieldError("bank_account_iban", "must be an IBAN"))
+    if timezone is not None and not _valid_timezone(timezone):
+        errors.append(FieldError("timezone", "must be an IANA time zone"))
+    if legal_entity is not None and len(legal_entity) > 200:
+        errors.append(FieldError("legal_entity", "must be at most 200 characters"))
+    return errors
+
+
+def validate_new_organization(new: NewOrganization) -> list[FieldError]:
+    errors = _name_errors(new.name)
+    if not _EMAIL.match(normalize_email(new.email)) or len(new.email) > 254:
+        errors.append(FieldError("email", "must be a valid e-mail address"))
+    if new.country not in STRIPE_COUNTRIES:
+        errors.append(FieldError("country", "must be an ISO 3166-1 alpha-2 code of a country Stripe supports"))
+    if new.business_type not in BUSINESS_TYPES:
+        errors.append(FieldError("business_type", f"must be one of {', '.join(BUSINESS_TYPES)}"))
+    for name in ("line1", "city", "postal_code"):
+        value = getattr(new.address, name)
+        if not value.strip() or len(value) > 200:
+            errors.append(FieldError(f"address.{name}", "must be 1..200 characters"))
+    if new.address.country and new.address.country != new.country:
+        errors.append(FieldError("address.country", "must be the organisation's country"))
+    errors += _policy_errors(new.charge_model, new.fee_percent_bps, new.fee_minimum)
+    errors += _optional_errors(new.bank_account_iban, new.timezone, new.legal_entity)
+    if not _CURRENCY.match(new.default_currency):
+        errors.append(FieldError("default_currency", "must be a lower-case ISO 4217 code"))
+    return errors
+
+
+def validate_changes(changes: OrganizationChanges) -> list[FieldError]:
+    errors = _name_errors(changes.name) if changes.name is not None else []
+    errors += _policy_errors(changes.charge_model, changes.fee_percent_bps, changes.fee_minimum)
+    errors += _optional_errors(changes.bank_account_iban, changes.timezone, changes.legal_entity)
+    return errors
+
+
+def normalize_iban(iban: str) -> str:
+    return iban.replace(" ", "").upper()
+
+
+def account_state_from_stripe(account: dict[str, object], state_at: datetime | None) -> StripeAccountState:
+    """The fields the platform keeps from a Stripe account object (as a plain dict)."""
+    requirements = account.get("requirements") or {}
+    due = requirements.get("currently_due") if isinstance(requirements, dict) else None
+    return StripeAccountState(
+        account_id=str(account["id"]),
+        type=str(account.get("type") or ""),
+        charges_enabled=bool(account.get("charges_enabled")),
+        payouts_enabled=bool(account.get("payouts_enabled")),
+        details_submitted=bool(account.get("details_submitted")),
+        requirements_due=tuple(str(item) for item in (due or [])),
+        state_at=state_at,
+        updated_at=None,
+    )
+
+
+def event_is_newer(event_created: datetime, state_at: datetime | None) -> bool | None:
+    """Whether an event describes a newer state than the one stored: True, False, or None when unsure.
+
+    Stripe's `created` has one-second resolution, so an event stamped in the same second as
+    (or up to a second before) the stored state may be either older or newer: re-read then.
+    """
+    if state_at is None or event_created > state_at:
+        return True
+    if (state_at - event_created).total_seconds() >= 1:
+        return False
+    return None

@@ -8,8 +8,14 @@ from pathlib import Path
 import grpc
 from collect.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 
+from runtime.inbox import register_event_sink
 from runtime.service import ServiceDeps
+from runtime.stripe_api import close_stripe_client, make_stripe_client
 from services.accounts import members
+from services.accounts.connect import Connect
+from services.accounts.crypto import secrets_from_env
+from services.accounts.organizations import Organizations, PolicyCache
+from services.accounts.repository import OrganizationRows
 from services.accounts.servicer import AccountsServicer
 
 SCHEMA = "accounts"
@@ -18,8 +24,23 @@ SERVICE_NAME = accounts_pb2.DESCRIPTOR.services_by_name["AccountsService"].full_
 
 
 def wire(deps: ServiceDeps, server: grpc.aio.Server) -> Iterable[str]:
-    accounts_pb2_grpc.add_AccountsServiceServicer_to_server(AccountsServicer(deps.pool, deps.signer), server)
-    return [SERVICE_NAME]
+    """AccountsService, and the EventSinkService that applies `account.*` events."""
+    env = deps.env
+    organizations = Organizations(
+        deps.pool,
+        OrganizationRows(secrets_from_env(env)),
+        PolicyCache(ttl=env.number("ACCOUNTS_POLICY_CACHE_SECONDS", 3.0)),
+    )
+    stripe_client = make_stripe_client(
+        deps.settings.stripe_api_key,
+        deps.settings.stripe_api_base,
+        timeout=env.number("STRIPE_TIMEOUT_SECONDS", 10.0),
+    )
+    deps.cleanups.append(lambda: close_stripe_client(stripe_client))
+    connect = Connect(organizations, stripe_client)
+    servicer = AccountsServicer(deps.pool, deps.signer, organizations, connect)
+    accounts_pb2_grpc.add_AccountsServiceServicer_to_server(servicer, server)
+    return [SERVICE_NAME, register_event_sink(deps, server, connect.apply_event)]
 
 
 async def on_start(deps: ServiceDeps) -> None:

@@ -49,6 +49,8 @@ async def create_member(
         raise PermissionDenied()
     password_hash = await hash_password(password)
     async with pool.acquire() as conn:
+        if not await repository.organization_exists(conn, organization_id):
+            raise NotFound("organization not found", "organization_not_found")
         member = await repository.insert_member(
             conn,
             organization_id=organization_id,
@@ -65,6 +67,8 @@ async def create_member(
 async def list_members(pool: asyncpg.Pool, organization_id: str, limit: int, cursor: str) -> tuple[list[Member], str]:
     size = page_limit(limit)
     async with pool.acquire() as conn:
+        if not await repository.organization_exists(conn, organization_id):
+            raise NotFound("organization not found", "organization_not_found")
         members = await repository.list_members(conn, organization_id, size + 1, decode_cursor(cursor))
     next_cursor = encode_cursor(members[size - 1].created_at, members[size - 1].id) if len(members) > size else ""
     return members[:size], next_cursor

@@ -1,14 +1,25 @@
-"""SQL for the accounts schema (members part); $1 parameters only."""
+"""SQL for the accounts schema: members and organisations; $1 parameters only."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 import asyncpg
+import orjson
 
 from runtime.db import Connection
-from services.accounts.domain import Member
+from services.accounts.crypto import Secrets
+from services.accounts.domain import (
+    Address,
+    Member,
+    NewOrganization,
+    Organization,
+    OrganizationChanges,
+    PaymentPolicy,
+    StripeAccountState,
+)
 
 _MEMBER_COLUMNS = "id, organization_id, email, name, role, disabled, created_at"
 
@@ -95,3 +106,214 @@ def _uuid(value: str) -> uuid.UUID | None:
         return uuid.UUID(value)
     except (ValueError, TypeError):
         return None
+
+
+# Organisations ------------------------------------------------------------------------------
+
+_TABLE = "organizations"
+_ORG_COLUMNS = """id, name, email, country, business_type, address, charge_model, fee_percent_bps, fee_minimum,
+    legal_entity, bank_account_iban, timezone, default_currency, created_at, stripe_account_id,
+    stripe_account_type, charges_enabled, payouts_enabled, details_submitted, requirements_due,
+    stripe_state_at, stripe_updated_at"""
+
+
+class OrganizationRows:
+    """Reads and writes organisation rows, sealing the encrypted columns on the way in and out."""
+
+    def __init__(self, secrets: Secrets) -> None:
+        self._cipher = secrets.cipher
+        self._email_index = secrets.email_index
+
+    def _seal(self, row_id: str, column: str, value: str) -> str:
+        return self._cipher.encrypt(value, table=_TABLE, row_id=row_id, column=column)
+
+    def _open(self, row_id: str, column: str, value: str | None) -> str:
+        return self._cipher.decrypt(value, table=_TABLE, row_id=row_id, column=column) if value else ""
+
+    def _organization(self, row: asyncpg.Record) -> Organization:
+        row_id = str(row["id"])
+        address = orjson.loads(row["address"]) if isinstance(row["address"], str) else dict(row["address"])
+        stripe = None
+        if row["stripe_account_id"]:
+            stripe = StripeAccountState(
+                account_id=row["stripe_account_id"],
+                type=row["stripe_account_type"] or "",
+                charges_enabled=row["charges_enabled"],
+                payouts_enabled=row["payouts_enabled"],
+                details_submitted=row["details_submitted"],
+                requirements_due=tuple(row["requirements_due"]),
+                state_at=row["stripe_state_at"],
+                updated_at=row["stripe_updated_at"],
+            )
+        return Organization(
+            id=row_id,
+            name=self._open(row_id, "name", row["name"]),
+            email=self._open(row_id, "email", row["email"]),
+            country=row["country"],
+            business_type=row["business_type"],
+            address=Address(**{k: str(v) for k, v in address.items() if k in Address.__dataclass_fields__}),
+            charge_model=row["charge_model"],
+            fee_percent_bps=row["fee_percent_bps"],
+            fee_minimum=row["fee_minimum"],
+            legal_entity=row["legal_entity"],
+            bank_account_iban=self._open(row_id, "bank_account_iban", row["bank_account_iban"]),
+            timezone=row["timezone"],
+            default_currency=row["default_currency"],
+            created_at=row["created_at"],
+            stripe=stripe,
+        )
+
+    async def insert(self, conn: Connection, new: NewOrganization) -> Organization:
+        row_id = str(uuid.uuid4())
+        address = {
+            "line1": new.address.line1,
+            "line2": new.address.line2,
+            "city": new.address.city,
+            "postal_code": new.address.postal_code,
+            "country": new.address.country or new.country,
+            "state": new.address.state,
+        }
+        row = await conn.fetchrow(
+            f"""INSERT INTO organizations (id, name, email, email_index, encryption_key_id, country, business_type,
+                    address, charge_model, fee_percent_bps, fee_minimum, legal_entity, bank_account_iban,
+                    timezone, default_currency)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11, $12, $13, $14, $15)
+                RETURNING {_ORG_COLUMNS}""",
+            uuid.UUID(row_id),
+            self._seal(row_id, "name", new.name),
+            self._seal(row_id, "email", new.email),
+            self._email_index(new.email),
+            self._cipher.current_key_id,
+            new.country,
+            new.business_type,
+            orjson.dumps(address).decode(),
+            new.charge_model,
+            new.fee_percent_bps,
+            new.fee_minimum,
+            new.legal_entity,
+            self._seal(row_id, "bank_account_iban", new.bank_account_iban) if new.bank_account_iban else None,
+            new.timezone,
+            new.default_currency,
+        )
+        assert row is not None
+        return self._organization(row)
+
+    async def get(self, conn: Connection, organization_id: str, *, for_update: bool = False) -> Organization | None:
+        key = _uuid(organization_id)
+        if key is None:
+            return None
+        lock = " FOR UPDATE" if for_update else ""
+        row = await conn.fetchrow(f"SELECT {_ORG_COLUMNS} FROM organizations WHERE id = $1{lock}", key)
+        return self._organization(row) if row else None
+
+    async def find_by_email(self, conn: Connection, email: str) -> list[Organization]:
+        rows = await conn.fetch(
+            f"SELECT {_ORG_COLUMNS} FROM organizations WHERE email_index = $1 ORDER BY created_at, id",
+            self._email_index(email),
+        )
+        return [self._organization(r) for r in rows]
+
+    async def page(self, conn: Connection, limit: int, after: tuple[datetime, str] | None) -> list[Organization]:
+        if after is None:
+            rows = await conn.fetch(f"SELECT {_ORG_COLUMNS} FROM organizations ORDER BY created_at, id LIMIT $1", limit)
+        else:
+            rows = await conn.fetch(
+                f"""SELECT {_ORG_COLUMNS} FROM organizations WHERE (created_at, id) > ($1, $2)
+                    ORDER BY created_at, id LIMIT $3""",
+                after[0],
+                _uuid(after[1]),
+                limit,
+            )
+        return [self._organization(r) for r in rows]
+
+    async def update(self, conn: Connection, organization_id: str, changes: OrganizationChanges) -> Organization | None:
+        assignments: list[str] = []
+        values: list[Any] = [_uuid(organization_id)]
+
+        def assign(column: str, value: Any) -> None:
+            values.append(value)
+            assignments.append(f"{column} = ${len(values)}")
+
+        if changes.name is not None:
+            assign("name", self._seal(organization_id, "name", changes.name))
+            assign("encryption_key_id", self._cipher.current_key_id)
+        for column in ("charge_model", "fee_percent_bps", "fee_minimum", "legal_entity", "timezone"):
+            value = getattr(changes, column)
+            if value is not None:
+                assign(column, value)
+        if changes.bank_account_iban is not None:
+            iban = changes.bank_account_iban
+            assign("bank_account_iban", self._seal(organization_id, "bank_account_iban", iban) if iban else None)
+        set_clause = ", ".join([*assignments, "updated_at = now()"])
+        row = await conn.fetchrow(
+            f"UPDATE organizations SET {set_clause} WHERE id = $1 RETURNING {_ORG_COLUMNS}", *values
+        )
+        return self._organization(row) if row else None
+
+    async def set_stripe_state(
+        self, conn: Connection, organization_id: str, state: StripeAccountState, *, only_if_newer: bool = True
+    ) -> bool:
+        """Stores the account's state unless a newer one is stored already; True when written."""
+        status = await conn.execute(
+            """UPDATE organizations
+                  SET stripe_account_id = $2, stripe_account_type = coalesce(nullif($3, ''), stripe_account_type),
+                      charges_enabled = $4, payouts_enabled = $5, details_submitted = $6,
+                      requirements_due = $7, stripe_state_at = $8, stripe_updated_at = now(), updated_at = now()
+                WHERE id = $1 AND (stripe_account_id IS NULL OR stripe_account_id = $2)
+                  AND (NOT $9 OR stripe_state_at IS NULL OR stripe_state_at <= $8)""",
+            _uuid(organization_id),
+            state.account_id,
+            state.type,
+            state.charges_enabled,
+            state.payouts_enabled,
+            state.details_submitted,
+            list(state.requirements_due),
+            state.state_at,
+            only_if_newer,
+        )
+        return status.endswith(" 1")
+
+    async def organization_of_account(
+        self, conn: Connection, stripe_account_id: str, *, for_update: bool = False
+    ) -> Organization | None:
+        lock = " FOR UPDATE" if for_update else ""
+        row = await conn.fetchrow(
+            f"SELECT {_ORG_COLUMNS} FROM organizations WHERE stripe_account_id = $1{lock}", stripe_account_id
+        )
+        return self._organization(row) if row else None
+
+
+async def organization_exists(conn: Connection, organization_id: str) -> bool:
+    key = _uuid(organization_id)
+    return key is not None and bool(await conn.fetchval("SELECT true FROM organizations WHERE id = $1", key))
+
+
+async def organization_id_of_account(conn: Connection, stripe_account_id: str) -> str | None:
+    value = await conn.fetchval("SELECT id FROM organizations WHERE stripe_account_id = $1", stripe_account_id)
+    return str(value) if value else None
+
+
+async def payment_policy(conn: Connection, organization_id: str) -> PaymentPolicy | None:
+    """One primary-key read of the plain (unencrypted) columns a payment needs."""
+    key = _uuid(organization_id)
+    if key is None:
+        return None
+    row = await conn.fetchrow(
+        """SELECT id, coalesce(stripe_account_id, '') AS stripe_account_id, charge_model, fee_percent_bps, fee_minimum,
+                  charges_enabled, country, default_currency, timezone
+             FROM organizations WHERE id = $1""",
+        key,
+    )
+    if row is None:
+        return None
+    return PaymentPolicy(
+        organization_id=str(row["id"]),
+        stripe_account_id=row["stripe_account_id"],
+        charge_model=row["charge_model"],
+        fee_percent_bps=row["fee_percent_bps"],
+        fee_minimum=row["fee_minimum"],
+        charges_enabled=row["charges_enabled"] and bool(row["stripe_account_id"]),
+        country=row["country"],
+        default_currency=row["default_currency"],
+        timezone=row["timezone"],
+    )

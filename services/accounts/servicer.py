@@ -1,4 +1,4 @@
-"""AccountsService: proto ⇄ domain translation only."""
+"""AccountsService: proto ⇄ domain translation and the role / organisation checks of each RPC."""
 
 from __future__ import annotations
 
@@ -6,11 +6,22 @@ import asyncpg
 import grpc
 from collect.accounts.v1 import accounts_pb2 as pb
 from collect.accounts.v1 import accounts_pb2_grpc
+from collect.common.v1 import common_pb2
 
-from runtime.auth import ORG_ADMIN, TokenSigner, organization_scope, require_caller
+from runtime.auth import ORG_ADMIN, PLATFORM_ADMIN, TokenSigner, organization_scope, require_caller
+from runtime.errors import FieldError, InvalidArgument, NotFound
 from runtime.proto import to_timestamp
 from services.accounts import members
-from services.accounts.domain import Member
+from services.accounts.connect import Connect
+from services.accounts.domain import (
+    Address,
+    Member,
+    NewOrganization,
+    Organization,
+    OrganizationChanges,
+    StripeAccountState,
+)
+from services.accounts.organizations import Organizations
 
 
 def member_message(member: Member) -> pb.Member:
@@ -25,10 +36,104 @@ def member_message(member: Member) -> pb.Member:
     )
 
 
+def organization_message(org: Organization) -> pb.Organization:
+    stripe = org.stripe
+    return pb.Organization(
+        id=org.id,
+        name=org.name,
+        email=org.email,
+        country=org.country,
+        business_type=org.business_type,
+        address=common_pb2.Address(
+            line1=org.address.line1,
+            line2=org.address.line2,
+            city=org.address.city,
+            postal_code=org.address.postal_code,
+            country=org.address.country or org.country,
+            state=org.address.state,
+        ),
+        charge_model=org.charge_model,
+        fee_percent_bps=org.fee_percent_bps,
+        fee_minimum=org.fee_minimum,
+        stripe_account_id=stripe.account_id if stripe else "",
+        charges_enabled=stripe.charges_enabled if stripe else False,
+        payouts_enabled=stripe.payouts_enabled if stripe else False,
+        details_submitted=stripe.details_submitted if stripe else False,
+        requirements_due=list(stripe.requirements_due) if stripe else [],
+        legal_entity=org.legal_entity,
+        bank_account_iban=org.bank_account_iban,
+        timezone=org.timezone,
+        default_currency=org.default_currency,
+        created_at=to_timestamp(org.created_at),
+    )
+
+
+def account_message(organization_id: str, state: StripeAccountState) -> pb.StripeAccountStatus:
+    return pb.StripeAccountStatus(
+        organization_id=organization_id,
+        stripe_account_id=state.account_id,
+        type=state.type,
+        charges_enabled=state.charges_enabled,
+        payouts_enabled=state.payouts_enabled,
+        details_submitted=state.details_submitted,
+        requirements_due=list(state.requirements_due),
+        updated_at=to_timestamp(state.updated_at),
+    )
+
+
+def _new_organization(request: pb.CreateOrganizationRequest) -> NewOrganization:
+    address = request.address
+    return NewOrganization(
+        name=request.name,
+        email=request.email,
+        country=request.country,
+        business_type=request.business_type,
+        address=Address(
+            line1=address.line1,
+            line2=address.line2,
+            city=address.city,
+            postal_code=address.postal_code,
+            country=address.country.upper(),
+            state=address.state,
+        ),
+        charge_model=request.charge_model or "direct",
+        fee_percent_bps=request.fee_percent_bps,
+        fee_minimum=request.fee_minimum,
+        legal_entity=request.legal_entity,
+        bank_account_iban=request.bank_account_iban,
+        timezone=request.timezone or "Europe/Paris",
+        default_currency=request.default_currency or "eur",
+    )
+
+
+def _changes(request: pb.UpdateOrganizationRequest) -> OrganizationChanges:
+    def optional(name: str) -> object:
+        return getattr(request, name) if request.HasField(name) else None  # type: ignore[arg-type]
+
+    return OrganizationChanges(
+        **{
+            name: optional(name)
+            for name in (
+                "name",
+                "charge_model",
+                "fee_percent_bps",
+                "fee_minimum",
+                "legal_entity",
+                "bank_account_iban",
+                "timezone",
+            )
+        }  # type: ignore[arg-type]
+    )
+
+
 class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
-    def __init__(self, pool: asyncpg.Pool, signer: TokenSigner) -> None:
+    def __init__(self, pool: asyncpg.Pool, signer: TokenSigner, organizations: Organizations, connect: Connect) -> None:
         self._pool = pool
         self._signer = signer
+        self._orgs = organizations
+        self._connect = connect
+
+    # Sign-in and members ---------------------------------------------------------------------
 
     async def Authenticate(
         self, request: pb.AuthenticateRequest, context: grpc.aio.ServicerContext
@@ -41,15 +146,16 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
     async def GetMe(self, request: pb.GetMeRequest, context: grpc.aio.ServicerContext) -> pb.GetMeResponse:
         caller = require_caller()
         member = await members.get_member(self._pool, caller.member_id)
-        return pb.GetMeResponse(member=member_message(member))
+        if member.organization_id is None:
+            return pb.GetMeResponse(member=member_message(member))
+        org = await self._orgs.get(member.organization_id)
+        return pb.GetMeResponse(member=member_message(member), organization=organization_message(org))
 
     async def GetMember(self, request: pb.GetMemberRequest, context: grpc.aio.ServicerContext) -> pb.GetMemberResponse:
         caller = require_caller()
         organization_id = organization_scope(caller, request.organization_id)
         member = await members.get_member(self._pool, request.member_id)
         if member.organization_id != organization_id:
-            from runtime.errors import NotFound
-
             raise NotFound("member not found", "member_not_found")
         return pb.GetMemberResponse(member=member_message(member))
 
@@ -78,3 +184,91 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
             self._pool, organization_id, request.page.limit, request.page.cursor
         )
         return pb.ListMembersResponse(members=[member_message(m) for m in found], next_cursor=next_cursor)
+
+    # Organisations ---------------------------------------------------------------------------
+
+    async def CreateOrganization(
+        self, request: pb.CreateOrganizationRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateOrganizationResponse:
+        require_caller(min_role=PLATFORM_ADMIN)
+        org = await self._orgs.create(_new_organization(request))
+        return pb.CreateOrganizationResponse(organization=organization_message(org))
+
+    async def GetOrganization(
+        self, request: pb.GetOrganizationRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetOrganizationResponse:
+        organization_id = organization_scope(require_caller(), request.organization_id)
+        return pb.GetOrganizationResponse(organization=organization_message(await self._orgs.get(organization_id)))
+
+    async def UpdateOrganization(
+        self, request: pb.UpdateOrganizationRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UpdateOrganizationResponse:
+        organization_id = organization_scope(require_caller(min_role=PLATFORM_ADMIN), request.organization_id)
+        org = await self._orgs.update(organization_id, _changes(request))
+        return pb.UpdateOrganizationResponse(organization=organization_message(org))
+
+    async def ListOrganizations(
+        self, request: pb.ListOrganizationsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListOrganizationsResponse:
+        require_caller(min_role=PLATFORM_ADMIN)
+        found, next_cursor = await self._orgs.page(request.page.limit, request.page.cursor)
+        return pb.ListOrganizationsResponse(
+            organizations=[organization_message(o) for o in found], next_cursor=next_cursor
+        )
+
+    # Stripe Connect --------------------------------------------------------------------------
+
+    async def CreateStripeAccount(
+        self, request: pb.CreateStripeAccountRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateStripeAccountResponse:
+        organization_id = organization_scope(require_caller(min_role=ORG_ADMIN), request.organization_id)
+        state = await self._connect.create_account(organization_id, request.type)
+        return pb.CreateStripeAccountResponse(account=account_message(organization_id, state))
+
+    async def CreateOnboardingLink(
+        self, request: pb.CreateOnboardingLinkRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateOnboardingLinkResponse:
+        organization_id = organization_scope(require_caller(min_role=ORG_ADMIN), request.organization_id)
+        url, expires_at = await self._connect.onboarding_link(organization_id, request.return_url, request.refresh_url)
+        return pb.CreateOnboardingLinkResponse(url=url, expires_at=to_timestamp(expires_at))
+
+    async def GetStripeAccount(
+        self, request: pb.GetStripeAccountRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetStripeAccountResponse:
+        organization_id = organization_scope(require_caller(), request.organization_id)
+        state = await self._connect.status(organization_id, refresh=request.refresh)
+        return pb.GetStripeAccountResponse(account=account_message(organization_id, state))
+
+    # For the other services --------------------------------------------------------------------
+
+    async def GetPaymentPolicy(
+        self, request: pb.GetPaymentPolicyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetPaymentPolicyResponse:
+        organization_id = organization_scope(require_caller(), request.organization_id)
+        policy = await self._orgs.payment_policy(organization_id)
+        return pb.GetPaymentPolicyResponse(
+            policy=pb.PaymentPolicy(
+                organization_id=policy.organization_id,
+                stripe_account_id=policy.stripe_account_id,
+                charge_model=policy.charge_model,
+                fee_percent_bps=policy.fee_percent_bps,
+                fee_minimum=policy.fee_minimum,
+                charges_enabled=policy.charges_enabled,
+                country=policy.country,
+                default_currency=policy.default_currency,
+                timezone=policy.timezone,
+            )
+        )
+
+    async def ResolveStripeAccount(
+        self, request: pb.ResolveStripeAccountRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ResolveStripeAccountResponse:
+        require_caller(min_role=PLATFORM_ADMIN)
+        if not request.stripe_account_id:
+            raise InvalidArgument(
+                "stripe_account_id is required",
+                "validation_error",
+                [FieldError("stripe_account_id", "is required")],
+            )
+        organization_id = await self._orgs.organization_of_account(request.stripe_account_id)
+        return pb.ResolveStripeAccountResponse(organization_id=organization_id)

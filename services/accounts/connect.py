@@ -1,0 +1,168 @@
+"""Stripe Connect: the connected account of an organisation, its onboarding links and its status."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlparse
+
+import stripe
+
+from runtime.db import Connection
+from runtime.errors import Conflict, FieldError, InvalidArgument
+from runtime.inbox import APPLIED, IGNORED, InboundEvent
+from runtime.stripe_api import stripe_errors
+from services.accounts.domain import (
+    ACCOUNT_TYPES,
+    Organization,
+    StripeAccountState,
+    account_state_from_stripe,
+    event_is_newer,
+)
+from services.accounts.organizations import Organizations, organization_not_found
+
+log = logging.getLogger("services.accounts.connect")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _as_dict(account: Any) -> dict[str, Any]:
+    if isinstance(account, stripe.StripeObject):
+        return account.to_dict()
+    return dict(account)
+
+
+def account_params(org: Organization, account_type: str) -> dict[str, Any]:
+    """What the platform tells Stripe about an organisation when it creates its account."""
+    profile: dict[str, Any] = {"name": org.name, "support_email": org.email}
+    return {
+        "type": account_type,
+        "country": org.country,
+        "email": org.email,
+        "business_type": org.business_type,
+        "business_profile": profile,
+        "default_currency": org.default_currency,
+        "capabilities": {"card_payments": {"requested": True}, "transfers": {"requested": True}},
+        "metadata": {"organization_id": org.id},
+    }
+
+
+def _check_url(name: str, value: str, errors: list[FieldError]) -> None:
+    parsed = urlparse(value)
+    if parsed.scheme not in ("https", "http") or not parsed.netloc or len(value) > 2000:
+        errors.append(FieldError(name, "must be an absolute http(s) URL"))
+
+
+class Connect:
+    """The connected-account use cases; Stripe is called through the official SDK."""
+
+    def __init__(self, organizations: Organizations, stripe_client: stripe.StripeClient) -> None:
+        self._orgs = organizations
+        self._stripe = stripe_client
+
+    async def create_account(self, organization_id: str, account_type: str = "") -> StripeAccountState:
+        """Creates the organisation's connected account once; later and concurrent calls return it.
+
+        The organisation row stays locked while Stripe is asked, so concurrent calls wait and
+        then find the account; Stripe's idempotency key (from the organisation id) makes a
+        retried call after a lost answer return the same account. If Stripe fails, the
+        transaction rolls back and nothing is written.
+        """
+        account_type = account_type or "express"
+        if account_type not in ACCOUNT_TYPES:
+            raise InvalidArgument(
+                "type must be express or custom",
+                "validation_error",
+                [FieldError("type", f"must be one of {', '.join(ACCOUNT_TYPES)}")],
+            )
+        pool, rows = self._orgs.pool, self._orgs.rows
+        async with pool.acquire() as conn, conn.transaction():
+            org = await rows.get(conn, organization_id, for_update=True)
+            if org is None:
+                raise organization_not_found()
+            if org.stripe is not None:
+                return org.stripe
+            asked_at = _now()
+            with stripe_errors():
+                account = await self._stripe.v1.accounts.create_async(
+                    params=account_params(org, account_type),  # type: ignore[arg-type]
+                    options={"idempotency_key": f"collect-organization-{org.id}-account"},
+                )
+            state = account_state_from_stripe(_as_dict(account), asked_at)
+            await rows.set_stripe_state(conn, org.id, state, only_if_newer=False)
+        self._orgs.cache.invalidate(organization_id)
+        log.info("connected account created", extra={"organization_id": organization_id, "account": state.account_id})
+        return replace(state, updated_at=_now())
+
+    async def _account_of(self, organization_id: str) -> StripeAccountState:
+        org = await self._orgs.get(organization_id)
+        if org.stripe is None:
+            raise Conflict("the organisation has no Stripe account yet", "stripe_account_missing")
+        return org.stripe
+
+    async def onboarding_link(self, organization_id: str, return_url: str, refresh_url: str) -> tuple[str, datetime]:
+        errors: list[FieldError] = []
+        _check_url("return_url", return_url, errors)
+        _check_url("refresh_url", refresh_url, errors)
+        if errors:
+            raise InvalidArgument("the request is invalid", "validation_error", errors)
+        account = await self._account_of(organization_id)
+        with stripe_errors():
+            link = await self._stripe.v1.account_links.create_async(
+                params={
+                    "account": account.account_id,
+                    "return_url": return_url,
+                    "refresh_url": refresh_url,
+                    "type": "account_onboarding",
+                }
+            )
+        return str(link.url), datetime.fromtimestamp(int(link.expires_at), UTC)
+
+    async def status(self, organization_id: str, *, refresh: bool = False) -> StripeAccountState:
+        """The stored status; with `refresh`, read again from Stripe first (and stored unless newer is known)."""
+        stored = await self._account_of(organization_id)
+        if not refresh:
+            return stored
+        asked_at = _now()
+        with stripe_errors():
+            account = await self._stripe.v1.accounts.retrieve_async(stored.account_id)
+        fresh = account_state_from_stripe(_as_dict(account), asked_at)
+        async with self._orgs.pool.acquire() as conn:
+            await self._orgs.rows.set_stripe_state(conn, organization_id, fresh)
+        self._orgs.cache.invalidate(organization_id)
+        return await self._account_of(organization_id)
+
+    async def apply_event(self, conn: Connection, event: InboundEvent) -> str:
+        """Applies an `account.updated` event (inside the inbox's transaction).
+
+        An event older than the stored state is ignored; when Stripe's one-second `created`
+        cannot tell, the account is read again from Stripe instead of trusting either.
+        """
+        if event.type != "account.updated":
+            return IGNORED
+        obj = event.data_object
+        account_id = event.account or str(obj.get("id") or "")
+        if not account_id:
+            return IGNORED
+        org = await self._orgs.rows.organization_of_account(conn, account_id, for_update=True)
+        if org is None or org.stripe is None:
+            log.info("account event for an unknown account", extra={"event_id": event.event_id})
+            return IGNORED
+        created = event.created_at or _now()
+        newer = event_is_newer(created, org.stripe.state_at)
+        if newer is False:
+            return IGNORED
+        if newer is None or obj.get("id") != account_id:
+            asked_at = _now()
+            with stripe_errors():
+                account = await self._stripe.v1.accounts.retrieve_async(account_id)
+            state = account_state_from_stripe(_as_dict(account), asked_at)
+        else:
+            state = account_state_from_stripe(obj, created)
+        written = await self._orgs.rows.set_stripe_state(conn, org.id, state)
+        self._orgs.cache.invalidate(org.id)
+        return APPLIED if written else IGNORED
