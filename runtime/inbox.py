@@ -4,6 +4,11 @@ The owner records each event in its own `inbox_events` table (unique by source +
 in the same transaction as its effect. The effect runs in a savepoint: when it fails, the
 event stays recorded as `failed` and a background worker applies it again with backoff, so a
 delivery acknowledged once is never lost; a duplicate changes nothing.
+
+A delivery is answered within its deadline: an effect that would outlast it is rolled back,
+the event stays recorded as `pending` and the worker applies it at once (the sender is told
+"recorded", which is all it needs). The delivery's trace context is recorded with the event,
+so an effect applied later by the worker or a replay belongs to the same trace.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import grpc
 import orjson
 from collect.events.v1 import events_pb2 as pb
 from collect.events.v1 import events_pb2_grpc
+from opentelemetry import propagate, trace
 
 from runtime.auth import PLATFORM_ADMIN, require_caller
 from runtime.db import Connection
@@ -28,10 +34,13 @@ from runtime.errors import FieldError, InvalidArgument
 from runtime.proto import from_timestamp, to_timestamp
 
 log = logging.getLogger("runtime.inbox")
+_tracer = trace.get_tracer("runtime.inbox")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["EventSinkService"].full_name
 APPLIED, IGNORED, PENDING, FAILED = "applied", "ignored", "pending", "failed"
 MAX_ATTEMPTS = 20
+# Kept out of a delivery's deadline for recording the outcome, committing and answering.
+DELIVERY_MARGIN_SECONDS = 0.25
 
 
 @dataclass(frozen=True)
@@ -57,12 +66,24 @@ def _backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(600, 2 ** min(attempts, 10)))
 
 
-async def _apply(conn: Connection, handler: EventHandler, event: InboundEvent) -> tuple[str, str | None]:
-    """Runs the handler in a savepoint; returns the status to record and the error, if any."""
+async def _apply(
+    conn: Connection, handler: EventHandler, event: InboundEvent, budget: float | None = None
+) -> tuple[str, str | None]:
+    """Runs the handler in a savepoint; returns the status to record and the error, if any.
+
+    Past `budget` seconds the effect is rolled back and the event left `pending` for the worker.
+    """
     try:
-        async with conn.transaction():
-            status = await handler(conn, event)
+        async with asyncio.timeout(budget):
+            async with conn.transaction():
+                status = await handler(conn, event)
         return (status if status in (APPLIED, IGNORED) else APPLIED), None
+    except TimeoutError:
+        if budget is None:  # raised by the handler itself: a failure like any other
+            log.warning("event %s (%s) failed: timed out", event.event_id, event.type)
+            return FAILED, "TimeoutError"
+        log.info("event %s (%s) deferred to the worker after %.2f s", event.event_id, event.type, budget)
+        return PENDING, f"deferred: not applied within the delivery's {budget:.2f} s"
     except asyncio.CancelledError:
         raise
     except Exception as error:  # recorded; retried by the worker
@@ -70,14 +91,34 @@ async def _apply(conn: Connection, handler: EventHandler, event: InboundEvent) -
         return FAILED, f"{type(error).__name__}: {error}"[:1000]
 
 
+def _trace_context() -> str | None:
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier.get("traceparent")
+
+
 async def record_and_apply(
-    pool: asyncpg.Pool, handler: EventHandler, event: InboundEvent, *, apply_now: bool = True
+    pool: asyncpg.Pool,
+    handler: EventHandler,
+    event: InboundEvent,
+    *,
+    apply_now: bool = True,
+    apply_timeout: float | None = None,
+    raw_payload: bytes | None = None,
 ) -> tuple[bool, str]:
-    """Records the event and (unless `apply_now` is False) applies it. Returns (duplicate, status)."""
+    """Records the event and (unless `apply_now` is False) applies it. Returns (duplicate, status).
+
+    Status is "applied", "ignored", "failed" (recorded, retried by the worker) or "pending"
+    (recorded, applied by the worker: `apply_now` False, or the effect took longer than
+    `apply_timeout` seconds and was rolled back). `raw_payload`, when given, is stored as the
+    payload instead of serialising `event.payload` again.
+    """
+    payload = raw_payload.decode() if raw_payload is not None else orjson.dumps(event.payload).decode()
     async with pool.acquire() as conn, conn.transaction():
         inserted = await conn.fetchval(
-            """INSERT INTO inbox_events (source, event_id, type, account, created_at, payload, status, next_attempt_at)
-               VALUES ($1, $2, $3, $4, $5, $6::jsonb, 'pending', now())
+            """INSERT INTO inbox_events
+                      (source, event_id, type, account, created_at, payload, status, next_attempt_at, trace_context)
+               VALUES ($1, $2, $3, $4, $5, $6::jsonb, 'pending', now(), $7)
                ON CONFLICT (source, event_id) DO NOTHING
                RETURNING true""",
             event.source,
@@ -85,7 +126,8 @@ async def record_and_apply(
             event.type,
             event.account,
             event.created_at,
-            orjson.dumps(event.payload).decode(),
+            payload,
+            _trace_context(),
         )
         if not inserted:
             status = await conn.fetchval(
@@ -94,7 +136,7 @@ async def record_and_apply(
             return True, str(status)
         if not apply_now:
             return False, PENDING
-        status, error = await _apply(conn, handler, event)
+        status, error = await _apply(conn, handler, event, apply_timeout)
         await _record_outcome(conn, event, status, error, attempts=1)
         return False, status
 
@@ -104,7 +146,8 @@ async def _record_outcome(conn: Connection, event: InboundEvent, status: str, er
         """UPDATE inbox_events
               SET status = $3::text, attempts = $4::integer, last_error = $5::text,
                   applied_at = CASE WHEN $3::text IN ('applied', 'ignored') THEN now() END,
-                  next_attempt_at = CASE WHEN $3::text = 'failed' AND $4::integer < $7::integer
+                  next_attempt_at = CASE WHEN $3::text = 'pending' THEN now()
+                                         WHEN $3::text = 'failed' AND $4::integer < $7::integer
                                          THEN now() + $6::interval END
             WHERE source = $1 AND event_id = $2""",
         event.source,
@@ -155,7 +198,8 @@ async def replay(
             if row is None:
                 return replayed, applied, failed
             event = _event_from_row(row)
-            status, error = await _apply(conn, handler, event)
+            with _replay_span(event, row["trace_context"]):
+                status, error = await _apply(conn, handler, event)
             await _record_outcome(conn, event, status, error, attempts=row["attempts"] + 1)
         replayed += 1
         if status == FAILED:
@@ -164,6 +208,20 @@ async def replay(
             applied += 1
         if event_id or replayed >= 1000:
             return replayed, applied, failed
+
+
+def _replay_span(event: InboundEvent, traceparent: str | None) -> Any:
+    """A span for applying a recorded event: in the delivery's trace when nothing else is current
+    (the worker), else in the current one (an operator's replay) with a link to the delivery's."""
+    recorded = trace.get_current_span(propagate.extract({"traceparent": traceparent})) if traceparent else None
+    recorded_context = recorded.get_span_context() if recorded is not None else None
+    current = trace.get_current_span().get_span_context()
+    attributes = {"messaging.message.id": event.event_id, "event.type": event.type, "event.source": event.source}
+    if current.is_valid or recorded_context is None or not recorded_context.is_valid:
+        links = [trace.Link(recorded_context)] if recorded_context is not None and recorded_context.is_valid else []
+        return _tracer.start_as_current_span(f"inbox apply {event.type}", attributes=attributes, links=links)
+    parent = trace.set_span_in_context(trace.NonRecordingSpan(recorded_context))
+    return _tracer.start_as_current_span(f"inbox apply {event.type}", context=parent, attributes=attributes)
 
 
 class EventSinkServicer(events_pb2_grpc.EventSinkServiceServicer):
@@ -193,8 +251,19 @@ class EventSinkServicer(events_pb2_grpc.EventSinkServiceServicer):
         require_caller(min_role=PLATFORM_ADMIN)
         event = _event_from_proto(request.event)
         apply_now = self._apply_now(event)
-        duplicate, status = await record_and_apply(self._pool, self._handler, event, apply_now=apply_now)
-        if not apply_now and not duplicate:
+        remaining = context.time_remaining()
+        budget = None if remaining is None else remaining - DELIVERY_MARGIN_SECONDS
+        if budget is not None and budget <= 0:
+            apply_now = False  # no time to apply: record it, the worker applies it
+        duplicate, status = await record_and_apply(
+            self._pool,
+            self._handler,
+            event,
+            apply_now=apply_now,
+            apply_timeout=budget,
+            raw_payload=request.event.payload or None,
+        )
+        if status in (PENDING, FAILED):
             self._wake.set()
         return pb.DeliverEventResponse(duplicate=duplicate, status=status)
 
