@@ -1,7 +1,8 @@
 """Benchmark: PaymentIntent create+confirm against the Stripe sandbox, next to a bare-Starlette baseline.
 
-Both servers run as separate processes (one uvicorn worker each, i.e. one core). Clients run in
-`--client-processes` processes, each with asyncio and its share of `--concurrency` in flight.
+Both servers run as separate processes (one uvicorn worker each) pinned to CPU 0; clients run in
+`--client-processes` processes on the other CPUs, each with asyncio and its share of
+`--concurrency` in flight. The first line measures the sandbox app alone (in-process ASGI calls).
 Prints throughput and latency percentiles; asserts nothing.
 
     .venv/bin/python bench/bench_stripe_sandbox.py [--requests 4000] [--concurrency 16] [--client-processes 2]
@@ -58,6 +59,7 @@ class BaselineProcess:
 
     def __enter__(self) -> BaselineProcess:
         self.process = subprocess.Popen([sys.executable, __file__, "--serve-baseline", str(self.port)])
+        _pin(self.process.pid, SERVER_CPUS)
         for _ in range(300):
             try:
                 httpx.get(f"{self.url}/health", timeout=0.5)
@@ -128,7 +130,21 @@ async def _client_run(mode: str, url: str, requests: int, concurrency: int) -> t
         return start, end, latencies
 
 
+SERVER_CPUS = {0}
+
+
+def _pin(pid: int, cpus: set[int]) -> None:
+    """Keep servers and clients on separate cores so the server's figure is one core's."""
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(pid, cpus)
+
+
+def _client_cpus() -> set[int]:
+    return set(range(os.cpu_count() or 1)) - SERVER_CPUS or {0}
+
+
 def _client_process(args: tuple[str, str, int, int]) -> tuple[float, float, list[float]]:
+    _pin(0, _client_cpus())
     return asyncio.run(_client_run(*args))
 
 
@@ -232,11 +248,15 @@ def main() -> None:
         return
     n, c, p = args.requests, args.concurrency, args.client_processes
     print(f"cpus={os.cpu_count()} load={os.getloadavg()[0]:.2f} requests={n}", flush=True)
+    _pin(0, SERVER_CPUS)
     asyncio.run(_in_process(n))
+    _pin(0, set(range(os.cpu_count() or 1)))
     print(f"over HTTP: concurrency={c} client processes={p} (servers: one uvicorn worker each)", flush=True)
     with BaselineProcess() as baseline:
         measure("baseline: bare Starlette fixed JSON (httpx)", "raw", baseline.url, n, c, p)
     with SandboxProcess(log_level="warning") as sandbox:
+        assert sandbox.process is not None
+        _pin(sandbox.process.pid, SERVER_CPUS)
         measure("sandbox: PI create+confirm (httpx form POST)", "raw", sandbox.url, n, c, p)
         measure("sandbox: PI create+confirm (official SDK)", "sdk", sandbox.url, n, c, p)
         server_side(sandbox.url)
