@@ -22,6 +22,16 @@ logger = logging.getLogger("sandbox.stripe.requests")
 _NO_STORE_STATUSES = {401, 429, 500, 502, 503}
 
 
+def _injected(status: int) -> StripeError:
+    if status == 429:
+        return StripeError(
+            429,
+            "Request rate limit exceeded. Learn more about rate limits here https://stripe.com/docs/rate-limits.",
+            code="rate_limit",
+        )
+    return StripeError(status, "An unexpected error occurred (injected by the sandbox).", type="api_error")
+
+
 def _expand(state: SandboxState, obj: Any, path: list[str]) -> Any:
     if not path or not isinstance(obj, dict):
         return obj
@@ -71,11 +81,10 @@ class Api:
             account = headers.get("stripe-account") or state.platform_id
             if state.faults.fail_next > 0:
                 state.faults.fail_next -= 1
-                raise StripeError(
-                    state.faults.status,
-                    "An unexpected error occurred (injected by the sandbox).",
-                    type="api_error",
-                )
+                raise _injected(state.faults.status)
+            limit = state.config.rate_limit_per_second
+            if limit and state.rate_limited(account, limit):
+                raise _injected(429)
             if state.account(account) is None:
                 raise StripeError(
                     403,

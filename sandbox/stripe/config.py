@@ -29,6 +29,8 @@ class SandboxConfig:
     webhook_shuffle_window_seconds: float = 0.05
     webhook_concurrency: int = 32
     webhook_timeout_seconds: float = 5.0
+    # Stripe's own limits are 100/s live, 25/s test per account; off unless set (tests of 429 handling).
+    rate_limit_per_second: int | None = None
 
     @classmethod
     def from_env(cls, **overrides: Any) -> SandboxConfig:

@@ -61,8 +61,8 @@ async def fail(request: Request) -> Response:
     state = _state(request)
     data = await _body(request)
     status = int(data.get("status", 500))
-    if status < 500 or status > 599:
-        return _json({"error": {"type": "invalid_request_error", "message": "status must be 5xx"}}, 400)
+    if status != 429 and not 500 <= status <= 599:
+        return _json({"error": {"type": "invalid_request_error", "message": "status must be 429 or 5xx"}}, 400)
     state.faults.fail_next = int(data.get("fail_next", 1))
     state.faults.status = status
     return _json({"fail_next": state.faults.fail_next, "status": status})

@@ -65,6 +65,7 @@ class SandboxState:
         self.faults = Faults()
         self.onboarding_links: dict[str, dict[str, Any]] = {}
         self.current_request: RequestInfo | None = None
+        self._rate_windows: dict[str, tuple[int, int]] = {}
         self.dirty = False
         self._timers: set[asyncio.Task[None]] = set()
         self._saver: asyncio.Task[None] | None = None
@@ -189,6 +190,17 @@ class SandboxState:
             del self.idempotency[key]
             return None
         return result
+
+    def rate_limited(self, account: str, per_second: int) -> bool:
+        """Count a request in the account's current one-second window; True when over `per_second`."""
+        window = int(time.monotonic())
+        current = self._rate_windows.get(account)
+        if current is None or current[0] != window:
+            self._rate_windows[account] = (window, 1)
+            return False
+        count = current[1] + 1
+        self._rate_windows[account] = (window, count)
+        return count > per_second
 
     def inflight_future(self) -> asyncio.Future[IdempotentResult]:
         return asyncio.get_running_loop().create_future()

@@ -9,7 +9,7 @@ import httpx
 import pytest
 import stripe
 
-from sandbox.stripe.testing import ConnectedAccount, RunningSandbox
+from sandbox.stripe.testing import ConnectedAccount, RunningSandbox, run_sandbox
 from sandbox.stripe.wire import parse_form
 
 PI = {"amount": 1500, "currency": "eur", "payment_method_types": ["card"]}
@@ -133,6 +133,10 @@ async def test_errors_faults_and_operations(stripe_sandbox: RunningSandbox, conn
                 await connected.client.v1.balance.retrieve_async()
             assert api_error.value.http_status == 503
         await connected.client.v1.balance.retrieve_async()
+        await http.post("/_sandbox/fail", json={"fail_next": 1, "status": 429})
+        with pytest.raises(stripe.RateLimitError):
+            await connected.client.v1.balance.retrieve_async()
+        await connected.client.v1.balance.retrieve_async()
         log = (await http.get("/_sandbox/requests", params={"limit": 5})).json()["data"]
         assert log[0]["path"] == "/v1/balance" and log[0]["status"] == 200 and log[0]["account"] == connected.id
         assert {"method", "duration_ms"} <= log[0].keys() and "sk_test" not in str(log)
@@ -140,3 +144,12 @@ async def test_errors_faults_and_operations(stripe_sandbox: RunningSandbox, conn
         assert config["fee_fixed"] == 30
         await http.post("/_sandbox/config", json={"fee_fixed": 25})
         assert (await http.post("/_sandbox/config", json={"nope": 1})).status_code == 400
+
+
+async def test_optional_rate_limit() -> None:
+    async with run_sandbox(rate_limit_per_second=3) as sandbox:
+        client = sandbox.client()
+        outcomes = await asyncio.gather(*(client.v1.balance.retrieve_async() for _ in range(8)), return_exceptions=True)
+        limited = [o for o in outcomes if isinstance(o, stripe.RateLimitError)]
+        assert limited and len(limited) < 8
+        assert limited[0].http_status == 429 and limited[0].json_body["error"]["code"] == "rate_limit"
