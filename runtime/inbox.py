@@ -298,7 +298,9 @@ class EventSinkServicer(events_pb2_grpc.EventSinkServiceServicer):
             self._wake.clear()
             try:
                 await replay(self._pool, self._handler, due_only=True)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # the worker must outlive any database hiccup
                 log.warning("inbox worker: %s", error)
 
 

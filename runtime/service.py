@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -82,7 +83,34 @@ async def start_service(
         port=settings.grpc_port,
         host=settings.grpc_host,
     )
+    watchdog = asyncio.create_task(_watch_database(pool, running), name=f"{schema}-db-watchdog")
+
+    async def stop_watchdog() -> None:
+        watchdog.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watchdog
+
+    deps.cleanups.insert(0, stop_watchdog)
     return running, deps
+
+
+async def _watch_database(pool: asyncpg.Pool, running: RunningServer, every: float = 2.0) -> None:
+    """The health status follows the database: NOT_SERVING while it cannot be reached."""
+    serving = True
+    while True:
+        await asyncio.sleep(every)
+        try:
+            async with asyncio.timeout(every):
+                await pool.fetchval("SELECT 1")
+            healthy = True
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # whatever asyncpg raises, a failed SELECT 1 means not ready
+            healthy = False
+        if healthy != serving:
+            serving = healthy
+            log.warning("database %s", "reachable again" if healthy else "unreachable")
+            await running.set_serving(healthy)
 
 
 def run_service(service: str, schema: str, migrations: Path, wire: Wire, on_start: OnStart | None = None) -> None:

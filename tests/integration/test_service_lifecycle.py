@@ -1,0 +1,89 @@
+"""A service process: starts from its environment, answers health, drains and exits on SIGTERM;
+readiness follows the database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import asyncpg
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from runtime.config import SERVICES
+from runtime.embedded_pg import free_port, start_embedded_postgres
+from runtime.migrations import provision_schema, service_dsn
+from tests.fixtures.database import PlatformDatabase
+from tests.fixtures.stack import TEST_AUTH_SECRET, start_stack
+
+
+async def _health(target: str) -> int:
+    async with grpc.aio.insecure_channel(target) as channel:
+        answer = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
+        return int(answer.status)
+
+
+async def test_service_process_serves_health_then_stops_gracefully_on_sigterm(database: PlatformDatabase) -> None:
+    port = free_port()
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "DATABASE_URL": database.urls["accounts"],
+        "AUTH_TOKEN_SECRET": TEST_AUTH_SECRET,
+        "GRPC_PORT": str(port),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.accounts", env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), 30)
+        if b"listening" not in line:
+            assert process.stderr is not None
+            raise AssertionError((await process.stderr.read()).decode()[-2000:])
+        assert await _health(f"127.0.0.1:{port}") == health_pb2.HealthCheckResponse.SERVING
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 15) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def test_readiness_fails_when_the_database_goes_away() -> None:
+    data_dir = Path(tempfile.mkdtemp(prefix="collect-readyz-"))
+    server = start_embedded_postgres(data_dir / "data", fsync=False)
+    try:
+        conn = await asyncpg.connect(server.url)
+        for schema in SERVICES:
+            await provision_schema(conn, schema, "readyz-password")
+        await conn.close()
+        urls = {s: service_dsn(server.url, s, "readyz-password") for s in SERVICES}
+        async with start_stack(PlatformDatabase(server.url, urls), {}) as stack:
+            assert (await stack.http.get("/readyz")).status_code == 200
+            server.stop()
+            for _ in range(50):
+                answer = await stack.http.get("/readyz")
+                if set(answer.json()["services"].values()) == {"not_serving"}:
+                    break
+                await asyncio.sleep(0.2)
+            assert answer.status_code == 503
+            assert set(answer.json()["services"].values()) == {"not_serving"}
+            assert (await stack.http.get("/healthz")).status_code == 200
+    finally:
+        server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+async def test_readiness_fails_when_a_service_is_down(database: PlatformDatabase) -> None:
+    async with start_stack(database, {}) as stack:
+        await stack.servers["terminal"].stop(0)
+        answer = await stack.http.get("/readyz")
+        assert answer.status_code == 503
+        assert answer.json()["services"]["terminal"].startswith(("unavailable", "not_serving"))
+        assert answer.json()["services"]["accounts"] == "ok"
