@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Iterable
 from pathlib import Path
 
 import grpc
 from collect.payments.v1 import payments_pb2, payments_pb2_grpc
 
+from runtime.inbox import register_event_sink
 from runtime.service import ServiceDeps
+from runtime.settings import Env
+from services.payments import receipts
+from services.payments.context import Context
+from services.payments.domain import DEFAULT_TIMEZONE, Settings
+from services.payments.lifecycle import event_handler
+from services.payments.policy import PolicyClient
+from services.payments.servicer import PaymentsServicer
+from services.payments.stripe_calls import StripePayments
 
 SCHEMA = "payments"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -16,6 +27,30 @@ SERVICE_NAME = payments_pb2.DESCRIPTOR.services_by_name["PaymentsService"].full_
 on_start = None
 
 
+def read_settings(env: Env) -> Settings:
+    return Settings(
+        min_amount=env.integer("PAYMENT_MIN_AMOUNT", 100),
+        max_amount=env.integer("PAYMENT_MAX_AMOUNT", 50_000),
+        rate_limit_per_minute=env.integer("PAYMENT_RATE_LIMIT_PER_MINUTE", 10),
+        default_timezone=env.text("DEFAULT_TIMEZONE", DEFAULT_TIMEZONE),
+        smtp_host=env.optional("SMTP_HOST"),
+        smtp_port=env.integer("SMTP_PORT", 25),
+        receipt_from=env.text("RECEIPT_FROM", "receipts@collect.example"),
+    )
+
+
 def wire(deps: ServiceDeps, server: grpc.aio.Server) -> Iterable[str]:
-    payments_pb2_grpc.add_PaymentsServiceServicer_to_server(payments_pb2_grpc.PaymentsServiceServicer(), server)
-    return [SERVICE_NAME]
+    stripe = StripePayments(deps.settings.stripe_api_key, deps.settings.stripe_api_base)
+    ctx = Context(deps.pool, stripe, PolicyClient(deps.channel("accounts")), read_settings(deps.env))
+    payments_pb2_grpc.add_PaymentsServiceServicer_to_server(PaymentsServicer(ctx), server)
+    events = register_event_sink(deps, server, event_handler(ctx))
+    worker = asyncio.get_running_loop().create_task(receipts.run_worker(ctx), name="payments-receipts")
+
+    async def stop() -> None:
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
+        await stripe.close()
+
+    deps.cleanups.append(stop)
+    return [SERVICE_NAME, events]

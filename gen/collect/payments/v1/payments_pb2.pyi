@@ -33,6 +33,7 @@ class Refund(_message.Message):
     STRIPE_REFUND_ID_FIELD_NUMBER: _builtins.int
     APPLICATION_FEE_REFUNDED_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    FAILURE_REASON_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     payment_id: _builtins.str
     amount: _builtins.int
@@ -42,6 +43,7 @@ class Refund(_message.Message):
     """"pending", "succeeded" or "failed"."""
     stripe_refund_id: _builtins.str
     application_fee_refunded: _builtins.int
+    failure_reason: _builtins.str
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -56,10 +58,11 @@ class Refund(_message.Message):
         stripe_refund_id: _builtins.str = ...,
         application_fee_refunded: _builtins.int = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        failure_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "application_fee_refunded", b"application_fee_refunded", "created_at", b"created_at", "currency", b"currency", "id", b"id", "payment_id", b"payment_id", "reason", b"reason", "status", b"status", "stripe_refund_id", b"stripe_refund_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "application_fee_refunded", b"application_fee_refunded", "created_at", b"created_at", "currency", b"currency", "failure_reason", b"failure_reason", "id", b"id", "payment_id", b"payment_id", "reason", b"reason", "status", b"status", "stripe_refund_id", b"stripe_refund_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -110,6 +113,9 @@ class Payment(_message.Message):
     REFUNDS_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    APPLICATION_FEE_REFUNDED_FIELD_NUMBER: _builtins.int
+    CHARGE_MODEL_FIELD_NUMBER: _builtins.int
+    LOCAL_DATE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     organization_id: _builtins.str
     member_id: _builtins.str
@@ -132,6 +138,12 @@ class Payment(_message.Message):
     failure_message: _builtins.str
     local_id: _builtins.str
     """The offline client's id, when the payment came in an offline batch."""
+    application_fee_refunded: _builtins.int
+    """Part of the application fee given back with refunds."""
+    charge_model: _builtins.str
+    """"direct", "destination", or "none" for cash."""
+    local_date: _builtins.str
+    """Day of the sale (YYYY-MM-DD) in the organisation's time zone; the day it counts in stats."""
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
@@ -164,10 +176,13 @@ class Payment(_message.Message):
         refunds: _abc.Iterable[Global___Refund] | None = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        application_fee_refunded: _builtins.int = ...,
+        charge_model: _builtins.str = ...,
+        local_date: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "amount_captured", b"amount_captured", "amount_refunded", b"amount_refunded", "application_fee_amount", b"application_fee_amount", "capture_method", b"capture_method", "created_at", b"created_at", "currency", b"currency", "decline_code", b"decline_code", "description", b"description", "failure_message", b"failure_message", "id", b"id", "local_id", b"local_id", "member_id", b"member_id", "metadata", b"metadata", "method", b"method", "organization_id", b"organization_id", "receipt_email", b"receipt_email", "refunds", b"refunds", "status", b"status", "stripe_payment_intent_id", b"stripe_payment_intent_id", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "amount_captured", b"amount_captured", "amount_refunded", b"amount_refunded", "application_fee_amount", b"application_fee_amount", "application_fee_refunded", b"application_fee_refunded", "capture_method", b"capture_method", "charge_model", b"charge_model", "created_at", b"created_at", "currency", b"currency", "decline_code", b"decline_code", "description", b"description", "failure_message", b"failure_message", "id", b"id", "local_date", b"local_date", "local_id", b"local_id", "member_id", b"member_id", "metadata", b"metadata", "method", b"method", "organization_id", b"organization_id", "receipt_email", b"receipt_email", "refunds", b"refunds", "status", b"status", "stripe_payment_intent_id", b"stripe_payment_intent_id", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

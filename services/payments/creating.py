@@ -1,0 +1,194 @@
+"""Creating a payment, idempotent end to end (atomic phases).
+
+1. record the idempotency key and the payment (`pending`) in one transaction;
+2. lock the key, call Stripe with a key derived from the payment id, record the result and
+   the answer in the same transaction.
+A request that died in phase 2 leaves the payment `pending`; a retry with the same key
+completes it with the same PaymentIntent (Stripe replays its first answer), never a second one.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from runtime.auth import Caller
+from runtime.errors import Conflict, DomainError, FieldError, InvalidArgument, RateLimited, Unavailable
+from services.payments import repository as repo
+from services.payments.context import Context
+from services.payments.domain import (
+    CAPTURE_METHODS,
+    CHARGE_MODELS,
+    METHODS,
+    Payment,
+    Settings,
+    application_fee,
+    decode_payment,
+    encode_payment,
+    fingerprint,
+    intent_status,
+    local_day,
+)
+
+OPERATION = "create_payment"
+_CURRENCY = re.compile(r"[a-z]{3}")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+@dataclass(frozen=True)
+class CreateRequest:
+    amount: int
+    currency: str = ""
+    method: str = ""
+    capture_method: str = ""
+    description: str = ""
+    receipt_email: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def validate_key(key: str) -> str:
+    if not key or len(key) > 255:
+        raise InvalidArgument(
+            "the Idempotency-Key header is required (up to 255 characters)",
+            "idempotency_key_required",
+            [FieldError("Idempotency-Key", "required, up to 255 characters")],
+        )
+    return key
+
+
+def validate(request: CreateRequest, settings: Settings) -> None:
+    problems: list[FieldError] = []
+    if not settings.min_amount <= request.amount <= settings.max_amount:
+        problems.append(FieldError("amount", f"must be between {settings.min_amount} and {settings.max_amount}"))
+    if request.currency and not _CURRENCY.fullmatch(request.currency):
+        problems.append(FieldError("currency", "must be a three-letter ISO code in lower case"))
+    if request.method and request.method not in METHODS:
+        problems.append(FieldError("method", f"must be one of {', '.join(METHODS)}"))
+    if request.capture_method and request.capture_method not in CAPTURE_METHODS:
+        problems.append(FieldError("capture_method", f"must be one of {', '.join(CAPTURE_METHODS)}"))
+    if request.receipt_email and not _EMAIL.fullmatch(request.receipt_email):
+        problems.append(FieldError("receipt_email", "must be an e-mail address"))
+    reserved = {"organization_id", "member_id", "platform_payment_id"} & request.metadata.keys()
+    if reserved:
+        problems.append(FieldError("metadata", f"uses reserved keys: {', '.join(sorted(reserved))}"))
+    if problems:
+        code = "amount_out_of_range" if problems[0].field == "amount" and len(problems) == 1 else "validation_error"
+        raise InvalidArgument("the payment is invalid", code, problems)
+
+
+async def create_payment(
+    ctx: Context, caller: Caller, organization_id: str, key: str, request: CreateRequest
+) -> tuple[Payment, bool]:
+    """The payment (with its client secret) and whether this answers a replayed key."""
+    validate_key(key)
+    validate(request, ctx.settings)
+    print_ = fingerprint(OPERATION, {"organization_id": organization_id, **request.__dict__})
+    member_id = caller.member_id
+    async with ctx.pool.acquire() as conn:
+        known = await conn.fetchval(
+            "SELECT true FROM idempotency_keys WHERE organization_id = $1 AND member_id = $2 AND key = $3",
+            organization_id,
+            member_id,
+            key,
+        )
+    if not known:
+        policy = await ctx.policies.get(organization_id)
+        if not policy.stripe_account_id or not policy.charges_enabled:
+            raise Conflict(
+                "the organisation's Stripe account cannot take charges yet (onboarding incomplete)",
+                "charges_not_enabled",
+            )
+        if policy.charge_model not in CHARGE_MODELS:
+            raise Conflict(f"unknown charge model {policy.charge_model!r}", "invalid_charge_model")
+        now = datetime.now(UTC)
+        payment = Payment(
+            id=str(uuid.uuid4()),
+            organization_id=organization_id,
+            member_id=member_id,
+            amount=request.amount,
+            currency=request.currency or policy.default_currency,
+            method=request.method or "card_present",
+            capture_method=request.capture_method or "automatic",
+            status="pending",
+            charge_model=policy.charge_model,
+            stripe_account_id=policy.stripe_account_id,
+            application_fee_amount=application_fee(request.amount, policy.fee_percent_bps, policy.fee_minimum),
+            amount_captured=0,
+            amount_refunded=0,
+            application_fee_refunded=0,
+            stripe_payment_intent_id=None,
+            client_secret=None,
+            description=request.description,
+            receipt_email=request.receipt_email,
+            metadata=dict(request.metadata),
+            decline_code=None,
+            failure_message=None,
+            local_id=None,
+            local_date=local_day(now, policy.timezone),
+            created_at=now,
+            updated_at=now,
+            fee_percent_bps=policy.fee_percent_bps,
+            fee_minimum=policy.fee_minimum,
+        )
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            if await repo.claim_key(conn, organization_id, member_id, key, OPERATION, print_):
+                await _check_rate(ctx, conn, member_id)
+                await repo.insert_payment(conn, payment)
+                await repo.set_key_target(conn, organization_id, member_id, key, payment_id=payment.id)
+    return await _complete(ctx, organization_id, member_id, key, print_)
+
+
+async def _check_rate(ctx: Context, conn: repo.Connection, member_id: str) -> None:
+    limit = ctx.settings.rate_limit_per_minute
+    if limit <= 0:
+        return
+    await repo.lock_member(conn, member_id)
+    count, oldest = await repo.recent_creates(conn, member_id, 60)
+    if count >= limit:
+        wait = 60 - (datetime.now(UTC) - oldest).total_seconds() if oldest else 60
+        raise RateLimited(
+            f"at most {limit} payments per minute per member", retry_after=max(1, math.ceil(wait)), code="rate_limited"
+        )
+
+
+async def _complete(ctx: Context, organization_id: str, member_id: str, key: str, print_: str) -> tuple[Payment, bool]:
+    """Phase 2 under the key's row lock: concurrent duplicates wait here, then get the answer."""
+    refused: DomainError | None = None
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        row = await repo.lock_key(conn, organization_id, member_id, key)
+        if row is None:
+            raise Unavailable("the payment could not be recorded, retry with the same key", "idempotency_retry")
+        if row["fingerprint"] != print_ or row["operation"] != OPERATION:
+            raise Conflict("this Idempotency-Key was used with another request", "idempotency_key_reused")
+        if row["response"] is not None:
+            return decode_payment(bytes(row["response"])), True
+        payment = await repo.get_payment(conn, str(row["payment_id"]), for_update=True)
+        if payment is None:
+            raise Unavailable("the payment could not be recorded, retry with the same key", "idempotency_retry")
+        try:
+            intent = await ctx.stripe.create_intent(payment)
+        except (Unavailable, Conflict):
+            raise  # outcome unknown or Stripe busy: the retry completes this same payment
+        except DomainError as error:
+            # Stripe refused the request: nothing was created; the key may be used again.
+            refused = error
+            await conn.execute(
+                "DELETE FROM idempotency_keys WHERE organization_id = $1 AND member_id = $2 AND key = $3",
+                organization_id,
+                member_id,
+                key,
+            )
+            await conn.execute("DELETE FROM payments WHERE id = $1", payment.id)
+        else:
+            ctx.faults.hit("after_stripe_create")
+            payment.stripe_payment_intent_id = str(intent["id"])
+            payment.client_secret = intent.get("client_secret")
+            payment.status = intent_status(intent)
+            await repo.save_payment(conn, payment)
+            await repo.store_response(conn, organization_id, member_id, key, encode_payment(payment))
+    if refused is not None:
+        raise refused
+    return payment, False

@@ -1,0 +1,149 @@
+"""A payment's life after creation: capture, cancel, and Stripe's `payment_intent.*` / `charge.*` events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runtime.db import Connection
+from runtime.errors import Conflict, FieldError, InvalidArgument, NotFound
+from runtime.inbox import APPLIED, IGNORED, InboundEvent
+from services.payments import refunding
+from services.payments import repository as repo
+from services.payments.context import Context
+from services.payments.domain import FINAL, Payment, application_fee, intent_status, may_move
+
+
+async def record_success(conn: Connection, ctx: Context | None, payment: Payment) -> None:
+    """What a payment's success adds, in the transaction that records it: the day's totals, its receipt."""
+    await repo.add_to_day(conn, payment, count=1, gross=payment.amount_captured, fees=payment.application_fee_amount)
+    if payment.receipt_email and await repo.queue_receipt(conn, payment.id, payment.receipt_email) and ctx:
+        ctx.receipts_due.set()
+
+
+async def apply_intent(conn: Connection, ctx: Context | None, payment: Payment, intent: dict[str, Any]) -> bool:
+    """Moves the (locked) payment to the PaymentIntent's state, forward only; True when it changed."""
+    new = intent_status(intent)
+    error = intent.get("last_payment_error") or None
+    changed = False
+    if error and new == "requires_payment_method" and payment.status not in FINAL:
+        decline = error.get("decline_code") or error.get("code")
+        if decline != payment.decline_code:
+            payment.decline_code = decline
+            payment.failure_message = error.get("message")
+            changed = True
+    if payment.status != new and may_move(payment.status, new):
+        was = payment.status
+        payment.status = new
+        changed = True
+        if new == "succeeded":
+            payment.amount_captured = int(intent.get("amount_received") or payment.amount)
+            fee = intent.get("application_fee_amount")
+            payment.application_fee_amount = int(fee) if fee is not None else payment.application_fee_amount
+            if was != "succeeded":
+                await repo.save_payment(conn, payment)
+                await record_success(conn, ctx, payment)
+                return True
+    if payment.stripe_payment_intent_id is None and intent.get("id"):
+        payment.stripe_payment_intent_id = str(intent["id"])
+        changed = True
+    if changed:
+        await repo.save_payment(conn, payment)
+    return changed
+
+
+async def load(ctx: Context, organization_id: str, payment_id: str) -> Payment:
+    async with ctx.pool.acquire() as conn:
+        payment = await repo.get_payment(conn, payment_id)
+        if payment is None or payment.organization_id != organization_id:
+            raise NotFound("payment not found", "payment_not_found")
+        payment.refunds = (await repo.refunds_of(conn, [payment.id])).get(payment.id, [])
+    return payment
+
+
+async def capture(ctx: Context, organization_id: str, payment_id: str, amount_to_capture: int) -> Payment:
+    """Captures an authorised payment (all of it, or `amount_to_capture`); the fee follows the captured amount."""
+    payment = await load(ctx, organization_id, payment_id)
+    if payment.status == "succeeded" and payment.capture_method == "manual":
+        return payment  # captured already: a retried capture answers the same
+    if payment.status != "requires_capture" or not payment.stripe_payment_intent_id:
+        raise Conflict(f"the payment cannot be captured while {payment.status}", "payment_not_capturable")
+    amount = amount_to_capture or payment.amount
+    if not 0 < amount <= payment.amount:
+        raise InvalidArgument(
+            "amount_to_capture must be within the authorised amount",
+            "invalid_capture_amount",
+            [FieldError("amount_to_capture", f"must be 1..{payment.amount}")],
+        )
+    fee = min(payment.application_fee_amount, application_fee(amount, payment.fee_percent_bps, payment.fee_minimum))
+    intent = await ctx.stripe.capture(payment, amount, fee)
+    return await _record_intent(ctx, payment.id, intent)
+
+
+async def cancel(ctx: Context, organization_id: str, payment_id: str) -> Payment:
+    payment = await load(ctx, organization_id, payment_id)
+    if payment.status == "canceled":
+        return payment
+    if payment.status in FINAL or not payment.stripe_payment_intent_id:
+        raise Conflict(f"the payment cannot be canceled while {payment.status}", "payment_not_cancelable")
+    intent = await ctx.stripe.cancel(payment)
+    return await _record_intent(ctx, payment.id, intent)
+
+
+async def _record_intent(ctx: Context, payment_id: str, intent: dict[str, Any]) -> Payment:
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        payment = await repo.get_payment(conn, payment_id, for_update=True)
+        assert payment is not None
+        await apply_intent(conn, ctx, payment, intent)
+        payment.refunds = (await repo.refunds_of(conn, [payment.id])).get(payment.id, [])
+    return payment
+
+
+def event_handler(ctx: Context) -> Any:
+    """The inbox handler for `payment_intent.*` and `charge.*` events."""
+
+    async def handle(conn: Connection, event: InboundEvent) -> str:
+        obj = event.data_object
+        if event.type.startswith("payment_intent."):
+            payment = await _payment_for(conn, str(obj.get("id") or ""), obj.get("metadata") or {})
+            if payment is None:
+                return IGNORED
+            return APPLIED if await apply_intent(conn, ctx, payment, obj) else IGNORED
+        if event.type.startswith("charge."):
+            intent_id = str(obj.get("payment_intent") or "")
+            payment = await _payment_for(conn, intent_id, obj.get("metadata") or {})
+            if payment is None:
+                return IGNORED
+            if event.type == "charge.refunded":
+                return APPLIED if await refunding.sync_from_charge(conn, payment, obj) else IGNORED
+            if event.type == "charge.failed" and payment.status not in FINAL:
+                outcome = obj.get("outcome") or {}
+                decline = outcome.get("reason") or obj.get("failure_code")
+                payment.decline_code = decline
+                payment.failure_message = obj.get("failure_message")
+                await repo.save_payment(conn, payment)
+                return APPLIED
+            if obj.get("captured") and obj.get("status") == "succeeded" and payment.status not in FINAL:
+                intent = {
+                    "id": intent_id,
+                    "status": "succeeded",
+                    "amount_received": obj.get("amount_captured") or obj.get("amount"),
+                    "application_fee_amount": obj.get("application_fee_amount"),
+                }
+                return APPLIED if await apply_intent(conn, ctx, payment, intent) else IGNORED
+        return IGNORED
+
+    return handle
+
+
+async def _payment_for(conn: Connection, intent_id: str, metadata: dict[str, Any]) -> Payment | None:
+    """The payment of an intent, locked; by the platform id in metadata when the intent id is not recorded yet."""
+    if intent_id:
+        payment = await repo.get_payment_by_intent(conn, intent_id, for_update=True)
+        if payment is not None:
+            return payment
+    platform_id = str(metadata.get("platform_payment_id") or "")
+    if platform_id:
+        payment = await repo.get_payment(conn, platform_id, for_update=True)
+        if payment is not None and payment.stripe_payment_intent_id in (None, intent_id):
+            return payment
+    return None

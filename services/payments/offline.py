@@ -1,0 +1,210 @@
+"""Offline batches: sales the app queued without network, synced later.
+
+Cash becomes a succeeded payment with no Stripe call; a card item links the PaymentIntent the
+phone forwarded, once checked against Stripe and the organisation. The same `local_id` twice
+(in one batch or across batches) is `duplicate` and changes nothing; a bad item is `rejected`
+with its reason and never fails the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from runtime.auth import Caller
+from runtime.errors import DomainError, FieldError, InvalidArgument
+from services.payments import repository as repo
+from services.payments.context import Context
+from services.payments.domain import Payment, Policy, intent_status, local_day
+from services.payments.lifecycle import record_success
+
+MAX_ITEMS = 500
+_CLOCK_SKEW = timedelta(minutes=10)
+_PAID = ("succeeded", "requires_capture", "processing")
+
+
+@dataclass(frozen=True)
+class OfflineItem:
+    local_id: str
+    amount: int
+    currency: str
+    method: str
+    created_at: datetime | None
+    stripe_payment_intent_id: str = ""
+
+
+@dataclass
+class ItemResult:
+    local_id: str
+    status: str
+    payment_id: str = ""
+    error: str = ""
+
+
+def _problem(item: OfflineItem, ctx: Context, policy: Policy, now: datetime) -> str:
+    if not item.local_id or len(item.local_id) > 200:
+        return "local_id is required (up to 200 characters)"
+    if item.method not in ("cash", "card"):
+        return "method must be cash or card"
+    low = ctx.settings.min_amount if item.method == "card" else 1
+    if not low <= item.amount <= ctx.settings.max_amount:
+        return f"amount must be between {low} and {ctx.settings.max_amount}"
+    if item.currency and not re.fullmatch(r"[a-z]{3}", item.currency):
+        return "currency must be a three-letter ISO code in lower case"
+    if item.created_at is None:
+        return "created_at is required"
+    if item.created_at > now + _CLOCK_SKEW:
+        return "created_at is in the future"
+    if item.method == "card":
+        if not item.stripe_payment_intent_id.startswith("pi_"):
+            return "stripe_payment_intent_id is required for a card sale"
+        if not policy.stripe_account_id:
+            return "the organisation has no Stripe account"
+    elif item.stripe_payment_intent_id:
+        return "a cash sale has no stripe_payment_intent_id"
+    return ""
+
+
+async def submit_batch(
+    ctx: Context, caller: Caller, organization_id: str, items: list[OfflineItem]
+) -> list[ItemResult]:
+    if len(items) > MAX_ITEMS:
+        raise InvalidArgument(
+            f"a batch holds at most {MAX_ITEMS} items", "batch_too_large", [FieldError("transactions", "too many")]
+        )
+    policy = await ctx.policies.get(organization_id)
+    now = datetime.now(UTC)
+    async with ctx.pool.acquire() as conn:
+        existing = await repo.payment_ids_by_local_id(conn, organization_id, [i.local_id for i in items if i.local_id])
+    results: list[ItemResult] = []
+    first_of: dict[str, int] = {}
+    todo: list[int] = []
+    for index, item in enumerate(items):
+        result = ItemResult(item.local_id, "rejected")
+        results.append(result)
+        if item.local_id in existing:
+            result.status, result.payment_id = "duplicate", existing[item.local_id]
+        elif item.local_id and item.local_id in first_of:
+            result.status = "duplicate"  # payment id filled in once the first is recorded
+        elif problem := _problem(item, ctx, policy, now):
+            result.error = problem
+        else:
+            first_of[item.local_id] = index
+            todo.append(index)
+    intents = await _fetch_intents(ctx, policy, [items[i] for i in todo if items[i].method == "card"])
+    for index in todo:
+        await _record(ctx, caller, policy, items[index], results[index], intents)
+    for index, result in enumerate(results):
+        first = first_of.get(items[index].local_id)
+        if result.status == "duplicate" and not result.payment_id and first is not None:
+            result.payment_id = results[first].payment_id
+    return results
+
+
+async def _fetch_intents(ctx: Context, policy: Policy, items: list[OfflineItem]) -> dict[str, dict[str, Any] | str]:
+    """Each forwarded PaymentIntent as Stripe knows it, or why it cannot be used."""
+    gate = asyncio.Semaphore(8)
+    account = policy.stripe_account_id if policy.charge_model == "direct" else None
+
+    async def fetch(intent_id: str) -> tuple[str, dict[str, Any] | str]:
+        async with gate:
+            try:
+                return intent_id, await ctx.stripe.retrieve_intent(intent_id, account)
+            except DomainError as error:
+                if error.code == "stripe_resource_missing":
+                    return intent_id, "the PaymentIntent is unknown to this organisation's Stripe account"
+                return intent_id, f"the PaymentIntent could not be checked: {error.message}"
+
+    found = await asyncio.gather(*(fetch(i) for i in {item.stripe_payment_intent_id for item in items}))
+    return dict(found)
+
+
+def _intent_problem(item: OfflineItem, intent: dict[str, Any], policy: Policy, organization_id: str) -> str:
+    metadata = intent.get("metadata") or {}
+    if metadata.get("organization_id") not in (None, "", organization_id):
+        return "the PaymentIntent belongs to another organisation"
+    if policy.charge_model == "destination":
+        destination = (intent.get("transfer_data") or {}).get("destination")
+        if destination != policy.stripe_account_id and intent.get("on_behalf_of") != policy.stripe_account_id:
+            return "the PaymentIntent belongs to another organisation"
+    if int(intent.get("amount") or 0) != item.amount:
+        return "the amount differs from the PaymentIntent's"
+    if item.currency and str(intent.get("currency")) != item.currency:
+        return "the currency differs from the PaymentIntent's"
+    if intent.get("status") not in _PAID:
+        return f"the PaymentIntent is not paid (status {intent.get('status')})"
+    return ""
+
+
+async def _record(
+    ctx: Context,
+    caller: Caller,
+    policy: Policy,
+    item: OfflineItem,
+    result: ItemResult,
+    intents: dict[str, dict[str, Any] | str],
+) -> None:
+    assert item.created_at is not None
+    organization_id = policy.organization_id
+    payment = Payment(
+        id=str(uuid.uuid4()),
+        organization_id=organization_id,
+        member_id=caller.member_id,
+        amount=item.amount,
+        currency=item.currency or policy.default_currency,
+        method="cash",
+        capture_method="automatic",
+        status="succeeded",
+        charge_model="none",
+        stripe_account_id=None,
+        application_fee_amount=0,
+        amount_captured=item.amount,
+        amount_refunded=0,
+        application_fee_refunded=0,
+        stripe_payment_intent_id=None,
+        client_secret=None,
+        description="",
+        receipt_email="",
+        metadata={"offline": "true"},
+        decline_code=None,
+        failure_message=None,
+        local_id=item.local_id,
+        local_date=local_day(item.created_at, policy.timezone),
+        created_at=item.created_at,
+        updated_at=datetime.now(UTC),
+    )
+    if item.method == "card":
+        intent = intents.get(item.stripe_payment_intent_id)
+        if not isinstance(intent, dict):
+            result.error = intent or "the PaymentIntent could not be checked"
+            return
+        if problem := _intent_problem(item, intent, policy, organization_id):
+            result.error = problem
+            return
+        payment.method = "card_present" if "card_present" in (intent.get("payment_method_types") or []) else "card"
+        payment.capture_method = str(intent.get("capture_method") or "automatic")
+        if payment.capture_method not in ("automatic", "manual"):
+            payment.capture_method = "automatic"
+        payment.status = intent_status(intent)
+        payment.charge_model = policy.charge_model
+        payment.stripe_account_id = policy.stripe_account_id
+        payment.stripe_payment_intent_id = str(intent["id"])
+        payment.application_fee_amount = int(intent.get("application_fee_amount") or 0)
+        payment.amount_captured = int(intent.get("amount_received") or 0)
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        if await repo.insert_payment(conn, payment):
+            if payment.status == "succeeded":
+                await record_success(conn, ctx, payment)
+            result.status, result.payment_id = "created", payment.id
+            return
+    async with ctx.pool.acquire() as conn:
+        known = await repo.payment_ids_by_local_id(conn, organization_id, [item.local_id])
+        if item.local_id in known:
+            result.status, result.payment_id = "duplicate", known[item.local_id]
+            return
+        other = await repo.get_payment_by_intent(conn, payment.stripe_payment_intent_id or "")
+    result.error = f"the PaymentIntent is already recorded as payment {other.id if other else '?'}"

@@ -1,0 +1,425 @@
+"""The only place with SQL, for the `payments` schema."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from runtime.db import Connection
+from services.payments.domain import Payment, Refund
+
+_PAYMENT_COLUMNS = """id, organization_id, member_id, amount, currency, method, capture_method, status, charge_model,
+    stripe_account_id, application_fee_amount, amount_captured, amount_refunded, application_fee_refunded,
+    stripe_payment_intent_id, client_secret, description, receipt_email, metadata, decline_code, failure_message,
+    local_id, local_date, created_at, updated_at, fee_percent_bps, fee_minimum"""
+
+
+def payment_from_row(row: asyncpg.Record) -> Payment:
+    metadata = row["metadata"]
+    return Payment(
+        id=str(row["id"]),
+        organization_id=row["organization_id"],
+        member_id=row["member_id"],
+        amount=row["amount"],
+        currency=row["currency"],
+        method=row["method"],
+        capture_method=row["capture_method"],
+        status=row["status"],
+        charge_model=row["charge_model"],
+        stripe_account_id=row["stripe_account_id"],
+        application_fee_amount=row["application_fee_amount"],
+        amount_captured=row["amount_captured"],
+        amount_refunded=row["amount_refunded"],
+        application_fee_refunded=row["application_fee_refunded"],
+        stripe_payment_intent_id=row["stripe_payment_intent_id"],
+        client_secret=row["client_secret"],
+        description=row["description"],
+        receipt_email=row["receipt_email"],
+        metadata=orjson.loads(metadata) if isinstance(metadata, str | bytes) else dict(metadata or {}),
+        decline_code=row["decline_code"],
+        failure_message=row["failure_message"],
+        local_id=row["local_id"],
+        local_date=row["local_date"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        fee_percent_bps=row["fee_percent_bps"],
+        fee_minimum=row["fee_minimum"],
+    )
+
+
+def refund_from_row(row: asyncpg.Record) -> Refund:
+    return Refund(
+        id=str(row["id"]),
+        payment_id=str(row["payment_id"]),
+        amount=row["amount"],
+        currency=row["currency"],
+        reason=row["reason"],
+        status=row["status"],
+        stripe_refund_id=row["stripe_refund_id"],
+        application_fee_refunded=row["application_fee_refunded"],
+        failure_reason=row["failure_reason"],
+        created_at=row["created_at"],
+    )
+
+
+def parse_uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+# --- idempotency keys ---------------------------------------------------------------------
+
+
+async def claim_key(
+    conn: Connection, organization_id: str, member_id: str, key: str, operation: str, fingerprint: str
+) -> bool:
+    """Records a new key; False when it exists already."""
+    inserted = await conn.fetchval(
+        """INSERT INTO idempotency_keys (organization_id, member_id, key, operation, fingerprint)
+           VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true""",
+        organization_id,
+        member_id,
+        key,
+        operation,
+        fingerprint,
+    )
+    return bool(inserted)
+
+
+async def lock_key(conn: Connection, organization_id: str, member_id: str, key: str) -> asyncpg.Record | None:
+    """The key's row, locked until the transaction ends (a concurrent duplicate waits here)."""
+    return await conn.fetchrow(
+        "SELECT * FROM idempotency_keys WHERE organization_id = $1 AND member_id = $2 AND key = $3 FOR UPDATE",
+        organization_id,
+        member_id,
+        key,
+    )
+
+
+async def set_key_target(
+    conn: Connection,
+    organization_id: str,
+    member_id: str,
+    key: str,
+    *,
+    payment_id: str | None = None,
+    refund_id: str | None = None,
+) -> None:
+    await conn.execute(
+        """UPDATE idempotency_keys SET payment_id = coalesce($4::uuid, payment_id), refund_id = coalesce($5::uuid, refund_id)
+            WHERE organization_id = $1 AND member_id = $2 AND key = $3""",
+        organization_id,
+        member_id,
+        key,
+        payment_id,
+        refund_id,
+    )
+
+
+async def store_response(conn: Connection, organization_id: str, member_id: str, key: str, response: bytes) -> None:
+    await conn.execute(
+        "UPDATE idempotency_keys SET response = $4 WHERE organization_id = $1 AND member_id = $2 AND key = $3",
+        organization_id,
+        member_id,
+        key,
+        response,
+    )
+
+
+async def recent_creates(conn: Connection, member_id: str, seconds: int) -> tuple[int, datetime | None]:
+    """Online payments the member created in the last `seconds`, and the oldest of them."""
+    row = await conn.fetchrow(
+        """SELECT count(*) AS n, min(created_at) AS oldest FROM payments
+            WHERE member_id = $1 AND created_at > now() - make_interval(secs => $2) AND local_id IS NULL""",
+        member_id,
+        seconds,
+    )
+    assert row is not None
+    return int(row["n"]), row["oldest"]
+
+
+async def lock_member(conn: Connection, member_id: str) -> None:
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))", f"payments-create:{member_id}")
+
+
+# --- payments -----------------------------------------------------------------------------
+
+
+async def insert_payment(conn: Connection, payment: Payment) -> bool:
+    """Inserts a payment; False when an offline payment with this local_id exists already."""
+    inserted = await conn.fetchval(
+        f"""INSERT INTO payments ({_PAYMENT_COLUMNS})
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19::jsonb,
+                    $20, $21, $22, $23, $24, $25, $26, $27)
+            ON CONFLICT DO NOTHING RETURNING true""",
+        payment.id,
+        payment.organization_id,
+        payment.member_id,
+        payment.amount,
+        payment.currency,
+        payment.method,
+        payment.capture_method,
+        payment.status,
+        payment.charge_model,
+        payment.stripe_account_id,
+        payment.application_fee_amount,
+        payment.amount_captured,
+        payment.amount_refunded,
+        payment.application_fee_refunded,
+        payment.stripe_payment_intent_id,
+        payment.client_secret,
+        payment.description,
+        payment.receipt_email,
+        orjson.dumps(payment.metadata).decode(),
+        payment.decline_code,
+        payment.failure_message,
+        payment.local_id,
+        payment.local_date,
+        payment.created_at,
+        payment.updated_at,
+        payment.fee_percent_bps,
+        payment.fee_minimum,
+    )
+    return bool(inserted)
+
+
+async def get_payment(conn: Connection, payment_id: str, *, for_update: bool = False) -> Payment | None:
+    if parse_uuid(payment_id) is None:
+        return None
+    lock = " FOR UPDATE" if for_update else ""
+    row = await conn.fetchrow(f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE id = $1{lock}", payment_id)
+    return payment_from_row(row) if row else None
+
+
+async def get_payment_by_intent(conn: Connection, intent_id: str, *, for_update: bool = False) -> Payment | None:
+    lock = " FOR UPDATE" if for_update else ""
+    row = await conn.fetchrow(
+        f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE stripe_payment_intent_id = $1{lock}", intent_id
+    )
+    return payment_from_row(row) if row else None
+
+
+async def payment_ids_by_local_id(conn: Connection, organization_id: str, local_ids: list[str]) -> dict[str, str]:
+    rows = await conn.fetch(
+        "SELECT local_id, id FROM payments WHERE organization_id = $1 AND local_id = ANY($2::text[])",
+        organization_id,
+        local_ids,
+    )
+    return {row["local_id"]: str(row["id"]) for row in rows}
+
+
+async def save_payment(conn: Connection, payment: Payment) -> None:
+    """Writes back the fields that change after creation."""
+    await conn.execute(
+        """UPDATE payments SET status = $2, application_fee_amount = $3, amount_captured = $4, amount_refunded = $5,
+                  application_fee_refunded = $6, stripe_payment_intent_id = $7, client_secret = $8,
+                  decline_code = $9, failure_message = $10, updated_at = now()
+            WHERE id = $1""",
+        payment.id,
+        payment.status,
+        payment.application_fee_amount,
+        payment.amount_captured,
+        payment.amount_refunded,
+        payment.application_fee_refunded,
+        payment.stripe_payment_intent_id,
+        payment.client_secret,
+        payment.decline_code,
+        payment.failure_message,
+    )
+
+
+async def list_payments(
+    conn: Connection,
+    organization_id: str,
+    *,
+    status: str,
+    member_id: str,
+    from_time: datetime | None,
+    to_time: datetime | None,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[Payment]:
+    rows = await conn.fetch(
+        f"""SELECT {_PAYMENT_COLUMNS} FROM payments
+             WHERE organization_id = $1
+               AND ($2 = '' OR status = $2) AND ($3 = '' OR member_id = $3)
+               AND ($4::timestamptz IS NULL OR created_at >= $4) AND ($5::timestamptz IS NULL OR created_at < $5)
+               AND ($6::timestamptz IS NULL OR (created_at, id) < ($6, $7::uuid))
+             ORDER BY created_at DESC, id DESC LIMIT $8""",
+        organization_id,
+        status,
+        member_id,
+        from_time,
+        to_time,
+        after[0] if after else None,
+        after[1] if after else None,
+        limit,
+    )
+    return [payment_from_row(row) for row in rows]
+
+
+# --- refunds ------------------------------------------------------------------------------
+
+
+async def refunds_of(conn: Connection, payment_ids: list[str]) -> dict[str, list[Refund]]:
+    rows = await conn.fetch(
+        "SELECT * FROM refunds WHERE payment_id = ANY($1::uuid[]) ORDER BY created_at, id", payment_ids
+    )
+    found: dict[str, list[Refund]] = {}
+    for row in rows:
+        refund = refund_from_row(row)
+        found.setdefault(refund.payment_id, []).append(refund)
+    return found
+
+
+async def pending_refunds_total(conn: Connection, payment_id: str) -> int:
+    total = await conn.fetchval(
+        "SELECT coalesce(sum(amount), 0) FROM refunds WHERE payment_id = $1 AND status = 'pending'", payment_id
+    )
+    return int(total)
+
+
+async def insert_refund(conn: Connection, refund: Refund) -> None:
+    await conn.execute(
+        """INSERT INTO refunds (id, payment_id, amount, currency, reason, status, stripe_refund_id,
+                                application_fee_refunded, failure_reason, created_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)""",
+        refund.id,
+        refund.payment_id,
+        refund.amount,
+        refund.currency,
+        refund.reason,
+        refund.status,
+        refund.stripe_refund_id,
+        refund.application_fee_refunded,
+        refund.failure_reason,
+        refund.created_at,
+    )
+
+
+async def get_refund(conn: Connection, refund_id: str, *, for_update: bool = False) -> Refund | None:
+    if parse_uuid(refund_id) is None:
+        return None
+    lock = " FOR UPDATE" if for_update else ""
+    row = await conn.fetchrow(f"SELECT * FROM refunds WHERE id = $1{lock}", refund_id)
+    return refund_from_row(row) if row else None
+
+
+async def refund_by_stripe_id(conn: Connection, stripe_refund_id: str) -> Refund | None:
+    row = await conn.fetchrow("SELECT * FROM refunds WHERE stripe_refund_id = $1", stripe_refund_id)
+    return refund_from_row(row) if row else None
+
+
+async def save_refund(conn: Connection, refund: Refund) -> None:
+    await conn.execute(
+        """UPDATE refunds SET status = $2, stripe_refund_id = $3, application_fee_refunded = $4, failure_reason = $5,
+                  updated_at = now()
+            WHERE id = $1""",
+        refund.id,
+        refund.status,
+        refund.stripe_refund_id,
+        refund.application_fee_refunded,
+        refund.failure_reason,
+    )
+
+
+# --- daily totals -------------------------------------------------------------------------
+
+
+async def add_to_day(
+    conn: Connection,
+    payment: Payment,
+    *,
+    count: int = 0,
+    gross: int = 0,
+    fees: int = 0,
+    refunded: int = 0,
+) -> None:
+    """Adds to the rollup row of the payment's day, in the transaction that changed the payment."""
+    await conn.execute(
+        """INSERT INTO daily_totals AS t (organization_id, day, member_id, currency, count, gross, fees, refunded)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+           ON CONFLICT (organization_id, day, member_id, currency) DO UPDATE
+              SET count = t.count + excluded.count, gross = t.gross + excluded.gross,
+                  fees = t.fees + excluded.fees, refunded = t.refunded + excluded.refunded""",
+        payment.organization_id,
+        payment.local_date,
+        payment.member_id,
+        payment.currency,
+        count,
+        gross,
+        fees,
+        refunded,
+    )
+
+
+async def daily_totals(
+    conn: Connection, organization_id: str, member_id: str, first: date, last: date
+) -> list[asyncpg.Record]:
+    """Per day and currency, for an organisation (member_id '') or one member."""
+    return await conn.fetch(
+        """SELECT day, currency, sum(count)::bigint AS count, sum(gross)::bigint AS gross, sum(fees)::bigint AS fees,
+                  sum(refunded)::bigint AS refunded
+             FROM daily_totals
+            WHERE organization_id = $1 AND ($2 = '' OR member_id = $2) AND day BETWEEN $3 AND $4
+            GROUP BY day, currency ORDER BY day, currency""",
+        organization_id,
+        member_id,
+        first,
+        last,
+    )
+
+
+async def totals_by_organization(
+    conn: Connection, organization_id: str, first: date, last: date
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """SELECT organization_id, day, currency, sum(count)::bigint AS count, sum(gross)::bigint AS gross,
+                  sum(fees)::bigint AS fees, sum(refunded)::bigint AS refunded
+             FROM daily_totals
+            WHERE ($1 = '' OR organization_id = $1) AND day BETWEEN $2 AND $3
+            GROUP BY organization_id, day, currency ORDER BY organization_id, day, currency""",
+        organization_id,
+        first,
+        last,
+    )
+
+
+# --- receipts -----------------------------------------------------------------------------
+
+
+async def queue_receipt(conn: Connection, payment_id: str, email: str) -> bool:
+    inserted = await conn.fetchval(
+        """INSERT INTO receipts (payment_id, email, status) VALUES ($1, $2, 'pending')
+           ON CONFLICT DO NOTHING RETURNING true""",
+        payment_id,
+        email,
+    )
+    return bool(inserted)
+
+
+async def claim_due_receipt(conn: Connection) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        """SELECT r.payment_id, r.email, r.attempts FROM receipts r
+            WHERE r.status = 'pending' AND r.next_attempt_at <= now()
+            ORDER BY r.next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED"""
+    )
+
+
+async def finish_receipt(conn: Connection, payment_id: Any, *, sent: bool, error: str | None, attempts: int) -> None:
+    await conn.execute(
+        """UPDATE receipts SET status = CASE WHEN $2 THEN 'sent' WHEN $4 >= 10 THEN 'failed' ELSE 'pending' END,
+                  attempts = $4, last_error = $3, sent_at = CASE WHEN $2 THEN now() END,
+                  next_attempt_at = now() + make_interval(secs => least(600, 2 ^ $4))
+            WHERE payment_id = $1""",
+        payment_id,
+        sent,
+        error,
+        attempts,
+    )

@@ -1,0 +1,225 @@
+"""PaymentsService: proto ⇄ domain translation, roles and organisation scope."""
+
+from __future__ import annotations
+
+import grpc
+from collect.common.v1 import common_pb2
+from collect.payments.v1 import payments_pb2 as pb
+from collect.payments.v1 import payments_pb2_grpc
+
+from runtime.auth import AGENT, ORG_ADMIN, PLATFORM_ADMIN, organization_scope, require_caller
+from runtime.errors import NotFound, PermissionDenied
+from runtime.pagination import decode_cursor, encode_cursor, page_limit
+from runtime.proto import from_timestamp, to_timestamp
+from services.payments import creating, lifecycle, offline, refunding, stats
+from services.payments import repository as repo
+from services.payments.context import Context
+from services.payments.domain import Payment, Refund
+
+
+def refund_message(refund: Refund) -> pb.Refund:
+    return pb.Refund(
+        id=refund.id,
+        payment_id=refund.payment_id,
+        amount=refund.amount,
+        currency=refund.currency,
+        reason=refund.reason,
+        status=refund.status,
+        stripe_refund_id=refund.stripe_refund_id or "",
+        application_fee_refunded=refund.application_fee_refunded,
+        created_at=to_timestamp(refund.created_at),
+        failure_reason=refund.failure_reason or "",
+    )
+
+
+def payment_message(payment: Payment) -> pb.Payment:
+    return pb.Payment(
+        id=payment.id,
+        organization_id=payment.organization_id,
+        member_id=payment.member_id,
+        amount=payment.amount,
+        currency=payment.currency,
+        method=payment.method,
+        capture_method=payment.capture_method,
+        status=payment.status,
+        application_fee_amount=payment.application_fee_amount,
+        amount_captured=payment.amount_captured,
+        amount_refunded=payment.amount_refunded,
+        stripe_payment_intent_id=payment.stripe_payment_intent_id or "",
+        description=payment.description,
+        receipt_email=payment.receipt_email,
+        metadata=payment.metadata,
+        decline_code=payment.decline_code or "",
+        failure_message=payment.failure_message or "",
+        local_id=payment.local_id or "",
+        refunds=[refund_message(r) for r in payment.refunds],
+        created_at=to_timestamp(payment.created_at),
+        updated_at=to_timestamp(payment.updated_at),
+        application_fee_refunded=payment.application_fee_refunded,
+        charge_model=payment.charge_model,
+        local_date=payment.local_date.isoformat(),
+    )
+
+
+def totals_message(day: stats.DayTotals) -> common_pb2.DailyTotals:
+    return common_pb2.DailyTotals(
+        date=day.date,
+        count=day.count,
+        gross=day.gross,
+        fees=day.fees,
+        refunded=day.refunded,
+        net=day.net,
+        currency=day.currency,
+    )
+
+
+class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    async def CreatePayment(
+        self, request: pb.CreatePaymentRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreatePaymentResponse:
+        caller = require_caller(min_role=AGENT)
+        organization_id = organization_scope(caller, request.organization_id)
+        payment, replayed = await creating.create_payment(
+            self._ctx,
+            caller,
+            organization_id,
+            request.idempotency_key,
+            creating.CreateRequest(
+                amount=request.amount,
+                currency=request.currency,
+                method=request.method,
+                capture_method=request.capture_method,
+                description=request.description,
+                receipt_email=request.receipt_email,
+                metadata=dict(request.metadata),
+            ),
+        )
+        return pb.CreatePaymentResponse(
+            payment=payment_message(payment), client_secret=payment.client_secret or "", replayed=replayed
+        )
+
+    async def GetPayment(
+        self, request: pb.GetPaymentRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetPaymentResponse:
+        caller = require_caller(min_role=AGENT)
+        organization_id = organization_scope(caller, request.organization_id)
+        payment = await lifecycle.load(self._ctx, organization_id, request.payment_id)
+        return pb.GetPaymentResponse(payment=payment_message(payment))
+
+    async def ListPayments(
+        self, request: pb.ListPaymentsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListPaymentsResponse:
+        caller = require_caller(min_role=AGENT)
+        organization_id = organization_scope(caller, request.organization_id)
+        member_id = caller.member_id if caller.role == AGENT else request.member_id
+        limit = page_limit(request.page.limit)
+        after = decode_cursor(request.page.cursor)
+        async with self._ctx.pool.acquire() as conn:
+            found = await repo.list_payments(
+                conn,
+                organization_id,
+                status=request.status,
+                member_id=member_id,
+                from_time=from_timestamp(request.from_time) if request.HasField("from_time") else None,
+                to_time=from_timestamp(request.to_time) if request.HasField("to_time") else None,
+                after=after,
+                limit=limit + 1,
+            )
+            page = found[:limit]
+            refunds = await repo.refunds_of(conn, [p.id for p in page])
+        for payment in page:
+            payment.refunds = refunds.get(payment.id, [])
+        next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if len(found) > limit else ""
+        return pb.ListPaymentsResponse(payments=[payment_message(p) for p in page], next_cursor=next_cursor)
+
+    async def CapturePayment(
+        self, request: pb.CapturePaymentRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CapturePaymentResponse:
+        caller = require_caller(min_role=AGENT)
+        organization_id = organization_scope(caller, request.organization_id)
+        payment = await lifecycle.capture(self._ctx, organization_id, request.payment_id, request.amount_to_capture)
+        return pb.CapturePaymentResponse(payment=payment_message(payment))
+
+    async def CancelPayment(
+        self, request: pb.CancelPaymentRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CancelPaymentResponse:
+        caller = require_caller(min_role=AGENT)
+        organization_id = organization_scope(caller, request.organization_id)
+        payment = await lifecycle.cancel(self._ctx, organization_id, request.payment_id)
+        return pb.CancelPaymentResponse(payment=payment_message(payment))
+
+    async def CreateRefund(
+        self, request: pb.CreateRefundRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateRefundResponse:
+        caller = require_caller(min_role=ORG_ADMIN)
+        organization_id = organization_scope(caller, request.organization_id)
+        refund, replayed = await refunding.create_refund(
+            self._ctx,
+            caller,
+            organization_id,
+            request.payment_id,
+            request.idempotency_key,
+            request.amount,
+            request.reason,
+        )
+        return pb.CreateRefundResponse(refund=refund_message(refund), replayed=replayed)
+
+    async def SubmitOfflineBatch(
+        self, request: pb.SubmitOfflineBatchRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SubmitOfflineBatchResponse:
+        caller = require_caller(min_role=AGENT)
+        organization_id = organization_scope(caller, request.organization_id)
+        items = [
+            offline.OfflineItem(
+                local_id=item.local_id,
+                amount=item.amount,
+                currency=item.currency,
+                method=item.method,
+                created_at=from_timestamp(item.created_at) if item.HasField("created_at") else None,
+                stripe_payment_intent_id=item.stripe_payment_intent_id,
+            )
+            for item in request.items
+        ]
+        results = await offline.submit_batch(self._ctx, caller, organization_id, items)
+        return pb.SubmitOfflineBatchResponse(
+            results=[
+                pb.OfflineItemResult(local_id=r.local_id, status=r.status, payment_id=r.payment_id, error=r.error)
+                for r in results
+            ]
+        )
+
+    async def GetOrganizationStats(
+        self, request: pb.GetOrganizationStatsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetOrganizationStatsResponse:
+        caller = require_caller(min_role=AGENT)
+        organization_id = organization_scope(caller, request.organization_id)
+        days, totals = await stats.daily(self._ctx, organization_id, "", request.from_date, request.to_date)
+        return pb.GetOrganizationStatsResponse(days=[totals_message(d) for d in days], totals=totals_message(totals))
+
+    async def GetMemberStats(
+        self, request: pb.GetMemberStatsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetMemberStatsResponse:
+        caller = require_caller(min_role=AGENT)
+        organization_id = organization_scope(caller, request.organization_id)
+        if not request.member_id:
+            raise NotFound("member not found", "member_not_found")
+        if request.member_id != caller.member_id:
+            if caller.role == AGENT:
+                raise PermissionDenied("agents see their own figures only")
+            await self._ctx.policies.check_member(organization_id, request.member_id)
+        days, totals = await stats.daily(
+            self._ctx, organization_id, request.member_id, request.from_date, request.to_date
+        )
+        return pb.GetMemberStatsResponse(days=[totals_message(d) for d in days], totals=totals_message(totals))
+
+    async def ListDailyTotals(
+        self, request: pb.ListDailyTotalsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListDailyTotalsResponse:
+        require_caller(min_role=PLATFORM_ADMIN)
+        rows = await stats.by_organization(self._ctx, request.organization_id, request.from_date, request.to_date)
+        return pb.ListDailyTotalsResponse(
+            rows=[pb.OrganizationDailyTotals(organization_id=org, totals=totals_message(day)) for org, day in rows]
+        )

@@ -1,0 +1,104 @@
+"""Helpers for the payments tests: confirm like the phone, deliver Stripe's events, read the sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import grpc
+import orjson
+import pytest
+from collect.events.v1 import events_pb2, events_pb2_grpc
+
+from tests.fixtures.organizations import OrgContext, onboarded_organization
+from tests.fixtures.stack import Stack
+
+
+def key() -> dict[str, str]:
+    return {"Idempotency-Key": uuid.uuid4().hex}
+
+
+async def create_payment(stack: Stack, headers: dict[str, str], **body: Any) -> dict[str, Any]:
+    answer = await stack.http.post("/v1/payments", headers={**headers, **key()}, json={"amount": 1000, **body})
+    assert answer.status_code == 201, answer.text
+    result: dict[str, Any] = answer.json()
+    return result
+
+
+def stripe_account_for(org: OrgContext, charge_model: str) -> str | None:
+    return org.stripe_account_id if charge_model == "direct" else None
+
+
+async def confirm(stack: Stack, payment: dict[str, Any], account: str | None, pm: str = "pm_card_present") -> Any:
+    """Confirms the PaymentIntent as the phone's Terminal SDK would."""
+    client = stack.extras["stripe_sandbox"].client()
+    options: dict[str, Any] = {"stripe_account": account} if account else {}
+    return await client.v1.payment_intents.confirm_async(
+        payment["stripe_payment_intent_id"], params={"payment_method": pm}, options=options
+    )
+
+
+async def stripe_events(stack: Stack, intent_id: str, account: str | None) -> list[dict[str, Any]]:
+    """The sandbox's events about one PaymentIntent (and its charges), oldest first."""
+    client = stack.extras["stripe_sandbox"].client()
+    options: dict[str, Any] = {"stripe_account": account} if account else {}
+    listed = await client.v1.events.list_async(params={"limit": 100}, options=options)
+    found = []
+    for event in listed.data:
+        data = event.to_dict()
+        obj = data["data"]["object"]
+        if intent_id in (obj.get("id"), obj.get("payment_intent")):
+            found.append(data)
+    return sorted(found, key=lambda e: (e["created"], e["id"]))
+
+
+async def deliver(stack: Stack, events: list[dict[str, Any]]) -> list[str]:
+    """Hands events to Payments' EventSinkService, as the webhook ingress does."""
+    channel = grpc.aio.insecure_channel(stack.target("payments"))
+    try:
+        stub = events_pb2_grpc.EventSinkServiceStub(channel)
+        token = stack.signer.service_token("tests")
+        statuses = []
+        for event in events:
+            answer = await stub.DeliverEvent(
+                events_pb2.DeliverEventRequest(
+                    event=events_pb2.Event(
+                        source="stripe",
+                        event_id=event["id"],
+                        type=event["type"],
+                        account=event.get("account") or "",
+                        payload=orjson.dumps(event),
+                    )
+                ),
+                metadata=(("authorization", f"Bearer {token}"),),
+            )
+            statuses.append("duplicate" if answer.duplicate else answer.status)
+        return statuses
+    finally:
+        await channel.close(None)
+
+
+async def settle(
+    stack: Stack, org: OrgContext, payment: dict[str, Any], account: str | None, want: str = "succeeded"
+) -> dict[str, Any]:
+    """The payment once Stripe's events reached Payments: by webhook if the ingress does it, else directly."""
+    for _ in range(10):
+        current = await get_payment(stack, org.admin_headers, payment["id"])
+        if current["status"] == want:
+            return current
+        await asyncio.sleep(0.05)
+    await deliver(stack, await stripe_events(stack, payment["stripe_payment_intent_id"], account))
+    return await get_payment(stack, org.admin_headers, payment["id"])
+
+
+async def get_payment(stack: Stack, headers: dict[str, str], payment_id: str) -> dict[str, Any]:
+    answer = await stack.http.get(f"/v1/payments/{payment_id}", headers=headers)
+    assert answer.status_code == 200, answer.text
+    result: dict[str, Any] = answer.json()
+    return result
+
+
+@pytest.fixture
+async def org(stack: Stack) -> OrgContext:
+    return await onboarded_organization(stack)
