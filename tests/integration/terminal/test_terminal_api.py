@@ -220,3 +220,28 @@ async def test_stripe_errors_are_clear(stack: Stack, org_a: OrgContext) -> None:
     assert "Traceback" not in down.text
     after = await stack.http.post("/v1/terminal/connection-token", json={}, headers=org_a.agent_headers)
     assert after.status_code == 200
+
+
+async def test_stripe_failure_records_no_location(stack: Stack, org_a: OrgContext) -> None:
+    await sandbox_fail(stack, 3, 500)
+    answer = await stack.http.post(
+        "/v1/terminal/locations", json={"display_name": "Never", "address": ADDRESS}, headers=org_a.admin_headers
+    )
+    assert answer.status_code == 503 and answer.json()["code"] == "stripe_unavailable"
+    listed = (await stack.http.get("/v1/terminal/locations?limit=100", headers=org_a.admin_headers)).json()["data"]
+    assert "Never" not in [x["display_name"] for x in listed]
+
+
+async def test_agent_cannot_remove_readers(stack: Stack, org_a: OrgContext) -> None:
+    answer = await stack.http.delete(f"/v1/terminal/readers/{uuid.uuid4()}", headers=org_a.agent_headers)
+    assert answer.status_code == 403
+
+
+async def test_check_uses_the_organisation_country_by_default(stack: Stack, org_a: OrgContext) -> None:
+    body = {"platform": "ios", "model": "iPhone14,2", "os_version": "17.1"}
+    answer = await stack.http.post("/v1/devices/tap-to-pay/check", json=body, headers=org_a.agent_headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["supported"] is True and "FR" in answer.json()["reason"]
+    admin = await stack.admin_headers()
+    unnamed = await stack.http.post("/v1/devices/tap-to-pay/check", json=body, headers=admin)
+    assert unnamed.status_code == 400 and unnamed.json()["code"] == "organization_required"
