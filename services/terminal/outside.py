@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -36,8 +37,8 @@ class Policy:
 class Accounts:
     """The Accounts service, asked over gRPC with the caller's token."""
 
-    def __init__(self, channel: Any) -> None:
-        # A callable giving the channel: the stack learns the other services' addresses after start-up.
+    def __init__(self, channel: Callable[[], grpc.aio.Channel]) -> None:
+        # Asked for the channel on each call: other services' addresses may be learnt after start-up.
         self._channel = channel
 
     async def policy(self, organization_id: str) -> Policy:

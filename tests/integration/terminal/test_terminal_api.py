@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fixtures.organizations import OrgContext, onboarded_organization
+from tests.fixtures.organizations import OrgContext, onboarded_organization, organization_body
 from tests.fixtures.stack import Stack
 
 ADDRESS = {"line1": "12 avenue Jean Jaurès", "city": "Lyon", "postal_code": "69007", "country": "FR"}
@@ -245,3 +245,21 @@ async def test_check_uses_the_organisation_country_by_default(stack: Stack, org_
     admin = await stack.admin_headers()
     unnamed = await stack.http.post("/v1/devices/tap-to-pay/check", json=body, headers=admin)
     assert unnamed.status_code == 400 and unnamed.json()["code"] == "organization_required"
+
+
+async def test_location_needs_a_stripe_account(stack: Stack) -> None:
+    admin = await stack.admin_headers()
+    created = await stack.http.post("/v1/organizations", json=organization_body(), headers=admin)
+    assert created.status_code == 201, created.text
+    answer = await stack.http.post(
+        "/v1/terminal/locations",
+        json={"display_name": "Too early", "address": ADDRESS, "organization_id": created.json()["id"]},
+        headers=admin,
+    )
+    assert answer.status_code == 409 and answer.json()["code"] == "stripe_account_missing"
+    unknown = await stack.http.post(
+        "/v1/terminal/locations",
+        json={"display_name": "Nobody", "address": ADDRESS, "organization_id": str(uuid.uuid4())},
+        headers=admin,
+    )
+    assert unknown.status_code == 404
