@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import httpx
 
@@ -115,7 +116,7 @@ async def test_duplicate_member_email_is_409(stack: Stack) -> None:
 
 async def test_invalid_organisation_input_is_400(stack: Stack) -> None:
     admin = await stack.admin_headers()
-    for overrides, field in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"country": "XX"}, "country"),
         ({"country": "France"}, "country"),
         ({"business_type": "charity"}, "business_type"),
@@ -123,7 +124,8 @@ async def test_invalid_organisation_input_is_400(stack: Stack) -> None:
         ({"charge_model": "indirect"}, "charge_model"),
         ({"fee_percent_bps": -1}, "fee_percent_bps"),
         ({"address": {"line1": "1 rue", "city": "Lyon"}}, "address.postal_code"),
-    ]:
+    ]
+    for overrides, field in cases:
         answer = await stack.http.post("/v1/organizations", headers=admin, json=organization_body(**overrides))
         assert answer.status_code == 400, (overrides, answer.text)
         problem = answer.json()
@@ -166,6 +168,6 @@ async def test_stripe_unavailable_is_503_and_writes_nothing(stack: Stack) -> Non
     row = await stack.deps["accounts"].pool.fetchrow(
         "SELECT stripe_account_id, stripe_state_at FROM organizations WHERE id = $1", uuid.UUID(org["id"])
     )
-    assert row["stripe_account_id"] is None and row["stripe_state_at"] is None
+    assert row is not None and row["stripe_account_id"] is None and row["stripe_state_at"] is None
     retried = await stack.http.post(f"/v1/organizations/{org['id']}/stripe-account", headers=admin, json={})
     assert retried.status_code == 200 and retried.json()["stripe_account_id"].startswith("acct_")
