@@ -263,3 +263,19 @@ async def test_location_needs_a_stripe_account(stack: Stack) -> None:
         headers=admin,
     )
     assert unknown.status_code == 404
+
+
+async def test_lists_are_paged(stack: Stack) -> None:
+    org = await onboarded_organization(stack)
+    names = [f"Stand {n}" for n in range(3)]
+    for name in names:
+        await create_location(stack, org, name)
+    first = (await stack.http.get("/v1/terminal/locations?limit=2", headers=org.agent_headers)).json()
+    assert [x["display_name"] for x in first["data"]] == names[:2] and first["next_cursor"]
+    second = await stack.http.get(
+        "/v1/terminal/locations", params={"limit": 2, "cursor": first["next_cursor"]}, headers=org.agent_headers
+    )
+    assert [x["display_name"] for x in second.json()["data"]] == names[2:]
+    assert second.json()["next_cursor"] is None
+    bad = await stack.http.get("/v1/terminal/readers?cursor=not-a-cursor", headers=org.agent_headers)
+    assert bad.status_code == 400
