@@ -116,7 +116,7 @@ def main() -> int:
     started = time.monotonic()
     try:
         if database_url is None:
-            print("starting embedded PostgreSQL (data in .run/pg) ...", flush=True)
+            print(f"starting embedded PostgreSQL (data in {run_dir / 'pg'}) ...", flush=True)
             (run_dir / "logs").mkdir(exist_ok=True)
             postgres = start_embedded_postgres(run_dir / "pg", log_file=run_dir / "logs" / "postgres.log")
             supervisor.adopt("postgres", postgres.process, run_dir / "logs" / "postgres.log", postgres.url)
@@ -227,7 +227,7 @@ def main() -> int:
             if dead is not None:
                 print(
                     f"\n{dead.name} exited unexpectedly with code {dead.process.returncode}; stopping the stack.\n"
-                    f"last lines of {dead.log_path.relative_to(ROOT)}:\n{tail(dead.log_path)}",
+                    f"last lines of {dead.log_path}:\n{tail(dead.log_path)}",
                     file=sys.stderr,
                 )
                 return 1

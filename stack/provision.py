@@ -28,7 +28,6 @@ async def provision_all(url: str, passwords: dict[str, str]) -> None:
     try:
         for schema in SERVICES:
             await provision_schema(conn, schema, passwords[schema])
-            print(f"schema {schema}: role collect_{schema} ready")
     finally:
         await conn.close()
 
@@ -45,6 +44,7 @@ def main() -> None:
         exit_on_settings_error(error)
         return
     asyncio.run(provision_all(url, passwords))
+    print(f"schemas and roles ready: {', '.join(SERVICES)}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,116 @@
+"""`make run`'s launcher as a newcomer uses it: up, log in, stop, start again; a dying service is reported."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from runtime.embedded_pg import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _start(run_dir: Path, port: int) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "STACK_RUN_DIR": str(run_dir),
+        "GATEWAY_PORT": str(port),
+        "PLATFORM_ADMIN_EMAIL": "e2e-admin@collect.local",
+        "PLATFORM_ADMIN_PASSWORD": "e2e-admin-password",
+    }
+    for key in ("DATABASE_URL", "STRIPE_API_KEY", "QONTO_LOGIN", "QONTO_SECRET_KEY", "OTEL_EXPORTER_OTLP_ENDPOINT"):
+        env.pop(key, None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "stack"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def _wait_up(process: subprocess.Popen[str], timeout: float = 90) -> str:
+    assert process.stdout is not None
+    seen = []
+    deadline = time.monotonic() + timeout
+    for line in process.stdout:
+        seen.append(line)
+        if "Ctrl-C stops everything" in line:
+            return "".join(seen)
+        if time.monotonic() > deadline:
+            break
+    raise AssertionError("the stack did not come up:\n" + "".join(seen))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def _reap(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+    if process.stdout is not None:
+        process.stdout.close()
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path / "run"
+
+
+def test_make_run_starts_everything_and_ctrl_c_leaves_no_process(run_dir: Path) -> None:
+    port = free_port()
+    for attempt in (1, 2):  # a second run after a clean stop works too
+        process = _start(run_dir, port)
+        try:
+            banner = _wait_up(process)
+            gateway = f"http://127.0.0.1:{port}"
+            assert gateway in banner and "e2e-admin@collect.local" in banner
+            assert httpx.get(f"{gateway}/readyz", timeout=5).status_code == 200
+            token = httpx.post(
+                f"{gateway}/v1/auth/token",
+                json={"email": "e2e-admin@collect.local", "password": "e2e-admin-password"},
+                timeout=10,
+            ).json()["access_token"]
+            me = httpx.get(f"{gateway}/v1/me", headers={"Authorization": f"Bearer {token}"}, timeout=5)
+            assert me.json()["role"] == "platform_admin"
+            stack = orjson.loads((run_dir / "stack.json").read_bytes())
+            assert stack["gateway"] == gateway
+            assert set(stack["services"]) == {"accounts", "payments", "terminal", "banking"}
+            assert set(stack["sandboxes"]) == {"stripe", "qonto"}
+            pids = [int(p) for p in (run_dir / "stack.pids").read_text().split()]
+            assert len(pids) == 8, attempt  # postgres, 2 sandboxes, 4 services, gateway
+            process.send_signal(signal.SIGINT)
+            assert process.wait(30) == 0
+            assert not [pid for pid in pids if _alive(pid)]
+        finally:
+            _reap(process)
+
+
+def test_a_service_that_dies_is_reported(run_dir: Path) -> None:
+    process = _start(run_dir, free_port())
+    try:
+        _wait_up(process)
+        accounts = orjson.loads((run_dir / "stack.json").read_bytes())["services"]["accounts"]
+        port = accounts.rsplit(":", 1)[1]
+        victim = subprocess.run(["pgrep", "-f", "services.accounts"], capture_output=True, text=True).stdout.split()
+        pids = [int(p) for p in (run_dir / "stack.pids").read_text().split()]
+        target = next(pid for pid in pids if str(pid) in victim)
+        os.kill(target, signal.SIGKILL)
+        output, _ = process.communicate(timeout=30)
+        assert process.returncode == 1
+        assert "accounts exited unexpectedly" in output, output
+        assert not [pid for pid in pids if _alive(pid)]
+        assert port
+    finally:
+        _reap(process)
