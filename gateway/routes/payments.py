@@ -346,7 +346,7 @@ _RANGE = [
 ]
 _STATS_OK = json_ok("{days: [{date, count, gross, fees, refunded, net}], totals}")
 
-openapi_paths: dict[str, dict[str, object]] = {
+openapi_paths: dict[str, dict[str, Any]] = {
     "/v1/payments": {
         "post": {
             "summary": "Create a payment (agent+; idempotent by Idempotency-Key)",

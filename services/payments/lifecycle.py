@@ -63,6 +63,12 @@ async def load(ctx: Context, organization_id: str, payment_id: str) -> Payment:
 async def capture(ctx: Context, organization_id: str, payment_id: str, amount_to_capture: int) -> Payment:
     """Captures an authorised payment (all of it, or `amount_to_capture`); the fee follows the captured amount."""
     payment = await load(ctx, organization_id, payment_id)
+    if payment.status not in FINAL and payment.status != "requires_capture" and payment.stripe_payment_intent_id:
+        # Stripe's events may not have arrived yet: when in doubt, re-read the intent.
+        account = payment.stripe_account_id if payment.charge_model == "direct" else None
+        payment = await _record_intent(
+            ctx, payment.id, await ctx.stripe.retrieve_intent(payment.stripe_payment_intent_id, account)
+        )
     if payment.status == "succeeded" and payment.capture_method == "manual":
         return payment  # captured already: a retried capture answers the same
     if payment.status != "requires_capture" or not payment.stripe_payment_intent_id:

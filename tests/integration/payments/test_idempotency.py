@@ -1,0 +1,113 @@
+"""Idempotency end to end: replays, other bodies, concurrent duplicates, and a crash after the Stripe call."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from services.payments.context import FAULTS
+from tests.fixtures.organizations import OrgContext
+from tests.fixtures.stack import Stack
+
+
+async def intents_on(stack: Stack, account: str | None) -> list[Any]:
+    client = stack.extras["stripe_sandbox"].client()
+    listed = await client.v1.payment_intents.list_async(params={"limit": 100}, options={"stripe_account": account})
+    return list(listed.data)
+
+
+async def test_replay_returns_the_first_response(stack: Stack, org: OrgContext) -> None:
+    headers = {**org.agent_headers, "Idempotency-Key": uuid.uuid4().hex}
+    body = {"amount": 1500, "description": "calendar"}
+    first = await stack.http.post("/v1/payments", headers=headers, json=body)
+    again = await stack.http.post("/v1/payments", headers=headers, json=body)
+    assert first.status_code == again.status_code == 201
+    assert again.headers.get("idempotent-replayed") == "true"
+    assert again.json() == first.json()
+    assert len(await intents_on(stack, org.stripe_account_id)) == 1
+
+
+async def test_same_key_with_another_body_is_409(stack: Stack, org: OrgContext) -> None:
+    headers = {**org.agent_headers, "Idempotency-Key": uuid.uuid4().hex}
+    assert (await stack.http.post("/v1/payments", headers=headers, json={"amount": 1500})).status_code == 201
+    other = await stack.http.post("/v1/payments", headers=headers, json={"amount": 1600})
+    assert other.status_code == 409
+    assert other.json()["code"] == "idempotency_key_reused"
+
+
+async def test_key_is_required_and_bounded(stack: Stack, org: OrgContext) -> None:
+    missing = await stack.http.post("/v1/payments", headers=org.agent_headers, json={"amount": 1500})
+    assert missing.status_code == 400 and missing.json()["code"] == "idempotency_key_required"
+    long = await stack.http.post(
+        "/v1/payments", headers={**org.agent_headers, "Idempotency-Key": "k" * 256}, json={"amount": 1500}
+    )
+    assert long.status_code == 400
+
+
+async def test_keys_are_scoped_per_organisation(stack: Stack, org: OrgContext) -> None:
+    from tests.fixtures.organizations import onboarded_organization
+
+    other = await onboarded_organization(stack)
+    shared = uuid.uuid4().hex
+    mine = await stack.http.post(
+        "/v1/payments", headers={**org.agent_headers, "Idempotency-Key": shared}, json={"amount": 1500}
+    )
+    theirs = await stack.http.post(
+        "/v1/payments", headers={**other.agent_headers, "Idempotency-Key": shared}, json={"amount": 1500}
+    )
+    assert mine.status_code == theirs.status_code == 201
+    assert mine.json()["id"] != theirs.json()["id"]
+
+
+async def test_fifty_concurrent_creates_with_one_key_make_one_payment(stack: Stack, org: OrgContext) -> None:
+    headers = {**org.agent_headers, "Idempotency-Key": uuid.uuid4().hex}
+    answers = await asyncio.gather(
+        *(stack.http.post("/v1/payments", headers=headers, json={"amount": 2000}) for _ in range(50))
+    )
+    assert {a.status_code for a in answers} == {201}, {a.text for a in answers if a.status_code != 201}
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert len({a.json()["stripe_payment_intent_id"] for a in answers}) == 1
+    assert len(await intents_on(stack, org.stripe_account_id)) == 1
+    rows = await stack.deps["payments"].pool.fetchval(
+        "SELECT count(*) FROM payments WHERE organization_id = $1", org.id
+    )
+    assert rows == 1
+
+
+async def test_crash_between_stripe_call_and_local_write_is_completed_by_a_retry(stack: Stack, org: OrgContext) -> None:
+    headers = {**org.agent_headers, "Idempotency-Key": uuid.uuid4().hex}
+    FAULTS.inject("after_stripe_create")
+    try:
+        broken = await stack.http.post("/v1/payments", headers=headers, json={"amount": 2500})
+    finally:
+        FAULTS.clear()
+    assert broken.status_code >= 500
+    made = await intents_on(stack, org.stripe_account_id)
+    assert len(made) == 1  # Stripe has the intent; the platform did not record it
+    pending = await stack.deps["payments"].pool.fetchrow(
+        "SELECT status, stripe_payment_intent_id FROM payments WHERE organization_id = $1", org.id
+    )
+    assert pending["status"] == "pending" and pending["stripe_payment_intent_id"] is None
+
+    retry = await stack.http.post("/v1/payments", headers=headers, json={"amount": 2500})
+    assert retry.status_code == 201, retry.text
+    assert retry.json()["stripe_payment_intent_id"] == made[0].id
+    assert retry.json()["status"] == "requires_payment_method"
+    assert len(await intents_on(stack, org.stripe_account_id)) == 1
+    assert made[0].metadata["platform_payment_id"] == retry.json()["id"]
+
+
+async def test_stripe_unavailable_then_retry_completes(stack: Stack, org: OrgContext) -> None:
+    import httpx
+
+    sandbox = stack.extras["stripe_sandbox"]
+    headers = {**org.agent_headers, "Idempotency-Key": uuid.uuid4().hex}
+    async with httpx.AsyncClient() as http:
+        await http.post(f"{sandbox.url}/_sandbox/fail", json={"fail_next": 3, "status": 503})
+    down = await stack.http.post("/v1/payments", headers=headers, json={"amount": 2500})
+    assert down.status_code == 503, down.text
+    assert down.json()["code"] == "stripe_unavailable"
+    retry = await stack.http.post("/v1/payments", headers=headers, json={"amount": 2500})
+    assert retry.status_code == 201, retry.text
+    assert len(await intents_on(stack, org.stripe_account_id)) == 1
