@@ -110,8 +110,9 @@ async def create_organization(request: Request) -> Response:
 async def list_organizations(request: Request) -> Response:
     require_role(caller(request), PLATFORM_ADMIN)
     limit, cursor = page_params(request)
+    email = request.query_params.get("email", "")[:254]
     answer = await request.app.state.clients.accounts.ListOrganizations(
-        pb.ListOrganizationsRequest(page=common_pb2.PageRequest(limit=limit, cursor=cursor))
+        pb.ListOrganizationsRequest(page=common_pb2.PageRequest(limit=limit, cursor=cursor), email=email)
     )
     return json_response(
         {"data": [organization_json(o) for o in answer.organizations], "next_cursor": answer.next_cursor or None}
@@ -240,6 +241,7 @@ openapi_paths: dict[str, dict[str, Any]] = {
             "parameters": [
                 {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
                 {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                {"name": "email", "in": "query", "schema": {"type": "string"}, "description": "exact e-mail"},
             ],
             "responses": {**json_ok("{data, next_cursor}"), **error_responses(400, 401, 403)},
         },

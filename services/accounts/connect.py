@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -11,7 +14,8 @@ from urllib.parse import urlparse
 import stripe
 
 from runtime.db import Connection
-from runtime.errors import Conflict, FieldError, InvalidArgument
+from runtime.deadlines import remaining
+from runtime.errors import Conflict, FieldError, InvalidArgument, Unavailable
 from runtime.inbox import APPLIED, IGNORED, InboundEvent
 from runtime.stripe_api import stripe_errors
 from services.accounts.domain import (
@@ -24,6 +28,19 @@ from services.accounts.domain import (
 from services.accounts.organizations import Organizations, organization_not_found
 
 log = logging.getLogger("services.accounts.connect")
+# The longest a Stripe call may take (SDK retries included), capped by the RPC's own deadline.
+STRIPE_CALL_SECONDS = 20.0
+
+
+@contextlib.asynccontextmanager
+async def _stripe_call() -> AsyncIterator[None]:
+    """Maps SDK failures to domain errors and gives up when the RPC's deadline passes."""
+    try:
+        async with asyncio.timeout(remaining(STRIPE_CALL_SECONDS)):
+            with stripe_errors():
+                yield
+    except TimeoutError:
+        raise Unavailable("Stripe did not answer in time, try again later", "stripe_unavailable") from None
 
 
 def _now() -> datetime:
@@ -87,7 +104,7 @@ class Connect:
             if org.stripe is not None:
                 return org.stripe
             asked_at = _now()
-            with stripe_errors():
+            async with _stripe_call():
                 account = await self._stripe.v1.accounts.create_async(
                     params=account_params(org, account_type),  # type: ignore[arg-type]
                     options={"idempotency_key": f"collect-organization-{org.id}-account"},
@@ -111,7 +128,7 @@ class Connect:
         if errors:
             raise InvalidArgument("the request is invalid", "validation_error", errors)
         account = await self._account_of(organization_id)
-        with stripe_errors():
+        async with _stripe_call():
             link = await self._stripe.v1.account_links.create_async(
                 params={
                     "account": account.account_id,
@@ -128,7 +145,7 @@ class Connect:
         if not refresh:
             return stored
         asked_at = _now()
-        with stripe_errors():
+        async with _stripe_call():
             account = await self._stripe.v1.accounts.retrieve_async(stored.account_id)
         fresh = account_state_from_stripe(_as_dict(account), asked_at)
         async with self._orgs.pool.acquire() as conn:
@@ -158,7 +175,7 @@ class Connect:
             return IGNORED
         if newer is None or obj.get("id") != account_id:
             asked_at = _now()
-            with stripe_errors():
+            async with _stripe_call():
                 account = await self._stripe.v1.accounts.retrieve_async(account_id)
             state = account_state_from_stripe(_as_dict(account), asked_at)
         else:

@@ -211,6 +211,10 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
         self, request: pb.ListOrganizationsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListOrganizationsResponse:
         require_caller(min_role=PLATFORM_ADMIN)
+        if request.email:
+            return pb.ListOrganizationsResponse(
+                organizations=[organization_message(o) for o in await self._orgs.find_by_email(request.email)]
+            )
         found, next_cursor = await self._orgs.page(request.page.limit, request.page.cursor)
         return pb.ListOrganizationsResponse(
             organizations=[organization_message(o) for o in found], next_cursor=next_cursor

@@ -48,6 +48,9 @@ async def test_name_and_email_are_encrypted_at_rest(stack: Stack) -> None:
     # The blind index finds it by e-mail, whatever the case.
     secrets = secrets_from_env(Env(stack.env))
     assert row["email_index"] == secrets.email_index(body["email"].upper())
+    found = await stack.http.get("/v1/organizations", params={"email": body["email"].upper()}, headers=admin)
+    assert [o["id"] for o in found.json()["data"]] == [org["id"]]
+    assert found.json()["data"][0]["email"] == body["email"]
 
 
 async def test_payment_policy_and_resolution(
