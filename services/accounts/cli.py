@@ -4,6 +4,7 @@
     python -m services.accounts.cli create-organization --name ... --email ... --country FR \\
         --business-type non_profit --line1 ... --city ... --postal-code ...
     python -m services.accounts.cli list-organizations
+    python -m services.accounts.cli rotate-keys          (after putting a new key first in ACCOUNTS_ENCRYPTION_KEYS)
 
 It connects with DATABASE_URL (the accounts role), applies pending migrations, and reads
 ACCOUNTS_ENCRYPTION_KEYS / ACCOUNTS_BLIND_INDEX_KEY like the service does.
@@ -58,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     org.add_argument("--timezone", default="Europe/Paris")
 
     commands.add_parser("list-organizations", help="list organisations (JSON lines)")
+    commands.add_parser("rotate-keys", help="re-encrypt organisations sealed with an older key")
     return parser
 
 
@@ -107,6 +109,10 @@ async def run(argv: Sequence[str], environ: Mapping[str, str] | None = None, out
                 )
             )
             print(orjson.dumps(_org_json(org)).decode(), file=out)
+            return 0
+        if args.command == "rotate-keys":
+            resealed = await organizations.reseal_all()
+            print(orjson.dumps({"resealed": resealed}).decode(), file=out)
             return 0
         cursor = ""
         while True:

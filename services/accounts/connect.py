@@ -30,6 +30,8 @@ from services.accounts.organizations import Organizations, organization_not_foun
 log = logging.getLogger("services.accounts.connect")
 # The longest a Stripe call may take (SDK retries included), capped by the RPC's own deadline.
 STRIPE_CALL_SECONDS = 20.0
+# Merchant category "Charitable and Social Service Organizations".
+NON_PROFIT_MCC = "8398"
 
 
 @contextlib.asynccontextmanager
@@ -56,6 +58,8 @@ def _as_dict(account: Any) -> dict[str, Any]:
 def account_params(org: Organization, account_type: str) -> dict[str, Any]:
     """What the platform tells Stripe about an organisation when it creates its account."""
     profile: dict[str, Any] = {"name": org.name, "support_email": org.email}
+    if org.business_type == "non_profit":
+        profile["mcc"] = NON_PROFIT_MCC
     return {
         "type": account_type,
         "country": org.country,

@@ -113,6 +113,18 @@ class Organizations:
         async with self.pool.acquire() as conn:
             return await self.rows.find_by_email(conn, normalize_email(email))
 
+    async def reseal_all(self, batch: int = 100) -> int:
+        """Re-encrypts every organisation sealed with an older key; returns how many (key rotation)."""
+        done = 0
+        while True:
+            async with self.pool.acquire() as conn:
+                stale = await self.rows.stale_key_ids(conn, batch)
+                for organization_id in stale:
+                    async with conn.transaction():
+                        done += await self.rows.reseal(conn, organization_id)
+            if len(stale) < batch:
+                return done
+
     async def payment_policy(self, organization_id: str) -> PaymentPolicy:
         """On every payment's path: the cache, else one primary-key read."""
         cached = self.cache.get(organization_id)

@@ -226,6 +226,33 @@ class OrganizationRows:
             )
         return [self._organization(r) for r in rows]
 
+    async def stale_key_ids(self, conn: Connection, limit: int) -> list[str]:
+        """Organisations whose fields are sealed with another key than the current one."""
+        rows = await conn.fetch(
+            "SELECT id FROM organizations WHERE encryption_key_id <> $1 ORDER BY id LIMIT $2",
+            self._cipher.current_key_id,
+            limit,
+        )
+        return [str(r["id"]) for r in rows]
+
+    async def reseal(self, conn: Connection, organization_id: str) -> bool:
+        """Re-encrypts one organisation's fields with the current key (key rotation); False if not found."""
+        org = await self.get(conn, organization_id, for_update=True)
+        if org is None:
+            return False
+        await conn.execute(
+            """UPDATE organizations SET name = $2, email = $3, bank_account_iban = $4, email_index = $5,
+                      encryption_key_id = $6, updated_at = now()
+                WHERE id = $1""",
+            uuid.UUID(org.id),
+            self._seal(org.id, "name", org.name),
+            self._seal(org.id, "email", org.email),
+            self._seal(org.id, "bank_account_iban", org.bank_account_iban) if org.bank_account_iban else None,
+            self._email_index(org.email),
+            self._cipher.current_key_id,
+        )
+        return True
+
     async def update(self, conn: Connection, organization_id: str, changes: OrganizationChanges) -> Organization | None:
         assignments: list[str] = []
         values: list[Any] = [_uuid(organization_id)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import uuid
 from collections.abc import AsyncIterator
 
@@ -15,7 +16,9 @@ from collect.accounts.v1 import accounts_pb2_grpc
 
 from runtime.settings import Env
 from services.accounts import cli
-from services.accounts.crypto import secrets_from_env
+from services.accounts.crypto import BlindIndex, DecryptionError, FieldCipher, Secrets, secrets_from_env
+from services.accounts.domain import Address, NewOrganization
+from services.accounts.repository import OrganizationRows
 from tests.fixtures.organizations import onboarded_organization, organization_body
 from tests.fixtures.stack import Stack
 
@@ -164,3 +167,45 @@ async def test_cli_creates_admin_and_organisation(stack: Stack) -> None:
     out = io.StringIO()
     assert await cli.run(["list-organizations"], env, out) == 0
     assert created["id"] in out.getvalue()
+
+    out = io.StringIO()
+    assert await cli.run(["rotate-keys"], env, out) == 0  # the service's key is current: nothing to reseal
+    assert orjson.loads(out.getvalue()) == {"resealed": 0}
+
+
+async def test_key_rotation_reseals_rows(stack: Stack) -> None:
+    old_key, new_key, index_key = os.urandom(32), os.urandom(32), os.urandom(32)
+    before = OrganizationRows(Secrets(FieldCipher([("old", old_key)]), BlindIndex(index_key)))
+    after = OrganizationRows(Secrets(FieldCipher([("new", new_key), ("old", old_key)]), BlindIndex(index_key)))
+    new = NewOrganization(
+        name="Rotation test",
+        email="rotation@example.test",
+        country="FR",
+        business_type="company",
+        address=Address(line1="1 rue", city="Paris", postal_code="75001", country="FR"),
+        bank_account_iban="FR7630006000011234567890189",
+    )
+    async with stack.deps["accounts"].pool.acquire() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        try:  # rolled back: the session's organisations stay under the service's key
+            org = await before.insert(conn, new)
+            assert org.id in await after.stale_key_ids(conn, 1_000_000)
+            assert await after.reseal(conn, org.id)
+            raw = await conn.fetchrow(
+                "SELECT name, email, encryption_key_id FROM organizations WHERE id = $1", uuid.UUID(org.id)
+            )
+            assert raw is not None and raw["encryption_key_id"] == "new"
+            assert raw["name"].startswith("v1:new:") and raw["email"].startswith("v1:new:")
+            resealed = await after.get(conn, org.id)
+            assert resealed is not None
+            assert (resealed.name, resealed.email, resealed.bank_account_iban) == (
+                new.name,
+                new.email,
+                new.bank_account_iban,
+            )
+            assert [o.id for o in await after.find_by_email(conn, new.email)] == [org.id]
+            with pytest.raises(DecryptionError):
+                await before.get(conn, org.id)
+        finally:
+            await transaction.rollback()
