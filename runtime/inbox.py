@@ -66,6 +66,15 @@ def _backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(600, 2 ** min(attempts, 10)))
 
 
+def _failure(event: InboundEvent, error: BaseException, budget: float | None) -> tuple[str, str]:
+    """The status and error to record for an effect that raised (or outlasted its budget)."""
+    if isinstance(error, TimeoutError) and budget is not None:
+        log.info("event %s (%s) deferred to the worker after %.2f s", event.event_id, event.type, budget)
+        return PENDING, f"deferred: not applied within the delivery's {budget:.2f} s"
+    log.warning("event %s (%s) failed: %r", event.event_id, event.type, error)
+    return FAILED, f"{type(error).__name__}: {error}"[:1000]
+
+
 async def _apply(
     conn: Connection, handler: EventHandler, event: InboundEvent, budget: float | None = None
 ) -> tuple[str, str | None]:
@@ -78,23 +87,44 @@ async def _apply(
             async with conn.transaction():
                 status = await handler(conn, event)
         return (status if status in (APPLIED, IGNORED) else APPLIED), None
-    except TimeoutError:
-        if budget is None:  # raised by the handler itself: a failure like any other
-            log.warning("event %s (%s) failed: timed out", event.event_id, event.type)
-            return FAILED, "TimeoutError"
-        log.info("event %s (%s) deferred to the worker after %.2f s", event.event_id, event.type, budget)
-        return PENDING, f"deferred: not applied within the delivery's {budget:.2f} s"
     except asyncio.CancelledError:
         raise
     except Exception as error:  # recorded; retried by the worker
-        log.warning("event %s (%s) failed: %s", event.event_id, event.type, error)
-        return FAILED, f"{type(error).__name__}: {error}"[:1000]
+        return _failure(event, error, budget)
 
 
 def _trace_context() -> str | None:
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return carrier.get("traceparent")
+
+
+class _EffectFailed(Exception):
+    """Rolls back the recording transaction of an event whose effect failed or was deferred."""
+
+    def __init__(self, status: str, error: str) -> None:
+        super().__init__(error)
+        self.status, self.error = status, error
+
+
+# Records an event, or finds the recorded one, in one round trip. The status is written up front
+# ("applied", or "pending" when applied later): the row only becomes visible if the transaction
+# commits, which it does only once the effect succeeded. A row committed by a concurrent
+# delivery after this statement's snapshot is found by the next query instead.
+_RECORD = """
+WITH inserted AS (
+    INSERT INTO inbox_events (source, event_id, type, account, created_at, payload, status, attempts,
+                              last_error, applied_at, next_attempt_at, trace_context)
+    VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::text, $8::integer, $9::text,
+            CASE WHEN $7::text IN ('applied', 'ignored') THEN now() END,
+            CASE WHEN $7::text = 'pending' THEN now() WHEN $7::text = 'failed' THEN now() + $10::interval END,
+            $11)
+    ON CONFLICT (source, event_id) DO NOTHING
+    RETURNING status)
+SELECT true AS inserted, status FROM inserted
+UNION ALL
+SELECT false, status FROM inbox_events
+ WHERE source = $1 AND event_id = $2 AND NOT EXISTS (SELECT 1 FROM inserted)"""
 
 
 async def record_and_apply(
@@ -112,33 +142,58 @@ async def record_and_apply(
     (recorded, applied by the worker: `apply_now` False, or the effect took longer than
     `apply_timeout` seconds and was rolled back). `raw_payload`, when given, is stored as the
     payload instead of serialising `event.payload` again.
+
+    A new event costs three round trips besides its effect (begin, record, commit): a failed
+    effect rolls the whole transaction back and the event is then recorded alone as failed.
     """
     payload = raw_payload.decode() if raw_payload is not None else orjson.dumps(event.payload).decode()
-    async with pool.acquire() as conn, conn.transaction():
-        inserted = await conn.fetchval(
-            """INSERT INTO inbox_events
-                      (source, event_id, type, account, created_at, payload, status, next_attempt_at, trace_context)
-               VALUES ($1, $2, $3, $4, $5, $6::jsonb, 'pending', now(), $7)
-               ON CONFLICT (source, event_id) DO NOTHING
-               RETURNING true""",
+    trace_context = _trace_context()
+
+    async def record(conn: Connection, status: str, error: str | None = None) -> tuple[bool, str]:
+        row = await conn.fetchrow(
+            _RECORD,
             event.source,
             event.event_id,
             event.type,
             event.account,
             event.created_at,
             payload,
-            _trace_context(),
+            status,
+            0 if status == PENDING and error is None else 1,
+            error,
+            _backoff(1),
+            trace_context,
         )
-        if not inserted:
-            status = await conn.fetchval(
+        if row is None:
+            found = await conn.fetchval(
                 "SELECT status FROM inbox_events WHERE source = $1 AND event_id = $2", event.source, event.event_id
             )
-            return True, str(status)
-        if not apply_now:
-            return False, PENDING
-        status, error = await _apply(conn, handler, event, apply_timeout)
-        await _record_outcome(conn, event, status, error, attempts=1)
-        return False, status
+            return True, str(found)
+        return not row["inserted"], str(row["status"])
+
+    async with pool.acquire() as conn:
+        try:
+            async with conn.transaction():
+                duplicate, status = await record(conn, APPLIED if apply_now else PENDING)
+                if duplicate or not apply_now:
+                    return duplicate, status
+                try:
+                    async with asyncio.timeout(apply_timeout):
+                        status = await handler(conn, event)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as error:
+                    raise _EffectFailed(*_failure(event, error, apply_timeout)) from error
+                if status == IGNORED:
+                    await conn.execute(
+                        "UPDATE inbox_events SET status = 'ignored' WHERE source = $1 AND event_id = $2",
+                        event.source,
+                        event.event_id,
+                    )
+                return False, IGNORED if status == IGNORED else APPLIED
+        except _EffectFailed as failed:
+            # Recorded on its own; a duplicate that got in meanwhile has applied or recorded it.
+            return await record(conn, failed.status, failed.error)
 
 
 async def _record_outcome(conn: Connection, event: InboundEvent, status: str, error: str | None, attempts: int) -> None:
