@@ -1,0 +1,102 @@
+"""Offline batches: cash, forwarded card intents, duplicates, rejections, and the batch limit."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from tests.fixtures.organizations import OrgContext, onboarded_organization
+from tests.fixtures.stack import Stack
+
+AT = "2026-03-14T10:00:00Z"
+
+
+def item(local_id: str | None = None, **fields: Any) -> dict[str, Any]:
+    return {
+        "local_id": uuid.uuid4().hex if local_id is None else local_id,
+        "amount": 1000,
+        "method": "cash",
+        "created_at": AT,
+        **fields,
+    }
+
+
+async def submit(stack: Stack, org: OrgContext, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    answer = await stack.http.post(
+        "/v1/payments/offline-batch", headers=org.agent_headers, json={"transactions": items}
+    )
+    assert answer.status_code == 200, answer.text
+    results: list[dict[str, Any]] = answer.json()["results"]
+    return results
+
+
+async def paid_intent(stack: Stack, account: str, amount: int = 1500) -> str:
+    """A card_present intent the phone created and confirmed on its own while offline."""
+    client = stack.extras["stripe_sandbox"].client()
+    intent = await client.v1.payment_intents.create_async(
+        params={"amount": amount, "currency": "eur", "payment_method_types": ["card_present"]},
+        options={"stripe_account": account},
+    )
+    await client.v1.payment_intents.confirm_async(
+        intent.id, params={"payment_method": "pm_card_present"}, options={"stripe_account": account}
+    )
+    return str(intent.id)
+
+
+async def test_cash_duplicates_and_rejections(stack: Stack, org: OrgContext) -> None:
+    cash = item()
+    results = await submit(
+        stack,
+        org,
+        [cash, dict(cash), item(amount=0), item(method="cheque"), item(created_at=None), item(local_id="")],
+    )
+    assert [r["status"] for r in results] == ["created", "duplicate", "rejected", "rejected", "rejected", "rejected"]
+    assert results[1]["payment_id"] == results[0]["payment_id"]
+    assert all(r["error"] for r in results[2:])
+    again = await submit(stack, org, [cash, item()])
+    assert [r["status"] for r in again] == ["duplicate", "created"]
+    assert again[0]["payment_id"] == results[0]["payment_id"]
+    payment = (await stack.http.get(f"/v1/payments/{results[0]['payment_id']}", headers=org.agent_headers)).json()
+    assert payment["status"] == "succeeded" and payment["method"] == "cash"
+    assert payment["stripe_payment_intent_id"] is None and payment["local_id"] == cash["local_id"]
+    assert payment["created_at"] == "2026-03-14T10:00:00Z"
+    stats = await stack.http.get(
+        f"/v1/organizations/{org.id}/stats?from=2026-03-14&to=2026-03-14", headers=org.admin_headers
+    )
+    assert stats.json()["totals"]["gross"] == 2000 and stats.json()["totals"]["count"] == 2
+
+
+async def test_card_items_link_verified_intents(stack: Stack, org: OrgContext) -> None:
+    assert org.stripe_account_id
+    good = await paid_intent(stack, org.stripe_account_id)
+    other = await onboarded_organization(stack)
+    assert other.stripe_account_id
+    foreign = await paid_intent(stack, other.stripe_account_id)
+    first = item(method="card", amount=1500, stripe_payment_intent_id=good)
+    results = await submit(
+        stack,
+        org,
+        [
+            first,
+            item(method="card", amount=1500, stripe_payment_intent_id=foreign),
+            item(method="card", amount=1400, stripe_payment_intent_id=good),
+            item(method="card", amount=1500),
+            item(method="card", amount=1500, stripe_payment_intent_id="pi_doesnotexist"),
+        ],
+    )
+    assert [r["status"] for r in results] == ["created", "rejected", "rejected", "rejected", "rejected"], results
+    payment = (await stack.http.get(f"/v1/payments/{results[0]['payment_id']}", headers=org.agent_headers)).json()
+    assert payment["status"] == "succeeded" and payment["stripe_payment_intent_id"] == good
+    assert payment["method"] == "card_present" and payment["amount_captured"] == 1500
+    # The same intent under another local_id is refused; the same local_id is a duplicate.
+    replay = await submit(stack, org, [first, item(method="card", amount=1500, stripe_payment_intent_id=good)])
+    assert [r["status"] for r in replay] == ["duplicate", "rejected"]
+
+
+async def test_batch_limit(stack: Stack, org: OrgContext) -> None:
+    too_many = await stack.http.post(
+        "/v1/payments/offline-batch", headers=org.agent_headers, json={"transactions": [item() for _ in range(501)]}
+    )
+    assert too_many.status_code == 400
+    results = await submit(stack, org, [item() for _ in range(500)])
+    assert {r["status"] for r in results} == {"created"}

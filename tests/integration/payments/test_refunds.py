@@ -1,0 +1,128 @@
+"""Refunds: partial and full, never above what is left (also concurrent), Connect rules, dashboard refunds."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from tests.fixtures.organizations import OrgContext, onboarded_organization
+from tests.fixtures.stack import Stack
+from tests.integration.payments.conftest import (
+    confirm,
+    create_payment,
+    deliver,
+    get_payment,
+    key,
+    settle,
+    stripe_account_for,
+    stripe_events,
+)
+
+
+async def paid(stack: Stack, org: OrgContext, charge_model: str = "direct", amount: int = 1000) -> dict[str, Any]:
+    payment = await create_payment(stack, org.agent_headers, amount=amount)
+    account = stripe_account_for(org, charge_model)
+    await confirm(stack, payment, account)
+    done = await settle(stack, org, payment, account)
+    assert done["status"] == "succeeded"
+    return done
+
+
+def refund_url(payment: dict[str, Any]) -> str:
+    return f"/v1/payments/{payment['id']}/refunds"
+
+
+async def test_several_partial_refunds_then_the_rest(stack: Stack) -> None:
+    org = await onboarded_organization(stack, fee_percent_bps=1000)
+    payment = await paid(stack, org)
+    for amount in (100, 250):
+        answer = await stack.http.post(
+            refund_url(payment), headers={**org.admin_headers, **key()}, json={"amount": amount}
+        )
+        assert answer.status_code == 201, answer.text
+    rest = await stack.http.post(refund_url(payment), headers={**org.admin_headers, **key()}, json={})
+    assert rest.status_code == 201 and rest.json()["amount"] == 650
+    assert rest.json()["application_fee_refunded"] == 100 - 10 - 25
+    nothing = await stack.http.post(refund_url(payment), headers={**org.admin_headers, **key()}, json={"amount": 1})
+    assert nothing.status_code == 409 and nothing.json()["code"] == "refund_exceeds_remaining"
+    final = await get_payment(stack, org.admin_headers, payment["id"])
+    assert final["amount_refunded"] == 1000 and final["application_fee_refunded"] == 100
+    assert [r["amount"] for r in final["refunds"]] == [100, 250, 650]
+    fee = await stack.extras["stripe_sandbox"].client().v1.application_fees.list_async(params={"limit": 100})
+    mine = [f for f in fee.data if f.account == org.stripe_account_id]
+    assert mine and mine[0].amount_refunded == 100
+    stats = (await stack.http.get(f"/v1/organizations/{org.id}/stats", headers=org.admin_headers)).json()["totals"]
+    assert stats == {**stats, "gross": 1000, "refunded": 1000, "fees": 0, "net": 0}
+
+
+async def test_concurrent_refunds_never_exceed_what_is_left(stack: Stack, org: OrgContext) -> None:
+    payment = await paid(stack, org)
+    answers = await asyncio.gather(
+        *(
+            stack.http.post(refund_url(payment), headers={**org.admin_headers, **key()}, json={"amount": 300})
+            for _ in range(6)
+        )
+    )
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [201, 201, 201, 409, 409, 409], [a.text for a in answers]
+    final = await get_payment(stack, org.admin_headers, payment["id"])
+    assert final["amount_refunded"] == 900
+
+
+async def test_refund_replay_and_key_reuse(stack: Stack, org: OrgContext) -> None:
+    payment = await paid(stack, org)
+    headers = {**org.admin_headers, "Idempotency-Key": uuid.uuid4().hex}
+    first = await stack.http.post(refund_url(payment), headers=headers, json={"amount": 100})
+    again = await stack.http.post(refund_url(payment), headers=headers, json={"amount": 100})
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json() and again.headers["idempotent-replayed"] == "true"
+    other = await stack.http.post(refund_url(payment), headers=headers, json={"amount": 200})
+    assert other.status_code == 409 and other.json()["code"] == "idempotency_key_reused"
+    missing = await stack.http.post(refund_url(payment), headers=org.admin_headers, json={"amount": 100})
+    assert missing.status_code == 400
+    assert (await get_payment(stack, org.admin_headers, payment["id"]))["amount_refunded"] == 100
+
+
+async def test_agents_cannot_refund_and_unpaid_payments_cannot_be_refunded(stack: Stack, org: OrgContext) -> None:
+    payment = await create_payment(stack, org.agent_headers, amount=1000)
+    agent = await stack.http.post(refund_url(payment), headers={**org.agent_headers, **key()}, json={})
+    assert agent.status_code == 403
+    unpaid = await stack.http.post(refund_url(payment), headers={**org.admin_headers, **key()}, json={})
+    assert unpaid.status_code == 409 and unpaid.json()["code"] == "payment_not_refundable"
+
+
+async def test_destination_refund_reverses_the_transfer_and_refunds_the_fee(stack: Stack) -> None:
+    org = await onboarded_organization(stack, charge_model="destination", fee_percent_bps=1000)
+    payment = await paid(stack, org, "destination")
+    answer = await stack.http.post(refund_url(payment), headers={**org.admin_headers, **key()}, json={"amount": 500})
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["application_fee_refunded"] == 50
+    refund = await stack.extras["stripe_sandbox"].client().v1.refunds.retrieve_async(answer.json()["stripe_refund_id"])
+    assert refund.transfer_reversal is not None
+
+
+async def test_refund_made_in_the_dashboard_is_recorded_from_charge_refunded(stack: Stack, org: OrgContext) -> None:
+    payment = await paid(stack, org)
+    client = stack.extras["stripe_sandbox"].client()
+    await client.v1.refunds.create_async(
+        params={"payment_intent": payment["stripe_payment_intent_id"], "amount": 300},
+        options={"stripe_account": org.stripe_account_id},
+    )
+    events = await stripe_events(stack, payment["stripe_payment_intent_id"], org.stripe_account_id)
+    await deliver(stack, [e for e in events if e["type"] == "charge.refunded"])
+    after = await get_payment(stack, org.admin_headers, payment["id"])
+    assert after["amount_refunded"] == 300 and len(after["refunds"]) == 1
+    assert after["refunds"][0]["stripe_refund_id"].startswith("re_")
+    # What is left accounts for it.
+    over = await stack.http.post(refund_url(payment), headers={**org.admin_headers, **key()}, json={"amount": 701})
+    assert over.status_code == 409
+    ok = await stack.http.post(refund_url(payment), headers={**org.admin_headers, **key()}, json={"amount": 700})
+    assert ok.status_code == 201
+    # charge.refunded of our own refund changes nothing more.
+    events = await stripe_events(stack, payment["stripe_payment_intent_id"], org.stripe_account_id)
+    await deliver(stack, [e for e in events if e["type"] == "charge.refunded"])
+    final = await get_payment(stack, org.admin_headers, payment["id"])
+    assert final["amount_refunded"] == 1000 and len(final["refunds"]) == 2
+    stats = (await stack.http.get(f"/v1/organizations/{org.id}/stats", headers=org.admin_headers)).json()["totals"]
+    assert stats["refunded"] == 1000
