@@ -39,4 +39,4 @@ async def test_events_filters(connected: ConnectedAccount) -> None:
     several = await client.v1.events.list_async(params={"types": ["charge.succeeded", "payment_intent.created"]})
     assert {e.type for e in several.data} == {"charge.succeeded", "payment_intent.created"}
     platform_events = await connected.platform.v1.events.list_async(params={"limit": 100})
-    assert all(e.get("account") is None for e in platform_events.data)
+    assert all(e.to_dict().get("account") is None for e in platform_events.data)
