@@ -170,14 +170,16 @@ class Connect:
         if not account_id:
             return IGNORED
         org = await self._orgs.rows.organization_of_account(conn, account_id, for_update=True)
-        if org is None or org.stripe is None:
+        if org is None:
+            org = await self._creating_organization(conn, account_id, obj)
+        if org is None or org.stripe is None or org.stripe.account_id != account_id:
             log.info("account event for an unknown account", extra={"event_id": event.event_id})
             return IGNORED
-        created = event.created_at or _now()
-        newer = event_is_newer(created, org.stripe.state_at)
+        created = event.created_at
+        newer = event_is_newer(created, org.stripe.state_at) if created is not None else None
         if newer is False:
             return IGNORED
-        if newer is None or obj.get("id") != account_id:
+        if newer is None or created is None or obj.get("id") != account_id:
             asked_at = _now()
             async with _stripe_call():
                 account = await self._stripe.v1.accounts.retrieve_async(account_id)
@@ -187,3 +189,17 @@ class Connect:
         written = await self._orgs.rows.set_stripe_state(conn, org.id, state)
         self._orgs.cache.invalidate(org.id)
         return APPLIED if written else IGNORED
+
+    async def _creating_organization(
+        self, conn: Connection, account_id: str, obj: dict[str, Any]
+    ) -> Organization | None:
+        """The organisation an event's account was created for, once that creation has committed.
+
+        Stripe may send an account's first events while `create_account` still holds the
+        organisation's row: locking the row waits for it, instead of dropping the event.
+        """
+        metadata = obj.get("metadata")
+        organization_id = metadata.get("organization_id") if isinstance(metadata, dict) else None
+        if obj.get("id") != account_id or not isinstance(organization_id, str):
+            return None
+        return await self._orgs.rows.get(conn, organization_id, for_update=True)

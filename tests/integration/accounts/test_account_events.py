@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -164,3 +165,38 @@ async def test_members_cannot_deliver_events(stack: Stack, channel: grpc.aio.Cha
     with pytest.raises(grpc.aio.AioRpcError) as denied:
         await stub.DeliverEvent(request, metadata=(("authorization", agent_headers["Authorization"]),))
     assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_an_event_during_account_creation_waits_for_it(stack: Stack, channel: grpc.aio.Channel) -> None:
+    admin = await stack.admin_headers()
+    org_id = (await stack.http.post("/v1/organizations", headers=admin, json=organization_body())).json()["id"]
+    account_id = f"acct_creating{uuid.uuid4().hex[:10]}"
+    event = _account_event(account_id, int(time.time()) + 5, enabled=True, due=[])
+    event["data"]["object"]["metadata"] = {"organization_id": org_id}
+    pool = stack.deps["accounts"].pool
+    async with pool.acquire() as creating:
+        # What create_account does: the row is locked while Stripe answers, then the account is stored.
+        transaction = creating.transaction()
+        await transaction.start()
+        try:
+            await creating.execute("SELECT id FROM organizations WHERE id = $1 FOR UPDATE", uuid.UUID(org_id))
+            delivery = asyncio.ensure_future(_deliver(stack, channel, event))
+            for _ in range(500):
+                waiting = await pool.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
+                if waiting or delivery.done():
+                    break
+                await asyncio.sleep(0.01)
+            await creating.execute(
+                """UPDATE organizations SET stripe_account_id = $2, stripe_account_type = 'express',
+                          stripe_state_at = now() WHERE id = $1""",
+                uuid.UUID(org_id),
+                account_id,
+            )
+        finally:
+            await transaction.commit()
+    answer = await delivery
+    assert answer.status == "applied"
+    shown = await _status(stack, org_id, admin)
+    assert shown["stripe_account_id"] == account_id and shown["charges_enabled"] is True
