@@ -1,9 +1,459 @@
-"""Routes of this area (filled in by its issue)."""
+"""Banking and reports (platform admins): Qonto sync, payouts, reconciliation, allocation, daily report, FEC."""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+import re
+from typing import Any
 
-routes: list[BaseRoute] = []
+from collect.banking.v1 import banking_pb2 as pb
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
-openapi_paths: dict[str, dict[str, object]] = {}
+from gateway.errors import ApiError
+from gateway.http import Fields, caller, json_body, json_response, page_params, require_role, timestamp_json
+from gateway.openapi import body_schema, error_responses, json_ok
+from runtime.auth import PLATFORM_ADMIN
+from runtime.errors import FieldError
+
+_DAY = r"\d{4}-\d{2}-\d{2}"
+
+
+def _admin(request: Request) -> Any:
+    require_role(caller(request), PLATFORM_ADMIN)
+    return request.app.state.clients.banking
+
+
+def transaction_json(txn: pb.BankTransaction) -> dict[str, Any]:
+    return {
+        "id": txn.id,
+        "transaction_id": txn.transaction_id,
+        "bank_account_id": txn.bank_account_id or None,
+        "iban": txn.iban or None,
+        "legal_entity": txn.legal_entity or None,
+        "amount": txn.amount_cents,
+        "currency": txn.currency,
+        "side": txn.side,
+        "operation_type": txn.operation_type or None,
+        "label": txn.label or None,
+        "reference": txn.reference or None,
+        "status": txn.status,
+        "settled_at": timestamp_json(txn.settled_at),
+        "updated_at": timestamp_json(txn.updated_at),
+        "reconciled": txn.reconciled,
+    }
+
+
+def payout_json(payout: pb.Payout) -> dict[str, Any]:
+    return {
+        "id": payout.id,
+        "stripe_payout_id": payout.stripe_payout_id,
+        "stripe_account_id": payout.stripe_account_id or None,
+        "organization_id": payout.organization_id or None,
+        "amount": payout.amount,
+        "currency": payout.currency,
+        "status": payout.status,
+        "arrival_date": timestamp_json(payout.arrival_date),
+        "statement_descriptor": payout.statement_descriptor or None,
+        "reconciled": payout.reconciled,
+        "created_at": timestamp_json(payout.created_at),
+    }
+
+
+def match_json(match: pb.ReconciliationMatch) -> dict[str, Any]:
+    return {
+        "id": match.id,
+        "payout_ids": list(match.payout_ids),
+        "bank_transaction_id": match.bank_transaction_id,
+        "rule": match.rule,
+        "explanation": match.explanation,
+        "manual": match.manual,
+        "payouts_amount": match.payouts_amount,
+        "bank_amount": match.bank_amount,
+        "difference": match.difference,
+        "currency": match.currency,
+        "created_at": timestamp_json(match.created_at),
+    }
+
+
+def report_json(report: pb.DailyReport) -> dict[str, Any]:
+    return {
+        "date": report.date,
+        "currency": report.currency,
+        "timezone": report.timezone,
+        "organizations": [
+            {
+                "organization_id": line.organization_id,
+                "organization_name": line.organization_name or None,
+                "count": line.count,
+                "gross": line.gross,
+                "fees": line.fees,
+                "refunds": line.refunds,
+                "net": line.net,
+                "payouts": line.payouts,
+                "bank_credits": line.bank_credits,
+                "reconciled": line.reconciled,
+                "difference": line.difference,
+            }
+            for line in report.organizations
+        ],
+        "totals": {
+            "gross": report.gross,
+            "fees": report.fees,
+            "refunds": report.refunds,
+            "net": report.net,
+            "payouts": report.payouts,
+        },
+        "bank": {"credits": report.bank_credits, "debits": report.bank_debits},
+        "bank_credits": report.bank_credits,
+        "reconciled": report.reconciled,
+        "reconciliation": {
+            "reconciled": report.reconciled,
+            "unmatched_payouts": report.unmatched_payouts,
+            "unmatched_credits": report.unmatched_credits,
+        },
+        "allocation": [
+            {
+                "entity": e.entity,
+                "revenue": e.revenue,
+                "tax_rate_bps": e.tax_rate_bps,
+                "estimated_tax": e.estimated_tax,
+            }
+            for e in report.allocation
+        ],
+        "tax": {
+            "estimated_total": report.estimated_tax_total,
+            "baseline_entity": report.baseline_entity or None,
+            "baseline_estimated": report.baseline_estimated_tax,
+            "difference": report.tax_difference,
+        },
+    }
+
+
+def _day_query(request: Request, name: str, *, required: bool) -> str:
+    value = request.query_params.get(name, "")
+    if not value and required:
+        raise ApiError(400, "validation_error", f"{name} is required", [FieldError(name, "is required")])
+    if value and not re.fullmatch(_DAY, value):
+        raise ApiError(400, "validation_error", f"{name} must be YYYY-MM-DD", [FieldError(name, "must be YYYY-MM-DD")])
+    return value
+
+
+async def sync_transactions(request: Request) -> Response:
+    answer = await _admin(request).SyncTransactions(pb.SyncTransactionsRequest())
+    return json_response({"fetched": answer.fetched, "inserted": answer.inserted, "updated": answer.updated})
+
+
+async def sync_payouts(request: Request) -> Response:
+    answer = await _admin(request).SyncPayouts(pb.SyncPayoutsRequest())
+    return json_response({"fetched": answer.fetched, "inserted": answer.inserted, "updated": answer.updated})
+
+
+async def list_transactions(request: Request) -> Response:
+    stub = _admin(request)
+    limit, cursor = page_params(request)
+    reconciled = request.query_params.get("reconciled", "")
+    if reconciled not in ("", "true", "false"):
+        raise ApiError(
+            400,
+            "validation_error",
+            "reconciled must be true or false",
+            [FieldError("reconciled", "must be true or false")],
+        )
+    answer = await stub.ListBankTransactions(
+        pb.ListBankTransactionsRequest(limit=limit, cursor=cursor, reconciled=reconciled)
+    )
+    return json_response(
+        {"data": [transaction_json(t) for t in answer.transactions], "next_cursor": answer.next_cursor or None}
+    )
+
+
+async def list_payouts(request: Request) -> Response:
+    stub = _admin(request)
+    limit, cursor = page_params(request)
+    answer = await stub.ListPayouts(pb.ListPayoutsRequest(limit=limit, cursor=cursor))
+    return json_response({"data": [payout_json(p) for p in answer.payouts], "next_cursor": answer.next_cursor or None})
+
+
+async def run_reconciliation(request: Request) -> Response:
+    stub = _admin(request)
+    fields = Fields(await json_body(request))
+    from_day = fields.text("from", required=False, pattern=_DAY, max_len=10)
+    to_day = fields.text("to", required=False, pattern=_DAY, max_len=10)
+    fields.check()
+    answer = await stub.RunReconciliation(pb.RunReconciliationRequest(from_date=from_day, to_date=to_day))
+    return json_response(
+        {
+            "matched": answer.matched,
+            "unmatched_payouts": answer.unmatched_payouts,
+            "unmatched_credits": answer.unmatched_credits,
+            "created": answer.created,
+            "removed": answer.removed,
+        }
+    )
+
+
+async def get_reconciliation(request: Request) -> Response:
+    answer = await _admin(request).GetReconciliation(pb.GetReconciliationRequest())
+    return json_response(
+        {
+            "matches": [match_json(m) for m in answer.matches],
+            "unmatched_payouts": [payout_json(p) for p in answer.unmatched_payouts],
+            "unmatched_credits": [transaction_json(t) for t in answer.unmatched_credits],
+        }
+    )
+
+
+async def match_manually(request: Request) -> Response:
+    stub = _admin(request)
+    fields = Fields(await json_body(request))
+    payout_ids = fields.array("payout_ids", max_items=100)
+    credit_id = fields.text("bank_transaction_id", max_len=200)
+    note = fields.text("note", required=False, max_len=500)
+    if not all(isinstance(p, str) and p for p in payout_ids):
+        fields.errors.append(FieldError("payout_ids", "must be payout ids"))
+    fields.check()
+    answer = await stub.MatchManually(
+        pb.MatchManuallyRequest(payout_ids=payout_ids, bank_transaction_id=credit_id, note=note)
+    )
+    return json_response(match_json(answer.match), status=201)
+
+
+async def unmatch(request: Request) -> Response:
+    stub = _admin(request)
+    await stub.Unmatch(pb.UnmatchRequest(match_id=request.path_params["match_id"]))
+    return Response(status_code=204)
+
+
+def _allocation_json(answer: Any) -> dict[str, Any]:
+    return {
+        "rules": [
+            {"organization_id": r.organization_id or None, "entity": r.entity, "share_bps": r.share_bps}
+            for r in answer.rules
+        ],
+        "entities": [{"entity": e.entity, "tax_rate_bps": e.tax_rate_bps} for e in answer.entities],
+    }
+
+
+async def put_allocation_rules(request: Request) -> Response:
+    stub = _admin(request)
+    fields = Fields(await json_body(request))
+    rules: list[pb.AllocationRule] = []
+    for i, item in enumerate(fields.array("rules")):
+        rule = Fields(item if isinstance(item, dict) else {}, f"rules[{i}].", fields.errors)
+        if not isinstance(item, dict):
+            fields.errors.append(FieldError(f"rules[{i}]", "must be an object"))
+        rules.append(
+            pb.AllocationRule(
+                organization_id=rule.text("organization_id", required=False, max_len=100),
+                entity=rule.text("entity", max_len=100),
+                share_bps=rule.integer("share_bps", minimum=1, maximum=10_000),
+            )
+        )
+    entities: list[pb.LegalEntity] = []
+    for i, item in enumerate(fields.array("entities")):
+        entity = Fields(item if isinstance(item, dict) else {}, f"entities[{i}].", fields.errors)
+        if not isinstance(item, dict):
+            fields.errors.append(FieldError(f"entities[{i}]", "must be an object"))
+        entities.append(
+            pb.LegalEntity(
+                entity=entity.text("entity", max_len=100),
+                tax_rate_bps=entity.integer("tax_rate_bps", minimum=0, maximum=10_000),
+            )
+        )
+    fields.check()
+    answer = await stub.PutAllocationRules(pb.PutAllocationRulesRequest(rules=rules, entities=entities))
+    return json_response(_allocation_json(answer))
+
+
+async def get_allocation_rules(request: Request) -> Response:
+    answer = await _admin(request).GetAllocationRules(pb.GetAllocationRulesRequest())
+    return json_response(_allocation_json(answer))
+
+
+async def daily_report(request: Request) -> Response:
+    stub = _admin(request)
+    day = _day_query(request, "date", required=False)
+    output = request.query_params.get("format", "json")
+    if output not in ("json", "csv"):
+        raise ApiError(400, "validation_error", "format must be json or csv", [FieldError("format", "json or csv")])
+    answer = await stub.GetDailyReport(pb.GetDailyReportRequest(date=day))
+    if output == "csv":
+        filename = f"daily-report-{answer.report.date}.csv"
+        return Response(
+            answer.csv,
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+    return json_response(report_json(answer.report))
+
+
+async def send_daily_report(request: Request) -> Response:
+    stub = _admin(request)
+    fields = Fields(await json_body(request))
+    day = fields.text("date", required=False, pattern=_DAY, max_len=10)
+    force = fields.boolean("force")
+    fields.check()
+    if not day:
+        day = request.query_params.get("date", "")
+    answer = await stub.SendDailyReport(pb.SendDailyReportRequest(date=day, force=force))
+    body = {
+        "sent": answer.sent,
+        "already_sent": answer.already_sent,
+        "pending": answer.pending,
+        "last_error": answer.last_error or None,
+    }
+    return json_response(body, status=202 if answer.pending else 200)
+
+
+async def export_fec(request: Request) -> Response:
+    stub = _admin(request)
+    from_day = _day_query(request, "from", required=True)
+    to_day = _day_query(request, "to", required=True)
+    answer = await stub.ExportFec(pb.ExportFecRequest(from_date=from_day, to_date=to_day))
+    return Response(
+        answer.content,
+        media_type="text/plain; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{answer.filename}"',
+            "X-FEC-Entries": str(answer.entries),
+        },
+    )
+
+
+routes: list[BaseRoute] = [
+    Route("/v1/banking/sync", sync_transactions, methods=["POST"]),
+    Route("/v1/banking/transactions", list_transactions, methods=["GET"]),
+    Route("/v1/banking/payouts/sync", sync_payouts, methods=["POST"]),
+    Route("/v1/banking/payouts", list_payouts, methods=["GET"]),
+    Route("/v1/banking/reconciliation/run", run_reconciliation, methods=["POST"]),
+    Route("/v1/banking/reconciliation", get_reconciliation, methods=["GET"]),
+    Route("/v1/banking/reconciliation/matches", match_manually, methods=["POST"]),
+    Route("/v1/banking/reconciliation/matches/{match_id}", unmatch, methods=["DELETE"]),
+    Route("/v1/banking/allocation-rules", put_allocation_rules, methods=["PUT"]),
+    Route("/v1/banking/allocation-rules", get_allocation_rules, methods=["GET"]),
+    Route("/v1/reports/daily", daily_report, methods=["GET"]),
+    Route("/v1/reports/daily/send", send_daily_report, methods=["POST"]),
+    Route("/v1/banking/exports/fec", export_fec, methods=["GET"]),
+]
+
+_ADMIN_ERRORS = error_responses(400, 401, 403, 502, 503)
+
+openapi_paths: dict[str, dict[str, object]] = {
+    "/v1/banking/sync": {
+        "post": {
+            "summary": "Pull Qonto transactions of every bank account since the last cursor",
+            "responses": {**json_ok("{fetched, inserted, updated}"), **_ADMIN_ERRORS},
+        }
+    },
+    "/v1/banking/transactions": {
+        "get": {
+            "summary": "Bank transactions with their `reconciled` flag (`?reconciled=true|false`, limit, cursor)",
+            "responses": {**json_ok("{data: [bank transaction], next_cursor}"), **_ADMIN_ERRORS},
+        }
+    },
+    "/v1/banking/payouts/sync": {
+        "post": {
+            "summary": "Pull payouts (platform and connected accounts) and their balance transactions from Stripe",
+            "responses": {**json_ok("{fetched, inserted, updated}"), **_ADMIN_ERRORS},
+        }
+    },
+    "/v1/banking/payouts": {
+        "get": {"summary": "Stripe payouts", "responses": {**json_ok("{data: [payout], next_cursor}"), **_ADMIN_ERRORS}}
+    },
+    "/v1/banking/reconciliation/run": {
+        "post": {
+            "summary": "Match paid payouts to bank credits (idempotent; manual matches are kept)",
+            "requestBody": body_schema(
+                {"from": {"type": "string", "format": "date"}, "to": {"type": "string", "format": "date"}}
+            ),
+            "responses": {
+                **json_ok("{matched, unmatched_payouts, unmatched_credits, created, removed}"),
+                **_ADMIN_ERRORS,
+            },
+        }
+    },
+    "/v1/banking/reconciliation": {
+        "get": {
+            "summary": "Matches (with rule and explanation) and what is unmatched",
+            "responses": {**json_ok("{matches, unmatched_payouts, unmatched_credits}"), **_ADMIN_ERRORS},
+        }
+    },
+    "/v1/banking/reconciliation/matches": {
+        "post": {
+            "summary": "Match payouts with a bank credit by hand",
+            "requestBody": body_schema(
+                {
+                    "payout_ids": {"type": "array", "items": {"type": "string"}},
+                    "bank_transaction_id": {"type": "string"},
+                    "note": {"type": "string"},
+                },
+                ["payout_ids", "bank_transaction_id"],
+            ),
+            "responses": {**json_ok("match", 201), **error_responses(400, 401, 403, 404, 409)},
+        }
+    },
+    "/v1/banking/reconciliation/matches/{match_id}": {
+        "delete": {
+            "summary": "Undo a match; its payouts and credit are then left to manual matching",
+            "responses": {"204": {"description": "removed"}, **error_responses(401, 403, 404)},
+        }
+    },
+    "/v1/banking/allocation-rules": {
+        "put": {
+            "summary": "Replace legal entities and allocation rules (shares per organisation sum to 10000)",
+            "requestBody": body_schema(
+                {
+                    "rules": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "organization_id": {"type": "string"},
+                                "entity": {"type": "string"},
+                                "share_bps": {"type": "integer"},
+                            },
+                        },
+                    },
+                    "entities": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {"entity": {"type": "string"}, "tax_rate_bps": {"type": "integer"}},
+                        },
+                    },
+                },
+                ["rules", "entities"],
+            ),
+            "responses": {**json_ok("{rules, entities}"), **_ADMIN_ERRORS},
+        },
+        "get": {
+            "summary": "Legal entities and allocation rules",
+            "responses": {**json_ok("{rules, entities}"), **_ADMIN_ERRORS},
+        },
+    },
+    "/v1/reports/daily": {
+        "get": {
+            "summary": "Daily report: totals per organisation, bank, reconciliation, allocation with estimated tax",
+            "description": "`?date=YYYY-MM-DD` (default: yesterday in the report time zone), `&format=csv` for CSV.",
+            "responses": {**json_ok("report"), **_ADMIN_ERRORS},
+        }
+    },
+    "/v1/reports/daily/send": {
+        "post": {
+            "summary": "Push the daily report to the configured Slack webhook (once per date unless `force`)",
+            "requestBody": body_schema({"date": {"type": "string", "format": "date"}, "force": {"type": "boolean"}}),
+            "responses": {
+                **json_ok("{sent, already_sent, pending, last_error}"),
+                "202": {"description": "recorded; Slack unavailable, retried in the background"},
+                **_ADMIN_ERRORS,
+            },
+        }
+    },
+    "/v1/banking/exports/fec": {
+        "get": {
+            "summary": "FEC journal (tab-separated) for `?from=YYYY-MM-DD&to=YYYY-MM-DD`; every entry balances",
+            "responses": {"200": {"description": "FEC text file", "content": {"text/plain": {}}}, **_ADMIN_ERRORS},
+        }
+    },
+}

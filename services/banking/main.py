@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Iterable
 from pathlib import Path
 
 import grpc
+import httpx
+from collect.accounts.v1 import accounts_pb2_grpc
 from collect.banking.v1 import banking_pb2, banking_pb2_grpc
+from collect.payments.v1 import payments_pb2_grpc
 
+from runtime.db import Connection
+from runtime.inbox import IGNORED, InboundEvent, register_event_sink
 from runtime.service import ServiceDeps
+from runtime.stripe_api import close_stripe_client, make_stripe_client
+from services.banking import payouts, reports, sync
+from services.banking.context import Banking
+from services.banking.servicer import BankingServicer
+from services.banking.settings import BankingSettings
 
 SCHEMA = "banking"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -16,6 +28,42 @@ SERVICE_NAME = banking_pb2.DESCRIPTOR.services_by_name["BankingService"].full_na
 on_start = None
 
 
+def make_banking(deps: ServiceDeps) -> Banking:
+    settings = BankingSettings.from_env(deps.env)
+    banking = Banking(
+        pool=deps.pool,
+        settings=settings,
+        stripe=make_stripe_client(deps.settings.stripe_api_key, deps.settings.stripe_api_base),
+        accounts=accounts_pb2_grpc.AccountsServiceStub(deps.channel("accounts")),
+        payments=payments_pb2_grpc.PaymentsServiceStub(deps.channel("payments")),
+        http=httpx.AsyncClient(timeout=settings.slack_timeout_seconds),
+    )
+    return banking
+
+
+def event_handler(banking: Banking):  # type: ignore[no-untyped-def]
+    async def handle(conn: Connection, event: InboundEvent) -> str:
+        if event.source == "qonto":
+            return await sync.apply_qonto_event(conn, event)
+        if event.source == "stripe" and event.type.startswith("payout."):
+            return await payouts.apply_payout_event(banking, conn, event)
+        return IGNORED
+
+    return handle
+
+
 def wire(deps: ServiceDeps, server: grpc.aio.Server) -> Iterable[str]:
-    banking_pb2_grpc.add_BankingServiceServicer_to_server(banking_pb2_grpc.BankingServiceServicer(), server)
-    return [SERVICE_NAME]
+    banking = make_banking(deps)
+    banking_pb2_grpc.add_BankingServiceServicer_to_server(BankingServicer(banking), server)
+    sink = register_event_sink(deps, server, event_handler(banking), apply_now=lambda e: e.source != "qonto")
+    jobs = asyncio.get_running_loop().create_task(reports.run_jobs(banking), name="banking-jobs")
+
+    async def stop() -> None:
+        jobs.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await jobs
+        await banking.http.aclose()
+        await close_stripe_client(banking.stripe)
+
+    deps.cleanups.append(stop)
+    return [SERVICE_NAME, sink]

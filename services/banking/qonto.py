@@ -32,6 +32,7 @@ __all__ = [
     "QontoRequestError",
     "QontoTransaction",
     "QontoUnavailable",
+    "parse_transaction",
 ]
 
 ALL_STATUSES = ("pending", "completed", "declined", "reversed")
@@ -382,3 +383,8 @@ def _error_detail(response: httpx.Response) -> str:
         return "; ".join(str(error.get("detail") or error.get("code")) for error in errors) or response.text
     except (ValueError, AttributeError):
         return response.text[:200]
+
+
+def parse_transaction(item: Mapping[str, Any]) -> QontoTransaction:
+    """A transaction from Qonto's JSON (a list item or a webhook's `data`)."""
+    return _transaction(item)

@@ -37,6 +37,7 @@ class BankTransaction(_message.Message):
     SETTLED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     RECONCILED_FIELD_NUMBER: _builtins.int
+    LEGAL_ENTITY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     transaction_id: _builtins.str
     bank_account_id: _builtins.str
@@ -50,6 +51,8 @@ class BankTransaction(_message.Message):
     reference: _builtins.str
     status: _builtins.str
     reconciled: _builtins.bool
+    legal_entity: _builtins.str
+    """Legal entity the bank account belongs to."""
     @_builtins.property
     def settled_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -71,10 +74,11 @@ class BankTransaction(_message.Message):
         settled_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         reconciled: _builtins.bool = ...,
+        legal_entity: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["settled_at", b"settled_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_cents", b"amount_cents", "bank_account_id", b"bank_account_id", "currency", b"currency", "iban", b"iban", "id", b"id", "label", b"label", "operation_type", b"operation_type", "reconciled", b"reconciled", "reference", b"reference", "settled_at", b"settled_at", "side", b"side", "status", b"status", "transaction_id", b"transaction_id", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_cents", b"amount_cents", "bank_account_id", b"bank_account_id", "currency", b"currency", "iban", b"iban", "id", b"id", "label", b"label", "legal_entity", b"legal_entity", "operation_type", b"operation_type", "reconciled", b"reconciled", "reference", b"reference", "settled_at", b"settled_at", "side", b"side", "status", b"status", "transaction_id", b"transaction_id", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -143,12 +147,20 @@ class ReconciliationMatch(_message.Message):
     EXPLANATION_FIELD_NUMBER: _builtins.int
     DIFFERENCE_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    MANUAL_FIELD_NUMBER: _builtins.int
+    PAYOUTS_AMOUNT_FIELD_NUMBER: _builtins.int
+    BANK_AMOUNT_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     bank_transaction_id: _builtins.str
     rule: _builtins.str
     """Which rule matched, e.g. "reference", "amount_date", "sum_of_payouts", "manual"."""
     explanation: _builtins.str
     difference: _builtins.int
+    manual: _builtins.bool
+    payouts_amount: _builtins.int
+    bank_amount: _builtins.int
+    currency: _builtins.str
     @_builtins.property
     def payout_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -163,10 +175,14 @@ class ReconciliationMatch(_message.Message):
         explanation: _builtins.str = ...,
         difference: _builtins.int = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        manual: _builtins.bool = ...,
+        payouts_amount: _builtins.int = ...,
+        bank_amount: _builtins.int = ...,
+        currency: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_transaction_id", b"bank_transaction_id", "created_at", b"created_at", "difference", b"difference", "explanation", b"explanation", "id", b"id", "payout_ids", b"payout_ids", "rule", b"rule"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_amount", b"bank_amount", "bank_transaction_id", b"bank_transaction_id", "created_at", b"created_at", "currency", b"currency", "difference", b"difference", "explanation", b"explanation", "id", b"id", "manual", b"manual", "payout_ids", b"payout_ids", "payouts_amount", b"payouts_amount", "rule", b"rule"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -376,19 +392,27 @@ class RunReconciliationResponse(_message.Message):
     MATCHED_FIELD_NUMBER: _builtins.int
     UNMATCHED_PAYOUTS_FIELD_NUMBER: _builtins.int
     UNMATCHED_CREDITS_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
+    REMOVED_FIELD_NUMBER: _builtins.int
     matched: _builtins.int
+    """Matches in scope after the run (existing and new)."""
     unmatched_payouts: _builtins.int
     unmatched_credits: _builtins.int
+    created: _builtins.int
+    """Matches this run created, and automatic matches it dropped (payout failed, credit reversed)."""
+    removed: _builtins.int
     def __init__(
         self,
         *,
         matched: _builtins.int = ...,
         unmatched_payouts: _builtins.int = ...,
         unmatched_credits: _builtins.int = ...,
+        created: _builtins.int = ...,
+        removed: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["matched", b"matched", "unmatched_credits", b"unmatched_credits", "unmatched_payouts", b"unmatched_payouts"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "matched", b"matched", "removed", b"removed", "unmatched_credits", b"unmatched_credits", "unmatched_payouts", b"unmatched_payouts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -765,6 +789,13 @@ class DailyReport(_message.Message):
     ESTIMATED_TAX_TOTAL_FIELD_NUMBER: _builtins.int
     BASELINE_ESTIMATED_TAX_FIELD_NUMBER: _builtins.int
     TAX_DIFFERENCE_FIELD_NUMBER: _builtins.int
+    BASELINE_ENTITY_FIELD_NUMBER: _builtins.int
+    TIMEZONE_FIELD_NUMBER: _builtins.int
+    PAYOUTS_FIELD_NUMBER: _builtins.int
+    GROSS_FIELD_NUMBER: _builtins.int
+    FEES_FIELD_NUMBER: _builtins.int
+    REFUNDS_FIELD_NUMBER: _builtins.int
+    NET_FIELD_NUMBER: _builtins.int
     date: _builtins.str
     currency: _builtins.str
     bank_credits: _builtins.int
@@ -776,6 +807,14 @@ class DailyReport(_message.Message):
     baseline_estimated_tax: _builtins.int
     """Estimated tax if all revenue went to the single baseline entity."""
     tax_difference: _builtins.int
+    baseline_entity: _builtins.str
+    timezone: _builtins.str
+    """IANA time zone the date is read in."""
+    payouts: _builtins.int
+    gross: _builtins.int
+    fees: _builtins.int
+    refunds: _builtins.int
+    net: _builtins.int
     @_builtins.property
     def organizations(self) -> _containers.RepeatedCompositeFieldContainer[Global___OrganizationReportLine]: ...
     @_builtins.property
@@ -795,10 +834,17 @@ class DailyReport(_message.Message):
         estimated_tax_total: _builtins.int = ...,
         baseline_estimated_tax: _builtins.int = ...,
         tax_difference: _builtins.int = ...,
+        baseline_entity: _builtins.str = ...,
+        timezone: _builtins.str = ...,
+        payouts: _builtins.int = ...,
+        gross: _builtins.int = ...,
+        fees: _builtins.int = ...,
+        refunds: _builtins.int = ...,
+        net: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocation", b"allocation", "bank_credits", b"bank_credits", "bank_debits", b"bank_debits", "baseline_estimated_tax", b"baseline_estimated_tax", "currency", b"currency", "date", b"date", "estimated_tax_total", b"estimated_tax_total", "organizations", b"organizations", "reconciled", b"reconciled", "tax_difference", b"tax_difference", "unmatched_credits", b"unmatched_credits", "unmatched_payouts", b"unmatched_payouts"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocation", b"allocation", "bank_credits", b"bank_credits", "bank_debits", b"bank_debits", "baseline_entity", b"baseline_entity", "baseline_estimated_tax", b"baseline_estimated_tax", "currency", b"currency", "date", b"date", "estimated_tax_total", b"estimated_tax_total", "fees", b"fees", "gross", b"gross", "net", b"net", "organizations", b"organizations", "payouts", b"payouts", "reconciled", b"reconciled", "refunds", b"refunds", "tax_difference", b"tax_difference", "timezone", b"timezone", "unmatched_credits", b"unmatched_credits", "unmatched_payouts", b"unmatched_payouts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -856,17 +902,24 @@ class SendDailyReportResponse(_message.Message):
 
     SENT_FIELD_NUMBER: _builtins.int
     ALREADY_SENT_FIELD_NUMBER: _builtins.int
+    PENDING_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
     sent: _builtins.bool
     already_sent: _builtins.bool
+    pending: _builtins.bool
+    """Recorded but not delivered yet (Slack unavailable): retried in the background."""
+    last_error: _builtins.str
     def __init__(
         self,
         *,
         sent: _builtins.bool = ...,
         already_sent: _builtins.bool = ...,
+        pending: _builtins.bool = ...,
+        last_error: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["already_sent", b"already_sent", "sent", b"sent"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["already_sent", b"already_sent", "last_error", b"last_error", "pending", b"pending", "sent", b"sent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,130 @@
+"""Stripe payouts: from `payout.*` events and from the API, with the balance transactions each one carries."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from runtime.db import Connection
+from runtime.inbox import APPLIED, IGNORED, InboundEvent
+from runtime.stripe_api import stripe_errors
+from services.banking import repository
+from services.banking.context import Banking
+from services.banking.repository import PayoutFields
+
+log = logging.getLogger("services.banking.payouts")
+
+
+@dataclass
+class PayoutSyncCounts:
+    fetched: int = 0
+    inserted: int = 0
+    updated: int = 0
+
+
+def _time(value: Any) -> datetime | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return datetime.fromtimestamp(value, UTC)
+    return None
+
+
+def payout_fields(obj: dict[str, Any], stripe_account_id: str) -> PayoutFields:
+    trace = obj.get("trace_id")
+    trace_value = trace.get("value") if isinstance(trace, dict) else None
+    return PayoutFields(
+        stripe_payout_id=str(obj["id"]),
+        stripe_account_id=stripe_account_id,
+        amount=int(obj["amount"]),
+        currency=str(obj.get("currency") or "eur"),
+        status=str(obj.get("status") or "pending"),
+        arrival_date=_time(obj.get("arrival_date")),
+        stripe_created_at=_time(obj.get("created")),
+        statement_descriptor=obj.get("statement_descriptor") or None,
+        trace_id=trace_value or None,
+    )
+
+
+def _options(stripe_account_id: str) -> dict[str, Any]:
+    return {"stripe_account": stripe_account_id} if stripe_account_id else {}
+
+
+async def fetch_balance_transactions(
+    banking: Banking, stripe_payout_id: str, stripe_account_id: str
+) -> list[dict[str, Any]]:
+    """Every balance transaction the payout contains (charges, refunds, fees, the payout itself)."""
+    lines: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"payout": stripe_payout_id, "limit": 100}
+    while True:
+        with stripe_errors():
+            page = await banking.stripe.v1.balance_transactions.list_async(
+                params=params,  # type: ignore[arg-type]
+                options=_options(stripe_account_id),  # type: ignore[arg-type]
+            )
+        for txn in page.data:
+            lines.append(
+                {
+                    "id": txn.id,
+                    "type": txn.type,
+                    "source": txn.source if isinstance(txn.source, str) else getattr(txn.source, "id", None),
+                    "amount": txn.amount,
+                    "fee": txn.fee,
+                    "net": txn.net,
+                    "currency": txn.currency,
+                    "created": _time(txn.created) or datetime.now(UTC),
+                }
+            )
+        if not page.has_more or not page.data:
+            return lines
+        params["starting_after"] = page.data[-1].id
+
+
+async def _store(banking: Banking, conn: Connection, fields: PayoutFields, event_created_at: datetime | None) -> str:
+    organization_id = await banking.organization_of(fields.stripe_account_id)
+    payout_id, outcome = await repository.upsert_payout(conn, fields, organization_id, event_created_at)
+    if fields.status == "paid" and outcome != repository.UNCHANGED:
+        lines = await fetch_balance_transactions(banking, fields.stripe_payout_id, fields.stripe_account_id)
+        await repository.replace_balance_transactions(conn, payout_id, lines)
+    return outcome
+
+
+async def apply_payout_event(banking: Banking, conn: Connection, event: InboundEvent) -> str:
+    """`payout.*` (platform or Connect): upsert; a paid payout also gets its balance transactions."""
+    obj = event.data_object
+    if not event.type.startswith("payout.") or obj.get("object") != "payout" or not obj.get("id"):
+        return IGNORED
+    await _store(banking, conn, payout_fields(obj, event.account or ""), event.created_at)
+    return APPLIED
+
+
+async def sync_payouts(banking: Banking) -> PayoutSyncCounts:
+    """Pulls the payouts of the platform and of every known connected account from Stripe."""
+    counts = PayoutSyncCounts()
+    await banking.organization_names()  # learns connected accounts of every organisation
+    async with banking.pool.acquire() as conn:
+        accounts = {"", *banking.connected_accounts, *await repository.known_accounts(conn)}
+        for account in sorted(accounts):
+            params: dict[str, Any] = {"limit": 100}
+            while True:
+                with stripe_errors():
+                    page = await banking.stripe.v1.payouts.list_async(
+                        params=params,  # type: ignore[arg-type]
+                        options=_options(account),  # type: ignore[arg-type]
+                    )
+                for payout in page.data:
+                    counts.fetched += 1
+                    outcome = await _store(banking, conn, payout_fields(payout.to_dict(), account), None)
+                    counts.inserted += outcome == repository.INSERTED
+                    counts.updated += outcome == repository.UPDATED
+                if not page.has_more or not page.data:
+                    break
+                params["starting_after"] = page.data[-1].id
+        for row in await repository.payouts_needing_balance(conn):
+            lines = await fetch_balance_transactions(banking, row["stripe_payout_id"], row["stripe_account_id"])
+            await repository.replace_balance_transactions(conn, str(row["id"]), lines)
+        for account in await repository.unresolved_accounts(conn):
+            organization_id = await banking.organization_of(account)
+            if organization_id:
+                await repository.set_payout_organization(conn, account, organization_id)
+    return counts

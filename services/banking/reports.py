@@ -1,0 +1,285 @@
+"""Daily report (JSON, CSV, Slack) with a send outbox, and the FEC export.
+
+Slack sends go through `report_outbox` (one row per date): the row is written first, then
+delivered; a failed delivery stays pending and the background job retries it with backoff,
+so a report is never lost and never sent twice for the same date (unless forced).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+import grpc
+import httpx
+import orjson
+from collect.payments.v1 import payments_pb2 as payments_pb
+
+from runtime.errors import FieldError, InvalidArgument, Unavailable
+from services.banking import fec, repository
+from services.banking.context import REPORT_LOCK, Banking
+from services.banking.daily_report import (
+    DailyReport,
+    DayPayout,
+    OrganizationTotals,
+    build_daily_report,
+    slack_message,
+)
+from services.banking.matching import CreditItem, looks_like_stripe
+from services.banking.reconciliation import run_reconciliation
+from services.banking.sync import advisory_lock, sync_transactions
+
+log = logging.getLogger("services.banking.reports")
+
+
+def report_day(value: str, banking: Banking) -> date:
+    """The date asked for; empty means yesterday in the report's time zone."""
+    if not value:
+        return (datetime.now(banking.settings.zone) - timedelta(days=1)).date()
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidArgument(
+            "date must be YYYY-MM-DD", "validation_error", [FieldError("date", "must be YYYY-MM-DD")]
+        ) from None
+
+
+def day_bounds(day: date, banking: Banking) -> tuple[datetime, datetime]:
+    zone = banking.settings.zone
+    start = datetime(day.year, day.month, day.day, tzinfo=zone)
+    end = start + timedelta(days=1)
+    # Normalise across DST changes: the next local midnight.
+    end = datetime(end.year, end.month, end.day, tzinfo=zone)
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+async def _sales(banking: Banking, day: date) -> list[OrganizationTotals]:
+    request = payments_pb.ListDailyTotalsRequest(from_date=day.isoformat(), to_date=day.isoformat())
+    answer = await banking.payments.ListDailyTotals(request)
+    currency = banking.settings.report_currency
+    totals: dict[str, OrganizationTotals] = {}
+    for row in answer.rows:
+        t = row.totals
+        if t.currency and t.currency.lower() != currency:
+            continue
+        found = totals.get(row.organization_id, OrganizationTotals(row.organization_id))
+        totals[row.organization_id] = OrganizationTotals(
+            row.organization_id,
+            found.count + t.count,
+            found.gross + t.gross,
+            found.fees + t.fees,
+            found.refunds + t.refunded,
+            found.net + t.net,
+        )
+    return list(totals.values())
+
+
+async def daily_report(banking: Banking, day: date) -> DailyReport:
+    settings = banking.settings
+    start, end = day_bounds(day, banking)
+    sales = await _sales(banking, day)
+    names = await banking.organization_names()
+    async with banking.pool.acquire() as conn:
+        payout_rows = await repository.day_payouts(conn, start, end, settings.report_currency)
+        bank = await repository.day_bank_totals(conn, start, end, settings.report_currency)
+        open_credits = await repository.day_open_credits(conn, start, end)
+        rules, entities = await repository.allocation(conn)
+    payouts: list[DayPayout] = []
+    differences: dict[str, int] = {}
+    for row in payout_rows:
+        organization_id = row["organization_id"] or (
+            await banking.organization_of(row["stripe_account_id"]) or row["stripe_account_id"] or "platform"
+        )
+        payouts.append(DayPayout(row["id"], organization_id, row["amount"], row["match_id"]))
+        if row["match_id"]:
+            differences[row["match_id"]] = row["difference"]
+    unmatched_credits = sum(
+        1 for r in open_credits if looks_like_stripe_row(r["label"], r["reference"], settings.stripe_labels)
+    )
+    return build_daily_report(
+        date=day.isoformat(),
+        currency=settings.report_currency,
+        timezone=settings.report_timezone,
+        totals=sales,
+        names=names,
+        payouts=payouts,
+        match_differences=differences,
+        bank_credits=bank["credits"],
+        bank_debits=bank["debits"],
+        unmatched_credits=unmatched_credits,
+        rules=rules,
+        entities=entities,
+        baseline_entity=settings.baseline_entity,
+    )
+
+
+def looks_like_stripe_row(label: str | None, reference: str | None, labels: tuple[str, ...]) -> bool:
+    return looks_like_stripe(CreditItem("", 0, "", date.min, label or "", reference or ""), labels)
+
+
+# ---- Slack outbox ------------------------------------------------------------------------
+
+
+@dataclass
+class SendOutcome:
+    sent: bool = False
+    already_sent: bool = False
+    pending: bool = False
+    last_error: str = ""
+
+
+async def send_daily_report(banking: Banking, day: date, *, force: bool = False) -> SendOutcome:
+    """Records the day's message in the outbox (once per date) and tries to deliver it now."""
+    if not banking.settings.slack_webhook_url:
+        raise InvalidArgument("no Slack webhook is configured (SLACK_WEBHOOK_URL)", "slack_not_configured")
+    async with banking.pool.acquire() as conn:
+        existing = await repository.outbox_row(conn, day)
+    if existing is not None and existing["status"] == "sent" and not force:
+        return SendOutcome(already_sent=True)
+    if existing is None or force:
+        message = slack_message(await daily_report(banking, day))
+        async with banking.pool.acquire() as conn:
+            await repository.outbox_put(conn, day, message, force=force)
+    return await deliver(banking, day)
+
+
+async def deliver(banking: Banking, day: date) -> SendOutcome:
+    """Delivers the pending outbox row of `day` (row-locked, so two replicas never both send it)."""
+    url = banking.settings.slack_webhook_url
+    async with banking.pool.acquire() as conn, conn.transaction():
+        row = await repository.lock_outbox_row(conn, day)
+        if row is None:
+            current = await repository.outbox_row(conn, day)
+            sent = current is not None and current["status"] == "sent"
+            return SendOutcome(already_sent=sent, pending=not sent and current is not None)
+        if not url:
+            return SendOutcome(pending=True, last_error="no Slack webhook configured")
+        message = row["message"]
+        body = message if isinstance(message, str | bytes) else orjson.dumps(message)
+        error = await _post(banking, url, body)
+        if error is None:
+            await repository.outbox_sent(conn, day)
+            log.info("daily report sent", extra={"report_date": day.isoformat()})
+            return SendOutcome(sent=True)
+        retry_in = min(3600.0, banking.settings.report_retry_base_seconds * 2 ** min(row["attempts"], 10))
+        await repository.outbox_failed(conn, day, error, retry_in)
+        log.warning("daily report not delivered, retrying", extra={"report_date": day.isoformat(), "error": error})
+        return SendOutcome(pending=True, last_error=error)
+
+
+async def _post(banking: Banking, url: str, body: str | bytes) -> str | None:
+    """None when Slack took it; otherwise what went wrong (never the URL: it is a secret)."""
+    try:
+        response = await banking.http.post(
+            url,
+            content=body,
+            headers={"Content-Type": "application/json"},
+            timeout=banking.settings.slack_timeout_seconds,
+        )
+    except httpx.HTTPError as error:
+        return f"Slack unreachable: {type(error).__name__}"
+    if response.status_code >= 300:
+        return f"Slack answered {response.status_code}"
+    return None
+
+
+# ---- background job ----------------------------------------------------------------------
+
+
+async def run_jobs_once(banking: Banking, now: datetime | None = None) -> None:
+    """One pass: the periodic Qonto pull (when due), yesterday's report once it is time, due retries."""
+    settings = banking.settings
+    moment = (now or datetime.now(UTC)).astimezone(settings.zone)
+    if settings.report_enabled and settings.slack_webhook_url and moment.time() >= settings.report_time:
+        day = moment.date() - timedelta(days=1)
+        async with banking.pool.acquire() as conn:
+            exists = await repository.outbox_row(conn, day)
+        if exists is None:
+            async with advisory_lock(banking.pool, REPORT_LOCK, wait=False) as locked:
+                if locked is not None:
+                    try:
+                        await send_daily_report(banking, day)
+                    except (grpc.aio.AioRpcError, Unavailable) as error:
+                        log.warning("daily report not built yet: %s", error)
+    if settings.slack_webhook_url:
+        async with banking.pool.acquire() as conn:
+            due = await repository.due_outbox_dates(conn)
+        for day in due:
+            await deliver(banking, day)
+
+
+async def run_jobs(banking: Banking) -> None:
+    """Background loop of the service (every replica runs it; advisory locks elect one per job)."""
+    settings = banking.settings
+    last_sync = datetime.now(UTC)
+    while True:
+        await asyncio.sleep(settings.job_interval_seconds)
+        try:
+            now = datetime.now(UTC)
+            interval = settings.sync_interval_seconds
+            if interval > 0 and (now - last_sync).total_seconds() >= interval:
+                last_sync = now
+                if await sync_transactions(banking, wait=False) is not None:
+                    await run_reconciliation(banking.pool, settings.match_rules)
+            await run_jobs_once(banking, now)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # the loop must survive any one failure
+            log.warning("banking job failed: %s", error)
+
+
+# ---- FEC ---------------------------------------------------------------------------------
+
+
+async def export_fec(banking: Banking, from_day: date, to_day: date) -> tuple[str, str, int]:
+    """(content, filename, entries) for [from, to] in the report's time zone."""
+    if from_day > to_day:
+        raise InvalidArgument("from must not be after to", "validation_error", [FieldError("from", "after to")])
+    start, _ = day_bounds(from_day, banking)
+    _, end = day_bounds(to_day, banking)
+    zone = banking.settings.zone
+    async with banking.pool.acquire() as conn:
+        balance = await repository.fec_balance_lines(conn, start, end)
+        payouts = await repository.fec_payouts(conn, start, end)
+        bank = await repository.fec_bank_lines(conn, start, end)
+    content, entries = fec.build_fec(
+        [
+            fec.BalanceLine(
+                r["id"],
+                r["type"],
+                r["amount"],
+                r["fee"],
+                r["currency"],
+                r["created"].astimezone(zone),
+                r["stripe_account_id"],
+                r["source"] or "",
+            )
+            for r in balance
+        ],
+        [
+            fec.PayoutLine(
+                r["stripe_payout_id"],
+                r["amount"],
+                r["currency"],
+                r["arrival_date"].astimezone(zone),
+                r["stripe_account_id"],
+            )
+            for r in payouts
+        ],
+        [
+            fec.BankLine(
+                r["transaction_id"],
+                r["amount_cents"],
+                r["side"],
+                r["currency"],
+                r["day"].astimezone(zone),
+                r["label"] or "",
+                r["matched"],
+            )
+            for r in bank
+        ],
+    )
+    filename = f"{banking.settings.fec_siren}FEC{to_day.strftime('%Y%m%d')}.txt"
+    return content, filename, entries

@@ -1,0 +1,538 @@
+"""SQL for the banking schema; $1 parameters only."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from runtime.db import Connection
+from services.banking.allocation import AllocationRule, LegalEntity
+from services.banking.qonto import QontoBankAccount, QontoTransaction
+
+INSERTED, UPDATED, UNCHANGED = "inserted", "updated", "unchanged"
+
+
+# ---- bank accounts and transactions ------------------------------------------------------
+
+
+async def upsert_bank_account(conn: Connection, account: QontoBankAccount, legal_entity: str | None) -> str:
+    account_id = account.id or account.slug
+    await conn.execute(
+        """INSERT INTO bank_accounts (id, slug, iban, name, currency, legal_entity, balance_cents)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)
+           ON CONFLICT (id) DO UPDATE SET slug = EXCLUDED.slug, iban = EXCLUDED.iban, name = EXCLUDED.name,
+               currency = EXCLUDED.currency, legal_entity = COALESCE(EXCLUDED.legal_entity, bank_accounts.legal_entity),
+               balance_cents = EXCLUDED.balance_cents, updated_at = now()""",
+        account_id,
+        account.slug,
+        account.iban,
+        account.name,
+        account.currency.lower(),
+        legal_entity,
+        account.balance_cents,
+    )
+    return account_id
+
+
+async def sync_cursor(conn: Connection, account_id: str) -> datetime | None:
+    value: datetime | None = await conn.fetchval("SELECT sync_cursor FROM bank_accounts WHERE id = $1", account_id)
+    return value
+
+
+async def set_sync_cursor(conn: Connection, account_id: str, cursor: datetime | None) -> None:
+    await conn.execute(
+        """UPDATE bank_accounts SET sync_cursor = GREATEST(sync_cursor, $2), synced_at = now() WHERE id = $1""",
+        account_id,
+        cursor,
+    )
+
+
+async def upsert_bank_transaction(conn: Connection, txn: QontoTransaction) -> str:
+    """Inserts or updates by `transaction_id`; an older or identical version changes nothing."""
+    row = await conn.fetchrow(
+        """INSERT INTO bank_transactions AS t (id, transaction_id, bank_account_id, iban, amount_cents, currency, side,
+               operation_type, label, reference, note, status, settled_at, emitted_at, updated_at, raw)
+           VALUES ($1, $2, $3, (SELECT iban FROM bank_accounts WHERE id = $3), $4, $5, $6, $7, $8, $9, $10, $11,
+               $12, $13, $14, $15::jsonb)
+           ON CONFLICT (transaction_id) DO UPDATE SET
+               bank_account_id = COALESCE(EXCLUDED.bank_account_id, t.bank_account_id),
+               iban = COALESCE(EXCLUDED.iban, t.iban), amount_cents = EXCLUDED.amount_cents,
+               currency = EXCLUDED.currency, side = EXCLUDED.side, operation_type = EXCLUDED.operation_type,
+               label = EXCLUDED.label, reference = EXCLUDED.reference, note = EXCLUDED.note,
+               status = EXCLUDED.status, settled_at = EXCLUDED.settled_at, emitted_at = EXCLUDED.emitted_at,
+               updated_at = EXCLUDED.updated_at, raw = EXCLUDED.raw, modified_at = now()
+             WHERE t.updated_at IS NULL OR EXCLUDED.updated_at > t.updated_at
+           RETURNING (xmax = 0) AS inserted""",
+        txn.id,
+        txn.transaction_id or txn.id,
+        txn.bank_account_id,
+        txn.amount_cents,
+        txn.currency.lower(),
+        txn.side,
+        txn.operation_type,
+        txn.label,
+        txn.reference,
+        txn.note,
+        txn.status,
+        txn.settled_at,
+        txn.emitted_at,
+        txn.updated_at,
+        orjson.dumps(dict(txn.raw)).decode(),
+    )
+    if row is None:
+        return UNCHANGED
+    return INSERTED if row["inserted"] else UPDATED
+
+
+_TXN_COLUMNS = """t.id, t.transaction_id, t.bank_account_id, t.iban, t.amount_cents, t.currency, t.side,
+    t.operation_type, t.label, t.reference, t.status, t.settled_at, t.updated_at, t.created_at,
+    a.legal_entity, m.id IS NOT NULL AS reconciled"""
+_TXN_FROM = """bank_transactions t LEFT JOIN bank_accounts a ON a.id = t.bank_account_id
+    LEFT JOIN reconciliation_matches m ON m.bank_transaction_id = t.id"""
+
+
+async def list_bank_transactions(
+    conn: Connection, limit: int, after: tuple[datetime, str] | None, reconciled: bool | None
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"""SELECT {_TXN_COLUMNS} FROM {_TXN_FROM}
+            WHERE ($1::boolean IS NULL OR (m.id IS NOT NULL) = $1)
+              AND ($2::timestamptz IS NULL OR (t.created_at, t.id) > ($2, $3))
+            ORDER BY t.created_at, t.id LIMIT $4""",
+        reconciled,
+        after[0] if after else None,
+        after[1] if after else "",
+        limit,
+    )
+
+
+async def bank_transactions_by_ids(conn: Connection, ids: Sequence[str]) -> list[asyncpg.Record]:
+    return await conn.fetch(f"SELECT {_TXN_COLUMNS} FROM {_TXN_FROM} WHERE t.id = ANY($1::text[])", list(ids))
+
+
+# ---- payouts -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PayoutFields:
+    stripe_payout_id: str
+    stripe_account_id: str
+    amount: int
+    currency: str
+    status: str
+    arrival_date: datetime | None
+    stripe_created_at: datetime | None
+    statement_descriptor: str | None
+    trace_id: str | None
+
+
+async def upsert_payout(
+    conn: Connection, fields: PayoutFields, organization_id: str | None, event_created_at: datetime | None
+) -> tuple[str, str]:
+    """(payout id, inserted/updated/unchanged); an event older than the stored state changes nothing."""
+    row = await conn.fetchrow(
+        """INSERT INTO payouts AS p (id, stripe_payout_id, stripe_account_id, organization_id, amount, currency,
+               status, arrival_date, stripe_created_at, statement_descriptor, trace_id, event_created_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+           ON CONFLICT (stripe_payout_id) DO UPDATE SET
+               organization_id = COALESCE(EXCLUDED.organization_id, p.organization_id),
+               amount = EXCLUDED.amount, currency = EXCLUDED.currency, status = EXCLUDED.status,
+               arrival_date = EXCLUDED.arrival_date, statement_descriptor = EXCLUDED.statement_descriptor,
+               trace_id = COALESCE(EXCLUDED.trace_id, p.trace_id),
+               event_created_at = GREATEST(EXCLUDED.event_created_at, p.event_created_at), updated_at = now()
+             WHERE (p.status, p.amount, p.arrival_date, p.organization_id, p.trace_id)
+                   IS DISTINCT FROM (EXCLUDED.status, EXCLUDED.amount, EXCLUDED.arrival_date,
+                                     COALESCE(EXCLUDED.organization_id, p.organization_id),
+                                     COALESCE(EXCLUDED.trace_id, p.trace_id))
+               AND (EXCLUDED.event_created_at IS NULL OR p.event_created_at IS NULL
+                    OR EXCLUDED.event_created_at >= p.event_created_at)
+           RETURNING id, (xmax = 0) AS inserted""",
+        uuid.uuid4(),
+        fields.stripe_payout_id,
+        fields.stripe_account_id,
+        organization_id,
+        fields.amount,
+        fields.currency.lower(),
+        fields.status,
+        fields.arrival_date,
+        fields.stripe_created_at,
+        fields.statement_descriptor,
+        fields.trace_id,
+        event_created_at,
+    )
+    if row is None:
+        found = await conn.fetchval("SELECT id FROM payouts WHERE stripe_payout_id = $1", fields.stripe_payout_id)
+        return str(found), UNCHANGED
+    return str(row["id"]), INSERTED if row["inserted"] else UPDATED
+
+
+async def payouts_needing_balance(conn: Connection, limit: int = 500) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """SELECT id, stripe_payout_id, stripe_account_id FROM payouts
+            WHERE status = 'paid' AND NOT balance_synced ORDER BY created_at LIMIT $1""",
+        limit,
+    )
+
+
+async def replace_balance_transactions(conn: Connection, payout_id: str, lines: Sequence[dict[str, Any]]) -> None:
+    await conn.execute("DELETE FROM payout_balance_transactions WHERE payout_id = $1", uuid.UUID(payout_id))
+    await conn.executemany(
+        """INSERT INTO payout_balance_transactions
+               (payout_id, stripe_balance_transaction_id, type, source, amount, fee, net, currency, created)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING""",
+        [
+            (
+                uuid.UUID(payout_id),
+                x["id"],
+                x["type"],
+                x["source"],
+                x["amount"],
+                x["fee"],
+                x["net"],
+                x["currency"],
+                x["created"],
+            )
+            for x in lines
+        ],
+    )
+    await conn.execute("UPDATE payouts SET balance_synced = true WHERE id = $1", uuid.UUID(payout_id))
+
+
+async def set_payout_organization(conn: Connection, stripe_account_id: str, organization_id: str) -> None:
+    await conn.execute(
+        "UPDATE payouts SET organization_id = $2 WHERE stripe_account_id = $1 AND organization_id IS NULL",
+        stripe_account_id,
+        organization_id,
+    )
+
+
+async def unresolved_accounts(conn: Connection) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT DISTINCT stripe_account_id FROM payouts WHERE organization_id IS NULL AND stripe_account_id <> ''"
+    )
+    return [r["stripe_account_id"] for r in rows]
+
+
+async def known_accounts(conn: Connection) -> list[str]:
+    rows = await conn.fetch("SELECT DISTINCT stripe_account_id FROM payouts WHERE stripe_account_id <> ''")
+    return [r["stripe_account_id"] for r in rows]
+
+
+_PAYOUT_COLUMNS = """p.id, p.stripe_payout_id, p.stripe_account_id, p.organization_id, p.amount, p.currency,
+    p.status, p.arrival_date, p.statement_descriptor, p.trace_id, p.created_at, mp.match_id"""
+_PAYOUT_FROM = "payouts p LEFT JOIN reconciliation_match_payouts mp ON mp.payout_id = p.id"
+
+
+async def list_payouts(conn: Connection, limit: int, after: tuple[datetime, str] | None) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"""SELECT {_PAYOUT_COLUMNS} FROM {_PAYOUT_FROM}
+            WHERE $1::timestamptz IS NULL OR (p.created_at, p.id) > ($1, $2::uuid)
+            ORDER BY p.created_at, p.id LIMIT $3""",
+        after[0] if after else None,
+        uuid.UUID(after[1]) if after else None,
+        limit,
+    )
+
+
+async def payouts_by_ids(conn: Connection, ids: Sequence[str]) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"SELECT {_PAYOUT_COLUMNS} FROM {_PAYOUT_FROM} WHERE p.id = ANY($1::uuid[])", [uuid.UUID(i) for i in ids]
+    )
+
+
+# ---- reconciliation ----------------------------------------------------------------------
+
+
+async def drop_stale_automatic_matches(conn: Connection) -> int:
+    """Automatic matches whose credit is no longer completed or whose payout is no longer paid."""
+    rows = await conn.fetch(
+        """DELETE FROM reconciliation_matches m
+            WHERE NOT m.manual AND (
+                EXISTS (SELECT 1 FROM bank_transactions t WHERE t.id = m.bank_transaction_id
+                        AND (t.status <> 'completed' OR t.side <> 'credit'))
+             OR EXISTS (SELECT 1 FROM reconciliation_match_payouts mp JOIN payouts p ON p.id = mp.payout_id
+                        WHERE mp.match_id = m.id AND p.status <> 'paid'))
+            RETURNING m.id"""
+    )
+    return len(rows)
+
+
+async def open_payouts(conn: Connection, start: datetime | None, end: datetime | None) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """SELECT p.id, p.stripe_payout_id, p.amount, p.currency, p.arrival_date, p.statement_descriptor, p.trace_id
+             FROM payouts p
+            WHERE p.status = 'paid' AND p.auto_match AND p.arrival_date IS NOT NULL
+              AND ($1::timestamptz IS NULL OR p.arrival_date >= $1) AND ($2::timestamptz IS NULL OR p.arrival_date < $2)
+              AND NOT EXISTS (SELECT 1 FROM reconciliation_match_payouts mp WHERE mp.payout_id = p.id)""",
+        start,
+        end,
+    )
+
+
+async def open_credits(conn: Connection, start: datetime | None, end: datetime | None) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """SELECT t.id, t.amount_cents, t.currency, COALESCE(t.settled_at, t.emitted_at) AS day, t.label, t.reference
+             FROM bank_transactions t
+            WHERE t.side = 'credit' AND t.status = 'completed' AND t.auto_match
+              AND ($1::timestamptz IS NULL OR COALESCE(t.settled_at, t.emitted_at) >= $1)
+              AND ($2::timestamptz IS NULL OR COALESCE(t.settled_at, t.emitted_at) < $2)
+              AND NOT EXISTS (SELECT 1 FROM reconciliation_matches m WHERE m.bank_transaction_id = t.id)""",
+        start,
+        end,
+    )
+
+
+async def insert_match(
+    conn: Connection,
+    credit_id: str,
+    payout_ids: Sequence[str],
+    rule: str,
+    explanation: str,
+    difference: int,
+    manual: bool,
+) -> str | None:
+    """None when the credit or a payout is already matched (a concurrent run or a manual match won)."""
+    match_id = uuid.uuid4()
+    try:
+        async with conn.transaction():
+            await conn.execute(
+                """INSERT INTO reconciliation_matches (id, bank_transaction_id, rule, explanation, difference, manual)
+                   VALUES ($1, $2, $3, $4, $5, $6)""",
+                match_id,
+                credit_id,
+                rule,
+                explanation,
+                difference,
+                manual,
+            )
+            await conn.executemany(
+                "INSERT INTO reconciliation_match_payouts (match_id, payout_id) VALUES ($1, $2)",
+                [(match_id, uuid.UUID(p)) for p in payout_ids],
+            )
+    except asyncpg.UniqueViolationError:
+        return None
+    return str(match_id)
+
+
+async def set_auto_match(conn: Connection, payout_ids: Sequence[str], credit_id: str | None, value: bool) -> None:
+    await conn.execute(
+        "UPDATE payouts SET auto_match = $2 WHERE id = ANY($1::uuid[])", [uuid.UUID(p) for p in payout_ids], value
+    )
+    if credit_id:
+        await conn.execute("UPDATE bank_transactions SET auto_match = $2 WHERE id = $1", credit_id, value)
+
+
+_MATCH_COLUMNS = """m.id, m.bank_transaction_id, m.rule, m.explanation, m.difference, m.manual, m.created_at,
+    t.amount_cents AS bank_amount, t.currency,
+    COALESCE((SELECT array_agg(mp.payout_id::text ORDER BY mp.payout_id) FROM reconciliation_match_payouts mp
+              WHERE mp.match_id = m.id), '{}') AS payout_ids,
+    COALESCE((SELECT sum(p.amount) FROM reconciliation_match_payouts mp JOIN payouts p ON p.id = mp.payout_id
+              WHERE mp.match_id = m.id), 0)::bigint AS payouts_amount"""
+
+
+async def get_match(conn: Connection, match_id: str) -> asyncpg.Record | None:
+    try:
+        key = uuid.UUID(match_id)
+    except ValueError:
+        return None
+    return await conn.fetchrow(
+        f"""SELECT {_MATCH_COLUMNS} FROM reconciliation_matches m JOIN bank_transactions t ON t.id = m.bank_transaction_id
+            WHERE m.id = $1""",
+        key,
+    )
+
+
+async def list_matches(conn: Connection, limit: int = 1000) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"""SELECT {_MATCH_COLUMNS} FROM reconciliation_matches m JOIN bank_transactions t ON t.id = m.bank_transaction_id
+            ORDER BY m.created_at DESC, m.id LIMIT $1""",
+        limit,
+    )
+
+
+async def delete_match(conn: Connection, match_id: str) -> None:
+    await conn.execute("DELETE FROM reconciliation_matches WHERE id = $1", uuid.UUID(match_id))
+
+
+async def count_matches(conn: Connection, start: datetime | None, end: datetime | None) -> int:
+    value: int = await conn.fetchval(
+        """SELECT count(*) FROM reconciliation_matches m JOIN bank_transactions t ON t.id = m.bank_transaction_id
+            WHERE ($1::timestamptz IS NULL OR COALESCE(t.settled_at, t.emitted_at) >= $1)
+              AND ($2::timestamptz IS NULL OR COALESCE(t.settled_at, t.emitted_at) < $2)""",
+        start,
+        end,
+    )
+    return value
+
+
+# ---- allocation --------------------------------------------------------------------------
+
+
+async def replace_allocation(
+    conn: Connection, rules: Sequence[AllocationRule], entities: Sequence[LegalEntity]
+) -> None:
+    async with conn.transaction():
+        await conn.execute("DELETE FROM allocation_rules")
+        await conn.execute("DELETE FROM legal_entities")
+        await conn.executemany(
+            "INSERT INTO legal_entities (entity, tax_rate_bps, position) VALUES ($1, $2, $3)",
+            [(e.entity, e.tax_rate_bps, i) for i, e in enumerate(entities)],
+        )
+        await conn.executemany(
+            "INSERT INTO allocation_rules (organization_id, entity, share_bps) VALUES ($1, $2, $3)",
+            [(r.organization_id, r.entity, r.share_bps) for r in rules],
+        )
+
+
+async def allocation(conn: Connection) -> tuple[list[AllocationRule], list[LegalEntity]]:
+    entities = await conn.fetch("SELECT entity, tax_rate_bps FROM legal_entities ORDER BY position")
+    rules = await conn.fetch(
+        "SELECT organization_id, entity, share_bps FROM allocation_rules ORDER BY organization_id, entity"
+    )
+    return (
+        [AllocationRule(r["organization_id"], r["entity"], r["share_bps"]) for r in rules],
+        [LegalEntity(e["entity"], e["tax_rate_bps"]) for e in entities],
+    )
+
+
+# ---- daily report and FEC ----------------------------------------------------------------
+
+
+async def day_payouts(conn: Connection, start: datetime, end: datetime, currency: str) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """SELECT p.id::text AS id, p.stripe_account_id, COALESCE(p.organization_id, '') AS organization_id, p.amount,
+                  mp.match_id::text AS match_id, m.difference
+             FROM payouts p
+             LEFT JOIN reconciliation_match_payouts mp ON mp.payout_id = p.id
+             LEFT JOIN reconciliation_matches m ON m.id = mp.match_id
+            WHERE p.status = 'paid' AND p.arrival_date >= $1 AND p.arrival_date < $2 AND p.currency = $3""",
+        start,
+        end,
+        currency,
+    )
+
+
+async def day_bank_totals(conn: Connection, start: datetime, end: datetime, currency: str) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        """SELECT COALESCE(sum(amount_cents) FILTER (WHERE side = 'credit'), 0)::bigint AS credits,
+                  COALESCE(sum(amount_cents) FILTER (WHERE side = 'debit'), 0)::bigint AS debits
+             FROM bank_transactions
+            WHERE status = 'completed' AND currency = $3
+              AND COALESCE(settled_at, emitted_at) >= $1 AND COALESCE(settled_at, emitted_at) < $2""",
+        start,
+        end,
+        currency,
+    )
+    assert row is not None
+    return row
+
+
+async def day_open_credits(conn: Connection, start: datetime, end: datetime) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """SELECT t.id, t.label, t.reference FROM bank_transactions t
+            WHERE t.side = 'credit' AND t.status = 'completed'
+              AND COALESCE(t.settled_at, t.emitted_at) >= $1 AND COALESCE(t.settled_at, t.emitted_at) < $2
+              AND NOT EXISTS (SELECT 1 FROM reconciliation_matches m WHERE m.bank_transaction_id = t.id)""",
+        start,
+        end,
+    )
+
+
+async def fec_balance_lines(conn: Connection, start: datetime, end: datetime) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """SELECT b.stripe_balance_transaction_id AS id, b.type, b.source, b.amount, b.fee, b.currency, b.created,
+                  p.stripe_account_id
+             FROM payout_balance_transactions b JOIN payouts p ON p.id = b.payout_id
+            WHERE b.created >= $1 AND b.created < $2 ORDER BY b.created, b.stripe_balance_transaction_id""",
+        start,
+        end,
+    )
+
+
+async def fec_payouts(conn: Connection, start: datetime, end: datetime) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """SELECT stripe_payout_id, amount, currency, arrival_date, stripe_account_id FROM payouts
+            WHERE status = 'paid' AND arrival_date >= $1 AND arrival_date < $2 ORDER BY arrival_date, stripe_payout_id""",
+        start,
+        end,
+    )
+
+
+async def fec_bank_lines(conn: Connection, start: datetime, end: datetime) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """SELECT t.transaction_id, t.amount_cents, t.side, t.currency, COALESCE(t.settled_at, t.emitted_at) AS day,
+                  t.label, EXISTS (SELECT 1 FROM reconciliation_matches m WHERE m.bank_transaction_id = t.id) AS matched
+             FROM bank_transactions t
+            WHERE t.status = 'completed'
+              AND COALESCE(t.settled_at, t.emitted_at) >= $1 AND COALESCE(t.settled_at, t.emitted_at) < $2
+            ORDER BY day, t.transaction_id""",
+        start,
+        end,
+    )
+
+
+# ---- report outbox -----------------------------------------------------------------------
+
+
+async def outbox_row(conn: Connection, report_date: date) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM report_outbox WHERE report_date = $1", report_date)
+
+
+async def outbox_put(conn: Connection, report_date: date, message: dict[str, Any], *, force: bool) -> bool:
+    """Records the message to send; True when recorded (new, or forced over an earlier one)."""
+    payload = orjson.dumps(message).decode()
+    if force:
+        await conn.execute(
+            """INSERT INTO report_outbox (report_date, message, status) VALUES ($1, $2::jsonb, 'pending')
+               ON CONFLICT (report_date) DO UPDATE SET message = EXCLUDED.message, status = 'pending',
+                   attempts = 0, last_error = NULL, next_attempt_at = now(), sent_at = NULL""",
+            report_date,
+            payload,
+        )
+        return True
+    inserted = await conn.fetchval(
+        """INSERT INTO report_outbox (report_date, message, status) VALUES ($1, $2::jsonb, 'pending')
+           ON CONFLICT (report_date) DO NOTHING RETURNING true""",
+        report_date,
+        payload,
+    )
+    return bool(inserted)
+
+
+async def lock_outbox_row(conn: Connection, report_date: date) -> asyncpg.Record | None:
+    """The pending row, locked for this delivery (skipped while another replica delivers it)."""
+    return await conn.fetchrow(
+        "SELECT * FROM report_outbox WHERE report_date = $1 AND status = 'pending' FOR UPDATE SKIP LOCKED",
+        report_date,
+    )
+
+
+async def due_outbox_dates(conn: Connection) -> list[date]:
+    rows = await conn.fetch(
+        "SELECT report_date FROM report_outbox WHERE status = 'pending' AND next_attempt_at <= now() ORDER BY report_date"
+    )
+    return [r["report_date"] for r in rows]
+
+
+async def outbox_sent(conn: Connection, report_date: date) -> None:
+    await conn.execute(
+        """UPDATE report_outbox SET status = 'sent', sent_at = now(), attempts = attempts + 1, last_error = NULL
+            WHERE report_date = $1""",
+        report_date,
+    )
+
+
+async def outbox_failed(conn: Connection, report_date: date, error: str, retry_in_seconds: float) -> None:
+    await conn.execute(
+        """UPDATE report_outbox SET attempts = attempts + 1, last_error = $2,
+               next_attempt_at = now() + make_interval(secs => $3) WHERE report_date = $1""",
+        report_date,
+        error[:500],
+        retry_in_seconds,
+    )

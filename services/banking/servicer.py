@@ -1,0 +1,287 @@
+"""BankingService: proto ⇄ use cases; platform admins (and services) only."""
+
+from __future__ import annotations
+
+import asyncpg
+import grpc
+from collect.banking.v1 import banking_pb2 as pb
+from collect.banking.v1 import banking_pb2_grpc
+
+from runtime.auth import PLATFORM_ADMIN, require_caller
+from runtime.errors import FieldError, InvalidArgument
+from runtime.pagination import decode_cursor, encode_cursor, page_limit
+from runtime.proto import to_timestamp
+from services.banking import payouts, reconciliation, reports, repository, sync
+from services.banking.allocation import AllocationRule, LegalEntity, validate_allocation
+from services.banking.context import Banking
+from services.banking.daily_report import DailyReport, report_csv
+
+
+def transaction_message(row: asyncpg.Record) -> pb.BankTransaction:
+    return pb.BankTransaction(
+        id=row["id"],
+        transaction_id=row["transaction_id"],
+        bank_account_id=row["bank_account_id"] or "",
+        iban=row["iban"] or "",
+        amount_cents=row["amount_cents"],
+        currency=row["currency"],
+        side=row["side"],
+        operation_type=row["operation_type"] or "",
+        label=row["label"] or "",
+        reference=row["reference"] or "",
+        status=row["status"],
+        settled_at=to_timestamp(row["settled_at"]),
+        updated_at=to_timestamp(row["updated_at"]),
+        reconciled=row["reconciled"],
+        legal_entity=row["legal_entity"] or "",
+    )
+
+
+def payout_message(row: asyncpg.Record) -> pb.Payout:
+    return pb.Payout(
+        id=str(row["id"]),
+        stripe_payout_id=row["stripe_payout_id"],
+        stripe_account_id=row["stripe_account_id"],
+        organization_id=row["organization_id"] or "",
+        amount=row["amount"],
+        currency=row["currency"],
+        status=row["status"],
+        arrival_date=to_timestamp(row["arrival_date"]),
+        statement_descriptor=row["statement_descriptor"] or "",
+        reconciled=row["match_id"] is not None,
+        created_at=to_timestamp(row["created_at"]),
+    )
+
+
+def match_message(row: asyncpg.Record) -> pb.ReconciliationMatch:
+    return pb.ReconciliationMatch(
+        id=str(row["id"]),
+        payout_ids=list(row["payout_ids"]),
+        bank_transaction_id=row["bank_transaction_id"],
+        rule=row["rule"],
+        explanation=row["explanation"],
+        difference=row["difference"],
+        created_at=to_timestamp(row["created_at"]),
+        manual=row["manual"],
+        payouts_amount=row["payouts_amount"],
+        bank_amount=row["bank_amount"],
+        currency=row["currency"],
+    )
+
+
+def report_message(report: DailyReport) -> pb.DailyReport:
+    allocation = report.allocation
+    return pb.DailyReport(
+        date=report.date,
+        currency=report.currency,
+        timezone=report.timezone,
+        organizations=[
+            pb.OrganizationReportLine(
+                organization_id=line.organization_id,
+                organization_name=line.organization_name,
+                count=line.count,
+                gross=line.gross,
+                fees=line.fees,
+                refunds=line.refunds,
+                net=line.net,
+                payouts=line.payouts,
+                bank_credits=line.bank_credits,
+                reconciled=line.reconciled,
+                difference=line.difference,
+            )
+            for line in report.organizations
+        ],
+        bank_credits=report.bank_credits,
+        bank_debits=report.bank_debits,
+        reconciled=report.reconciled,
+        unmatched_payouts=report.unmatched_payouts,
+        unmatched_credits=report.unmatched_credits,
+        allocation=[
+            pb.EntityAllocation(
+                entity=e.entity, revenue=e.revenue, tax_rate_bps=e.tax_rate_bps, estimated_tax=e.estimated_tax
+            )
+            for e in allocation.entities
+        ],
+        estimated_tax_total=allocation.estimated_tax_total,
+        baseline_estimated_tax=allocation.baseline_estimated_tax,
+        tax_difference=allocation.tax_difference,
+        baseline_entity=allocation.baseline_entity,
+        payouts=report.totals.get("payouts", 0),
+        gross=report.totals.get("gross", 0),
+        fees=report.totals.get("fees", 0),
+        refunds=report.totals.get("refunds", 0),
+        net=report.totals.get("net", 0),
+    )
+
+
+def _allocation_messages(
+    rules: list[AllocationRule], entities: list[LegalEntity]
+) -> tuple[list[pb.AllocationRule], list[pb.LegalEntity]]:
+    return (
+        [pb.AllocationRule(organization_id=r.organization_id, entity=r.entity, share_bps=r.share_bps) for r in rules],
+        [pb.LegalEntity(entity=e.entity, tax_rate_bps=e.tax_rate_bps) for e in entities],
+    )
+
+
+class BankingServicer(banking_pb2_grpc.BankingServiceServicer):
+    def __init__(self, banking: Banking) -> None:
+        self._banking = banking
+        self._pool = banking.pool
+
+    async def SyncTransactions(
+        self, request: pb.SyncTransactionsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SyncTransactionsResponse:
+        require_caller(min_role=PLATFORM_ADMIN)
+        counts = await sync.sync_transactions(self._banking, wait=True)
+        assert counts is not None
+        return pb.SyncTransactionsResponse(fetched=counts.fetched, inserted=counts.inserted, updated=counts.updated)
+
+    async def ListBankTransactions(
+        self, request: pb.ListBankTransactionsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListBankTransactionsResponse:
+        require_caller(min_role=PLATFORM_ADMIN)
+        size = page_limit(request.limit)
+        if request.reconciled not in ("", "true", "false"):
+            raise InvalidArgument(
+                "reconciled must be true or false",
+                "validation_error",
+                [FieldError("reconciled", "must be true or false")],
+            )
+        reconciled = None if not request.reconciled else request.reconciled == "true"
+        async with self._pool.acquire() as conn:
+            rows = await repository.list_bank_transactions(conn, size + 1, decode_cursor(request.cursor), reconciled)
+        next_cursor = encode_cursor(rows[size - 1]["created_at"], rows[size - 1]["id"]) if len(rows) > size else ""
+        return pb.ListBankTransactionsResponse(
+            transactions=[transaction_message(r) for r in rows[:size]], next_cursor=next_cursor
+        )
+
+    async def SyncPayouts(
+        self, request: pb.SyncPayoutsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SyncPayoutsResponse:
+        require_caller(min_role=PLATFORM_ADMIN)
+        counts = await payouts.sync_payouts(self._banking)
+        return pb.SyncPayoutsResponse(fetched=counts.fetched, inserted=counts.inserted, updated=counts.updated)
+
+    async def ListPayouts(
+        self, request: pb.ListPayoutsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListPayoutsResponse:
+        require_caller(min_role=PLATFORM_ADMIN)
+        size = page_limit(request.limit)
+        after = decode_cursor(request.cursor)
+        async with self._pool.acquire() as conn:
+            try:
+                rows = await repository.list_payouts(conn, size + 1, after)
+            except ValueError:
+                raise InvalidArgument(
+                    "cursor is invalid", "invalid_cursor", [FieldError("cursor", "invalid")]
+                ) from None
+        next_cursor = encode_cursor(rows[size - 1]["created_at"], str(rows[size - 1]["id"])) if len(rows) > size else ""
+        return pb.ListPayoutsResponse(payouts=[payout_message(r) for r in rows[:size]], next_cursor=next_cursor)
+
+    async def RunReconciliation(
+        self, request: pb.RunReconciliationRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RunReconciliationResponse:
+        require_caller(min_role=PLATFORM_ADMIN)
+        outcome = await reconciliation.run_reconciliation(
+            self._pool,
+            self._banking.settings.match_rules,
+            reconciliation.parse_day(request.from_date, "from"),
+            reconciliation.parse_day(request.to_date, "to"),
+        )
+        return pb.RunReconciliationResponse(
+            matched=outcome.matched,
+            unmatched_payouts=outcome.unmatched_payouts,
+            unmatched_credits=outcome.unmatched_credits,
+            created=outcome.created,
+            removed=outcome.removed,
+        )
+
+    async def GetReconciliation(
+        self, request: pb.GetReconciliationRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetReconciliationResponse:
+        require_caller(min_role=PLATFORM_ADMIN)
+        rules = self._banking.settings.match_rules
+        async with self._pool.acquire() as conn:
+            matches = await repository.list_matches(conn)
+            open_payouts = await repository.open_payouts(conn, None, None)
+            open_credits = await repository.open_credits(conn, None, None)
+            payout_rows = await repository.payouts_by_ids(conn, [str(r["id"]) for r in open_payouts])
+            credit_ids = [
+                r["id"]
+                for r in open_credits
+                if reports.looks_like_stripe_row(r["label"], r["reference"], rules.stripe_labels)
+            ]
+            credit_rows = await repository.bank_transactions_by_ids(conn, credit_ids)
+        return pb.GetReconciliationResponse(
+            matches=[match_message(m) for m in matches],
+            unmatched_payouts=[payout_message(r) for r in payout_rows],
+            unmatched_credits=[transaction_message(r) for r in credit_rows],
+        )
+
+    async def MatchManually(
+        self, request: pb.MatchManuallyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.MatchManuallyResponse:
+        require_caller(min_role=PLATFORM_ADMIN)
+        match_id = await reconciliation.match_manually(
+            self._pool, list(request.payout_ids), request.bank_transaction_id, request.note
+        )
+        async with self._pool.acquire() as conn:
+            row = await repository.get_match(conn, match_id)
+        assert row is not None
+        return pb.MatchManuallyResponse(match=match_message(row))
+
+    async def Unmatch(self, request: pb.UnmatchRequest, context: grpc.aio.ServicerContext) -> pb.UnmatchResponse:
+        require_caller(min_role=PLATFORM_ADMIN)
+        await reconciliation.unmatch(self._pool, request.match_id)
+        return pb.UnmatchResponse()
+
+    async def PutAllocationRules(
+        self, request: pb.PutAllocationRulesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PutAllocationRulesResponse:
+        require_caller(min_role=PLATFORM_ADMIN)
+        rules = [AllocationRule(r.organization_id, r.entity, r.share_bps) for r in request.rules]
+        entities = [LegalEntity(e.entity, e.tax_rate_bps) for e in request.entities]
+        validate_allocation(rules, entities)
+        async with self._pool.acquire() as conn:
+            await repository.replace_allocation(conn, rules, entities)
+        rule_messages, entity_messages = _allocation_messages(rules, entities)
+        return pb.PutAllocationRulesResponse(rules=rule_messages, entities=entity_messages)
+
+    async def GetAllocationRules(
+        self, request: pb.GetAllocationRulesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetAllocationRulesResponse:
+        require_caller(min_role=PLATFORM_ADMIN)
+        async with self._pool.acquire() as conn:
+            rules, entities = await repository.allocation(conn)
+        rule_messages, entity_messages = _allocation_messages(rules, entities)
+        return pb.GetAllocationRulesResponse(rules=rule_messages, entities=entity_messages)
+
+    async def GetDailyReport(
+        self, request: pb.GetDailyReportRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetDailyReportResponse:
+        require_caller(min_role=PLATFORM_ADMIN)
+        report = await reports.daily_report(self._banking, reports.report_day(request.date, self._banking))
+        return pb.GetDailyReportResponse(report=report_message(report), csv=report_csv(report))
+
+    async def SendDailyReport(
+        self, request: pb.SendDailyReportRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SendDailyReportResponse:
+        require_caller(min_role=PLATFORM_ADMIN)
+        day = reports.report_day(request.date, self._banking)
+        outcome = await reports.send_daily_report(self._banking, day, force=request.force)
+        return pb.SendDailyReportResponse(
+            sent=outcome.sent, already_sent=outcome.already_sent, pending=outcome.pending, last_error=outcome.last_error
+        )
+
+    async def ExportFec(self, request: pb.ExportFecRequest, context: grpc.aio.ServicerContext) -> pb.ExportFecResponse:
+        require_caller(min_role=PLATFORM_ADMIN)
+        from_day = reconciliation.parse_day(request.from_date, "from")
+        to_day = reconciliation.parse_day(request.to_date, "to")
+        if from_day is None or to_day is None:
+            raise InvalidArgument(
+                "from and to are required",
+                "validation_error",
+                [FieldError(name, "is required") for name, v in (("from", from_day), ("to", to_day)) if v is None],
+            )
+        content, filename, entries = await reports.export_fec(self._banking, from_day, to_day)
+        return pb.ExportFecResponse(content=content, filename=filename, entries=entries)

@@ -1,0 +1,105 @@
+"""Banking's own settings, read once from `deps.env` with defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import time
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from runtime.settings import Env, SettingsError
+from services.banking.matching import MatchRules
+
+
+@dataclass(frozen=True)
+class BankingSettings:
+    qonto_api_base: str = "https://thirdparty.qonto.com"
+    qonto_login: str = ""
+    qonto_secret_key: str = ""
+    # IBAN (or Qonto bank account id / slug) → legal entity, from "IBAN=entity,IBAN=entity".
+    bank_account_entities: tuple[tuple[str, str], ...] = ()
+    # A pull restarts this far before its cursor, so a transaction shifted across pages is not missed.
+    sync_overlap_seconds: int = 300
+    # 0: no periodic pull (webhooks and POST /v1/banking/sync only).
+    sync_interval_seconds: int = 0
+    tolerance_cents: int = 0
+    days_before: int = 1
+    days_after: int = 3
+    stripe_labels: tuple[str, ...] = ("STRIPE",)
+    report_timezone: str = "Europe/Paris"
+    report_currency: str = "eur"
+    # Local time (report time zone) after which the previous day's report is sent.
+    report_time: time = time(8, 0)
+    report_enabled: bool = True
+    slack_webhook_url: str | None = None
+    slack_timeout_seconds: float = 5.0
+    report_retry_base_seconds: float = 30.0
+    job_interval_seconds: float = 30.0
+    baseline_entity: str | None = None
+    fec_siren: str = "000000000"
+
+    @property
+    def match_rules(self) -> MatchRules:
+        return MatchRules(
+            tolerance_cents=self.tolerance_cents,
+            days_before=self.days_before,
+            days_after=self.days_after,
+            stripe_labels=self.stripe_labels,
+        )
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.report_timezone)
+
+    @classmethod
+    def from_env(cls, env: Env) -> BankingSettings:
+        entities = []
+        for pair in (env.optional("BANK_ACCOUNT_ENTITIES") or "").split(","):
+            if pair.strip():
+                key, sep, entity = pair.partition("=")
+                if not sep or not key.strip() or not entity.strip():
+                    raise SettingsError("setting BANK_ACCOUNT_ENTITIES must be IBAN=entity,IBAN=entity")
+                entities.append((key.strip().replace(" ", "").upper(), entity.strip()))
+        zone = env.text("REPORT_TIMEZONE", "Europe/Paris")
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(f"setting REPORT_TIMEZONE is not a known time zone: {zone!r}") from None
+        raw_time = env.text("DAILY_REPORT_TIME", "08:00")
+        try:
+            report_time = time.fromisoformat(raw_time)
+        except ValueError:
+            raise SettingsError(f"setting DAILY_REPORT_TIME must be HH:MM, got {raw_time!r}") from None
+        settings = cls(
+            qonto_api_base=env.text("QONTO_API_BASE", "https://thirdparty.qonto.com"),
+            qonto_login=env.text("QONTO_LOGIN", ""),
+            qonto_secret_key=env.text("QONTO_SECRET_KEY", ""),
+            bank_account_entities=tuple(entities),
+            sync_overlap_seconds=env.integer("BANK_SYNC_OVERLAP_SECONDS", 300),
+            sync_interval_seconds=env.integer("BANK_SYNC_INTERVAL_SECONDS", 0),
+            tolerance_cents=env.integer("RECONCILIATION_TOLERANCE_CENTS", 0),
+            days_before=env.integer("RECONCILIATION_DAYS_BEFORE", 1),
+            days_after=env.integer("RECONCILIATION_DAYS_AFTER", 3),
+            stripe_labels=tuple(
+                s.strip().upper() for s in env.text("RECONCILIATION_STRIPE_LABELS", "STRIPE").split(",") if s.strip()
+            ),
+            report_timezone=zone,
+            report_currency=env.text("REPORT_CURRENCY", "eur").lower(),
+            report_time=report_time,
+            report_enabled=env.flag("DAILY_REPORT_ENABLED", True),
+            slack_webhook_url=env.optional("SLACK_WEBHOOK_URL"),
+            slack_timeout_seconds=env.number("SLACK_TIMEOUT_SECONDS", 5.0),
+            report_retry_base_seconds=env.number("DAILY_REPORT_RETRY_SECONDS", 30.0),
+            job_interval_seconds=env.number("BANKING_JOB_INTERVAL_SECONDS", 30.0),
+            baseline_entity=env.optional("ALLOCATION_BASELINE_ENTITY"),
+            fec_siren=env.text("FEC_SIREN", "000000000"),
+        )
+        if settings.tolerance_cents < 0 or settings.days_before < 0 or settings.days_after < 0:
+            raise SettingsError("reconciliation tolerance and date window must not be negative")
+        return settings
+
+    def entity_of(self, *keys: str | None) -> str | None:
+        mapping = dict(self.bank_account_entities)
+        for key in keys:
+            if key and key.replace(" ", "").upper() in mapping:
+                return mapping[key.replace(" ", "").upper()]
+        return None
