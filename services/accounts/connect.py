@@ -30,6 +30,7 @@ from services.accounts.organizations import Organizations, organization_not_foun
 log = logging.getLogger("services.accounts.connect")
 # The longest a Stripe call may take (SDK retries included), capped by the RPC's own deadline.
 STRIPE_CALL_SECONDS = 20.0
+DEAUTHORIZED = "account.application.deauthorized"
 # Merchant category "Charitable and Social Service Organizations".
 NON_PROFIT_MCC = "8398"
 
@@ -163,6 +164,8 @@ class Connect:
         An event older than the stored state is ignored; when Stripe's one-second `created`
         cannot tell, the account is read again from Stripe instead of trusting either.
         """
+        if event.type == DEAUTHORIZED:
+            return await self._apply_deauthorization(conn, event)
         if event.type != "account.updated":
             return IGNORED
         obj = event.data_object
@@ -203,3 +206,19 @@ class Connect:
         if obj.get("id") != account_id or not isinstance(organization_id, str):
             return None
         return await self._orgs.rows.get(conn, organization_id, for_update=True)
+
+    async def _apply_deauthorization(self, conn: Connection, event: InboundEvent) -> str:
+        """The account disconnected the platform: no more charges or payouts through it (final)."""
+        if not event.account:
+            return IGNORED
+        org = await self._orgs.rows.organization_of_account(conn, event.account, for_update=True)
+        if org is None or org.stripe is None:
+            return IGNORED
+        created = event.created_at or _now()
+        if event_is_newer(created, org.stripe.state_at) is False:
+            return IGNORED
+        state = replace(org.stripe, charges_enabled=False, payouts_enabled=False, state_at=created)
+        await self._orgs.rows.set_stripe_state(conn, org.id, state, only_if_newer=False)
+        self._orgs.cache.invalidate(org.id)
+        log.warning("connected account deauthorized the platform", extra={"organization_id": org.id})
+        return APPLIED

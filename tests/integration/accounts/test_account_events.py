@@ -200,3 +200,25 @@ async def test_an_event_during_account_creation_waits_for_it(stack: Stack, chann
     assert answer.status == "applied"
     shown = await _status(stack, org_id, admin)
     assert shown["stripe_account_id"] == account_id and shown["charges_enabled"] is True
+
+
+async def test_deauthorization_stops_charges(stack: Stack, channel: grpc.aio.Channel) -> None:
+    org_id, account_id, admin = await _organization_with_account(stack)
+    now = int(time.time())
+    assert (
+        await _deliver(stack, channel, _account_event(account_id, now + 5, enabled=True, due=[]))
+    ).status == "applied"
+    deauthorized = {
+        "id": f"evt_test_{uuid.uuid4().hex[:16]}",
+        "object": "event",
+        "type": "account.application.deauthorized",
+        "account": account_id,
+        "created": now + 10,
+        "data": {"object": {"id": "ca_platform", "object": "application"}},
+    }
+    assert (await _deliver(stack, channel, deauthorized)).status == "applied"
+    shown = await _status(stack, org_id, admin)
+    assert shown["charges_enabled"] is False and shown["payouts_enabled"] is False
+    stale = _account_event(account_id, now + 7, enabled=True, due=[])
+    assert (await _deliver(stack, channel, stale)).status == "ignored"
+    assert (await _status(stack, org_id, admin))["charges_enabled"] is False
