@@ -79,11 +79,14 @@ def _grpc_serving(target: str) -> bool:
         return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
 
 
-def _register_stripe_endpoints(stripe_url: str, key: str, webhook_url: str) -> list[str]:
+def _register_stripe_endpoints(stripe_url: str, key: str, gateway_url: str) -> list[str]:
     """Platform and Connect endpoints at the sandbox (replacing ours from earlier runs)."""
-    from stack.webhook_endpoints import register_stripe_endpoints
+    import asyncio
 
-    return register_stripe_endpoints(stripe_url, key, webhook_url)
+    from gateway.webhooks.registration import register_sandbox_endpoints
+    from runtime.stripe_api import make_stripe_client
+
+    return asyncio.run(register_sandbox_endpoints(make_stripe_client(key, stripe_url), gateway_url))
 
 
 def main() -> int:
@@ -189,9 +192,7 @@ def main() -> int:
             )
             _wait("the Stripe sandbox", lambda: _http_ok(f"{url}/_sandbox/health"), 30, supervisor)
             base_env.update(STRIPE_API_BASE=url, STRIPE_API_KEY=SANDBOX_STRIPE_KEY)
-            webhook_secrets = _register_stripe_endpoints(
-                url, SANDBOX_STRIPE_KEY, f"http://127.0.0.1:{gateway_port}/webhooks/stripe"
-            )
+            webhook_secrets = _register_stripe_endpoints(url, SANDBOX_STRIPE_KEY, f"http://127.0.0.1:{gateway_port}")
             base_env["STRIPE_WEBHOOK_SECRETS"] = ",".join(webhook_secrets)
             urls["sandboxes"]["stripe"] = url
 
