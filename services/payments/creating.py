@@ -87,85 +87,91 @@ async def create_payment(
     validate(request, ctx.settings)
     print_ = fingerprint(OPERATION, {"organization_id": organization_id, **request.__dict__})
     member_id = caller.member_id
+    try:
+        payment = await _new_payment(ctx, organization_id, member_id, request)
+    except Conflict:
+        if await _known(ctx, organization_id, member_id, key):
+            return await _complete(ctx, organization_id, member_id, key, print_)  # a replay answers as before
+        raise
+    limit = ctx.settings.rate_limit_per_minute
     async with ctx.pool.acquire() as conn:
-        known = await conn.fetchval(
+        claimed, used, since = await repo.claim_key_and_insert_payment(conn, key, OPERATION, print_, payment, limit)
+        if claimed and 0 < limit < used:
+            await repo.delete_key(conn, organization_id, member_id, key)
+            elapsed = (datetime.now(UTC) - since).total_seconds() if since else 0.0
+            raise RateLimited(
+                f"at most {limit} payments per minute per member",
+                retry_after=max(1, math.ceil(60 - elapsed)),
+                code="rate_limited",
+            )
+    return await _complete(ctx, organization_id, member_id, key, print_)
+
+
+async def _known(ctx: Context, organization_id: str, member_id: str, key: str) -> bool:
+    async with ctx.pool.acquire() as conn:
+        found = await conn.fetchval(
             "SELECT true FROM idempotency_keys WHERE organization_id = $1 AND member_id = $2 AND key = $3",
             organization_id,
             member_id,
             key,
         )
-    if not known:
-        policy = await ctx.policies.get(organization_id)
-        if not policy.stripe_account_id or not policy.charges_enabled:
-            raise Conflict(
-                "the organisation's Stripe account cannot take charges yet (onboarding incomplete)",
-                "charges_not_enabled",
-            )
-        if policy.charge_model not in CHARGE_MODELS:
-            raise Conflict(f"unknown charge model {policy.charge_model!r}", "invalid_charge_model")
-        now = datetime.now(UTC)
-        payment = Payment(
-            id=str(uuid.uuid4()),
-            organization_id=organization_id,
-            member_id=member_id,
-            amount=request.amount,
-            currency=request.currency or policy.default_currency,
-            method=request.method or "card_present",
-            capture_method=request.capture_method or "automatic",
-            status="pending",
-            charge_model=policy.charge_model,
-            stripe_account_id=policy.stripe_account_id,
-            application_fee_amount=application_fee(request.amount, policy.fee_percent_bps, policy.fee_minimum),
-            amount_captured=0,
-            amount_refunded=0,
-            application_fee_refunded=0,
-            stripe_payment_intent_id=None,
-            client_secret=None,
-            description=request.description,
-            receipt_email=request.receipt_email,
-            metadata=dict(request.metadata),
-            decline_code=None,
-            failure_message=None,
-            local_id=None,
-            local_date=local_day(now, policy.timezone),
-            created_at=now,
-            updated_at=now,
-            fee_percent_bps=policy.fee_percent_bps,
-            fee_minimum=policy.fee_minimum,
-        )
-        async with ctx.pool.acquire() as conn, conn.transaction():
-            if await repo.claim_key(conn, organization_id, member_id, key, OPERATION, print_):
-                await _check_rate(ctx, conn, member_id)
-                await repo.insert_payment(conn, payment)
-                await repo.set_key_target(conn, organization_id, member_id, key, payment_id=payment.id)
-    return await _complete(ctx, organization_id, member_id, key, print_)
+    return bool(found)
 
 
-async def _check_rate(ctx: Context, conn: repo.Connection, member_id: str) -> None:
-    limit = ctx.settings.rate_limit_per_minute
-    if limit <= 0:
-        return
-    await repo.lock_member(conn, member_id)
-    count, oldest = await repo.recent_creates(conn, member_id, 60)
-    if count >= limit:
-        wait = 60 - (datetime.now(UTC) - oldest).total_seconds() if oldest else 60
-        raise RateLimited(
-            f"at most {limit} payments per minute per member", retry_after=max(1, math.ceil(wait)), code="rate_limited"
+async def _new_payment(ctx: Context, organization_id: str, member_id: str, request: CreateRequest) -> Payment:
+    """The payment to record, from the request and the organisation's current policy."""
+    policy = await ctx.policies.get(organization_id)
+    if not policy.stripe_account_id or not policy.charges_enabled:
+        raise Conflict(
+            "the organisation's Stripe account cannot take charges yet (onboarding incomplete)",
+            "charges_not_enabled",
         )
+    if policy.charge_model not in CHARGE_MODELS:
+        raise Conflict(f"unknown charge model {policy.charge_model!r}", "invalid_charge_model")
+    now = datetime.now(UTC)
+    return Payment(
+        id=str(uuid.uuid4()),
+        organization_id=organization_id,
+        member_id=member_id,
+        amount=request.amount,
+        currency=request.currency or policy.default_currency,
+        method=request.method or "card_present",
+        capture_method=request.capture_method or "automatic",
+        status="pending",
+        charge_model=policy.charge_model,
+        stripe_account_id=policy.stripe_account_id,
+        application_fee_amount=application_fee(request.amount, policy.fee_percent_bps, policy.fee_minimum),
+        amount_captured=0,
+        amount_refunded=0,
+        application_fee_refunded=0,
+        stripe_payment_intent_id=None,
+        client_secret=None,
+        description=request.description,
+        receipt_email=request.receipt_email,
+        metadata=dict(request.metadata),
+        decline_code=None,
+        failure_message=None,
+        local_id=None,
+        local_date=local_day(now, policy.timezone),
+        created_at=now,
+        updated_at=now,
+        fee_percent_bps=policy.fee_percent_bps,
+        fee_minimum=policy.fee_minimum,
+    )
 
 
 async def _complete(ctx: Context, organization_id: str, member_id: str, key: str, print_: str) -> tuple[Payment, bool]:
-    """Phase 2 under the key's row lock: concurrent duplicates wait here, then get the answer."""
+    """Phase 2 under the key's and the payment's row locks: concurrent duplicates wait here, then get the answer."""
     refused: DomainError | None = None
     async with ctx.pool.acquire() as conn, conn.transaction():
-        row = await repo.lock_key(conn, organization_id, member_id, key)
-        if row is None:
+        found = await repo.lock_key_and_payment(conn, organization_id, member_id, key)
+        if found is None:
             raise Unavailable("the payment could not be recorded, retry with the same key", "idempotency_retry")
-        if row["fingerprint"] != print_ or row["operation"] != OPERATION:
+        key_print, operation, response, payment = found
+        if key_print != print_ or operation != OPERATION:
             raise Conflict("this Idempotency-Key was used with another request", "idempotency_key_reused")
-        if row["response"] is not None:
-            return decode_payment(bytes(row["response"])), True
-        payment = await repo.get_payment(conn, str(row["payment_id"]), for_update=True)
+        if response is not None:
+            return decode_payment(response), True
         if payment is None:
             raise Unavailable("the payment could not be recorded, retry with the same key", "idempotency_retry")
         try:
@@ -175,20 +181,16 @@ async def _complete(ctx: Context, organization_id: str, member_id: str, key: str
         except DomainError as error:
             # Stripe refused the request: nothing was created; the key may be used again.
             refused = error
-            await conn.execute(
-                "DELETE FROM idempotency_keys WHERE organization_id = $1 AND member_id = $2 AND key = $3",
-                organization_id,
-                member_id,
-                key,
-            )
+            await repo.delete_key(conn, organization_id, member_id, key)
             await conn.execute("DELETE FROM payments WHERE id = $1", payment.id)
         else:
             ctx.faults.hit("after_stripe_create")
             payment.stripe_payment_intent_id = str(intent["id"])
             payment.client_secret = intent.get("client_secret")
             payment.status = intent_status(intent)
-            await repo.save_payment(conn, payment)
-            await repo.store_response(conn, organization_id, member_id, key, encode_payment(payment))
+            await repo.record_intent_and_response(
+                conn, payment, organization_id, member_id, key, encode_payment(payment)
+            )
     if refused is not None:
         raise refused
     return payment, False

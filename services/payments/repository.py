@@ -132,20 +132,112 @@ async def store_response(conn: Connection, organization_id: str, member_id: str,
     )
 
 
-async def recent_creates(conn: Connection, member_id: str, seconds: int) -> tuple[int, datetime | None]:
-    """Online payments the member created in the last `seconds`, and the oldest of them."""
+_RATE = """r AS (
+        INSERT INTO rate_windows AS w (member_id, window_start, count) SELECT $2, now(), 1 FROM k
+        ON CONFLICT (member_id) DO UPDATE
+           SET count = CASE WHEN w.window_start > now() - interval '60 seconds' THEN w.count + 1 ELSE 1 END,
+               window_start = CASE WHEN w.window_start > now() - interval '60 seconds' THEN w.window_start ELSE now() END
+        RETURNING count, window_start),"""
+_NO_RATE = "r AS (SELECT 0 AS count, now() AS window_start),"
+
+
+async def claim_key_and_insert_payment(
+    conn: Connection, key: str, operation: str, fingerprint: str, payment: Payment, rate_limit: int
+) -> tuple[bool, int, datetime | None]:
+    """One statement: records the key, counts the member's window, inserts the payment if within it.
+
+    Returns (claimed, count in the window, window start); a claimed key over the limit has no payment.
+    """
     row = await conn.fetchrow(
-        """SELECT count(*) AS n, min(created_at) AS oldest FROM payments
-            WHERE member_id = $1 AND created_at > now() - make_interval(secs => $2) AND local_id IS NULL""",
-        member_id,
-        seconds,
+        f"""WITH k AS (
+                INSERT INTO idempotency_keys (organization_id, member_id, key, operation, fingerprint, payment_id)
+                VALUES ($1, $2, $3, $4, $5, $6::uuid) ON CONFLICT DO NOTHING RETURNING payment_id),
+            {_RATE if rate_limit > 0 else _NO_RATE}
+            p AS (
+                INSERT INTO payments ({_PAYMENT_COLUMNS})
+                SELECT $6::uuid, $1, $2, $7, $8, $9, $10, 'pending', $11, $12, $13, 0, 0, 0, NULL, NULL, $14, $15,
+                       $16::jsonb, NULL, NULL, NULL, $17, $18, $18, $19, $20
+                  FROM k WHERE $21 <= 0 OR (SELECT count FROM r) <= $21
+                RETURNING id)
+            SELECT (SELECT count(*) FROM k) AS claimed, (SELECT count FROM r) AS used,
+                   (SELECT window_start FROM r) AS since, (SELECT count(*) FROM p) AS inserted""",
+        payment.organization_id,
+        payment.member_id,
+        key,
+        operation,
+        fingerprint,
+        payment.id,
+        payment.amount,
+        payment.currency,
+        payment.method,
+        payment.capture_method,
+        payment.charge_model,
+        payment.stripe_account_id,
+        payment.application_fee_amount,
+        payment.description,
+        payment.receipt_email,
+        orjson.dumps(payment.metadata).decode(),
+        payment.local_date,
+        payment.created_at,
+        payment.fee_percent_bps,
+        payment.fee_minimum,
+        rate_limit,
     )
     assert row is not None
-    return int(row["n"]), row["oldest"]
+    return bool(row["claimed"]), int(row["used"] or 0), row["since"]
 
 
-async def lock_member(conn: Connection, member_id: str) -> None:
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))", f"payments-create:{member_id}")
+async def delete_key(conn: Connection, organization_id: str, member_id: str, key: str) -> None:
+    await conn.execute(
+        "DELETE FROM idempotency_keys WHERE organization_id = $1 AND member_id = $2 AND key = $3",
+        organization_id,
+        member_id,
+        key,
+    )
+
+
+async def lock_key_and_payment(
+    conn: Connection, organization_id: str, member_id: str, key: str
+) -> tuple[str, str, bytes | None, Payment | None] | None:
+    """The key (fingerprint, operation, answer) and its payment, both locked until the transaction ends."""
+    row = await conn.fetchrow(
+        f"""SELECT k.fingerprint AS key_fingerprint, k.operation AS key_operation, k.response AS key_response,
+                   {", ".join("p." + c.strip() for c in _PAYMENT_COLUMNS.split(","))}
+              FROM idempotency_keys k JOIN payments p ON p.id = k.payment_id
+             WHERE k.organization_id = $1 AND k.member_id = $2 AND k.key = $3
+               FOR UPDATE OF k, p""",
+        organization_id,
+        member_id,
+        key,
+    )
+    if row is not None:
+        response = row["key_response"]
+        payment = payment_from_row(row)
+        return row["key_fingerprint"], row["key_operation"], bytes(response) if response else None, payment
+    alone = await lock_key(conn, organization_id, member_id, key)
+    if alone is None:
+        return None
+    response = alone["response"]
+    return alone["fingerprint"], alone["operation"], bytes(response) if response else None, None
+
+
+async def record_intent_and_response(
+    conn: Connection, payment: Payment, organization_id: str, member_id: str, key: str, response: bytes
+) -> None:
+    await conn.execute(
+        """WITH p AS (
+               UPDATE payments SET status = $5, stripe_payment_intent_id = $6, client_secret = $7, updated_at = now()
+                WHERE id = $4::uuid)
+           UPDATE idempotency_keys SET response = $8 WHERE organization_id = $1 AND member_id = $2 AND key = $3""",
+        organization_id,
+        member_id,
+        key,
+        payment.id,
+        payment.status,
+        payment.stripe_payment_intent_id,
+        payment.client_secret,
+        response,
+    )
 
 
 # --- payments -----------------------------------------------------------------------------
