@@ -81,14 +81,43 @@ async def list_members(request: Request) -> Response:
     return json_response({"data": [member_json(m) for m in answer.members], "next_cursor": answer.next_cursor or None})
 
 
+async def get_member(request: Request) -> Response:
+    caller(request)
+    answer = await request.app.state.clients.accounts.GetMember(
+        pb.GetMemberRequest(organization_id=request.path_params["org_id"], member_id=request.path_params["member_id"])
+    )
+    return json_response(member_json(answer.member))
+
+
+async def update_member(request: Request) -> Response:
+    require_role(caller(request), ORG_ADMIN, PLATFORM_ADMIN)
+    body = await json_body(request)
+    fields = Fields(body)
+    message = pb.UpdateMemberRequest(
+        organization_id=request.path_params["org_id"], member_id=request.path_params["member_id"]
+    )
+    if "name" in body:
+        message.name = fields.text("name", max_len=200)
+    if "role" in body:
+        message.role = fields.text("role", choices=[r for r in ROLES if r != PLATFORM_ADMIN])
+    if "disabled" in body:
+        message.disabled = fields.boolean("disabled", required=True)
+    fields.check()
+    answer = await request.app.state.clients.accounts.UpdateMember(message)
+    return json_response(member_json(answer.member))
+
+
 routes = [
     Route("/v1/auth/token", issue_token, methods=["POST"]),
     Route("/v1/me", me, methods=["GET"]),
     Route("/v1/organizations/{org_id}/members", create_member, methods=["POST"]),
     Route("/v1/organizations/{org_id}/members", list_members, methods=["GET"]),
+    Route("/v1/organizations/{org_id}/members/{member_id}", get_member, methods=["GET"]),
+    Route("/v1/organizations/{org_id}/members/{member_id}", update_member, methods=["PATCH"]),
 ]
 
 _ORG_ID = {"name": "org_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_MEMBER_ID = {"name": "member_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
 openapi_paths: dict[str, dict[str, Any]] = {
     "/v1/auth/token": {
@@ -130,6 +159,25 @@ openapi_paths: dict[str, dict[str, Any]] = {
                 {"name": "cursor", "in": "query", "schema": {"type": "string"}},
             ],
             "responses": {**json_ok("{data, next_cursor}"), **error_responses(400, 401, 403, 404)},
+        },
+    },
+    "/v1/organizations/{org_id}/members/{member_id}": {
+        "get": {
+            "summary": "One member (agents: themselves; org_admin of its organisation; platform_admin)",
+            "parameters": [_ORG_ID, _MEMBER_ID],
+            "responses": {**json_ok("member"), **error_responses(401, 404)},
+        },
+        "patch": {
+            "summary": "Rename, change the role of, disable or re-enable a member (org_admin, platform_admin)",
+            "parameters": [_ORG_ID, _MEMBER_ID],
+            "requestBody": body_schema(
+                {
+                    "name": {"type": "string"},
+                    "role": {"type": "string", "enum": ["agent", "org_admin"]},
+                    "disabled": {"type": "boolean"},
+                }
+            ),
+            "responses": {**json_ok("member"), **error_responses(400, 401, 403, 404, 409)},
         },
     },
 }

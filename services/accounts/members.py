@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncpg
 
-from runtime.auth import ORG_ADMIN, PLATFORM_ADMIN, Caller, TokenSigner
-from runtime.errors import AlreadyExists, NotFound, PermissionDenied, Unauthenticated
+from runtime.auth import AGENT, ORG_ADMIN, PLATFORM_ADMIN, Caller, TokenSigner
+from runtime.errors import AlreadyExists, Conflict, FieldError, NotFound, PermissionDenied, Unauthenticated
 from runtime.pagination import decode_cursor, encode_cursor, page_limit
 from services.accounts import repository
 from services.accounts.domain import Member, ensure_valid, normalize_email, validate_new_member
@@ -62,6 +62,47 @@ async def create_member(
     if member is None:
         raise AlreadyExists("a member with this e-mail already exists", "email_taken")
     return member
+
+
+async def find_member(pool: asyncpg.Pool, organization_id: str, member_id: str) -> Member:
+    """A member of the organisation, disabled or not (for its admins)."""
+    async with pool.acquire() as conn:
+        member = await repository.get_member(conn, member_id)
+    if member is None or member.organization_id != organization_id:
+        raise NotFound("member not found", "member_not_found")
+    return member
+
+
+async def update_member(
+    pool: asyncpg.Pool,
+    caller: Caller,
+    organization_id: str,
+    member_id: str,
+    *,
+    name: str | None,
+    role: str | None,
+    disabled: bool | None,
+) -> Member:
+    """Renames, changes the role of, disables or re-enables a member of the organisation.
+
+    Nobody disables or demotes themselves here, so an organisation keeps an admin.
+    """
+    errors: list[FieldError] = []
+    if name is not None and (not name.strip() or len(name) > 200):
+        errors.append(FieldError("name", "must be 1..200 characters"))
+    if role is not None and role not in (AGENT, ORG_ADMIN):
+        errors.append(FieldError("role", "must be agent or org_admin"))
+    ensure_valid(errors)
+    member = await find_member(pool, organization_id, member_id)
+    if member.id == caller.member_id and (disabled or (role is not None and role != member.role)):
+        raise Conflict("you cannot disable yourself or change your own role", "cannot_change_self")
+    async with pool.acquire() as conn:
+        updated = await repository.update_member(
+            conn, member.id, name=name.strip() if name is not None else None, role=role, disabled=disabled
+        )
+    if updated is None:
+        raise NotFound("member not found", "member_not_found")
+    return updated
 
 
 async def list_members(pool: asyncpg.Pool, organization_id: str, limit: int, cursor: str) -> tuple[list[Member], str]:

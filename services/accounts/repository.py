@@ -71,6 +71,21 @@ async def insert_member(
     return _member(row) if row else None
 
 
+async def update_member(
+    conn: Connection, member_id: str, *, name: str | None, role: str | None, disabled: bool | None
+) -> Member | None:
+    row = await conn.fetchrow(
+        f"""UPDATE members SET name = coalesce($2, name), role = coalesce($3, role),
+                   disabled = coalesce($4, disabled), updated_at = now()
+             WHERE id = $1 RETURNING {_MEMBER_COLUMNS}""",
+        _uuid(member_id),
+        name,
+        role,
+        disabled,
+    )
+    return _member(row) if row else None
+
+
 async def set_password_hash(conn: Connection, member_id: str, password_hash: str) -> None:
     await conn.execute(
         "UPDATE members SET password_hash = $2, updated_at = now() WHERE id = $1",

@@ -8,7 +8,7 @@ from collect.accounts.v1 import accounts_pb2 as pb
 from collect.accounts.v1 import accounts_pb2_grpc
 from collect.common.v1 import common_pb2
 
-from runtime.auth import ORG_ADMIN, PLATFORM_ADMIN, TokenSigner, organization_scope, require_caller
+from runtime.auth import AGENT, ORG_ADMIN, PLATFORM_ADMIN, TokenSigner, organization_scope, require_caller
 from runtime.errors import FieldError, InvalidArgument, NotFound
 from runtime.proto import to_timestamp
 from services.accounts import members
@@ -154,10 +154,26 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
     async def GetMember(self, request: pb.GetMemberRequest, context: grpc.aio.ServicerContext) -> pb.GetMemberResponse:
         caller = require_caller()
         organization_id = organization_scope(caller, request.organization_id)
-        member = await members.get_member(self._pool, request.member_id)
-        if member.organization_id != organization_id:
+        if caller.role == AGENT and request.member_id != caller.member_id:
             raise NotFound("member not found", "member_not_found")
+        member = await members.find_member(self._pool, organization_id, request.member_id)
         return pb.GetMemberResponse(member=member_message(member))
+
+    async def UpdateMember(
+        self, request: pb.UpdateMemberRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UpdateMemberResponse:
+        caller = require_caller(min_role=ORG_ADMIN)
+        organization_id = organization_scope(caller, request.organization_id)
+        member = await members.update_member(
+            self._pool,
+            caller,
+            organization_id,
+            request.member_id,
+            name=request.name if request.HasField("name") else None,
+            role=request.role if request.HasField("role") else None,
+            disabled=request.disabled if request.HasField("disabled") else None,
+        )
+        return pb.UpdateMemberResponse(member=member_message(member))
 
     async def CreateMember(
         self, request: pb.CreateMemberRequest, context: grpc.aio.ServicerContext

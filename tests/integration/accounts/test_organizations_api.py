@@ -171,3 +171,41 @@ async def test_stripe_unavailable_is_503_and_writes_nothing(stack: Stack) -> Non
     assert row is not None and row["stripe_account_id"] is None and row["stripe_state_at"] is None
     retried = await stack.http.post(f"/v1/organizations/{org['id']}/stripe-account", headers=admin, json={})
     assert retried.status_code == 200 and retried.json()["stripe_account_id"].startswith("acct_")
+
+
+async def test_org_admin_manages_members(stack: Stack) -> None:
+    org = await onboarded_organization(stack, onboard=False)
+    other = await onboarded_organization(stack, onboard=False)
+    http = stack.http
+    agent_path = f"/v1/organizations/{org.id}/members/{org.agent_id}"
+
+    assert (await http.get(agent_path, headers=org.agent_headers)).json()["id"] == org.agent_id
+    admin_path = f"/v1/organizations/{org.id}/members/{org.admin_id}"
+    assert (await http.get(admin_path, headers=org.agent_headers)).status_code == 404
+    assert (await http.patch(agent_path, headers=org.agent_headers, json={"name": "Me"})).status_code == 403
+    foreign = f"/v1/organizations/{other.id}/members/{other.agent_id}"
+    assert (await http.patch(foreign, headers=org.admin_headers, json={"disabled": True})).status_code == 404
+    mixed = f"/v1/organizations/{org.id}/members/{other.agent_id}"
+    assert (await http.get(mixed, headers=org.admin_headers)).status_code == 404
+
+    renamed = await http.patch(agent_path, headers=org.admin_headers, json={"name": "Field agent", "role": "org_admin"})
+    assert renamed.status_code == 200, renamed.text
+    assert renamed.json()["name"] == "Field agent" and renamed.json()["role"] == "org_admin"
+    demoted = await http.patch(agent_path, headers=org.admin_headers, json={"role": "agent"})
+    assert demoted.json()["role"] == "agent"
+
+    disabled = await http.patch(agent_path, headers=org.admin_headers, json={"disabled": True})
+    assert disabled.status_code == 200 and disabled.json()["disabled"] is True
+    login = await http.post("/v1/auth/token", json={"email": org.agent_email, "password": org.password})
+    assert login.status_code == 401
+    assert (await http.get("/v1/me", headers=org.agent_headers)).status_code == 404
+    enabled = await http.patch(agent_path, headers=org.admin_headers, json={"disabled": False})
+    assert enabled.json()["disabled"] is False
+    assert (
+        await http.post("/v1/auth/token", json={"email": org.agent_email, "password": org.password})
+    ).status_code == 200
+
+    self_disable = await http.patch(admin_path, headers=org.admin_headers, json={"disabled": True})
+    assert self_disable.status_code == 409 and self_disable.json()["code"] == "cannot_change_self"
+    bad = await http.patch(agent_path, headers=org.admin_headers, json={"role": "platform_admin", "disabled": "yes"})
+    assert bad.status_code == 400 and {e["field"] for e in bad.json()["errors"]} == {"role", "disabled"}

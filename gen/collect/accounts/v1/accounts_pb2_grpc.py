@@ -62,6 +62,11 @@ class AccountsServiceStub:
                 request_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.GetMemberRequest.SerializeToString,
                 response_deserializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.GetMemberResponse.FromString,
                 _registered_method=True)
+        self.UpdateMember = channel.unary_unary(
+                '/collect.accounts.v1.AccountsService/UpdateMember',
+                request_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.UpdateMemberRequest.SerializeToString,
+                response_deserializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.UpdateMemberResponse.FromString,
+                _registered_method=True)
         self.CreateOrganization = channel.unary_unary(
                 '/collect.accounts.v1.AccountsService/CreateOrganization',
                 request_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.CreateOrganizationRequest.SerializeToString,
@@ -143,6 +148,13 @@ class AccountsServiceServicer:
 
     def GetMember(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateMember(self, request, context):
+        """Changes a member's name or role, or disables / re-enables it (org_admin of its organisation, platform_admin).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -232,6 +244,11 @@ def add_AccountsServiceServicer_to_server(servicer, server):
                     servicer.GetMember,
                     request_deserializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.GetMemberRequest.FromString,
                     response_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.GetMemberResponse.SerializeToString,
+            ),
+            'UpdateMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateMember,
+                    request_deserializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.UpdateMemberRequest.FromString,
+                    response_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.UpdateMemberResponse.SerializeToString,
             ),
             'CreateOrganization': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateOrganization,
@@ -417,6 +434,33 @@ class AccountsService:
             '/collect.accounts.v1.AccountsService/GetMember',
             collect_dot_accounts_dot_v1_dot_accounts__pb2.GetMemberRequest.SerializeToString,
             collect_dot_accounts_dot_v1_dot_accounts__pb2.GetMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/collect.accounts.v1.AccountsService/UpdateMember',
+            collect_dot_accounts_dot_v1_dot_accounts__pb2.UpdateMemberRequest.SerializeToString,
+            collect_dot_accounts_dot_v1_dot_accounts__pb2.UpdateMemberResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -43,6 +43,8 @@ class AccountsServiceStub:
     CreateMember: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.CreateMemberRequest, _accounts_pb2.CreateMemberResponse]
     ListMembers: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.ListMembersRequest, _accounts_pb2.ListMembersResponse]
     GetMember: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.GetMemberRequest, _accounts_pb2.GetMemberResponse]
+    UpdateMember: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.UpdateMemberRequest, _accounts_pb2.UpdateMemberResponse]
+    """Changes a member's name or role, or disables / re-enables it (org_admin of its organisation, platform_admin)."""
     CreateOrganization: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.CreateOrganizationRequest, _accounts_pb2.CreateOrganizationResponse]
     GetOrganization: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.GetOrganizationRequest, _accounts_pb2.GetOrganizationResponse]
     UpdateOrganization: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.UpdateOrganizationRequest, _accounts_pb2.UpdateOrganizationResponse]
@@ -72,6 +74,8 @@ class AccountsServiceAsyncStub(AccountsServiceStub):
     CreateMember: _aio.UnaryUnaryMultiCallable[_accounts_pb2.CreateMemberRequest, _accounts_pb2.CreateMemberResponse]  # type: ignore[assignment]
     ListMembers: _aio.UnaryUnaryMultiCallable[_accounts_pb2.ListMembersRequest, _accounts_pb2.ListMembersResponse]  # type: ignore[assignment]
     GetMember: _aio.UnaryUnaryMultiCallable[_accounts_pb2.GetMemberRequest, _accounts_pb2.GetMemberResponse]  # type: ignore[assignment]
+    UpdateMember: _aio.UnaryUnaryMultiCallable[_accounts_pb2.UpdateMemberRequest, _accounts_pb2.UpdateMemberResponse]  # type: ignore[assignment]
+    """Changes a member's name or role, or disables / re-enables it (org_admin of its organisation, platform_admin)."""
     CreateOrganization: _aio.UnaryUnaryMultiCallable[_accounts_pb2.CreateOrganizationRequest, _accounts_pb2.CreateOrganizationResponse]  # type: ignore[assignment]
     GetOrganization: _aio.UnaryUnaryMultiCallable[_accounts_pb2.GetOrganizationRequest, _accounts_pb2.GetOrganizationResponse]  # type: ignore[assignment]
     UpdateOrganization: _aio.UnaryUnaryMultiCallable[_accounts_pb2.UpdateOrganizationRequest, _accounts_pb2.UpdateOrganizationResponse]  # type: ignore[assignment]
@@ -128,6 +132,14 @@ class AccountsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _accounts_pb2.GetMemberRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_accounts_pb2.GetMemberResponse, _abc.Awaitable[_accounts_pb2.GetMemberResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def UpdateMember(
+        self,
+        request: _accounts_pb2.UpdateMemberRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.UpdateMemberResponse, _abc.Awaitable[_accounts_pb2.UpdateMemberResponse]]:
+        """Changes a member's name or role, or disables / re-enables it (org_admin of its organisation, platform_admin)."""
 
     @_abc_1.abstractmethod
     def CreateOrganization(
