@@ -209,3 +209,19 @@ async def test_org_admin_manages_members(stack: Stack) -> None:
     assert self_disable.status_code == 409 and self_disable.json()["code"] == "cannot_change_self"
     bad = await http.patch(agent_path, headers=org.admin_headers, json={"role": "platform_admin", "disabled": "yes"})
     assert bad.status_code == 400 and {e["field"] for e in bad.json()["errors"]} == {"role", "disabled"}
+
+
+async def test_refresh_while_stripe_is_down_keeps_the_stored_status(stack: Stack) -> None:
+    org = await onboarded_organization(stack)
+    path = f"/v1/organizations/{org.id}/stripe-account"
+    sandbox = stack.extras["stripe_sandbox"]
+    async with httpx.AsyncClient(base_url=sandbox.url) as ops:
+        await ops.post("/_sandbox/fail", json={"fail_next": 3, "status": 503})
+        try:
+            answer = await stack.http.get(f"{path}?refresh=true", headers=org.admin_headers)
+        finally:
+            await ops.post("/_sandbox/fail", json={"fail_next": 0, "status": 503})
+    assert answer.status_code == 503 and answer.json()["code"] == "stripe_unavailable"
+    assert answer.headers["content-type"] == "application/problem+json"
+    stored = await stack.http.get(path, headers=org.admin_headers)
+    assert stored.status_code == 200 and stored.json()["charges_enabled"] is True
