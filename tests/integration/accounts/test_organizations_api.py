@@ -155,8 +155,8 @@ async def test_stripe_unavailable_is_503_and_writes_nothing(stack: Stack) -> Non
     org = (await stack.http.post("/v1/organizations", headers=admin, json=organization_body())).json()
     sandbox = stack.extras["stripe_sandbox"]
     async with httpx.AsyncClient(base_url=sandbox.url) as ops:
-        # One request and the SDK's two retries.
-        await ops.post("/_sandbox/fail", json={"fail_next": 3, "status": 503})
+        # More failures than the SDK will try (1 + 2 retries), in case a background call takes one; reset after.
+        await ops.post("/_sandbox/fail", json={"fail_next": 10, "status": 503})
         try:
             answer = await stack.http.post(f"/v1/organizations/{org['id']}/stripe-account", headers=admin, json={})
         finally:
@@ -216,7 +216,7 @@ async def test_refresh_while_stripe_is_down_keeps_the_stored_status(stack: Stack
     path = f"/v1/organizations/{org.id}/stripe-account"
     sandbox = stack.extras["stripe_sandbox"]
     async with httpx.AsyncClient(base_url=sandbox.url) as ops:
-        await ops.post("/_sandbox/fail", json={"fail_next": 3, "status": 503})
+        await ops.post("/_sandbox/fail", json={"fail_next": 10, "status": 503})
         try:
             answer = await stack.http.get(f"{path}?refresh=true", headers=org.admin_headers)
         finally:
