@@ -106,6 +106,10 @@ def _keys(text: str) -> set[str]:
     return {cleaned, *_TOKEN.findall(cleaned)}
 
 
+def _original(payout: PayoutItem, key: str) -> str:
+    return next((ref for ref in payout.references if ref.strip().upper() == key), key)
+
+
 def _day_gap(credit_day: date, payout_day: date) -> str:
     gap = (credit_day - payout_day).days
     if gap == 0:
@@ -154,7 +158,7 @@ class _Matcher:
             for key in sorted(keys):
                 for pi in index.get(key, ()):
                     if not self.payout_used[pi] and self.payouts[pi].currency == credit.currency:
-                        named.setdefault(pi, key)
+                        named.setdefault(pi, _original(self.payouts[pi], key))
             if not named:
                 continue
             if len(named) == 1:

@@ -94,7 +94,8 @@ async def apply_payout_event(banking: Banking, conn: Connection, event: InboundE
     obj = event.data_object
     if not event.type.startswith("payout.") or obj.get("object") != "payout" or not obj.get("id"):
         return IGNORED
-    await _store(banking, conn, payout_fields(obj, event.account or ""), event.created_at)
+    created = event.created_at or _time(event.payload.get("created"))
+    await _store(banking, conn, payout_fields(obj, event.account or ""), created)
     return APPLIED
 
 

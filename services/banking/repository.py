@@ -90,7 +90,7 @@ async def upsert_bank_transaction(conn: Connection, txn: QontoTransaction) -> st
     return INSERTED if row["inserted"] else UPDATED
 
 
-_TXN_COLUMNS = """t.id, t.transaction_id, t.bank_account_id, t.iban, t.amount_cents, t.currency, t.side,
+_TXN_COLUMNS = """t.id, t.transaction_id, t.bank_account_id, COALESCE(t.iban, a.iban) AS iban, t.amount_cents, t.currency, t.side,
     t.operation_type, t.label, t.reference, t.status, t.settled_at, t.updated_at, t.created_at,
     a.legal_entity, m.id IS NOT NULL AS reconciled"""
 _TXN_FROM = """bank_transactions t LEFT JOIN bank_accounts a ON a.id = t.bank_account_id
@@ -132,12 +132,17 @@ class PayoutFields:
     trace_id: str | None
 
 
+def _rank(column: str) -> str:
+    """Order of a payout's statuses in its lifecycle."""
+    return f"(CASE {column} WHEN 'pending' THEN 0 WHEN 'in_transit' THEN 1 ELSE 2 END)"
+
+
 async def upsert_payout(
     conn: Connection, fields: PayoutFields, organization_id: str | None, event_created_at: datetime | None
 ) -> tuple[str, str]:
     """(payout id, inserted/updated/unchanged); an event older than the stored state changes nothing."""
     row = await conn.fetchrow(
-        """INSERT INTO payouts AS p (id, stripe_payout_id, stripe_account_id, organization_id, amount, currency,
+        f"""INSERT INTO payouts AS p (id, stripe_payout_id, stripe_account_id, organization_id, amount, currency,
                status, arrival_date, stripe_created_at, statement_descriptor, trace_id, event_created_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
            ON CONFLICT (stripe_payout_id) DO UPDATE SET
@@ -151,7 +156,10 @@ async def upsert_payout(
                                      COALESCE(EXCLUDED.organization_id, p.organization_id),
                                      COALESCE(EXCLUDED.trace_id, p.trace_id))
                AND (EXCLUDED.event_created_at IS NULL OR p.event_created_at IS NULL
-                    OR EXCLUDED.event_created_at >= p.event_created_at)
+                    OR EXCLUDED.event_created_at > p.event_created_at
+                    -- Same second: never step back in the lifecycle (paid, then a late payout.created).
+                    OR (EXCLUDED.event_created_at = p.event_created_at
+                        AND {_rank("EXCLUDED.status")} >= {_rank("p.status")}))
            RETURNING id, (xmax = 0) AS inserted""",
         uuid.uuid4(),
         fields.stripe_payout_id,
