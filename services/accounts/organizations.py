@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import asyncpg
 
@@ -89,11 +90,9 @@ class Organizations:
 
     async def update(self, organization_id: str, changes: OrganizationChanges) -> Organization:
         if changes.name is not None:
-            changes = OrganizationChanges(**{**changes.__dict__, "name": changes.name.strip()})
+            changes = replace(changes, name=changes.name.strip())
         if changes.bank_account_iban is not None:
-            changes = OrganizationChanges(
-                **{**changes.__dict__, "bank_account_iban": normalize_iban(changes.bank_account_iban)}
-            )
+            changes = replace(changes, bank_account_iban=normalize_iban(changes.bank_account_iban))
         ensure_valid(validate_changes(changes))
         async with self.pool.acquire() as conn:
             updated = await self.rows.update(conn, organization_id, changes)

@@ -277,8 +277,8 @@ class OrganizationRows:
             assignments.append(f"{column} = ${len(values)}")
 
         if changes.name is not None:
+            # encryption_key_id stays: it names the oldest key a row may use, for `reseal`.
             assign("name", self._seal(organization_id, "name", changes.name))
-            assign("encryption_key_id", self._cipher.current_key_id)
         for column in ("charge_model", "fee_percent_bps", "fee_minimum", "legal_entity", "timezone"):
             value = getattr(changes, column)
             if value is not None:
