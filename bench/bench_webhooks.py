@@ -121,16 +121,12 @@ def event_body(event_type: str, account: str | None) -> bytes:
 def build_deliveries(types: list[str]) -> tuple[list[bytes], int]:
     """Unique events plus duplicates: half right after their original (concurrent), half at random later."""
     originals = [event_body(random.choice(types), random.choice([None, f"acct_bench_{i % 50}"])) for i in range(EVENTS)]
-    deliveries = list(originals)
+    slots: list[list[bytes]] = [[body] for body in originals]
     for _ in range(int(EVENTS * DUPLICATE_SHARE)):
         index = random.randrange(EVENTS)
-        if random.random() < 0.5:
-            deliveries.insert(min(len(deliveries), deliveries.index(originals[index]) + 1), originals[index])
-        else:
-            deliveries.insert(
-                random.randrange(deliveries.index(originals[index]), len(deliveries) + 1), originals[index]
-            )
-    return deliveries, EVENTS
+        later = index if random.random() < 0.5 else random.randrange(index, EVENTS)
+        slots[later].append(originals[index])
+    return [body for slot in slots for body in slot], EVENTS
 
 
 async def _read(reader: asyncio.StreamReader) -> tuple[int, bytes]:

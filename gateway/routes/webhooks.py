@@ -20,6 +20,7 @@ from gateway.errors import ApiError
 from gateway.http import json_response
 from gateway.openapi import error_responses, json_ok
 from gateway.webhooks import ops
+from gateway.webhooks.recent import recent_events
 from gateway.webhooks.routing import InvalidEvent, RoutedEvent, qonto_event, stripe_event
 from gateway.webhooks.secrets import webhook_secrets
 from runtime.webhook_signatures import InvalidSignature, verify_qonto_signature, verify_stripe_signature
@@ -66,6 +67,10 @@ async def _ingest(
         routed = parse(raw)
     except InvalidEvent as error:
         raise ApiError(400, "invalid_event", str(error)) from None
+    recent = recent_events(request.app)
+    known = recent.get(routed.event.source, routed.event_id)
+    if known is not None:  # recorded by its owner already: nothing to ask
+        return json_response({"received": True, "duplicate": True, "status": known[1], "owner": known[0]})
     stub = request.app.state.clients.events[routed.owner]
     try:
         answer: pb.DeliverEventResponse = await stub.DeliverEvent(
@@ -78,6 +83,7 @@ async def _ingest(
             extra={"event_id": routed.event_id, "owner": routed.owner, "grpc_status": error.code().name},
         )
         raise ApiError(503, "event_not_recorded", f"{routed.owner} could not record the event", retry_after=1) from None
+    recent.add(routed.event.source, routed.event_id, routed.owner, answer.status)
     return json_response(
         {"received": True, "duplicate": answer.duplicate, "status": answer.status, "owner": routed.owner}
     )
