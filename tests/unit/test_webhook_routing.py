@@ -127,3 +127,16 @@ def test_secrets_start_from_the_settings_and_can_be_replaced() -> None:
     assert holder.stripe == ("whsec_a", "whsec_b") and holder.qonto == ()
     holder.stripe = ("whsec_new",)
     assert webhook_secrets(app).stripe == ("whsec_new",)
+
+
+def test_recent_events_forget_the_oldest_past_capacity() -> None:
+    from gateway.webhooks.recent import RecentEvents
+
+    recent = RecentEvents(capacity=2)
+    recent.add("stripe", "evt_1", "accounts", "applied")
+    recent.add("stripe", "evt_2", "payments", "ignored")
+    assert recent.get("stripe", "evt_1") == ("accounts", "applied")
+    assert recent.get("qonto", "evt_1") is None
+    recent.add("stripe", "evt_3", "banking", "pending")
+    assert len(recent) == 2 and recent.get("stripe", "evt_1") is None
+    assert recent.get("stripe", "evt_3") == ("banking", "pending")
