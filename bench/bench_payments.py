@@ -39,6 +39,7 @@ from bench.stacks import login, running_stack
 from runtime.embedded_pg import free_port, start_embedded_postgres
 
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "16"))
+LOW_CONCURRENCY = int(os.environ.get("BENCH_LOW_CONCURRENCY", "4"))
 DURATION = float(os.environ.get("BENCH_SECONDS", "8"))
 STATS_ROWS = int(os.environ.get("BENCH_STATS_ROWS", "1000000"))
 PASSWORD = "bench-member-password"
@@ -257,22 +258,20 @@ def main() -> None:
                 gateway = str(stack["gateway"])
                 sandbox = str(stack["sandboxes"]["stripe"])  # type: ignore[index]
                 org_id, agent_id, account, agent_token, admin_token = _organisation(gateway)
-                with _floor_server(sandbox, account, postgres.url) as floor_url:
-                    floor = asyncio.run(
+                agent = {"Authorization": f"Bearer {agent_token}"}
+                for concurrency in (CONCURRENCY, LOW_CONCURRENCY):
+                    with _floor_server(sandbox, account, postgres.url) as floor_url:
+                        floor = asyncio.run(
+                            _create_load(
+                                f"floor, {concurrency} in flight", f"{floor_url}/v1/payments", {}, concurrency, DURATION
+                            )
+                        )
+                    full = asyncio.run(
                         _create_load(
-                            "floor: Starlette + sandbox + INSERT", f"{floor_url}/v1/payments", {}, CONCURRENCY, DURATION
+                            f"all hops, {concurrency} in flight", f"{gateway}/v1/payments", agent, concurrency, DURATION
                         )
                     )
-                full = asyncio.run(
-                    _create_load(
-                        "POST /v1/payments, all hops",
-                        f"{gateway}/v1/payments",
-                        {"Authorization": f"Bearer {agent_token}"},
-                        CONCURRENCY,
-                        DURATION,
-                    )
-                )
-                lines += [floor.line(), f"{full.line()}   {full.rps / floor.rps:.2f} x floor"]
+                    lines += [floor.line(), f"{full.line()}   {full.rps / floor.rps:.2f} x floor"]
                 seconds, rollup = asyncio.run(_seed_stats(postgres.url, org_id, agent_id, STATS_ROWS))
                 lines.append(f"seeded {STATS_ROWS:,} payments and {rollup:,} rollup rows in {seconds:.1f} s")
                 base = f"{gateway}/v1/organizations/{org_id}/stats"
@@ -284,7 +283,7 @@ def main() -> None:
                 lines.append(_timed_gets("member stats, a year (1/20 of the rows)", member, admin_token))
         finally:
             postgres.stop()
-    print(f"concurrency {CONCURRENCY}, {DURATION:.0f} s each, {os.cpu_count()} cores")
+    print(f"POST /v1/payments (new key each): {DURATION:.0f} s per line, {os.cpu_count()} cores")
     print("\n".join(lines))
 
 
