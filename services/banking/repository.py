@@ -271,28 +271,36 @@ async def drop_stale_automatic_matches(conn: Connection) -> int:
     return len(rows)
 
 
-async def open_payouts(conn: Connection, start: datetime | None, end: datetime | None) -> list[asyncpg.Record]:
+async def open_payouts(
+    conn: Connection, start: datetime | None, end: datetime | None, *, rules_only: bool = True
+) -> list[asyncpg.Record]:
+    """Paid payouts in no match; `rules_only` leaves out those a person unmatched."""
     return await conn.fetch(
         """SELECT p.id, p.stripe_payout_id, p.amount, p.currency, p.arrival_date, p.statement_descriptor, p.trace_id
              FROM payouts p
-            WHERE p.status = 'paid' AND p.auto_match AND p.arrival_date IS NOT NULL
+            WHERE p.status = 'paid' AND (p.auto_match OR NOT $3) AND p.arrival_date IS NOT NULL
               AND ($1::timestamptz IS NULL OR p.arrival_date >= $1) AND ($2::timestamptz IS NULL OR p.arrival_date < $2)
               AND NOT EXISTS (SELECT 1 FROM reconciliation_match_payouts mp WHERE mp.payout_id = p.id)""",
         start,
         end,
+        rules_only,
     )
 
 
-async def open_credits(conn: Connection, start: datetime | None, end: datetime | None) -> list[asyncpg.Record]:
+async def open_credits(
+    conn: Connection, start: datetime | None, end: datetime | None, *, rules_only: bool = True
+) -> list[asyncpg.Record]:
+    """Completed credits in no match; `rules_only` leaves out those a person unmatched."""
     return await conn.fetch(
         """SELECT t.id, t.amount_cents, t.currency, COALESCE(t.settled_at, t.emitted_at) AS day, t.label, t.reference
              FROM bank_transactions t
-            WHERE t.side = 'credit' AND t.status = 'completed' AND t.auto_match
+            WHERE t.side = 'credit' AND t.status = 'completed' AND (t.auto_match OR NOT $3)
               AND ($1::timestamptz IS NULL OR COALESCE(t.settled_at, t.emitted_at) >= $1)
               AND ($2::timestamptz IS NULL OR COALESCE(t.settled_at, t.emitted_at) < $2)
               AND NOT EXISTS (SELECT 1 FROM reconciliation_matches m WHERE m.bank_transaction_id = t.id)""",
         start,
         end,
+        rules_only,
     )
 
 

@@ -203,8 +203,8 @@ class BankingServicer(banking_pb2_grpc.BankingServiceServicer):
         rules = self._banking.settings.match_rules
         async with self._pool.acquire() as conn:
             matches = await repository.list_matches(conn)
-            open_payouts = await repository.open_payouts(conn, None, None)
-            open_credits = await repository.open_credits(conn, None, None)
+            open_payouts = await repository.open_payouts(conn, None, None, rules_only=False)
+            open_credits = await repository.open_credits(conn, None, None, rules_only=False)
             payout_rows = await repository.payouts_by_ids(conn, [str(r["id"]) for r in open_payouts])
             credit_ids = [
                 r["id"]

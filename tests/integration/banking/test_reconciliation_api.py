@@ -1,0 +1,192 @@
+"""Reconciliation through the gateway: unmatched items, manual match and unmatch, payouts from the API, allocation rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.fixtures.organizations import onboarded_organization
+from tests.fixtures.stack import Stack
+from tests.integration.banking.conftest import eventually, pay_out, sell
+
+
+async def _state(stack: Stack, headers: dict[str, str]) -> dict[str, Any]:
+    answer = await stack.http.get("/v1/banking/reconciliation", headers=headers)
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+async def _run(stack: Stack, headers: dict[str, str]) -> dict[str, Any]:
+    answer = await stack.http.post("/v1/banking/reconciliation/run", headers=headers, json={})
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+async def _credit(stack: Stack, headers: dict[str, str], reference: str) -> dict[str, Any] | None:
+    answer = await stack.http.get("/v1/banking/transactions", params={"limit": "100"}, headers=headers)
+    return next((t for t in answer.json()["data"] if t["reference"] == reference), None)
+
+
+async def test_unmatched_items_manual_match_and_unmatch(bank_stack: Stack) -> None:
+    stack = bank_stack
+    admin = await stack.admin_headers()
+    qonto = stack.extras["qonto_sandbox"]
+    org = await onboarded_organization(stack)
+
+    # A payout whose bank credit is 50 cents off (tolerance 0), and a Stripe-looking credit nobody expects.
+    await sell(stack, org, [4000])
+    off = await pay_out(stack, org, statement_descriptor="CLUB OFF")
+    await eventually(lambda: _credit(stack, admin, "CLUB OFF"), "the sandbox's credit")
+    stray = await qonto.inject(amount_cents=off["amount"] + 50, label="STRIPE PAYMENTS UK LTD", reference="MISC")
+    lone = await qonto.inject(amount_cents=123_456, label="STRIPE", reference="unknown")
+    await qonto.update(
+        (await _credit(stack, admin, "CLUB OFF") or {})["id"], status="reversed"
+    )  # the exact credit bounced back
+    assert (await stack.http.post("/v1/banking/sync", headers=admin)).status_code == 200
+
+    run = await _run(stack, admin)
+    assert run["created"] == 0
+    state = await _state(stack, admin)
+    unmatched_payouts = {p["stripe_payout_id"]: p for p in state["unmatched_payouts"]}
+    unmatched_credits = {t["transaction_id"]: t for t in state["unmatched_credits"]}
+    assert off["id"] in unmatched_payouts
+    assert {stray["transaction_id"], lone["transaction_id"]} <= set(unmatched_credits)
+    assert all(t["status"] == "completed" for t in state["unmatched_credits"])
+
+    # A person decides: this payout is that credit.
+    payout_id = unmatched_payouts[off["id"]]["id"]
+    credit_id = unmatched_credits[stray["transaction_id"]]["id"]
+    manual = await stack.http.post(
+        "/v1/banking/reconciliation/matches",
+        headers=admin,
+        json={"payout_ids": [payout_id], "bank_transaction_id": credit_id, "note": "bank fee on arrival"},
+    )
+    assert manual.status_code == 201, manual.text
+    match = manual.json()
+    assert (match["rule"], match["manual"], match["difference"]) == ("manual", True, 50)
+    assert "bank fee on arrival" in match["explanation"]
+    twice = await stack.http.post(
+        "/v1/banking/reconciliation/matches",
+        headers=admin,
+        json={"payout_ids": [payout_id], "bank_transaction_id": unmatched_credits[lone["transaction_id"]]["id"]},
+    )
+    assert twice.status_code == 409 and twice.json()["code"] == "already_matched"
+    missing = await stack.http.post(
+        "/v1/banking/reconciliation/matches",
+        headers=admin,
+        json={"payout_ids": ["00000000-0000-0000-0000-000000000000"], "bank_transaction_id": credit_id},
+    )
+    assert missing.status_code == 404
+
+    rerun = await _run(stack, admin)  # the rules never undo a manual match
+    assert rerun["created"] == 0 and rerun["removed"] == 0
+    assert any(m["id"] == match["id"] for m in (await _state(stack, admin))["matches"])
+    listed = await stack.http.get("/v1/banking/transactions", params={"reconciled": "true"}, headers=admin)
+    assert credit_id in {t["id"] for t in listed.json()["data"]}
+
+    # An exact payout the rules match; a person undoes it: the rules then leave both alone.
+    await sell(stack, org, [1500])
+    exact = await pay_out(stack, org, statement_descriptor="CLUB EXACT")
+    await eventually(lambda: _credit(stack, admin, "CLUB EXACT"), "the sandbox's credit")
+    assert (await stack.http.post("/v1/banking/sync", headers=admin)).status_code == 200
+    assert (await _run(stack, admin))["created"] == 1
+    auto = next(m for m in (await _state(stack, admin))["matches"] if m["rule"] == "reference")
+    assert "CLUB EXACT" in auto["explanation"]
+    assert (
+        await stack.http.delete(f"/v1/banking/reconciliation/matches/{auto['id']}", headers=admin)
+    ).status_code == 204
+    assert (
+        await stack.http.delete(f"/v1/banking/reconciliation/matches/{auto['id']}", headers=admin)
+    ).status_code == 404
+    assert (await _run(stack, admin))["created"] == 0
+    state = await _state(stack, admin)
+    assert exact["id"] in {p["stripe_payout_id"] for p in state["unmatched_payouts"]}
+    assert all(m["id"] != auto["id"] for m in state["matches"])
+
+
+async def test_payouts_pulled_from_stripe(bank_stack: Stack) -> None:
+    stack = bank_stack
+    admin = await stack.admin_headers()
+    org = await onboarded_organization(stack)
+    await sell(stack, org, [2000])
+    assert org.stripe_account_id
+    client = stack.extras["stripe_sandbox"].client(stripe_account=org.stripe_account_id)
+    available = (await client.v1.balance.retrieve_async()).available[0].amount
+    payout = await client.v1.payouts.create_async(params={"amount": available, "currency": "eur"})
+    await stack.extras["stripe_sandbox"].wait_for_deliveries()
+    first = await stack.http.post("/v1/banking/payouts/sync", headers=admin)
+    assert first.status_code == 200, first.text
+    assert first.json()["inserted"] >= 1
+    second = await stack.http.post("/v1/banking/payouts/sync", headers=admin)
+    assert second.json()["inserted"] == 0 and second.json()["updated"] == 0
+    rows = await stack.deps["banking"].pool.fetch(
+        """SELECT b.type, b.amount, b.fee FROM payout_balance_transactions b JOIN payouts p ON p.id = b.payout_id
+            WHERE p.stripe_payout_id = $1""",
+        payout.id,
+    )
+    assert {r["type"] for r in rows} >= {"payout"} and any(r["type"] in ("charge", "payment") for r in rows)
+    stored = [
+        p for p in (await stack.http.get("/v1/banking/payouts", params={"limit": "100"}, headers=admin)).json()["data"]
+    ]
+    assert any(p["stripe_payout_id"] == payout.id and p["organization_id"] == org.id for p in stored)
+
+
+async def test_allocation_rules_are_validated(bank_stack: Stack) -> None:
+    stack = bank_stack
+    admin = await stack.admin_headers()
+    entities = [{"entity": "holding", "tax_rate_bps": 2500}, {"entity": "asso", "tax_rate_bps": 0}]
+    cases = [
+        (
+            {"entities": entities, "rules": [{"entity": "holding", "share_bps": 6000}]},
+            "invalid_allocation_rules",
+            "rules",
+        ),
+        (
+            {"entities": entities, "rules": [{"entity": "nope", "share_bps": 10_000}]},
+            "invalid_allocation_rules",
+            "rules[0].entity",
+        ),
+        (
+            {
+                "entities": entities,
+                "rules": [
+                    {"organization_id": "org-1", "entity": "holding", "share_bps": 5000},
+                    {"organization_id": "org-1", "entity": "holding", "share_bps": 5000},
+                ],
+            },
+            "invalid_allocation_rules",
+            "rules[1]",
+        ),
+        (
+            {"entities": entities, "rules": [{"entity": "holding", "share_bps": "all"}]},
+            "validation_error",
+            "rules[0].share_bps",
+        ),
+        (
+            {"entities": [{"entity": "holding", "tax_rate_bps": 20_000}], "rules": []},
+            "validation_error",
+            "entities[0].tax_rate_bps",
+        ),
+        ({"rules": []}, "validation_error", "entities"),
+    ]
+    for body, code, field in cases:
+        answer = await stack.http.put("/v1/banking/allocation-rules", headers=admin, json=body)
+        assert answer.status_code == 400, (body, answer.text)
+        problem = answer.json()
+        assert problem["code"] == code and field in [e["field"] for e in problem["errors"]], problem
+    good = {
+        "entities": entities,
+        "rules": [
+            {"entity": "holding", "share_bps": 10_000},
+            {"organization_id": "org-1", "entity": "holding", "share_bps": 2500},
+            {"organization_id": "org-1", "entity": "asso", "share_bps": 7500},
+        ],
+    }
+    answer = await stack.http.put("/v1/banking/allocation-rules", headers=admin, json=good)
+    assert answer.status_code == 200, answer.text
+    stored = (await stack.http.get("/v1/banking/allocation-rules", headers=admin)).json()
+    assert stored["entities"] == entities and len(stored["rules"]) == 3
+    org = await onboarded_organization(stack)
+    forbidden = await stack.http.put("/v1/banking/allocation-rules", headers=org.admin_headers, json=good)
+    assert forbidden.status_code == 403
