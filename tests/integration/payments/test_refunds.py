@@ -126,3 +126,37 @@ async def test_refund_made_in_the_dashboard_is_recorded_from_charge_refunded(sta
     assert final["amount_refunded"] == 1000 and len(final["refunds"]) == 2
     stats = (await stack.http.get(f"/v1/organizations/{org.id}/stats", headers=org.admin_headers)).json()["totals"]
     assert stats["refunded"] == 1000
+
+
+async def test_refund_crash_after_stripe_is_completed_by_the_webhook_and_the_retry(
+    stack: Stack, org: OrgContext
+) -> None:
+    from services.payments.context import FAULTS
+
+    payment = await paid(stack, org)
+    headers = {**org.admin_headers, "Idempotency-Key": uuid.uuid4().hex}
+    FAULTS.inject("after_stripe_refund")
+    try:
+        broken = await stack.http.post(refund_url(payment), headers=headers, json={"amount": 300})
+    finally:
+        FAULTS.clear()
+    assert broken.status_code >= 500
+    # Stripe refunded; its charge.refunded names our refund, which it completes (not a second one).
+    events = await stripe_events(stack, payment["stripe_payment_intent_id"], org.stripe_account_id)
+    await deliver(stack, [e for e in events if e["type"] == "charge.refunded"])
+    after = await get_payment(stack, org.admin_headers, payment["id"])
+    assert after["amount_refunded"] == 300 and len(after["refunds"]) == 1
+    retry = await stack.http.post(refund_url(payment), headers=headers, json={"amount": 300})
+    assert retry.status_code == 201, retry.text
+    assert retry.json()["id"] == after["refunds"][0]["id"] and retry.json()["status"] == "succeeded"
+    listed = (
+        await stack.extras["stripe_sandbox"]
+        .client()
+        .v1.refunds.list_async(
+            params={"payment_intent": payment["stripe_payment_intent_id"]},
+            options={"stripe_account": org.stripe_account_id},
+        )
+    )
+    assert len(listed.data) == 1
+    final = await get_payment(stack, org.admin_headers, payment["id"])
+    assert final["amount_refunded"] == 300
