@@ -71,12 +71,10 @@ async def run_reconciliation(
         payouts = [_payout_item(r) for r in await repository.open_payouts(conn, payout_start, payout_end)]
         credits = [_credit_item(r) for r in await repository.open_credits(conn, credit_start, credit_end)]
         result = match_payouts(payouts, credits, rules)
-        created = 0
-        for match in result.matches:
-            inserted = await repository.insert_match(
-                conn, match.credit_id, match.payout_ids, match.rule, match.explanation, match.difference, False
-            )
-            created += inserted is not None
+        # Manual matches and unmatches wait for this lock, so what was open when read is still open.
+        created = await repository.insert_rule_matches(
+            conn, [(m.credit_id, m.payout_ids, m.rule, m.explanation, m.difference) for m in result.matches]
+        )
         matched = await repository.count_matches(conn, credit_start, credit_end)
     return RunOutcome(
         matched=matched,
@@ -97,6 +95,7 @@ async def match_manually(pool: asyncpg.Pool, payout_ids: list[str], credit_id: s
     if errors:
         raise InvalidArgument("the match is incomplete", "validation_error", errors)
     async with pool.acquire() as conn, conn.transaction():
+        await repository.lock_reconciliation(conn, RECONCILE_LOCK)
         try:
             payouts = await repository.payouts_by_ids(conn, payout_ids)
         except ValueError:
@@ -122,6 +121,7 @@ async def match_manually(pool: asyncpg.Pool, payout_ids: list[str], credit_id: s
 async def unmatch(pool: asyncpg.Pool, match_id: str) -> None:
     """Removes a match; its payouts and credit are then left to people (the rules skip them)."""
     async with pool.acquire() as conn, conn.transaction():
+        await repository.lock_reconciliation(conn, RECONCILE_LOCK)
         found = await repository.get_match(conn, match_id)
         if found is None:
             raise NotFound("match not found", "match_not_found")

@@ -336,6 +336,36 @@ async def insert_match(
     return str(match_id)
 
 
+async def insert_rule_matches(conn: Connection, matches: Sequence[tuple[str, Sequence[str], str, str, int]]) -> int:
+    """Bulk insert of (credit id, payout ids, rule, explanation, difference); the caller holds the reconciliation lock."""
+    if not matches:
+        return 0
+    ids = [uuid.uuid4() for _ in matches]
+    async with conn.transaction():
+        await conn.executemany(
+            """INSERT INTO reconciliation_matches (id, bank_transaction_id, rule, explanation, difference, manual)
+               VALUES ($1, $2, $3, $4, $5, false)""",
+            [
+                (match_id, credit, rule, why, diff)
+                for match_id, (credit, _, rule, why, diff) in zip(ids, matches, strict=True)
+            ],
+        )
+        await conn.executemany(
+            "INSERT INTO reconciliation_match_payouts (match_id, payout_id) VALUES ($1, $2)",
+            [
+                (match_id, uuid.UUID(payout))
+                for match_id, (_, payouts, _, _, _) in zip(ids, matches, strict=True)
+                for payout in payouts
+            ],
+        )
+    return len(matches)
+
+
+async def lock_reconciliation(conn: Connection, key: int) -> None:
+    """Waits for a running reconciliation (transaction-scoped; the run holds the same key)."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", key)
+
+
 async def set_auto_match(conn: Connection, payout_ids: Sequence[str], credit_id: str | None, value: bool) -> None:
     await conn.execute(
         "UPDATE payouts SET auto_match = $2 WHERE id = ANY($1::uuid[])", [uuid.UUID(p) for p in payout_ids], value

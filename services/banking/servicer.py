@@ -123,6 +123,10 @@ def _allocation_messages(
     )
 
 
+# At most this many matches and unmatched items of each kind in GetReconciliation.
+LISTED = 1000
+
+
 class BankingServicer(banking_pb2_grpc.BankingServiceServicer):
     def __init__(self, banking: Banking) -> None:
         self._banking = banking
@@ -202,16 +206,16 @@ class BankingServicer(banking_pb2_grpc.BankingServiceServicer):
         require_caller(min_role=PLATFORM_ADMIN)
         rules = self._banking.settings.match_rules
         async with self._pool.acquire() as conn:
-            matches = await repository.list_matches(conn)
+            matches = await repository.list_matches(conn, LISTED)
             open_payouts = await repository.open_payouts(conn, None, None, rules_only=False)
             open_credits = await repository.open_credits(conn, None, None, rules_only=False)
-            payout_rows = await repository.payouts_by_ids(conn, [str(r["id"]) for r in open_payouts])
+            payout_rows = await repository.payouts_by_ids(conn, [str(r["id"]) for r in open_payouts[:LISTED]])
             credit_ids = [
                 r["id"]
                 for r in open_credits
                 if reports.looks_like_stripe_row(r["label"], r["reference"], rules.stripe_labels)
             ]
-            credit_rows = await repository.bank_transactions_by_ids(conn, credit_ids)
+            credit_rows = await repository.bank_transactions_by_ids(conn, credit_ids[:LISTED])
         return pb.GetReconciliationResponse(
             matches=[match_message(m) for m in matches],
             unmatched_payouts=[payout_message(r) for r in payout_rows],

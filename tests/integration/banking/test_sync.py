@@ -99,3 +99,22 @@ async def test_webhook_events_feed_the_same_upsert_and_duplicates_change_nothing
         "SELECT status, amount_cents FROM bank_transactions WHERE transaction_id = $1", txn["transaction_id"]
     )
     assert [(r["status"], r["amount_cents"]) for r in rows] == [("completed", 777)]
+
+
+async def test_pull_backs_off_when_qonto_rate_limits(stack: Stack) -> None:
+    qonto = stack.extras["qonto_sandbox"]
+    tag = uuid.uuid4().hex[:8]
+    txn = await qonto.inject(amount_cents=999, label=f"LIMITED {tag}")
+    qonto.inject_faults(429, count=2, retry_after=0)
+    counts = await _sync(stack)
+    assert counts["inserted"] >= 1
+    assert txn["transaction_id"] in {t["transaction_id"] for t in await _transactions(stack)}
+
+
+async def test_qonto_unavailable_answers_503(stack: Stack) -> None:
+    qonto = stack.extras["qonto_sandbox"]
+    headers = await stack.admin_headers()
+    qonto.inject_faults(429, count=5, retry_after=0)  # every attempt of one request
+    answer = await stack.http.post("/v1/banking/sync", headers=headers)
+    assert answer.status_code == 503 and answer.json()["code"] == "qonto_unavailable"
+    assert (await stack.http.post("/v1/banking/sync", headers=headers)).status_code == 200
