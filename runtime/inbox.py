@@ -232,27 +232,40 @@ async def replay(
 ) -> tuple[int, int, int]:
     """Applies again one event, or every pending and failed one; returns (replayed, applied, failed).
 
-    Each event is locked (SKIP LOCKED) while applied, so replicas and the worker never apply
-    one event twice at the same time.
+    One event named by its id may also be one that was ignored (e.g. of a type handled since);
+    an applied event is never applied twice. Each event is locked (SKIP LOCKED) while applied,
+    so replicas and the worker never apply one event twice at the same time.
     """
     replayed = applied = failed = 0
+    tried: list[str] = []
     while True:
         async with pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                """SELECT * FROM inbox_events
-                    WHERE ($1 = '' OR event_id = $1) AND ($2 = '' OR source = $2)
-                      AND ($1 <> '' OR status IN ('pending', 'failed'))
-                      AND (NOT $3 OR next_attempt_at <= now())
-                      AND status NOT IN ('applied', 'ignored')
-                    ORDER BY created_at NULLS FIRST, received_at
-                    LIMIT 1 FOR UPDATE SKIP LOCKED""",
-                event_id,
-                source,
-                due_only,
-            )
+            if event_id:
+                row = await conn.fetchrow(
+                    """SELECT * FROM inbox_events
+                        WHERE event_id = $1 AND ($2 = '' OR source = $2) AND status <> 'applied'
+                        LIMIT 1 FOR UPDATE SKIP LOCKED""",
+                    event_id,
+                    source,
+                )
+            else:
+                # Literal statuses, so that the partial retry index serves it however large the inbox;
+                # oldest first; each event at most once per call (one that fails again stays failed).
+                row = await conn.fetchrow(
+                    """SELECT * FROM inbox_events
+                        WHERE status IN ('pending', 'failed') AND ($1 = '' OR source = $1)
+                          AND (NOT $2 OR next_attempt_at <= now())
+                          AND NOT (source || ' ' || event_id = ANY($3::text[]))
+                        ORDER BY created_at NULLS FIRST, received_at
+                        LIMIT 1 FOR UPDATE SKIP LOCKED""",
+                    source,
+                    due_only,
+                    tried,
+                )
             if row is None:
                 return replayed, applied, failed
             event = _event_from_row(row)
+            tried.append(f"{event.source} {event.event_id}")
             with _replay_span(event, row["trace_context"]):
                 status, error = await _apply(conn, handler, event)
             await _record_outcome(conn, event, status, error, attempts=row["attempts"] + 1)

@@ -127,3 +127,33 @@ async def test_a_delivery_is_answered_within_its_deadline_and_applied_later_in_i
             await worker
         await channel.close(None)
         await running.stop(0)
+
+
+async def test_replaying_everything_tries_a_failing_event_once(pool: asyncpg.Pool) -> None:
+    async def broken(conn: Connection, event: InboundEvent) -> str:
+        raise RuntimeError("still broken")
+
+    first, second = _event(), _event()
+    for event in (first, second):
+        assert await record_and_apply(pool, broken, event) == (False, "failed")
+    assert await replay(pool, broken) == (2, 0, 2)
+    attempts = await pool.fetch("SELECT attempts FROM inbox_events WHERE status = 'failed'")
+    assert sorted(r["attempts"] for r in attempts) == [2, 2]
+
+
+async def test_an_ignored_event_named_by_id_is_applied_again_an_applied_one_never(pool: asyncpg.Pool) -> None:
+    handled: set[str] = set()
+
+    async def handler(conn: Connection, event: InboundEvent) -> str:
+        if event.type not in handled:
+            return "ignored"
+        await conn.execute("INSERT INTO effects VALUES ($1, 1)", event.event_id)
+        return APPLIED
+
+    event = _event()
+    assert await record_and_apply(pool, handler, event) == (False, "ignored")
+    assert await replay(pool, handler) == (0, 0, 0)  # ignored events are not retried on their own
+    handled.add(event.type)  # a handler for the type is deployed
+    assert await replay(pool, handler, event_id=event.event_id) == (1, 1, 0)
+    assert await replay(pool, handler, event_id=event.event_id) == (0, 0, 0)
+    assert await pool.fetchval("SELECT count(*) FROM effects WHERE event_id = $1", event.event_id) == 1
