@@ -69,13 +69,13 @@ def main() -> None:
     args = parser.parse_args()
     payouts, credits = generate(args.payouts, args.credits)
     rules = MatchRules(tolerance_cents=args.tolerance)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     result = match_payouts(payouts, credits, rules)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     by_rule = Counter(m.rule for m in result.matches)
     matched_payouts = sum(len(m.payout_ids) for m in result.matches)
     print(f"payouts={len(payouts):,} credits={len(credits):,} tolerance={args.tolerance} cents")
-    print(f"matched {len(result.matches):,} credits ({matched_payouts:,} payouts) in {elapsed:.2f} s")
+    print(f"matched {len(result.matches):,} credits ({matched_payouts:,} payouts) in {elapsed:.2f} s (CPU {cpu:.2f} s)")
     print("by rule: " + ", ".join(f"{rule}={count:,}" for rule, count in sorted(by_rule.items())))
     print(
         f"unmatched payouts={len(result.unmatched_payouts):,} unmatched Stripe-like credits={len(result.unmatched_credits):,}"

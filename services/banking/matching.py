@@ -260,14 +260,34 @@ class _Matcher:
         self._sum_tables[(*key, size)] = table
         return table
 
+    def _triple(self, key: tuple[str, int], target: int, deltas: list[int]) -> tuple[int, ...] | None:
+        """Three open payouts of one day adding up to target ± tolerance: one payout plus a listed pair."""
+        pairs = self._sums(key, 2)
+        if not pairs:
+            return None
+        ceiling = target + self.rules.tolerance_cents
+        for position, pi in enumerate(self._day_payouts[key]):
+            amount = self.payouts[pi].amount
+            if 3 * amount > ceiling:  # the smallest of the three, amounts ascending
+                return None
+            if self.payout_used[pi]:
+                continue
+            for delta in deltas:
+                for combo in pairs.get(target - delta - amount, ()):
+                    if self._position[combo[0]] > position and not any(self.payout_used[p] for p in combo):
+                        return (pi, *combo)
+        return None
+
     def by_sum_of_payouts(self) -> None:
         self._day_payouts: dict[tuple[str, int], list[int]] = defaultdict(list)
         self._sum_tables: dict[tuple[str, int, int], dict[int, list[tuple[int, ...]]] | None] = {}
         for pi, payout in enumerate(self.payouts):
             if not self.payout_used[pi]:
                 self._day_payouts[(payout.currency, payout.day.toordinal())].append(pi)
+        self._position: dict[int, int] = {}
         for members in self._day_payouts.values():
             members.sort(key=lambda pi: (self.payouts[pi].amount, self.payouts[pi].id))
+            self._position.update((pi, position) for position, pi in enumerate(members))
         tol, before, after = self.rules.tolerance_cents, self.rules.days_before, self.rules.days_after
         deltas = sorted(range(-tol, tol + 1), key=lambda d: (abs(d), d))
         for ci, credit in enumerate(self.credits):
@@ -292,6 +312,11 @@ class _Matcher:
         for size in range(2, self.rules.max_group + 1):
             for day in days:
                 if (credit.currency, day) not in self._day_payouts:
+                    continue
+                if size == 3:
+                    found = self._triple((credit.currency, day), credit.amount, deltas)
+                    if found is not None:
+                        return found
                     continue
                 table = self._sums((credit.currency, day), size)
                 if not table:

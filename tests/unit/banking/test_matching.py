@@ -154,3 +154,16 @@ def test_each_item_is_used_once_and_input_order_does_not_matter() -> None:
 def test_rules_reject_negative_settings() -> None:
     with pytest.raises(ValueError):
         MatchRules(tolerance_cents=-1)
+
+
+@pytest.mark.parametrize(("total", "group"), [(300, ("a", "b")), (1300, ("a", "c", "d")), (1500, ("a", "b", "c", "d"))])
+def test_groups_of_two_three_and_four(total: int, group: tuple[str, ...]) -> None:
+    payouts = [payout("a", 100), payout("b", 200), payout("c", 400), payout("d", 800)]
+    [match] = match_payouts(payouts, [credit("c1", total, DAY + timedelta(days=2))]).matches
+    assert match.rule == "sum_of_payouts" and match.payout_ids == group
+    assert "arriving the same day, 2 days after" in match.explanation
+
+
+def test_groups_are_searched_only_among_payouts_of_one_day() -> None:
+    payouts = [payout("a", 100, DAY), payout("b", 200, DAY + timedelta(days=1))]
+    assert match_payouts(payouts, [credit("c1", 300, DAY + timedelta(days=1))]).matches == []
