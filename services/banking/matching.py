@@ -143,12 +143,14 @@ class _Matcher:
 
     # Rule 1 -------------------------------------------------------------------------------
     def by_reference(self) -> None:
-        index: dict[str, list[int]] = defaultdict(list)
+        shared: dict[str, list[int]] = defaultdict(list)
         for i, payout in enumerate(self.payouts):
             for ref in payout.references:
                 key = ref.strip().upper()
                 if key:
-                    index[key].append(i)
+                    shared[key].append(i)
+        # A reference shared by many payouts (a generic statement descriptor) identifies none of them.
+        index = {key: found for key, found in shared.items() if len(found) <= self.rules.max_candidates}
         if not index:
             return
         tol = self.rules.tolerance_cents

@@ -167,3 +167,10 @@ def test_groups_of_two_three_and_four(total: int, group: tuple[str, ...]) -> Non
 def test_groups_are_searched_only_among_payouts_of_one_day() -> None:
     payouts = [payout("a", 100, DAY), payout("b", 200, DAY + timedelta(days=1))]
     assert match_payouts(payouts, [credit("c1", 300, DAY + timedelta(days=1))]).matches == []
+
+
+def test_a_descriptor_shared_by_many_payouts_identifies_none() -> None:
+    payouts = [payout(f"p{i:02d}", 1000 + i, DAY, "COLLECT") for i in range(40)]
+    result = match_payouts(payouts, [credit("c1", 1005, reference="COLLECT")])
+    [match] = result.matches
+    assert match.payout_ids == ("p05",) and match.rule == "amount_date"
