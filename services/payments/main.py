@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 
+import asyncpg
 import grpc
 from collect.payments.v1 import payments_pb2, payments_pb2_grpc
 
@@ -14,6 +16,7 @@ from runtime.inbox import register_event_sink
 from runtime.service import ServiceDeps
 from runtime.settings import Env
 from services.payments import receipts
+from services.payments import repository as repo
 from services.payments.context import Context
 from services.payments.domain import DEFAULT_TIMEZONE, Settings
 from services.payments.lifecycle import event_handler
@@ -25,6 +28,7 @@ SCHEMA = "payments"
 MIGRATIONS = Path(__file__).parent / "migrations"
 SERVICE_NAME = payments_pb2.DESCRIPTOR.services_by_name["PaymentsService"].full_name
 on_start = None
+log = logging.getLogger("payments")
 
 
 def read_settings(env: Env) -> Settings:
@@ -44,13 +48,28 @@ def wire(deps: ServiceDeps, server: grpc.aio.Server) -> Iterable[str]:
     ctx = Context(deps.pool, stripe, PolicyClient(deps.channel("accounts")), read_settings(deps.env))
     payments_pb2_grpc.add_PaymentsServiceServicer_to_server(PaymentsServicer(ctx), server)
     events = register_event_sink(deps, server, event_handler(ctx))
-    worker = asyncio.get_running_loop().create_task(receipts.run_worker(ctx), name="payments-receipts")
+    loop = asyncio.get_running_loop()
+    workers = [
+        loop.create_task(receipts.run_worker(ctx), name="payments-receipts"),
+        loop.create_task(_expire_keys(ctx, deps.env.integer("IDEMPOTENCY_KEY_TTL_HOURS", 24)), name="payments-keys"),
+    ]
 
     async def stop() -> None:
-        worker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await worker
+        for worker in workers:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
         await stripe.close()
 
     deps.cleanups.append(stop)
     return [SERVICE_NAME, events]
+
+
+async def _expire_keys(ctx: Context, hours: int, every: float = 600.0) -> None:
+    while True:
+        try:
+            async with ctx.pool.acquire() as conn:
+                await repo.expire_keys(conn, hours)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            log.warning("idempotency key expiry: %s", error)
+        await asyncio.sleep(every)

@@ -515,3 +515,12 @@ async def finish_receipt(conn: Connection, payment_id: Any, *, sent: bool, error
         error,
         attempts,
     )
+
+
+async def expire_keys(conn: Connection, hours: int) -> int:
+    """Forgets answered idempotency keys older than `hours` (Stripe keeps its keys 24 h)."""
+    status = await conn.execute(
+        "DELETE FROM idempotency_keys WHERE response IS NOT NULL AND created_at < now() - make_interval(hours => $1)",
+        hours,
+    )
+    return int(status.split()[-1])

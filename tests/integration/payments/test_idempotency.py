@@ -111,3 +111,18 @@ async def test_stripe_unavailable_then_retry_completes(stack: Stack, org: OrgCon
     retry = await stack.http.post("/v1/payments", headers=headers, json={"amount": 2500})
     assert retry.status_code == 201, retry.text
     assert len(await intents_on(stack, org.stripe_account_id)) == 1
+
+
+async def test_answered_keys_expire_after_a_day(stack: Stack, org: OrgContext) -> None:
+    from services.payments import repository
+
+    headers = {**org.agent_headers, "Idempotency-Key": uuid.uuid4().hex}
+    first = await stack.http.post("/v1/payments", headers=headers, json={"amount": 1500})
+    pool = stack.deps["payments"].pool
+    await pool.execute(
+        "UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE organization_id = $1", org.id
+    )
+    async with pool.acquire() as conn:
+        assert await repository.expire_keys(conn, 24) >= 1
+    again = await stack.http.post("/v1/payments", headers=headers, json={"amount": 1600})
+    assert again.status_code == 201 and again.json()["id"] != first.json()["id"]
