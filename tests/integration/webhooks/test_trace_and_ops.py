@@ -66,3 +66,9 @@ async def test_operations_need_a_platform_admin(platform: WebhookPlatform) -> No
     bad = await http.get("/v1/ops/events", params={"status": "lost", "limit": "0"}, headers=headers)
     assert bad.status_code == 400 and {e["field"] for e in bad.json()["errors"]} == {"status", "limit"}
     assert (await http.post("/v1/ops/events/replay", json={"service": "nope"}, headers=headers)).status_code == 400
+
+
+async def test_the_webhook_and_operations_routes_are_in_the_openapi_document(platform: WebhookPlatform) -> None:
+    paths = (await platform.stack.http.get("/openapi.json")).json()["paths"]
+    assert {"/webhooks/stripe", "/webhooks/qonto", "/v1/ops/events", "/v1/ops/events/replay"} <= set(paths)
+    assert paths["/webhooks/stripe"]["post"]["security"] == []
