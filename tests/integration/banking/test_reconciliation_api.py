@@ -190,3 +190,29 @@ async def test_allocation_rules_are_validated(bank_stack: Stack) -> None:
     org = await onboarded_organization(stack)
     forbidden = await stack.http.put("/v1/banking/allocation-rules", headers=org.admin_headers, json=good)
     assert forbidden.status_code == 403
+
+
+async def test_every_bank_account_is_pulled_with_its_legal_entity(bank_stack: Stack) -> None:
+    stack = bank_stack
+    admin = await stack.admin_headers()
+    qonto = stack.extras["qonto_sandbox"]
+    main = await qonto.inject(amount_cents=1111, label="RENT REFUND", reference="main-account")
+    savings = await qonto.inject(
+        amount_cents=2222,
+        label="INTEREST",
+        reference="savings-account",
+        bank_account_slug="collect-sandbox-bank-account-2",
+    )
+    assert (await stack.http.post("/v1/banking/sync", headers=admin)).status_code == 200
+    by_reference = {
+        t["reference"]: t
+        for t in (await stack.http.get("/v1/banking/transactions", params={"limit": "100"}, headers=admin)).json()[
+            "data"
+        ]
+    }
+    assert by_reference["main-account"]["transaction_id"] == main["transaction_id"]
+    assert by_reference["main-account"]["iban"] == "FR7616958000010000000000140"
+    assert by_reference["main-account"]["legal_entity"] == "holding"
+    assert by_reference["savings-account"]["transaction_id"] == savings["transaction_id"]
+    assert by_reference["savings-account"]["iban"] == "FR7616958000010000000000237"
+    assert by_reference["savings-account"]["legal_entity"] is None
