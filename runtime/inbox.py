@@ -1,9 +1,10 @@
 """Store-first processing of outside events (Stripe, Qonto), shared by every consuming service.
 
 The owner records each event in its own `inbox_events` table (unique by source + event id)
-in the same transaction as its effect. The effect runs in a savepoint: when it fails, the
-event stays recorded as `failed` and a background worker applies it again with backoff, so a
-delivery acknowledged once is never lost; a duplicate changes nothing.
+in the same transaction as its effect. When the effect fails, that transaction is rolled back
+and the event is recorded alone as `failed`; a background worker applies it again with backoff
+(each retry's effect in a savepoint), so a delivery acknowledged once is never lost; a
+duplicate changes nothing.
 
 A delivery is answered within its deadline: an effect that would outlast it is rolled back,
 the event stays recorded as `pending` and the worker applies it at once (the sender is told
