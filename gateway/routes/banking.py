@@ -271,6 +271,36 @@ async def get_allocation_rules(request: Request) -> Response:
     return json_response(_allocation_json(answer))
 
 
+async def allocation_report(request: Request) -> Response:
+    stub = _admin(request)
+    from_day = _day_query(request, "from", required=True)
+    to_day = _day_query(request, "to", required=True)
+    answer = await stub.GetAllocationReport(pb.GetAllocationReportRequest(from_date=from_day, to_date=to_day))
+    return json_response(
+        {
+            "from": answer.from_date,
+            "to": answer.to_date,
+            "currency": answer.currency,
+            "net": answer.net,
+            "allocation": [
+                {
+                    "entity": e.entity,
+                    "revenue": e.revenue,
+                    "tax_rate_bps": e.tax_rate_bps,
+                    "estimated_tax": e.estimated_tax,
+                }
+                for e in answer.allocation
+            ],
+            "tax": {
+                "estimated_total": answer.estimated_tax_total,
+                "baseline_entity": answer.baseline_entity or None,
+                "baseline_estimated": answer.baseline_estimated_tax,
+                "difference": answer.tax_difference,
+            },
+        }
+    )
+
+
 async def daily_report(request: Request) -> Response:
     stub = _admin(request)
     day = _day_query(request, "date", required=False)
@@ -332,6 +362,7 @@ routes: list[BaseRoute] = [
     Route("/v1/banking/reconciliation/matches/{match_id}", unmatch, methods=["DELETE"]),
     Route("/v1/banking/allocation-rules", put_allocation_rules, methods=["PUT"]),
     Route("/v1/banking/allocation-rules", get_allocation_rules, methods=["GET"]),
+    Route("/v1/banking/allocation-report", allocation_report, methods=["GET"]),
     Route("/v1/reports/daily", daily_report, methods=["GET"]),
     Route("/v1/reports/daily/send", send_daily_report, methods=["POST"]),
     Route("/v1/banking/exports/fec", export_fec, methods=["GET"]),
@@ -431,6 +462,12 @@ openapi_paths: dict[str, dict[str, object]] = {
             "summary": "Legal entities and allocation rules",
             "responses": {**json_ok("{rules, entities}"), **_ADMIN_ERRORS},
         },
+    },
+    "/v1/banking/allocation-report": {
+        "get": {
+            "summary": "Net revenue per legal entity over `?from&to`, estimated tax, and the single-entity baseline",
+            "responses": {**json_ok("{from, to, currency, net, allocation, tax}"), **_ADMIN_ERRORS},
+        }
     },
     "/v1/reports/daily": {
         "get": {

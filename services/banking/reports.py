@@ -19,6 +19,7 @@ from collect.payments.v1 import payments_pb2 as payments_pb
 
 from runtime.errors import FieldError, InvalidArgument, Unavailable
 from services.banking import fec, repository
+from services.banking.allocation import AllocationSummary, allocate
 from services.banking.context import REPORT_LOCK, Banking
 from services.banking.daily_report import (
     DailyReport,
@@ -55,8 +56,9 @@ def day_bounds(day: date, banking: Banking) -> tuple[datetime, datetime]:
     return start.astimezone(UTC), end.astimezone(UTC)
 
 
-async def _sales(banking: Banking, day: date) -> list[OrganizationTotals]:
-    request = payments_pb.ListDailyTotalsRequest(from_date=day.isoformat(), to_date=day.isoformat())
+async def _sales(banking: Banking, day: date, last_day: date | None = None) -> list[OrganizationTotals]:
+    """Sales per organisation from Payments, summed over day..last_day, in the report currency."""
+    request = payments_pb.ListDailyTotalsRequest(from_date=day.isoformat(), to_date=(last_day or day).isoformat())
     answer = await banking.payments.ListDailyTotals(request)
     currency = banking.settings.report_currency
     totals: dict[str, OrganizationTotals] = {}
@@ -117,6 +119,19 @@ async def daily_report(banking: Banking, day: date) -> DailyReport:
 
 def looks_like_stripe_row(label: str | None, reference: str | None, labels: tuple[str, ...]) -> bool:
     return looks_like_stripe(CreditItem("", 0, "", date.min, label or "", reference or ""), labels)
+
+
+async def allocation_report(banking: Banking, from_day: date, to_day: date) -> tuple[int, AllocationSummary]:
+    """(net revenue, allocation) of every organisation over [from, to]."""
+    if from_day > to_day:
+        raise InvalidArgument("from must not be after to", "validation_error", [FieldError("from", "after to")])
+    if (to_day - from_day).days > 366:
+        raise InvalidArgument("the range is at most a year", "validation_error", [FieldError("to", "at most a year")])
+    sales = await _sales(banking, from_day, to_day)
+    async with banking.pool.acquire() as conn:
+        rules, entities = await repository.allocation(conn)
+    net = {t.organization_id: t.net for t in sales if t.organization_id}
+    return sum(net.values()), allocate(net, rules, entities, banking.settings.baseline_entity)
 
 
 # ---- Slack outbox ------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import asyncpg
 import grpc
 from collect.banking.v1 import banking_pb2 as pb
@@ -121,6 +123,18 @@ def _allocation_messages(
         [pb.AllocationRule(organization_id=r.organization_id, entity=r.entity, share_bps=r.share_bps) for r in rules],
         [pb.LegalEntity(entity=e.entity, tax_rate_bps=e.tax_rate_bps) for e in entities],
     )
+
+
+def _required_range(from_date: str, to_date: str) -> tuple[date, date]:
+    from_day = reconciliation.parse_day(from_date, "from")
+    to_day = reconciliation.parse_day(to_date, "to")
+    if from_day is None or to_day is None:
+        raise InvalidArgument(
+            "from and to are required",
+            "validation_error",
+            [FieldError(name, "is required") for name, v in (("from", from_day), ("to", to_day)) if v is None],
+        )
+    return from_day, to_day
 
 
 # At most this many matches and unmatched items of each kind in GetReconciliation.
@@ -260,6 +274,29 @@ class BankingServicer(banking_pb2_grpc.BankingServiceServicer):
         rule_messages, entity_messages = _allocation_messages(rules, entities)
         return pb.GetAllocationRulesResponse(rules=rule_messages, entities=entity_messages)
 
+    async def GetAllocationReport(
+        self, request: pb.GetAllocationReportRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetAllocationReportResponse:
+        require_caller(min_role=PLATFORM_ADMIN)
+        from_day, to_day = _required_range(request.from_date, request.to_date)
+        net, summary = await reports.allocation_report(self._banking, from_day, to_day)
+        return pb.GetAllocationReportResponse(
+            from_date=from_day.isoformat(),
+            to_date=to_day.isoformat(),
+            currency=self._banking.settings.report_currency,
+            net=net,
+            allocation=[
+                pb.EntityAllocation(
+                    entity=e.entity, revenue=e.revenue, tax_rate_bps=e.tax_rate_bps, estimated_tax=e.estimated_tax
+                )
+                for e in summary.entities
+            ],
+            estimated_tax_total=summary.estimated_tax_total,
+            baseline_entity=summary.baseline_entity,
+            baseline_estimated_tax=summary.baseline_estimated_tax,
+            tax_difference=summary.tax_difference,
+        )
+
     async def GetDailyReport(
         self, request: pb.GetDailyReportRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetDailyReportResponse:
@@ -279,13 +316,6 @@ class BankingServicer(banking_pb2_grpc.BankingServiceServicer):
 
     async def ExportFec(self, request: pb.ExportFecRequest, context: grpc.aio.ServicerContext) -> pb.ExportFecResponse:
         require_caller(min_role=PLATFORM_ADMIN)
-        from_day = reconciliation.parse_day(request.from_date, "from")
-        to_day = reconciliation.parse_day(request.to_date, "to")
-        if from_day is None or to_day is None:
-            raise InvalidArgument(
-                "from and to are required",
-                "validation_error",
-                [FieldError(name, "is required") for name, v in (("from", from_day), ("to", to_day)) if v is None],
-            )
+        from_day, to_day = _required_range(request.from_date, request.to_date)
         content, filename, entries = await reports.export_fec(self._banking, from_day, to_day)
         return pb.ExportFecResponse(content=content, filename=filename, entries=entries)

@@ -77,6 +77,13 @@ async def test_payments_to_reconciled_daily_report_and_fec(bank_stack: Stack) ->
     assert report["tax"]["baseline_entity"] == "holding"
     assert report["tax"]["difference"] == report["tax"]["estimated_total"] - report["tax"]["baseline_estimated"] < 0
 
+    ranged = await stack.http.get(
+        "/v1/banking/allocation-report", params={"from": today(), "to": today()}, headers=admin
+    )
+    assert ranged.status_code == 200, ranged.text
+    assert ranged.json()["net"] == net and ranged.json()["allocation"] == report["allocation"]
+    assert ranged.json()["tax"] == report["tax"]
+
     as_csv = await stack.http.get("/v1/reports/daily", params={"date": today(), "format": "csv"}, headers=admin)
     assert as_csv.status_code == 200 and as_csv.headers["content-type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(as_csv.text)))

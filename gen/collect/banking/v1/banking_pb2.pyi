@@ -677,6 +677,73 @@ class GetAllocationRulesResponse(_message.Message):
 Global___GetAllocationRulesResponse: _TypeAlias = GetAllocationRulesResponse  # noqa: Y015
 
 @_typing.final
+class GetAllocationReportRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FROM_DATE_FIELD_NUMBER: _builtins.int
+    TO_DATE_FIELD_NUMBER: _builtins.int
+    from_date: _builtins.str
+    """YYYY-MM-DD, inclusive."""
+    to_date: _builtins.str
+    def __init__(
+        self,
+        *,
+        from_date: _builtins.str = ...,
+        to_date: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_date", b"from_date", "to_date", b"to_date"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAllocationReportRequest: _TypeAlias = GetAllocationReportRequest  # noqa: Y015
+
+@_typing.final
+class GetAllocationReportResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FROM_DATE_FIELD_NUMBER: _builtins.int
+    TO_DATE_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    NET_FIELD_NUMBER: _builtins.int
+    ALLOCATION_FIELD_NUMBER: _builtins.int
+    ESTIMATED_TAX_TOTAL_FIELD_NUMBER: _builtins.int
+    BASELINE_ENTITY_FIELD_NUMBER: _builtins.int
+    BASELINE_ESTIMATED_TAX_FIELD_NUMBER: _builtins.int
+    TAX_DIFFERENCE_FIELD_NUMBER: _builtins.int
+    from_date: _builtins.str
+    to_date: _builtins.str
+    currency: _builtins.str
+    net: _builtins.int
+    estimated_tax_total: _builtins.int
+    baseline_entity: _builtins.str
+    baseline_estimated_tax: _builtins.int
+    tax_difference: _builtins.int
+    @_builtins.property
+    def allocation(self) -> _containers.RepeatedCompositeFieldContainer[Global___EntityAllocation]: ...
+    def __init__(
+        self,
+        *,
+        from_date: _builtins.str = ...,
+        to_date: _builtins.str = ...,
+        currency: _builtins.str = ...,
+        net: _builtins.int = ...,
+        allocation: _abc.Iterable[Global___EntityAllocation] | None = ...,
+        estimated_tax_total: _builtins.int = ...,
+        baseline_entity: _builtins.str = ...,
+        baseline_estimated_tax: _builtins.int = ...,
+        tax_difference: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocation", b"allocation", "baseline_entity", b"baseline_entity", "baseline_estimated_tax", b"baseline_estimated_tax", "currency", b"currency", "estimated_tax_total", b"estimated_tax_total", "from_date", b"from_date", "net", b"net", "tax_difference", b"tax_difference", "to_date", b"to_date"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAllocationReportResponse: _TypeAlias = GetAllocationReportResponse  # noqa: Y015
+
+@_typing.final
 class GetDailyReportRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -86,6 +86,11 @@ class BankingServiceStub:
                 request_serializer=collect_dot_banking_dot_v1_dot_banking__pb2.GetAllocationRulesRequest.SerializeToString,
                 response_deserializer=collect_dot_banking_dot_v1_dot_banking__pb2.GetAllocationRulesResponse.FromString,
                 _registered_method=True)
+        self.GetAllocationReport = channel.unary_unary(
+                '/collect.banking.v1.BankingService/GetAllocationReport',
+                request_serializer=collect_dot_banking_dot_v1_dot_banking__pb2.GetAllocationReportRequest.SerializeToString,
+                response_deserializer=collect_dot_banking_dot_v1_dot_banking__pb2.GetAllocationReportResponse.FromString,
+                _registered_method=True)
         self.GetDailyReport = channel.unary_unary(
                 '/collect.banking.v1.BankingService/GetDailyReport',
                 request_serializer=collect_dot_banking_dot_v1_dot_banking__pb2.GetDailyReportRequest.SerializeToString,
@@ -170,6 +175,13 @@ class BankingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetAllocationReport(self, request, context):
+        """Net revenue per legal entity over a date range, estimated tax, and the single-entity baseline.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetDailyReport(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -241,6 +253,11 @@ def add_BankingServiceServicer_to_server(servicer, server):
                     servicer.GetAllocationRules,
                     request_deserializer=collect_dot_banking_dot_v1_dot_banking__pb2.GetAllocationRulesRequest.FromString,
                     response_serializer=collect_dot_banking_dot_v1_dot_banking__pb2.GetAllocationRulesResponse.SerializeToString,
+            ),
+            'GetAllocationReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAllocationReport,
+                    request_deserializer=collect_dot_banking_dot_v1_dot_banking__pb2.GetAllocationReportRequest.FromString,
+                    response_serializer=collect_dot_banking_dot_v1_dot_banking__pb2.GetAllocationReportResponse.SerializeToString,
             ),
             'GetDailyReport': grpc.unary_unary_rpc_method_handler(
                     servicer.GetDailyReport,
@@ -530,6 +547,33 @@ class BankingService:
             '/collect.banking.v1.BankingService/GetAllocationRules',
             collect_dot_banking_dot_v1_dot_banking__pb2.GetAllocationRulesRequest.SerializeToString,
             collect_dot_banking_dot_v1_dot_banking__pb2.GetAllocationRulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAllocationReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/collect.banking.v1.BankingService/GetAllocationReport',
+            collect_dot_banking_dot_v1_dot_banking__pb2.GetAllocationReportRequest.SerializeToString,
+            collect_dot_banking_dot_v1_dot_banking__pb2.GetAllocationReportResponse.FromString,
             options,
             channel_credentials,
             insecure,

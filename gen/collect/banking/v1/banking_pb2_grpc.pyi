@@ -47,6 +47,8 @@ class BankingServiceStub:
     Unmatch: _grpc.UnaryUnaryMultiCallable[_banking_pb2.UnmatchRequest, _banking_pb2.UnmatchResponse]
     PutAllocationRules: _grpc.UnaryUnaryMultiCallable[_banking_pb2.PutAllocationRulesRequest, _banking_pb2.PutAllocationRulesResponse]
     GetAllocationRules: _grpc.UnaryUnaryMultiCallable[_banking_pb2.GetAllocationRulesRequest, _banking_pb2.GetAllocationRulesResponse]
+    GetAllocationReport: _grpc.UnaryUnaryMultiCallable[_banking_pb2.GetAllocationReportRequest, _banking_pb2.GetAllocationReportResponse]
+    """Net revenue per legal entity over a date range, estimated tax, and the single-entity baseline."""
     GetDailyReport: _grpc.UnaryUnaryMultiCallable[_banking_pb2.GetDailyReportRequest, _banking_pb2.GetDailyReportResponse]
     SendDailyReport: _grpc.UnaryUnaryMultiCallable[_banking_pb2.SendDailyReportRequest, _banking_pb2.SendDailyReportResponse]
     """Pushes the daily report to Slack; sent once per day."""
@@ -71,6 +73,8 @@ class BankingServiceAsyncStub(BankingServiceStub):
     Unmatch: _aio.UnaryUnaryMultiCallable[_banking_pb2.UnmatchRequest, _banking_pb2.UnmatchResponse]  # type: ignore[assignment]
     PutAllocationRules: _aio.UnaryUnaryMultiCallable[_banking_pb2.PutAllocationRulesRequest, _banking_pb2.PutAllocationRulesResponse]  # type: ignore[assignment]
     GetAllocationRules: _aio.UnaryUnaryMultiCallable[_banking_pb2.GetAllocationRulesRequest, _banking_pb2.GetAllocationRulesResponse]  # type: ignore[assignment]
+    GetAllocationReport: _aio.UnaryUnaryMultiCallable[_banking_pb2.GetAllocationReportRequest, _banking_pb2.GetAllocationReportResponse]  # type: ignore[assignment]
+    """Net revenue per legal entity over a date range, estimated tax, and the single-entity baseline."""
     GetDailyReport: _aio.UnaryUnaryMultiCallable[_banking_pb2.GetDailyReportRequest, _banking_pb2.GetDailyReportResponse]  # type: ignore[assignment]
     SendDailyReport: _aio.UnaryUnaryMultiCallable[_banking_pb2.SendDailyReportRequest, _banking_pb2.SendDailyReportResponse]  # type: ignore[assignment]
     """Pushes the daily report to Slack; sent once per day."""
@@ -152,6 +156,14 @@ class BankingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _banking_pb2.GetAllocationRulesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_banking_pb2.GetAllocationRulesResponse, _abc.Awaitable[_banking_pb2.GetAllocationRulesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetAllocationReport(
+        self,
+        request: _banking_pb2.GetAllocationReportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_banking_pb2.GetAllocationReportResponse, _abc.Awaitable[_banking_pb2.GetAllocationReportResponse]]:
+        """Net revenue per legal entity over a date range, estimated tax, and the single-entity baseline."""
 
     @_abc_1.abstractmethod
     def GetDailyReport(
