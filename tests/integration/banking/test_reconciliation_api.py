@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
+
 from tests.fixtures.organizations import onboarded_organization
 from tests.fixtures.stack import Stack
-from tests.integration.banking.conftest import eventually, pay_out, sell
+from tests.integration.banking.conftest import account_events, deliver, eventually, pay_out, sell
 
 
 async def _state(stack: Stack, headers: dict[str, str]) -> dict[str, Any]:
@@ -216,3 +218,32 @@ async def test_every_bank_account_is_pulled_with_its_legal_entity(bank_stack: St
     assert by_reference["savings-account"]["transaction_id"] == savings["transaction_id"]
     assert by_reference["savings-account"]["iban"] == "FR7616958000010000000000237"
     assert by_reference["savings-account"]["legal_entity"] is None
+
+
+async def test_a_payout_failing_after_its_match_loses_the_automatic_match(bank_stack: Stack) -> None:
+    stack = bank_stack
+    admin = await stack.admin_headers()
+    org = await onboarded_organization(stack)
+    await sell(stack, org, [3000])
+    payout = await pay_out(stack, org, statement_descriptor="CLUB BOUNCE")
+    credit = await eventually(lambda: _credit(stack, admin, "CLUB BOUNCE"), "the sandbox's credit")
+    assert (await _run(stack, admin))["created"] >= 1
+    assert credit["id"] in {m["bank_transaction_id"] for m in (await _state(stack, admin))["matches"]}
+
+    sandbox = stack.extras["stripe_sandbox"]
+    async with httpx.AsyncClient(base_url=sandbox.url) as http:
+        assert (await http.post(f"/_sandbox/payouts/{payout['id']}/fail", json={})).status_code == 200
+    await sandbox.wait_for_deliveries()
+    assert org.stripe_account_id
+    failed = [
+        e
+        for e in await account_events(stack, org.stripe_account_id, "payout.failed")
+        if e["data"]["object"]["id"] == payout["id"]
+    ]
+    assert await deliver(stack, "banking", failed) == ["applied"]
+
+    run = await _run(stack, admin)
+    assert run["removed"] == 1 and run["created"] == 0
+    state = await _state(stack, admin)
+    assert credit["id"] in {t["id"] for t in state["unmatched_credits"]}
+    assert payout["id"] not in {p["stripe_payout_id"] for p in state["unmatched_payouts"]}
