@@ -17,7 +17,7 @@ import httpx
 import orjson
 from collect.payments.v1 import payments_pb2 as payments_pb
 
-from runtime.errors import FieldError, InvalidArgument, Unavailable
+from runtime.errors import DomainError, FieldError, InvalidArgument, from_rpc_error
 from services.banking import fec, repository
 from services.banking.allocation import AllocationSummary, allocate
 from services.banking.context import REPORT_LOCK, Banking
@@ -59,7 +59,10 @@ def day_bounds(day: date, banking: Banking) -> tuple[datetime, datetime]:
 async def _sales(banking: Banking, day: date, last_day: date | None = None) -> list[OrganizationTotals]:
     """Sales per organisation from Payments, summed over day..last_day, in the report currency."""
     request = payments_pb.ListDailyTotalsRequest(from_date=day.isoformat(), to_date=(last_day or day).isoformat())
-    answer = await banking.payments.ListDailyTotals(request)
+    try:
+        answer = await banking.payments.ListDailyTotals(request)
+    except grpc.aio.AioRpcError as error:
+        raise from_rpc_error(error) from None
     currency = banking.settings.report_currency
     totals: dict[str, OrganizationTotals] = {}
     for row in answer.rows:
@@ -216,7 +219,7 @@ async def run_jobs_once(banking: Banking, now: datetime | None = None) -> None:
                 if locked is not None:
                     try:
                         await send_daily_report(banking, day)
-                    except (grpc.aio.AioRpcError, Unavailable) as error:
+                    except DomainError as error:
                         log.warning("daily report not built yet: %s", error)
     if settings.slack_webhook_url:
         async with banking.pool.acquire() as conn:
