@@ -194,6 +194,7 @@ async def _record(
         payment.stripe_account_id = policy.stripe_account_id
         payment.stripe_payment_intent_id = str(intent["id"])
         payment.application_fee_amount = int(intent.get("application_fee_amount") or 0)
+        payment.fee_percent_bps, payment.fee_minimum = policy.fee_percent_bps, policy.fee_minimum
         payment.amount_captured = int(intent.get("amount_received") or 0)
     async with ctx.pool.acquire() as conn, conn.transaction():
         if await repo.insert_payment(conn, payment):

@@ -100,3 +100,17 @@ async def test_batch_limit(stack: Stack, org: OrgContext) -> None:
     assert too_many.status_code == 400
     results = await submit(stack, org, [item() for _ in range(500)])
     assert {r["status"] for r in results} == {"created"}
+
+
+async def test_cash_payments_refund_locally(stack: Stack, org: OrgContext) -> None:
+    created = await submit(stack, org, [item(amount=800)])
+    payment_id = created[0]["payment_id"]
+    refund = await stack.http.post(
+        f"/v1/payments/{payment_id}/refunds",
+        headers={**org.admin_headers, "Idempotency-Key": uuid.uuid4().hex},
+        json={"amount": 300},
+    )
+    assert refund.status_code == 201, refund.text
+    assert refund.json()["status"] == "succeeded" and refund.json()["stripe_refund_id"] is None
+    payment = (await stack.http.get(f"/v1/payments/{payment_id}", headers=org.admin_headers)).json()
+    assert payment["amount_refunded"] == 300
