@@ -104,10 +104,16 @@ async def _record_intent(ctx: Context, payment_id: str, intent: dict[str, Any]) 
     return payment
 
 
+# Events that tell Payments nothing it does not know from its own calls.
+_NOTHING_NEW = frozenset({"payment_intent.created", "charge.updated", "charge.pending"})
+
+
 def event_handler(ctx: Context) -> Any:
     """The inbox handler for `payment_intent.*` and `charge.*` events."""
 
     async def handle(conn: Connection, event: InboundEvent) -> str:
+        if event.type in _NOTHING_NEW:
+            return IGNORED  # and no lock: it arrives while the create still holds the payment
         obj = event.data_object
         if event.type.startswith("payment_intent."):
             payment = await _payment_for(conn, str(obj.get("id") or ""), obj.get("metadata") or {})
