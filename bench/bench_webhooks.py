@@ -258,7 +258,8 @@ def _processes(stack: dict[str, object]) -> dict[str, list[int]]:
         commands[int(entry.name)] = cmdline
         for role, port in ports.items():
             key = b"GATEWAY_PORT=" if role == "gateway" else b"GRPC_PORT="
-            if ("-m gateway" in cmdline or "-m services." in cmdline) and key + port.encode() in environ:
+            module = "-m gateway " if role == "gateway" else f"-m services.{role} "
+            if module in cmdline + " " and key + port.encode() in environ:
                 found.setdefault(role, []).append(int(entry.name))
                 for variable in environ:
                     if variable.startswith(b"DATABASE_URL="):
