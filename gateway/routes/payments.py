@@ -246,11 +246,10 @@ async def submit_offline_batch(request: Request) -> Response:
     organization_id = fields.text("organization_id", required=False, max_len=100)
     fields.check()
     items: list[pb.OfflineItem] = []
-    shape_errors: list[FieldError] = []
-    for index, raw in enumerate(raw_items):
-        # Only the shape is checked here; a bad value rejects that item alone (in the service).
+    for raw in raw_items:
+        # Nothing is refused here: a bad item is rejected alone, with its reason, by the service.
         if not isinstance(raw, dict):
-            shape_errors.append(FieldError(f"transactions[{index}]", "must be an object"))
+            items.append(pb.OfflineItem())
             continue
         amount = raw.get("amount")
         item = pb.OfflineItem(
@@ -266,8 +265,6 @@ async def submit_offline_batch(request: Request) -> Response:
             if stamp is not None:
                 item.created_at.CopyFrom(stamp)
         items.append(item)
-    if shape_errors:
-        raise ApiError(400, "validation_error", "the request is invalid", shape_errors)
     answer = await request.app.state.clients.payments.SubmitOfflineBatch(
         pb.SubmitOfflineBatchRequest(organization_id=organization_id, items=items)
     )
