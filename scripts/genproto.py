@@ -55,7 +55,8 @@ def main() -> None:
         if args.check:
             old, new = _tree(GEN) if GEN.exists() else {}, _tree(fresh)
             stale = sorted(
-                name for name in old.keys() | new.keys()
+                name
+                for name in old.keys() | new.keys()
                 if name not in old or name not in new or not filecmp.cmp(old[name], new[name], shallow=False)
             )
             if stale:
