@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -60,6 +61,7 @@ def running_stack(extra_env: dict[str, str] | None = None) -> Iterator[dict[str,
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(30)
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 @contextlib.contextmanager

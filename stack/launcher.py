@@ -129,7 +129,7 @@ def main() -> int:
 
         asyncio.run(provision_all(database_url, passwords))
 
-        base_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "GRPC_PORT")}
+        base_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "GRPC_PORT", "GATEWAY_PORT")}
         base_env["PYTHONUNBUFFERED"] = "1"
         base_env.setdefault("BANK_SYNC_INTERVAL_SECONDS", "60")  # pull the bank every minute locally
         base_env["AUTH_TOKEN_SECRET"] = generated["AUTH_TOKEN_SECRET"]
