@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from runtime.addresses import Address, address_errors, normalize_address
 from runtime.auth import ROLES
 from runtime.errors import FieldError, InvalidArgument
 
@@ -101,16 +102,6 @@ ACCOUNT_TYPES = ("express", "custom")
 MAX_FEE_PERCENT_BPS = 10_000
 _CURRENCY = re.compile(r"^[a-z]{3}$")
 _IBAN = re.compile(r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{10,30}$")
-
-
-@dataclass(frozen=True)
-class Address:
-    line1: str
-    city: str
-    postal_code: str
-    country: str
-    line2: str = ""
-    state: str = ""
 
 
 @dataclass(frozen=True)
@@ -233,12 +224,10 @@ def validate_new_organization(new: NewOrganization) -> list[FieldError]:
         errors.append(FieldError("country", "must be an ISO 3166-1 alpha-2 code of a country Stripe supports"))
     if new.business_type not in BUSINESS_TYPES:
         errors.append(FieldError("business_type", f"must be one of {', '.join(BUSINESS_TYPES)}"))
-    for name in ("line1", "city", "postal_code"):
-        value = getattr(new.address, name)
-        if not value.strip() or len(value) > 200:
-            errors.append(FieldError(f"address.{name}", "must be 1..200 characters"))
-    if new.address.country and new.address.country != new.country:
+    if new.address.country and new.address.country.upper() != new.country:
         errors.append(FieldError("address.country", "must be the organisation's country"))
+    elif new.country in STRIPE_COUNTRIES:
+        errors += address_errors(normalize_address(new.address, new.country))
     errors += _policy_errors(new.charge_model, new.fee_percent_bps, new.fee_minimum)
     errors += _optional_errors(new.bank_account_iban, new.timezone, new.legal_entity)
     if not _CURRENCY.match(new.default_currency):

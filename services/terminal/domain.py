@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from runtime.addresses import Address, address_errors
 from runtime.errors import FieldError, InvalidArgument
 
 IOS, ANDROID = "ios", "android"
@@ -31,16 +32,6 @@ _VERSION = re.compile(r"^\s*(\d{1,3}(?:\.\d{1,3}){0,3})\s*(?:[-_ ]?(beta|b)\s*\d
 _IPHONE = re.compile(r"^iPhone(\d{1,3}),(\d{1,3})$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _STATUSES = ("online", "offline")
-
-
-@dataclass(frozen=True)
-class Address:
-    line1: str
-    city: str
-    postal_code: str
-    country: str
-    line2: str = ""
-    state: str = ""
 
 
 @dataclass(frozen=True)
@@ -133,51 +124,7 @@ def validate_location(display_name: str, address: Address) -> list[FieldError]:
     errors: list[FieldError] = []
     if not display_name.strip() or len(display_name) > 100:
         errors.append(FieldError("display_name", "must be 1..100 characters"))
-    for name, value, limit in (
-        ("line1", address.line1, 200),
-        ("city", address.city, 100),
-        ("postal_code", address.postal_code, 20),
-    ):
-        if not value.strip() or len(value) > limit:
-            errors.append(FieldError(f"address.{name}", f"must be 1..{limit} characters"))
-    if len(address.line2) > 200:
-        errors.append(FieldError("address.line2", "must be at most 200 characters"))
-    if len(address.state) > 100:
-        errors.append(FieldError("address.state", "must be at most 100 characters"))
-    if not _COUNTRY.match(address.country):
-        errors.append(FieldError("address.country", "must be an ISO 3166-1 alpha-2 code, e.g. FR"))
-    elif address.postal_code.strip() and not _postal_code_ok(address.country, address.postal_code.strip()):
-        errors.append(FieldError("address.postal_code", f"is not a valid postal code for {address.country}"))
-    return errors
-
-
-_POSTAL_CODES = {
-    "FR": r"\d{5}",
-    "DE": r"\d{5}",
-    "IT": r"\d{5}",
-    "ES": r"\d{5}",
-    "US": r"\d{5}(-\d{4})?",
-    "BE": r"\d{4}",
-    "NL": r"\d{4} ?[A-Za-z]{2}",
-    "AT": r"\d{4}",
-    "CH": r"\d{4}",
-}
-
-
-def _postal_code_ok(country: str, postal_code: str) -> bool:
-    pattern = _POSTAL_CODES.get(country)
-    return pattern is None or re.fullmatch(pattern, postal_code) is not None
-
-
-def normalize_address(address: Address, default_country: str) -> Address:
-    return Address(
-        line1=address.line1.strip(),
-        line2=address.line2.strip(),
-        city=address.city.strip(),
-        postal_code=address.postal_code.strip(),
-        country=(address.country.strip() or default_country).upper(),
-        state=address.state.strip(),
-    )
+    return errors + address_errors(address)
 
 
 def validate_reader(registration_code: str, label: str, location_id: str) -> list[FieldError]:

@@ -7,17 +7,16 @@ from typing import TypeVar
 
 import asyncpg
 
+from runtime.addresses import Address, normalize_address
 from runtime.db import Connection
 from runtime.errors import Conflict, FieldError, InvalidArgument, NotFound
 from runtime.inbox import APPLIED, IGNORED, InboundEvent
 from runtime.pagination import decode_cursor, encode_cursor, page_limit
 from services.terminal import repository
 from services.terminal.domain import (
-    Address,
     Location,
     Reader,
     ensure_valid,
-    normalize_address,
     reader_update,
     validate_location,
     validate_reader,

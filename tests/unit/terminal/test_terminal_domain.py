@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.terminal.domain import Address, normalize_address, reader_update, stripe_scope, validate_location
+from runtime.addresses import Address, normalize_address
+from services.terminal.domain import reader_update, stripe_scope, validate_location
 
 PARIS = Address(line1="1 rue de Rivoli", city="Paris", postal_code="75001", country="FR")
 
