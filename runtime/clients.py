@@ -62,3 +62,27 @@ def make_channel(target: str, tokens: ServiceTokens, *, default_timeout: float =
         interceptors=interceptors,
         options=[("grpc.keepalive_time_ms", 30_000), ("grpc.enable_retries", 1)],
     )
+
+
+async def call(rpc: Any, request: Any) -> Any:
+    """Calls another service; its failure surfaces as the domain error it raised (or Unavailable)."""
+    from runtime.errors import from_rpc_error
+
+    try:
+        return await rpc(request)
+    except grpc.aio.AioRpcError as error:
+        raise from_rpc_error(error) from None
+
+
+async def payment_policy(channel: grpc.aio.Channel, organization_id: str) -> Any:
+    """Accounts' payment policy of an organisation (`collect.accounts.v1.PaymentPolicy`), defaults filled in."""
+    from collect.accounts.v1 import accounts_pb2, accounts_pb2_grpc
+
+    stub = accounts_pb2_grpc.AccountsServiceStub(channel)
+    answer = await call(stub.GetPaymentPolicy, accounts_pb2.GetPaymentPolicyRequest(organization_id=organization_id))
+    policy = answer.policy
+    policy.organization_id = policy.organization_id or organization_id
+    policy.charge_model = policy.charge_model or "direct"
+    policy.default_currency = (policy.default_currency or "eur").lower()
+    policy.timezone = policy.timezone or "Europe/Paris"
+    return policy

@@ -9,9 +9,9 @@ from typing import Any
 
 import grpc
 import stripe
-from collect.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 
-from runtime.errors import Conflict, NotFound, from_rpc_error
+from runtime.clients import payment_policy
+from runtime.errors import Conflict, NotFound
 from runtime.stripe_api import stripe_errors
 from services.terminal.domain import Address, StripeScope, stripe_scope
 
@@ -42,16 +42,11 @@ class Accounts:
         self._channel = channel
 
     async def policy(self, organization_id: str) -> Policy:
-        stub = accounts_pb2_grpc.AccountsServiceStub(self._channel())
-        try:
-            answer = await stub.GetPaymentPolicy(accounts_pb2.GetPaymentPolicyRequest(organization_id=organization_id))
-        except grpc.aio.AioRpcError as error:
-            raise from_rpc_error(error) from None
-        found = answer.policy
+        found = await payment_policy(self._channel(), organization_id)
         return Policy(
-            organization_id=found.organization_id or organization_id,
+            organization_id=found.organization_id,
             stripe_account_id=found.stripe_account_id,
-            charge_model=found.charge_model or "direct",
+            charge_model=found.charge_model,
             charges_enabled=found.charges_enabled,
             country=found.country,
         )
