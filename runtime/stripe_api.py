@@ -11,7 +11,7 @@ import stripe
 from runtime.errors import Conflict, InvalidArgument, NotFound, Unavailable, UpstreamError
 
 
-class _HTTPXClient(stripe.HTTPXClient):
+class QuietHTTPXClient(stripe.HTTPXClient):
     """`stripe.HTTPXClient` handing httpx the encoded body as `content=` (the SDK's `data=` string
     makes httpx emit a DeprecationWarning, an error under `filterwarnings = error`)."""
 
@@ -28,7 +28,7 @@ def make_stripe_client(api_key: str, api_base: str, *, timeout: float = 10.0) ->
     return stripe.StripeClient(
         api_key,
         base_addresses={"api": api_base, "connect": api_base, "files": api_base},
-        http_client=_HTTPXClient(timeout=timeout, allow_sync_methods=True),
+        http_client=QuietHTTPXClient(timeout=timeout, allow_sync_methods=True),
         max_network_retries=2,
     )
 

@@ -18,26 +18,13 @@ import httpx
 import stripe
 import uvicorn
 
+from runtime.stripe_api import QuietHTTPXClient
+
 from .app import create_app
 from .config import SandboxConfig
 from .state import SandboxState
 
 API_KEY = "sk_test_sandbox"
-
-
-class QuietHTTPXClient(stripe.HTTPXClient):
-    """`stripe.HTTPXClient` that hands httpx the encoded body as `content=`.
-
-    The SDK passes it as `data=`, which httpx deprecates with a DeprecationWarning; under
-    pytest's `filterwarnings = error` that warning becomes a connection error.
-    """
-
-    def _get_request_args_kwargs(self, method: str, url: str, headers: Any, post_data: Any) -> Any:
-        args, kwargs = super()._get_request_args_kwargs(method, url, headers, post_data)
-        data = kwargs.pop("data", None)
-        if isinstance(data, str | bytes) and data:
-            kwargs["content"] = data
-        return [args, kwargs]
 
 
 @dataclass

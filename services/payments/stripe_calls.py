@@ -4,21 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import stripe
-
-from runtime.stripe_api import stripe_errors
+from runtime.stripe_api import close_stripe_client, make_stripe_client, stripe_errors
 from services.payments.domain import Payment, Refund, stripe_account_option, stripe_payment_intent_params
-
-
-class _QuietHTTPXClient(stripe.HTTPXClient):
-    """Hands httpx the encoded body as `content=` (the SDK's `data=` is deprecated by httpx)."""
-
-    def _get_request_args_kwargs(self, method: str, url: str, headers: Any, post_data: Any) -> Any:
-        args, kwargs = super()._get_request_args_kwargs(method, url, headers, post_data)
-        data = kwargs.pop("data", None)
-        if isinstance(data, str | bytes) and data:
-            kwargs["content"] = data
-        return [args, kwargs]
 
 
 def _plain(obj: Any) -> dict[str, Any]:
@@ -29,16 +16,10 @@ class StripePayments:
     """PaymentIntents and refunds on the right account for the payment's charge model."""
 
     def __init__(self, api_key: str, api_base: str, *, timeout: float = 10.0) -> None:
-        self._http = _QuietHTTPXClient(timeout=timeout, allow_sync_methods=True)
-        self.client = stripe.StripeClient(
-            api_key,
-            base_addresses={"api": api_base, "connect": api_base, "files": api_base},
-            http_client=self._http,
-            max_network_retries=2,
-        )
+        self.client = make_stripe_client(api_key, api_base, timeout=timeout)
 
     async def close(self) -> None:
-        await self._http.close_async()
+        await close_stripe_client(self.client)
 
     @staticmethod
     def _options(account: str | None, key: str | None = None) -> Any:
