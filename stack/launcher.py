@@ -84,9 +84,11 @@ def _register_stripe_endpoints(stripe_url: str, key: str, gateway_url: str) -> l
     import asyncio
 
     from gateway.webhooks.registration import register_sandbox_endpoints
+    from gateway.webhooks.routing import SUBSCRIBED_STRIPE_EVENTS
     from runtime.stripe_api import make_stripe_client
 
-    return asyncio.run(register_sandbox_endpoints(make_stripe_client(key, stripe_url), gateway_url))
+    client = make_stripe_client(key, stripe_url)
+    return asyncio.run(register_sandbox_endpoints(client, gateway_url, SUBSCRIBED_STRIPE_EVENTS))
 
 
 def main() -> int:

@@ -14,6 +14,9 @@ secret in `QONTO_WEBHOOK_SECRETS`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import httpx
 import stripe
 
@@ -27,18 +30,26 @@ def webhook_url(gateway_url: str, path: str) -> str:
     return base if base.endswith(path) else base + path
 
 
-async def register_sandbox_endpoints(stripe_client: stripe.StripeClient, gateway_public_url: str) -> list[str]:
+async def register_sandbox_endpoints(
+    stripe_client: stripe.StripeClient, gateway_public_url: str, enabled_events: Sequence[str] = ("*",)
+) -> list[str]:
     """Replaces our Stripe endpoints (platform, then Connect) and returns their signing secrets."""
+    events: Any = list(enabled_events)  # the SDK types them as literals
     url = webhook_url(gateway_public_url, STRIPE_PATH)
     existing = await stripe_client.v1.webhook_endpoints.list_async(params={"limit": 100})
     for endpoint in existing.data:
         if endpoint.url == url:
             await stripe_client.v1.webhook_endpoints.delete_async(endpoint.id)
     platform = await stripe_client.v1.webhook_endpoints.create_async(
-        params={"url": url, "enabled_events": ["*"], "description": "collect platform"}
+        params={"url": url, "enabled_events": events, "description": "collect platform"}
     )
     connect = await stripe_client.v1.webhook_endpoints.create_async(
-        params={"url": url, "enabled_events": ["*"], "connect": True, "description": "collect connected accounts"}
+        params={
+            "url": url,
+            "enabled_events": events,
+            "connect": True,
+            "description": "collect connected accounts",
+        }
     )
     return [str(platform.secret), str(connect.secret)]
 

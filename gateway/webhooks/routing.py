@@ -32,6 +32,31 @@ _STRIPE_OWNERS: dict[str, str] = {
     "payout.": "banking",
     "terminal.reader.": "terminal",
 }
+# The Stripe event types the services apply: what the platform's endpoints subscribe to, so that
+# Stripe does not deliver (and the platform record) events nobody acts on, such as
+# payment_intent.created for every sale.
+SUBSCRIBED_STRIPE_EVENTS: tuple[str, ...] = (
+    "account.updated",
+    "account.application.deauthorized",
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "payment_intent.canceled",
+    "payment_intent.processing",
+    "payment_intent.amount_capturable_updated",
+    "charge.succeeded",
+    "charge.captured",
+    "charge.failed",
+    "charge.refunded",
+    "charge.updated",
+    "charge.refund.updated",
+    "payout.created",
+    "payout.updated",
+    "payout.paid",
+    "payout.failed",
+    "payout.canceled",
+    "terminal.reader.action_succeeded",
+    "terminal.reader.action_failed",
+)
 _QONTO_OWNERS: dict[str, str] = {
     "transaction.": "banking",
     "v1/transactions": "banking",
