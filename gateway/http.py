@@ -36,8 +36,8 @@ def require_role(found: Caller, *roles: str) -> None:
         raise ApiError(403, "forbidden", "your role does not allow this")
 
 
-async def json_body(request: Request) -> dict[str, Any]:
-    """The JSON object in the body; 413 over the limit, 400 when it is not a JSON object."""
+async def raw_body(request: Request) -> bytes:
+    """The body as sent (webhook signatures are over these bytes); 413 past the limit."""
     limit: int = request.app.state.settings.max_body_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
@@ -49,7 +49,12 @@ async def json_body(request: Request) -> dict[str, Any]:
         if size > limit:
             raise ApiError(413, "body_too_large", f"the body must be at most {limit} bytes")
         chunks.append(chunk)
-    raw = b"".join(chunks)
+    return b"".join(chunks)
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    """The JSON object in the body; 413 over the limit, 400 when it is not a JSON object."""
+    raw = await raw_body(request)
     if not raw.strip():
         return {}
     try:

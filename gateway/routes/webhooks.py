@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from gateway.errors import ApiError
-from gateway.http import json_response
+from gateway.http import json_response, raw_body
 from gateway.openapi import error_responses, json_ok
 from gateway.webhooks import ops
 from gateway.webhooks.recent import recent_events
@@ -33,21 +33,6 @@ QONTO_DELIVERY_TIMEOUT_SECONDS = 0.8
 Verifier = Callable[[str, bytes, Sequence[str]], None]
 
 
-async def _raw_body(request: Request) -> bytes:
-    limit: int = request.app.state.settings.max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, "body_too_large", f"the body must be at most {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, "body_too_large", f"the body must be at most {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def _ingest(
     request: Request,
     *,
@@ -57,7 +42,7 @@ async def _ingest(
     parse: Callable[[bytes], RoutedEvent],
     rpc_timeout: float | None,
 ) -> Response:
-    raw = await _raw_body(request)
+    raw = await raw_body(request)
     try:
         verify(request.headers.get(header, ""), raw, secrets)
     except InvalidSignature as error:
