@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway.addresses import ADDRESS_SCHEMA, address_field, address_json
 from gateway.errors import ApiError
 from gateway.http import Fields, caller, json_body, json_response, page_params, require_role, timestamp_json
 from gateway.openapi import body_schema, error_responses, json_ok
@@ -29,13 +30,7 @@ def organization_json(org: pb.Organization) -> dict[str, Any]:
         "email": org.email,
         "country": org.country,
         "business_type": org.business_type,
-        "address": {
-            "line1": org.address.line1,
-            "line2": org.address.line2 or None,
-            "city": org.address.city,
-            "postal_code": org.address.postal_code,
-            "country": org.address.country or org.country,
-        },
+        "address": address_json(org.address, org.country),
         "charge_model": org.charge_model,
         "fee_percent_bps": org.fee_percent_bps,
         "fee_minimum": org.fee_minimum,
@@ -72,12 +67,7 @@ async def create_organization(request: Request) -> Response:
     email = fields.text("email", max_len=254)
     country = fields.text("country", max_len=2, pattern=_COUNTRY).upper()
     business_type = fields.text("business_type", choices=BUSINESS_TYPES)
-    address = fields.obj("address")
-    line1 = address.text("line1", max_len=200)
-    line2 = address.text("line2", required=False, max_len=200)
-    city = address.text("city", max_len=200)
-    postal_code = address.text("postal_code", max_len=20)
-    address_country = address.text("country", required=False, max_len=2, pattern=_COUNTRY).upper()
+    address = address_field(fields)
     charge_model = fields.text("charge_model", required=False, default="direct", choices=CHARGE_MODELS)
     fee_percent_bps = fields.integer("fee_percent_bps", required=False, minimum=0, maximum=10_000)
     fee_minimum = fields.integer("fee_minimum", required=False, minimum=0, maximum=1_000_000)
@@ -92,9 +82,7 @@ async def create_organization(request: Request) -> Response:
             email=email,
             country=country,
             business_type=business_type,
-            address=common_pb2.Address(
-                line1=line1, line2=line2, city=city, postal_code=postal_code, country=address_country
-            ),
+            address=address,
             charge_model=charge_model,
             fee_percent_bps=fee_percent_bps,
             fee_minimum=fee_minimum,
@@ -198,17 +186,6 @@ routes = [
 ]
 
 _ORG_ID = {"name": "org_id", "in": "path", "required": True, "schema": {"type": "string"}}
-_ADDRESS = {
-    "type": "object",
-    "required": ["line1", "city", "postal_code"],
-    "properties": {
-        "line1": {"type": "string"},
-        "line2": {"type": "string"},
-        "city": {"type": "string"},
-        "postal_code": {"type": "string"},
-        "country": {"type": "string"},
-    },
-}
 _POLICY = {
     "charge_model": {"type": "string", "enum": list(CHARGE_MODELS)},
     "fee_percent_bps": {"type": "integer", "minimum": 0, "maximum": 10000},
@@ -228,7 +205,7 @@ openapi_paths: dict[str, dict[str, Any]] = {
                     "email": {"type": "string"},
                     "country": {"type": "string", "description": "ISO 3166-1 alpha-2"},
                     "business_type": {"type": "string", "enum": list(BUSINESS_TYPES)},
-                    "address": _ADDRESS,
+                    "address": ADDRESS_SCHEMA,
                     "default_currency": {"type": "string"},
                     **_POLICY,
                 },

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway.addresses import ADDRESS_SCHEMA, address_field, address_json
 from gateway.http import Fields, caller, json_body, json_response, page_params, require_role, timestamp_json
 from gateway.openapi import body_schema, error_responses, json_ok
 from runtime.auth import AGENT, ORG_ADMIN, PLATFORM_ADMIN
@@ -22,19 +23,11 @@ _ORG_ID: dict[str, Any] = {
 
 
 def location_json(location: pb.Location) -> dict[str, Any]:
-    address = location.address
     return {
         "id": location.id,
         "organization_id": location.organization_id,
         "display_name": location.display_name,
-        "address": {
-            "line1": address.line1,
-            "line2": address.line2 or None,
-            "city": address.city,
-            "postal_code": address.postal_code,
-            "country": address.country,
-            "state": address.state or None,
-        },
+        "address": address_json(location.address),
         "stripe_location_id": location.stripe_location_id,
         "is_default": location.is_default,
         "created_at": timestamp_json(location.created_at),
@@ -88,21 +81,13 @@ async def create_location(request: Request) -> Response:
     fields = Fields(await json_body(request))
     display_name = fields.text("display_name", max_len=100)
     organization_id = fields.text("organization_id", required=False, max_len=100)
-    address = fields.obj("address")
-    line1 = address.text("line1", max_len=200)
-    line2 = address.text("line2", required=False, max_len=200)
-    city = address.text("city", max_len=100)
-    postal_code = address.text("postal_code", max_len=20)
-    country = address.text("country", required=False, max_len=2)
-    state = address.text("state", required=False, max_len=100)
+    address = address_field(fields)
     fields.check()
     answer = await request.app.state.clients.terminal.CreateLocation(
         pb.CreateLocationRequest(
             organization_id=organization_id,
             display_name=display_name,
-            address=common_pb2.Address(
-                line1=line1, line2=line2, city=city, postal_code=postal_code, country=country, state=state
-            ),
+            address=address,
         )
     )
     return json_response(location_json(answer.location), 201)
@@ -264,18 +249,6 @@ routes = [
     Route("/v1/devices/tap-to-pay/os-floors/{platform}", set_os_floor, methods=["PUT"]),
 ]
 
-_ADDRESS: dict[str, Any] = {
-    "type": "object",
-    "required": ["line1", "city", "postal_code"],
-    "properties": {
-        "line1": {"type": "string"},
-        "line2": {"type": "string"},
-        "city": {"type": "string"},
-        "postal_code": {"type": "string"},
-        "country": {"type": "string", "description": "ISO 3166-1 alpha-2; default: the organisation's"},
-        "state": {"type": "string"},
-    },
-}
 _PAGE: list[dict[str, Any]] = [
     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
     {"name": "cursor", "in": "query", "schema": {"type": "string"}},
@@ -294,7 +267,7 @@ openapi_paths: dict[str, dict[str, object]] = {
         "post": {
             "summary": "Create a Terminal location (org_admin)",
             "requestBody": body_schema(
-                {"display_name": {"type": "string"}, "address": _ADDRESS, **_ORG_ID}, ["display_name", "address"]
+                {"display_name": {"type": "string"}, "address": ADDRESS_SCHEMA, **_ORG_ID}, ["display_name", "address"]
             ),
             "responses": _merge(
                 json_ok("location with stripe_location_id", 201), error_responses(400, 401, 403, 404, 409, 503)
