@@ -13,9 +13,9 @@ import logging
 import signal
 import sys
 
+from runtime.asgi_server import EmbeddedServer
 from sandbox.qonto.app import create_app
 from sandbox.qonto.config import QontoSandboxConfig
-from sandbox.qonto.server import EmbeddedServer
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:

@@ -15,10 +15,10 @@ from typing import Any
 
 from starlette.applications import Starlette
 
+from runtime.asgi_server import EmbeddedServer
 from sandbox.qonto.app import create_app
 from sandbox.qonto.config import QontoSandboxConfig
 from sandbox.qonto.models import WebhookSubscription
-from sandbox.qonto.server import EmbeddedServer
 from sandbox.qonto.state import SandboxState
 
 __all__ = ["RunningQontoSandbox", "run_qonto_sandbox"]

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import stripe
-import uvicorn
 
+from runtime.asgi_server import serve_asgi
 from runtime.stripe_api import QuietHTTPXClient
 
 from .app import create_app
@@ -87,39 +86,11 @@ class RunningSandbox:
         self._http_clients.clear()
 
 
-class _EmbeddedServer(uvicorn.Server):
-    """Leaves signal handling to the host process (pytest, the stack launcher)."""
-
-    @contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-@asynccontextmanager
-async def serve_app(app: Any, host: str = "127.0.0.1") -> AsyncIterator[str]:
-    """Serve an ASGI app with uvicorn on an ephemeral port in the running loop; yields its base URL."""
-    server = _EmbeddedServer(
-        uvicorn.Config(app, host=host, port=0, log_level="warning", access_log=False, lifespan="on")
-    )
-    task = asyncio.get_running_loop().create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError("server failed to start")
-        await asyncio.sleep(0.005)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        await task
-
-
 @asynccontextmanager
 async def run_sandbox(**config_overrides: Any) -> AsyncIterator[RunningSandbox]:
     """Serve a fresh sandbox on 127.0.0.1, port 0, as a task of the running event loop."""
     app = create_app(SandboxConfig.from_env(**config_overrides))
-    async with serve_app(app) as url:
+    async with serve_asgi(app) as url:
         sandbox = RunningSandbox(url, app.state.sandbox)
         try:
             yield sandbox

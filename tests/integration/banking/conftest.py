@@ -24,11 +24,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from runtime.asgi_server import serve_asgi
 from runtime.config import SERVICES
 from runtime.migrations import provision_schema, service_dsn
 from sandbox.qonto.testing import run_qonto_sandbox
 from sandbox.stripe.testing import run_sandbox
-from tests.fixtures.asgi import serve_asgi
 from tests.fixtures.database import TEST_ROLE_PASSWORD, PlatformDatabase
 from tests.fixtures.organizations import OrgContext
 from tests.fixtures.stack import Stack, sandbox_env, start_stack

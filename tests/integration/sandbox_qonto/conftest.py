@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sandbox.qonto.server import EmbeddedServer
+from runtime.asgi_server import EmbeddedServer
 from sandbox.qonto.testing import RunningQontoSandbox, run_qonto_sandbox
 
 

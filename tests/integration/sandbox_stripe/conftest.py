@@ -12,7 +12,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sandbox.stripe.testing import ConnectedAccount, RunningSandbox, serve_app
+from runtime.asgi_server import serve_asgi
+from sandbox.stripe.testing import ConnectedAccount, RunningSandbox
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -52,7 +53,7 @@ class Receiver:
 async def receiver() -> AsyncIterator[Receiver]:
     state = Receiver()
     app = Starlette(routes=[Route("/hook/{name}", state.handle, methods=["POST"])])
-    async with serve_app(app) as url:
+    async with serve_asgi(app) as url:
         state.url = f"{url}/hook"
         yield state
 
@@ -68,5 +69,5 @@ async def receiver_url_and_requests() -> AsyncIterator[tuple[str, list[dict[str,
         bodies.append(body)
         return Response(status_code=201)
 
-    async with serve_app(Starlette(routes=[Route("/inject", inject, methods=["POST"])])) as url:
+    async with serve_asgi(Starlette(routes=[Route("/inject", inject, methods=["POST"])])) as url:
         yield f"{url}/inject", bodies

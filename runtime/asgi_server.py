@@ -1,15 +1,15 @@
-"""Running the sandbox app under uvicorn inside an existing event loop."""
+"""Serving an ASGI app with uvicorn inside an existing event loop (sandboxes, tests, benches)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import uvicorn
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
-__all__ = ["EmbeddedServer"]
+__all__ = ["EmbeddedServer", "serve_asgi"]
 
 
 class _QuietServer(uvicorn.Server):
@@ -23,7 +23,7 @@ class _QuietServer(uvicorn.Server):
 class EmbeddedServer:
     """uvicorn serving ``app`` as a task of the current loop; port 0 picks a free port."""
 
-    def __init__(self, app: Starlette, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> None:
         config = uvicorn.Config(
             app,
             host=host,
@@ -69,3 +69,14 @@ class EmbeddedServer:
         """Stop accepting, finish in-flight requests, run the app's shutdown."""
         self.request_stop()
         await self.wait()
+
+
+@contextlib.asynccontextmanager
+async def serve_asgi(app: ASGIApp, host: str = "127.0.0.1") -> AsyncIterator[str]:
+    """Serves `app` on a free port for the duration of the block; yields its base URL."""
+    server = EmbeddedServer(app, host=host)
+    await server.start()
+    try:
+        yield server.url
+    finally:
+        await server.stop()
