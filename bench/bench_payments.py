@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,16 +26,15 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.loadgen import Result, _read_response
-from bench.stacks import login, running_stack
-from runtime.embedded_pg import free_port, start_embedded_postgres
+from bench.loadgen import Result, run_load
+from bench.stacks import login, running_stack, uvicorn_source
+from runtime.embedded_pg import start_embedded_postgres
 
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "16"))
 LOW_CONCURRENCY = int(os.environ.get("BENCH_LOW_CONCURRENCY", "4"))
@@ -83,40 +81,18 @@ app = Starlette(routes=[Route("/v1/payments", create, methods=["POST"])], lifesp
 
 async def _create_load(label: str, url: str, headers: dict[str, str], concurrency: int, duration: float) -> Result:
     """Keep-alive connections posting payments, each with a new Idempotency-Key."""
-    parts = urlsplit(url)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    body = b'{"amount": 1000, "currency": "eur"}'
-    head = [f"POST {parts.path} HTTP/1.1", f"Host: {host}:{port}", f"Content-Length: {len(body)}"]
-    head += ["Content-Type: application/json", *(f"{k}: {v}" for k, v in headers.items())]
-    prefix = "\r\n".join(head).encode()
-    latencies: list[float] = []
-    errors = 0
-    measuring = False
-    warmup = 1.5
-    stop_at = time.perf_counter() + warmup + duration
-
-    async def worker() -> None:
-        nonlocal errors
-        reader, writer = await asyncio.open_connection(host, port)
-        try:
-            while time.perf_counter() < stop_at:
-                request = prefix + f"\r\nIdempotency-Key: {uuid.uuid4().hex}\r\n\r\n".encode() + body
-                started = time.perf_counter()
-                writer.write(request)
-                status = await _read_response(reader)
-                if measuring:
-                    latencies.append((time.perf_counter() - started) * 1000)
-                    if status != 201:
-                        errors += 1
-        finally:
-            writer.close()
-
-    tasks = [asyncio.create_task(worker()) for _ in range(concurrency)]
-    await asyncio.sleep(warmup)
-    measuring = True
-    began = time.perf_counter()
-    await asyncio.gather(*tasks)
-    return Result(label, len(latencies), time.perf_counter() - began, latencies, errors)
+    return await run_load(
+        label,
+        url,
+        method="POST",
+        headers={**headers, "Content-Type": "application/json"},
+        body=b'{"amount": 1000, "currency": "eur"}',
+        concurrency=concurrency,
+        duration=duration,
+        warmup=1.5,
+        expect=201,
+        per_request=lambda: {"Idempotency-Key": uuid.uuid4().hex},
+    )
 
 
 def _settle(sandbox: str) -> None:
@@ -175,25 +151,8 @@ def _organisation(gateway: str) -> tuple[str, str, str, str, str]:
 
 @contextlib.contextmanager
 def _floor_server(sandbox: str, account: str, dsn: str) -> Iterator[str]:
-    port = free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        Path(tmp, "floor_app.py").write_text(FLOOR_APP)
-        env = {**os.environ, "FLOOR_SANDBOX": sandbox, "FLOOR_ACCOUNT": account, "FLOOR_DSN": dsn}
-        cmd = [sys.executable, "-m", "uvicorn", "floor_app:app", "--port", str(port), "--loop", "uvloop"]
-        process = subprocess.Popen(
-            [*cmd, "--http", "httptools", "--log-level", "warning", "--no-access-log"], cwd=tmp, env=env
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(200):
-                with contextlib.suppress(httpx.HTTPError):
-                    httpx.get(url, timeout=0.5)
-                    break
-                time.sleep(0.1)
-            yield url
-        finally:
-            process.terminate()
-            process.wait(10)
+    with uvicorn_source(FLOOR_APP, {"FLOOR_SANDBOX": sandbox, "FLOOR_ACCOUNT": account, "FLOOR_DSN": dsn}) as url:
+        yield url
 
 
 async def _seed_stats(dsn: str, org_id: str, agent_id: str, rows: int) -> tuple[float, int]:

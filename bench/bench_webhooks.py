@@ -20,9 +20,7 @@ import random
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,7 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import orjson
 
-from bench.stacks import running_stack
+from bench.stacks import listening, running_stack, uvicorn_source
 from runtime.embedded_pg import free_port
 from runtime.webhook_signatures import sign
 from sandbox.stripe.testing import SandboxProcess
@@ -180,49 +178,8 @@ async def post_all(label: str, url: str | list[str], bodies: list[bytes], concur
 
 @contextlib.contextmanager
 def baseline_server() -> Iterator[str]:
-    port = free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        Path(tmp, "baseline_webhooks.py").write_text(BASELINE_APP.format(secrets=SECRETS))
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([tmp, str(Path(__file__).resolve().parents[1])])}
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "baseline_webhooks:app",
-                "--port",
-                str(port),
-                "--loop",
-                "uvloop",
-                "--http",
-                "httptools",
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
-            cwd=tmp,
-            env=env,
-        )
-        url = f"http://127.0.0.1:{port}/webhooks/stripe"
-        try:
-            for _ in range(100):
-                with contextlib.suppress(OSError):
-                    urllib.request.urlopen(urllib.request.Request(url, data=b"{}"), timeout=0.5)
-                with contextlib.suppress(OSError):
-                    if process.poll() is None and _listening(port):
-                        break
-                time.sleep(0.1)
-            yield url
-        finally:
-            process.terminate()
-            process.wait(10)
-
-
-def _listening(port: int) -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+    with uvicorn_source(BASELINE_APP.format(secrets=SECRETS)) as url:
+        yield f"{url}/webhooks/stripe"
 
 
 async def probe(url: str) -> list[str]:
@@ -302,7 +259,7 @@ def second_gateway(gateway_pid: int) -> Iterator[str]:
     process = subprocess.Popen([sys.executable, "-m", "gateway"], cwd=Path(__file__).resolve().parents[1], env=env)
     try:
         for _ in range(200):
-            if _listening(port):
+            if listening(port):
                 break
             time.sleep(0.05)
         yield f"http://127.0.0.1:{port}/webhooks/stripe"

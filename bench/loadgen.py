@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -59,14 +60,26 @@ async def run_load(
     duration: float = 5.0,
     warmup: float = 1.0,
     expect: int = 200,
+    per_request: Callable[[], dict[str, str]] | None = None,
 ) -> Result:
-    """Runs `concurrency` keep-alive connections for `duration` seconds after a warm-up."""
+    """Runs `concurrency` keep-alive connections for `duration` seconds after a warm-up.
+
+    `per_request` adds headers that change with every request (e.g. a new Idempotency-Key).
+    """
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     path = parts.path + (f"?{parts.query}" if parts.query else "")
     lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}", f"Content-Length: {len(body)}"]
     lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
-    request = ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+    prefix = "\r\n".join(lines).encode()
+    fixed = prefix + b"\r\n\r\n" + body
+
+    def request() -> bytes:
+        if per_request is None:
+            return fixed
+        extra = "".join(f"\r\n{k}: {v}" for k, v in per_request().items())
+        return prefix + extra.encode() + b"\r\n\r\n" + body
+
     latencies: list[float] = []
     errors = 0
     measuring = False
@@ -77,8 +90,9 @@ async def run_load(
         reader, writer = await asyncio.open_connection(host, port)
         try:
             while time.perf_counter() < stop_at:
+                payload = request()
                 started = time.perf_counter()
-                writer.write(request)
+                writer.write(payload)
                 status = await _read_response(reader)
                 if measuring:
                     latencies.append((time.perf_counter() - started) * 1000)

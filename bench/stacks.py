@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -64,18 +65,25 @@ def running_stack(extra_env: dict[str, str] | None = None) -> Iterator[dict[str,
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
+def listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 @contextlib.contextmanager
-def baseline_server() -> Iterator[str]:
-    """A bare Starlette endpoint under uvicorn (uvloop, httptools), like the gateway."""
+def uvicorn_source(source: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Serves the module `source` (defining `app`) under uvicorn with uvloop and httptools, like
+    the gateway, in its own process; yields its base URL once it listens."""
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        Path(tmp, "baseline_app.py").write_text(BASELINE_APP)
+        Path(tmp, "bench_app.py").write_text(source)
+        environ = {**os.environ, **(env or {}), "PYTHONPATH": os.pathsep.join([tmp, str(ROOT)])}
         process = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "uvicorn",
-                "baseline_app:app",
+                "bench_app:app",
                 "--port",
                 str(port),
                 "--loop",
@@ -87,18 +95,26 @@ def baseline_server() -> Iterator[str]:
                 "--no-access-log",
             ],
             cwd=tmp,
+            env=environ,
         )
-        url = f"http://127.0.0.1:{port}"
         try:
-            for _ in range(100):
-                with contextlib.suppress(OSError):
-                    urllib.request.urlopen(f"{url}/v1/me", timeout=0.5)
+            for _ in range(200):
+                if process.poll() is not None:
+                    raise RuntimeError("the benchmark app exited at start")
+                if listening(port):
                     break
-                time.sleep(0.1)
-            yield url
+                time.sleep(0.05)
+            yield f"http://127.0.0.1:{port}"
         finally:
             process.terminate()
             process.wait(10)
+
+
+@contextlib.contextmanager
+def baseline_server() -> Iterator[str]:
+    """A bare Starlette endpoint answering GET /v1/me with fixed JSON."""
+    with uvicorn_source(BASELINE_APP) as url:
+        yield url
 
 
 def login(gateway: str, email: str = ADMIN[0], password: str = ADMIN[1]) -> str:
