@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from runtime.settings import Env
+from runtime.settings import Env, SettingsError
 
 SERVICES = ("accounts", "payments", "terminal", "banking")
 
@@ -28,8 +28,6 @@ class ServiceSettings:
     def target(self, service: str) -> str:
         found = dict(self.targets).get(service)
         if not found:
-            from runtime.settings import SettingsError
-
             raise SettingsError(f"missing required setting {service.upper()}_ADDR")
         return found
 

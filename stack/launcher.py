@@ -9,6 +9,7 @@ stack stops with a non-zero status.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import signal
@@ -81,8 +82,6 @@ def _grpc_serving(target: str) -> bool:
 
 def _register_stripe_endpoints(stripe_url: str, key: str, gateway_url: str) -> list[str]:
     """Platform and Connect endpoints at the sandbox (replacing ours from earlier runs)."""
-    import asyncio
-
     from gateway.webhooks.registration import register_sandbox_endpoints
     from gateway.webhooks.routing import SUBSCRIBED_STRIPE_EVENTS
     from runtime.stripe_api import make_stripe_client
@@ -127,8 +126,6 @@ def main() -> int:
             supervisor.adopt("postgres", postgres.process, run_dir / "logs" / "postgres.log", postgres.url)
             database_url = postgres.url
         passwords = {s: generated[f"ROLE_PASSWORD_{s.upper()}"] for s in SERVICES}
-        import asyncio
-
         asyncio.run(provision_all(database_url, passwords))
 
         base_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "GRPC_PORT", "GATEWAY_PORT")}
