@@ -37,7 +37,11 @@ async def test_slack_unavailable_is_retried_and_the_report_is_not_lost(bank_stac
     assert row is not None and row["status"] == "pending"  # recorded before delivery
 
     async def delivered() -> bool:
-        return bool(_messages(slack, day))
+        # Slack receives the message before the outbox row is marked sent: wait for both.
+        status = await stack.deps["banking"].pool.fetchval(
+            "SELECT status FROM report_outbox WHERE report_date = $1::date", datetime.fromisoformat(day).date()
+        )
+        return bool(_messages(slack, day)) and status == "sent"
 
     await eventually(delivered, "the background retry delivering the report")
     assert slack.refused - refused_before == 3
