@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+import aiohttp
 import stripe
 
 from runtime.errors import Conflict, InvalidArgument, NotFound, Unavailable, UpstreamError
@@ -23,12 +24,27 @@ class QuietHTTPXClient(stripe.HTTPXClient):
         return [args, kwargs]
 
 
+class AsyncStripeHTTPClient(stripe.AIOHTTPClient):
+    """The SDK's aiohttp client with an `aiohttp.ClientTimeout` (a bare number is deprecated).
+
+    aiohttp costs about a third of httpx's CPU per call, which is most of a payment's cost in
+    Payments (`bench/bench_payments.py`). Async only; the session opens on first use, in the
+    running loop.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__(timeout=aiohttp.ClientTimeout(total=timeout))
+
+
 def make_stripe_client(api_key: str, api_base: str, *, timeout: float = 10.0) -> stripe.StripeClient:
-    """A client for Stripe or the sandbox (only `api_base` differs); async methods over httpx."""
+    """A client for Stripe or the sandbox (only `api_base` differs); async methods over aiohttp.
+
+    Close it with `close_stripe_client` in the loop that used it.
+    """
     return stripe.StripeClient(
         api_key,
         base_addresses={"api": api_base, "connect": api_base, "files": api_base},
-        http_client=QuietHTTPXClient(timeout=timeout, allow_sync_methods=True),
+        http_client=AsyncStripeHTTPClient(timeout),
         max_network_retries=2,
     )
 
@@ -69,5 +85,8 @@ def stripe_errors(what: str = "Stripe") -> Iterator[None]:
 async def close_stripe_client(client: stripe.StripeClient) -> None:
     """Closes the client's HTTP connections (at service shutdown)."""
     http_client = getattr(getattr(client, "_requestor", None), "_client", None)
-    if isinstance(http_client, stripe.HTTPXClient):
+    if isinstance(http_client, AsyncStripeHTTPClient):
+        if http_client._cached_session is not None:  # never used: no session to close
+            await http_client.close_async()
+    elif isinstance(http_client, stripe.HTTPXClient):
         await http_client.close_async()

@@ -14,7 +14,7 @@ _configured = False
 
 
 def setup_tracing(service_name: str, *, extra_processor: SpanProcessor | None = None) -> TracerProvider:
-    """Installs the global tracer provider once and instruments asyncpg and httpx.
+    """Installs the global tracer provider once and instruments asyncpg, httpx and aiohttp.
 
     Spans go to OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set; `extra_processor` lets tests
     collect spans in memory.
@@ -54,6 +54,7 @@ def _default_sampler(recording: bool) -> Sampler | None:
 
 
 def _instrument_libraries() -> None:
+    from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
     from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
@@ -61,6 +62,8 @@ def _instrument_libraries() -> None:
         AsyncPGInstrumentor().instrument()
     if not HTTPXClientInstrumentor().is_instrumented_by_opentelemetry:
         HTTPXClientInstrumentor().instrument()
+    if not AioHttpClientInstrumentor().is_instrumented_by_opentelemetry:
+        AioHttpClientInstrumentor().instrument()  # the Stripe SDK's client
 
 
 def current_trace_id() -> str | None:

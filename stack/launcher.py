@@ -84,10 +84,16 @@ def _register_stripe_endpoints(stripe_url: str, key: str, gateway_url: str) -> l
     """Platform and Connect endpoints at the sandbox (replacing ours from earlier runs)."""
     from gateway.webhooks.registration import register_sandbox_endpoints
     from gateway.webhooks.routing import SUBSCRIBED_STRIPE_EVENTS
-    from runtime.stripe_api import make_stripe_client
+    from runtime.stripe_api import close_stripe_client, make_stripe_client
 
-    client = make_stripe_client(key, stripe_url)
-    return asyncio.run(register_sandbox_endpoints(client, gateway_url, SUBSCRIBED_STRIPE_EVENTS))
+    async def register() -> list[str]:
+        client = make_stripe_client(key, stripe_url)
+        try:
+            return await register_sandbox_endpoints(client, gateway_url, SUBSCRIBED_STRIPE_EVENTS)
+        finally:
+            await close_stripe_client(client)
+
+    return asyncio.run(register())
 
 
 def main() -> int:

@@ -67,3 +67,29 @@ async def test_card_present_payment_refunds_and_stats(stack: Stack, charge_model
     assert mine.status_code == 200 and mine.json()["totals"]["gross"] == 1000
     admins = await stack.http.get(f"/v1/members/{org.admin_id}/stats", headers=org.admin_headers)
     assert admins.json()["totals"]["gross"] == 0
+
+
+async def test_one_trace_covers_every_hop_of_a_create(stack: Stack) -> None:
+    """Gateway → Payments → Accounts (policy) → Stripe (the SDK's HTTP call) → PostgreSQL, one trace."""
+    from opentelemetry.trace import SpanKind
+
+    from tests.conftest import SPANS
+
+    org = await onboarded_organization(stack)
+    SPANS.clear()
+    payment = await create_payment(stack, org.agent_headers, amount=1000, currency="eur")
+    create = [s for s in SPANS.get_finished_spans() if s.kind == SpanKind.SERVER and "CreatePayment" in s.name]
+    assert len(create) == 1, [s.name for s in SPANS.get_finished_spans()]
+    trace_id = create[0].context.trace_id
+    spans = [s for s in SPANS.get_finished_spans() if s.context.trace_id == trace_id]
+    names = [(s.name, s.kind.name) for s in spans]
+    assert any(s.kind == SpanKind.CLIENT and "PaymentPolicy" in s.name for s in spans), names
+    stripe_calls = [
+        s
+        for s in spans
+        if s.kind == SpanKind.CLIENT
+        and any(str(v).endswith("/v1/payment_intents") for v in (s.attributes or {}).values())
+    ]
+    assert stripe_calls, names
+    assert any((s.attributes or {}).get("db.system") == "postgresql" for s in spans), names
+    assert payment["stripe_payment_intent_id"].startswith("pi_")
