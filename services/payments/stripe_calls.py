@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from runtime.stripe_api import close_stripe_client, make_stripe_client, stripe_errors
 from services.payments.domain import Payment, Refund, stripe_account_option, stripe_payment_intent_params
 
 
-def _plain(obj: Any) -> dict[str, Any]:
-    return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
+def _path(object_id: str | None) -> str:
+    """An id as one path segment (the SDK's typed methods quote ids the same way)."""
+    return quote(object_id or "", safe="")
 
 
 class StripePayments:
@@ -21,50 +23,55 @@ class StripePayments:
     async def close(self) -> None:
         await close_stripe_client(self.client)
 
-    @staticmethod
-    def _options(account: str | None, key: str | None = None) -> Any:
+    async def _call(
+        self, method: str, path: str, params: dict[str, Any], account: str | None, key: str | None = None
+    ) -> dict[str, Any]:
+        """One call through the SDK's requestor (encoding, retries, idempotency, typed errors),
+        answering Stripe's JSON as a dict: building StripeObjects only to turn them back into
+        dicts cost a third of the SDK's CPU per call."""
         options: dict[str, Any] = {}
         if account:
             options["stripe_account"] = account
         if key:
             options["idempotency_key"] = key
-        return options
+        with stripe_errors():
+            response = await self.client.raw_request_async(method, path, **params, **options)
+        data: dict[str, Any] = dict(response.data)
+        return data
 
     async def create_intent(self, payment: Payment) -> dict[str, Any]:
         """Creates the payment's PaymentIntent; a retry with the same payment makes no second one."""
-        options = self._options(stripe_account_option(payment), f"payment:{payment.id}:create")
-        with stripe_errors():
-            intent = await self.client.v1.payment_intents.create_async(
-                params=stripe_payment_intent_params(payment),  # type: ignore[arg-type]
-                options=options,
-            )
-        return _plain(intent)
+        return await self._call(
+            "post",
+            "/v1/payment_intents",
+            stripe_payment_intent_params(payment),
+            stripe_account_option(payment),
+            f"payment:{payment.id}:create",
+        )
 
     async def retrieve_intent(self, intent_id: str, account: str | None) -> dict[str, Any]:
-        with stripe_errors():
-            intent = await self.client.v1.payment_intents.retrieve_async(intent_id, options=self._options(account))
-        return _plain(intent)
+        return await self._call("get", f"/v1/payment_intents/{_path(intent_id)}", {}, account)
 
     async def capture(self, payment: Payment, amount: int, fee: int) -> dict[str, Any]:
         params: dict[str, Any] = {"amount_to_capture": amount}
         if payment.application_fee_amount or fee:
             params["application_fee_amount"] = fee
-        options = self._options(stripe_account_option(payment), f"payment:{payment.id}:capture:{amount}")
-        with stripe_errors():
-            intent = await self.client.v1.payment_intents.capture_async(
-                payment.stripe_payment_intent_id or "",
-                params=params,  # type: ignore[arg-type]
-                options=options,
-            )
-        return _plain(intent)
+        return await self._call(
+            "post",
+            f"/v1/payment_intents/{_path(payment.stripe_payment_intent_id)}/capture",
+            params,
+            stripe_account_option(payment),
+            f"payment:{payment.id}:capture:{amount}",
+        )
 
     async def cancel(self, payment: Payment) -> dict[str, Any]:
-        options = self._options(stripe_account_option(payment), f"payment:{payment.id}:cancel")
-        with stripe_errors():
-            intent = await self.client.v1.payment_intents.cancel_async(
-                payment.stripe_payment_intent_id or "", options=options
-            )
-        return _plain(intent)
+        return await self._call(
+            "post",
+            f"/v1/payment_intents/{_path(payment.stripe_payment_intent_id)}/cancel",
+            {},
+            stripe_account_option(payment),
+            f"payment:{payment.id}:cancel",
+        )
 
     async def create_refund(self, payment: Payment, refund: Refund) -> dict[str, Any]:
         """Direct: on the connected account, fee refunded; destination: transfer reversed too."""
@@ -79,10 +86,6 @@ class StripePayments:
             params["refund_application_fee"] = True
         if payment.charge_model == "destination":
             params["reverse_transfer"] = True
-        options = self._options(stripe_account_option(payment), f"refund:{refund.id}:create")
-        with stripe_errors():
-            created = await self.client.v1.refunds.create_async(
-                params=params,  # type: ignore[arg-type]
-                options=options,
-            )
-        return _plain(created)
+        return await self._call(
+            "post", "/v1/refunds", params, stripe_account_option(payment), f"refund:{refund.id}:create"
+        )
