@@ -129,7 +129,10 @@ def start_embedded_postgres(
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"embedded PostgreSQL exited at start; see {log_file or data_dir / 'server.log'}")
+            raise RuntimeError(
+                f"embedded PostgreSQL exited at start (code {process.returncode}); "
+                f"see {log_file or data_dir / 'server.log'}"
+            )
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 pass
