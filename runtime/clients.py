@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -74,11 +75,24 @@ async def call(rpc: Any, request: Any) -> Any:
         raise from_rpc_error(error) from None
 
 
+_accounts_stubs: weakref.WeakKeyDictionary[grpc.aio.Channel, Any] = weakref.WeakKeyDictionary()
+
+
+def accounts_stub(channel: grpc.aio.Channel) -> Any:
+    """One `AccountsServiceStub` per channel (building one prepares every method of the service)."""
+    stub = _accounts_stubs.get(channel)
+    if stub is None:
+        from collect.accounts.v1 import accounts_pb2_grpc
+
+        stub = _accounts_stubs[channel] = accounts_pb2_grpc.AccountsServiceStub(channel)
+    return stub
+
+
 async def payment_policy(channel: grpc.aio.Channel, organization_id: str) -> Any:
     """Accounts' payment policy of an organisation (`collect.accounts.v1.PaymentPolicy`), defaults filled in."""
-    from collect.accounts.v1 import accounts_pb2, accounts_pb2_grpc
+    from collect.accounts.v1 import accounts_pb2
 
-    stub = accounts_pb2_grpc.AccountsServiceStub(channel)
+    stub = accounts_stub(channel)
     answer = await call(stub.GetPaymentPolicy, accounts_pb2.GetPaymentPolicyRequest(organization_id=organization_id))
     policy = answer.policy
     policy.organization_id = policy.organization_id or organization_id

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,14 +37,13 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
+        if handler is None or (handler.unary_unary is None and handler.unary_stream is None):
             return handler
         token = _bearer(handler_call_details.invocation_metadata)
-        inner = handler.unary_unary
         signer = self._signer
         method = handler_call_details.method
 
-        async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        def enter(context: grpc.aio.ServicerContext) -> None:
             if token is not None:
                 try:
                     set_current_caller(signer.verify(token))
@@ -53,20 +52,47 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
             else:
                 set_current_caller(None)
             set_deadline(context.time_remaining())
-            try:
-                return await inner(request, context)
-            except DomainError as error:
+
+        async def fail(context: grpc.aio.ServicerContext, error: Exception) -> None:
+            if isinstance(error, DomainError):
                 context.set_trailing_metadata(trailing_metadata(error))
                 await context.abort(error.status, error.message)
+            log.exception("unhandled error in %s", method, exc_info=error)
+            context.set_trailing_metadata((("x-error-code", "internal_error"),))
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+        if handler.unary_unary is not None:
+            inner = handler.unary_unary
+
+            async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                enter(context)
+                try:
+                    return await inner(request, context)
+                except (grpc.aio.AbortError, asyncio.CancelledError):
+                    raise
+                except Exception as error:
+                    await fail(context, error)
+
+            return grpc.unary_unary_rpc_method_handler(
+                behavior,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+
+        inner_stream = handler.unary_stream
+
+        async def stream_behavior(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            enter(context)
+            try:
+                async for answer in inner_stream(request, context):
+                    yield answer
             except (grpc.aio.AbortError, asyncio.CancelledError):
                 raise
-            except Exception:
-                log.exception("unhandled error in %s", method)
-                context.set_trailing_metadata((("x-error-code", "internal_error"),))
-                await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+            except Exception as error:
+                await fail(context, error)
 
-        return grpc.unary_unary_rpc_method_handler(
-            behavior,
+        return grpc.unary_stream_rpc_method_handler(
+            stream_behavior,
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
@@ -86,6 +112,7 @@ class RunningServer:
     port: int
     health: health.aio.HealthServicer
     service_names: list[str] = field(default_factory=list)
+    before_stop: list[Callable[[], object]] = field(default_factory=list)
 
     @property
     def target(self) -> str:
@@ -98,6 +125,8 @@ class RunningServer:
 
     async def stop(self, grace: float = 5.0) -> None:
         await self.set_serving(False)
+        for hook in self.before_stop:
+            hook()
         await self.server.stop(grace)
 
 

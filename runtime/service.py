@@ -38,6 +38,8 @@ class ServiceDeps:
     env: Env = field(default_factory=Env)
     _channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
     cleanups: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
+    # Run when the server starts to drain, before in-flight RPCs are awaited (e.g. end watch streams).
+    before_stop: list[Callable[[], object]] = field(default_factory=list)
 
     def channel(self, service: str) -> grpc.aio.Channel:
         if service not in self._channels:
@@ -83,6 +85,7 @@ async def start_service(
         port=settings.grpc_port,
         host=settings.grpc_host,
     )
+    running.before_stop = deps.before_stop
     watchdog = asyncio.create_task(_watch_database(pool, running), name=f"{schema}-db-watchdog")
 
     async def stop_watchdog() -> None:

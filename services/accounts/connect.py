@@ -116,7 +116,7 @@ class Connect:
                 )
             state = account_state_from_stripe(_as_dict(account), asked_at)
             await rows.set_stripe_state(conn, org.id, state, only_if_newer=False)
-        self._orgs.cache.invalidate(organization_id)
+            await self._orgs.policy_changed(conn, organization_id)
         log.info("connected account created", extra={"organization_id": organization_id, "account": state.account_id})
         return replace(state, updated_at=_now())
 
@@ -154,8 +154,8 @@ class Connect:
             account = await self._stripe.v1.accounts.retrieve_async(stored.account_id)
         fresh = account_state_from_stripe(_as_dict(account), asked_at)
         async with self._orgs.pool.acquire() as conn:
-            await self._orgs.rows.set_stripe_state(conn, organization_id, fresh)
-        self._orgs.cache.invalidate(organization_id)
+            if await self._orgs.rows.set_stripe_state(conn, organization_id, fresh):
+                await self._orgs.policy_changed(conn, organization_id)
         return await self._account_of(organization_id)
 
     async def apply_event(self, conn: Connection, event: InboundEvent) -> str:
@@ -190,7 +190,8 @@ class Connect:
         else:
             state = account_state_from_stripe(obj, created)
         written = await self._orgs.rows.set_stripe_state(conn, org.id, state)
-        self._orgs.cache.invalidate(org.id)
+        if written:
+            await self._orgs.policy_changed(conn, org.id)
         return APPLIED if written else IGNORED
 
     async def _creating_organization(
@@ -219,6 +220,6 @@ class Connect:
             return IGNORED
         state = replace(org.stripe, charges_enabled=False, payouts_enabled=False, state_at=created)
         await self._orgs.rows.set_stripe_state(conn, org.id, state, only_if_newer=False)
-        self._orgs.cache.invalidate(org.id)
+        await self._orgs.policy_changed(conn, org.id)
         log.warning("connected account deauthorized the platform", extra={"organization_id": org.id})
         return APPLIED

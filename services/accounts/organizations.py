@@ -7,7 +7,9 @@ from dataclasses import replace
 
 import asyncpg
 
+from runtime.db import Connection
 from runtime.errors import NotFound
+from runtime.notifications import notify
 from runtime.pagination import decode_cursor, encode_cursor, page_limit
 from services.accounts import repository
 from services.accounts.domain import (
@@ -22,6 +24,8 @@ from services.accounts.domain import (
     validate_new_organization,
 )
 from services.accounts.repository import OrganizationRows
+
+POLICY_CHANNEL = "accounts_policy_changed"
 
 
 def organization_not_found() -> NotFound:
@@ -52,6 +56,9 @@ class PolicyCache:
 
     def invalidate(self, organization_id: str) -> None:
         self._entries.pop(organization_id, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
 
 
 class Organizations:
@@ -96,10 +103,17 @@ class Organizations:
         ensure_valid(validate_changes(changes))
         async with self.pool.acquire() as conn:
             updated = await self.rows.update(conn, organization_id, changes)
-        self.cache.invalidate(organization_id)
+            if updated is not None:
+                await self.policy_changed(conn, organization_id)
         if updated is None:
             raise organization_not_found()
         return updated
+
+    async def policy_changed(self, conn: Connection, organization_id: str) -> None:
+        """Drops this replica's cached policy now; every replica and policy watcher hears of it
+        when `conn`'s transaction commits (`services/accounts/policy_watch.py`)."""
+        self.cache.invalidate(organization_id)
+        await notify(conn, POLICY_CHANNEL, organization_id)
 
     async def page(self, limit: int, cursor: str) -> tuple[list[Organization], str]:
         size = page_limit(limit)

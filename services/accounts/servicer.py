@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import asyncpg
 import grpc
 from collect.accounts.v1 import accounts_pb2 as pb
 from collect.accounts.v1 import accounts_pb2_grpc
 from collect.common.v1 import common_pb2
 
-from runtime.auth import AGENT, ORG_ADMIN, PLATFORM_ADMIN, TokenSigner, organization_scope, require_caller
+from runtime.auth import AGENT, ORG_ADMIN, PLATFORM_ADMIN, SERVICE, TokenSigner, organization_scope, require_caller
 from runtime.errors import FieldError, InvalidArgument, NotFound
 from runtime.proto import to_timestamp
 from services.accounts import members
@@ -22,6 +24,7 @@ from services.accounts.domain import (
     StripeAccountState,
 )
 from services.accounts.organizations import Organizations
+from services.accounts.policy_watch import PolicyWatch
 
 
 def member_message(member: Member) -> pb.Member:
@@ -127,11 +130,19 @@ def _changes(request: pb.UpdateOrganizationRequest) -> OrganizationChanges:
 
 
 class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
-    def __init__(self, pool: asyncpg.Pool, signer: TokenSigner, organizations: Organizations, connect: Connect) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        signer: TokenSigner,
+        organizations: Organizations,
+        connect: Connect,
+        policy_watch: PolicyWatch,
+    ) -> None:
         self._pool = pool
         self._signer = signer
         self._orgs = organizations
         self._connect = connect
+        self._policy_watch = policy_watch
 
     # Sign-in and members ---------------------------------------------------------------------
 
@@ -279,6 +290,16 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
                 timezone=policy.timezone,
             )
         )
+
+    async def WatchPaymentPolicies(
+        self, request: pb.WatchPaymentPoliciesRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WatchPaymentPoliciesResponse]:
+        require_caller(min_role=SERVICE)
+        async for organization_id in self._policy_watch.changes():
+            if organization_id:
+                yield pb.WatchPaymentPoliciesResponse(organization_id=organization_id)
+            else:
+                yield pb.WatchPaymentPoliciesResponse(ready=True)
 
     async def ResolveStripeAccount(
         self, request: pb.ResolveStripeAccountRequest, context: grpc.aio.ServicerContext

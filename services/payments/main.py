@@ -13,6 +13,7 @@ import grpc
 from collect.payments.v1 import payments_pb2, payments_pb2_grpc
 
 from runtime.inbox import register_event_sink
+from runtime.policies import PaymentPolicies
 from runtime.service import ServiceDeps
 from runtime.settings import Env
 from services.payments import receipts
@@ -45,7 +46,10 @@ def read_settings(env: Env) -> Settings:
 
 def wire(deps: ServiceDeps, server: grpc.aio.Server) -> Iterable[str]:
     stripe = StripePayments(deps.settings.stripe_api_key, deps.settings.stripe_api_base)
-    ctx = Context(deps.pool, stripe, PolicyClient(deps.channel("accounts")), read_settings(deps.env))
+    accounts = deps.channel("accounts")
+    policies = PaymentPolicies(accounts, deps.tokens, ttl=deps.env.number("PAYMENT_POLICY_CACHE_SECONDS", 60.0))
+    policies.start()
+    ctx = Context(deps.pool, stripe, PolicyClient(accounts, policies), read_settings(deps.env))
     payments_pb2_grpc.add_PaymentsServiceServicer_to_server(PaymentsServicer(ctx), server)
     events = register_event_sink(deps, server, event_handler(ctx))
     loop = asyncio.get_running_loop()
@@ -60,6 +64,7 @@ def wire(deps: ServiceDeps, server: grpc.aio.Server) -> Iterable[str]:
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
         await stripe.close()
+        await policies.close()
 
     deps.cleanups.append(stop)
     return [SERVICE_NAME, events]

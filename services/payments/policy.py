@@ -1,21 +1,22 @@
-"""The organisation's payment policy, asked of Accounts on each payment."""
+"""The organisation's payment policy from Accounts, cached while Accounts' change stream is live."""
 
 from __future__ import annotations
 
 import grpc
-from collect.accounts.v1 import accounts_pb2, accounts_pb2_grpc
+from collect.accounts.v1 import accounts_pb2
 
-from runtime.clients import call, payment_policy
+from runtime.clients import accounts_stub, call
+from runtime.policies import PaymentPolicies
 from services.payments.domain import Policy
 
 
 class PolicyClient:
-    def __init__(self, channel: grpc.aio.Channel) -> None:
-        self._channel = channel
-        self._stub = accounts_pb2_grpc.AccountsServiceStub(channel)
+    def __init__(self, channel: grpc.aio.Channel, policies: PaymentPolicies) -> None:
+        self._stub = accounts_stub(channel)
+        self.policies = policies
 
     async def get(self, organization_id: str) -> Policy:
-        found = await payment_policy(self._channel, organization_id)
+        found = await self.policies.get(organization_id)
         return Policy(
             organization_id=found.organization_id,
             stripe_account_id=found.stripe_account_id,

@@ -936,6 +936,45 @@ class GetPaymentPolicyResponse(_message.Message):
 Global___GetPaymentPolicyResponse: _TypeAlias = GetPaymentPolicyResponse  # noqa: Y015
 
 @_typing.final
+class WatchPaymentPoliciesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchPaymentPoliciesRequest: _TypeAlias = WatchPaymentPoliciesRequest  # noqa: Y015
+
+@_typing.final
+class WatchPaymentPoliciesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    READY_FIELD_NUMBER: _builtins.int
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    ready: _builtins.bool
+    """The stream is live: changes committed from now on will be sent."""
+    organization_id: _builtins.str
+    """An organisation whose payment policy changed (forget what you cached for it)."""
+    def __init__(
+        self,
+        *,
+        ready: _builtins.bool = ...,
+        organization_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "ready", b"ready"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchPaymentPoliciesResponse: _TypeAlias = WatchPaymentPoliciesResponse  # noqa: Y015
+
+@_typing.final
 class ResolveStripeAccountRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -107,6 +107,11 @@ class AccountsServiceStub:
                 request_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.GetPaymentPolicyRequest.SerializeToString,
                 response_deserializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.GetPaymentPolicyResponse.FromString,
                 _registered_method=True)
+        self.WatchPaymentPolicies = channel.unary_stream(
+                '/collect.accounts.v1.AccountsService/WatchPaymentPolicies',
+                request_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.WatchPaymentPoliciesRequest.SerializeToString,
+                response_deserializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.WatchPaymentPoliciesResponse.FromString,
+                _registered_method=True)
         self.ResolveStripeAccount = channel.unary_unary(
                 '/collect.accounts.v1.AccountsService/ResolveStripeAccount',
                 request_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.ResolveStripeAccountRequest.SerializeToString,
@@ -210,6 +215,15 @@ class AccountsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchPaymentPolicies(self, request, context):
+        """For services that cache payment policies (internal callers only): first a message with
+        ready = true once changes are being followed, then the id of every organisation whose
+        policy changed, after the change committed. While no stream is live, do not cache.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ResolveStripeAccount(self, request, context):
         """Maps a connected account id (from a Connect event) to its organisation.
         """
@@ -289,6 +303,11 @@ def add_AccountsServiceServicer_to_server(servicer, server):
                     servicer.GetPaymentPolicy,
                     request_deserializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.GetPaymentPolicyRequest.FromString,
                     response_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.GetPaymentPolicyResponse.SerializeToString,
+            ),
+            'WatchPaymentPolicies': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchPaymentPolicies,
+                    request_deserializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.WatchPaymentPoliciesRequest.FromString,
+                    response_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.WatchPaymentPoliciesResponse.SerializeToString,
             ),
             'ResolveStripeAccount': grpc.unary_unary_rpc_method_handler(
                     servicer.ResolveStripeAccount,
@@ -677,6 +696,33 @@ class AccountsService:
             '/collect.accounts.v1.AccountsService/GetPaymentPolicy',
             collect_dot_accounts_dot_v1_dot_accounts__pb2.GetPaymentPolicyRequest.SerializeToString,
             collect_dot_accounts_dot_v1_dot_accounts__pb2.GetPaymentPolicyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchPaymentPolicies(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/collect.accounts.v1.AccountsService/WatchPaymentPolicies',
+            collect_dot_accounts_dot_v1_dot_accounts__pb2.WatchPaymentPoliciesRequest.SerializeToString,
+            collect_dot_accounts_dot_v1_dot_accounts__pb2.WatchPaymentPoliciesResponse.FromString,
             options,
             channel_credentials,
             insecure,

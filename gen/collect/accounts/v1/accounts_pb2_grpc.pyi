@@ -56,6 +56,11 @@ class AccountsServiceStub:
     """The connected account's status; refresh = true re-reads it from Stripe."""
     GetPaymentPolicy: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.GetPaymentPolicyRequest, _accounts_pb2.GetPaymentPolicyResponse]
     """What the other services need on every payment: account, charge model, fee policy."""
+    WatchPaymentPolicies: _grpc.UnaryStreamMultiCallable[_accounts_pb2.WatchPaymentPoliciesRequest, _accounts_pb2.WatchPaymentPoliciesResponse]
+    """For services that cache payment policies (internal callers only): first a message with
+    ready = true once changes are being followed, then the id of every organisation whose
+    policy changed, after the change committed. While no stream is live, do not cache.
+    """
     ResolveStripeAccount: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.ResolveStripeAccountRequest, _accounts_pb2.ResolveStripeAccountResponse]
     """Maps a connected account id (from a Connect event) to its organisation."""
 
@@ -87,6 +92,11 @@ class AccountsServiceAsyncStub(AccountsServiceStub):
     """The connected account's status; refresh = true re-reads it from Stripe."""
     GetPaymentPolicy: _aio.UnaryUnaryMultiCallable[_accounts_pb2.GetPaymentPolicyRequest, _accounts_pb2.GetPaymentPolicyResponse]  # type: ignore[assignment]
     """What the other services need on every payment: account, charge model, fee policy."""
+    WatchPaymentPolicies: _aio.UnaryStreamMultiCallable[_accounts_pb2.WatchPaymentPoliciesRequest, _accounts_pb2.WatchPaymentPoliciesResponse]  # type: ignore[assignment]
+    """For services that cache payment policies (internal callers only): first a message with
+    ready = true once changes are being followed, then the id of every organisation whose
+    policy changed, after the change committed. While no stream is live, do not cache.
+    """
     ResolveStripeAccount: _aio.UnaryUnaryMultiCallable[_accounts_pb2.ResolveStripeAccountRequest, _accounts_pb2.ResolveStripeAccountResponse]  # type: ignore[assignment]
     """Maps a connected account id (from a Connect event) to its organisation."""
 
@@ -199,6 +209,17 @@ class AccountsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_accounts_pb2.GetPaymentPolicyResponse, _abc.Awaitable[_accounts_pb2.GetPaymentPolicyResponse]]:
         """What the other services need on every payment: account, charge model, fee policy."""
+
+    @_abc_1.abstractmethod
+    def WatchPaymentPolicies(
+        self,
+        request: _accounts_pb2.WatchPaymentPoliciesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_accounts_pb2.WatchPaymentPoliciesResponse], _abc.AsyncIterator[_accounts_pb2.WatchPaymentPoliciesResponse]]:
+        """For services that cache payment policies (internal callers only): first a message with
+        ready = true once changes are being followed, then the id of every organisation whose
+        policy changed, after the change committed. While no stream is live, do not cache.
+        """
 
     @_abc_1.abstractmethod
     def ResolveStripeAccount(

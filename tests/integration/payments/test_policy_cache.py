@@ -1,0 +1,82 @@
+"""Payments caches each organisation's payment policy while Accounts' change stream is live."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+from opentelemetry.trace import SpanKind
+
+from tests.conftest import SPANS
+from tests.fixtures.database import PlatformDatabase
+from tests.fixtures.organizations import OrgContext, onboarded_organization
+from tests.fixtures.stack import Stack, sandbox_env, start_stack
+from tests.integration.payments.conftest import create_payment
+
+
+@pytest.fixture(scope="module")
+async def unlimited(
+    database: PlatformDatabase, stripe_sandbox: Any, qonto_sandbox: Any, smtp_server: Any
+) -> AsyncIterator[Stack]:
+    env = {**sandbox_env(stripe_sandbox, qonto_sandbox, smtp_server), "PAYMENT_RATE_LIMIT_PER_MINUTE": "0"}
+    async with start_stack(database, env) as running:
+        yield running
+
+
+async def _asks_accounts(stack: Stack, org: OrgContext) -> tuple[bool, dict[str, Any]]:
+    """Creates a payment; whether Payments asked Accounts for the policy on the way."""
+    SPANS.clear()
+    payment = await create_payment(stack, org.agent_headers, amount=1000)
+    asked = any(
+        s.kind == SpanKind.SERVER and s.name.endswith("AccountsService/GetPaymentPolicy")
+        for s in SPANS.get_finished_spans()
+    )
+    return asked, payment
+
+
+async def _until_cached(stack: Stack, org: OrgContext, seconds: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while (await _asks_accounts(stack, org))[0]:
+        assert asyncio.get_running_loop().time() < deadline, "the policy was never served from the cache"
+        await asyncio.sleep(0.1)
+
+
+async def test_policy_is_cached_and_a_change_applies_to_the_next_payments(unlimited: Stack) -> None:
+    org = await onboarded_organization(unlimited, fee_percent_bps=100)
+    await _until_cached(unlimited, org)
+    asked, payment = await _asks_accounts(unlimited, org)
+    assert not asked and payment["application_fee_amount"] == 10
+
+    admin = await unlimited.admin_headers()
+    changed = await unlimited.http.patch(f"/v1/organizations/{org.id}", headers=admin, json={"fee_percent_bps": 500})
+    assert changed.status_code == 200, changed.text
+    fees = []
+    for _ in range(20):  # the change reaches Payments within milliseconds of its commit
+        asked, payment = await _asks_accounts(unlimited, org)
+        fees.append(payment["application_fee_amount"])
+        if fees[-1] == 50:
+            break
+        await asyncio.sleep(0.05)
+    assert fees[-1] == 50 and fees.count(10) <= 1, fees
+
+
+async def test_nothing_is_cached_while_changes_cannot_be_followed(unlimited: Stack) -> None:
+    org = await onboarded_organization(unlimited)
+    await _until_cached(unlimited, org)
+    conn = await asyncpg.connect(unlimited.database.admin_url)
+    try:
+        # Accounts loses its LISTEN connection: it ends the watch streams, Payments forgets and asks again.
+        killed = await conn.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name = 'listen:accounts_policy_changed'"
+        )
+    finally:
+        await conn.close()
+    assert killed >= 1
+    await asyncio.sleep(0.2)
+    asked, _ = await _asks_accounts(unlimited, org)
+    assert asked
+    await _until_cached(unlimited, org)  # listener and stream come back on their own
