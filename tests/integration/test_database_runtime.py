@@ -119,3 +119,31 @@ async def test_a_failing_effect_is_recorded_rolled_back_and_retried(inbox_pool: 
     assert await replay(inbox_pool, flaky) == (1, 1, 0)
     assert await inbox_pool.fetchval("SELECT n FROM effects WHERE event_id = 'evt_2'") == 2
     assert await replay(inbox_pool, flaky) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("sampled", [True, False])
+async def test_queries_are_traced_only_under_a_recorded_parent(database: PlatformDatabase, sampled: bool) -> None:
+    from opentelemetry import context, trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    from tests.conftest import SPANS
+
+    parent = SpanContext(
+        trace_id=uuid.uuid4().int >> 1,
+        span_id=uuid.uuid4().int >> 65,
+        is_remote=True,
+        trace_flags=TraceFlags(TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT),
+    )
+    conn = await asyncpg.connect(database.admin_url)
+    token = context.attach(trace.set_span_in_context(NonRecordingSpan(parent)))
+    try:
+        assert await conn.fetchval("SELECT 41 + 1") == 42
+    finally:
+        context.detach(token)
+        await conn.close()
+    queries = [
+        s
+        for s in SPANS.get_finished_spans()
+        if s.context.trace_id == parent.trace_id and (s.attributes or {}).get("db.system") == "postgresql"
+    ]
+    assert len(queries) == (1 if sampled else 0)
