@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -69,6 +70,7 @@ class SandboxState:
         self.dirty = False
         self._timers: set[asyncio.Task[None]] = set()
         self._saver: asyncio.Task[None] | None = None
+        self._snapshot_pid: int | None = None
         self._init_platform()
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -88,6 +90,10 @@ class SandboxState:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._timers.clear()
         await self.webhooks.stop()
+        if self._snapshot_pid is not None:  # a copy still being written must not land after ours
+            with contextlib.suppress(ChildProcessError):  # already reaped: it is done
+                await asyncio.to_thread(os.waitpid, self._snapshot_pid, 0)
+            self._snapshot_pid = None
         if self.config.state_file:
             self.save(Path(self.config.state_file))
 
@@ -225,9 +231,7 @@ class SandboxState:
         }
 
     def save(self, path: Path) -> None:
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_bytes(orjson.dumps(self.dump()))
-        os.replace(tmp, path)
+        _write_atomically(path, orjson.dumps(self.dump()))
         self.dirty = False
 
     def load(self, path: Path) -> None:
@@ -259,7 +263,32 @@ class SandboxState:
         while True:
             await asyncio.sleep(1.0)
             if self.dirty:
-                try:
-                    self.save(path)
-                except OSError:
-                    logger.exception("saving state to %s failed", path)
+                self.dirty = False  # changes made while the copy is written mark it again
+                if not await self._save_from_a_copy(path):
+                    self.dirty = True
+
+    async def _save_from_a_copy(self, path: Path) -> bool:
+        """Writes the state from a forked copy of the process, like Redis' BGSAVE: serialising
+        thousands of objects in the server's own loop stalled every request in flight (p99 of
+        payment creation in bench/bench_payments.py went from 41 to 101 ms)."""
+        pid = os.fork()
+        if pid == 0:  # the child: a frozen copy of the state; no cleanup, no logging
+            code = 0
+            try:
+                _write_atomically(path, orjson.dumps(self.dump()))
+            except BaseException:  # reported through the exit code
+                code = 1
+            os._exit(code)
+        self._snapshot_pid = pid  # stays set if cancelled: stop() waits for the copy
+        _, status = await asyncio.to_thread(os.waitpid, pid, 0)
+        self._snapshot_pid = None
+        if os.waitstatus_to_exitcode(status) != 0:
+            logger.error("saving state to %s failed", path)
+            return False
+        return True
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import sys
@@ -38,6 +39,20 @@ async def test_state_file_survives_restart(tmp_path: Path) -> None:
         assert sandbox.state.store.objects[endpoint.id]["_secret"] == endpoint.secret
         await client.v1.refunds.create_async(params={"payment_intent": intent.id, "amount": 500})
         assert (await client.v1.charges.retrieve_async(charge.id)).amount_refunded == 1_500
+
+
+async def test_state_is_saved_while_serving(tmp_path: Path) -> None:
+    """Every second or so, from a forked copy of the process: a crash loses at most that."""
+    state_file = tmp_path / "live.json"
+    async with run_sandbox(state_file=str(state_file)) as sandbox:
+        account = await sandbox.create_connected_account()
+        for _ in range(100):
+            if state_file.exists() and account.id in state_file.read_text():
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the running sandbox never saved its state")
+        assert not list(tmp_path.glob("*.tmp"))
 
 
 def test_command_line_serves_persists_and_stops_on_sigterm(tmp_path: Path) -> None:
