@@ -6,11 +6,13 @@ import argparse
 import asyncio
 import gc
 import logging
+import os
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import uvicorn
+import uvloop
 
 from .app import create_app
 from .config import SandboxConfig
@@ -35,7 +37,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=12111)
     parser.add_argument("--state-file", default=None, help="persist state to this JSON file")
     parser.add_argument("--public-url", default=None, help="base URL used in account link URLs")
-    parser.add_argument("--log-level", default="info")
+    parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "info"), help="default: $LOG_LEVEL or info")
     return parser.parse_args(argv)
 
 
@@ -67,4 +69,4 @@ async def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    uvloop.run(main())  # like the services and the gateway (the stdlib loop cost a fifth of its CPU)
