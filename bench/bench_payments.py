@@ -32,7 +32,7 @@ import httpx
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.loadgen import Result, run_load
+from bench.loadgen import Summary, measure
 from bench.stacks import login, running_stack, uvicorn_source
 from runtime.embedded_pg import start_embedded_postgres
 
@@ -80,19 +80,19 @@ app = Starlette(routes=[Route("/v1/payments", create, methods=["POST"])], lifesp
 """
 
 
-async def _create_load(label: str, url: str, headers: dict[str, str], concurrency: int, duration: float) -> Result:
+def _create_load(label: str, url: str, headers: dict[str, str], concurrency: int, duration: float) -> Summary:
     """Keep-alive connections posting payments, each with a new Idempotency-Key."""
-    return await run_load(
+    return measure(
         label,
         url,
         method="POST",
         headers={**headers, "Content-Type": "application/json"},
         body=b'{"amount": 1000, "currency": "eur"}',
+        unique_header="Idempotency-Key",
+        expect=201,
         concurrency=concurrency,
         duration=duration,
         warmup=1.5,
-        expect=201,
-        per_request=lambda: {"Idempotency-Key": uuid.uuid4().hex},
     )
 
 
@@ -228,16 +228,12 @@ def main() -> None:
                 for concurrency in CONCURRENCY:
                     _settle(sandbox)
                     with _floor_server(sandbox, account, postgres.url) as floor_url:
-                        floor = asyncio.run(
-                            _create_load(
-                                f"floor, {concurrency} in flight", f"{floor_url}/v1/payments", {}, concurrency, DURATION
-                            )
+                        floor = _create_load(
+                            f"floor, {concurrency} in flight", f"{floor_url}/v1/payments", {}, concurrency, DURATION
                         )
                     _settle(sandbox)
-                    full = asyncio.run(
-                        _create_load(
-                            f"all hops, {concurrency} in flight", f"{gateway}/v1/payments", agent, concurrency, DURATION
-                        )
+                    full = _create_load(
+                        f"all hops, {concurrency} in flight", f"{gateway}/v1/payments", agent, concurrency, DURATION
                     )
                     lines += [floor.line(), f"{full.line()}   {full.rps / floor.rps:.2f} x floor"]
                 _settle(sandbox)

@@ -6,11 +6,18 @@ Used by the benchmarks so that the client is not what gets measured.
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import statistics
+import subprocess
+import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+import uvloop
 
 
 @dataclass
@@ -128,18 +135,58 @@ def _ms(value: str) -> float:
     return float(value)
 
 
-def measure(
-    label: str, url: str, *, headers: dict[str, str] | None = None, concurrency: int = 8, duration: float = 8.0
-) -> Summary:
-    """GET load with wrk when installed (a C client costs the machine least), else the asyncio client."""
-    import shutil
-    import subprocess
+# wrk scripts: the method and body from the environment; with a header that is new on every
+# request (e.g. an Idempotency-Key) when BENCH_UNIQUE_HEADER is set.
+_WRK_BODY = """
+wrk.method = os.getenv("BENCH_METHOD")
+wrk.body = os.getenv("BENCH_BODY")
+"""
+_WRK_UNIQUE_HEADER = """
+local counter = 0
+local prefix = string.format("%x%x", os.time(), math.random(0, 2^30))
+request = function()
+  counter = counter + 1
+  wrk.headers[os.getenv("BENCH_UNIQUE_HEADER")] = prefix .. "-" .. counter
+  return wrk.format(os.getenv("BENCH_METHOD"), nil, nil, os.getenv("BENCH_BODY"))
+end
+"""
 
+
+def _wrk(url: str, args: list[str], script: str, env: dict[str, str]) -> str:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
+        lua.write(script)
+        lua.flush()
+        return subprocess.run(
+            ["wrk", *args, "-s", lua.name, url], capture_output=True, text=True, check=True, env={**os.environ, **env}
+        ).stdout
+
+
+def measure(
+    label: str,
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    concurrency: int = 8,
+    duration: float = 8.0,
+    method: str = "GET",
+    body: bytes = b"",
+    unique_header: str | None = None,
+    expect: int = 200,
+    warmup: float = 0.0,
+) -> Summary:
+    """Load with wrk when installed (a C client costs the machine least), else the asyncio client.
+
+    `unique_header` names a header given a new value on every request.
+    """
     if shutil.which("wrk"):
-        args = ["wrk", "-t1", f"-c{concurrency}", f"-d{int(duration)}s", "--latency"]
+        args = ["-t1", f"-c{concurrency}", "--latency"]
         for key, value in (headers or {}).items():
             args += ["-H", f"{key}: {value}"]
-        output = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+        script = _WRK_UNIQUE_HEADER if unique_header else _WRK_BODY
+        env = {"BENCH_METHOD": method, "BENCH_BODY": body.decode(), "BENCH_UNIQUE_HEADER": unique_header or ""}
+        if warmup > 0:
+            _wrk(url, [*args, f"-d{max(1, round(warmup))}s"], script, env)
+        output = _wrk(url, [*args, f"-d{int(duration)}s"], script, env)
         rps = p50 = p99 = float("nan")
         for line in output.splitlines():
             parts = line.split()
@@ -149,12 +196,25 @@ def measure(
                 p50 = _ms(parts[1])
             elif parts[:1] == ["99%"]:
                 p99 = _ms(parts[1])
-        if "Non-2xx" in output:
-            raise RuntimeError(f"{label}: non-2xx answers\n{output}")
+        if "Non-2xx" in output or "Socket errors" in output:
+            raise RuntimeError(f"{label}: failed requests\n{output}")
         return Summary(label, rps, p50, p99, "wrk")
-    import uvloop
 
-    result = uvloop.run(run_load(label, url, headers=headers, concurrency=concurrency, duration=duration))
+    per_request = (lambda: {unique_header: uuid.uuid4().hex}) if unique_header else None
+    result = uvloop.run(
+        run_load(
+            label,
+            url,
+            method=method,
+            headers=headers,
+            body=body,
+            concurrency=concurrency,
+            duration=duration,
+            warmup=warmup,
+            expect=expect,
+            per_request=per_request,
+        )
+    )
     if result.errors:
         raise RuntimeError(f"{label}: {result.errors} unexpected answers")
     return Summary(label, result.rps, result.percentile(0.5), result.percentile(0.99), "asyncio client")
