@@ -7,6 +7,7 @@ import uvicorn
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from runtime.logs import setup_logging
+from runtime.service import freeze_startup_objects
 from runtime.settings import SettingsError, exit_on_settings_error
 from runtime.tracing import setup_tracing
 
@@ -20,8 +21,10 @@ def main() -> None:
     setup_logging("gateway")
     setup_tracing("gateway")
     print(f"gateway listening on http://{settings.host}:{settings.port}", flush=True)
+    app = create_app(settings)
+    freeze_startup_objects()
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         loop="uvloop",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -128,6 +129,7 @@ def run_service(service: str, schema: str, migrations: Path, wire: Wire, on_star
 
     async def main() -> None:
         running, deps = await start_service(settings, schema, migrations, wire, on_start)
+        freeze_startup_objects()
         log.info(f"{service} listening on {running.target}", extra={"port": running.port})
         print(f"{service} gRPC listening on {settings.grpc_host}:{running.port}", flush=True)
         await serve_until_signalled(running, cleanups=[deps.close])
@@ -141,3 +143,10 @@ def run_service(service: str, schema: str, migrations: Path, wire: Wire, on_star
         asyncio.run(main())
     except SettingsError as error:
         exit_on_settings_error(error)
+
+
+def freeze_startup_objects() -> None:
+    """Moves what start-up created (modules, classes, stubs: most of the heap) out of the cyclic
+    collector's sight, so that full collections under load walk only what requests left behind."""
+    gc.collect()
+    gc.freeze()

@@ -46,8 +46,7 @@ async def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     config = SandboxConfig.from_env(state_file=args.state_file, public_url=args.public_url)
     app = create_app(config)
-    # The store only grows; fewer young-generation collections keep the latency tail short.
-    gc.set_threshold(50_000, 20, 20)
+    freezing = asyncio.create_task(_freeze_survivors())
     server = _Server(
         uvicorn.Config(
             app,
@@ -66,6 +65,18 @@ async def main(argv: list[str] | None = None) -> None:
         print(f"stripe sandbox listening on http://{args.host}:{port}", flush=True)
     # On SIGTERM / SIGINT uvicorn stops accepting, drains, and runs the lifespan shutdown (state saved).
     await serving
+    freezing.cancel()
+
+
+async def _freeze_survivors(every: float = 1.0) -> None:
+    """The store only grows: what survived a second is moved out of the collector's sight.
+
+    Otherwise each full collection walks the whole store (74 ms seen under load), and raising
+    the young threshold instead made every young collection long (15-40 ms at 50,000).
+    """
+    while True:
+        await asyncio.sleep(every)
+        gc.freeze()
 
 
 if __name__ == "__main__":
