@@ -260,12 +260,16 @@ class SandboxState:
     async def _save_periodically(self) -> None:
         assert self.config.state_file
         path = Path(self.config.state_file)
+        pause = 1.0
         while True:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(pause)
             if self.dirty:
                 self.dirty = False  # changes made while the copy is written mark it again
+                started = time.monotonic()
                 if not await self._save_from_a_copy(path):
                     self.dirty = True
+                # The copy needs a core while it writes: at most a fortieth of the time, however large the state.
+                pause = max(1.0, 40 * (time.monotonic() - started))
 
     async def _save_from_a_copy(self, path: Path) -> bool:
         """Writes the state from a forked copy of the process, like Redis' BGSAVE: serialising
