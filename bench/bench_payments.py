@@ -3,7 +3,7 @@
 1. `POST /v1/payments` (new Idempotency-Key each time) through gateway → Payments → Accounts
    (payment policy) → Stripe sandbox (PaymentIntent on the connected account) → PostgreSQL,
    with the whole stack as separate processes (`python -m stack`).
-2. The floor, in the same run: a bare Starlette endpoint (uvicorn, uvloop) that makes the same
+2. The floor, in the same run: a bare Starlette endpoint (uvicorn, uvloop, aiohttp) that makes the same
    sandbox call (same account, idempotency key) and one INSERT, with no gateway, gRPC, auth,
    policy lookup or idempotency bookkeeping.
 3. Stats: 1,000,000 succeeded payments of one organisation over a year (20 agents), the rollup
@@ -45,7 +45,7 @@ PASSWORD = "bench-member-password"
 
 FLOOR_APP = """
 import contextlib, os, uuid
-import asyncpg, httpx, orjson
+import aiohttp, asyncpg, orjson
 from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Route
@@ -55,22 +55,23 @@ state = {}
 
 @contextlib.asynccontextmanager
 async def lifespan(app):
-    state["pool"] = await asyncpg.create_pool(DSN, min_size=4, max_size=10)
+    state["pool"] = await asyncpg.create_pool(DSN, min_size=4, max_size=20)
     await state["pool"].execute(
         "CREATE TABLE IF NOT EXISTS floor_payments (id uuid PRIMARY KEY, amount bigint, intent text, secret text)")
-    state["http"] = httpx.AsyncClient(base_url=SANDBOX, headers={
-        "Authorization": "Bearer sk_test_sandbox", "Stripe-Account": ACCOUNT})
-    yield
+    async with aiohttp.ClientSession(base_url=SANDBOX, headers={
+            "Authorization": "Bearer sk_test_sandbox", "Stripe-Account": ACCOUNT}) as http:
+        state["http"] = http
+        yield
 
 async def create(request):
     body = orjson.loads(await request.body())
     payment_id = uuid.uuid4()
-    answer = await state["http"].post("/v1/payment_intents", content=(
-        f"amount={body['amount']}&currency=eur&payment_method_types[]=card_present"
-        f"&metadata[platform_payment_id]={payment_id}").encode(),
-        headers={"Idempotency-Key": f"payment:{payment_id}:create",
-                 "Content-Type": "application/x-www-form-urlencoded"})
-    intent = answer.json()
+    async with state["http"].post("/v1/payment_intents", data=(
+            f"amount={body['amount']}&currency=eur&payment_method_types[]=card_present"
+            f"&metadata[platform_payment_id]={payment_id}").encode(),
+            headers={"Idempotency-Key": f"payment:{payment_id}:create",
+                     "Content-Type": "application/x-www-form-urlencoded"}) as answer:
+        intent = orjson.loads(await answer.read())
     await state["pool"].execute("INSERT INTO floor_payments VALUES ($1, $2, $3, $4)",
                                 payment_id, body["amount"], intent["id"], intent["client_secret"])
     return Response(orjson.dumps({"id": str(payment_id), "stripe_payment_intent_id": intent["id"],
