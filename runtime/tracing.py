@@ -13,15 +13,18 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler
 
 _configured = False
+# Whether the sampler never records a child of an unrecorded span (ours, or any parentbased_*):
+# then instrumentation may skip building such children altogether.
+_parent_based = True
 
 
 def setup_tracing(service_name: str, *, extra_processor: SpanProcessor | None = None) -> TracerProvider:
-    """Installs the global tracer provider once and instruments asyncpg, httpx and aiohttp.
+    """Installs the global tracer provider once and instruments asyncpg and httpx (the Stripe client traces itself: runtime/stripe_api.py).
 
     Spans go to OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set; `extra_processor` lets tests
     collect spans in memory.
     """
-    global _configured
+    global _configured, _parent_based
     provider = trace.get_tracer_provider()
     if os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
         return TracerProvider()  # tracing off: the global provider stays a no-op
@@ -36,8 +39,8 @@ def setup_tracing(service_name: str, *, extra_processor: SpanProcessor | None = 
 
             provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
         trace.set_tracer_provider(provider)
-        # Our sampler, or any parentbased_* one, never records a child of an unrecorded span.
-        _instrument_libraries(os.environ.get("OTEL_TRACES_SAMPLER", "parentbased_").startswith("parentbased_"))
+        _parent_based = os.environ.get("OTEL_TRACES_SAMPLER", "parentbased_").startswith("parentbased_")
+        _instrument_libraries()
         _configured = True
     assert isinstance(provider, TracerProvider)
     if extra_processor is not None:
@@ -56,22 +59,19 @@ def _default_sampler(recording: bool) -> Sampler | None:
     return ParentBased(ALWAYS_ON if recording else ALWAYS_OFF)
 
 
-def _instrument_libraries(parent_based: bool) -> None:
-    from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
+def _instrument_libraries() -> None:
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
-    asyncpg_instrumentor = _LeafAsyncPGInstrumentor() if parent_based else AsyncPGInstrumentor()
-    if not asyncpg_instrumentor.is_instrumented_by_opentelemetry:
-        asyncpg_instrumentor.instrument()
+    if not _LeafAsyncPGInstrumentor().is_instrumented_by_opentelemetry:
+        _LeafAsyncPGInstrumentor().instrument()
     if not HTTPXClientInstrumentor().is_instrumented_by_opentelemetry:
         HTTPXClientInstrumentor().instrument()
-    if not AioHttpClientInstrumentor().is_instrumented_by_opentelemetry:
-        AioHttpClientInstrumentor().instrument()  # the Stripe SDK's client
 
 
-def _unrecorded_parent() -> bool:
+def unrecorded_parent() -> bool:
+    """Inside a span that is not recorded, under a sampler that then records no child of it."""
     context = trace.get_current_span().get_span_context()
-    return context.is_valid and not context.trace_flags.sampled
+    return _parent_based and context.is_valid and not context.trace_flags.sampled
 
 
 class _LeafAsyncPGInstrumentor(AsyncPGInstrumentor):  # type: ignore[misc]
@@ -81,12 +81,12 @@ class _LeafAsyncPGInstrumentor(AsyncPGInstrumentor):  # type: ignore[misc]
     _instance = None  # BaseInstrumentor is a singleton per class: not the parent's instance
 
     async def _do_execute(self, func: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        if _unrecorded_parent():
+        if unrecorded_parent():
             return await func(*args, **kwargs)
         return await super()._do_execute(func, instance, args, kwargs)
 
     async def _do_cursor_execute(self, func: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        if _unrecorded_parent():
+        if unrecorded_parent():
             return await func(*args, **kwargs)
         return await super()._do_cursor_execute(func, instance, args, kwargs)
 
