@@ -44,11 +44,6 @@ class PaymentPolicies:
         self._generation = 0
         self._live = False
         self._task: asyncio.Task[None] | None = None
-        self.ready = asyncio.Event()  # set while a watch stream is live (tests wait on it)
-
-    @property
-    def caching(self) -> bool:
-        return self._live and self._ttl > 0
 
     def start(self) -> None:
         """Follows Accounts' changes in the background (nothing is cached without it)."""
@@ -94,13 +89,11 @@ class PaymentPolicies:
                     if change.ready:
                         self._forget(None)
                         self._live = True
-                        self.ready.set()
                     else:
                         self._forget(change.organization_id)
             except grpc.aio.AioRpcError as error:
                 log.info("payment policy watch: %s", error.code().name)
             finally:
                 self._live = False
-                self.ready.clear()
                 self._forget(None)
             await asyncio.sleep(self._retry)

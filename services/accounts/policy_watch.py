@@ -54,7 +54,8 @@ class PolicyWatch:
                 queue.put_nowait(None)
 
     async def changes(self) -> AsyncIterator[str]:
-        """ "" first (ready), then organisation ids; returns when the watcher must reset."""
+        """An empty string first (the stream is live), then the ids of organisations whose policy
+        changed; ends when the watcher must drop what it cached and start again."""
         if self._closing or not self._listener.listening:
             raise Unavailable("policy changes cannot be followed right now", "policy_watch_unavailable")
         queue: asyncio.Queue[str | None] = asyncio.Queue()
