@@ -53,9 +53,9 @@ async def stripe_events(stack: Stack, intent_id: str, account: str | None) -> li
     return sorted(found, key=lambda e: (e["created"], e["id"]))
 
 
-async def deliver(stack: Stack, events: list[dict[str, Any]]) -> list[str]:
-    """Hands events to Payments' EventSinkService, as the webhook ingress does."""
-    channel = grpc.aio.insecure_channel(stack.target("payments"))
+async def deliver(stack: Stack, events: list[dict[str, Any]], service: str = "payments") -> list[str]:
+    """Hands events to a service's EventSinkService (Payments by default), as the webhook ingress does."""
+    channel = grpc.aio.insecure_channel(stack.target(service))
     try:
         stub = events_pb2_grpc.EventSinkServiceStub(channel)
         token = stack.signer.service_token("tests")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,7 +16,7 @@ from tests.conftest import SPANS
 from tests.fixtures.database import PlatformDatabase
 from tests.fixtures.organizations import OrgContext, onboarded_organization
 from tests.fixtures.stack import Stack, sandbox_env, start_stack
-from tests.integration.payments.conftest import create_payment
+from tests.integration.payments.conftest import create_payment, deliver, key
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +63,29 @@ async def test_policy_is_cached_and_a_change_applies_to_the_next_payments(unlimi
             break
         await asyncio.sleep(0.05)
     assert fees[-1] == 50 and fees.count(10) <= 1, fees
+
+
+async def test_an_account_that_can_no_longer_take_charges_is_refused_at_once(unlimited: Stack) -> None:
+    org = await onboarded_organization(unlimited)
+    await _until_cached(unlimited, org)
+    deauthorized = {
+        "id": f"evt_{uuid.uuid4().hex[:24]}",
+        "object": "event",
+        "type": "account.application.deauthorized",
+        "account": org.stripe_account_id,
+        "created": int(time.time()) + 2,
+        "data": {"object": {"id": "ca_platform", "object": "application"}},
+    }
+    assert await deliver(unlimited, [deauthorized], service="accounts") == ["applied"]
+    answers = []
+    for _ in range(20):
+        answer = await unlimited.http.post("/v1/payments", headers={**org.agent_headers, **key()}, json={"amount": 900})
+        answers.append(answer.status_code)
+        if answer.status_code == 409:
+            assert answer.json()["code"] == "charges_not_enabled"
+            break
+        await asyncio.sleep(0.05)
+    assert answers[-1] == 409 and answers.count(201) <= 1, answers
 
 
 async def test_nothing_is_cached_while_changes_cannot_be_followed(unlimited: Stack) -> None:
