@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ from starlette.responses import Response
 from gateway import clients as clients_module
 from gateway.errors import ApiError, from_domain, from_rpc_error, problem_response
 from gateway.middleware import RequestContextMiddleware
+from gateway.revocations import follow_revocations
 from gateway.routes import accounts, banking, health, organizations, payments, terminal, webhooks
 from gateway.settings import GatewaySettings
 from runtime.auth import TokenSigner
@@ -67,10 +69,15 @@ def create_app(settings: GatewaySettings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        app.state.clients = clients_module.connect(settings, ServiceTokens(signer, "gateway"))
+        tokens = ServiceTokens(signer, "gateway")
+        app.state.clients = clients_module.connect(settings, tokens)
+        revocations = follow_revocations(app.state.clients.accounts, signer, tokens)
         try:
             yield
         finally:
+            revocations.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await revocations
             await app.state.clients.close()
 
     app = Starlette(

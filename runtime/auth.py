@@ -33,10 +33,37 @@ class Caller:
     organization_id: str | None
     role: str
     token: str
+    issued_at: int = 0  # the token's `iat` (whole seconds)
 
     @property
     def is_platform(self) -> bool:
         return self.role in (PLATFORM_ADMIN, SERVICE)
+
+
+class Revocations:
+    """Members whose tokens issued before a moment are refused (disabled, or role changed).
+
+    Fed by whoever follows Accounts (the gateway watches `WatchRevocations`). Token times are
+    whole seconds: a token issued in the very second of the change is still accepted, so that
+    signing in again right away works. Entries are dropped once every token they could refuse
+    has expired.
+    """
+
+    def __init__(self, ttl_seconds: int) -> None:
+        self._ttl = ttl_seconds
+        self._before: dict[str, int] = {}
+
+    def revoke(self, member_id: str, before: float) -> None:
+        second = int(before)
+        if second > self._before.get(member_id, 0):
+            self._before[member_id] = second
+        if len(self._before) > 1_000:
+            horizon = time.time() - self._ttl - 60
+            self._before = {m: at for m, at in self._before.items() if at > horizon}
+
+    def revoked(self, caller: Caller) -> bool:
+        before = self._before.get(caller.member_id)
+        return before is not None and caller.issued_at < before
 
 
 class TokenSigner:
@@ -49,6 +76,8 @@ class TokenSigner:
         self._verify_secrets = (secret, *previous_secrets)
         self.ttl_seconds = ttl_seconds
         self._verified: dict[str, tuple[Caller, float]] = {}
+        # Members whose tokens issued before a moment are refused (see `Revocations`).
+        self.revocations = Revocations(ttl_seconds)
 
     def issue(self, member_id: str, organization_id: str | None, role: str, now: float | None = None) -> str:
         issued = int(now if now is not None else time.time())
@@ -74,14 +103,16 @@ class TokenSigner:
         cached = self._verified.get(token)
         if cached is not None:
             caller, expires = cached
-            if time.time() < expires:
-                return caller
-            del self._verified[token]
-            raise Unauthenticated("the token has expired", "token_expired")
-        caller, expires = self._verify_signature(token)
-        if len(self._verified) >= _CACHE_SIZE:
-            self._verified.clear()
-        self._verified[token] = (caller, expires)
+            if time.time() >= expires:
+                del self._verified[token]
+                raise Unauthenticated("the token has expired", "token_expired")
+        else:
+            caller, expires = self._verify_signature(token)
+            if len(self._verified) >= _CACHE_SIZE:
+                self._verified.clear()
+            self._verified[token] = (caller, expires)
+        if self.revocations.revoked(caller):
+            raise Unauthenticated("the token was revoked: sign in again", "token_revoked")
         return caller
 
     def _verify_signature(self, token: str) -> tuple[Caller, float]:
@@ -99,7 +130,8 @@ class TokenSigner:
             role = claims["role"]
             if role not in _RANK:
                 raise Unauthenticated("the token is invalid", "invalid_token")
-            return Caller(str(claims["sub"]), claims.get("org") or None, role, token), float(claims["exp"])
+            caller = Caller(str(claims["sub"]), claims.get("org") or None, role, token, int(claims["iat"]))
+            return caller, float(claims["exp"])
         raise Unauthenticated("the token is invalid", "invalid_token") from last
 
 

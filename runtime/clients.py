@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -12,6 +14,8 @@ from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
 from runtime.auth import TokenSigner, current_caller
 from runtime.deadlines import remaining
+
+log = logging.getLogger("runtime.clients")
 
 
 class _CallerInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
@@ -100,3 +104,24 @@ async def payment_policy(channel: grpc.aio.Channel, organization_id: str) -> Any
     policy.default_currency = (policy.default_currency or "eur").lower()
     policy.timezone = policy.timezone or "Europe/Paris"
     return policy
+
+
+async def follow(
+    open_stream: Callable[[], AsyncIterator[Any]],
+    on_message: Callable[[Any], None],
+    on_lost: Callable[[], None],
+    *,
+    what: str,
+    retry_seconds: float = 1.0,
+) -> None:
+    """Keeps a server stream (a watch) open until cancelled: each message to `on_message`,
+    `on_lost` whenever it ends, then it is opened again after `retry_seconds`."""
+    while True:
+        try:
+            async for message in open_stream():
+                on_message(message)
+        except grpc.aio.AioRpcError as error:
+            log.info("%s: %s", what, error.code().name)
+        finally:
+            on_lost()
+        await asyncio.sleep(retry_seconds)

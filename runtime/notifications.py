@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import asyncpg
 
 from runtime.db import Connection
+from runtime.errors import Unavailable
 
 log = logging.getLogger("runtime.notifications")
 
@@ -85,3 +86,70 @@ class Listener:
                 self._on_reset(False)
             if not conn.is_closed():
                 conn.terminate()
+
+
+class ChangeFeed:
+    """Every NOTIFY on `channel`, for gRPC watch streams (one queue per stream).
+
+    `changes()` yields "" once the stream is following (the listener is up), then each payload;
+    it ends when the listener is lost (the watcher must drop what it knows and start again), at
+    `end_streams()` (before a server drains), or when a watcher falls `backlog` behind.
+    `on_change` / `on_reset` let the owner keep its own caches in step.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        channel: str,
+        *,
+        on_change: Callable[[str], None] | None = None,
+        on_reset: Callable[[], None] | None = None,
+        backlog: int = 1_000,
+    ) -> None:
+        self._streams: set[asyncio.Queue[str | None]] = set()
+        self._listener = Listener(dsn, channel, self._changed, self._reset)
+        self._on_change = on_change
+        self._on_reset = on_reset
+        self._backlog = backlog
+        self._closing = False
+
+    def start(self) -> None:
+        self._listener.start()
+
+    def end_streams(self) -> None:
+        self._closing = True
+        for queue in self._streams:
+            queue.put_nowait(None)
+
+    async def close(self) -> None:
+        self.end_streams()
+        await self._listener.close()
+
+    def _changed(self, payload: str) -> None:
+        if self._on_change is not None:
+            self._on_change(payload)
+        for queue in list(self._streams):
+            if queue.qsize() >= self._backlog:
+                self._streams.discard(queue)
+                queue.put_nowait(None)
+            else:
+                queue.put_nowait(payload)
+
+    def _reset(self, listening: bool) -> None:
+        if self._on_reset is not None:
+            self._on_reset()
+        if not listening:
+            for queue in self._streams:
+                queue.put_nowait(None)
+
+    async def changes(self) -> AsyncIterator[str]:
+        if self._closing or not self._listener.listening:
+            raise Unavailable("changes cannot be followed right now", "watch_unavailable")
+        queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self._streams.add(queue)
+        try:
+            yield ""
+            while (payload := await queue.get()) is not None:
+                yield payload
+        finally:
+            self._streams.discard(queue)

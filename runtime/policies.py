@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from typing import Any
 
 import grpc
 from collect.accounts.v1 import accounts_pb2
 
-from runtime.clients import ServiceTokens, accounts_stub, payment_policy
-
-log = logging.getLogger("runtime.policies")
+from runtime.clients import ServiceTokens, accounts_stub, follow, payment_policy
 
 
 class PaymentPolicies:
@@ -77,23 +74,25 @@ class PaymentPolicies:
         else:
             self._entries.pop(organization_id, None)
 
-    async def _watch(self) -> None:
+    def _message(self, change: Any) -> None:
+        if change.ready:
+            self._forget(None)
+            self._live = True
+        else:
+            self._forget(change.organization_id)
+
+    def _lost(self) -> None:
+        self._live = False
+        self._forget(None)
+
+    def _watch(self) -> Any:
         stub = accounts_stub(self._channel)
-        while True:
-            try:
-                stream = stub.WatchPaymentPolicies(
-                    accounts_pb2.WatchPaymentPoliciesRequest(),
-                    metadata=(("authorization", f"Bearer {self._tokens()}"),),
-                )
-                async for change in stream:
-                    if change.ready:
-                        self._forget(None)
-                        self._live = True
-                    else:
-                        self._forget(change.organization_id)
-            except grpc.aio.AioRpcError as error:
-                log.info("payment policy watch: %s", error.code().name)
-            finally:
-                self._live = False
-                self._forget(None)
-            await asyncio.sleep(self._retry)
+        return follow(
+            lambda: stub.WatchPaymentPolicies(
+                accounts_pb2.WatchPaymentPoliciesRequest(), metadata=(("authorization", f"Bearer {self._tokens()}"),)
+            ),
+            self._message,
+            self._lost,
+            what="payment policy watch",
+            retry_seconds=self._retry,
+        )

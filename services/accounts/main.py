@@ -14,8 +14,8 @@ from runtime.stripe_api import close_stripe_client, make_stripe_client
 from services.accounts import members
 from services.accounts.connect import Connect
 from services.accounts.crypto import secrets_from_env
+from services.accounts.feeds import access_feed, policy_feed
 from services.accounts.organizations import Organizations, PolicyCache
-from services.accounts.policy_watch import PolicyWatch
 from services.accounts.repository import OrganizationRows
 from services.accounts.servicer import AccountsServicer
 
@@ -39,11 +39,12 @@ def wire(deps: ServiceDeps, server: grpc.aio.Server) -> Iterable[str]:
     )
     deps.cleanups.append(lambda: close_stripe_client(stripe_client))
     connect = Connect(organizations, stripe_client)
-    policy_watch = PolicyWatch(organizations.cache, deps.settings.database_url)
-    policy_watch.start()
-    deps.before_stop.append(policy_watch.end_streams)
-    deps.cleanups.append(policy_watch.close)
-    servicer = AccountsServicer(deps.pool, deps.signer, organizations, connect, policy_watch)
+    feeds = [policy_feed(organizations.cache, deps.settings.database_url), access_feed(deps.settings.database_url)]
+    for feed in feeds:
+        feed.start()
+        deps.before_stop.append(feed.end_streams)
+        deps.cleanups.append(feed.close)
+    servicer = AccountsServicer(deps.pool, deps.signer, organizations, connect, *feeds)
     accounts_pb2_grpc.add_AccountsServiceServicer_to_server(servicer, server)
     return [SERVICE_NAME, register_event_sink(deps, server, connect.apply_event)]
 

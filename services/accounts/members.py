@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import asyncpg
 
 from runtime.auth import AGENT, ORG_ADMIN, PLATFORM_ADMIN, Caller, TokenSigner
@@ -9,6 +11,7 @@ from runtime.errors import AlreadyExists, Conflict, FieldError, NotFound, Permis
 from runtime.pagination import decode_cursor, encode_cursor, page_limit
 from services.accounts import repository
 from services.accounts.domain import Member, ensure_valid, normalize_email, validate_new_member
+from services.accounts.feeds import access_changed
 from services.accounts.passwords import hash_password, verify_password
 
 
@@ -96,13 +99,20 @@ async def update_member(
     member = await find_member(pool, organization_id, member_id)
     if member.id == caller.member_id and (disabled or (role is not None and role != member.role)):
         raise Conflict("you cannot disable yourself or change your own role", "cannot_change_self")
-    async with pool.acquire() as conn:
+    async with pool.acquire() as conn, conn.transaction():
         updated = await repository.update_member(
             conn, member.id, name=name.strip() if name is not None else None, role=role, disabled=disabled
         )
+        if updated is not None and updated[1] is not None:
+            await access_changed(conn, member.id, updated[1])  # its older tokens stop working
     if updated is None:
         raise NotFound("member not found", "member_not_found")
-    return updated
+    return updated[0]
+
+
+async def recent_access_changes(pool: asyncpg.Pool, seconds: int) -> list[tuple[str, datetime]]:
+    async with pool.acquire() as conn:
+        return await repository.recent_access_changes(conn, seconds)
 
 
 async def list_members(pool: asyncpg.Pool, organization_id: str, limit: int, cursor: str) -> tuple[list[Member], str]:

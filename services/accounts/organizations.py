@@ -111,7 +111,7 @@ class Organizations:
 
     async def policy_changed(self, conn: Connection, organization_id: str) -> None:
         """Drops this replica's cached policy now; every replica and policy watcher hears of it
-        when `conn`'s transaction commits (`services/accounts/policy_watch.py`)."""
+        when `conn`'s transaction commits (`services/accounts/feeds.py`)."""
         self.cache.invalidate(organization_id)
         await notify(conn, POLICY_CHANNEL, organization_id)
 

@@ -73,17 +73,31 @@ async def insert_member(
 
 async def update_member(
     conn: Connection, member_id: str, *, name: str | None, role: str | None, disabled: bool | None
-) -> Member | None:
+) -> tuple[Member, datetime | None] | None:
+    """The updated member, and when its access changed if this update changed it (role or disabled)."""
     row = await conn.fetchrow(
         f"""UPDATE members SET name = coalesce($2, name), role = coalesce($3, role),
-                   disabled = coalesce($4, disabled), updated_at = now()
-             WHERE id = $1 RETURNING {_MEMBER_COLUMNS}""",
+                   disabled = coalesce($4, disabled), updated_at = now(),
+                   access_changed_at = CASE WHEN coalesce($3, role) <> role OR coalesce($4, disabled) <> disabled
+                                            THEN now() ELSE access_changed_at END
+             WHERE id = $1
+         RETURNING {_MEMBER_COLUMNS}, CASE WHEN access_changed_at = now() THEN access_changed_at END AS access_changed""",
         _uuid(member_id),
         name,
         role,
         disabled,
     )
-    return _member(row) if row else None
+    return (_member(row), row["access_changed"]) if row else None
+
+
+async def recent_access_changes(conn: Connection, seconds: int) -> list[tuple[str, datetime]]:
+    """Members whose access changed in the last `seconds` (a token's lifetime), and when."""
+    rows = await conn.fetch(
+        """SELECT id, access_changed_at FROM members
+            WHERE access_changed_at > now() - make_interval(secs => $1)""",
+        seconds,
+    )
+    return [(str(row["id"]), row["access_changed_at"]) for row in rows]
 
 
 async def set_password_hash(conn: Connection, member_id: str, password_hash: str) -> None:

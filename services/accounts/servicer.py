@@ -12,6 +12,7 @@ from collect.common.v1 import common_pb2
 
 from runtime.auth import AGENT, ORG_ADMIN, PLATFORM_ADMIN, SERVICE, TokenSigner, organization_scope, require_caller
 from runtime.errors import FieldError, InvalidArgument, NotFound
+from runtime.notifications import ChangeFeed
 from runtime.proto import to_timestamp
 from services.accounts import members
 from services.accounts.connect import Connect
@@ -23,8 +24,8 @@ from services.accounts.domain import (
     OrganizationChanges,
     StripeAccountState,
 )
+from services.accounts.feeds import parse_access_change
 from services.accounts.organizations import Organizations
-from services.accounts.policy_watch import PolicyWatch
 
 
 def member_message(member: Member) -> pb.Member:
@@ -136,13 +137,15 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
         signer: TokenSigner,
         organizations: Organizations,
         connect: Connect,
-        policy_watch: PolicyWatch,
+        policy_feed: ChangeFeed,
+        access_feed: ChangeFeed,
     ) -> None:
         self._pool = pool
         self._signer = signer
         self._orgs = organizations
         self._connect = connect
-        self._policy_watch = policy_watch
+        self._policy_feed = policy_feed
+        self._access_feed = access_feed
 
     # Sign-in and members ---------------------------------------------------------------------
 
@@ -295,11 +298,25 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
         self, request: pb.WatchPaymentPoliciesRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WatchPaymentPoliciesResponse]:
         require_caller(min_role=SERVICE)
-        async for organization_id in self._policy_watch.changes():
+        async for organization_id in self._policy_feed.changes():
             if organization_id:
                 yield pb.WatchPaymentPoliciesResponse(organization_id=organization_id)
             else:
                 yield pb.WatchPaymentPoliciesResponse(ready=True)
+
+    async def WatchRevocations(
+        self, request: pb.WatchRevocationsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WatchRevocationsResponse]:
+        require_caller(min_role=SERVICE)
+        async for payload in self._access_feed.changes():
+            if payload:
+                member_id, at = parse_access_change(payload)
+                yield pb.WatchRevocationsResponse(member_id=member_id, revoked_before=to_timestamp(at))
+                continue
+            # Following from here on: first what changed within a token's lifetime.
+            for member_id, at in await members.recent_access_changes(self._pool, self._signer.ttl_seconds):
+                yield pb.WatchRevocationsResponse(member_id=member_id, revoked_before=to_timestamp(at))
+            yield pb.WatchRevocationsResponse(ready=True)
 
     async def ResolveStripeAccount(
         self, request: pb.ResolveStripeAccountRequest, context: grpc.aio.ServicerContext

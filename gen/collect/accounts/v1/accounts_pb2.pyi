@@ -951,6 +951,48 @@ class WatchPaymentPoliciesRequest(_message.Message):
 Global___WatchPaymentPoliciesRequest: _TypeAlias = WatchPaymentPoliciesRequest  # noqa: Y015
 
 @_typing.final
+class WatchRevocationsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchRevocationsRequest: _TypeAlias = WatchRevocationsRequest  # noqa: Y015
+
+@_typing.final
+class WatchRevocationsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    READY_FIELD_NUMBER: _builtins.int
+    MEMBER_ID_FIELD_NUMBER: _builtins.int
+    REVOKED_BEFORE_FIELD_NUMBER: _builtins.int
+    ready: _builtins.bool
+    """Everything known is sent: changes committed from now on will follow."""
+    member_id: _builtins.str
+    @_builtins.property
+    def revoked_before(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        ready: _builtins.bool = ...,
+        member_id: _builtins.str = ...,
+        revoked_before: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["revoked_before", b"revoked_before"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["member_id", b"member_id", "ready", b"ready", "revoked_before", b"revoked_before"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchRevocationsResponse: _TypeAlias = WatchRevocationsResponse  # noqa: Y015
+
+@_typing.final
 class WatchPaymentPoliciesResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

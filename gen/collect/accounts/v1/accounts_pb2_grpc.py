@@ -112,6 +112,11 @@ class AccountsServiceStub:
                 request_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.WatchPaymentPoliciesRequest.SerializeToString,
                 response_deserializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.WatchPaymentPoliciesResponse.FromString,
                 _registered_method=True)
+        self.WatchRevocations = channel.unary_stream(
+                '/collect.accounts.v1.AccountsService/WatchRevocations',
+                request_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.WatchRevocationsRequest.SerializeToString,
+                response_deserializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.WatchRevocationsResponse.FromString,
+                _registered_method=True)
         self.ResolveStripeAccount = channel.unary_unary(
                 '/collect.accounts.v1.AccountsService/ResolveStripeAccount',
                 request_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.ResolveStripeAccountRequest.SerializeToString,
@@ -224,6 +229,15 @@ class AccountsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchRevocations(self, request, context):
+        """For token verifiers (the gateway; internal callers only): first the members whose access
+        changed within a token's lifetime, then ready = true, then every change as it commits. A
+        member's tokens issued before revoked_before must be refused (disabled, or role changed).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ResolveStripeAccount(self, request, context):
         """Maps a connected account id (from a Connect event) to its organisation.
         """
@@ -308,6 +322,11 @@ def add_AccountsServiceServicer_to_server(servicer, server):
                     servicer.WatchPaymentPolicies,
                     request_deserializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.WatchPaymentPoliciesRequest.FromString,
                     response_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.WatchPaymentPoliciesResponse.SerializeToString,
+            ),
+            'WatchRevocations': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchRevocations,
+                    request_deserializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.WatchRevocationsRequest.FromString,
+                    response_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.WatchRevocationsResponse.SerializeToString,
             ),
             'ResolveStripeAccount': grpc.unary_unary_rpc_method_handler(
                     servicer.ResolveStripeAccount,
@@ -723,6 +742,33 @@ class AccountsService:
             '/collect.accounts.v1.AccountsService/WatchPaymentPolicies',
             collect_dot_accounts_dot_v1_dot_accounts__pb2.WatchPaymentPoliciesRequest.SerializeToString,
             collect_dot_accounts_dot_v1_dot_accounts__pb2.WatchPaymentPoliciesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchRevocations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/collect.accounts.v1.AccountsService/WatchRevocations',
+            collect_dot_accounts_dot_v1_dot_accounts__pb2.WatchRevocationsRequest.SerializeToString,
+            collect_dot_accounts_dot_v1_dot_accounts__pb2.WatchRevocationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -61,6 +61,11 @@ class AccountsServiceStub:
     ready = true once changes are being followed, then the id of every organisation whose
     policy changed, after the change committed. While no stream is live, do not cache.
     """
+    WatchRevocations: _grpc.UnaryStreamMultiCallable[_accounts_pb2.WatchRevocationsRequest, _accounts_pb2.WatchRevocationsResponse]
+    """For token verifiers (the gateway; internal callers only): first the members whose access
+    changed within a token's lifetime, then ready = true, then every change as it commits. A
+    member's tokens issued before revoked_before must be refused (disabled, or role changed).
+    """
     ResolveStripeAccount: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.ResolveStripeAccountRequest, _accounts_pb2.ResolveStripeAccountResponse]
     """Maps a connected account id (from a Connect event) to its organisation."""
 
@@ -96,6 +101,11 @@ class AccountsServiceAsyncStub(AccountsServiceStub):
     """For services that cache payment policies (internal callers only): first a message with
     ready = true once changes are being followed, then the id of every organisation whose
     policy changed, after the change committed. While no stream is live, do not cache.
+    """
+    WatchRevocations: _aio.UnaryStreamMultiCallable[_accounts_pb2.WatchRevocationsRequest, _accounts_pb2.WatchRevocationsResponse]  # type: ignore[assignment]
+    """For token verifiers (the gateway; internal callers only): first the members whose access
+    changed within a token's lifetime, then ready = true, then every change as it commits. A
+    member's tokens issued before revoked_before must be refused (disabled, or role changed).
     """
     ResolveStripeAccount: _aio.UnaryUnaryMultiCallable[_accounts_pb2.ResolveStripeAccountRequest, _accounts_pb2.ResolveStripeAccountResponse]  # type: ignore[assignment]
     """Maps a connected account id (from a Connect event) to its organisation."""
@@ -219,6 +229,17 @@ class AccountsServiceServicer(metaclass=_abc_1.ABCMeta):
         """For services that cache payment policies (internal callers only): first a message with
         ready = true once changes are being followed, then the id of every organisation whose
         policy changed, after the change committed. While no stream is live, do not cache.
+        """
+
+    @_abc_1.abstractmethod
+    def WatchRevocations(
+        self,
+        request: _accounts_pb2.WatchRevocationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_accounts_pb2.WatchRevocationsResponse], _abc.AsyncIterator[_accounts_pb2.WatchRevocationsResponse]]:
+        """For token verifiers (the gateway; internal callers only): first the members whose access
+        changed within a token's lifetime, then ready = true, then every change as it commits. A
+        member's tokens issued before revoked_before must be refused (disabled, or role changed).
         """
 
     @_abc_1.abstractmethod

@@ -1,0 +1,85 @@
+"""A member disabled or given another role loses the tokens issued before, at once (not at expiry)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from gateway.app import create_app
+from gateway.settings import GatewaySettings
+from runtime.asgi_server import serve_asgi
+from tests.fixtures.organizations import OrgContext, onboarded_organization
+from tests.fixtures.stack import TEST_AUTH_SECRET, Stack
+
+
+async def _until_refused(http: httpx.AsyncClient, headers: dict[str, str], seconds: float = 2.0) -> list[int]:
+    """GET /v1/payments with `headers` until it answers 401 (the change reaches the gateway in ms)."""
+    answers: list[int] = []
+    for _ in range(int(seconds / 0.05)):
+        answer = await http.get("/v1/payments", headers=headers)
+        answers.append(answer.status_code)
+        if answer.status_code == 401:
+            assert answer.json()["code"] == "token_revoked"
+            break
+        await asyncio.sleep(0.05)
+    return answers
+
+
+async def _issued_a_second_ago(stack: Stack) -> OrgContext:
+    org = await onboarded_organization(stack, onboard=False)
+    await asyncio.sleep(1.05)  # token times are whole seconds: a token from the change's own second is kept
+    return org
+
+
+async def test_a_disabled_member_is_refused_at_once(stack: Stack) -> None:
+    org = await _issued_a_second_ago(stack)
+    assert (await stack.http.get("/v1/payments", headers=org.agent_headers)).status_code == 200
+    changed = await stack.http.patch(
+        f"/v1/organizations/{org.id}/members/{org.agent_id}", headers=org.admin_headers, json={"disabled": True}
+    )
+    assert changed.status_code == 200, changed.text
+    answers = await _until_refused(stack.http, org.agent_headers)
+    assert answers[-1] == 401 and answers.count(200) <= 1, answers
+    refused = await stack.http.post("/v1/payments", headers={**org.agent_headers, "Idempotency-Key": "k1"}, json={})
+    assert refused.status_code == 401
+    # The admin's own token is untouched.
+    assert (await stack.http.get("/v1/payments", headers=org.admin_headers)).status_code == 200
+
+
+async def test_a_new_role_needs_a_new_token(stack: Stack) -> None:
+    org = await _issued_a_second_ago(stack)
+    changed = await stack.http.patch(
+        f"/v1/organizations/{org.id}/members/{org.agent_id}", headers=org.admin_headers, json={"role": "org_admin"}
+    )
+    assert changed.status_code == 200, changed.text
+    answers = await _until_refused(stack.http, org.agent_headers)
+    assert answers[-1] == 401, answers
+    fresh = await stack.login(org.agent_email, org.password)
+    me = await stack.http.get("/v1/me", headers=fresh)
+    assert me.status_code == 200 and me.json()["role"] == "org_admin"
+    # Renaming is not an access change: tokens stay valid.
+    renamed = await stack.http.patch(
+        f"/v1/organizations/{org.id}/members/{org.agent_id}", headers=org.admin_headers, json={"name": "Renamed"}
+    )
+    assert renamed.status_code == 200
+    await asyncio.sleep(0.2)
+    assert (await stack.http.get("/v1/payments", headers=fresh)).status_code == 200
+
+
+async def test_a_gateway_started_later_hears_of_earlier_changes(stack: Stack) -> None:
+    org = await _issued_a_second_ago(stack)
+    changed = await stack.http.patch(
+        f"/v1/organizations/{org.id}/members/{org.agent_id}", headers=org.admin_headers, json={"disabled": True}
+    )
+    assert changed.status_code == 200
+    settings = GatewaySettings(
+        auth_token_secret=TEST_AUTH_SECRET,
+        accounts_addr=stack.target("accounts"),
+        payments_addr=stack.target("payments"),
+        terminal_addr=stack.target("terminal"),
+        banking_addr=stack.target("banking"),
+    )
+    async with serve_asgi(create_app(settings)) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+        answers = await _until_refused(http, org.agent_headers)
+    assert answers[-1] == 401 and answers.count(200) <= 1, answers
