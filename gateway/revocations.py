@@ -15,14 +15,16 @@ from collect.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 
 from runtime.auth import TokenSigner
 from runtime.clients import ServiceTokens, follow
+from runtime.proto import from_timestamp
 
 
 def follow_revocations(
     stub: accounts_pb2_grpc.AccountsServiceStub, signer: TokenSigner, tokens: ServiceTokens
 ) -> asyncio.Task[None]:
     def heard(message: Any) -> None:
-        if message.member_id:
-            signer.revocations.revoke(message.member_id, message.revoked_before.ToDatetime().timestamp())
+        at = from_timestamp(message.revoked_before)
+        if message.member_id and at is not None:
+            signer.revocations.revoke(message.member_id, at.timestamp())
 
     def lost() -> None:
         pass  # what was heard stays in force

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 import grpc
@@ -85,7 +86,7 @@ class PaymentPolicies:
         self._live = False
         self._forget(None)
 
-    def _watch(self) -> Any:
+    def _watch(self) -> Coroutine[Any, Any, None]:
         stub = accounts_stub(self._channel)
         return follow(
             lambda: stub.WatchPaymentPolicies(
