@@ -56,7 +56,7 @@ async def test_policy_is_cached_and_a_change_applies_to_the_next_payments(unlimi
     changed = await unlimited.http.patch(f"/v1/organizations/{org.id}", headers=admin, json={"fee_percent_bps": 500})
     assert changed.status_code == 200, changed.text
     fees = []
-    for _ in range(20):  # the change reaches Payments within milliseconds of its commit
+    for _ in range(40):  # the change reaches Payments within milliseconds of its commit
         asked, payment = await _asks_accounts(unlimited, org)
         fees.append(payment["application_fee_amount"])
         if fees[-1] == 50:
@@ -78,7 +78,7 @@ async def test_an_account_that_can_no_longer_take_charges_is_refused_at_once(unl
     }
     assert await deliver(unlimited, [deauthorized], service="accounts") == ["applied"]
     answers = []
-    for _ in range(20):
+    for _ in range(40):
         answer = await unlimited.http.post("/v1/payments", headers={**org.agent_headers, **key()}, json={"amount": 900})
         answers.append(answer.status_code)
         if answer.status_code == 409:
@@ -101,7 +101,10 @@ async def test_nothing_is_cached_while_changes_cannot_be_followed(unlimited: Sta
     finally:
         await conn.close()
     assert killed >= 1
-    await asyncio.sleep(0.2)
-    asked, _ = await _asks_accounts(unlimited, org)
-    assert asked
+    for _ in range(100):  # noticed within milliseconds; the stream comes back after a second or two
+        if (await _asks_accounts(unlimited, org))[0]:
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError("Payments kept serving its cache while Accounts could not follow changes")
     await _until_cached(unlimited, org)  # listener and stream come back on their own
