@@ -115,6 +115,8 @@ def event_handler(ctx: Context) -> Any:
         if event.type in _NOTHING_NEW:
             return IGNORED  # and no lock: it arrives while the create still holds the payment
         obj = event.data_object
+        if event.type in refunding.REFUND_EVENTS:
+            return APPLIED if await refunding.apply_refund_update(conn, obj) else IGNORED
         if event.type.startswith("payment_intent."):
             payment = await _payment_for(conn, str(obj.get("id") or ""), obj.get("metadata") or {})
             if payment is None:

@@ -182,6 +182,44 @@ async def sync_from_charge(conn: Connection, payment: Payment, charge: dict[str,
     return changed
 
 
+# Stripe's events about one refund (`charge.refund.updated` is the one the platform subscribes to).
+REFUND_EVENTS = frozenset({"charge.refund.updated", "refund.updated", "refund.failed"})
+_UNDONE = ("failed", "canceled")
+
+
+async def apply_refund_update(conn: Connection, obj: dict[str, Any]) -> bool:
+    """A refund that Stripe failed or canceled after accepting it: the customer was never paid
+    back, so the payment's refunded amount, its fee share and the day's figures are put back.
+
+    A refund still pending here is only marked failed; one already failed changes nothing.
+    """
+    status = str(obj.get("status") or "")
+    stripe_id = str(obj.get("id") or "")
+    if status not in _UNDONE or not stripe_id:
+        return False
+    found = await repo.refund_by_stripe_id(conn, stripe_id)
+    if found is None:
+        ours = str((obj.get("metadata") or {}).get("platform_refund_id") or "")
+        found = await repo.get_refund(conn, ours) if ours else None
+    if found is None:
+        return False
+    payment = await repo.get_payment(conn, found.payment_id, for_update=True)  # payment, then refund
+    refund = await repo.get_refund(conn, found.id, for_update=True)
+    if payment is None or refund is None or refund.status not in ("pending", "succeeded"):
+        return False
+    was_succeeded = refund.status == "succeeded"
+    refund.status = "failed"
+    refund.stripe_refund_id = refund.stripe_refund_id or stripe_id
+    refund.failure_reason = str(obj.get("failure_reason") or status)[:500]
+    if was_succeeded:
+        payment.amount_refunded -= refund.amount
+        payment.application_fee_refunded -= refund.application_fee_refunded
+        await repo.save_payment(conn, payment)
+        await repo.add_to_day(conn, payment, refunded=-refund.amount, fees=refund.application_fee_refunded)
+    await repo.save_refund(conn, refund)
+    return True
+
+
 def _outside_refund(payment: Payment, amount: int, reason: str) -> Refund:
     return Refund(
         id=str(uuid.uuid4()),
