@@ -26,6 +26,8 @@ class SandboxConfig:
     public_url: str | None = None
     # Extensions (defaults keep the documented behaviour).
     payout_delay_seconds: float = 0.0
+    # A refund of a card ending 5126 fails this long after it succeeded.
+    refund_failure_delay_seconds: float = 0.2
     webhook_shuffle_window_seconds: float = 0.05
     webhook_concurrency: int = 32
     webhook_timeout_seconds: float = 5.0

@@ -19,6 +19,8 @@ _CARDS: dict[str, tuple[str, str, Decline | None]] = {
     "pm_card_mastercard": ("mastercard", "4444", None),
     "pm_card_amex": ("amex", "8431", None),
     "pm_card_fr": ("visa", "0003", None),
+    # Charges succeed; refunds succeed, then fail asynchronously (like Stripe's 4000 0000 0000 5126).
+    "pm_card_refundFail": ("visa", "5126", None),
     "pm_card_chargeDeclined": ("visa", "0002", ("card_declined", "generic_decline")),
     "pm_card_visa_chargeDeclined": ("visa", "0002", ("card_declined", "generic_decline")),
     "pm_card_chargeDeclinedInsufficientFunds": ("visa", "9995", ("card_declined", "insufficient_funds")),
@@ -37,7 +39,10 @@ CARD_PRESENT_NUMBERS: dict[str, tuple[str, str, Decline | None]] = {
     "4000000000000002": ("visa", "0002", ("card_declined", "generic_decline")),
     "4000000000009995": ("visa", "9995", ("card_declined", "insufficient_funds")),
     "5555555555554444": ("mastercard", "4444", None),
+    "4000000000005126": ("visa", "5126", None),
 }
+
+REFUND_FAILS_LAST4 = "5126"
 
 _ADDRESS = {"city": None, "country": None, "line1": None, "line2": None, "postal_code": None, "state": None}
 

@@ -8,8 +8,10 @@ from typing import Any
 from ..context import Ctx
 from ..ids import new_id
 from ..money import refund_application_fee, reverse_transfer
+from ..state import SandboxState
 from ..store import StripeObject, created_filter, paginate
 from ..wire import StripeError, apply_metadata, get_bool, get_int, get_str, invalid
+from .payment_methods import REFUND_FAILS_LAST4
 
 _REASONS = {"duplicate", "fraudulent", "requested_by_customer"}
 
@@ -109,7 +111,28 @@ def create_refund(ctx: Ctx) -> StripeObject:
     charge["refunds"]["data"].insert(0, refund)
     ctx.emit("refund.created", refund)
     ctx.emit("charge.refunded", charge, previous)
+    details = charge["payment_method_details"]
+    if (details.get(details["type"]) or {}).get("last4") == REFUND_FAILS_LAST4:
+        account = ctx.account
+        state.later(state.config.refund_failure_delay_seconds, lambda: fail_refund(state, account, refund_id))
     return refund
+
+
+def fail_refund(state: SandboxState, account: str, refund_id: str) -> None:
+    """The bank refused the refund (card closed): the money comes back to the balance."""
+    refund = state.store.objects.get(refund_id)
+    if refund is None or refund["status"] != "succeeded":
+        return
+    charge = state.store.objects[refund["charge"]]
+    txn = state.ledger.record(account, refund["amount"], refund["currency"], "refund_failure", refund_id)
+    refund.update(status="failed", failure_reason="expired_or_canceled_card", failure_balance_transaction=txn["id"])
+    previous = {"amount_refunded": charge["amount_refunded"], "refunded": charge["refunded"]}
+    charge["amount_refunded"] -= refund["amount"]
+    charge["refunded"] = False
+    state.emit(account, "charge.refund.updated", refund, {"status": "succeeded"})
+    state.emit(account, "refund.updated", refund, {"status": "succeeded"})
+    state.emit(account, "refund.failed", refund)
+    state.emit(account, "charge.updated", charge, previous)
 
 
 def retrieve_refund(ctx: Ctx, refund_id: str) -> StripeObject:

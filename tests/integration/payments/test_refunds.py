@@ -163,36 +163,36 @@ async def test_refund_crash_after_stripe_is_completed_by_the_webhook_and_the_ret
 
 
 async def test_a_refund_that_stripe_fails_later_is_put_back(stack: Stack) -> None:
-    """`charge.refund.updated` with status failed (the sandbox never fails a refund: the event is
-    Stripe's shape, delivered as the webhook ingress does)."""
+    """A card whose refunds fail asynchronously (Stripe's test card ending 5126)."""
     org = await onboarded_organization(stack, fee_percent_bps=1000)
-    payment = await paid(stack, org)
+    payment = await create_payment(stack, org.agent_headers, amount=1000, method="card")
+    await confirm(stack, payment, org.stripe_account_id, pm="pm_card_refundFail")
+    assert (await settle(stack, org, payment, org.stripe_account_id))["status"] == "succeeded"
     made = await stack.http.post(refund_url(payment), headers={**org.admin_headers, **key()}, json={"amount": 400})
     assert made.status_code == 201 and made.json()["status"] == "succeeded", made.text
     refund = made.json()
     assert refund["application_fee_refunded"] == 40
-    failed = {
-        "id": f"evt_{uuid.uuid4().hex[:24]}",
-        "object": "event",
-        "type": "charge.refund.updated",
-        "account": org.stripe_account_id,
-        "created": 2_000_000_000,
-        "data": {
-            "object": {
-                "id": refund["stripe_refund_id"],
-                "object": "refund",
-                "amount": 400,
-                "status": "failed",
-                "failure_reason": "expired_or_canceled_card",
-                "payment_intent": payment["stripe_payment_intent_id"],
-                "metadata": {"platform_refund_id": refund["id"], "platform_payment_id": payment["id"]},
-            },
-            "previous_attributes": {"status": "succeeded"},
-        },
-    }
-    assert await deliver(stack, [failed, failed]) == ["applied", "duplicate"]
+
+    sandbox = stack.extras["stripe_sandbox"]
+    stripe_refund = None
+    for _ in range(50):
+        stripe_refund = await sandbox.client(stripe_account=org.stripe_account_id).v1.refunds.retrieve_async(
+            refund["stripe_refund_id"]
+        )
+        if stripe_refund.status == "failed":
+            break
+        await asyncio.sleep(0.05)
+    assert stripe_refund is not None and stripe_refund.status == "failed"
+    events = await stripe_events(stack, payment["stripe_payment_intent_id"], org.stripe_account_id)
+    assert "charge.refund.updated" in {e["type"] for e in events}
+    await deliver(stack, events + events)  # as webhooks would, in order, some twice
+
     after = await get_payment(stack, org.admin_headers, payment["id"])
     assert after["amount_refunded"] == 0 and after["application_fee_refunded"] == 0
     assert [(r["status"], r["failure_reason"]) for r in after["refunds"]] == [("failed", "expired_or_canceled_card")]
     stats = (await stack.http.get(f"/v1/organizations/{org.id}/stats", headers=org.admin_headers)).json()["totals"]
     assert stats == {**stats, "gross": 1000, "refunded": 0, "fees": 100, "net": 900}
+    charge = await sandbox.client(stripe_account=org.stripe_account_id).v1.charges.retrieve_async(stripe_refund.charge)
+    assert charge.amount_refunded == 0  # the sandbox put it back too: the full amount can be refunded again
+    again = await stack.http.post(refund_url(payment), headers={**org.admin_headers, **key()}, json={})
+    assert again.status_code == 201 and again.json()["amount"] == 1000, again.text

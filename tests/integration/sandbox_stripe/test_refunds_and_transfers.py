@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import stripe
 
@@ -99,3 +101,24 @@ async def test_application_fee_refunds(connected: ConnectedAccount) -> None:
     assert [r.id for r in listed.data] == [rest.id, refund.id]
     with pytest.raises(stripe.InvalidRequestError):
         await platform.v1.application_fees.refunds.create_async(charge.application_fee, params={"amount": 1})
+
+
+async def test_a_refund_to_the_failing_test_card_fails_later_and_the_money_comes_back(
+    connected: ConnectedAccount,
+) -> None:
+    client = connected.client
+    intent = await _paid(client, payment_method="pm_card_refundFail")
+    refund = await client.v1.refunds.create_async(params={"payment_intent": intent.id, "amount": 2_500})
+    assert refund.status == "succeeded"
+    for _ in range(100):
+        refund = await client.v1.refunds.retrieve_async(refund.id)
+        if refund.status == "failed":
+            break
+        await asyncio.sleep(0.02)
+    assert refund.status == "failed" and refund.failure_reason == "expired_or_canceled_card"
+    back = await client.v1.balance_transactions.retrieve_async(refund.failure_balance_transaction)
+    assert back.type == "refund_failure" and back.amount == 2_500
+    charge = await client.v1.charges.retrieve_async(intent.latest_charge)
+    assert charge.amount_refunded == 0 and not charge.refunded
+    types = [e.type for e in (await client.v1.events.list_async(params={"limit": 100})).data]
+    assert {"charge.refund.updated", "refund.updated", "refund.failed"} <= set(types)
