@@ -80,6 +80,17 @@ def _grpc_serving(target: str) -> bool:
         return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
 
 
+def qonto_sandbox_arguments(port: int, state_file: Path, webhook_url: str, webhook_secret: str) -> list[str]:
+    """`python -m sandbox.qonto` arguments; values joined with "=": a generated secret may start
+    with "-", which argparse would take for an option."""
+    return [
+        f"--port={port}",
+        f"--state-file={state_file}",
+        f"--webhook-url={webhook_url}",
+        f"--webhook-secret={webhook_secret}",
+    ]
+
+
 def _register_stripe_endpoints(stripe_url: str, key: str, gateway_url: str) -> list[str]:
     """Platform and Connect endpoints at the sandbox (replacing ours from earlier runs)."""
     from gateway.webhooks.registration import register_sandbox_endpoints
@@ -151,14 +162,9 @@ def main() -> int:
                 [
                     "-m",
                     "sandbox.qonto",
-                    "--port",
-                    str(port),
-                    "--state-file",
-                    str(run_dir / "qonto-sandbox.json"),
-                    "--webhook-url",
-                    qonto_webhook_url,
-                    "--webhook-secret",
-                    generated["QONTO_WEBHOOK_SECRET"],
+                    *qonto_sandbox_arguments(
+                        port, run_dir / "qonto-sandbox.json", qonto_webhook_url, generated["QONTO_WEBHOOK_SECRET"]
+                    ),
                 ],
                 base_env,
                 url,
