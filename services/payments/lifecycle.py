@@ -128,7 +128,7 @@ def event_handler(ctx: Context) -> Any:
             if payment is None:
                 return IGNORED
             if event.type == "charge.refunded":
-                return APPLIED if await refunding.sync_from_charge(conn, payment, obj) else IGNORED
+                return APPLIED if await refunding.sync_from_charge(conn, ctx.stripe, payment, obj) else IGNORED
             if event.type == "charge.failed" and payment.status not in FINAL:
                 outcome = obj.get("outcome") or {}
                 decline = outcome.get("reason") or obj.get("failure_code")

@@ -26,6 +26,7 @@ from services.payments.domain import (
     fee_refund_share,
     fingerprint,
 )
+from services.payments.stripe_calls import StripePayments
 
 OPERATION = "create_refund"
 
@@ -146,13 +147,20 @@ async def _succeed(conn: Connection, payment: Payment, refund: Refund, stripe_re
     await repo.add_to_day(conn, payment, refunded=refund.amount, fees=-fee_back)
 
 
-async def sync_from_charge(conn: Connection, payment: Payment, charge: dict[str, Any]) -> bool:
-    """Applies `charge.refunded` to the (locked) payment: records refunds made outside the API."""
+async def sync_from_charge(conn: Connection, stripe: StripePayments, payment: Payment, charge: dict[str, Any]) -> bool:
+    """Applies `charge.refunded` to the (locked) payment: records refunds made outside the API.
+
+    Newer API versions send the charge without its refund list: the refunds are then read from
+    Stripe as they are now, so that a refund that has failed since is not counted.
+    """
     if payment.status != "succeeded":
         return False
     changed = False
-    listed = (charge.get("refunds") or {}).get("data") or []
-    for item in sorted(listed, key=lambda r: r.get("created") or 0):
+    refunds = charge.get("refunds")
+    listed = (refunds or {}).get("data") if isinstance(refunds, dict) else None
+    if listed is None and charge.get("id"):
+        listed = await stripe.refunds_of_charge(payment, str(charge["id"]))
+    for item in sorted(listed or [], key=lambda r: r.get("created") or 0):
         stripe_id = str(item.get("id") or "")
         if not stripe_id or item.get("status") not in ("succeeded", "pending", None):
             continue
@@ -170,15 +178,6 @@ async def sync_from_charge(conn: Connection, payment: Payment, charge: dict[str,
             await repo.insert_refund(conn, refund)
         await _succeed(conn, payment, refund, stripe_id)
         changed = True
-    if not listed:
-        # Without the list (newer API versions), account for what the charge says was refunded.
-        missing = int(charge.get("amount_refunded") or 0) - payment.amount_refunded
-        missing -= await repo.pending_refunds_total(conn, payment.id)
-        if missing > 0:
-            refund = _outside_refund(payment, missing, "")
-            await repo.insert_refund(conn, refund)
-            await _succeed(conn, payment, refund, None)
-            changed = True
     return changed
 
 

@@ -52,6 +52,14 @@ class StripePayments:
     async def retrieve_intent(self, intent_id: str, account: str | None) -> dict[str, Any]:
         return await self._call("get", f"/v1/payment_intents/{_path(intent_id)}", {}, account)
 
+    async def refunds_of_charge(self, payment: Payment, charge_id: str) -> list[dict[str, Any]]:
+        """The charge's refunds as Stripe has them now (newest first, up to 100)."""
+        listed = await self._call(
+            "get", "/v1/refunds", {"charge": charge_id, "limit": 100}, stripe_account_option(payment)
+        )
+        data: list[dict[str, Any]] = list(listed.get("data") or [])
+        return data
+
     async def capture(self, payment: Payment, amount: int, fee: int) -> dict[str, Any]:
         params: dict[str, Any] = {"amount_to_capture": amount}
         if payment.application_fee_amount or fee:

@@ -196,3 +196,37 @@ async def test_a_refund_that_stripe_fails_later_is_put_back(stack: Stack) -> Non
     assert charge.amount_refunded == 0  # the sandbox put it back too: the full amount can be refunded again
     again = await stack.http.post(refund_url(payment), headers={**org.admin_headers, **key()}, json={})
     assert again.status_code == 201 and again.json()["amount"] == 1000, again.text
+
+
+async def test_charge_refunded_without_its_refund_list_reads_the_refunds_from_stripe(stack: Stack) -> None:
+    """Newer API versions send `charge.refunded` without `refunds`: what Stripe has now is read,
+    so a dashboard refund is recorded and one that has failed since is not."""
+    org = await onboarded_organization(stack)
+    sandbox = stack.extras["stripe_sandbox"].client(stripe_account=org.stripe_account_id)
+
+    async def dashboard_refund(payment: dict[str, Any], amount: int) -> list[dict[str, Any]]:
+        await sandbox.v1.refunds.create_async(
+            params={"payment_intent": payment["stripe_payment_intent_id"], "amount": amount}
+        )
+        events = await stripe_events(stack, payment["stripe_payment_intent_id"], org.stripe_account_id)
+        refunded = [e for e in events if e["type"] == "charge.refunded"]
+        for event in refunded:
+            del event["data"]["object"]["refunds"]
+        return refunded
+
+    kept = await paid(stack, org)
+    assert await deliver(stack, await dashboard_refund(kept, 250)) == ["applied"]
+    after = await get_payment(stack, org.admin_headers, kept["id"])
+    assert after["amount_refunded"] == 250 and [r["amount"] for r in after["refunds"]] == [250]
+
+    failing = await create_payment(stack, org.agent_headers, amount=1000, method="card")
+    await confirm(stack, failing, org.stripe_account_id, pm="pm_card_refundFail")
+    assert (await settle(stack, org, failing, org.stripe_account_id))["status"] == "succeeded"
+    late = await dashboard_refund(failing, 300)
+    for _ in range(50):  # the refund fails before its charge.refunded is delivered
+        listed = await sandbox.v1.refunds.list_async(params={"payment_intent": failing["stripe_payment_intent_id"]})
+        if listed.data[0].status == "failed":
+            break
+        await asyncio.sleep(0.05)
+    assert await deliver(stack, late) == ["ignored"]
+    assert (await get_payment(stack, org.admin_headers, failing["id"]))["amount_refunded"] == 0
