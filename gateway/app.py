@@ -21,6 +21,7 @@ from gateway.middleware import RequestContextMiddleware
 from gateway.revocations import follow_revocations
 from gateway.routes import accounts, banking, health, organizations, payments, terminal, webhooks
 from gateway.settings import GatewaySettings
+from gateway.webhooks.recent import RecentEvents
 from runtime.auth import TokenSigner
 from runtime.clients import ServiceTokens
 from runtime.errors import DomainError
@@ -97,4 +98,5 @@ def create_app(settings: GatewaySettings) -> Starlette:
     )
     app.state.settings = settings
     app.state.signer = signer
+    app.state.recent_webhook_events = RecentEvents()
     return app

@@ -8,7 +8,8 @@ import grpc
 import orjson
 from starlette.responses import Response
 
-from runtime.errors import CODE_KEY, FIELDS_KEY, RETRY_AFTER_KEY, DomainError, FieldError, RateLimited
+from runtime.errors import CODE_KEY, DomainError, FieldError, RateLimited
+from runtime.errors import from_rpc_error as domain_error_from_rpc
 
 _HTTP_STATUS = {
     grpc.StatusCode.INVALID_ARGUMENT: 400,
@@ -61,23 +62,20 @@ def from_domain(error: DomainError) -> ApiError:
 
 
 def from_rpc_error(error: grpc.aio.AioRpcError) -> ApiError:
-    metadata = {k: v for k, v in (error.trailing_metadata() or ()) if isinstance(v, str)}
-    status_code = error.code()
-    status = _HTTP_STATUS.get(status_code, 500)
-    code = metadata.get(CODE_KEY)
-    detail = error.details() or ""
-    if code is None:
-        # No domain code: the service itself could not be reached or failed.
+    """The domain error a service raised, as the client sees it; without a domain code the
+    service itself could not be reached or failed."""
+    if not any(key == CODE_KEY for key, _ in error.trailing_metadata() or ()):
+        status_code = error.code()
         if status_code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
             return ApiError(503, "service_unavailable", "a platform service is unavailable, try again later")
+        status = _HTTP_STATUS.get(status_code, 500)
         if status == 501:
             return ApiError(501, "not_implemented", "this operation is not implemented yet")
         return ApiError(500 if status < 500 else status, "internal_error", "internal error")
-    fields = [FieldError(f["field"], f["message"]) for f in orjson.loads(metadata.get(FIELDS_KEY, "[]"))]
-    retry_after = int(metadata[RETRY_AFTER_KEY]) if RETRY_AFTER_KEY in metadata else None
-    if status >= 500 and code == "internal_error":
-        detail = "internal error"
-    return ApiError(status, code, detail, fields, retry_after)
+    api = from_domain(domain_error_from_rpc(error))
+    if api.status >= 500 and api.code == "internal_error":
+        api.detail = "internal error"
+    return api
 
 
 def problem_response(error: ApiError, request_id: str) -> Response:

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from gateway.errors import ApiError
 from runtime.auth import Caller, TokenSigner, set_current_caller
 from runtime.errors import FieldError, Unauthenticated
+from runtime.proto import from_timestamp
 
 
 def caller(request: Request) -> Caller:
@@ -38,10 +39,7 @@ def require_role(found: Caller, *roles: str) -> None:
 
 async def raw_body(request: Request) -> bytes:
     """The body as sent (webhook signatures are over these bytes); 413 past the limit."""
-    limit: int = request.app.state.settings.max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, "body_too_large", f"the body must be at most {limit} bytes")
+    limit: int = request.app.state.settings.max_body_bytes  # a declared length past it: refused by the middleware
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -144,12 +142,10 @@ class Fields:
 
     def obj(self, name: str, *, required: bool = True) -> Fields:
         value = self._get(name, required)
-        nested = Fields(value if isinstance(value, dict) else {})
         if value is not _MISSING and not isinstance(value, dict):
             self._error(name, "must be an object")
-        nested.errors = self.errors  # nested errors are reported with their own field names
-        nested._prefix = f"{name}."  # type: ignore[attr-defined]
-        return nested
+        # Nested errors land in this body's list, under their full field names.
+        return Fields(value if isinstance(value, dict) else {}, f"{self._prefix}{name}.", self.errors)
 
     def array(self, name: str, *, required: bool = True, max_items: int = 500) -> list[Any]:
         value = self._get(name, required)
@@ -180,6 +176,11 @@ class Fields:
             raise ApiError(400, "validation_error", "the request is invalid", self.errors)
 
 
+def org_query(request: Request) -> str:
+    """The `organization_id` query parameter (platform admins name the organisation)."""
+    return request.query_params.get("organization_id", "")
+
+
 def page_params(request: Request) -> tuple[int, str]:
     raw = request.query_params.get("limit", "20")
     if not raw.isdigit() or not 1 <= int(raw) <= 100:
@@ -195,9 +196,7 @@ def rfc3339(value: datetime | None) -> str | None:
 
 def timestamp_json(stamp: Any) -> str | None:
     """RFC 3339 for a protobuf Timestamp; None when unset."""
-    if stamp is None or (stamp.seconds == 0 and stamp.nanos == 0):
-        return None
-    return rfc3339(stamp.ToDatetime(tzinfo=UTC))
+    return rfc3339(from_timestamp(stamp))
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

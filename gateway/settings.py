@@ -21,7 +21,6 @@ class GatewaySettings:
     # Stripe webhook signing secrets: platform, Connect, and previous ones during rotation.
     stripe_webhook_secrets: tuple[str, ...] = ()
     qonto_webhook_secrets: tuple[str, ...] = ()
-    public_url: str = ""
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> GatewaySettings:
@@ -43,5 +42,4 @@ class GatewaySettings:
             rpc_timeout_seconds=env.number("RPC_TIMEOUT_SECONDS", 5.0),
             stripe_webhook_secrets=secrets("STRIPE_WEBHOOK_SECRETS"),
             qonto_webhook_secrets=secrets("QONTO_WEBHOOK_SECRETS"),
-            public_url=env.text("GATEWAY_PUBLIC_URL", f"http://127.0.0.1:{port}"),
         )

@@ -107,8 +107,6 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> DomainError:
     if status in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) and code is None:
         return Unavailable(f"internal service unavailable: {message}", "service_unavailable")
     fields = [FieldError(f["field"], f["message"]) for f in orjson.loads(metadata.get(FIELDS_KEY, "[]"))]
-    error_out = DomainError(message, code or "internal_error", fields, status)
     if status == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        limited = RateLimited(message, int(metadata.get(RETRY_AFTER_KEY, "1")), code or "rate_limited")
-        return limited
-    return error_out
+        return RateLimited(message, int(metadata.get(RETRY_AFTER_KEY, "1")), code or "rate_limited")
+    return DomainError(message, code or "internal_error", fields, status)

@@ -305,12 +305,10 @@ class EventSinkServicer(events_pb2_grpc.EventSinkServiceServicer):
         pool: asyncpg.Pool,
         handler: EventHandler,
         *,
-        service: str = "",
         apply_now: Callable[[InboundEvent], bool] | None = None,
     ) -> None:
         self._pool = pool
         self._handler = handler
-        self._service = service
         self._apply_now = apply_now or (lambda event: True)
         self._wake = asyncio.Event()
 
@@ -384,7 +382,7 @@ def register_event_sink(
 
     `deps` is the service's `runtime.service.ServiceDeps`; the worker stops with it.
     """
-    servicer = EventSinkServicer(deps.pool, handler, service=deps.settings.service, apply_now=apply_now)
+    servicer = EventSinkServicer(deps.pool, handler, apply_now=apply_now)
     events_pb2_grpc.add_EventSinkServiceServicer_to_server(servicer, server)
     worker = asyncio.get_running_loop().create_task(servicer.run_worker(), name=f"{deps.settings.service}-inbox")
 

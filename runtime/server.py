@@ -20,7 +20,7 @@ from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
 from runtime.auth import TokenSigner, set_current_caller
 from runtime.deadlines import set_deadline
-from runtime.errors import DomainError, Unauthenticated, trailing_metadata
+from runtime.errors import CODE_KEY, DomainError, Unauthenticated, trailing_metadata
 
 log = logging.getLogger("runtime.server")
 
@@ -58,7 +58,7 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
                 context.set_trailing_metadata(trailing_metadata(error))
                 await context.abort(error.status, error.message)
             log.exception("unhandled error in %s", method, exc_info=error)
-            context.set_trailing_metadata((("x-error-code", "internal_error"),))
+            context.set_trailing_metadata(((CODE_KEY, "internal_error"),))
             await context.abort(grpc.StatusCode.INTERNAL, "internal error")
 
         if handler.unary_unary is not None:

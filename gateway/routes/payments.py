@@ -13,9 +13,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.errors import ApiError
-from gateway.http import Fields, caller, json_body, json_response, page_params, timestamp_json
+from gateway.http import Fields, caller, json_body, json_response, org_query, page_params, timestamp_json
 from gateway.openapi import body_schema, error_responses, json_ok
 from runtime.errors import FieldError
+from runtime.proto import to_timestamp
 
 METHODS = ("card_present", "card", "sepa_debit")
 CAPTURE_METHODS = ("automatic", "manual")
@@ -108,10 +109,6 @@ def _idempotency_key(request: Request) -> str:
     return key
 
 
-def _org_query(request: Request) -> str:
-    return request.query_params.get("organization_id", "")
-
-
 def _timestamp(value: str, name: str, errors: list[FieldError]) -> Timestamp | None:
     if not value:
         return None
@@ -123,9 +120,7 @@ def _timestamp(value: str, name: str, errors: list[FieldError]) -> Timestamp | N
     if moment.tzinfo is None:
         errors.append(FieldError(name, "must carry a time zone (RFC 3339)"))
         return None
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
+    return to_timestamp(moment)
 
 
 async def create_payment(request: Request) -> Response:
@@ -161,7 +156,7 @@ async def create_payment(request: Request) -> Response:
 async def get_payment(request: Request) -> Response:
     caller(request)
     answer = await request.app.state.clients.payments.GetPayment(
-        pb.GetPaymentRequest(organization_id=_org_query(request), payment_id=request.path_params["payment_id"])
+        pb.GetPaymentRequest(organization_id=org_query(request), payment_id=request.path_params["payment_id"])
     )
     return json_response(payment_json(answer.payment))
 
@@ -180,7 +175,7 @@ async def list_payments(request: Request) -> Response:
         raise ApiError(400, "validation_error", "the request is invalid", errors)
     answer = await request.app.state.clients.payments.ListPayments(
         pb.ListPaymentsRequest(
-            organization_id=_org_query(request),
+            organization_id=org_query(request),
             status=status,
             member_id=query.get("member_id", ""),
             from_time=from_time,
@@ -312,7 +307,7 @@ async def member_stats(request: Request) -> Response:
     first, last = _date_params(request)
     answer = await request.app.state.clients.payments.GetMemberStats(
         pb.GetMemberStatsRequest(
-            organization_id=_org_query(request),
+            organization_id=org_query(request),
             member_id=request.path_params["member_id"],
             from_date=first,
             to_date=last,

@@ -11,7 +11,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.addresses import ADDRESS_SCHEMA, address_field, address_json
-from gateway.http import Fields, caller, json_body, json_response, page_params, require_role, timestamp_json
+from gateway.http import (
+    Fields,
+    caller,
+    json_body,
+    json_response,
+    org_query,
+    page_params,
+    require_role,
+    timestamp_json,
+)
 from gateway.openapi import body_schema, error_responses, json_ok
 from runtime.auth import AGENT, ORG_ADMIN, PLATFORM_ADMIN
 
@@ -69,10 +78,6 @@ def floor_json(floor: pb.OsFloor) -> dict[str, Any]:
     }
 
 
-def _org_query(request: Request) -> str:
-    return request.query_params.get("organization_id", "")
-
-
 # --- locations and connection tokens ----------------------------------------------------------------
 
 
@@ -98,7 +103,7 @@ async def list_locations(request: Request) -> Response:
     limit, cursor = page_params(request)
     answer = await request.app.state.clients.terminal.ListLocations(
         pb.ListLocationsRequest(
-            organization_id=_org_query(request), page=common_pb2.PageRequest(limit=limit, cursor=cursor)
+            organization_id=org_query(request), page=common_pb2.PageRequest(limit=limit, cursor=cursor)
         )
     )
     return json_response(
@@ -143,7 +148,7 @@ async def list_readers(request: Request) -> Response:
     limit, cursor = page_params(request)
     answer = await request.app.state.clients.terminal.ListReaders(
         pb.ListReadersRequest(
-            organization_id=_org_query(request), page=common_pb2.PageRequest(limit=limit, cursor=cursor)
+            organization_id=org_query(request), page=common_pb2.PageRequest(limit=limit, cursor=cursor)
         )
     )
     return json_response({"data": [reader_json(x) for x in answer.readers], "next_cursor": answer.next_cursor or None})
@@ -152,7 +157,7 @@ async def list_readers(request: Request) -> Response:
 async def delete_reader(request: Request) -> Response:
     require_role(caller(request), *ADMINS)
     await request.app.state.clients.terminal.DeleteReader(
-        pb.DeleteReaderRequest(organization_id=_org_query(request), reader_id=request.path_params["reader_id"])
+        pb.DeleteReaderRequest(organization_id=org_query(request), reader_id=request.path_params["reader_id"])
     )
     return Response(status_code=204)
 

@@ -20,9 +20,8 @@ from gateway.errors import ApiError
 from gateway.http import json_response, raw_body
 from gateway.openapi import error_responses, json_ok
 from gateway.webhooks import ops
-from gateway.webhooks.recent import recent_events
+from gateway.webhooks.recent import RecentEvents
 from gateway.webhooks.routing import InvalidEvent, RoutedEvent, qonto_event, stripe_event
-from gateway.webhooks.secrets import webhook_secrets
 from runtime.webhook_signatures import InvalidSignature, verify_qonto_signature, verify_stripe_signature
 
 log = logging.getLogger("gateway.webhooks")
@@ -52,7 +51,7 @@ async def _ingest(
         routed = parse(raw)
     except InvalidEvent as error:
         raise ApiError(400, "invalid_event", str(error)) from None
-    recent = recent_events(request.app)
+    recent: RecentEvents = request.app.state.recent_webhook_events
     known = recent.get(routed.event.source, routed.event_id)
     if known is not None:  # recorded by its owner already: nothing to ask
         return json_response({"received": True, "duplicate": True, "status": known[1], "owner": known[0]})
@@ -78,7 +77,7 @@ async def stripe_webhook(request: Request) -> Response:
     return await _ingest(
         request,
         header="stripe-signature",
-        secrets=webhook_secrets(request.app).stripe,
+        secrets=request.app.state.settings.stripe_webhook_secrets,
         verify=verify_stripe_signature,
         parse=stripe_event,
         rpc_timeout=None,
@@ -89,7 +88,7 @@ async def qonto_webhook(request: Request) -> Response:
     return await _ingest(
         request,
         header="x-qonto-signature",
-        secrets=webhook_secrets(request.app).qonto,
+        secrets=request.app.state.settings.qonto_webhook_secrets,
         verify=verify_qonto_signature,
         parse=qonto_event,
         rpc_timeout=QONTO_DELIVERY_TIMEOUT_SECONDS,

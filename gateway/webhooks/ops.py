@@ -14,10 +14,10 @@ from starlette.routing import Route
 from gateway.errors import ApiError
 from gateway.http import Fields, caller, json_body, json_response, require_role, timestamp_json
 from gateway.openapi import body_schema, error_responses, json_ok
+from runtime.config import SERVICES
 from runtime.errors import FieldError
 
 STATUSES = ("pending", "failed", "applied", "ignored")
-SERVICES = ("accounts", "payments", "terminal", "banking")
 
 
 def inbox_event_json(service: str, item: pb.InboxEvent) -> dict[str, Any]:

@@ -8,7 +8,6 @@ anything it does not hold simply goes to the owner, whose inbox is the real dedu
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
 
 DEFAULT_CAPACITY = 100_000
 
@@ -31,12 +30,3 @@ class RecentEvents:
 
     def __len__(self) -> int:
         return len(self._seen)
-
-
-def recent_events(app: Any) -> RecentEvents:
-    """`app.state.recent_webhook_events`, created on first use."""
-    recent: RecentEvents | None = getattr(app.state, "recent_webhook_events", None)
-    if recent is None:
-        recent = RecentEvents()
-        app.state.recent_webhook_events = recent
-    return recent

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import orjson
 import pytest
 
-from gateway.settings import GatewaySettings
 from gateway.webhooks.registration import webhook_url
 from gateway.webhooks.routing import UNKNOWN_OWNER, InvalidEvent, owner_of, qonto_event, stripe_event
-from gateway.webhooks.secrets import webhook_secrets
 
 
 @pytest.mark.parametrize(
@@ -118,15 +114,6 @@ def test_a_qonto_event_in_qontos_own_shape_still_routes() -> None:
 def test_webhook_url_appends_the_path_once() -> None:
     assert webhook_url("http://127.0.0.1:8000/", "/webhooks/stripe") == "http://127.0.0.1:8000/webhooks/stripe"
     assert webhook_url("https://x.test/webhooks/qonto", "/webhooks/qonto") == "https://x.test/webhooks/qonto"
-
-
-def test_secrets_start_from_the_settings_and_can_be_replaced() -> None:
-    settings = GatewaySettings("s", "a", "p", "t", "b", stripe_webhook_secrets=("whsec_a", "whsec_b"))
-    app = SimpleNamespace(state=SimpleNamespace(settings=settings))
-    holder = webhook_secrets(app)
-    assert holder.stripe == ("whsec_a", "whsec_b") and holder.qonto == ()
-    holder.stripe = ("whsec_new",)
-    assert webhook_secrets(app).stripe == ("whsec_new",)
 
 
 def test_recent_events_forget_the_oldest_past_capacity() -> None:
