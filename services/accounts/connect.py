@@ -153,7 +153,7 @@ class Connect:
         async with _stripe_call():
             account = await self._stripe.v1.accounts.retrieve_async(stored.account_id)
         fresh = account_state_from_stripe(_as_dict(account), asked_at)
-        async with self._orgs.pool.acquire() as conn:
+        async with self._orgs.pool.acquire() as conn, conn.transaction():  # the NOTIFY goes with the write
             if await self._orgs.rows.set_stripe_state(conn, organization_id, fresh):
                 await self._orgs.policy_changed(conn, organization_id)
         return await self._account_of(organization_id)

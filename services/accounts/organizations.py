@@ -101,7 +101,7 @@ class Organizations:
         if changes.bank_account_iban is not None:
             changes = replace(changes, bank_account_iban=normalize_iban(changes.bank_account_iban))
         ensure_valid(validate_changes(changes))
-        async with self.pool.acquire() as conn:
+        async with self.pool.acquire() as conn, conn.transaction():  # the NOTIFY goes with the write
             updated = await self.rows.update(conn, organization_id, changes)
             if updated is not None:
                 await self.policy_changed(conn, organization_id)

@@ -109,13 +109,7 @@ async def create_payment(
 
 async def _known(ctx: Context, organization_id: str, member_id: str, key: str) -> bool:
     async with ctx.pool.acquire() as conn:
-        found = await conn.fetchval(
-            "SELECT true FROM idempotency_keys WHERE organization_id = $1 AND member_id = $2 AND key = $3",
-            organization_id,
-            member_id,
-            key,
-        )
-    return bool(found)
+        return await repo.key_exists(conn, organization_id, member_id, key)
 
 
 async def _new_payment(ctx: Context, organization_id: str, member_id: str, request: CreateRequest) -> Payment:
@@ -182,7 +176,7 @@ async def _complete(ctx: Context, organization_id: str, member_id: str, key: str
             # Stripe refused the request: nothing was created; the key may be used again.
             refused = error
             await repo.delete_key(conn, organization_id, member_id, key)
-            await conn.execute("DELETE FROM payments WHERE id = $1", payment.id)
+            await repo.delete_payment(conn, payment.id)
         else:
             ctx.faults.hit("after_stripe_create")
             payment.stripe_payment_intent_id = str(intent["id"])

@@ -39,7 +39,6 @@ class Settings:
     min_amount: int = 100
     max_amount: int = 50_000
     rate_limit_per_minute: int = 10
-    default_timezone: str = DEFAULT_TIMEZONE
     smtp_host: str | None = None
     smtp_port: int = 25
     receipt_from: str = "receipts@collect.example"

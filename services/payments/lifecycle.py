@@ -10,7 +10,7 @@ from runtime.inbox import APPLIED, IGNORED, InboundEvent
 from services.payments import refunding
 from services.payments import repository as repo
 from services.payments.context import Context
-from services.payments.domain import FINAL, Payment, application_fee, intent_status, may_move
+from services.payments.domain import FINAL, Payment, application_fee, intent_status, may_move, stripe_account_option
 
 
 async def record_success(conn: Connection, ctx: Context | None, payment: Payment) -> None:
@@ -65,10 +65,8 @@ async def capture(ctx: Context, organization_id: str, payment_id: str, amount_to
     payment = await load(ctx, organization_id, payment_id)
     if payment.status not in FINAL and payment.status != "requires_capture" and payment.stripe_payment_intent_id:
         # Stripe's events may not have arrived yet: when in doubt, re-read the intent.
-        account = payment.stripe_account_id if payment.charge_model == "direct" else None
-        payment = await _record_intent(
-            ctx, payment.id, await ctx.stripe.retrieve_intent(payment.stripe_payment_intent_id, account)
-        )
+        intent = await ctx.stripe.retrieve_intent(payment.stripe_payment_intent_id, stripe_account_option(payment))
+        payment = await _record_intent(ctx, payment.id, intent)
     if payment.status == "succeeded" and payment.capture_method == "manual":
         return payment  # captured already: a retried capture answers the same
     if payment.status != "requires_capture" or not payment.stripe_payment_intent_id:

@@ -19,7 +19,7 @@ from runtime.settings import Env
 from services.payments import receipts
 from services.payments import repository as repo
 from services.payments.context import Context
-from services.payments.domain import DEFAULT_TIMEZONE, Settings
+from services.payments.domain import Settings
 from services.payments.lifecycle import event_handler
 from services.payments.policy import PolicyClient
 from services.payments.servicer import PaymentsServicer
@@ -37,7 +37,6 @@ def read_settings(env: Env) -> Settings:
         min_amount=env.integer("PAYMENT_MIN_AMOUNT", 100),
         max_amount=env.integer("PAYMENT_MAX_AMOUNT", 50_000),
         rate_limit_per_minute=env.integer("PAYMENT_RATE_LIMIT_PER_MINUTE", 10),
-        default_timezone=env.text("DEFAULT_TIMEZONE", DEFAULT_TIMEZONE),
         smtp_host=env.optional("SMTP_HOST"),
         smtp_port=env.integer("SMTP_PORT", 25),
         receipt_from=env.text("RECEIPT_FROM", "receipts@collect.example"),

@@ -61,18 +61,7 @@ async def create_refund(
                     f"the refund ({wanted}) is more than what is left to refund ({max(left, 0)})",
                     "refund_exceeds_remaining",
                 )
-            refund = Refund(
-                id=str(uuid.uuid4()),
-                payment_id=payment.id,
-                amount=wanted,
-                currency=payment.currency,
-                reason=reason,
-                status="pending",
-                stripe_refund_id=None,
-                application_fee_refunded=0,
-                failure_reason=None,
-                created_at=datetime.now(UTC),
-            )
+            refund = _new_refund(payment, wanted, reason)
             await repo.insert_refund(conn, refund)
             await repo.set_key_target(conn, organization_id, member_id, key, refund_id=refund.id)
     return await _complete(ctx, organization_id, member_id, key, print_)
@@ -107,12 +96,7 @@ async def _complete(ctx: Context, organization_id: str, member_id: str, key: str
                     refund.status = "failed"
                     refund.failure_reason = error.message[:500]
                     await repo.save_refund(conn, refund)
-                    await conn.execute(
-                        "DELETE FROM idempotency_keys WHERE organization_id = $1 AND member_id = $2 AND key = $3",
-                        organization_id,
-                        member_id,
-                        key,
-                    )
+                    await repo.delete_key(conn, organization_id, member_id, key)
                 else:
                     ctx.faults.hit("after_stripe_refund")
                     if created.get("status") == "failed":
@@ -172,7 +156,7 @@ async def sync_from_charge(conn: Connection, stripe: StripePayments, payment: Pa
             if refund.status != "pending":
                 continue
         else:
-            refund = _outside_refund(payment, int(item.get("amount") or 0), str(item.get("reason") or ""))
+            refund = _new_refund(payment, int(item.get("amount") or 0), str(item.get("reason") or ""))
             if refund.amount <= 0 or refund.amount > payment.amount_captured - payment.amount_refunded:
                 continue
             await repo.insert_refund(conn, refund)
@@ -219,7 +203,8 @@ async def apply_refund_update(conn: Connection, obj: dict[str, Any]) -> bool:
     return True
 
 
-def _outside_refund(payment: Payment, amount: int, reason: str) -> Refund:
+def _new_refund(payment: Payment, amount: int, reason: str) -> Refund:
+    """A pending refund: asked through the API, or found at Stripe (made in its dashboard)."""
     return Refund(
         id=str(uuid.uuid4()),
         payment_id=payment.id,

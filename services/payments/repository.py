@@ -16,6 +16,7 @@ _PAYMENT_COLUMNS = """id, organization_id, member_id, amount, currency, method, 
     stripe_account_id, application_fee_amount, amount_captured, amount_refunded, application_fee_refunded,
     stripe_payment_intent_id, client_secret, description, receipt_email, metadata, decline_code, failure_message,
     local_id, local_date, created_at, updated_at, fee_percent_bps, fee_minimum"""
+_PAYMENT_COLUMNS_OF_P = ", ".join("p." + c.strip() for c in _PAYMENT_COLUMNS.split(","))
 
 
 def payment_from_row(row: asyncpg.Record) -> Payment:
@@ -160,7 +161,7 @@ async def claim_key_and_insert_payment(
                   FROM k WHERE $21 <= 0 OR (SELECT count FROM r) <= $21
                 RETURNING id)
             SELECT (SELECT count(*) FROM k) AS claimed, (SELECT count FROM r) AS used,
-                   (SELECT window_start FROM r) AS since, (SELECT count(*) FROM p) AS inserted""",
+                   (SELECT window_start FROM r) AS since""",
         payment.organization_id,
         payment.member_id,
         key,
@@ -187,6 +188,21 @@ async def claim_key_and_insert_payment(
     return bool(row["claimed"]), int(row["used"] or 0), row["since"]
 
 
+async def key_exists(conn: Connection, organization_id: str, member_id: str, key: str) -> bool:
+    found = await conn.fetchval(
+        "SELECT true FROM idempotency_keys WHERE organization_id = $1 AND member_id = $2 AND key = $3",
+        organization_id,
+        member_id,
+        key,
+    )
+    return bool(found)
+
+
+async def delete_payment(conn: Connection, payment_id: str) -> None:
+    """A payment Stripe refused to create: nothing else refers to it yet."""
+    await conn.execute("DELETE FROM payments WHERE id = $1", payment_id)
+
+
 async def delete_key(conn: Connection, organization_id: str, member_id: str, key: str) -> None:
     await conn.execute(
         "DELETE FROM idempotency_keys WHERE organization_id = $1 AND member_id = $2 AND key = $3",
@@ -202,7 +218,7 @@ async def lock_key_and_payment(
     """The key (fingerprint, operation, answer) and its payment, both locked until the transaction ends."""
     row = await conn.fetchrow(
         f"""SELECT k.fingerprint AS key_fingerprint, k.operation AS key_operation, k.response AS key_response,
-                   {", ".join("p." + c.strip() for c in _PAYMENT_COLUMNS.split(","))}
+                   {_PAYMENT_COLUMNS_OF_P}
               FROM idempotency_keys k JOIN payments p ON p.id = k.payment_id
              WHERE k.organization_id = $1 AND k.member_id = $2 AND k.key = $3
                FOR UPDATE OF k, p""",
