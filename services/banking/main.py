@@ -9,10 +9,10 @@ from pathlib import Path
 
 import grpc
 import httpx
-from collect.accounts.v1 import accounts_pb2_grpc
 from collect.banking.v1 import banking_pb2, banking_pb2_grpc
 from collect.payments.v1 import payments_pb2_grpc
 
+from runtime.clients import accounts_stub
 from runtime.db import Connection
 from runtime.inbox import IGNORED, InboundEvent, register_event_sink
 from runtime.service import ServiceDeps
@@ -34,7 +34,7 @@ def make_banking(deps: ServiceDeps) -> Banking:
         pool=deps.pool,
         settings=settings,
         stripe=make_stripe_client(deps.settings.stripe_api_key, deps.settings.stripe_api_base),
-        accounts=accounts_pb2_grpc.AccountsServiceStub(deps.channel("accounts")),
+        accounts=accounts_stub(deps.channel("accounts")),
         payments=payments_pb2_grpc.PaymentsServiceStub(deps.channel("payments")),
         http=httpx.AsyncClient(timeout=settings.slack_timeout_seconds),
     )

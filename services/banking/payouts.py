@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,15 +12,9 @@ from runtime.stripe_api import stripe_errors
 from services.banking import repository
 from services.banking.context import Banking
 from services.banking.repository import PayoutFields
+from services.banking.sync import SyncCounts
 
 log = logging.getLogger("services.banking.payouts")
-
-
-@dataclass
-class PayoutSyncCounts:
-    fetched: int = 0
-    inserted: int = 0
-    updated: int = 0
 
 
 def _time(value: Any) -> datetime | None:
@@ -99,9 +92,9 @@ async def apply_payout_event(banking: Banking, conn: Connection, event: InboundE
     return APPLIED
 
 
-async def sync_payouts(banking: Banking) -> PayoutSyncCounts:
+async def sync_payouts(banking: Banking) -> SyncCounts:
     """Pulls the payouts of the platform and of every known connected account from Stripe."""
-    counts = PayoutSyncCounts()
+    counts = SyncCounts()
     await banking.organization_names()  # learns connected accounts of every organisation
     async with banking.pool.acquire() as conn:
         accounts = {"", *banking.connected_accounts, *await repository.known_accounts(conn)}

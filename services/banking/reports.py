@@ -12,12 +12,12 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-import grpc
 import httpx
 import orjson
 from collect.payments.v1 import payments_pb2 as payments_pb
 
-from runtime.errors import DomainError, FieldError, InvalidArgument, from_rpc_error
+from runtime.clients import call
+from runtime.errors import DomainError, FieldError, InvalidArgument
 from services.banking import fec, repository
 from services.banking.allocation import AllocationSummary, allocate
 from services.banking.context import REPORT_LOCK, Banking
@@ -59,10 +59,7 @@ def day_bounds(day: date, banking: Banking) -> tuple[datetime, datetime]:
 async def _sales(banking: Banking, day: date, last_day: date | None = None) -> list[OrganizationTotals]:
     """Sales per organisation from Payments, summed over day..last_day, in the report currency."""
     request = payments_pb.ListDailyTotalsRequest(from_date=day.isoformat(), to_date=(last_day or day).isoformat())
-    try:
-        answer = await banking.payments.ListDailyTotals(request)
-    except grpc.aio.AioRpcError as error:
-        raise from_rpc_error(error) from None
+    answer = await call(banking.payments.ListDailyTotals, request)
     currency = banking.settings.report_currency
     totals: dict[str, OrganizationTotals] = {}
     for row in answer.rows:
@@ -89,7 +86,7 @@ async def daily_report(banking: Banking, day: date) -> DailyReport:
     async with banking.pool.acquire() as conn:
         payout_rows = await repository.day_payouts(conn, start, end, settings.report_currency)
         bank = await repository.day_bank_totals(conn, start, end, settings.report_currency)
-        open_credits = await repository.day_open_credits(conn, start, end)
+        open_credits = await repository.open_credits(conn, start, end, rules_only=False)
         rules, entities = await repository.allocation(conn)
     payouts: list[DayPayout] = []
     differences: dict[str, int] = {}

@@ -479,17 +479,6 @@ async def day_bank_totals(conn: Connection, start: datetime, end: datetime, curr
     return row
 
 
-async def day_open_credits(conn: Connection, start: datetime, end: datetime) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        """SELECT t.id, t.label, t.reference FROM bank_transactions t
-            WHERE t.side = 'credit' AND t.status = 'completed'
-              AND COALESCE(t.settled_at, t.emitted_at) >= $1 AND COALESCE(t.settled_at, t.emitted_at) < $2
-              AND NOT EXISTS (SELECT 1 FROM reconciliation_matches m WHERE m.bank_transaction_id = t.id)""",
-        start,
-        end,
-    )
-
-
 async def fec_balance_lines(conn: Connection, start: datetime, end: datetime) -> list[asyncpg.Record]:
     return await conn.fetch(
         """SELECT b.stripe_balance_transaction_id AS id, b.type, b.source, b.amount, b.fee, b.currency, b.created,

@@ -19,7 +19,7 @@ from runtime.errors import FieldError, InvalidArgument
 IOS, ANDROID = "ios", "android"
 PLATFORMS = (IOS, ANDROID)
 EVERY_COUNTRY = "*"
-DIRECT, DESTINATION = "direct", "destination"
+DESTINATION = "destination"
 
 # iPhone XS / XR are iPhone11,x; every later generation has a higher major number.
 MIN_IPHONE_GENERATION = 11
