@@ -140,7 +140,10 @@ def main() -> int:
             print(f"starting embedded PostgreSQL (data in {run_dir / 'pg'}) ...", flush=True)
             (run_dir / "logs").mkdir(exist_ok=True)
             postgres = start_embedded_postgres(run_dir / "pg", log_file=run_dir / "logs" / "postgres.log")
-            supervisor.adopt("postgres", postgres.process, run_dir / "logs" / "postgres.log", postgres.url)
+            # SIGINT: PostgreSQL's fast shutdown, as EmbeddedPostgres.stop (SIGTERM waits for clients).
+            supervisor.adopt(
+                "postgres", postgres.process, run_dir / "logs" / "postgres.log", postgres.url, signal.SIGINT
+            )
             database_url = postgres.url
         passwords = {s: generated[f"ROLE_PASSWORD_{s.upper()}"] for s in SERVICES}
         asyncio.run(provision_all(database_url, passwords))

@@ -17,6 +17,7 @@ class Child:
     process: subprocess.Popen[bytes]
     log_path: Path
     url: str
+    stop_signal: int = signal.SIGTERM
 
 
 @dataclass
@@ -46,8 +47,10 @@ class Supervisor:
         self._write_pids()
         return child
 
-    def adopt(self, name: str, process: subprocess.Popen[bytes], log_path: Path, url: str) -> None:
-        self.children.append(Child(name, process, log_path, url))
+    def adopt(
+        self, name: str, process: subprocess.Popen[bytes], log_path: Path, url: str, stop_signal: int = signal.SIGTERM
+    ) -> None:
+        self.children.append(Child(name, process, log_path, url, stop_signal))
         self._write_pids()
 
     def dead(self) -> Child | None:
@@ -59,7 +62,7 @@ class Supervisor:
     def stop_all(self, timeout: float = 10.0) -> None:
         for child in reversed(self.children):
             if child.process.poll() is None:
-                child.process.terminate()
+                child.process.send_signal(child.stop_signal)
                 try:
                     child.process.wait(timeout)
                 except subprocess.TimeoutExpired:

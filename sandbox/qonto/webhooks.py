@@ -8,6 +8,7 @@ import json
 import logging
 import random
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,7 +71,7 @@ class WebhookDispatcher:
         self.duplicates = duplicates
         self.shuffle = shuffle
         self.timeout_seconds = timeout_seconds
-        self.attempts: list[DeliveryAttempt] = []
+        self.attempts: deque[DeliveryAttempt] = deque(maxlen=2_000)  # the latest, for the ops page and tests
         self._tasks: set[asyncio.Task[None]] = set()
         self._idle: asyncio.Event | None = None
         self._client: httpx.AsyncClient | None = None

@@ -14,6 +14,7 @@ from starlette.routing import Route
 from .resources import payouts
 from .resources.accounts import complete_onboarding
 from .state import SandboxState
+from .wire import StripeError, not_found
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -87,28 +88,37 @@ async def webhooks_pending(request: Request) -> Response:
 async def webhook_attempts(request: Request) -> Response:
     state = _state(request)
     limit = int(request.query_params.get("limit", "100"))
-    entries = list(state.webhooks.attempts)[-limit:]
+    entries = list(state.webhooks.attempts)[-limit:] if limit > 0 else []
     entries.reverse()
     return _json({"data": entries})
 
 
-async def pay_payout(request: Request) -> Response:
+def _payout_owner(request: Request) -> tuple[str, str]:
+    """The payout named in the path and its account; a missing id or another object is a 404."""
     state = _state(request)
     payout_id = request.path_params["payout"]
     owner = state.store.account_of(payout_id)
     if owner is None:
-        return _json({"error": {"type": "invalid_request_error", "code": "resource_missing"}}, 404)
-    return _json(payouts.pay(state, owner, payout_id))
+        raise not_found("Payout", payout_id)
+    state.store.get(owner, payout_id, "payout", "Payout")  # 404 unless it is a payout
+    return payout_id, owner
+
+
+async def pay_payout(request: Request) -> Response:
+    try:
+        payout_id, owner = _payout_owner(request)
+    except StripeError as error:
+        return _json(error.body(), error.status)
+    return _json(payouts.pay(_state(request), owner, payout_id))
 
 
 async def fail_payout(request: Request) -> Response:
-    state = _state(request)
-    payout_id = request.path_params["payout"]
-    owner = state.store.account_of(payout_id)
-    if owner is None:
-        return _json({"error": {"type": "invalid_request_error", "code": "resource_missing"}}, 404)
+    try:
+        payout_id, owner = _payout_owner(request)
+    except StripeError as error:
+        return _json(error.body(), error.status)
     data = await _body(request)
-    return _json(payouts.fail(state, owner, payout_id, str(data.get("failure_code", "account_closed"))))
+    return _json(payouts.fail(_state(request), owner, payout_id, str(data.get("failure_code", "account_closed"))))
 
 
 async def onboard_account(request: Request) -> Response:
@@ -116,7 +126,8 @@ async def onboard_account(request: Request) -> Response:
     state = _state(request)
     account = state.account(request.path_params["account"])
     if account is None:
-        return _json({"error": {"type": "invalid_request_error", "code": "resource_missing"}}, 404)
+        missing = not_found("Account", request.path_params["account"])
+        return _json(missing.body(), missing.status)
     complete_onboarding(state, account)
     state.dirty = True
     return _json(account)

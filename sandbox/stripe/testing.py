@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import httpx
 import stripe
 
 from runtime.asgi_server import serve_asgi
+from runtime.embedded_pg import free_port
 from runtime.stripe_api import QuietHTTPXClient
 
 from .app import create_app
@@ -96,13 +96,6 @@ async def run_sandbox(**config_overrides: Any) -> AsyncIterator[RunningSandbox]:
             yield sandbox
         finally:
             await sandbox.aclose()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class SandboxProcess:

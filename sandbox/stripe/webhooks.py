@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
 import random
 import time
@@ -15,17 +13,12 @@ from typing import Any
 import httpx
 import orjson
 
+from runtime.webhook_signatures import sign
+
 from .config import SandboxConfig
 from .store import StripeObject
 
 logger = logging.getLogger("sandbox.stripe.webhooks")
-
-
-def sign(secret: str, payload: bytes, timestamp: int) -> str:
-    """The `Stripe-Signature` header value for `payload`, as Stripe computes it."""
-    signed = f"{timestamp}.".encode() + payload
-    digest = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={digest}"
 
 
 def endpoint_wants(endpoint: StripeObject, event: StripeObject, is_connect_event: bool) -> bool:
@@ -149,7 +142,7 @@ class WebhookDispatcher:
         headers = {
             "Content-Type": "application/json; charset=utf-8",
             "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
-            "Stripe-Signature": sign(endpoint["_secret"], payload, int(time.time())),
+            "Stripe-Signature": sign(payload, endpoint["_secret"], int(time.time())),
         }
         status: int | None = None
         error: str | None = None

@@ -203,7 +203,6 @@ def create_account_link(ctx: Ctx) -> StripeObject:
         "expires_at": now + _LINK_TTL,
         "used": False,
     }
-    ctx.state.dirty = True
     base = ctx.state.config.public_url or ctx.base_url
     return {
         "object": "account_link",

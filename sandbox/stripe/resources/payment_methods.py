@@ -95,8 +95,8 @@ def new_payment_method(
     }
     if type == "card":
         pm["card"] = _card_details(brand, last4)
-    elif type == "card_present":
-        pm["card_present"] = _present_details(brand, last4)
+    elif type in ("card_present", "interac_present"):
+        pm[type] = _present_details(brand, last4)
     elif type == "sepa_debit":
         pm["sepa_debit"] = {
             "bank_code": "37040044",

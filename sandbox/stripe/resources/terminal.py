@@ -37,7 +37,6 @@ def create_location(ctx: Ctx) -> StripeObject:
     }
     apply_metadata(location, ctx.params)
     ctx.state.store.add(ctx.account, location)
-    ctx.state.dirty = True
     return location
 
 
@@ -53,14 +52,12 @@ def update_location(ctx: Ctx, location_id: str) -> StripeObject:
     if address:
         location["address"].update({k: v for k, v in address.items() if k in _ADDRESS_FIELDS})
     apply_metadata(location, ctx.params)
-    ctx.state.dirty = True
     return location
 
 
 def delete_location(ctx: Ctx, location_id: str) -> StripeObject:
     location = retrieve_location(ctx, location_id)
     ctx.state.store.remove(location_id)
-    ctx.state.dirty = True
     return deleted(location)
 
 
@@ -114,7 +111,6 @@ def create_reader(ctx: Ctx) -> StripeObject:
     }
     apply_metadata(reader, ctx.params)
     ctx.state.store.add(ctx.account, reader)
-    ctx.state.dirty = True
     return reader
 
 
@@ -127,14 +123,12 @@ def update_reader(ctx: Ctx, reader_id: str) -> StripeObject:
     if ctx.params.get("label"):
         reader["label"] = ctx.params["label"]
     apply_metadata(reader, ctx.params)
-    ctx.state.dirty = True
     return reader
 
 
 def delete_reader(ctx: Ctx, reader_id: str) -> StripeObject:
     reader = retrieve_reader(ctx, reader_id)
     ctx.state.store.remove(reader_id)
-    ctx.state.dirty = True
     return deleted(reader)
 
 

@@ -47,7 +47,6 @@ def create(ctx: Ctx) -> StripeObject:
     }
     apply_metadata(endpoint, ctx.params)
     ctx.state.store.add(ctx.account, endpoint)
-    ctx.state.dirty = True
     return {**public(endpoint), "secret": secret}
 
 
@@ -67,14 +66,12 @@ def update(ctx: Ctx, endpoint_id: str) -> StripeObject:
     if "disabled" in params:
         endpoint["status"] = "disabled" if get_bool(params, "disabled") else "enabled"
     apply_metadata(endpoint, params)
-    ctx.state.dirty = True
     return public(endpoint)
 
 
 def delete(ctx: Ctx, endpoint_id: str) -> StripeObject:
     endpoint = ctx.state.store.get(ctx.account, endpoint_id, "webhook_endpoint")
     ctx.state.store.remove(endpoint_id)
-    ctx.state.dirty = True
     return deleted(endpoint)
 
 

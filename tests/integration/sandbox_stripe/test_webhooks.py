@@ -10,8 +10,8 @@ import httpx
 import pytest
 import stripe
 
+from runtime.webhook_signatures import sign
 from sandbox.stripe.testing import RunningSandbox, run_sandbox
-from sandbox.stripe.webhooks import sign
 
 PAY = {"amount": 1_000, "currency": "eur", "confirm": True, "payment_method": "pm_card_visa"}
 
@@ -46,7 +46,7 @@ async def test_signatures_verify_with_the_sdk(receiver: Any) -> None:
         tampered = delivery.body.replace(b'"succeeded"', b'"canceled"', 1)
         with pytest.raises(stripe.SignatureVerificationError):
             stripe.Webhook.construct_event(tampered, header, secret)
-        stale = sign(secret, delivery.body, int(time.time()) - 400)
+        stale = sign(delivery.body, secret, int(time.time()) - 400)
         with pytest.raises(stripe.SignatureVerificationError):
             stripe.Webhook.construct_event(delivery.body, stale, secret)
         with pytest.raises(stripe.SignatureVerificationError):
