@@ -188,6 +188,7 @@ async def test_an_event_during_account_creation_waits_for_it(stack: Stack, chann
                 if waiting or delivery.done():
                     break
                 await asyncio.sleep(0.01)
+            assert not delivery.done(), "the delivery should wait for the row, not answer before the account exists"
             await creating.execute(
                 """UPDATE organizations SET stripe_account_id = $2, stripe_account_type = 'express',
                           stripe_state_at = now() WHERE id = $1""",

@@ -6,9 +6,8 @@ signed webhooks to this stack's gateway. Slack is a local endpoint that can be t
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -31,6 +30,7 @@ from sandbox.qonto.testing import run_qonto_sandbox
 from sandbox.stripe.testing import run_sandbox
 from tests.fixtures.database import TEST_ROLE_PASSWORD, PlatformDatabase
 from tests.fixtures.organizations import OrgContext
+from tests.fixtures.polling import eventually  # noqa: F401 - the banking tests import it from here
 from tests.fixtures.stack import Stack, sandbox_env, start_stack
 
 QONTO_WEBHOOK_SECRET = "banking-tests-qonto-secret"
@@ -106,16 +106,6 @@ async def bank_stack(fresh_database: PlatformDatabase, smtp_server: Any) -> Asyn
 
 def today() -> str:
     return datetime.now(ZoneInfo("Europe/Paris")).date().isoformat()
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], what: str, attempts: int = 200) -> Any:
-    """The first truthy result of `check`, polling; fails with `what` when it never comes."""
-    for _ in range(attempts):
-        result = await check()
-        if result:
-            return result
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"never happened: {what}")
 
 
 async def deliver(stack: Stack, service: str, events: list[dict[str, Any]]) -> list[str]:

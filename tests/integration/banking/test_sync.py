@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
@@ -11,6 +10,7 @@ import orjson
 from collect.events.v1 import events_pb2 as events_pb
 from collect.events.v1 import events_pb2_grpc
 
+from tests.fixtures.polling import eventually
 from tests.fixtures.stack import Stack
 
 
@@ -88,13 +88,14 @@ async def test_webhook_events_feed_the_same_upsert_and_duplicates_change_nothing
     assert [a.duplicate for a in answers] == [False, True, False]
     assert answers[0].status == "pending"  # recorded fast, applied by the inbox worker
     await channel.close(None)
-    for _ in range(200):
+
+    async def both_applied() -> bool:
         rows = await stack.deps["banking"].pool.fetch(
             "SELECT status FROM inbox_events WHERE event_id = ANY($1::text[])", ["evt-new-" + tag, "evt-old-" + tag]
         )
-        if rows and all(r["status"] == "applied" for r in rows) and len(rows) == 2:
-            break
-        await asyncio.sleep(0.05)
+        return len(rows) == 2 and all(r["status"] == "applied" for r in rows)
+
+    await eventually(both_applied, "both events applied by the inbox worker")
     rows = await stack.deps["banking"].pool.fetch(
         "SELECT status, amount_cents FROM bank_transactions WHERE transaction_id = $1", txn["transaction_id"]
     )

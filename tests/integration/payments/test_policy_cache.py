@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -15,6 +14,7 @@ from opentelemetry.trace import SpanKind
 from tests.conftest import SPANS
 from tests.fixtures.database import PlatformDatabase
 from tests.fixtures.organizations import OrgContext, onboarded_organization
+from tests.fixtures.polling import eventually
 from tests.fixtures.stack import Stack, sandbox_env, start_stack
 from tests.integration.payments.conftest import create_payment, deliver, key
 
@@ -39,11 +39,11 @@ async def _asks_accounts(stack: Stack, org: OrgContext) -> tuple[bool, dict[str,
     return asked, payment
 
 
-async def _until_cached(stack: Stack, org: OrgContext, seconds: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while (await _asks_accounts(stack, org))[0]:
-        assert asyncio.get_running_loop().time() < deadline, "the policy was never served from the cache"
-        await asyncio.sleep(0.1)
+async def _until_cached(stack: Stack, org: OrgContext) -> None:
+    async def cached() -> bool:
+        return not (await _asks_accounts(stack, org))[0]
+
+    await eventually(cached, "the policy served from Payments' cache")
 
 
 async def test_policy_is_cached_and_a_change_applies_to_the_next_payments(unlimited: Stack) -> None:
@@ -55,13 +55,13 @@ async def test_policy_is_cached_and_a_change_applies_to_the_next_payments(unlimi
     admin = await unlimited.admin_headers()
     changed = await unlimited.http.patch(f"/v1/organizations/{org.id}", headers=admin, json={"fee_percent_bps": 500})
     assert changed.status_code == 200, changed.text
-    fees = []
-    for _ in range(40):  # the change reaches Payments within milliseconds of its commit
-        asked, payment = await _asks_accounts(unlimited, org)
-        fees.append(payment["application_fee_amount"])
-        if fees[-1] == 50:
-            break
-        await asyncio.sleep(0.05)
+    fees: list[int] = []
+
+    async def new_fee() -> bool:  # the change reaches Payments within milliseconds of its commit
+        fees.append((await _asks_accounts(unlimited, org))[1]["application_fee_amount"])
+        return fees[-1] == 50
+
+    await eventually(new_fee, "the new fee applied", attempts=40)
     assert fees[-1] == 50 and fees.count(10) <= 1, fees
 
 
@@ -77,14 +77,16 @@ async def test_an_account_that_can_no_longer_take_charges_is_refused_at_once(unl
         "data": {"object": {"id": "ca_platform", "object": "application"}},
     }
     assert await deliver(unlimited, [deauthorized], service="accounts") == ["applied"]
-    answers = []
-    for _ in range(40):
+    answers: list[int] = []
+
+    async def refused() -> bool:
         answer = await unlimited.http.post("/v1/payments", headers={**org.agent_headers, **key()}, json={"amount": 900})
         answers.append(answer.status_code)
         if answer.status_code == 409:
             assert answer.json()["code"] == "charges_not_enabled"
-            break
-        await asyncio.sleep(0.05)
+        return answer.status_code == 409
+
+    await eventually(refused, "payments refused once the account was deauthorised", attempts=40)
     assert answers[-1] == 409 and answers.count(201) <= 1, answers
 
 
@@ -101,10 +103,9 @@ async def test_nothing_is_cached_while_changes_cannot_be_followed(unlimited: Sta
     finally:
         await conn.close()
     assert killed >= 1
-    for _ in range(100):  # noticed within milliseconds; the stream comes back after a second or two
-        if (await _asks_accounts(unlimited, org))[0]:
-            break
-        await asyncio.sleep(0.02)
-    else:
-        raise AssertionError("Payments kept serving its cache while Accounts could not follow changes")
+
+    async def asks_accounts() -> bool:  # noticed within milliseconds; the stream comes back after a second or two
+        return (await _asks_accounts(unlimited, org))[0]
+
+    await eventually(asks_accounts, "Payments asking Accounts while changes cannot be followed", attempts=40)
     await _until_cached(unlimited, org)  # listener and stream come back on their own

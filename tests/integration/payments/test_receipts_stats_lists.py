@@ -6,6 +6,7 @@ import asyncio
 import uuid
 
 from tests.fixtures.organizations import OrgContext, onboarded_organization
+from tests.fixtures.polling import eventually
 from tests.fixtures.stack import Stack
 from tests.integration.payments.conftest import confirm, create_payment, deliver, key, settle, stripe_events
 
@@ -16,10 +17,11 @@ async def test_receipt_is_sent_once_on_success(stack: Stack, org: OrgContext) ->
     payment = await create_payment(stack, org.agent_headers, amount=1234, receipt_email=email, description="Calendrier")
     await confirm(stack, payment, org.stripe_account_id)
     await settle(stack, org, payment, org.stripe_account_id)
-    for _ in range(100):
-        if smtp.to(email):
-            break
-        await asyncio.sleep(0.05)
+
+    async def received() -> bool:
+        return bool(smtp.to(email))
+
+    await eventually(received, "the receipt at the SMTP server", attempts=100)
     await deliver(stack, await stripe_events(stack, payment["stripe_payment_intent_id"], org.stripe_account_id))
     await asyncio.sleep(0.6)  # one more worker pass: a duplicate event must not send again
     messages = smtp.to(email)
