@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any, TypeVar
 
 import orjson
 
 from runtime.errors import FieldError, InvalidArgument
+
+T = TypeVar("T")
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -35,3 +39,15 @@ def decode_cursor(cursor: str) -> tuple[datetime, str] | None:
         return datetime.fromisoformat(created), str(row_id)
     except (ValueError, TypeError, orjson.JSONDecodeError):
         raise InvalidArgument("cursor is invalid", "invalid_cursor", [FieldError("cursor", "invalid")]) from None
+
+
+def _created_and_id(row: Any) -> tuple[datetime, str]:
+    return row.created_at, str(row.id)
+
+
+def next_page(
+    found: Sequence[T], size: int, key: Callable[[T], tuple[datetime, str]] = _created_and_id
+) -> tuple[list[T], str]:
+    """The page out of `size + 1` rows read, and the cursor of its last row when more follow."""
+    page = list(found[:size])
+    return page, encode_cursor(*key(page[-1])) if len(found) > size else ""

@@ -8,7 +8,7 @@ import asyncpg
 
 from runtime.auth import AGENT, ORG_ADMIN, PLATFORM_ADMIN, Caller, TokenSigner
 from runtime.errors import AlreadyExists, Conflict, FieldError, NotFound, PermissionDenied, Unauthenticated
-from runtime.pagination import decode_cursor, encode_cursor, page_limit
+from runtime.pagination import decode_cursor, next_page, page_limit
 from services.accounts import repository
 from services.accounts.domain import Member, ensure_valid, normalize_email, validate_new_member
 from services.accounts.feeds import access_changed
@@ -121,8 +121,7 @@ async def list_members(pool: asyncpg.Pool, organization_id: str, limit: int, cur
         if not await repository.organization_exists(conn, organization_id):
             raise NotFound("organization not found", "organization_not_found")
         members = await repository.list_members(conn, organization_id, size + 1, decode_cursor(cursor))
-    next_cursor = encode_cursor(members[size - 1].created_at, members[size - 1].id) if len(members) > size else ""
-    return members[:size], next_cursor
+    return next_page(members, size)
 
 
 async def ensure_platform_admin(pool: asyncpg.Pool, email: str, password: str, name: str = "Platform admin") -> Member:

@@ -10,7 +10,7 @@ import asyncpg
 from runtime.db import Connection
 from runtime.errors import NotFound
 from runtime.notifications import notify
-from runtime.pagination import decode_cursor, encode_cursor, page_limit
+from runtime.pagination import decode_cursor, next_page, page_limit
 from services.accounts import repository
 from services.accounts.domain import (
     NewOrganization,
@@ -119,8 +119,7 @@ class Organizations:
         size = page_limit(limit)
         async with self.pool.acquire() as conn:
             found = await self.rows.page(conn, size + 1, decode_cursor(cursor))
-        next_cursor = encode_cursor(found[size - 1].created_at, found[size - 1].id) if len(found) > size else ""
-        return found[:size], next_cursor
+        return next_page(found, size)
 
     async def find_by_email(self, email: str) -> list[Organization]:
         async with self.pool.acquire() as conn:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 import asyncpg
 import grpc
@@ -11,7 +11,7 @@ from collect.banking.v1 import banking_pb2_grpc
 
 from runtime.auth import PLATFORM_ADMIN, require_caller
 from runtime.errors import FieldError, InvalidArgument
-from runtime.pagination import decode_cursor, encode_cursor, page_limit
+from runtime.pagination import decode_cursor, next_page, page_limit
 from runtime.proto import to_timestamp
 from services.banking import payouts, reconciliation, reports, repository, sync
 from services.banking.allocation import AllocationRule, LegalEntity, validate_allocation
@@ -141,6 +141,10 @@ def _required_range(from_date: str, to_date: str) -> tuple[date, date]:
 LISTED = 1000
 
 
+def _created_and_id(row: asyncpg.Record) -> tuple[datetime, str]:
+    return row["created_at"], str(row["id"])
+
+
 class BankingServicer(banking_pb2_grpc.BankingServiceServicer):
     def __init__(self, banking: Banking) -> None:
         self._banking = banking
@@ -168,9 +172,9 @@ class BankingServicer(banking_pb2_grpc.BankingServiceServicer):
         reconciled = None if not request.reconciled else request.reconciled == "true"
         async with self._pool.acquire() as conn:
             rows = await repository.list_bank_transactions(conn, size + 1, decode_cursor(request.cursor), reconciled)
-        next_cursor = encode_cursor(rows[size - 1]["created_at"], rows[size - 1]["id"]) if len(rows) > size else ""
+        page, next_cursor = next_page(rows, size, _created_and_id)
         return pb.ListBankTransactionsResponse(
-            transactions=[transaction_message(r) for r in rows[:size]], next_cursor=next_cursor
+            transactions=[transaction_message(r) for r in page], next_cursor=next_cursor
         )
 
     async def SyncPayouts(
@@ -193,8 +197,8 @@ class BankingServicer(banking_pb2_grpc.BankingServiceServicer):
                 raise InvalidArgument(
                     "cursor is invalid", "invalid_cursor", [FieldError("cursor", "invalid")]
                 ) from None
-        next_cursor = encode_cursor(rows[size - 1]["created_at"], str(rows[size - 1]["id"])) if len(rows) > size else ""
-        return pb.ListPayoutsResponse(payouts=[payout_message(r) for r in rows[:size]], next_cursor=next_cursor)
+        page, next_cursor = next_page(rows, size, _created_and_id)
+        return pb.ListPayoutsResponse(payouts=[payout_message(r) for r in page], next_cursor=next_cursor)
 
     async def RunReconciliation(
         self, request: pb.RunReconciliationRequest, context: grpc.aio.ServicerContext

@@ -9,7 +9,7 @@ from collect.payments.v1 import payments_pb2_grpc
 
 from runtime.auth import AGENT, ORG_ADMIN, PLATFORM_ADMIN, organization_scope, require_caller
 from runtime.errors import NotFound, PermissionDenied
-from runtime.pagination import decode_cursor, encode_cursor, page_limit
+from runtime.pagination import decode_cursor, next_page, page_limit
 from runtime.proto import from_timestamp, to_timestamp
 from services.payments import creating, lifecycle, offline, refunding, stats
 from services.payments import repository as repo
@@ -128,11 +128,10 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
                 after=after,
                 limit=limit + 1,
             )
-            page = found[:limit]
+            page, next_cursor = next_page(found, limit)
             refunds = await repo.refunds_of(conn, [p.id for p in page])
         for payment in page:
             payment.refunds = refunds.get(payment.id, [])
-        next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if len(found) > limit else ""
         return pb.ListPaymentsResponse(payments=[payment_message(p) for p in page], next_cursor=next_cursor)
 
     async def CapturePayment(

@@ -11,7 +11,7 @@ from runtime.addresses import Address, normalize_address
 from runtime.db import Connection
 from runtime.errors import Conflict, FieldError, InvalidArgument, NotFound
 from runtime.inbox import APPLIED, IGNORED, InboundEvent
-from runtime.pagination import decode_cursor, encode_cursor, page_limit
+from runtime.pagination import decode_cursor, next_page, page_limit
 from services.terminal import repository
 from services.terminal.domain import (
     Location,
@@ -136,10 +136,7 @@ def _ensure_can_charge(charges_enabled: bool) -> None:
 
 
 def _page(found: list[_Row], size: int) -> tuple[list[_Row], str]:
-    if len(found) > size:
-        last = found[size - 1]
-        return found[:size], encode_cursor(last.created_at, last.id)
-    return found, ""
+    return next_page(found, size)
 
 
 async def apply_reader_event(conn: Connection, event: InboundEvent) -> str:
