@@ -59,6 +59,12 @@ def validate_key(key: str) -> str:
     return key
 
 
+def ensure_same_request(recorded_print: str, recorded_operation: str, print_: str, operation: str) -> None:
+    """A key comes back only with the request it was first used with (409 otherwise)."""
+    if recorded_print != print_ or recorded_operation != operation:
+        raise Conflict("this Idempotency-Key was used with another request", "idempotency_key_reused")
+
+
 def validate(request: CreateRequest, settings: Settings) -> None:
     problems: list[FieldError] = []
     if not settings.min_amount <= request.amount <= settings.max_amount:
@@ -162,8 +168,7 @@ async def _complete(ctx: Context, organization_id: str, member_id: str, key: str
         if found is None:
             raise Unavailable("the payment could not be recorded, retry with the same key", "idempotency_retry")
         key_print, operation, response, payment = found
-        if key_print != print_ or operation != OPERATION:
-            raise Conflict("this Idempotency-Key was used with another request", "idempotency_key_reused")
+        ensure_same_request(key_print, operation, print_, OPERATION)
         if response is not None:
             return decode_payment(response), True
         if payment is None:

@@ -16,7 +16,7 @@ from runtime.db import Connection
 from runtime.errors import Conflict, DomainError, FieldError, InvalidArgument, NotFound, Unavailable
 from services.payments import repository as repo
 from services.payments.context import Context
-from services.payments.creating import validate_key
+from services.payments.creating import ensure_same_request, validate_key
 from services.payments.domain import (
     REFUND_REASONS,
     Payment,
@@ -73,8 +73,7 @@ async def _complete(ctx: Context, organization_id: str, member_id: str, key: str
         row = await repo.lock_key(conn, organization_id, member_id, key)
         if row is None:
             raise Unavailable("the refund could not be recorded, retry with the same key", "idempotency_retry")
-        if row["fingerprint"] != print_ or row["operation"] != OPERATION:
-            raise Conflict("this Idempotency-Key was used with another request", "idempotency_key_reused")
+        ensure_same_request(row["fingerprint"], row["operation"], print_, OPERATION)
         if row["response"] is not None:
             return decode_refund(bytes(row["response"])), True
         refund = await repo.get_refund(conn, str(row["refund_id"]))

@@ -27,7 +27,7 @@ def wire(deps: ServiceDeps, server: grpc.aio.Server) -> Iterable[str]:
     timeout = deps.env.number("STRIPE_TIMEOUT_SECONDS", 10.0)
     stripe_client = make_stripe_client(settings.stripe_api_key, settings.stripe_api_base, timeout=timeout)
     deps.cleanups.append(lambda: close_stripe_client(stripe_client))
-    accounts = Accounts(lambda: deps.channel("accounts"))
+    accounts = Accounts(deps.channel("accounts"))
     terminal = Terminal(deps.pool, accounts, StripeTerminal(stripe_client))
     servicer = TerminalServicer(terminal, Devices(deps.pool, accounts))
     terminal_pb2_grpc.add_TerminalServiceServicer_to_server(servicer, server)

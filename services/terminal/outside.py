@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -37,12 +36,11 @@ class Policy:
 class Accounts:
     """The Accounts service, asked over gRPC with the caller's token."""
 
-    def __init__(self, channel: Callable[[], grpc.aio.Channel]) -> None:
-        # Asked for the channel on each call: other services' addresses may be learnt after start-up.
+    def __init__(self, channel: grpc.aio.Channel) -> None:
         self._channel = channel
 
     async def policy(self, organization_id: str) -> Policy:
-        found = await payment_policy(self._channel(), organization_id)
+        found = await payment_policy(self._channel, organization_id)
         return Policy(
             organization_id=found.organization_id,
             stripe_account_id=found.stripe_account_id,
