@@ -5,15 +5,17 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BUF := node_modules/.bin/buf
 
-.PHONY: run test lint proto proto-check bench install clean
+.PHONY: run test lint proto proto-check bench install lock clean
 
 $(VENV)/bin/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 2; }
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(VENV)/bin/python
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+# Every dependency, dev tools included, comes from requirements.txt (exact versions and hashes);
+# `make lock` re-resolves it from pyproject.toml.
+$(STAMP): pyproject.toml requirements.txt | $(VENV)/bin/python
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(PY) -c "import pathlib, site; pathlib.Path(site.getsitepackages()[0], 'collect_paths.pth').write_text('$(CURDIR)\n$(CURDIR)/gen\n')"
 	touch $(STAMP)
 
@@ -24,6 +26,10 @@ run: $(STAMP)
 
 test: $(STAMP) proto-check
 	$(PY) -m pytest
+
+lock: $(STAMP)
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 --universal \
+		--quiet --custom-compile-command "make lock" -o requirements.txt
 
 proto: $(STAMP)
 	$(PY) scripts/genproto.py

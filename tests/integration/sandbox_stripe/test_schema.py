@@ -1,5 +1,5 @@
 """Every kind of object the sandbox serves validates against Stripe's OpenAPI schema and carries the
-top-level keys of Stripe's sample object (shared/stripe/spec3.json and fixtures3.json)."""
+top-level keys of Stripe's sample object (sandbox/stripe/openapi/spec3.json and fixtures3.json)."""
 
 from __future__ import annotations
 
@@ -21,11 +21,9 @@ NEWER_ENUM_VALUES = {"simulated_wisepos_e", "automatic_async"}
 
 
 def _stripe_dir() -> Path:
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        if (parent / "pyproject.toml").exists():
-            return parent.parent / "shared" / "stripe"
-    raise RuntimeError("repository root not found")
+    import sandbox.stripe
+
+    return Path(sandbox.stripe.__file__).parent / "openapi"
 
 
 def _tolerant(node: Any) -> Any:
