@@ -175,3 +175,10 @@ async def test_no_input_reaches_a_server_error(
     await asyncio.gather(*(bounded(*request) for request in requests))
     assert sent > 1500
     assert not failures, f"{len(failures)} of {sent}:\n" + "\n".join(failures[:40])
+
+
+async def test_a_method_not_allowed_names_the_allowed_ones(stack: Stack) -> None:
+    answer = await stack.http.delete("/v1/payments")
+    assert answer.status_code == 405
+    assert answer.json()["code"] == "method_not_allowed"
+    assert set(answer.headers["allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
