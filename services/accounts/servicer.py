@@ -263,14 +263,14 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
     async def CreateStripeAccount(
         self, request: pb.CreateStripeAccountRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateStripeAccountResponse:
-        organization_id = organization_scope(require_caller(min_role=ORG_ADMIN), request.organization_id)
+        _, organization_id = scoped_caller(request.organization_id, min_role=ORG_ADMIN)
         state = await self._connect.create_account(organization_id, request.type)
         return pb.CreateStripeAccountResponse(account=account_message(organization_id, state))
 
     async def CreateOnboardingLink(
         self, request: pb.CreateOnboardingLinkRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateOnboardingLinkResponse:
-        organization_id = organization_scope(require_caller(min_role=ORG_ADMIN), request.organization_id)
+        _, organization_id = scoped_caller(request.organization_id, min_role=ORG_ADMIN)
         url, expires_at = await self._connect.onboarding_link(organization_id, request.return_url, request.refresh_url)
         return pb.CreateOnboardingLinkResponse(url=url, expires_at=to_timestamp(expires_at))
 
