@@ -9,10 +9,9 @@ import asyncpg
 import httpx
 
 from gateway.app import create_app
-from gateway.settings import GatewaySettings
 from runtime.asgi_server import serve_asgi
 from tests.fixtures.organizations import OrgContext, onboarded_organization
-from tests.fixtures.stack import TEST_AUTH_SECRET, Stack
+from tests.fixtures.stack import Stack
 
 
 async def _until_refused(http: httpx.AsyncClient, headers: dict[str, str], seconds: float = 2.0) -> list[int]:
@@ -73,14 +72,10 @@ async def test_a_gateway_started_later_hears_of_earlier_changes(stack: Stack) ->
         f"/v1/organizations/{org.id}/members/{org.agent_id}", headers=org.admin_headers, json={"disabled": True}
     )
     assert changed.status_code == 200
-    settings = GatewaySettings(
-        auth_token_secret=TEST_AUTH_SECRET,
-        accounts_addr=stack.target("accounts"),
-        payments_addr=stack.target("payments"),
-        terminal_addr=stack.target("terminal"),
-        banking_addr=stack.target("banking"),
-    )
-    async with serve_asgi(create_app(settings)) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+    async with (
+        serve_asgi(create_app(stack.gateway_settings())) as url,
+        httpx.AsyncClient(base_url=url, timeout=30) as http,
+    ):
         answers = await _until_refused(http, org.agent_headers)
     assert answers[-1] == 401 and answers.count(200) <= 1, answers
 

@@ -13,27 +13,21 @@ import httpx
 import pytest
 
 from gateway.app import create_app
-from gateway.settings import GatewaySettings
 from runtime.asgi_server import serve_asgi
 from services.accounts.domain import LOGIN_FREE_FAILURES
 from tests.fixtures.database import PlatformDatabase
-from tests.fixtures.organizations import OrgContext, onboarded_organization
-from tests.fixtures.stack import TEST_AUTH_SECRET, Stack, sandbox_env, start_stack
+from tests.fixtures.organizations import onboarded_organization
+from tests.fixtures.stack import Stack, sandbox_env, start_stack
 from tests.integration.payments.conftest import confirm, create_payment, key, settle
 
 
 @pytest.fixture(scope="module")
 async def behind_proxy(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     """A second gateway replica behind one trusted proxy: the client address is X-Forwarded-For's."""
-    settings = GatewaySettings(
-        auth_token_secret=TEST_AUTH_SECRET,
-        accounts_addr=stack.target("accounts"),
-        payments_addr=stack.target("payments"),
-        terminal_addr=stack.target("terminal"),
-        banking_addr=stack.target("banking"),
-        trusted_proxy_hops=1,
-    )
-    async with serve_asgi(create_app(settings)) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+    async with (
+        serve_asgi(create_app(stack.gateway_settings(trusted_proxy_hops=1))) as url,
+        httpx.AsyncClient(base_url=url, timeout=30) as http,
+    ):
         yield http
 
 
@@ -47,6 +41,12 @@ async def _login(http: httpx.AsyncClient, address: str, email: str, password: st
     )
 
 
+async def _fail(http: httpx.AsyncClient, address: str, emails: list[str]) -> None:
+    """One wrong sign-in per e-mail from `address`, each answered 401."""
+    for email in emails:
+        assert (await _login(http, address, email, "wrong-password-0")).status_code == 401
+
+
 def _assert_throttled(answer: httpx.Response) -> None:
     assert answer.status_code == 429, answer.text
     assert answer.json()["code"] == "too_many_attempts"
@@ -58,8 +58,7 @@ async def test_an_account_is_locked_after_a_few_wrong_passwords_from_any_address
 ) -> None:
     org = await onboarded_organization(stack, onboard=False)
     address = _address()
-    for _ in range(LOGIN_FREE_FAILURES["account"]):
-        assert (await _login(behind_proxy, address, org.agent_email, "wrong-password-0")).status_code == 401
+    await _fail(behind_proxy, address, [org.agent_email] * LOGIN_FREE_FAILURES["account"])
     _assert_throttled(await _login(behind_proxy, address, org.agent_email, org.password))  # even the right one
     _assert_throttled(await _login(stack.http, "", org.agent_email, org.password))  # through the other replica
     # Another account from the same address is not locked.
@@ -79,9 +78,8 @@ async def test_an_address_is_locked_after_many_failures_whatever_the_account(
 ) -> None:
     org = await onboarded_organization(stack, onboard=False)
     address = _address()
-    for _ in range(LOGIN_FREE_FAILURES["address"]):
-        unknown = f"nobody-{uuid.uuid4().hex[:8]}@example.test"
-        assert (await _login(behind_proxy, address, unknown, "wrong-password-0")).status_code == 401
+    unknown = [f"nobody-{uuid.uuid4().hex[:8]}@example.test" for _ in range(LOGIN_FREE_FAILURES["address"])]
+    await _fail(behind_proxy, address, unknown)
     _assert_throttled(await _login(behind_proxy, address, org.agent_email, org.password))
     assert (await _login(behind_proxy, _address(), org.agent_email, org.password)).status_code == 200
 
