@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -57,10 +57,10 @@ LOGIN_FIRST_LOCK_SECONDS = 30
 LOGIN_MAX_LOCK_SECONDS = 900
 
 
-def login_keys(email: str, client_address: str) -> dict[str, str]:
-    """The throttling keys of a sign-in by kind; the account's is a hash (no e-mail stored)."""
-    digest = hashlib.sha256(b"collect-login:" + normalize_email(email).encode()).hexdigest()
-    keys = {"account": f"account:{digest}"}
+def login_keys(email: str, client_address: str, index: Callable[[str], bytes]) -> dict[str, str]:
+    """The throttling keys of a sign-in by kind; the account's is a keyed digest (`index`, the
+    blind index), never the e-mail."""
+    keys = {"account": "account:" + index("login:" + normalize_email(email)).hex()}
     if client_address:
         keys["address"] = f"address:{client_address[:64]}"
     return keys

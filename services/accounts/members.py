@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import datetime
 
 import asyncpg
@@ -33,14 +34,19 @@ from services.accounts.passwords import hash_password, verify_password
 
 
 async def authenticate(
-    pool: asyncpg.Pool, signer: TokenSigner, email: str, password: str, client_address: str = ""
+    pool: asyncpg.Pool,
+    signer: TokenSigner,
+    email: str,
+    password: str,
+    client_address: str,
+    index: Callable[[str], bytes],
 ) -> tuple[str, Member]:
     """A bearer token for valid credentials; one vague error for every failure.
 
     Throttled per account and per client address (see `domain.login_lock_seconds`): while
     locked, every attempt answers RateLimited (429, Retry-After), the password unchecked.
     """
-    keys = login_keys(email, client_address)
+    keys = login_keys(email, client_address, index)
     async with pool.acquire() as conn:
         wait = await repository.login_wait_seconds(conn, list(keys.values()))
         if wait > 0:

@@ -187,6 +187,10 @@ class OrganizationRows:
         self._cipher = secrets.cipher
         self._email_index = secrets.email_index
 
+    def index(self, value: str) -> bytes:
+        """The blind index (keyed digest) of a value, e.g. for keys that must not hold an e-mail."""
+        return self._email_index(value)
+
     def _seal(self, row_id: str, column: str, value: str) -> str:
         return self._cipher.encrypt(value, table=_TABLE, row_id=row_id, column=column)
 

@@ -162,7 +162,7 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
         self, request: pb.AuthenticateRequest, context: grpc.aio.ServicerContext
     ) -> pb.AuthenticateResponse:
         token, member = await members.authenticate(
-            self._pool, self._signer, request.email, request.password, request.client_address
+            self._pool, self._signer, request.email, request.password, request.client_address, self._orgs.rows.index
         )
         return pb.AuthenticateResponse(
             access_token=token, expires_in=self._signer.ttl_seconds, member=member_message(member)

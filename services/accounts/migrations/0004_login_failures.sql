@@ -1,4 +1,4 @@
--- Failed sign-ins per account (a hash of the e-mail, never the e-mail) and per client address:
+-- Failed sign-ins per account (a keyed digest of the e-mail, never the e-mail) and per client address:
 -- past a few, sign-in is refused for a while (429, Retry-After), across every gateway replica.
 CREATE TABLE login_failures (
     key text PRIMARY KEY,
