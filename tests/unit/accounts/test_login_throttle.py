@@ -32,3 +32,5 @@ def test_keys_are_keyed_digests_of_the_normalised_email_and_the_address() -> Non
     assert keys == login_keys("agent@example.org", "203.0.113.9", index)
     assert "agent" not in keys["account"].lower() and keys["address"] == "address:203.0.113.9"
     assert "address" not in login_keys("agent@example.org", "", index)
+    for loopback in ("127.0.0.1", "::1"):  # this machine: a local proxy, not a client
+        assert "address" not in login_keys("agent@example.org", loopback, index)

@@ -4,15 +4,18 @@
 # source: collect/accounts/v1/accounts.proto
 # Protobuf Python Version: 7.35.1
 """Generated protocol buffer code."""
-
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import descriptor_pool as _descriptor_pool
 from google.protobuf import runtime_version as _runtime_version
 from google.protobuf import symbol_database as _symbol_database
 from google.protobuf.internal import builder as _builder
-
 _runtime_version.ValidateProtobufRuntimeVersion(
-    _runtime_version.Domain.PUBLIC, 7, 35, 1, "", "collect/accounts/v1/accounts.proto"
+    _runtime_version.Domain.PUBLIC,
+    7,
+    35,
+    1,
+    '',
+    'collect/accounts/v1/accounts.proto'
 )
 # @@protoc_insertion_point(imports)
 
@@ -23,91 +26,89 @@ from collect.common.v1 import common_pb2 as collect_dot_common_dot_v1_dot_common
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(
-    b'\n"collect/accounts/v1/accounts.proto\x12\x13\x63ollect.accounts.v1\x1a\x1e\x63ollect/common/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto"\x9a\x01\n\x06Member\x12\n\n\x02id\x18\x01 \x01(\t\x12\x17\n\x0forganization_id\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x0c\n\x04role\x18\x05 \x01(\t\x12\x10\n\x08\x64isabled\x18\x06 \x01(\x08\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp"\xdf\x03\n\x0cOrganization\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x04 \x01(\t\x12\x15\n\rbusiness_type\x18\x05 \x01(\t\x12+\n\x07\x61\x64\x64ress\x18\x06 \x01(\x0b\x32\x1a.collect.common.v1.Address\x12\x14\n\x0c\x63harge_model\x18\x07 \x01(\t\x12\x17\n\x0f\x66\x65\x65_percent_bps\x18\x08 \x01(\x05\x12\x13\n\x0b\x66\x65\x65_minimum\x18\t \x01(\x03\x12\x19\n\x11stripe_account_id\x18\n \x01(\t\x12\x17\n\x0f\x63harges_enabled\x18\x0b \x01(\x08\x12\x17\n\x0fpayouts_enabled\x18\x0c \x01(\x08\x12\x19\n\x11\x64\x65tails_submitted\x18\r \x01(\x08\x12\x18\n\x10requirements_due\x18\x0e \x03(\t\x12\x14\n\x0clegal_entity\x18\x0f \x01(\t\x12\x19\n\x11\x62\x61nk_account_iban\x18\x10 \x01(\t\x12\x10\n\x08timezone\x18\x11 \x01(\t\x12\x18\n\x10\x64\x65\x66\x61ult_currency\x18\x12 \x01(\t\x12.\n\ncreated_at\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp"\xee\x01\n\x13StripeAccountStatus\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x19\n\x11stripe_account_id\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x17\n\x0f\x63harges_enabled\x18\x04 \x01(\x08\x12\x17\n\x0fpayouts_enabled\x18\x05 \x01(\x08\x12\x19\n\x11\x64\x65tails_submitted\x18\x06 \x01(\x08\x12\x18\n\x10requirements_due\x18\x07 \x03(\t\x12.\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp"N\n\x13\x41uthenticateRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x16\n\x0e\x63lient_address\x18\x03 \x01(\t"m\n\x14\x41uthenticateResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x12\n\nexpires_in\x18\x02 \x01(\x05\x12+\n\x06member\x18\x03 \x01(\x0b\x32\x1b.collect.accounts.v1.Member"\x0e\n\x0cGetMeRequest"u\n\rGetMeResponse\x12+\n\x06member\x18\x01 \x01(\x0b\x32\x1b.collect.accounts.v1.Member\x12\x37\n\x0corganization\x18\x02 \x01(\x0b\x32!.collect.accounts.v1.Organization"k\n\x13\x43reateMemberRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0c\n\x04role\x18\x04 \x01(\t\x12\x10\n\x08password\x18\x05 \x01(\t"C\n\x14\x43reateMemberResponse\x12+\n\x06member\x18\x01 \x01(\x0b\x32\x1b.collect.accounts.v1.Member"[\n\x12ListMembersRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12,\n\x04page\x18\x02 \x01(\x0b\x32\x1e.collect.common.v1.PageRequest"X\n\x13ListMembersResponse\x12,\n\x07members\x18\x01 \x03(\x0b\x32\x1b.collect.accounts.v1.Member\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t">\n\x10GetMemberRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x11\n\tmember_id\x18\x02 \x01(\t"@\n\x11GetMemberResponse\x12+\n\x06member\x18\x01 \x01(\x0b\x32\x1b.collect.accounts.v1.Member"\x9d\x01\n\x13UpdateMemberRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x11\n\tmember_id\x18\x02 \x01(\t\x12\x11\n\x04name\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x11\n\x04role\x18\x04 \x01(\tH\x01\x88\x01\x01\x12\x15\n\x08\x64isabled\x18\x05 \x01(\x08H\x02\x88\x01\x01\x42\x07\n\x05_nameB\x07\n\x05_roleB\x0b\n\t_disabled"C\n\x14UpdateMemberResponse\x12+\n\x06member\x18\x01 \x01(\x0b\x32\x1b.collect.accounts.v1.Member"\xae\x02\n\x19\x43reateOrganizationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x03 \x01(\t\x12\x15\n\rbusiness_type\x18\x04 \x01(\t\x12+\n\x07\x61\x64\x64ress\x18\x05 \x01(\x0b\x32\x1a.collect.common.v1.Address\x12\x14\n\x0c\x63harge_model\x18\x06 \x01(\t\x12\x17\n\x0f\x66\x65\x65_percent_bps\x18\x07 \x01(\x05\x12\x13\n\x0b\x66\x65\x65_minimum\x18\x08 \x01(\x03\x12\x14\n\x0clegal_entity\x18\t \x01(\t\x12\x19\n\x11\x62\x61nk_account_iban\x18\n \x01(\t\x12\x10\n\x08timezone\x18\x0b \x01(\t\x12\x18\n\x10\x64\x65\x66\x61ult_currency\x18\x0c \x01(\t"U\n\x1a\x43reateOrganizationResponse\x12\x37\n\x0corganization\x18\x01 \x01(\x0b\x32!.collect.accounts.v1.Organization"1\n\x16GetOrganizationRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t"R\n\x17GetOrganizationResponse\x12\x37\n\x0corganization\x18\x01 \x01(\x0b\x32!.collect.accounts.v1.Organization"\xde\x02\n\x19UpdateOrganizationRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x11\n\x04name\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x19\n\x0c\x63harge_model\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x1c\n\x0f\x66\x65\x65_percent_bps\x18\x04 \x01(\x05H\x02\x88\x01\x01\x12\x18\n\x0b\x66\x65\x65_minimum\x18\x05 \x01(\x03H\x03\x88\x01\x01\x12\x19\n\x0clegal_entity\x18\x06 \x01(\tH\x04\x88\x01\x01\x12\x1e\n\x11\x62\x61nk_account_iban\x18\x07 \x01(\tH\x05\x88\x01\x01\x12\x15\n\x08timezone\x18\x08 \x01(\tH\x06\x88\x01\x01\x42\x07\n\x05_nameB\x0f\n\r_charge_modelB\x12\n\x10_fee_percent_bpsB\x0e\n\x0c_fee_minimumB\x0f\n\r_legal_entityB\x14\n\x12_bank_account_ibanB\x0b\n\t_timezone"U\n\x1aUpdateOrganizationResponse\x12\x37\n\x0corganization\x18\x01 \x01(\x0b\x32!.collect.accounts.v1.Organization"W\n\x18ListOrganizationsRequest\x12,\n\x04page\x18\x01 \x01(\x0b\x32\x1e.collect.common.v1.PageRequest\x12\r\n\x05\x65mail\x18\x02 \x01(\t"j\n\x19ListOrganizationsResponse\x12\x38\n\rorganizations\x18\x01 \x03(\x0b\x32!.collect.accounts.v1.Organization\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t"C\n\x1a\x43reateStripeAccountRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t"X\n\x1b\x43reateStripeAccountResponse\x12\x39\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32(.collect.accounts.v1.StripeAccountStatus"_\n\x1b\x43reateOnboardingLinkRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nreturn_url\x18\x02 \x01(\t\x12\x13\n\x0brefresh_url\x18\x03 \x01(\t"[\n\x1c\x43reateOnboardingLinkResponse\x12\x0b\n\x03url\x18\x01 \x01(\t\x12.\n\nexpires_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp"C\n\x17GetStripeAccountRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x0f\n\x07refresh\x18\x02 \x01(\x08"U\n\x18GetStripeAccountResponse\x12\x39\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32(.collect.accounts.v1.StripeAccountStatus"2\n\x17GetPaymentPolicyRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t"\xdd\x01\n\rPaymentPolicy\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x19\n\x11stripe_account_id\x18\x02 \x01(\t\x12\x14\n\x0c\x63harge_model\x18\x03 \x01(\t\x12\x17\n\x0f\x66\x65\x65_percent_bps\x18\x04 \x01(\x05\x12\x13\n\x0b\x66\x65\x65_minimum\x18\x05 \x01(\x03\x12\x17\n\x0f\x63harges_enabled\x18\x06 \x01(\x08\x12\x0f\n\x07\x63ountry\x18\x07 \x01(\t\x12\x18\n\x10\x64\x65\x66\x61ult_currency\x18\x08 \x01(\t\x12\x10\n\x08timezone\x18\t \x01(\t"N\n\x18GetPaymentPolicyResponse\x12\x32\n\x06policy\x18\x01 \x01(\x0b\x32".collect.accounts.v1.PaymentPolicy"\x1d\n\x1bWatchPaymentPoliciesRequest"\x19\n\x17WatchRevocationsRequest"p\n\x18WatchRevocationsResponse\x12\r\n\x05ready\x18\x01 \x01(\x08\x12\x11\n\tmember_id\x18\x02 \x01(\t\x12\x32\n\x0erevoked_before\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp"F\n\x1cWatchPaymentPoliciesResponse\x12\r\n\x05ready\x18\x01 \x01(\x08\x12\x17\n\x0forganization_id\x18\x02 \x01(\t"8\n\x1bResolveStripeAccountRequest\x12\x19\n\x11stripe_account_id\x18\x01 \x01(\t"7\n\x1cResolveStripeAccountResponse\x12\x17\n\x0forganization_id\x18\x01 \x01(\t2\xe6\x0e\n\x0f\x41\x63\x63ountsService\x12\x63\n\x0c\x41uthenticate\x12(.collect.accounts.v1.AuthenticateRequest\x1a).collect.accounts.v1.AuthenticateResponse\x12N\n\x05GetMe\x12!.collect.accounts.v1.GetMeRequest\x1a".collect.accounts.v1.GetMeResponse\x12\x63\n\x0c\x43reateMember\x12(.collect.accounts.v1.CreateMemberRequest\x1a).collect.accounts.v1.CreateMemberResponse\x12`\n\x0bListMembers\x12\'.collect.accounts.v1.ListMembersRequest\x1a(.collect.accounts.v1.ListMembersResponse\x12Z\n\tGetMember\x12%.collect.accounts.v1.GetMemberRequest\x1a&.collect.accounts.v1.GetMemberResponse\x12\x63\n\x0cUpdateMember\x12(.collect.accounts.v1.UpdateMemberRequest\x1a).collect.accounts.v1.UpdateMemberResponse\x12u\n\x12\x43reateOrganization\x12..collect.accounts.v1.CreateOrganizationRequest\x1a/.collect.accounts.v1.CreateOrganizationResponse\x12l\n\x0fGetOrganization\x12+.collect.accounts.v1.GetOrganizationRequest\x1a,.collect.accounts.v1.GetOrganizationResponse\x12u\n\x12UpdateOrganization\x12..collect.accounts.v1.UpdateOrganizationRequest\x1a/.collect.accounts.v1.UpdateOrganizationResponse\x12r\n\x11ListOrganizations\x12-.collect.accounts.v1.ListOrganizationsRequest\x1a..collect.accounts.v1.ListOrganizationsResponse\x12x\n\x13\x43reateStripeAccount\x12/.collect.accounts.v1.CreateStripeAccountRequest\x1a\x30.collect.accounts.v1.CreateStripeAccountResponse\x12{\n\x14\x43reateOnboardingLink\x12\x30.collect.accounts.v1.CreateOnboardingLinkRequest\x1a\x31.collect.accounts.v1.CreateOnboardingLinkResponse\x12o\n\x10GetStripeAccount\x12,.collect.accounts.v1.GetStripeAccountRequest\x1a-.collect.accounts.v1.GetStripeAccountResponse\x12o\n\x10GetPaymentPolicy\x12,.collect.accounts.v1.GetPaymentPolicyRequest\x1a-.collect.accounts.v1.GetPaymentPolicyResponse\x12}\n\x14WatchPaymentPolicies\x12\x30.collect.accounts.v1.WatchPaymentPoliciesRequest\x1a\x31.collect.accounts.v1.WatchPaymentPoliciesResponse0\x01\x12q\n\x10WatchRevocations\x12,.collect.accounts.v1.WatchRevocationsRequest\x1a-.collect.accounts.v1.WatchRevocationsResponse0\x01\x12{\n\x14ResolveStripeAccount\x12\x30.collect.accounts.v1.ResolveStripeAccountRequest\x1a\x31.collect.accounts.v1.ResolveStripeAccountResponseb\x06proto3'
-)
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"collect/accounts/v1/accounts.proto\x12\x13\x63ollect.accounts.v1\x1a\x1e\x63ollect/common/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9a\x01\n\x06Member\x12\n\n\x02id\x18\x01 \x01(\t\x12\x17\n\x0forganization_id\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x0c\n\x04role\x18\x05 \x01(\t\x12\x10\n\x08\x64isabled\x18\x06 \x01(\x08\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xdf\x03\n\x0cOrganization\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x04 \x01(\t\x12\x15\n\rbusiness_type\x18\x05 \x01(\t\x12+\n\x07\x61\x64\x64ress\x18\x06 \x01(\x0b\x32\x1a.collect.common.v1.Address\x12\x14\n\x0c\x63harge_model\x18\x07 \x01(\t\x12\x17\n\x0f\x66\x65\x65_percent_bps\x18\x08 \x01(\x05\x12\x13\n\x0b\x66\x65\x65_minimum\x18\t \x01(\x03\x12\x19\n\x11stripe_account_id\x18\n \x01(\t\x12\x17\n\x0f\x63harges_enabled\x18\x0b \x01(\x08\x12\x17\n\x0fpayouts_enabled\x18\x0c \x01(\x08\x12\x19\n\x11\x64\x65tails_submitted\x18\r \x01(\x08\x12\x18\n\x10requirements_due\x18\x0e \x03(\t\x12\x14\n\x0clegal_entity\x18\x0f \x01(\t\x12\x19\n\x11\x62\x61nk_account_iban\x18\x10 \x01(\t\x12\x10\n\x08timezone\x18\x11 \x01(\t\x12\x18\n\x10\x64\x65\x66\x61ult_currency\x18\x12 \x01(\t\x12.\n\ncreated_at\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xee\x01\n\x13StripeAccountStatus\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x19\n\x11stripe_account_id\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x17\n\x0f\x63harges_enabled\x18\x04 \x01(\x08\x12\x17\n\x0fpayouts_enabled\x18\x05 \x01(\x08\x12\x19\n\x11\x64\x65tails_submitted\x18\x06 \x01(\x08\x12\x18\n\x10requirements_due\x18\x07 \x03(\t\x12.\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"N\n\x13\x41uthenticateRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x16\n\x0e\x63lient_address\x18\x03 \x01(\t\"m\n\x14\x41uthenticateResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x12\n\nexpires_in\x18\x02 \x01(\x05\x12+\n\x06member\x18\x03 \x01(\x0b\x32\x1b.collect.accounts.v1.Member\"\x0e\n\x0cGetMeRequest\"u\n\rGetMeResponse\x12+\n\x06member\x18\x01 \x01(\x0b\x32\x1b.collect.accounts.v1.Member\x12\x37\n\x0corganization\x18\x02 \x01(\x0b\x32!.collect.accounts.v1.Organization\"k\n\x13\x43reateMemberRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0c\n\x04role\x18\x04 \x01(\t\x12\x10\n\x08password\x18\x05 \x01(\t\"C\n\x14\x43reateMemberResponse\x12+\n\x06member\x18\x01 \x01(\x0b\x32\x1b.collect.accounts.v1.Member\"[\n\x12ListMembersRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12,\n\x04page\x18\x02 \x01(\x0b\x32\x1e.collect.common.v1.PageRequest\"X\n\x13ListMembersResponse\x12,\n\x07members\x18\x01 \x03(\x0b\x32\x1b.collect.accounts.v1.Member\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\">\n\x10GetMemberRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x11\n\tmember_id\x18\x02 \x01(\t\"@\n\x11GetMemberResponse\x12+\n\x06member\x18\x01 \x01(\x0b\x32\x1b.collect.accounts.v1.Member\"\x9d\x01\n\x13UpdateMemberRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x11\n\tmember_id\x18\x02 \x01(\t\x12\x11\n\x04name\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x11\n\x04role\x18\x04 \x01(\tH\x01\x88\x01\x01\x12\x15\n\x08\x64isabled\x18\x05 \x01(\x08H\x02\x88\x01\x01\x42\x07\n\x05_nameB\x07\n\x05_roleB\x0b\n\t_disabled\"C\n\x14UpdateMemberResponse\x12+\n\x06member\x18\x01 \x01(\x0b\x32\x1b.collect.accounts.v1.Member\"\xae\x02\n\x19\x43reateOrganizationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x03 \x01(\t\x12\x15\n\rbusiness_type\x18\x04 \x01(\t\x12+\n\x07\x61\x64\x64ress\x18\x05 \x01(\x0b\x32\x1a.collect.common.v1.Address\x12\x14\n\x0c\x63harge_model\x18\x06 \x01(\t\x12\x17\n\x0f\x66\x65\x65_percent_bps\x18\x07 \x01(\x05\x12\x13\n\x0b\x66\x65\x65_minimum\x18\x08 \x01(\x03\x12\x14\n\x0clegal_entity\x18\t \x01(\t\x12\x19\n\x11\x62\x61nk_account_iban\x18\n \x01(\t\x12\x10\n\x08timezone\x18\x0b \x01(\t\x12\x18\n\x10\x64\x65\x66\x61ult_currency\x18\x0c \x01(\t\"U\n\x1a\x43reateOrganizationResponse\x12\x37\n\x0corganization\x18\x01 \x01(\x0b\x32!.collect.accounts.v1.Organization\"1\n\x16GetOrganizationRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\"R\n\x17GetOrganizationResponse\x12\x37\n\x0corganization\x18\x01 \x01(\x0b\x32!.collect.accounts.v1.Organization\"\xde\x02\n\x19UpdateOrganizationRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x11\n\x04name\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x19\n\x0c\x63harge_model\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x1c\n\x0f\x66\x65\x65_percent_bps\x18\x04 \x01(\x05H\x02\x88\x01\x01\x12\x18\n\x0b\x66\x65\x65_minimum\x18\x05 \x01(\x03H\x03\x88\x01\x01\x12\x19\n\x0clegal_entity\x18\x06 \x01(\tH\x04\x88\x01\x01\x12\x1e\n\x11\x62\x61nk_account_iban\x18\x07 \x01(\tH\x05\x88\x01\x01\x12\x15\n\x08timezone\x18\x08 \x01(\tH\x06\x88\x01\x01\x42\x07\n\x05_nameB\x0f\n\r_charge_modelB\x12\n\x10_fee_percent_bpsB\x0e\n\x0c_fee_minimumB\x0f\n\r_legal_entityB\x14\n\x12_bank_account_ibanB\x0b\n\t_timezone\"U\n\x1aUpdateOrganizationResponse\x12\x37\n\x0corganization\x18\x01 \x01(\x0b\x32!.collect.accounts.v1.Organization\"W\n\x18ListOrganizationsRequest\x12,\n\x04page\x18\x01 \x01(\x0b\x32\x1e.collect.common.v1.PageRequest\x12\r\n\x05\x65mail\x18\x02 \x01(\t\"j\n\x19ListOrganizationsResponse\x12\x38\n\rorganizations\x18\x01 \x03(\x0b\x32!.collect.accounts.v1.Organization\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"C\n\x1a\x43reateStripeAccountRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\"X\n\x1b\x43reateStripeAccountResponse\x12\x39\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32(.collect.accounts.v1.StripeAccountStatus\"_\n\x1b\x43reateOnboardingLinkRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nreturn_url\x18\x02 \x01(\t\x12\x13\n\x0brefresh_url\x18\x03 \x01(\t\"[\n\x1c\x43reateOnboardingLinkResponse\x12\x0b\n\x03url\x18\x01 \x01(\t\x12.\n\nexpires_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"C\n\x17GetStripeAccountRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x0f\n\x07refresh\x18\x02 \x01(\x08\"U\n\x18GetStripeAccountResponse\x12\x39\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32(.collect.accounts.v1.StripeAccountStatus\"2\n\x17GetPaymentPolicyRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\"\xdd\x01\n\rPaymentPolicy\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x19\n\x11stripe_account_id\x18\x02 \x01(\t\x12\x14\n\x0c\x63harge_model\x18\x03 \x01(\t\x12\x17\n\x0f\x66\x65\x65_percent_bps\x18\x04 \x01(\x05\x12\x13\n\x0b\x66\x65\x65_minimum\x18\x05 \x01(\x03\x12\x17\n\x0f\x63harges_enabled\x18\x06 \x01(\x08\x12\x0f\n\x07\x63ountry\x18\x07 \x01(\t\x12\x18\n\x10\x64\x65\x66\x61ult_currency\x18\x08 \x01(\t\x12\x10\n\x08timezone\x18\t \x01(\t\"N\n\x18GetPaymentPolicyResponse\x12\x32\n\x06policy\x18\x01 \x01(\x0b\x32\".collect.accounts.v1.PaymentPolicy\"\x1d\n\x1bWatchPaymentPoliciesRequest\"\x19\n\x17WatchRevocationsRequest\"p\n\x18WatchRevocationsResponse\x12\r\n\x05ready\x18\x01 \x01(\x08\x12\x11\n\tmember_id\x18\x02 \x01(\t\x12\x32\n\x0erevoked_before\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"F\n\x1cWatchPaymentPoliciesResponse\x12\r\n\x05ready\x18\x01 \x01(\x08\x12\x17\n\x0forganization_id\x18\x02 \x01(\t\"8\n\x1bResolveStripeAccountRequest\x12\x19\n\x11stripe_account_id\x18\x01 \x01(\t\"7\n\x1cResolveStripeAccountResponse\x12\x17\n\x0forganization_id\x18\x01 \x01(\t2\xe6\x0e\n\x0f\x41\x63\x63ountsService\x12\x63\n\x0c\x41uthenticate\x12(.collect.accounts.v1.AuthenticateRequest\x1a).collect.accounts.v1.AuthenticateResponse\x12N\n\x05GetMe\x12!.collect.accounts.v1.GetMeRequest\x1a\".collect.accounts.v1.GetMeResponse\x12\x63\n\x0c\x43reateMember\x12(.collect.accounts.v1.CreateMemberRequest\x1a).collect.accounts.v1.CreateMemberResponse\x12`\n\x0bListMembers\x12\'.collect.accounts.v1.ListMembersRequest\x1a(.collect.accounts.v1.ListMembersResponse\x12Z\n\tGetMember\x12%.collect.accounts.v1.GetMemberRequest\x1a&.collect.accounts.v1.GetMemberResponse\x12\x63\n\x0cUpdateMember\x12(.collect.accounts.v1.UpdateMemberRequest\x1a).collect.accounts.v1.UpdateMemberResponse\x12u\n\x12\x43reateOrganization\x12..collect.accounts.v1.CreateOrganizationRequest\x1a/.collect.accounts.v1.CreateOrganizationResponse\x12l\n\x0fGetOrganization\x12+.collect.accounts.v1.GetOrganizationRequest\x1a,.collect.accounts.v1.GetOrganizationResponse\x12u\n\x12UpdateOrganization\x12..collect.accounts.v1.UpdateOrganizationRequest\x1a/.collect.accounts.v1.UpdateOrganizationResponse\x12r\n\x11ListOrganizations\x12-.collect.accounts.v1.ListOrganizationsRequest\x1a..collect.accounts.v1.ListOrganizationsResponse\x12x\n\x13\x43reateStripeAccount\x12/.collect.accounts.v1.CreateStripeAccountRequest\x1a\x30.collect.accounts.v1.CreateStripeAccountResponse\x12{\n\x14\x43reateOnboardingLink\x12\x30.collect.accounts.v1.CreateOnboardingLinkRequest\x1a\x31.collect.accounts.v1.CreateOnboardingLinkResponse\x12o\n\x10GetStripeAccount\x12,.collect.accounts.v1.GetStripeAccountRequest\x1a-.collect.accounts.v1.GetStripeAccountResponse\x12o\n\x10GetPaymentPolicy\x12,.collect.accounts.v1.GetPaymentPolicyRequest\x1a-.collect.accounts.v1.GetPaymentPolicyResponse\x12}\n\x14WatchPaymentPolicies\x12\x30.collect.accounts.v1.WatchPaymentPoliciesRequest\x1a\x31.collect.accounts.v1.WatchPaymentPoliciesResponse0\x01\x12q\n\x10WatchRevocations\x12,.collect.accounts.v1.WatchRevocationsRequest\x1a-.collect.accounts.v1.WatchRevocationsResponse0\x01\x12{\n\x14ResolveStripeAccount\x12\x30.collect.accounts.v1.ResolveStripeAccountRequest\x1a\x31.collect.accounts.v1.ResolveStripeAccountResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
-_builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, "collect.accounts.v1.accounts_pb2", _globals)
+_builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'collect.accounts.v1.accounts_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-    DESCRIPTOR._loaded_options = None
-    _globals["_MEMBER"]._serialized_start = 125
-    _globals["_MEMBER"]._serialized_end = 279
-    _globals["_ORGANIZATION"]._serialized_start = 282
-    _globals["_ORGANIZATION"]._serialized_end = 761
-    _globals["_STRIPEACCOUNTSTATUS"]._serialized_start = 764
-    _globals["_STRIPEACCOUNTSTATUS"]._serialized_end = 1002
-    _globals["_AUTHENTICATEREQUEST"]._serialized_start = 1004
-    _globals["_AUTHENTICATEREQUEST"]._serialized_end = 1082
-    _globals["_AUTHENTICATERESPONSE"]._serialized_start = 1084
-    _globals["_AUTHENTICATERESPONSE"]._serialized_end = 1193
-    _globals["_GETMEREQUEST"]._serialized_start = 1195
-    _globals["_GETMEREQUEST"]._serialized_end = 1209
-    _globals["_GETMERESPONSE"]._serialized_start = 1211
-    _globals["_GETMERESPONSE"]._serialized_end = 1328
-    _globals["_CREATEMEMBERREQUEST"]._serialized_start = 1330
-    _globals["_CREATEMEMBERREQUEST"]._serialized_end = 1437
-    _globals["_CREATEMEMBERRESPONSE"]._serialized_start = 1439
-    _globals["_CREATEMEMBERRESPONSE"]._serialized_end = 1506
-    _globals["_LISTMEMBERSREQUEST"]._serialized_start = 1508
-    _globals["_LISTMEMBERSREQUEST"]._serialized_end = 1599
-    _globals["_LISTMEMBERSRESPONSE"]._serialized_start = 1601
-    _globals["_LISTMEMBERSRESPONSE"]._serialized_end = 1689
-    _globals["_GETMEMBERREQUEST"]._serialized_start = 1691
-    _globals["_GETMEMBERREQUEST"]._serialized_end = 1753
-    _globals["_GETMEMBERRESPONSE"]._serialized_start = 1755
-    _globals["_GETMEMBERRESPONSE"]._serialized_end = 1819
-    _globals["_UPDATEMEMBERREQUEST"]._serialized_start = 1822
-    _globals["_UPDATEMEMBERREQUEST"]._serialized_end = 1979
-    _globals["_UPDATEMEMBERRESPONSE"]._serialized_start = 1981
-    _globals["_UPDATEMEMBERRESPONSE"]._serialized_end = 2048
-    _globals["_CREATEORGANIZATIONREQUEST"]._serialized_start = 2051
-    _globals["_CREATEORGANIZATIONREQUEST"]._serialized_end = 2353
-    _globals["_CREATEORGANIZATIONRESPONSE"]._serialized_start = 2355
-    _globals["_CREATEORGANIZATIONRESPONSE"]._serialized_end = 2440
-    _globals["_GETORGANIZATIONREQUEST"]._serialized_start = 2442
-    _globals["_GETORGANIZATIONREQUEST"]._serialized_end = 2491
-    _globals["_GETORGANIZATIONRESPONSE"]._serialized_start = 2493
-    _globals["_GETORGANIZATIONRESPONSE"]._serialized_end = 2575
-    _globals["_UPDATEORGANIZATIONREQUEST"]._serialized_start = 2578
-    _globals["_UPDATEORGANIZATIONREQUEST"]._serialized_end = 2928
-    _globals["_UPDATEORGANIZATIONRESPONSE"]._serialized_start = 2930
-    _globals["_UPDATEORGANIZATIONRESPONSE"]._serialized_end = 3015
-    _globals["_LISTORGANIZATIONSREQUEST"]._serialized_start = 3017
-    _globals["_LISTORGANIZATIONSREQUEST"]._serialized_end = 3104
-    _globals["_LISTORGANIZATIONSRESPONSE"]._serialized_start = 3106
-    _globals["_LISTORGANIZATIONSRESPONSE"]._serialized_end = 3212
-    _globals["_CREATESTRIPEACCOUNTREQUEST"]._serialized_start = 3214
-    _globals["_CREATESTRIPEACCOUNTREQUEST"]._serialized_end = 3281
-    _globals["_CREATESTRIPEACCOUNTRESPONSE"]._serialized_start = 3283
-    _globals["_CREATESTRIPEACCOUNTRESPONSE"]._serialized_end = 3371
-    _globals["_CREATEONBOARDINGLINKREQUEST"]._serialized_start = 3373
-    _globals["_CREATEONBOARDINGLINKREQUEST"]._serialized_end = 3468
-    _globals["_CREATEONBOARDINGLINKRESPONSE"]._serialized_start = 3470
-    _globals["_CREATEONBOARDINGLINKRESPONSE"]._serialized_end = 3561
-    _globals["_GETSTRIPEACCOUNTREQUEST"]._serialized_start = 3563
-    _globals["_GETSTRIPEACCOUNTREQUEST"]._serialized_end = 3630
-    _globals["_GETSTRIPEACCOUNTRESPONSE"]._serialized_start = 3632
-    _globals["_GETSTRIPEACCOUNTRESPONSE"]._serialized_end = 3717
-    _globals["_GETPAYMENTPOLICYREQUEST"]._serialized_start = 3719
-    _globals["_GETPAYMENTPOLICYREQUEST"]._serialized_end = 3769
-    _globals["_PAYMENTPOLICY"]._serialized_start = 3772
-    _globals["_PAYMENTPOLICY"]._serialized_end = 3993
-    _globals["_GETPAYMENTPOLICYRESPONSE"]._serialized_start = 3995
-    _globals["_GETPAYMENTPOLICYRESPONSE"]._serialized_end = 4073
-    _globals["_WATCHPAYMENTPOLICIESREQUEST"]._serialized_start = 4075
-    _globals["_WATCHPAYMENTPOLICIESREQUEST"]._serialized_end = 4104
-    _globals["_WATCHREVOCATIONSREQUEST"]._serialized_start = 4106
-    _globals["_WATCHREVOCATIONSREQUEST"]._serialized_end = 4131
-    _globals["_WATCHREVOCATIONSRESPONSE"]._serialized_start = 4133
-    _globals["_WATCHREVOCATIONSRESPONSE"]._serialized_end = 4245
-    _globals["_WATCHPAYMENTPOLICIESRESPONSE"]._serialized_start = 4247
-    _globals["_WATCHPAYMENTPOLICIESRESPONSE"]._serialized_end = 4317
-    _globals["_RESOLVESTRIPEACCOUNTREQUEST"]._serialized_start = 4319
-    _globals["_RESOLVESTRIPEACCOUNTREQUEST"]._serialized_end = 4375
-    _globals["_RESOLVESTRIPEACCOUNTRESPONSE"]._serialized_start = 4377
-    _globals["_RESOLVESTRIPEACCOUNTRESPONSE"]._serialized_end = 4432
-    _globals["_ACCOUNTSSERVICE"]._serialized_start = 4435
-    _globals["_ACCOUNTSSERVICE"]._serialized_end = 6329
+  DESCRIPTOR._loaded_options = None
+  _globals['_MEMBER']._serialized_start=125
+  _globals['_MEMBER']._serialized_end=279
+  _globals['_ORGANIZATION']._serialized_start=282
+  _globals['_ORGANIZATION']._serialized_end=761
+  _globals['_STRIPEACCOUNTSTATUS']._serialized_start=764
+  _globals['_STRIPEACCOUNTSTATUS']._serialized_end=1002
+  _globals['_AUTHENTICATEREQUEST']._serialized_start=1004
+  _globals['_AUTHENTICATEREQUEST']._serialized_end=1082
+  _globals['_AUTHENTICATERESPONSE']._serialized_start=1084
+  _globals['_AUTHENTICATERESPONSE']._serialized_end=1193
+  _globals['_GETMEREQUEST']._serialized_start=1195
+  _globals['_GETMEREQUEST']._serialized_end=1209
+  _globals['_GETMERESPONSE']._serialized_start=1211
+  _globals['_GETMERESPONSE']._serialized_end=1328
+  _globals['_CREATEMEMBERREQUEST']._serialized_start=1330
+  _globals['_CREATEMEMBERREQUEST']._serialized_end=1437
+  _globals['_CREATEMEMBERRESPONSE']._serialized_start=1439
+  _globals['_CREATEMEMBERRESPONSE']._serialized_end=1506
+  _globals['_LISTMEMBERSREQUEST']._serialized_start=1508
+  _globals['_LISTMEMBERSREQUEST']._serialized_end=1599
+  _globals['_LISTMEMBERSRESPONSE']._serialized_start=1601
+  _globals['_LISTMEMBERSRESPONSE']._serialized_end=1689
+  _globals['_GETMEMBERREQUEST']._serialized_start=1691
+  _globals['_GETMEMBERREQUEST']._serialized_end=1753
+  _globals['_GETMEMBERRESPONSE']._serialized_start=1755
+  _globals['_GETMEMBERRESPONSE']._serialized_end=1819
+  _globals['_UPDATEMEMBERREQUEST']._serialized_start=1822
+  _globals['_UPDATEMEMBERREQUEST']._serialized_end=1979
+  _globals['_UPDATEMEMBERRESPONSE']._serialized_start=1981
+  _globals['_UPDATEMEMBERRESPONSE']._serialized_end=2048
+  _globals['_CREATEORGANIZATIONREQUEST']._serialized_start=2051
+  _globals['_CREATEORGANIZATIONREQUEST']._serialized_end=2353
+  _globals['_CREATEORGANIZATIONRESPONSE']._serialized_start=2355
+  _globals['_CREATEORGANIZATIONRESPONSE']._serialized_end=2440
+  _globals['_GETORGANIZATIONREQUEST']._serialized_start=2442
+  _globals['_GETORGANIZATIONREQUEST']._serialized_end=2491
+  _globals['_GETORGANIZATIONRESPONSE']._serialized_start=2493
+  _globals['_GETORGANIZATIONRESPONSE']._serialized_end=2575
+  _globals['_UPDATEORGANIZATIONREQUEST']._serialized_start=2578
+  _globals['_UPDATEORGANIZATIONREQUEST']._serialized_end=2928
+  _globals['_UPDATEORGANIZATIONRESPONSE']._serialized_start=2930
+  _globals['_UPDATEORGANIZATIONRESPONSE']._serialized_end=3015
+  _globals['_LISTORGANIZATIONSREQUEST']._serialized_start=3017
+  _globals['_LISTORGANIZATIONSREQUEST']._serialized_end=3104
+  _globals['_LISTORGANIZATIONSRESPONSE']._serialized_start=3106
+  _globals['_LISTORGANIZATIONSRESPONSE']._serialized_end=3212
+  _globals['_CREATESTRIPEACCOUNTREQUEST']._serialized_start=3214
+  _globals['_CREATESTRIPEACCOUNTREQUEST']._serialized_end=3281
+  _globals['_CREATESTRIPEACCOUNTRESPONSE']._serialized_start=3283
+  _globals['_CREATESTRIPEACCOUNTRESPONSE']._serialized_end=3371
+  _globals['_CREATEONBOARDINGLINKREQUEST']._serialized_start=3373
+  _globals['_CREATEONBOARDINGLINKREQUEST']._serialized_end=3468
+  _globals['_CREATEONBOARDINGLINKRESPONSE']._serialized_start=3470
+  _globals['_CREATEONBOARDINGLINKRESPONSE']._serialized_end=3561
+  _globals['_GETSTRIPEACCOUNTREQUEST']._serialized_start=3563
+  _globals['_GETSTRIPEACCOUNTREQUEST']._serialized_end=3630
+  _globals['_GETSTRIPEACCOUNTRESPONSE']._serialized_start=3632
+  _globals['_GETSTRIPEACCOUNTRESPONSE']._serialized_end=3717
+  _globals['_GETPAYMENTPOLICYREQUEST']._serialized_start=3719
+  _globals['_GETPAYMENTPOLICYREQUEST']._serialized_end=3769
+  _globals['_PAYMENTPOLICY']._serialized_start=3772
+  _globals['_PAYMENTPOLICY']._serialized_end=3993
+  _globals['_GETPAYMENTPOLICYRESPONSE']._serialized_start=3995
+  _globals['_GETPAYMENTPOLICYRESPONSE']._serialized_end=4073
+  _globals['_WATCHPAYMENTPOLICIESREQUEST']._serialized_start=4075
+  _globals['_WATCHPAYMENTPOLICIESREQUEST']._serialized_end=4104
+  _globals['_WATCHREVOCATIONSREQUEST']._serialized_start=4106
+  _globals['_WATCHREVOCATIONSREQUEST']._serialized_end=4131
+  _globals['_WATCHREVOCATIONSRESPONSE']._serialized_start=4133
+  _globals['_WATCHREVOCATIONSRESPONSE']._serialized_end=4245
+  _globals['_WATCHPAYMENTPOLICIESRESPONSE']._serialized_start=4247
+  _globals['_WATCHPAYMENTPOLICIESRESPONSE']._serialized_end=4317
+  _globals['_RESOLVESTRIPEACCOUNTREQUEST']._serialized_start=4319
+  _globals['_RESOLVESTRIPEACCOUNTREQUEST']._serialized_end=4375
+  _globals['_RESOLVESTRIPEACCOUNTRESPONSE']._serialized_start=4377
+  _globals['_RESOLVESTRIPEACCOUNTRESPONSE']._serialized_end=4432
+  _globals['_ACCOUNTSSERVICE']._serialized_start=4435
+  _globals['_ACCOUNTSSERVICE']._serialized_end=6329
 # @@protoc_insertion_point(module_scope)
