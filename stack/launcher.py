@@ -10,6 +10,7 @@ stack stops with a non-zero status.
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import secrets
 import signal
@@ -41,15 +42,29 @@ class StartupError(Exception):
     pass
 
 
+# Secrets the services require and have no default for (`make run` generates them once).
+SERVICE_SECRETS = ("AUTH_TOKEN_SECRET", "ACCOUNTS_ENCRYPTION_KEYS", "ACCOUNTS_BLIND_INDEX_KEY")
+
+
+def new_secret(name: str) -> str:
+    """A fresh random value for the secret `name`, in the form its setting expects."""
+    if name == "ACCOUNTS_ENCRYPTION_KEYS":
+        return "local:" + base64.b64encode(secrets.token_bytes(32)).decode()
+    if name == "ACCOUNTS_BLIND_INDEX_KEY":
+        return base64.b64encode(secrets.token_bytes(32)).decode()
+    return secrets.token_urlsafe(48 if name == "AUTH_TOKEN_SECRET" else 32)
+
+
 def _secrets_file(run_dir: Path) -> dict[str, str]:
     """Generated once and kept in .run/ so restarts keep tokens and role passwords valid."""
     path = run_dir / "secrets.json"
-    if path.exists():
-        return dict(orjson.loads(path.read_bytes()))
-    values = {"AUTH_TOKEN_SECRET": secrets.token_urlsafe(48), "QONTO_WEBHOOK_SECRET": secrets.token_urlsafe(32)}
-    values.update({f"ROLE_PASSWORD_{s.upper()}": secrets.token_urlsafe(24) for s in SERVICES})
-    path.write_bytes(orjson.dumps(values, option=orjson.OPT_INDENT_2))
-    path.chmod(0o600)
+    values: dict[str, str] = dict(orjson.loads(path.read_bytes())) if path.exists() else {}
+    wanted = [*SERVICE_SECRETS, "QONTO_WEBHOOK_SECRET", *(f"ROLE_PASSWORD_{s.upper()}" for s in SERVICES)]
+    missing = {name: new_secret(name) for name in wanted if name not in values}
+    if missing:  # a run directory from before a secret was added gets it too
+        values.update(missing)
+        path.write_bytes(orjson.dumps(values, option=orjson.OPT_INDENT_2))
+        path.chmod(0o600)
     return values
 
 
@@ -152,6 +167,8 @@ def main() -> int:
         base_env["PYTHONUNBUFFERED"] = "1"
         base_env.setdefault("BANK_SYNC_INTERVAL_SECONDS", "60")  # pull the bank every minute locally
         base_env["AUTH_TOKEN_SECRET"] = generated["AUTH_TOKEN_SECRET"]
+        for name in ("ACCOUNTS_ENCRYPTION_KEYS", "ACCOUNTS_BLIND_INDEX_KEY"):
+            base_env.setdefault(name, generated[name])  # keys given in the environment win
         urls: dict[str, Any] = {"sandboxes": {}, "services": {}}
 
         qonto_webhook_url = f"http://127.0.0.1:{gateway_port}/webhooks/qonto"
