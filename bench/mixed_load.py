@@ -121,7 +121,8 @@ class MixedLoad:
                 self.tally.latencies.append(time.perf_counter() - started)
                 return answer
             code = _code(answer)
-            self.tally.seen[f"{kind}: {answer.status_code} {code}"] += 1
+            hint = "" if answer.status_code != 503 or "Retry-After" in answer.headers else " (no Retry-After)"
+            self.tally.seen[f"{kind}: {answer.status_code} {code}{hint}"] += 1
             if answer.status_code in RETRIED_STATUSES or answer.status_code == 429:
                 await asyncio.sleep(min(2.0, float(answer.headers.get("Retry-After", "0.2"))))
                 continue

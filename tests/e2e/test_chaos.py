@@ -54,6 +54,8 @@ async def _chaos(stack: dict[str, object], dsn: str) -> None:
         await load.settle()
         counts = await load.verify(dsn)
     assert counts["sales"] >= 2 * len(VICTIMS) and counts["events applied"] > 0
+    # What clients saw on the way: 503s telling them when to retry, or broken connections (the gateway's crash).
+    assert not [seen for seen in load.tally.seen if "no Retry-After" in seen], load.tally.seen
     status = stack_status(run_dir)
     assert {name: status[name]["restarts"] for name in VICTIMS} == dict.fromkeys(VICTIMS, 1)
     assert all(p["status"] == "running" for p in status.values()), status
