@@ -62,8 +62,13 @@ class ServiceTokens:
 # A service restarted by its supervisor (or a rolling update) is reached again within a second:
 # gRPC's default reconnect backoff grows to 120 s. Calls made while no replica is reachable fail at
 # once with UNAVAILABLE (the gateway answers 503 with Retry-After) instead of waiting.
+# Clients ping a connection with calls in flight (watch streams included) this often; servers accept
+# pings at this rate (runtime.server): with gRPC's server default of one per 5 minutes, an idle watch
+# stream was cut every two minutes ("too_many_pings" GOAWAY → UNAVAILABLE), which dropped Payments'
+# policy cache and failed the calls in flight on that connection.
+KEEPALIVE_TIME_MS = 30_000
 CHANNEL_OPTIONS = (
-    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
     ("grpc.enable_retries", 1),
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
