@@ -25,7 +25,7 @@ from bench.stacks import ADMIN, running_stack
 from runtime.config import SERVICES
 from runtime.embedded_pg import start_embedded_postgres
 
-VICTIMS = (*SERVICES, "gateway")
+VICTIMS = (*SERVICES, "gateway", "qonto-sandbox")
 
 
 async def chaos(stack: dict[str, object], dsn: str, rounds: int, sellers: int, pause: float) -> None:

@@ -1,4 +1,4 @@
-"""Chaos: `make run` under a mixed load while each service (and the gateway) is SIGKILLed in turn.
+"""Chaos: `make run` under a mixed load while each service, the gateway and the Qonto sandbox are SIGKILLed in turn.
 
 The supervisor starts each one again on its port; clients retrying with their Idempotency-Keys all
 complete; afterwards exactly one PaymentIntent exists per key, every webhook Stripe delivered was
@@ -20,7 +20,7 @@ from runtime.embedded_pg import start_embedded_postgres
 # About 40 s on an idle machine; each restart costs a Python start-up, slower on a busy one.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
-VICTIMS = (*SERVICES, "gateway")
+VICTIMS = (*SERVICES, "gateway", "qonto-sandbox")
 
 
 async def _progress(load: MixedLoad, kind: str, more: int) -> None:
