@@ -172,7 +172,7 @@ class MixedLoad:
         for role in ("org_admin", "agent"):
             login = f"{role.replace('_', '-')}-{tag}@example.test"
             member = {"email": login, "name": role, "role": role, "password": PASSWORD}
-            await self._until("setup", lambda h, m=member: h.post(f"{path}/members", headers=admin, json=m), (201,))
+            await self._until("setup", lambda h: h.post(f"{path}/members", headers=admin, json=member), (201,))  # noqa: B023
             tokens.append(await self._token(login, PASSWORD))
         self.org = Organisation(org["id"], account.json()["stripe_account_id"], *tokens)
         return self.org
@@ -246,7 +246,7 @@ class MixedLoad:
     async def offline_batch(self, size: int = 3) -> None:
         assert self.org is not None
         now = datetime.now(UTC).isoformat()
-        items = [
+        items: list[dict[str, Any]] = [
             {
                 "local_id": f"cash-{uuid.uuid4().hex}",
                 "amount": random.randint(100, 3000),
@@ -272,7 +272,7 @@ class MixedLoad:
         """Until the sandbox has delivered every webhook (retries included)."""
         await self._sandbox_call("GET", f"/_sandbox/webhooks/pending?wait={within}", timeout=within + 10)
 
-    async def verify(self, dsn: str) -> dict[str, int]:
+    async def verify(self, dsn: str, drain_within: float = 90) -> dict[str, int]:
         """Every invariant after the load; returns the counts checked."""
         org = self.org
         assert org is not None
@@ -285,6 +285,14 @@ class MixedLoad:
         assert all(by_payment[pid] == 1 for pid in ours), "a payment has no PaymentIntent or several"
         conn = await asyncpg.connect(dsn)
         try:
+            # An event whose effect failed while a process was down is applied again by its inbox's worker
+            # (backoff 2, 4, 8 ... s): wait for the inboxes to drain before comparing with Stripe.
+            for _ in range(int(drain_within / 0.5)):
+                undrained = await _undrained(conn)
+                if not any(undrained.values()):
+                    break
+                await asyncio.sleep(0.5)
+            assert not any(undrained.values()), f"inbox events not applied: {undrained}"
             keys = await conn.fetch(
                 "SELECT key, payment_id::text FROM payments.idempotency_keys WHERE organization_id = $1 AND operation = 'create_payment'",
                 org.id,
@@ -305,14 +313,6 @@ class MixedLoad:
                 assert intent["amount_received"] == sale.amount
             cash = [r for r in rows.values() if r["method"] == "cash"]
             assert sorted(r["amount_captured"] for r in cash) == sorted(self.cash.values())
-            undrained = {}
-            for service in SERVICES:
-                exists = await conn.fetchval("SELECT to_regclass($1)", f"{service}.inbox_events")
-                if exists:
-                    undrained[service] = await conn.fetchval(
-                        f"SELECT count(*) FROM {service}.inbox_events WHERE status IN ('pending', 'failed')"
-                    )
-            assert not any(undrained.values()), f"inbox events not applied: {undrained}"
             applied = await conn.fetchval(
                 "SELECT count(*) FROM payments.inbox_events WHERE account = $1 AND status = 'applied'", org.account
             )
@@ -344,6 +344,19 @@ class MixedLoad:
             if not body.get("has_more"):
                 return found
             params["starting_after"] = body["data"][-1]["id"]
+
+
+async def _undrained(conn: asyncpg.Connection) -> dict[str, int]:
+    """Events recorded but not applied yet (pending, or failed and waiting for a retry), per service."""
+    undrained = {}
+    for service in SERVICES:
+        if await conn.fetchval("SELECT to_regclass($1)", f"{service}.inbox_events"):
+            undrained[service] = int(
+                await conn.fetchval(
+                    f"SELECT count(*) FROM {service}.inbox_events WHERE status IN ('pending', 'failed')"
+                )
+            )
+    return undrained
 
 
 def _code(answer: httpx.Response) -> str:

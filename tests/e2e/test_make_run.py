@@ -136,8 +136,12 @@ def test_a_killed_service_is_healed_and_only_the_database_stops_the_stack(run_di
                 break
             time.sleep(0.1)
         assert accounts["pid"] != before["accounts"]["pid"] and accounts["last_exit_code"] == -9, accounts
-        ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
-        assert ready.status_code == 200, ready.text  # the gateway reached the new process on the same port
+        while time.monotonic() < deadline:  # the gateway reaches the new process on the same port
+            ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+            if ready.status_code == 200:
+                break
+            time.sleep(0.1)
+        assert ready.status_code == 200, ready.text
         assert process.poll() is None
 
         pids = [int(p["pid"]) for p in _status(run_dir).values()]  # type: ignore[call-overload]
