@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
 from runtime.auth import TokenSigner, set_current_caller
+from runtime.clients import KEEPALIVE_TIME_MS
 from runtime.deadlines import set_deadline
 from runtime.errors import CODE_KEY, DomainError, FieldError, InvalidArgument, Unauthenticated, trailing_metadata
 from runtime.text import nul_field
@@ -172,7 +173,12 @@ async def start_grpc_server(
     """Starts a server; `register` adds the servicers and returns their full service names."""
     server = grpc.aio.server(
         interceptors=[aio_server_interceptor(), RuntimeInterceptor(signer)],
-        options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 8 * 1024 * 1024)],
+        options=[
+            ("grpc.so_reuseport", 0),
+            ("grpc.max_receive_message_length", 8 * 1024 * 1024),
+            # The clients' keepalive pings are welcome (runtime.clients); the default allows one per 5 min.
+            ("grpc.http2.min_ping_interval_without_data_ms", KEEPALIVE_TIME_MS // 2),
+        ],
     )
     names = list(register(server))
     health_servicer = health.aio.HealthServicer()
