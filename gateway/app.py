@@ -20,7 +20,7 @@ from gateway import clients as clients_module
 from gateway.errors import ApiError, from_domain, from_rpc_error, problem_response
 from gateway.middleware import RequestContextMiddleware
 from gateway.revocations import follow_revocations
-from gateway.routes import accounts, banking, health, organizations, payments, terminal, webhooks
+from gateway.routes import accounts, banking, health, organizations, payments, payouts, terminal, webhooks
 from gateway.settings import GatewaySettings
 from gateway.webhooks.recent import RecentEvents
 from runtime.auth import TokenSigner
@@ -30,7 +30,7 @@ from runtime.errors import DomainError
 log = logging.getLogger("gateway")
 
 # Webhooks first: the busiest paths are matched before the ~50 API routes.
-ROUTE_MODULES = (webhooks, health, accounts, organizations, terminal, payments, banking)
+ROUTE_MODULES = (webhooks, health, accounts, organizations, terminal, payments, banking, payouts)
 
 
 def _request_id(request: Request) -> str:

@@ -249,6 +249,19 @@ class Fields:
             raise ApiError(400, "validation_error", "the request is invalid", self.errors)
 
 
+def idempotency_key(request: Request) -> str:
+    """The Idempotency-Key header a creating call must carry (up to 255 characters)."""
+    key = request.headers.get("idempotency-key", "").strip()
+    if not key or len(key) > 255:
+        raise ApiError(
+            400,
+            "idempotency_key_required",
+            "the Idempotency-Key header is required (up to 255 characters)",
+            [FieldError("Idempotency-Key", "required, up to 255 characters")],
+        )
+    return key
+
+
 def query_fields(request: Request) -> Fields:
     """The query parameters, checked like a body's fields (the last value of a repeated name)."""
     return Fields(dict(request.query_params))

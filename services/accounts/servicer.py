@@ -23,7 +23,7 @@ from runtime.auth import (
 from runtime.errors import FieldError, InvalidArgument, NotFound
 from runtime.notifications import ChangeFeed
 from runtime.proto import to_timestamp
-from services.accounts import members
+from services.accounts import members, payout_schedule
 from services.accounts.connect import Connect
 from services.accounts.domain import (
     Address,
@@ -280,6 +280,13 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
         organization_id = organization_scope(require_caller(), request.organization_id)
         state = await self._connect.status(organization_id, refresh=request.refresh)
         return pb.GetStripeAccountResponse(account=account_message(organization_id, state))
+
+    async def UpdatePayoutSchedule(
+        self, request: pb.UpdatePayoutScheduleRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UpdatePayoutScheduleResponse:
+        organization_id = organization_scope(require_caller(min_role=ORG_ADMIN), request.organization_id)
+        schedule = await payout_schedule.update_payout_schedule(self._connect, organization_id, request.schedule)
+        return pb.UpdatePayoutScheduleResponse(schedule=schedule.message())
 
     # For the other services --------------------------------------------------------------------
 
