@@ -18,6 +18,7 @@ from runtime.clients import ServiceTokens, make_channel
 from runtime.config import ServiceSettings
 from runtime.db import create_pool
 from runtime.logs import setup_logging
+from runtime.metrics import serve_metrics, watch_pool
 from runtime.migrations import apply_migrations
 from runtime.server import RunningServer, serve_until_signalled, start_grpc_server
 from runtime.settings import Env, SettingsError, exit_on_settings_error
@@ -78,6 +79,12 @@ async def start_service(
         log.info("applied migrations", extra={"schema": schema, "versions": applied})
     signer = TokenSigner(settings.auth_token_secret, settings.token_ttl_seconds)
     deps = ServiceDeps(settings, pool, signer, ServiceTokens(signer, settings.service), env or Env())
+    unwatch_pool = watch_pool(pool, schema)
+
+    async def stop_watching_pool() -> None:
+        unwatch_pool()
+
+    deps.cleanups.append(stop_watching_pool)
     if on_start is not None:
         await on_start(deps)
     running = await start_grpc_server(
@@ -129,10 +136,10 @@ def run_service(service: str, schema: str, migrations: Path, wire: Wire, on_star
 
     async def main() -> None:
         running, deps = await start_service(settings, schema, migrations, wire, on_start)
+        stop_metrics = await serve_metrics(service, settings.metrics_port, settings.grpc_host)
         freeze_startup_objects()
-        log.info(f"{service} listening on {running.target}", extra={"port": running.port})
-        print(f"{service} gRPC listening on {settings.grpc_host}:{running.port}", flush=True)
-        await serve_until_signalled(running, cleanups=[deps.close])
+        log.info(f"{service} gRPC listening on {settings.grpc_host}:{running.port}", extra={"port": running.port})
+        await serve_until_signalled(running, cleanups=[deps.close, *([stop_metrics] if stop_metrics else [])])
         shutdown_tracing()
 
     try:

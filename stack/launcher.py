@@ -152,7 +152,8 @@ def main() -> int:
         base_env["PYTHONUNBUFFERED"] = "1"
         base_env.setdefault("BANK_SYNC_INTERVAL_SECONDS", "60")  # pull the bank every minute locally
         base_env["AUTH_TOKEN_SECRET"] = generated["AUTH_TOKEN_SECRET"]
-        urls: dict[str, Any] = {"sandboxes": {}, "services": {}}
+        urls: dict[str, Any] = {"sandboxes": {}, "services": {}, "metrics": {}}
+        metrics_ports = {name: free_port() for name in (*SERVICES, "gateway")}  # GET /metrics on each
 
         qonto_webhook_url = f"http://127.0.0.1:{gateway_port}/webhooks/qonto"
         if qonto_login and qonto_secret:
@@ -219,24 +220,32 @@ def main() -> int:
                 **addresses,
                 "DATABASE_URL": service_dsn(database_url, service, passwords[service]),
                 "GRPC_PORT": str(ports[service]),
+                "METRICS_PORT": str(metrics_ports[service]),
             }
             if service == "accounts":
                 service_env.update(PLATFORM_ADMIN_EMAIL=admin_email, PLATFORM_ADMIN_PASSWORD=admin_password)
             supervisor.start(service, ["-m", f"services.{service}"], service_env, addresses[f"{service.upper()}_ADDR"])
             urls["services"][service] = f"grpc://{addresses[f'{service.upper()}_ADDR']}"
+            urls["metrics"][service] = f"http://127.0.0.1:{metrics_ports[service]}/metrics"
         for service in SERVICES:
             target = addresses[f"{service.upper()}_ADDR"]
             _wait(f"the {service} service", lambda t=target: _grpc_serving(t), 60, supervisor)  # type: ignore[misc]
 
         gateway_url = f"http://127.0.0.1:{gateway_port}"
-        supervisor.start(
-            "gateway", ["-m", "gateway"], {**base_env, **addresses, "GATEWAY_PORT": str(gateway_port)}, gateway_url
-        )
+        gateway_env = {**base_env, **addresses, "GATEWAY_PORT": str(gateway_port)}
+        gateway_env["METRICS_PORT"] = str(metrics_ports["gateway"])
+        supervisor.start("gateway", ["-m", "gateway"], gateway_env, gateway_url)
+        urls["metrics"]["gateway"] = f"http://127.0.0.1:{metrics_ports['gateway']}/metrics"
         _wait("the gateway", lambda: _http_ok(f"{gateway_url}/readyz"), 60, supervisor)
         urls["gateway"] = gateway_url
         urls["database"] = "embedded" if postgres else "DATABASE_URL"
         (run_dir / "stack.json").write_bytes(orjson.dumps(urls, option=orjson.OPT_INDENT_2))
         _banner(gateway_url, admin_email, admin_password, time.monotonic() - started, env)
+        print(
+            "  metrics     scrape (Prometheus):\n"
+            + "\n".join(f"                {name:9} {url}" for name, url in urls["metrics"].items()),
+            flush=True,
+        )
 
         while not stopping:
             dead = supervisor.dead()
