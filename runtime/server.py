@@ -26,6 +26,7 @@ from runtime.logs import REQUEST_ID_KEY, set_request_id
 from runtime.metrics import rpc_duration
 
 log = logging.getLogger("runtime.server")
+LIVENESS = "liveness"
 
 
 class RuntimeInterceptor(grpc.aio.ServerInterceptor):
@@ -177,6 +178,7 @@ class RunningServer:
         return f"127.0.0.1:{self.port}"
 
     async def set_serving(self, serving: bool) -> None:
+        """Readiness: "" and every service name ("liveness" stays SERVING while the process answers)."""
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         for name in ["", *self.service_names]:
             await self.health.set(name, status)
@@ -210,6 +212,9 @@ async def start_grpc_server(
     await server.start()
     running = RunningServer(server, bound, health_servicer, names)
     await running.set_serving(True)
+    # Kubernetes' liveness probe asks for this one: a database outage makes the service unready
+    # (NOT_SERVING on ""), never restarted.
+    await health_servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
     return running
 
 

@@ -240,12 +240,7 @@ def main() -> int:
         urls["gateway"] = gateway_url
         urls["database"] = "embedded" if postgres else "DATABASE_URL"
         (run_dir / "stack.json").write_bytes(orjson.dumps(urls, option=orjson.OPT_INDENT_2))
-        _banner(gateway_url, admin_email, admin_password, time.monotonic() - started, env)
-        print(
-            "  metrics     scrape (Prometheus):\n"
-            + "\n".join(f"                {name:9} {url}" for name, url in urls["metrics"].items()),
-            flush=True,
-        )
+        _banner(gateway_url, admin_email, admin_password, time.monotonic() - started, env, urls["metrics"])
 
         while not stopping:
             dead = supervisor.dead()
@@ -267,8 +262,11 @@ def main() -> int:
         print("stopped every process of the stack", flush=True)
 
 
-def _banner(gateway_url: str, email: str, password: str, seconds: float, env: Env) -> None:
+def _banner(
+    gateway_url: str, email: str, password: str, seconds: float, env: Env, metrics: dict[str, str] | None = None
+) -> None:
     defaulted = env.optional("PLATFORM_ADMIN_PASSWORD") is None
+    scrape = "".join(f"\n                {name:9} {url}" for name, url in (metrics or {}).items())
     print(
         f"""
 collect platform is up in {seconds:.1f} s
@@ -277,6 +275,7 @@ collect platform is up in {seconds:.1f} s
   log in      curl -s -X POST {gateway_url}/v1/auth/token -H 'content-type: application/json' \\
                    -d '{{"email": "{email}", "password": "..."}}'
   urls        .run/stack.json     logs: .run/logs/
+  metrics     scrape with Prometheus (GET /metrics):{scrape}
 Ctrl-C stops everything.""",
         flush=True,
     )
