@@ -95,3 +95,24 @@ async def test_readiness_fails_when_a_service_is_down(database: PlatformDatabase
         assert answer.status_code == 503
         assert answer.json()["services"]["terminal"].startswith(("unavailable", "not_serving"))
         assert answer.json()["services"]["accounts"] == "ok"
+
+
+async def test_migrations_run_alone_before_a_rollout(database: PlatformDatabase) -> None:
+    """`python -m runtime.migrate <service>` (the Kubernetes init container): the schema current, exit 0."""
+    env = {"PATH": os.environ.get("PATH", ""), "DATABASE_URL": database.urls["terminal"]}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "runtime.migrate", "terminal", env=env, stderr=subprocess.PIPE
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, stderr.decode()[-2000:]
+    lines = [orjson.loads(line) for line in stderr.splitlines()]
+    assert [line["msg"] for line in lines][-1] == "schema current"
+    conn = await asyncpg.connect(database.urls["terminal"])
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM terminal.schema_migrations") >= 1
+    finally:
+        await conn.close()
+    unknown = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "runtime.migrate", "nothing", env=env, stderr=subprocess.PIPE
+    )
+    assert await unknown.wait() == 2
