@@ -1,4 +1,5 @@
-"""`make lint`: the alert rules pass `promtool check rules`, and every metric the rules and the
+"""`make lint`: the alert rules pass `promtool check rules` and their unit tests (`promtool test
+rules`: deploy/prometheus/rules_test.yml), and every metric the rules and the
 Grafana dashboards query is one the code exports (runtime/metrics.py EXPORTED, which a test
 checks against a real scrape).
 
@@ -19,6 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "deploy" / "prometheus" / "rules.yml"
+RULES_TEST = ROOT / "deploy" / "prometheus" / "rules_test.yml"
 PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 DASHBOARDS = ROOT / "deploy" / "grafana" / "dashboards"
 
@@ -80,9 +82,17 @@ def _dashboard_expressions() -> Iterator[tuple[str, str]]:
                     yield f"{path.relative_to(ROOT)}: {panel.get('title')}", str(target["expr"])
 
 
+def _test_series() -> Iterator[tuple[str, str]]:
+    """The input series of the rules' unit tests (they must be series the code exports too)."""
+    for i, line in enumerate(RULES_TEST.read_text().splitlines()):
+        stripped = line.strip()
+        if stripped.startswith("- series:"):
+            yield f"{RULES_TEST.relative_to(ROOT)}:{i + 1}", stripped[len("- series:") :].strip().strip("'\"")
+
+
 def expressions() -> list[tuple[str, str]]:
-    """(where, PromQL) of every rule and dashboard query."""
-    return [*_rule_expressions(), *_dashboard_expressions()]
+    """(where, PromQL) of every rule and dashboard query, and of the rules' test series."""
+    return [*_rule_expressions(), *_dashboard_expressions(), *_test_series()]
 
 
 def unknown_names() -> list[str]:
@@ -116,7 +126,11 @@ def promtool() -> str:
 
 def main() -> int:
     tool = promtool()
-    for command in (["check", "rules", str(RULES)], ["check", "config", "--syntax-only", str(PROMETHEUS_CONFIG)]):
+    for command in (
+        ["check", "rules", str(RULES)],
+        ["test", "rules", str(RULES_TEST)],
+        ["check", "config", "--syntax-only", str(PROMETHEUS_CONFIG)],
+    ):
         result = subprocess.run([tool, *command], capture_output=True, text=True)
         if result.returncode != 0:
             print(result.stdout + result.stderr, file=sys.stderr)
