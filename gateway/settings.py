@@ -24,6 +24,8 @@ class GatewaySettings:
     qonto_webhook_secrets: tuple[str, ...] = ()
     # Proxies in front of the gateway that append to X-Forwarded-For (0: clients connect directly).
     trusted_proxy_hops: int = 0
+    # The /metrics endpoint's port (runtime/metrics.py), apart from the API's; 0 = none.
+    metrics_port: int = 0
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> GatewaySettings:
@@ -46,4 +48,5 @@ class GatewaySettings:
             stripe_webhook_secrets=secrets("STRIPE_WEBHOOK_SECRETS"),
             qonto_webhook_secrets=secrets("QONTO_WEBHOOK_SECRETS"),
             trusted_proxy_hops=env.integer("GATEWAY_TRUSTED_PROXY_HOPS", 0),
+            metrics_port=env.integer("METRICS_PORT", 0),
         )

@@ -14,6 +14,7 @@ from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
 from runtime.auth import TokenSigner, current_caller
 from runtime.deadlines import remaining
+from runtime.logs import REQUEST_ID_KEY, current_request_id
 
 log = logging.getLogger("runtime.clients")
 
@@ -29,6 +30,9 @@ class _CallerInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
             caller = current_caller()
             token = caller.token if caller is not None else self._service_token()
             metadata["authorization"] = f"Bearer {token}"
+        request_id = current_request_id()
+        if request_id and REQUEST_ID_KEY not in metadata:
+            metadata[REQUEST_ID_KEY] = request_id
         timeout = client_call_details.timeout
         if timeout is None:
             timeout = remaining(self._default_timeout)

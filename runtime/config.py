@@ -25,6 +25,8 @@ class ServiceSettings:
     rpc_timeout_seconds: float = 5.0
     db_pool_max: int = 10
     log_level: str = "INFO"
+    # The /metrics endpoint's port (runtime/metrics.py); 0 = none.
+    metrics_port: int = 0
 
     def target(self, service: str) -> str:
         found = dict(self.targets).get(service)
@@ -50,4 +52,5 @@ class ServiceSettings:
             rpc_timeout_seconds=env.number("RPC_TIMEOUT_SECONDS", 5.0),
             db_pool_max=env.integer("DB_POOL_MAX", 10),
             log_level=env.text("LOG_LEVEL", "INFO"),
+            metrics_port=env.integer("METRICS_PORT", 0),
         )

@@ -34,6 +34,7 @@ from opentelemetry import propagate, trace
 from runtime.auth import PLATFORM_ADMIN, require_caller
 from runtime.db import Connection
 from runtime.errors import FieldError, InvalidArgument
+from runtime.metrics import add_sampler, inbox_backlog, inbox_events, inbox_ingest_lag, inbox_oldest
 from runtime.proto import from_timestamp, to_timestamp
 from runtime.settings import SettingsError
 
@@ -42,6 +43,8 @@ _tracer = trace.get_tracer("runtime.inbox")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["EventSinkService"].full_name
 APPLIED, IGNORED, PENDING, FAILED = "applied", "ignored", "pending", "failed"
+# Where outside events come from (the `source` of each event).
+SOURCES = ("stripe", "qonto")
 MAX_ATTEMPTS = 20
 
 # Personal data never sits in clear in stored payloads: the values under these keys (whole
@@ -318,7 +321,13 @@ def _event_from_row(row: asyncpg.Record) -> InboundEvent:
 
 
 async def replay(
-    pool: asyncpg.Pool, handler: EventHandler, *, event_id: str = "", source: str = "", due_only: bool = False
+    pool: asyncpg.Pool,
+    handler: EventHandler,
+    *,
+    event_id: str = "",
+    source: str = "",
+    due_only: bool = False,
+    service: str = "",
 ) -> tuple[int, int, int]:
     """Applies again one event, or every pending and failed one; returns (replayed, applied, failed).
 
@@ -359,6 +368,7 @@ async def replay(
             with _replay_span(event, row["trace_context"]):
                 status, error = await _apply(conn, handler, event)
             await _record_outcome(conn, event, status, error, attempts=row["attempts"] + 1)
+        inbox_events.add(service=service, source=event.source, status=status)
         replayed += 1
         if status == FAILED:
             failed += 1
@@ -396,8 +406,10 @@ class EventSinkServicer(events_pb2_grpc.EventSinkServiceServicer):
         *,
         apply_now: Callable[[InboundEvent], bool] | None = None,
         retention: timedelta = timedelta(days=DEFAULT_PAYLOAD_RETENTION_DAYS),
+        service: str = "",
     ) -> None:
         self._pool = pool
+        self._service = service
         self._handler = handler
         self._apply_now = apply_now or (lambda event: True)
         self._wake = asyncio.Event()
@@ -421,6 +433,12 @@ class EventSinkServicer(events_pb2_grpc.EventSinkServiceServicer):
             apply_timeout=budget,
             raw_payload=request.event.payload or None,
         )
+        inbox_events.add(service=self._service, source=event.source, status="duplicate" if duplicate else status)
+        if not duplicate and event.created_at is not None:
+            lag = (datetime.now(UTC) - event.created_at).total_seconds()
+            inbox_ingest_lag.record(
+                max(lag, 0.0), inbox_ingest_lag.attributes(service=self._service, source=event.source)
+            )
         if status in (PENDING, FAILED):
             self._wake.set()
         return pb.DeliverEventResponse(duplicate=duplicate, status=status)
@@ -443,7 +461,7 @@ class EventSinkServicer(events_pb2_grpc.EventSinkServiceServicer):
     ) -> pb.ReplayEventsResponse:
         require_caller(min_role=PLATFORM_ADMIN)
         replayed, applied, failed = await replay(
-            self._pool, self._handler, event_id=request.event_id, source=request.source
+            self._pool, self._handler, event_id=request.event_id, source=request.source, service=self._service
         )
         return pb.ReplayEventsResponse(replayed=replayed, applied=applied, failed=failed)
 
@@ -464,11 +482,29 @@ class EventSinkServicer(events_pb2_grpc.EventSinkServiceServicer):
                     await self._wake.wait()
             self._wake.clear()
             try:
-                await replay(self._pool, self._handler, due_only=True)
+                await replay(self._pool, self._handler, due_only=True, service=self._service)
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # the worker must outlive any database hiccup
                 log.warning("inbox worker: %s", error)
+
+    async def sample_backlog(self) -> None:
+        """The inbox's waiting events per source and status, and the oldest one's age (for /metrics)."""
+        rows = await self._pool.fetch(
+            """SELECT source, status, count(*) AS waiting, EXTRACT(EPOCH FROM now() - min(received_at)) AS age
+                 FROM inbox_events WHERE status IN ('pending', 'failed') GROUP BY source, status"""
+        )
+        waiting = {(source, status): 0 for source in SOURCES for status in (PENDING, FAILED)}
+        oldest = dict.fromkeys(SOURCES, 0.0)
+        for row in rows:
+            waiting[row["source"], row["status"]] = row["waiting"]
+            oldest[row["source"]] = max(oldest.get(row["source"], 0.0), float(row["age"] or 0))
+        inbox_backlog.clear(service=self._service)
+        inbox_oldest.clear(service=self._service)
+        for (source, status), count in waiting.items():
+            inbox_backlog.set(count, service=self._service, source=source, status=status)
+        for source, age in oldest.items():
+            inbox_oldest.set(age, service=self._service, source=source)
 
 
 def register_event_sink(
@@ -482,11 +518,19 @@ def register_event_sink(
 
     `deps` is the service's `runtime.service.ServiceDeps`; the worker stops with it.
     """
-    servicer = EventSinkServicer(deps.pool, handler, apply_now=apply_now, retention=payload_retention(deps.env))
+    servicer = EventSinkServicer(
+        deps.pool,
+        handler,
+        apply_now=apply_now,
+        retention=payload_retention(deps.env),
+        service=deps.settings.service,
+    )
     events_pb2_grpc.add_EventSinkServiceServicer_to_server(servicer, server)
     worker = asyncio.get_running_loop().create_task(servicer.run_worker(), name=f"{deps.settings.service}-inbox")
+    stop_sampling = add_sampler(servicer.sample_backlog)
 
     async def stop() -> None:
+        stop_sampling()
         worker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await worker

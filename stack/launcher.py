@@ -164,7 +164,7 @@ def main() -> int:
         base_env["AUTH_TOKEN_SECRET"] = generated["AUTH_TOKEN_SECRET"]
         for name in ("ACCOUNTS_ENCRYPTION_KEYS", "ACCOUNTS_BLIND_INDEX_KEY"):
             base_env.setdefault(name, generated[name])  # keys given in the environment win
-        urls: dict[str, Any] = {"sandboxes": {}, "services": {}}
+        urls: dict[str, Any] = {"sandboxes": {}, "services": {}, "metrics": {}}
 
         qonto_webhook_url = f"http://127.0.0.1:{gateway_port}/webhooks/qonto"
         if qonto_login and qonto_secret:
@@ -231,21 +231,25 @@ def main() -> int:
         addresses = {f"{s.upper()}_ADDR": ",".join(f"127.0.0.1:{p}" for p in ps) for s, ps in ports.items()}
         for service in SERVICES:
             for replica, port in enumerate(ports[service], start=1):
+                name = _replica_name(service, replica)
+                metrics_port = free_port()  # GET /metrics on each process
                 service_env = {
                     **base_env,
                     **addresses,
                     "DATABASE_URL": service_dsn(database_url, service, passwords[service]),
                     "GRPC_PORT": str(port),
+                    "METRICS_PORT": str(metrics_port),
                 }
                 if service == "accounts":
                     service_env.update(PLATFORM_ADMIN_EMAIL=admin_email, PLATFORM_ADMIN_PASSWORD=admin_password)
                 supervisor.start(
-                    _replica_name(service, replica),
+                    name,
                     ["-m", f"services.{service}"],
                     service_env,
                     f"127.0.0.1:{port}",
                     probe=f"grpc://127.0.0.1:{port}",
                 )
+                urls["metrics"][name] = f"http://127.0.0.1:{metrics_port}/metrics"
             urls["services"][service] = f"grpc://{addresses[f'{service.upper()}_ADDR']}"
         for service in SERVICES:
             for port in ports[service]:
@@ -255,13 +259,11 @@ def main() -> int:
         gateway_ports = [gateway_port, *(free_port() for _ in range(replicas - 1))]
         gateway_urls = [f"http://127.0.0.1:{port}" for port in gateway_ports]
         for replica, (port, url) in enumerate(zip(gateway_ports, gateway_urls, strict=True), start=1):
-            supervisor.start(
-                _replica_name("gateway", replica),
-                ["-m", "gateway"],
-                {**base_env, **addresses, "GATEWAY_PORT": str(port)},
-                url,
-                probe=f"{url}/healthz",
-            )
+            name = _replica_name("gateway", replica)
+            metrics_port = free_port()
+            gateway_env = {**base_env, **addresses, "GATEWAY_PORT": str(port), "METRICS_PORT": str(metrics_port)}
+            supervisor.start(name, ["-m", "gateway"], gateway_env, url, probe=f"{url}/healthz")
+            urls["metrics"][name] = f"http://127.0.0.1:{metrics_port}/metrics"
         for url in gateway_urls:
             _wait("the gateway", lambda u=url: http_ok(f"{u}/readyz"), 60, supervisor)  # type: ignore[misc]
         gateway_url = gateway_urls[0]
@@ -272,7 +274,7 @@ def main() -> int:
         (run_dir / "stack.json").write_bytes(orjson.dumps(urls, option=orjson.OPT_INDENT_2))
         healer = Healer(supervisor, run_dir / "status.json")
         healer.write_status()
-        _banner(gateway_url, admin_email, admin_password, time.monotonic() - started, env)
+        _banner(gateway_url, admin_email, admin_password, time.monotonic() - started, env, urls["metrics"])
         if replicas > 1:
             print(f"  replicas    {replicas} of each service; gateways {' '.join(gateway_urls)}", flush=True)
 
@@ -301,8 +303,11 @@ def _replica_name(name: str, replica: int) -> str:
     return name if replica == 1 else f"{name}-{replica}"
 
 
-def _banner(gateway_url: str, email: str, password: str, seconds: float, env: Env) -> None:
+def _banner(
+    gateway_url: str, email: str, password: str, seconds: float, env: Env, metrics: dict[str, str] | None = None
+) -> None:
     defaulted = env.optional("PLATFORM_ADMIN_PASSWORD") is None
+    scrape = "".join(f"\n                {name:9} {url}" for name, url in (metrics or {}).items())
     print(
         f"""
 collect platform is up in {seconds:.1f} s
@@ -311,6 +316,7 @@ collect platform is up in {seconds:.1f} s
   log in      curl -s -X POST {gateway_url}/v1/auth/token -H 'content-type: application/json' \\
                    -d '{{"email": "{email}", "password": "..."}}'
   urls        .run/stack.json     logs: .run/logs/     restarts: .run/status.json
+  metrics     scrape with Prometheus (GET /metrics):{scrape}
 Ctrl-C stops everything.""",
         flush=True,
     )

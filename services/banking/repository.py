@@ -341,6 +341,18 @@ async def open_payouts(
     )
 
 
+async def unmatched_payouts_summary(conn: Connection) -> asyncpg.Record:
+    """How many paid payouts are in no match, and the seconds since the oldest one's arrival (for /metrics)."""
+    row = await conn.fetchrow(
+        """SELECT count(*) AS unmatched, COALESCE(EXTRACT(EPOCH FROM now() - min(p.arrival_date)), 0) AS oldest_age
+             FROM payouts p
+            WHERE p.status = 'paid' AND p.arrival_date IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM reconciliation_match_payouts mp WHERE mp.payout_id = p.id)"""
+    )
+    assert row is not None
+    return row
+
+
 async def open_credits(
     conn: Connection, start: datetime | None, end: datetime | None, *, rules_only: bool = True
 ) -> list[asyncpg.Record]:

@@ -33,6 +33,7 @@ from services.payments.domain import (
     intent_status,
     local_day,
 )
+from services.payments.telemetry import payment_reached
 
 OPERATION = "create_payment"
 _CURRENCY = re.compile(r"[a-z]{3}")
@@ -208,4 +209,5 @@ async def _complete(ctx: Context, organization_id: str, member_id: str, key: str
             )
     if refused is not None:
         raise refused
+    payment_reached(payment, "payment.created")
     return payment, False

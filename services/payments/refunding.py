@@ -27,6 +27,7 @@ from services.payments.domain import (
     fingerprint,
 )
 from services.payments.stripe_calls import StripePayments
+from services.payments.telemetry import refund_reached
 
 OPERATION = "create_refund"
 
@@ -129,6 +130,7 @@ async def _succeed(conn: Connection, payment: Payment, refund: Refund, stripe_re
     await repo.save_refund(conn, refund)
     await repo.save_payment(conn, payment)
     await repo.add_to_day(conn, payment, refunded=refund.amount, fees=-fee_back)
+    refund_reached(refund, payment)
 
 
 async def sync_from_charge(conn: Connection, stripe: StripePayments, payment: Payment, charge: dict[str, Any]) -> bool:
@@ -200,6 +202,7 @@ async def apply_refund_update(conn: Connection, obj: dict[str, Any]) -> bool:
         await repo.save_payment(conn, payment)
         await repo.add_to_day(conn, payment, refunded=-refund.amount, fees=refund.application_fee_refunded)
     await repo.save_refund(conn, refund)
+    refund_reached(refund, payment)
     return True
 
 
