@@ -8,6 +8,7 @@ from datetime import datetime
 
 from runtime.addresses import Address, address_errors, normalize_address
 from runtime.auth import ROLES
+from runtime.currencies import is_currency
 from runtime.errors import FieldError, InvalidArgument
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
@@ -100,7 +101,6 @@ BUSINESS_TYPES = ("non_profit", "company", "individual")
 CHARGE_MODELS = ("direct", "destination")
 ACCOUNT_TYPES = ("express", "custom")
 MAX_FEE_PERCENT_BPS = 10_000
-_CURRENCY = re.compile(r"^[a-z]{3}$")
 _IBAN = re.compile(r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{10,30}$")
 
 
@@ -230,7 +230,7 @@ def validate_new_organization(new: NewOrganization) -> list[FieldError]:
         errors += address_errors(normalize_address(new.address, new.country))
     errors += _policy_errors(new.charge_model, new.fee_percent_bps, new.fee_minimum)
     errors += _optional_errors(new.bank_account_iban, new.timezone, new.legal_entity)
-    if not _CURRENCY.match(new.default_currency):
+    if not is_currency(new.default_currency):
         errors.append(FieldError("default_currency", "must be a lower-case ISO 4217 code"))
     return errors
 

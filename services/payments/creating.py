@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from runtime.auth import Caller
 from runtime.errors import Conflict, DomainError, FieldError, InvalidArgument, RateLimited, Unavailable
+from services.payments import lifecycle
 from services.payments import repository as repo
 from services.payments.context import Context
 from services.payments.domain import (
@@ -26,10 +27,10 @@ from services.payments.domain import (
     Payment,
     Settings,
     application_fee,
+    currency_problem,
     decode_payment,
     encode_payment,
     fingerprint,
-    intent_status,
     local_day,
 )
 
@@ -128,13 +129,16 @@ async def _new_payment(ctx: Context, organization_id: str, member_id: str, reque
         )
     if policy.charge_model not in CHARGE_MODELS:
         raise Conflict(f"unknown charge model {policy.charge_model!r}", "invalid_charge_model")
+    currency = request.currency or policy.default_currency
+    if problem := currency_problem(currency, policy):
+        raise InvalidArgument("the payment is invalid", "currency_not_accepted", [FieldError("currency", problem)])
     now = datetime.now(UTC)
     return Payment(
         id=str(uuid.uuid4()),
         organization_id=organization_id,
         member_id=member_id,
         amount=request.amount,
-        currency=request.currency or policy.default_currency,
+        currency=currency,
         method=request.method or "card_present",
         capture_method=request.capture_method or "automatic",
         status="pending",
@@ -184,9 +188,8 @@ async def _complete(ctx: Context, organization_id: str, member_id: str, key: str
             await repo.delete_payment(conn, payment.id)
         else:
             ctx.faults.hit("after_stripe_create")
-            payment.stripe_payment_intent_id = str(intent["id"])
-            payment.client_secret = intent.get("client_secret")
-            payment.status = intent_status(intent)
+            payment.client_secret = payment.client_secret or intent.get("client_secret")
+            await lifecycle.apply_intent(conn, ctx, payment, intent)  # the one status writer
             await repo.record_intent_and_response(
                 conn, payment, organization_id, member_id, key, encode_payment(payment)
             )

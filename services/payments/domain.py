@@ -42,6 +42,9 @@ class Settings:
     smtp_host: str | None = None
     smtp_port: int = 25
     receipt_from: str = "receipts@collect.example"
+    # How far an offline sale's created_at may lie behind or ahead of the server's clock.
+    offline_max_age_days: int = 30
+    offline_max_ahead_seconds: int = 300
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,18 @@ class Policy:
     default_currency: str = "eur"
     timezone: str = DEFAULT_TIMEZONE
 
+    @property
+    def currencies(self) -> tuple[str, ...]:
+        """The currencies the organisation takes (Accounts validates its ISO 4217 default currency)."""
+        return (self.default_currency,)
+
+
+def currency_problem(currency: str, policy: Policy) -> str:
+    """Why a payment in `currency` cannot be taken for the organisation ('' when it can)."""
+    if currency not in policy.currencies:
+        return f"currency must be one of {', '.join(policy.currencies)} (the organisation's currencies)"
+    return ""
+
 
 @dataclass
 class Refund:
@@ -70,6 +85,8 @@ class Refund:
     application_fee_refunded: int
     failure_reason: str | None
     created_at: datetime
+    # The refund's own day in the organisation's time zone: the day its figures belong to.
+    local_date: date | None = None
 
 
 @dataclass
@@ -133,6 +150,15 @@ def may_move(current: str, new: str) -> bool:
     if current in FINAL:
         return False
     return status_rank(new) >= status_rank(current)
+
+
+def advance(payment: Payment, new: str) -> bool:
+    """The one place a payment's status changes (every writer goes through it): forward only,
+    a final state stays final; True when the status moved."""
+    if payment.status == new or not may_move(payment.status, new):
+        return False
+    payment.status = new
+    return True
 
 
 def local_day(moment: datetime, timezone: str) -> date:
@@ -215,4 +241,6 @@ def decode_refund(raw: bytes) -> Refund:
 def decode_refund_dict(data: dict[str, Any]) -> Refund:
     data = dict(data)
     data["created_at"] = datetime.fromisoformat(data["created_at"])
+    if data.get("local_date"):
+        data["local_date"] = date.fromisoformat(data["local_date"])
     return Refund(**data)

@@ -40,6 +40,8 @@ def read_settings(env: Env) -> Settings:
         smtp_host=env.optional("SMTP_HOST"),
         smtp_port=env.integer("SMTP_PORT", 25),
         receipt_from=env.text("RECEIPT_FROM", "receipts@collect.example"),
+        offline_max_age_days=env.integer("OFFLINE_MAX_AGE_DAYS", Settings.offline_max_age_days),
+        offline_max_ahead_seconds=env.integer("OFFLINE_MAX_AHEAD_SECONDS", Settings.offline_max_ahead_seconds),
     )
 
 

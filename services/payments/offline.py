@@ -9,7 +9,6 @@ with its reason and never fails the others.
 from __future__ import annotations
 
 import asyncio
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,11 +18,10 @@ from runtime.auth import Caller
 from runtime.errors import DomainError, FieldError, InvalidArgument
 from services.payments import repository as repo
 from services.payments.context import Context
-from services.payments.domain import Payment, Policy, intent_status, local_day
+from services.payments.domain import Payment, Policy, currency_problem, intent_status, local_day
 from services.payments.lifecycle import record_success
 
 MAX_ITEMS = 500
-_CLOCK_SKEW = timedelta(minutes=10)
 _PAID = ("succeeded", "requires_capture", "processing")
 
 
@@ -53,12 +51,15 @@ def _problem(item: OfflineItem, ctx: Context, policy: Policy, now: datetime) -> 
     low = ctx.settings.min_amount if item.method == "card" else 1
     if not low <= item.amount <= ctx.settings.max_amount:
         return f"amount must be between {low} and {ctx.settings.max_amount}"
-    if item.currency and not re.fullmatch(r"[a-z]{3}", item.currency):
-        return "currency must be a three-letter ISO code in lower case"
+    if problem := currency_problem(item.currency or policy.default_currency, policy):
+        return problem
     if item.created_at is None:
         return "created_at is required"
-    if item.created_at > now + _CLOCK_SKEW:
-        return "created_at is in the future"
+    settings = ctx.settings
+    if item.created_at > now + timedelta(seconds=settings.offline_max_ahead_seconds):
+        return f"created_at is more than {settings.offline_max_ahead_seconds} seconds in the future"
+    if item.created_at < now - timedelta(days=settings.offline_max_age_days):
+        return f"created_at is more than {settings.offline_max_age_days} days old"
     if item.method == "card":
         if not item.stripe_payment_intent_id.startswith("pi_"):
             return "stripe_payment_intent_id is required for a card sale"
@@ -79,7 +80,9 @@ async def submit_batch(
     policy = await ctx.policies.get(organization_id)
     now = datetime.now(UTC)
     async with ctx.pool.acquire() as conn:
-        existing = await repo.payment_ids_by_local_id(conn, organization_id, [i.local_id for i in items if i.local_id])
+        existing = await repo.payment_ids_by_local_id(
+            conn, organization_id, caller.member_id, [i.local_id for i in items if i.local_id]
+        )
     results: list[ItemResult] = []
     first_of: dict[str, int] = {}
     todo: list[int] = []
@@ -203,7 +206,7 @@ async def _record(
             result.status, result.payment_id = "created", payment.id
             return
     async with ctx.pool.acquire() as conn:
-        known = await repo.payment_ids_by_local_id(conn, organization_id, [item.local_id])
+        known = await repo.payment_ids_by_local_id(conn, organization_id, caller.member_id, [item.local_id])
         if item.local_id in known:
             result.status, result.payment_id = "duplicate", known[item.local_id]
             return
