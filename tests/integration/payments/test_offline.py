@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from tests.fixtures.organizations import OrgContext, onboarded_organization
+from tests.fixtures.organizations import OrgContext, onboarded_organization, organization_body
 from tests.fixtures.stack import Stack
 
 DAY = (datetime.now(UTC) - timedelta(days=2)).date().isoformat()
@@ -116,6 +117,43 @@ async def test_cash_payments_refund_locally(stack: Stack, org: OrgContext) -> No
     assert refund.json()["status"] == "succeeded" and refund.json()["stripe_refund_id"] is None
     payment = (await stack.http.get(f"/v1/payments/{payment_id}", headers=org.admin_headers)).json()
     assert payment["amount_refunded"] == 300
+    # The refund belongs to the day it happened (today in Paris), not to the sale's day two days ago.
+    today = datetime.now(ZoneInfo("Europe/Paris")).date().isoformat()
+    sale_day, refund_day = [
+        (
+            await stack.http.get(f"/v1/organizations/{org.id}/stats?from={day}&to={day}", headers=org.admin_headers)
+        ).json()["totals"]
+        for day in (DAY, today)
+    ]
+    assert (sale_day["gross"], sale_day["refunded"]) == (800, 0), sale_day
+    assert (refund_day["gross"], refund_day["refunded"]) == (0, 300), refund_day
+
+
+async def test_only_the_organisations_currency_is_taken(stack: Stack, org: OrgContext) -> None:
+    results = await submit(
+        stack,
+        org,
+        [item(currency="eur"), item(currency="usd"), item(currency="jpy"), item(currency="xyz"), item(amount=500)],
+    )
+    assert [r["status"] for r in results] == ["created", "rejected", "rejected", "rejected", "created"], results
+    assert "eur" in results[1]["error"]
+    for currency in ("zzz", "usd"):
+        online = await stack.http.post(
+            "/v1/payments",
+            headers={**org.agent_headers, "Idempotency-Key": uuid.uuid4().hex},
+            json={"amount": 1000, "currency": currency},
+        )
+        assert online.status_code == 400 and online.json()["code"] == "currency_not_accepted", online.text
+    listed = await stack.http.get("/v1/payments", headers=org.admin_headers)
+    assert len(listed.json()["data"]) == 2  # nothing recorded for the refused ones
+    stats = (
+        await stack.http.get(f"/v1/organizations/{org.id}/stats?from={DAY}&to={DAY}", headers=org.admin_headers)
+    ).json()
+    assert stats["totals"] == {**stats["totals"], "currency": "eur", "gross": 1500, "count": 2}
+    assert [(t["currency"], t["gross"]) for t in stats["totals_by_currency"]] == [("eur", 1500)]
+    admin = await stack.admin_headers()
+    bad = await stack.http.post("/v1/organizations", headers=admin, json=organization_body(default_currency="xyz"))
+    assert bad.status_code == 400 and "default_currency" in bad.text
 
 
 async def another_agent(stack: Stack, org: OrgContext) -> dict[str, str]:
