@@ -62,13 +62,15 @@ async def test_every_order_of_a_sales_events_ends_applied_once(stack: Stack) -> 
         statuses = await deliver(stack, [*delivered, {**order[0], "id": f"{order[0]['id']}_{run}_again"}])
         assert "applied" in statuses and statuses[-1] == "ignored", (run, statuses)
         final = await get_payment(stack, org.admin_headers, payment["id"])
+        refunds = sorted((r["amount"], r["status"]) for r in final["refunds"])
         seen: Any = (
             final["status"],
             final["amount_captured"],
             final["amount_refunded"],
-            sorted((r["amount"], r["status"]) for r in final["refunds"]),
+            [r for r in refunds if r[1] != "failed"],
+            {r for r in refunds if r[1] == "failed"} <= {(100, "failed")},  # known as failed, or not at all
         )
-        assert seen == ("succeeded", 1000, 500, [(200, "succeeded"), (300, "succeeded")]), (
+        assert seen == ("succeeded", 1000, 500, [(200, "succeeded"), (300, "succeeded")], True), (
             [e["type"] for e in order],
             seen,
         )
