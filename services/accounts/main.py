@@ -9,6 +9,7 @@ import grpc
 from collect.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 
 from runtime.inbox import register_event_sink
+from runtime.money import payment_bounds
 from runtime.service import ServiceDeps
 from runtime.stripe_api import close_stripe_client, make_stripe_client
 from services.accounts import members
@@ -31,6 +32,7 @@ def wire(deps: ServiceDeps, server: grpc.aio.Server) -> Iterable[str]:
         deps.pool,
         OrganizationRows(secrets_from_env(env)),
         PolicyCache(ttl=env.number("ACCOUNTS_POLICY_CACHE_SECONDS", 3.0)),
+        payment_bounds(env)[0],
     )
     stripe_client = make_stripe_client(
         deps.settings.stripe_api_key,

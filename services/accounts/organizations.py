@@ -64,10 +64,11 @@ class PolicyCache:
 class Organizations:
     """The organisation use cases over the pool, the sealed rows and the policy cache."""
 
-    def __init__(self, pool: asyncpg.Pool, rows: OrganizationRows, cache: PolicyCache) -> None:
+    def __init__(self, pool: asyncpg.Pool, rows: OrganizationRows, cache: PolicyCache, min_payment: int) -> None:
         self.pool = pool
         self.rows = rows
         self.cache = cache
+        self.min_payment = min_payment  # a fee policy must leave the organisation part of the smallest payment
 
     async def create(self, new: NewOrganization) -> Organization:
         new = NewOrganization(
@@ -84,7 +85,7 @@ class Organizations:
             timezone=new.timezone or "Europe/Paris",
             default_currency=(new.default_currency or "eur").lower(),
         )
-        ensure_valid(validate_new_organization(new))
+        ensure_valid(validate_new_organization(new, self.min_payment))
         async with self.pool.acquire() as conn:
             return await self.rows.insert(conn, new)
 
@@ -100,7 +101,7 @@ class Organizations:
             changes = replace(changes, name=changes.name.strip())
         if changes.bank_account_iban is not None:
             changes = replace(changes, bank_account_iban=normalize_iban(changes.bank_account_iban))
-        ensure_valid(validate_changes(changes))
+        ensure_valid(validate_changes(changes, self.min_payment))
         async with self.pool.acquire() as conn, conn.transaction():  # the NOTIFY goes with the write
             updated = await self.rows.update(conn, organization_id, changes)
             if updated is not None:

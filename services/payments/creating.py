@@ -30,6 +30,7 @@ from services.payments.domain import (
     currency_problem,
     decode_payment,
     encode_payment,
+    fee_problem,
     fingerprint,
     local_day,
 )
@@ -132,6 +133,8 @@ async def _new_payment(ctx: Context, organization_id: str, member_id: str, reque
     currency = request.currency or policy.default_currency
     if problem := currency_problem(currency, policy):
         raise InvalidArgument("the payment is invalid", "currency_not_accepted", [FieldError("currency", problem)])
+    if problem := fee_problem(request.amount, policy.fee_percent_bps, policy.fee_minimum):
+        raise InvalidArgument("the payment is invalid", "fee_exceeds_amount", [FieldError("amount", problem)])
     now = datetime.now(UTC)
     return Payment(
         id=str(uuid.uuid4()),

@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
+from runtime.money import fee_leaves_nothing, platform_fee
+
 METHODS = ("card_present", "card", "sepa_debit")
 CAPTURE_METHODS = ("automatic", "manual")
 REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
@@ -123,8 +125,15 @@ class Payment:
 
 def application_fee(amount: int, percent_bps: int, minimum: int) -> int:
     """max(minimum, round(amount * percent)), never above the amount (half up, in integers)."""
-    proportional = (amount * percent_bps + 5_000) // 10_000
-    return max(0, min(amount, max(minimum, proportional)))
+    return max(0, min(amount, platform_fee(amount, percent_bps, minimum)))
+
+
+def fee_problem(amount: int, percent_bps: int, minimum: int) -> str:
+    """Why the organisation cannot take `amount` under its fee policy ('' when it can)."""
+    if fee_leaves_nothing(amount, percent_bps, minimum):
+        fee = platform_fee(amount, percent_bps, minimum)
+        return f"the platform fee ({fee}) would take the whole amount: the amount must be higher"
+    return ""
 
 
 def fee_refund_share(refund_amount: int, captured: int, fee: int, fee_refunded: int, refunded_before: int) -> int:

@@ -10,7 +10,15 @@ from runtime.inbox import APPLIED, IGNORED, InboundEvent
 from services.payments import refunding
 from services.payments import repository as repo
 from services.payments.context import Context
-from services.payments.domain import FINAL, Payment, advance, application_fee, intent_status, stripe_account_option
+from services.payments.domain import (
+    FINAL,
+    Payment,
+    advance,
+    application_fee,
+    fee_problem,
+    intent_status,
+    stripe_account_option,
+)
 
 
 async def record_success(conn: Connection, ctx: Context | None, payment: Payment) -> None:
@@ -74,6 +82,12 @@ async def capture(ctx: Context, organization_id: str, payment_id: str, amount_to
             "amount_to_capture must be within the authorised amount",
             "invalid_capture_amount",
             [FieldError("amount_to_capture", f"must be 1..{payment.amount}")],
+        )
+    if problem := fee_problem(amount, payment.fee_percent_bps, payment.fee_minimum):
+        raise InvalidArgument(
+            "amount_to_capture is too small for the fee",
+            "fee_exceeds_amount",
+            [FieldError("amount_to_capture", problem)],
         )
     fee = min(payment.application_fee_amount, application_fee(amount, payment.fee_percent_bps, payment.fee_minimum))
     intent = await ctx.stripe.capture(payment, amount, fee)

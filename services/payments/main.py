@@ -13,6 +13,7 @@ import grpc
 from collect.payments.v1 import payments_pb2, payments_pb2_grpc
 
 from runtime.inbox import register_event_sink
+from runtime.money import payment_bounds
 from runtime.policies import PaymentPolicies
 from runtime.service import ServiceDeps
 from runtime.settings import Env
@@ -33,9 +34,10 @@ log = logging.getLogger("payments")
 
 
 def read_settings(env: Env) -> Settings:
+    min_amount, max_amount = payment_bounds(env)
     return Settings(
-        min_amount=env.integer("PAYMENT_MIN_AMOUNT", 100),
-        max_amount=env.integer("PAYMENT_MAX_AMOUNT", 50_000),
+        min_amount=min_amount,
+        max_amount=max_amount,
         rate_limit_per_minute=env.integer("PAYMENT_RATE_LIMIT_PER_MINUTE", 10),
         smtp_host=env.optional("SMTP_HOST"),
         smtp_port=env.integer("SMTP_PORT", 25),
