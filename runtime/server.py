@@ -37,7 +37,9 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
-        if handler is None or (handler.unary_unary is None and handler.unary_stream is None):
+        if handler is None or (
+            handler.unary_unary is None and handler.unary_stream is None and handler.stream_stream is None
+        ):
             return handler
         token = _bearer(handler_call_details.invocation_metadata)
         signer = self._signer
@@ -75,6 +77,25 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
 
             return grpc.unary_unary_rpc_method_handler(
                 behavior,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+
+        if handler.stream_stream is not None:
+            inner_bidi = handler.stream_stream
+
+            async def bidi_behavior(requests: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                enter(context)
+                try:
+                    async for answer in inner_bidi(requests, context):
+                        yield answer
+                except (grpc.aio.AbortError, asyncio.CancelledError):
+                    raise
+                except Exception as error:
+                    await fail(context, error)
+
+            return grpc.stream_stream_rpc_method_handler(
+                bidi_behavior,
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
