@@ -17,7 +17,7 @@ from runtime.money import payment_bounds
 from runtime.policies import PaymentPolicies
 from runtime.service import ServiceDeps
 from runtime.settings import Env
-from services.payments import receipts
+from services.payments import receipts, refunding
 from services.payments import repository as repo
 from services.payments.context import Context
 from services.payments.domain import Settings
@@ -59,6 +59,14 @@ def wire(deps: ServiceDeps, server: grpc.aio.Server) -> Iterable[str]:
     workers = [
         loop.create_task(receipts.run_worker(ctx), name="payments-receipts"),
         loop.create_task(_expire_keys(ctx, deps.env.integer("IDEMPOTENCY_KEY_TTL_HOURS", 24)), name="payments-keys"),
+        loop.create_task(
+            _sweep_refunds(
+                ctx,
+                deps.env.number("REFUND_SWEEP_AFTER_SECONDS", 120.0),
+                deps.env.number("REFUND_SWEEP_EVERY_SECONDS", 60.0),
+            ),
+            name="payments-refund-sweep",
+        ),
     ]
 
     async def stop() -> None:
@@ -71,6 +79,16 @@ def wire(deps: ServiceDeps, server: grpc.aio.Server) -> Iterable[str]:
 
     deps.cleanups.append(stop)
     return [SERVICE_NAME, events]
+
+
+async def _sweep_refunds(ctx: Context, after: float, every: float) -> None:
+    """Settles refunds left pending by an unknown outcome (`refunding.sweep_refunds`)."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await refunding.sweep_refunds(ctx, after)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            log.warning("refund sweep: %s", error)
 
 
 async def _expire_keys(ctx: Context, hours: int, every: float = 600.0) -> None:

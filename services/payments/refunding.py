@@ -7,6 +7,7 @@ Stripe with a key derived from the refund id and records the result with the key
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +30,7 @@ from services.payments.domain import (
 )
 
 OPERATION = "create_refund"
+log = logging.getLogger("payments.refunds")
 
 
 async def create_refund(
@@ -219,3 +221,41 @@ def _new_refund(payment: Payment, amount: int, reason: str, timezone: str, creat
         created_at=created_at,
         local_date=local_day(created_at, timezone),
     )
+
+
+async def sweep_refunds(ctx: Context, older_than_seconds: float, limit: int = 50) -> int:
+    """Refunds whose outcome is unknown (the Stripe call timed out, or the process died after it)
+    keep their amount reserved: re-reads each at Stripe and completes it (succeeded there), fails it
+    (failed there) or releases it (never created: nothing was refunded). Returns how many it settled.
+
+    `older_than_seconds` must exceed the longest a refund request can still be under way at Stripe.
+    """
+    settled = 0
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        if not await repo.lock_refund_sweep(conn):
+            return 0  # another replica is sweeping
+        for payment_id, refund_id in await repo.stale_pending_refunds(conn, older_than_seconds, limit):
+            payment = await repo.get_payment(conn, payment_id)
+            refund = await repo.get_refund(conn, refund_id, for_update=True)
+            if payment is None or refund is None or refund.status != "pending":
+                continue
+            if payment.method == "cash":
+                await _succeed(conn, payment, refund, None)  # nothing outside to ask: it was decided here
+                settled += 1
+                continue
+            try:
+                listed = await ctx.stripe.refunds_of_intent(payment)
+            except DomainError as error:
+                log.warning("refund sweep: %s unreadable at Stripe: %s", refund.id, error.message)
+                continue
+            mine = [r for r in listed if (r.get("metadata") or {}).get("platform_refund_id") == refund.id]
+            if not mine:
+                refund.status = "failed"
+                refund.failure_reason = "not created at Stripe (the request's outcome was unknown): released"
+                await repo.save_refund(conn, refund)
+            elif str(mine[0].get("status")) in _UNDONE:
+                await _undo(conn, payment, refund, str(mine[0]["id"]), str(mine[0].get("failure_reason") or "failed"))
+            else:
+                await _succeed(conn, payment, refund, str(mine[0]["id"]))
+            settled += 1
+    return settled

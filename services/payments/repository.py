@@ -445,6 +445,27 @@ async def save_refund(conn: Connection, refund: Refund) -> None:
     )
 
 
+REFUND_SWEEP_LOCK = 0x5E_F0_4D_01  # one refund sweeper at a time across replicas
+
+
+async def lock_refund_sweep(conn: Connection) -> bool:
+    """The sweep's lock, held until the transaction ends; False when another replica sweeps."""
+    return bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", REFUND_SWEEP_LOCK))
+
+
+async def stale_pending_refunds(conn: Connection, older_than_seconds: float, limit: int) -> list[tuple[str, str]]:
+    """(payment id, refund id) of refunds pending for longer than `older_than_seconds`, their payment
+    locked (skipped when a request holds it: that request completes its refund itself)."""
+    rows = await conn.fetch(
+        """SELECT p.id AS payment_id, r.id AS refund_id FROM refunds r JOIN payments p ON p.id = r.payment_id
+            WHERE r.status = 'pending' AND r.created_at < now() - make_interval(secs => $1)
+            ORDER BY r.created_at LIMIT $2 FOR UPDATE OF p SKIP LOCKED""",
+        older_than_seconds,
+        limit,
+    )
+    return [(str(row["payment_id"]), str(row["refund_id"])) for row in rows]
+
+
 # --- daily totals -------------------------------------------------------------------------
 
 
