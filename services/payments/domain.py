@@ -122,6 +122,103 @@ class Payment:
     fee_percent_bps: int = 0
     fee_minimum: int = 0
 
+    @classmethod
+    def cash(
+        cls,
+        payment_id: str,
+        policy: Policy,
+        member_id: str,
+        local_id: str,
+        amount: int,
+        currency: str,
+        created_at: datetime,
+        now: datetime,
+    ) -> Payment:
+        """A cash sale synced from the phone: paid in full, no Stripe object, no platform fee."""
+        return cls._offline(
+            payment_id,
+            policy,
+            member_id,
+            local_id,
+            created_at,
+            now,
+            amount=amount,
+            currency=currency,
+            method="cash",
+            capture_method="automatic",
+            status="succeeded",
+            charge_model="none",
+            stripe_account_id=None,
+            application_fee_amount=0,
+            amount_captured=amount,
+            stripe_payment_intent_id=None,
+        )
+
+    @classmethod
+    def from_intent(
+        cls,
+        payment_id: str,
+        policy: Policy,
+        member_id: str,
+        local_id: str,
+        intent: dict[str, Any],
+        created_at: datetime,
+        now: datetime,
+    ) -> Payment:
+        """A card sale the phone made offline, as its PaymentIntent (checked to be the organisation's) says."""
+        capture = str(intent.get("capture_method") or "automatic")
+        return cls._offline(
+            payment_id,
+            policy,
+            member_id,
+            local_id,
+            created_at,
+            now,
+            amount=int(intent.get("amount") or 0),
+            currency=str(intent.get("currency") or policy.default_currency),
+            method="card_present" if "card_present" in (intent.get("payment_method_types") or []) else "card",
+            capture_method=capture if capture in CAPTURE_METHODS else "automatic",
+            status=intent_status(intent),
+            charge_model=policy.charge_model,
+            stripe_account_id=policy.stripe_account_id,
+            application_fee_amount=int(intent.get("application_fee_amount") or 0),
+            amount_captured=int(intent.get("amount_received") or 0),
+            stripe_payment_intent_id=str(intent["id"]),
+            fee_percent_bps=policy.fee_percent_bps,
+            fee_minimum=policy.fee_minimum,
+        )
+
+    @classmethod
+    def _offline(
+        cls,
+        payment_id: str,
+        policy: Policy,
+        member_id: str,
+        local_id: str,
+        created_at: datetime,
+        now: datetime,
+        **fields: Any,
+    ) -> Payment:
+        """What every synced sale shares: the phone's local_id and time, booked on its own local day."""
+        return cls(
+            id=payment_id,
+            organization_id=policy.organization_id,
+            member_id=member_id,
+            amount_refunded=0,
+            application_fee_refunded=0,
+            client_secret=None,
+            description="",
+            receipt_email="",
+            metadata={"offline": "true"},
+            decline_code=None,
+            failure_message=None,
+            local_id=local_id,
+            local_date=local_day(created_at, policy.timezone),
+            created_at=created_at,
+            updated_at=now,
+            **fields,
+        )
+
 
 def application_fee(amount: int, percent_bps: int, minimum: int) -> int:
     """max(minimum, round(amount * percent)), never above the amount (half up, in integers)."""

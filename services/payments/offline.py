@@ -18,7 +18,7 @@ from runtime.auth import Caller
 from runtime.errors import DomainError, FieldError, InvalidArgument
 from services.payments import repository as repo
 from services.payments.context import Context
-from services.payments.domain import Payment, Policy, currency_problem, intent_status, local_day
+from services.payments.domain import Payment, Policy, currency_problem
 from services.payments.lifecycle import record_success
 
 MAX_ITEMS = 500
@@ -153,33 +153,7 @@ async def _record(
 ) -> None:
     assert item.created_at is not None
     organization_id = policy.organization_id
-    payment = Payment(
-        id=str(uuid.uuid4()),
-        organization_id=organization_id,
-        member_id=caller.member_id,
-        amount=item.amount,
-        currency=item.currency or policy.default_currency,
-        method="cash",
-        capture_method="automatic",
-        status="succeeded",
-        charge_model="none",
-        stripe_account_id=None,
-        application_fee_amount=0,
-        amount_captured=item.amount,
-        amount_refunded=0,
-        application_fee_refunded=0,
-        stripe_payment_intent_id=None,
-        client_secret=None,
-        description="",
-        receipt_email="",
-        metadata={"offline": "true"},
-        decline_code=None,
-        failure_message=None,
-        local_id=item.local_id,
-        local_date=local_day(item.created_at, policy.timezone),
-        created_at=item.created_at,
-        updated_at=datetime.now(UTC),
-    )
+    payment_id, now = str(uuid.uuid4()), datetime.now(UTC)
     if item.method == "card":
         intent = intents.get(item.stripe_payment_intent_id)
         if not isinstance(intent, dict):
@@ -188,17 +162,12 @@ async def _record(
         if problem := _intent_problem(item, intent, policy, organization_id):
             result.error = problem
             return
-        payment.method = "card_present" if "card_present" in (intent.get("payment_method_types") or []) else "card"
-        payment.capture_method = str(intent.get("capture_method") or "automatic")
-        if payment.capture_method not in ("automatic", "manual"):
-            payment.capture_method = "automatic"
-        payment.status = intent_status(intent)
-        payment.charge_model = policy.charge_model
-        payment.stripe_account_id = policy.stripe_account_id
-        payment.stripe_payment_intent_id = str(intent["id"])
-        payment.application_fee_amount = int(intent.get("application_fee_amount") or 0)
-        payment.fee_percent_bps, payment.fee_minimum = policy.fee_percent_bps, policy.fee_minimum
-        payment.amount_captured = int(intent.get("amount_received") or 0)
+        payment = Payment.from_intent(payment_id, policy, caller.member_id, item.local_id, intent, item.created_at, now)
+    else:
+        currency = item.currency or policy.default_currency
+        payment = Payment.cash(
+            payment_id, policy, caller.member_id, item.local_id, item.amount, currency, item.created_at, now
+        )
     async with ctx.pool.acquire() as conn, conn.transaction():
         if await repo.insert_payment(conn, payment):
             if payment.status == "succeeded":
