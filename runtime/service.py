@@ -9,6 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import grpc
@@ -41,6 +42,8 @@ class ServiceDeps:
     cleanups: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
     # Run when the server starts to drain, before in-flight RPCs are awaited (e.g. end watch streams).
     before_stop: list[Callable[[], object]] = field(default_factory=list)
+    # What a service's wiring exposes to tests that run it in process (e.g. Payments' Context).
+    extras: dict[str, Any] = field(default_factory=dict)
 
     def channel(self, service: str) -> grpc.aio.Channel:
         if service not in self._channels:

@@ -190,7 +190,6 @@ async def _complete(ctx: Context, organization_id: str, member_id: str, key: str
             await repo.delete_key(conn, organization_id, member_id, key)
             await repo.delete_payment(conn, payment.id)
         else:
-            ctx.faults.hit("after_stripe_create")
             payment.client_secret = payment.client_secret or intent.get("client_secret")
             await lifecycle.apply_intent(conn, ctx, payment, intent)  # the one status writer
             await repo.record_intent_and_response(

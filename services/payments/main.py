@@ -53,6 +53,7 @@ def wire(deps: ServiceDeps, server: grpc.aio.Server) -> Iterable[str]:
     policies = PaymentPolicies(accounts, deps.tokens, ttl=deps.env.number("PAYMENT_POLICY_CACHE_SECONDS", 60.0))
     policies.start()
     ctx = Context(deps.pool, stripe, PolicyClient(accounts, policies), read_settings(deps.env))
+    deps.extras["context"] = ctx  # the seam tests inject failures through
     payments_pb2_grpc.add_PaymentsServiceServicer_to_server(PaymentsServicer(ctx), server)
     events = register_event_sink(deps, server, event_handler(ctx))
     loop = asyncio.get_running_loop()

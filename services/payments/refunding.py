@@ -100,7 +100,6 @@ async def _complete(ctx: Context, organization_id: str, member_id: str, key: str
                     await repo.save_refund(conn, refund)
                     await repo.delete_key(conn, organization_id, member_id, key)
                 else:
-                    ctx.faults.hit("after_stripe_refund")
                     if created.get("status") == "failed":
                         refund.status = "failed"
                         refund.failure_reason = str(created.get("failure_reason") or "failed")

@@ -6,10 +6,9 @@ import asyncio
 import uuid
 from typing import Any
 
-from services.payments.context import FAULTS
 from tests.fixtures.organizations import OrgContext
 from tests.fixtures.stack import Stack
-from tests.integration.payments.conftest import confirm, deliver, get_payment, stripe_events
+from tests.integration.payments.conftest import confirm, crash_after_stripe, deliver, get_payment, stripe_events
 
 
 async def intents_on(stack: Stack, account: str | None) -> list[Any]:
@@ -78,11 +77,8 @@ async def test_fifty_concurrent_creates_with_one_key_make_one_payment(stack: Sta
 
 async def test_crash_between_stripe_call_and_local_write_is_completed_by_a_retry(stack: Stack, org: OrgContext) -> None:
     headers = {**org.agent_headers, "Idempotency-Key": uuid.uuid4().hex}
-    FAULTS.inject("after_stripe_create")
-    try:
+    with crash_after_stripe(stack, "create_intent"):
         broken = await stack.http.post("/v1/payments", headers=headers, json={"amount": 2500})
-    finally:
-        FAULTS.clear()
     assert broken.status_code >= 500
     made = await intents_on(stack, org.stripe_account_id)
     assert len(made) == 1  # Stripe has the intent; the platform did not record it
@@ -103,11 +99,8 @@ async def test_a_payment_confirmed_while_unrecorded_never_goes_back_on_the_retry
     """Crash between Stripe and the database, the phone confirms server-side, Stripe's events
     arrive, then the client retries: the payment stays succeeded, with its intent, counted once."""
     headers = {**org.agent_headers, "Idempotency-Key": uuid.uuid4().hex}
-    FAULTS.inject("after_stripe_create")
-    try:
+    with crash_after_stripe(stack, "create_intent"):
         broken = await stack.http.post("/v1/payments", headers=headers, json={"amount": 2500})
-    finally:
-        FAULTS.clear()
     assert broken.status_code >= 500
     (made,) = await intents_on(stack, org.stripe_account_id)
     payment_id = made.metadata["platform_payment_id"]

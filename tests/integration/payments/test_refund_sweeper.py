@@ -9,12 +9,11 @@ from typing import Any
 import httpx
 import pytest
 
-from services.payments.context import FAULTS
 from tests.fixtures.database import PlatformDatabase
 from tests.fixtures.organizations import OrgContext, onboarded_organization
 from tests.fixtures.polling import eventually
 from tests.fixtures.stack import Stack, sandbox_env, start_stack
-from tests.integration.payments.conftest import confirm, create_payment, get_payment, key, settle
+from tests.integration.payments.conftest import confirm, crash_after_stripe, create_payment, get_payment, key, settle
 
 
 @pytest.fixture(scope="module")
@@ -66,13 +65,10 @@ async def test_a_refund_stripe_never_received_is_released(sweeping: Stack) -> No
 
 async def test_a_refund_stripe_made_before_the_crash_is_completed(sweeping: Stack) -> None:
     org, payment = await _paid(sweeping)
-    FAULTS.inject("after_stripe_refund")
-    try:
+    with crash_after_stripe(sweeping, "create_refund"):
         broken = await sweeping.http.post(
             f"/v1/payments/{payment['id']}/refunds", headers={**org.admin_headers, **key()}, json={"amount": 300}
         )
-    finally:
-        FAULTS.clear()
     assert broken.status_code >= 500
     refund = await _settled_refund(sweeping, org, payment)
     assert refund["status"] == "succeeded" and refund["stripe_refund_id"] and refund["application_fee_refunded"] == 30
