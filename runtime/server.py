@@ -81,26 +81,11 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
                 response_serializer=handler.response_serializer,
             )
 
-        if handler.stream_stream is not None:
-            inner_bidi = handler.stream_stream
-
-            async def bidi_behavior(requests: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                enter(context)
-                try:
-                    async for answer in inner_bidi(requests, context):
-                        yield answer
-                except (grpc.aio.AbortError, asyncio.CancelledError):
-                    raise
-                except Exception as error:
-                    await fail(context, error)
-
-            return grpc.stream_stream_rpc_method_handler(
-                bidi_behavior,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-
-        inner_stream = handler.unary_stream
+        # A server stream, or a bidirectional one (whose request is then a stream too).
+        inner_stream = handler.stream_stream or handler.unary_stream
+        make_handler = (
+            grpc.stream_stream_rpc_method_handler if handler.stream_stream else grpc.unary_stream_rpc_method_handler
+        )
 
         async def stream_behavior(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             enter(context)
@@ -112,7 +97,7 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
             except Exception as error:
                 await fail(context, error)
 
-        return grpc.unary_stream_rpc_method_handler(
+        return make_handler(
             stream_behavior,
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,

@@ -135,13 +135,9 @@ class Payment:
         now: datetime,
     ) -> Payment:
         """A cash sale synced from the phone: paid in full, no Stripe object, no platform fee."""
+        sale = (payment_id, policy, member_id, local_id, created_at, now)
         return cls._offline(
-            payment_id,
-            policy,
-            member_id,
-            local_id,
-            created_at,
-            now,
+            *sale,
             amount=amount,
             currency=currency,
             method="cash",
@@ -167,13 +163,9 @@ class Payment:
     ) -> Payment:
         """A card sale the phone made offline, as its PaymentIntent (checked to be the organisation's) says."""
         capture = str(intent.get("capture_method") or "automatic")
+        sale = (payment_id, policy, member_id, local_id, created_at, now)
         return cls._offline(
-            payment_id,
-            policy,
-            member_id,
-            local_id,
-            created_at,
-            now,
+            *sale,
             amount=int(intent.get("amount") or 0),
             currency=str(intent.get("currency") or policy.default_currency),
             method="card_present" if "card_present" in (intent.get("payment_method_types") or []) else "card",

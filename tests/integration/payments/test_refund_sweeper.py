@@ -12,7 +12,7 @@ import pytest
 from tests.fixtures.database import PlatformDatabase
 from tests.fixtures.organizations import OrgContext, onboarded_organization
 from tests.fixtures.polling import eventually
-from tests.fixtures.stack import Stack, sandbox_env, start_stack
+from tests.fixtures.stack import Stack, stack_with
 from tests.integration.payments.conftest import confirm, crash_after_stripe, create_payment, get_payment, key, settle
 
 
@@ -20,13 +20,8 @@ from tests.integration.payments.conftest import confirm, crash_after_stripe, cre
 async def sweeping(
     database: PlatformDatabase, stripe_sandbox: Any, qonto_sandbox: Any, smtp_server: Any
 ) -> AsyncIterator[Stack]:
-    env = {
-        **sandbox_env(stripe_sandbox, qonto_sandbox, smtp_server),
-        "REFUND_SWEEP_AFTER_SECONDS": "1",
-        "REFUND_SWEEP_EVERY_SECONDS": "0.2",
-    }
-    async with start_stack(database, env) as running:
-        running.extras.update(stripe_sandbox=stripe_sandbox, qonto_sandbox=qonto_sandbox, smtp_server=smtp_server)
+    settings = {"REFUND_SWEEP_AFTER_SECONDS": "1", "REFUND_SWEEP_EVERY_SECONDS": "0.2"}
+    async with stack_with(database, stripe_sandbox, qonto_sandbox, smtp_server, settings) as running:
         yield running
 
 
