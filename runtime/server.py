@@ -44,7 +44,9 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
-        if handler is None or (handler.unary_unary is None and handler.unary_stream is None):
+        if handler is None or (
+            handler.unary_unary is None and handler.unary_stream is None and handler.stream_stream is None
+        ):
             return handler
         token = _bearer(handler_call_details.invocation_metadata)
         request_id = _request_id(handler_call_details.invocation_metadata)
@@ -104,7 +106,11 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
                 response_serializer=handler.response_serializer,
             )
 
-        inner_stream = handler.unary_stream
+        # A server stream, or a bidirectional one (whose request is then a stream too).
+        inner_stream = handler.stream_stream or handler.unary_stream
+        make_handler = (
+            grpc.stream_stream_rpc_method_handler if handler.stream_stream else grpc.unary_stream_rpc_method_handler
+        )
 
         async def stream_behavior(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             started, code = time.perf_counter(), "OK"
@@ -124,7 +130,7 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
             finally:
                 rpc_duration.record(time.perf_counter() - started, labels[code])
 
-        return grpc.unary_stream_rpc_method_handler(
+        return make_handler(
             stream_behavior,
             request_deserializer=deserialize,
             response_serializer=handler.response_serializer,

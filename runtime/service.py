@@ -43,6 +43,8 @@ class ServiceDeps:
     cleanups: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
     # Run when the server starts to drain, before in-flight RPCs are awaited (e.g. end watch streams).
     before_stop: list[Callable[[], object]] = field(default_factory=list)
+    # What a service's wiring exposes to tests that run it in process (e.g. Payments' Context).
+    extras: dict[str, Any] = field(default_factory=dict)
 
     def channel(self, service: str) -> grpc.aio.Channel:
         if service not in self._channels:

@@ -103,6 +103,15 @@ def totals_json(totals: common_pb2.DailyTotals, with_date: bool = True) -> dict[
     return body
 
 
+def stats_json(answer: pb.GetOrganizationStatsResponse | pb.GetMemberStatsResponse) -> dict[str, Any]:
+    """Days per currency, the totals in the organisation's currency, and the totals of each currency."""
+    return {
+        "days": [totals_json(d) for d in answer.days],
+        "totals": totals_json(answer.totals, with_date=False),
+        "totals_by_currency": [totals_json(t, with_date=False) for t in answer.totals_by_currency],
+    }
+
+
 async def create_payment(request: Request) -> Response:
     caller(request)
     key = idempotency_key(request)
@@ -268,9 +277,7 @@ async def organization_stats(request: Request) -> Response:
     answer = await request.app.state.clients.payments.GetOrganizationStats(
         pb.GetOrganizationStatsRequest(organization_id=request.path_params["org_id"], from_date=first, to_date=last)
     )
-    return json_response(
-        {"days": [totals_json(d) for d in answer.days], "totals": totals_json(answer.totals, with_date=False)}
-    )
+    return json_response(stats_json(answer))
 
 
 async def member_stats(request: Request) -> Response:
@@ -284,9 +291,7 @@ async def member_stats(request: Request) -> Response:
             to_date=last,
         )
     )
-    return json_response(
-        {"days": [totals_json(d) for d in answer.days], "totals": totals_json(answer.totals, with_date=False)}
-    )
+    return json_response(stats_json(answer))
 
 
 routes = [

@@ -11,6 +11,7 @@ from datetime import datetime
 from runtime.addresses import Address, address_errors, normalize_address
 from runtime.auth import ROLES
 from runtime.errors import FieldError, InvalidArgument
+from runtime.money import fee_leaves_nothing, is_currency
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 MIN_PASSWORD_LENGTH = 10
@@ -137,7 +138,6 @@ BUSINESS_TYPES = ("non_profit", "company", "individual")
 CHARGE_MODELS = ("direct", "destination")
 ACCOUNT_TYPES = ("express", "custom")
 MAX_FEE_PERCENT_BPS = 10_000
-_CURRENCY = re.compile(r"^[a-z]{3}$")
 _IBAN = re.compile(r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{10,30}$")
 
 
@@ -231,7 +231,9 @@ def _name_errors(name: str) -> list[FieldError]:
     return [] if name.strip() and len(name) <= 200 else [FieldError("name", "must be 1..200 characters")]
 
 
-def _policy_errors(charge_model: str | None, fee_percent_bps: int | None, fee_minimum: int | None) -> list[FieldError]:
+def _policy_errors(
+    charge_model: str | None, fee_percent_bps: int | None, fee_minimum: int | None, min_payment: int
+) -> list[FieldError]:
     errors: list[FieldError] = []
     if charge_model is not None and charge_model not in CHARGE_MODELS:
         errors.append(FieldError("charge_model", f"must be one of {', '.join(CHARGE_MODELS)}"))
@@ -239,6 +241,9 @@ def _policy_errors(charge_model: str | None, fee_percent_bps: int | None, fee_mi
         errors.append(FieldError("fee_percent_bps", f"must be 0..{MAX_FEE_PERCENT_BPS}"))
     if fee_minimum is not None and not 0 <= fee_minimum <= 1_000_000:
         errors.append(FieldError("fee_minimum", "must be 0..1000000 (minor units)"))
+    if not errors and fee_leaves_nothing(min_payment, fee_percent_bps or 0, fee_minimum or 0):
+        field = "fee_minimum" if (fee_minimum or 0) >= min_payment else "fee_percent_bps"
+        errors.append(FieldError(field, f"the fee would take the whole of a {min_payment} payment (the smallest)"))
     return errors
 
 
@@ -253,7 +258,7 @@ def _optional_errors(iban: str | None, timezone: str | None, legal_entity: str |
     return errors
 
 
-def validate_new_organization(new: NewOrganization) -> list[FieldError]:
+def validate_new_organization(new: NewOrganization, min_payment: int) -> list[FieldError]:
     errors = _name_errors(new.name)
     if not _EMAIL.match(normalize_email(new.email)) or len(new.email) > 254:
         errors.append(FieldError("email", "must be a valid e-mail address"))
@@ -265,16 +270,16 @@ def validate_new_organization(new: NewOrganization) -> list[FieldError]:
         errors.append(FieldError("address.country", "must be the organisation's country"))
     elif new.country in STRIPE_COUNTRIES:
         errors += address_errors(normalize_address(new.address, new.country))
-    errors += _policy_errors(new.charge_model, new.fee_percent_bps, new.fee_minimum)
+    errors += _policy_errors(new.charge_model, new.fee_percent_bps, new.fee_minimum, min_payment)
     errors += _optional_errors(new.bank_account_iban, new.timezone, new.legal_entity)
-    if not _CURRENCY.match(new.default_currency):
+    if not is_currency(new.default_currency):
         errors.append(FieldError("default_currency", "must be a lower-case ISO 4217 code"))
     return errors
 
 
-def validate_changes(changes: OrganizationChanges) -> list[FieldError]:
+def validate_changes(changes: OrganizationChanges, min_payment: int) -> list[FieldError]:
     errors = _name_errors(changes.name) if changes.name is not None else []
-    errors += _policy_errors(changes.charge_model, changes.fee_percent_bps, changes.fee_minimum)
+    errors += _policy_errors(changes.charge_model, changes.fee_percent_bps, changes.fee_minimum, min_payment)
     errors += _optional_errors(changes.bank_account_iban, changes.timezone, changes.legal_entity)
     return errors
 

@@ -15,13 +15,15 @@ from datetime import UTC, datetime
 
 from runtime.db import Connection
 from runtime.notifications import ChangeFeed, notify
-from services.accounts.organizations import POLICY_CHANNEL, PolicyCache
+from services.accounts.organizations import POLICY_CHANNEL, PolicyCache, policy_change
 
 ACCESS_CHANNEL = "accounts_access_changed"
 
 
 def policy_feed(cache: PolicyCache, dsn: str) -> ChangeFeed:
-    return ChangeFeed(dsn, POLICY_CHANNEL, on_change=cache.invalidate, on_reset=cache.clear)
+    return ChangeFeed(
+        dsn, POLICY_CHANNEL, on_change=lambda payload: cache.invalidate(policy_change(payload)[0]), on_reset=cache.clear
+    )
 
 
 def access_feed(dsn: str) -> ChangeFeed:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -34,7 +35,7 @@ from services.accounts.domain import (
     StripeAccountState,
 )
 from services.accounts.feeds import parse_access_change
-from services.accounts.organizations import Organizations
+from services.accounts.organizations import Organizations, policy_change
 
 
 def member_message(member: Member) -> pb.Member:
@@ -313,11 +314,39 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
         self, request: pb.WatchPaymentPoliciesRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WatchPaymentPoliciesResponse]:
         require_caller(min_role=SERVICE)
-        async for organization_id in self._policy_feed.changes():
-            if organization_id:
+        async for payload in self._policy_feed.changes():
+            if payload:
+                organization_id, _ = policy_change(payload)
                 yield pb.WatchPaymentPoliciesResponse(organization_id=organization_id)
             else:
                 yield pb.WatchPaymentPoliciesResponse(ready=True)
+
+    async def FollowPaymentPolicies(
+        self, request_iterator: AsyncIterator[pb.FollowPaymentPoliciesRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.FollowPaymentPoliciesResponse]:
+        require_caller(min_role=SERVICE)
+        followers = self._orgs.followers
+        follower = ""
+
+        async def acknowledgements() -> None:
+            async for ack in request_iterator:
+                followers.acknowledge(follower, ack.change_id)
+
+        reader: asyncio.Task[None] | None = None
+        try:
+            async for payload in self._policy_feed.changes():
+                if payload:
+                    organization_id, change_id = policy_change(payload)
+                    yield pb.FollowPaymentPoliciesResponse(organization_id=organization_id, change_id=change_id)
+                else:
+                    follower = followers.join()
+                    reader = asyncio.get_running_loop().create_task(acknowledgements())
+                    yield pb.FollowPaymentPoliciesResponse(ready=True)
+        finally:
+            if reader is not None:
+                reader.cancel()
+            if follower:
+                followers.leave(follower)
 
     async def WatchRevocations(
         self, request: pb.WatchRevocationsRequest, context: grpc.aio.ServicerContext

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from runtime.auth import Caller
 from runtime.db import Connection
 from runtime.errors import Conflict, DomainError, FieldError, InvalidArgument, RateLimited, Unavailable
+from services.payments import lifecycle
 from services.payments import repository as repo
 from services.payments.context import Context
 from services.payments.domain import (
@@ -27,10 +28,11 @@ from services.payments.domain import (
     Payment,
     Settings,
     application_fee,
+    currency_problem,
     decode_payment,
     encode_payment,
+    fee_problem,
     fingerprint,
-    intent_status,
     local_day,
 )
 from services.payments.telemetry import payment_reached
@@ -145,13 +147,18 @@ async def _new_payment(ctx: Context, organization_id: str, member_id: str, reque
         )
     if policy.charge_model not in CHARGE_MODELS:
         raise Conflict(f"unknown charge model {policy.charge_model!r}", "invalid_charge_model")
+    currency = request.currency or policy.default_currency
+    if problem := currency_problem(currency, policy):
+        raise InvalidArgument("the payment is invalid", "currency_not_accepted", [FieldError("currency", problem)])
+    if problem := fee_problem(request.amount, policy.fee_percent_bps, policy.fee_minimum):
+        raise InvalidArgument("the payment is invalid", "fee_exceeds_amount", [FieldError("amount", problem)])
     now = datetime.now(UTC)
     return Payment(
         id=str(uuid.uuid4()),
         organization_id=organization_id,
         member_id=member_id,
         amount=request.amount,
-        currency=request.currency or policy.default_currency,
+        currency=currency,
         method=request.method or "card_present",
         capture_method=request.capture_method or "automatic",
         status="pending",
@@ -200,10 +207,8 @@ async def _complete(ctx: Context, organization_id: str, member_id: str, key: str
             await repo.delete_key(conn, organization_id, member_id, key)
             await repo.delete_payment(conn, payment.id)
         else:
-            ctx.faults.hit("after_stripe_create")
-            payment.stripe_payment_intent_id = str(intent["id"])
-            payment.client_secret = intent.get("client_secret")
-            payment.status = intent_status(intent)
+            payment.client_secret = payment.client_secret or intent.get("client_secret")
+            await lifecycle.apply_intent(conn, ctx, payment, intent)  # the one status writer
             await repo.record_intent_and_response(
                 conn, payment, organization_id, member_id, key, encode_payment(payment)
             )

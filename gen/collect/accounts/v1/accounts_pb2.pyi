@@ -1071,6 +1071,54 @@ class WatchPaymentPoliciesResponse(_message.Message):
 Global___WatchPaymentPoliciesResponse: _TypeAlias = WatchPaymentPoliciesResponse  # noqa: Y015
 
 @_typing.final
+class FollowPaymentPoliciesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANGE_ID_FIELD_NUMBER: _builtins.int
+    change_id: _builtins.str
+    """A change the follower has applied (its entry for the organisation is forgotten)."""
+    def __init__(
+        self,
+        *,
+        change_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change_id", b"change_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FollowPaymentPoliciesRequest: _TypeAlias = FollowPaymentPoliciesRequest  # noqa: Y015
+
+@_typing.final
+class FollowPaymentPoliciesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    READY_FIELD_NUMBER: _builtins.int
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    CHANGE_ID_FIELD_NUMBER: _builtins.int
+    ready: _builtins.bool
+    """The stream is live: changes committed from now on will be sent."""
+    organization_id: _builtins.str
+    """An organisation whose payment policy changed (forget what you cached for it)."""
+    change_id: _builtins.str
+    """The change to acknowledge once applied (empty when no writer waits for it)."""
+    def __init__(
+        self,
+        *,
+        ready: _builtins.bool = ...,
+        organization_id: _builtins.str = ...,
+        change_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change_id", b"change_id", "organization_id", b"organization_id", "ready", b"ready"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FollowPaymentPoliciesResponse: _TypeAlias = FollowPaymentPoliciesResponse  # noqa: Y015
+
+@_typing.final
 class ResolveStripeAccountRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

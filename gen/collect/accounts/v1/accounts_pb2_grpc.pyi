@@ -61,6 +61,11 @@ class AccountsServiceStub:
     ready = true once changes are being followed, then the id of every organisation whose
     policy changed, after the change committed. While no stream is live, do not cache.
     """
+    FollowPaymentPolicies: _grpc.StreamStreamMultiCallable[_accounts_pb2.FollowPaymentPoliciesRequest, _accounts_pb2.FollowPaymentPoliciesResponse]
+    """WatchPaymentPolicies with acknowledgements: the watcher sends back each change_id once it has
+    forgotten the organisation's policy, and an organisation update answers only once this
+    replica's followers have acknowledged it (read-your-writes without a call per payment).
+    """
     WatchRevocations: _grpc.UnaryStreamMultiCallable[_accounts_pb2.WatchRevocationsRequest, _accounts_pb2.WatchRevocationsResponse]
     """For token verifiers (the gateway; internal callers only): first the members whose access
     changed within a token's lifetime, then ready = true, then every change as it commits. A
@@ -103,6 +108,11 @@ class AccountsServiceAsyncStub(AccountsServiceStub):
     """For services that cache payment policies (internal callers only): first a message with
     ready = true once changes are being followed, then the id of every organisation whose
     policy changed, after the change committed. While no stream is live, do not cache.
+    """
+    FollowPaymentPolicies: _aio.StreamStreamMultiCallable[_accounts_pb2.FollowPaymentPoliciesRequest, _accounts_pb2.FollowPaymentPoliciesResponse]  # type: ignore[assignment]
+    """WatchPaymentPolicies with acknowledgements: the watcher sends back each change_id once it has
+    forgotten the organisation's policy, and an organisation update answers only once this
+    replica's followers have acknowledged it (read-your-writes without a call per payment).
     """
     WatchRevocations: _aio.UnaryStreamMultiCallable[_accounts_pb2.WatchRevocationsRequest, _accounts_pb2.WatchRevocationsResponse]  # type: ignore[assignment]
     """For token verifiers (the gateway; internal callers only): first the members whose access
@@ -233,6 +243,17 @@ class AccountsServiceServicer(metaclass=_abc_1.ABCMeta):
         """For services that cache payment policies (internal callers only): first a message with
         ready = true once changes are being followed, then the id of every organisation whose
         policy changed, after the change committed. While no stream is live, do not cache.
+        """
+
+    @_abc_1.abstractmethod
+    def FollowPaymentPolicies(
+        self,
+        request_iterator: _MaybeAsyncIterator[_accounts_pb2.FollowPaymentPoliciesRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_accounts_pb2.FollowPaymentPoliciesResponse], _abc.AsyncIterator[_accounts_pb2.FollowPaymentPoliciesResponse]]:
+        """WatchPaymentPolicies with acknowledgements: the watcher sends back each change_id once it has
+        forgotten the organisation's policy, and an organisation update answers only once this
+        replica's followers have acknowledged it (read-your-writes without a call per payment).
         """
 
     @_abc_1.abstractmethod
