@@ -21,7 +21,7 @@ from gateway.access import AccessMiddleware
 from gateway.errors import ApiError, from_domain, from_rpc_error, problem_response
 from gateway.middleware import RequestContextMiddleware
 from gateway.revocations import follow_revocations
-from gateway.routes import accounts, banking, health, organizations, payments, payouts, terminal, webhooks
+from gateway.routes import accounts, app_config, banking, health, organizations, payments, payouts, terminal, webhooks
 from gateway.settings import GatewaySettings
 from gateway.webhooks.recent import RecentEvents
 from runtime.auth import TokenSigner
@@ -32,7 +32,7 @@ from runtime.metrics import serve_metrics
 log = logging.getLogger("gateway")
 
 # Webhooks first: the busiest paths are matched before the ~50 API routes.
-ROUTE_MODULES = (webhooks, health, accounts, organizations, terminal, payments, banking, payouts)
+ROUTE_MODULES = (webhooks, health, accounts, organizations, terminal, payments, banking, payouts, app_config)
 
 
 def _request_id(request: Request) -> str:

@@ -26,6 +26,8 @@ class GatewaySettings:
     trusted_proxy_hops: int = 0
     # The /metrics endpoint's port (runtime/metrics.py), apart from the API's; 0 = none.
     metrics_port: int = 0
+    # Handed to the app for the Terminal SDK (GET /v1/config); public by design.
+    stripe_publishable_key: str = ""
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> GatewaySettings:
@@ -49,4 +51,5 @@ class GatewaySettings:
             qonto_webhook_secrets=secrets("QONTO_WEBHOOK_SECRETS"),
             trusted_proxy_hops=env.integer("GATEWAY_TRUSTED_PROXY_HOPS", 0),
             metrics_port=env.integer("METRICS_PORT", 0),
+            stripe_publishable_key=env.text("STRIPE_PUBLISHABLE_KEY", ""),
         )

@@ -30,6 +30,7 @@ from runtime.config import SERVICES
 from runtime.embedded_pg import EmbeddedPostgres, free_port, start_embedded_postgres
 from runtime.migrations import service_dsn
 from runtime.settings import Env, SettingsError, exit_on_settings_error
+from sandbox.stripe.testing import PUBLISHABLE_KEY as SANDBOX_PUBLISHABLE_KEY
 from stack.processes import Supervisor, tail
 from stack.provision import provision_all
 from stack.supervisor import Healer, grpc_serving, http_ok
@@ -220,7 +221,9 @@ def main() -> int:
                 probe=f"{url}/_sandbox/health",
             )
             _wait("the Stripe sandbox", lambda: http_ok(f"{url}/_sandbox/health"), 30, supervisor)
-            base_env.update(STRIPE_API_BASE=url, STRIPE_API_KEY=SANDBOX_STRIPE_KEY)
+            base_env.update(
+                STRIPE_API_BASE=url, STRIPE_API_KEY=SANDBOX_STRIPE_KEY, STRIPE_PUBLISHABLE_KEY=SANDBOX_PUBLISHABLE_KEY
+            )
             webhook_secrets = _register_stripe_endpoints(url, SANDBOX_STRIPE_KEY, f"http://127.0.0.1:{gateway_port}")
             base_env["STRIPE_WEBHOOK_SECRETS"] = ",".join(webhook_secrets)
             urls["sandboxes"]["stripe"] = url

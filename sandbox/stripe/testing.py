@@ -24,6 +24,8 @@ from .config import SandboxConfig
 from .state import SandboxState
 
 API_KEY = "sk_test_sandbox"
+# The publishable key the platform hands its app (the sandbox does not check it: nothing calls it).
+PUBLISHABLE_KEY = "pk_test_sandbox"
 
 
 @dataclass

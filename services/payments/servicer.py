@@ -14,7 +14,7 @@ from runtime.proto import from_timestamp, to_timestamp
 from services.payments import creating, lifecycle, offline, refunding, stats
 from services.payments import repository as repo
 from services.payments.context import Context
-from services.payments.domain import Payment, Refund
+from services.payments.domain import METHODS, Payment, Refund
 
 
 def refund_message(refund: Refund) -> pb.Refund:
@@ -202,6 +202,23 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
             days=[totals_message(d) for d in days],
             totals=totals_message(totals),
             totals_by_currency=[totals_message(t) for t in by_currency],
+        )
+
+    async def GetPaymentConfig(
+        self, request: pb.GetPaymentConfigRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetPaymentConfigResponse:
+        organization_id = organization_scope(require_caller(min_role=AGENT), request.organization_id)
+        policy = await self._ctx.policies.get(organization_id)
+        settings = self._ctx.settings
+        return pb.GetPaymentConfigResponse(
+            currencies=policy.currencies,
+            min_amount=settings.min_amount,
+            max_amount=settings.max_amount,
+            rate_limit_per_minute=settings.rate_limit_per_minute,
+            offline_max_items=offline.MAX_ITEMS,
+            offline_max_age_days=settings.offline_max_age_days,
+            offline_max_ahead_seconds=settings.offline_max_ahead_seconds,
+            methods=METHODS,
         )
 
     async def GetMemberStats(

@@ -23,7 +23,6 @@ NOT_YET_SERVED: dict[str, str] = {
     "GET /v1/disputes": "issue 12 (disputes)",
     "POST /v1/disputes/{id}/evidence": "issue 12 (disputes)",
     "GET /v1/audit": "issue 12 (audit trail)",
-    "GET /v1/config": "issue 12 (the app's configuration)",
     "GET /console": "issue 13 (the console)",
 }
 

@@ -818,3 +818,71 @@ class ListDailyTotalsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListDailyTotalsResponse: _TypeAlias = ListDailyTotalsResponse  # noqa: Y015
+
+@_typing.final
+class GetPaymentConfigRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPaymentConfigRequest: _TypeAlias = GetPaymentConfigRequest  # noqa: Y015
+
+@_typing.final
+class GetPaymentConfigResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CURRENCIES_FIELD_NUMBER: _builtins.int
+    MIN_AMOUNT_FIELD_NUMBER: _builtins.int
+    MAX_AMOUNT_FIELD_NUMBER: _builtins.int
+    RATE_LIMIT_PER_MINUTE_FIELD_NUMBER: _builtins.int
+    OFFLINE_MAX_ITEMS_FIELD_NUMBER: _builtins.int
+    OFFLINE_MAX_AGE_DAYS_FIELD_NUMBER: _builtins.int
+    OFFLINE_MAX_AHEAD_SECONDS_FIELD_NUMBER: _builtins.int
+    METHODS_FIELD_NUMBER: _builtins.int
+    min_amount: _builtins.int
+    """A payment's bounds, in minor units."""
+    max_amount: _builtins.int
+    rate_limit_per_minute: _builtins.int
+    """Payments, refunds and offline items a member may make per minute."""
+    offline_max_items: _builtins.int
+    offline_max_age_days: _builtins.int
+    """How far an offline sale's created_at may lie behind or ahead of the server's clock."""
+    offline_max_ahead_seconds: _builtins.int
+    @_builtins.property
+    def currencies(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """ISO 4217, lower case; the first is the organisation's default."""
+
+    @_builtins.property
+    def methods(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The payment methods a payment may be created with."""
+
+    def __init__(
+        self,
+        *,
+        currencies: _abc.Iterable[_builtins.str] | None = ...,
+        min_amount: _builtins.int = ...,
+        max_amount: _builtins.int = ...,
+        rate_limit_per_minute: _builtins.int = ...,
+        offline_max_items: _builtins.int = ...,
+        offline_max_age_days: _builtins.int = ...,
+        offline_max_ahead_seconds: _builtins.int = ...,
+        methods: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["currencies", b"currencies", "max_amount", b"max_amount", "methods", b"methods", "min_amount", b"min_amount", "offline_max_age_days", b"offline_max_age_days", "offline_max_ahead_seconds", b"offline_max_ahead_seconds", "offline_max_items", b"offline_max_items", "rate_limit_per_minute", b"rate_limit_per_minute"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPaymentConfigResponse: _TypeAlias = GetPaymentConfigResponse  # noqa: Y015

@@ -85,6 +85,11 @@ class PaymentsServiceStub:
                 request_serializer=collect_dot_payments_dot_v1_dot_payments__pb2.ListDailyTotalsRequest.SerializeToString,
                 response_deserializer=collect_dot_payments_dot_v1_dot_payments__pb2.ListDailyTotalsResponse.FromString,
                 _registered_method=True)
+        self.GetPaymentConfig = channel.unary_unary(
+                '/collect.payments.v1.PaymentsService/GetPaymentConfig',
+                request_serializer=collect_dot_payments_dot_v1_dot_payments__pb2.GetPaymentConfigRequest.SerializeToString,
+                response_deserializer=collect_dot_payments_dot_v1_dot_payments__pb2.GetPaymentConfigResponse.FromString,
+                _registered_method=True)
 
 
 class PaymentsServiceServicer:
@@ -154,6 +159,13 @@ class PaymentsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPaymentConfig(self, request, context):
+        """What the app must know to sell for an organisation: its currencies and the bounds Payments enforces.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PaymentsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -206,6 +218,11 @@ def add_PaymentsServiceServicer_to_server(servicer, server):
                     servicer.ListDailyTotals,
                     request_deserializer=collect_dot_payments_dot_v1_dot_payments__pb2.ListDailyTotalsRequest.FromString,
                     response_serializer=collect_dot_payments_dot_v1_dot_payments__pb2.ListDailyTotalsResponse.SerializeToString,
+            ),
+            'GetPaymentConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPaymentConfig,
+                    request_deserializer=collect_dot_payments_dot_v1_dot_payments__pb2.GetPaymentConfigRequest.FromString,
+                    response_serializer=collect_dot_payments_dot_v1_dot_payments__pb2.GetPaymentConfigResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -479,6 +496,33 @@ class PaymentsService:
             '/collect.payments.v1.PaymentsService/ListDailyTotals',
             collect_dot_payments_dot_v1_dot_payments__pb2.ListDailyTotalsRequest.SerializeToString,
             collect_dot_payments_dot_v1_dot_payments__pb2.ListDailyTotalsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPaymentConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/collect.payments.v1.PaymentsService/GetPaymentConfig',
+            collect_dot_payments_dot_v1_dot_payments__pb2.GetPaymentConfigRequest.SerializeToString,
+            collect_dot_payments_dot_v1_dot_payments__pb2.GetPaymentConfigResponse.FromString,
             options,
             channel_credentials,
             insecure,

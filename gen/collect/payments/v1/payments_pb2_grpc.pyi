@@ -46,6 +46,8 @@ class PaymentsServiceStub:
     GetMemberStats: _grpc.UnaryUnaryMultiCallable[_payments_pb2.GetMemberStatsRequest, _payments_pb2.GetMemberStatsResponse]
     ListDailyTotals: _grpc.UnaryUnaryMultiCallable[_payments_pb2.ListDailyTotalsRequest, _payments_pb2.ListDailyTotalsResponse]
     """Per organisation and day totals for every organisation (reports, accounting)."""
+    GetPaymentConfig: _grpc.UnaryUnaryMultiCallable[_payments_pb2.GetPaymentConfigRequest, _payments_pb2.GetPaymentConfigResponse]
+    """What the app must know to sell for an organisation: its currencies and the bounds Payments enforces."""
 
 @_typing.type_check_only
 class PaymentsServiceAsyncStub(PaymentsServiceStub):
@@ -65,6 +67,8 @@ class PaymentsServiceAsyncStub(PaymentsServiceStub):
     GetMemberStats: _aio.UnaryUnaryMultiCallable[_payments_pb2.GetMemberStatsRequest, _payments_pb2.GetMemberStatsResponse]  # type: ignore[assignment]
     ListDailyTotals: _aio.UnaryUnaryMultiCallable[_payments_pb2.ListDailyTotalsRequest, _payments_pb2.ListDailyTotalsResponse]  # type: ignore[assignment]
     """Per organisation and day totals for every organisation (reports, accounting)."""
+    GetPaymentConfig: _aio.UnaryUnaryMultiCallable[_payments_pb2.GetPaymentConfigRequest, _payments_pb2.GetPaymentConfigResponse]  # type: ignore[assignment]
+    """What the app must know to sell for an organisation: its currencies and the bounds Payments enforces."""
 
 class PaymentsServiceServicer(metaclass=_abc_1.ABCMeta):
     """Payments, refunds, offline batches, receipts and sales figures."""
@@ -141,5 +145,13 @@ class PaymentsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_payments_pb2.ListDailyTotalsResponse, _abc.Awaitable[_payments_pb2.ListDailyTotalsResponse]]:
         """Per organisation and day totals for every organisation (reports, accounting)."""
+
+    @_abc_1.abstractmethod
+    def GetPaymentConfig(
+        self,
+        request: _payments_pb2.GetPaymentConfigRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payments_pb2.GetPaymentConfigResponse, _abc.Awaitable[_payments_pb2.GetPaymentConfigResponse]]:
+        """What the app must know to sell for an organisation: its currencies and the bounds Payments enforces."""
 
 def add_PaymentsServiceServicer_to_server(servicer: PaymentsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
