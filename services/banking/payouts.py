@@ -8,6 +8,7 @@ from typing import Any
 
 from collect.accounts.v1 import accounts_pb2 as accounts_pb
 
+from runtime.clients import call
 from runtime.db import Connection
 from runtime.errors import Conflict, FieldError, InvalidArgument
 from runtime.inbox import APPLIED, IGNORED, InboundEvent
@@ -142,9 +143,8 @@ async def create_payout(banking: Banking, organization_id: str, idempotency_key:
         )
     if amount < 0:
         raise InvalidArgument("amount must be positive", "validation_error", [FieldError("amount", "must be positive")])
-    org = (
-        await banking.accounts.GetOrganization(accounts_pb.GetOrganizationRequest(organization_id=organization_id))
-    ).organization
+    request_org = accounts_pb.GetOrganizationRequest(organization_id=organization_id)
+    org = (await call(banking.accounts.GetOrganization, request_org)).organization
     if not org.stripe_account_id:
         raise Conflict("the organisation has no Stripe account yet", "stripe_account_missing")
     options = _options(org.stripe_account_id)
