@@ -46,6 +46,10 @@ class PaymentsServiceStub:
     GetMemberStats: _grpc.UnaryUnaryMultiCallable[_payments_pb2.GetMemberStatsRequest, _payments_pb2.GetMemberStatsResponse]
     ListDailyTotals: _grpc.UnaryUnaryMultiCallable[_payments_pb2.ListDailyTotalsRequest, _payments_pb2.ListDailyTotalsResponse]
     """Per organisation and day totals for every organisation (reports, accounting)."""
+    ListBookEntries: _grpc.UnaryUnaryMultiCallable[_payments_pb2.ListBookEntriesRequest, _payments_pb2.ListBookEntriesResponse]
+    """Read only: what each sale and refund puts in an organisation's books, on the local day it
+    happened (org_admin of the organisation, platform_admin, services).
+    """
 
 @_typing.type_check_only
 class PaymentsServiceAsyncStub(PaymentsServiceStub):
@@ -65,6 +69,10 @@ class PaymentsServiceAsyncStub(PaymentsServiceStub):
     GetMemberStats: _aio.UnaryUnaryMultiCallable[_payments_pb2.GetMemberStatsRequest, _payments_pb2.GetMemberStatsResponse]  # type: ignore[assignment]
     ListDailyTotals: _aio.UnaryUnaryMultiCallable[_payments_pb2.ListDailyTotalsRequest, _payments_pb2.ListDailyTotalsResponse]  # type: ignore[assignment]
     """Per organisation and day totals for every organisation (reports, accounting)."""
+    ListBookEntries: _aio.UnaryUnaryMultiCallable[_payments_pb2.ListBookEntriesRequest, _payments_pb2.ListBookEntriesResponse]  # type: ignore[assignment]
+    """Read only: what each sale and refund puts in an organisation's books, on the local day it
+    happened (org_admin of the organisation, platform_admin, services).
+    """
 
 class PaymentsServiceServicer(metaclass=_abc_1.ABCMeta):
     """Payments, refunds, offline batches, receipts and sales figures."""
@@ -141,5 +149,15 @@ class PaymentsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_payments_pb2.ListDailyTotalsResponse, _abc.Awaitable[_payments_pb2.ListDailyTotalsResponse]]:
         """Per organisation and day totals for every organisation (reports, accounting)."""
+
+    @_abc_1.abstractmethod
+    def ListBookEntries(
+        self,
+        request: _payments_pb2.ListBookEntriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payments_pb2.ListBookEntriesResponse, _abc.Awaitable[_payments_pb2.ListBookEntriesResponse]]:
+        """Read only: what each sale and refund puts in an organisation's books, on the local day it
+        happened (org_admin of the organisation, platform_admin, services).
+        """
 
 def add_PaymentsServiceServicer_to_server(servicer: PaymentsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
