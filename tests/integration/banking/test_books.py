@@ -1,0 +1,276 @@
+"""Whose books: each organisation's FEC and the platform's, each balanced and agreeing with the daily
+report; refunds on the day they happen; totals per currency, never added across currencies."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections import defaultdict
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from services.banking.fec import COLUMNS
+from tests.fixtures.organizations import OrgContext, onboarded_organization, organization_body
+from tests.fixtures.stack import Stack
+from tests.integration.banking.conftest import pay_out, sell, today
+
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def _ok(answer: httpx.Response, status: int = 200) -> Any:
+    assert answer.status_code == status, f"{answer.request.method} {answer.request.url}: {answer.text}"
+    return answer.json() if answer.headers.get("content-type", "").startswith("application/json") else answer
+
+
+def _rows(content: str) -> list[list[str]]:
+    lines = content.rstrip("\n").split("\n")
+    assert lines[0].split("\t") == list(COLUMNS)
+    rows = [line.split("\t") for line in lines[1:]]
+    assert all(len(cells) == 18 for cells in rows)
+    return rows
+
+
+def _cents(text: str) -> int:
+    return int(text.replace(",", "")) if text else 0
+
+
+def _check_fec(content: str) -> list[list[str]]:
+    """Every entry balances, the whole file balances, dates are AAAAMMJJ, EcritureNum is gapless per journal."""
+    rows = _rows(content)
+    sums: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    numbers: dict[str, list[int]] = defaultdict(list)
+    for cells in rows:
+        sums[cells[2]][0] += _cents(cells[11])
+        sums[cells[2]][1] += _cents(cells[12])
+        for column in (3, 9, 15):
+            datetime.strptime(cells[column], "%Y%m%d")
+        number = int(cells[2][len(cells[0]) :])
+        if not numbers[cells[0]] or numbers[cells[0]][-1] != number:
+            numbers[cells[0]].append(number)
+    assert all(debit == credit for debit, credit in sums.values()), sums
+    assert sum(d for d, _ in sums.values()) == sum(c for _, c in sums.values())
+    for journal, seen in numbers.items():
+        assert seen == list(range(1, len(seen) + 1)), (journal, seen)
+    return rows
+
+
+def _account(rows: list[list[str]], account: str, currency: str = "EUR") -> tuple[int, int]:
+    """(debits, credits) of one account in one currency."""
+    mine = [c for c in rows if c[4] == account and (c[17] or "EUR") == currency]
+    return sum(_cents(c[11]) for c in mine), sum(_cents(c[12]) for c in mine)
+
+
+async def _offline(stack: Stack, org: OrgContext, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    answer = _ok(
+        await stack.http.post("/v1/payments/offline-batch", headers=org.agent_headers, json={"transactions": items})
+    )
+    results: list[dict[str, Any]] = answer["results"]
+    assert all(r["status"] == "created" for r in results), results
+    return results
+
+
+def _cash(amount: int, at: datetime | None = None) -> dict[str, Any]:
+    moment = at or datetime.now(UTC)
+    return {"local_id": uuid.uuid4().hex, "amount": amount, "method": "cash", "created_at": moment.isoformat()}
+
+
+async def _card_payments(stack: Stack, org: OrgContext) -> list[dict[str, Any]]:
+    listed = _ok(await stack.http.get("/v1/payments", params={"limit": "100"}, headers=org.admin_headers))
+    return [p for p in listed["data"] if p["method"] != "cash"]
+
+
+async def _refund(stack: Stack, org: OrgContext, payment_id: str, amount: int) -> dict[str, Any]:
+    refund: dict[str, Any] = _ok(
+        await stack.http.post(
+            f"/v1/payments/{payment_id}/refunds",
+            headers={**org.admin_headers, "Idempotency-Key": uuid.uuid4().hex},
+            json={"amount": amount},
+        ),
+        201,
+    )
+    assert refund["status"] == "succeeded", refund
+    return refund
+
+
+async def _report(stack: Stack, admin: dict[str, str], day: str) -> dict[str, Any]:
+    report: dict[str, Any] = _ok(await stack.http.get("/v1/reports/daily", params={"date": day}, headers=admin))
+    return report
+
+
+def _line(report: dict[str, Any], org: OrgContext, currency: str = "eur") -> dict[str, Any]:
+    found = [o for o in report["organizations"] if o["organization_id"] == org.id and o["currency"] == currency]
+    assert len(found) == 1, report["organizations"]
+    line: dict[str, Any] = found[0]
+    return line
+
+
+async def _set_siren(stack: Stack, org: OrgContext, siren: str) -> None:
+    admin = await stack.admin_headers()
+    updated = _ok(await stack.http.patch(f"/v1/organizations/{org.id}", headers=admin, json={"siren": siren}))
+    assert updated["siren"] == siren
+
+
+async def test_an_organisations_fec_is_its_own_books_and_agrees_with_the_report(bank_stack: Stack) -> None:
+    stack = bank_stack
+    admin = await stack.admin_headers()
+    org = await onboarded_organization(stack, fee_percent_bps=100)
+    await sell(stack, org, [1000, 2500])
+    await _offline(stack, org, [_cash(700)])
+    [big] = [p for p in await _card_payments(stack, org) if p["amount"] == 2500]
+    await _refund(stack, org, big["id"], 400)
+    payout = await pay_out(stack, org)
+    await _set_siren(stack, org, "732829320")
+    day = today()
+
+    answer = await stack.http.get(
+        f"/v1/organizations/{org.id}/exports/fec", params={"from": day, "to": day}, headers=org.admin_headers
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith("text/plain")
+    assert f'filename="732829320FEC{day.replace("-", "")}.txt"' in answer.headers["content-disposition"]
+    rows = _check_fec(answer.text)
+    assert {c[3] for c in rows} == {day.replace("-", "")}
+    journals = {c[0] for c in rows}
+    assert {"VE", "CA", "BQ"} <= journals
+    assert _account(rows, "530000") == (700, 0)  # the cash sale, in the cash journal
+    assert all(c[0] == "CA" for c in rows if c[4] == "530000")
+    assert payout["id"] in answer.text and _account(rows, "512000") == (payout["amount"], 0)
+
+    line = _line(await _report(stack, admin, day), org)
+    debit, credit = _account(rows, "706000")
+    assert credit - debit == line["gross"] == 1000 + 2500 + 700
+    assert _account(rows, "709000")[0] == line["refunds"] == 400
+    debit, credit = _account(rows, "622000")
+    assert debit - credit == line["fees"] and line["fees"] > 0
+    stats = _ok(
+        await stack.http.get(
+            f"/v1/organizations/{org.id}/stats", params={"from": day, "to": day}, headers=org.admin_headers
+        )
+    )
+    assert (stats["totals"]["gross"], stats["totals"]["fees"]) == (line["gross"], line["fees"])
+
+    # The platform's books: its commission, never the organisation's sales.
+    platform = await stack.http.get("/v1/banking/exports/fec", params={"from": day, "to": day}, headers=admin)
+    assert platform.status_code == 200, platform.text
+    assert 'filename="000000000FEC' in platform.headers["content-disposition"]
+    platform_rows = _check_fec(platform.text)
+    assert "706000" not in {c[4] for c in platform_rows}
+    report = await _report(stack, admin, day)
+    earned, refunded = _account(platform_rows, "706100")[1], _account(platform_rows, "709100")[0]
+    assert earned - refunded == report["totals"]["fees"]
+    assert payout["id"] not in platform.text  # the organisation's payout went to its bank, not the platform's
+
+
+async def test_a_refund_counts_on_the_day_it_happens_and_a_reported_day_stays(bank_stack: Stack) -> None:
+    stack = bank_stack
+    admin = await stack.admin_headers()
+    org = await onboarded_organization(stack)
+    assert org.stripe_account_id
+    client = stack.extras["stripe_sandbox"].client()
+    intent = await client.v1.payment_intents.create_async(
+        params={"amount": 1500, "currency": "eur", "payment_method_types": ["card_present"]},
+        options={"stripe_account": org.stripe_account_id},
+    )
+    await client.v1.payment_intents.confirm_async(
+        intent.id, params={"payment_method": "pm_card_present"}, options={"stripe_account": org.stripe_account_id}
+    )
+    sale_day = date.fromisoformat(today()) - timedelta(days=1)
+    sold_at = datetime.combine(sale_day, time(12), PARIS)
+    [sold] = await _offline(
+        stack, org, [{**_cash(1500, sold_at), "method": "card", "stripe_payment_intent_id": intent.id}]
+    )
+    before = _line(await _report(stack, admin, sale_day.isoformat()), org)
+    assert (before["count"], before["gross"], before["refunds"]) == (1, 1500, 0)
+
+    refund = await _refund(stack, org, sold["payment_id"], 500)
+    refund_day = datetime.fromisoformat(refund["created_at"].replace("Z", "+00:00")).astimezone(PARIS).date()
+    assert refund_day > sale_day
+    after = _line(await _report(stack, admin, sale_day.isoformat()), org)
+    assert after == before  # an already-reported day does not change
+    on_the_day = _line(await _report(stack, admin, refund_day.isoformat()), org)
+    assert (on_the_day["count"], on_the_day["gross"], on_the_day["refunds"]) == (0, 0, 500)
+    assert on_the_day["net"] == -500
+
+    await _set_siren(stack, org, "552100554")
+    books = await stack.http.get(
+        f"/v1/organizations/{org.id}/exports/fec",
+        params={"from": sale_day.isoformat(), "to": refund_day.isoformat()},
+        headers=org.admin_headers,
+    )
+    rows = _check_fec(books.text)
+    assert {c[3] for c in rows if c[4] == "709000"} == {refund_day.strftime("%Y%m%d")}
+    assert {c[3] for c in rows if c[4] == "706000"} == {sale_day.strftime("%Y%m%d")}
+
+
+async def test_amounts_of_different_currencies_are_never_added(bank_stack: Stack) -> None:
+    stack = bank_stack
+    admin = await stack.admin_headers()
+    dollars = await onboarded_organization(stack, default_currency="usd")
+    euros = await onboarded_organization(stack)
+    await _offline(stack, dollars, [_cash(1234)])
+    await _offline(stack, euros, [_cash(1000)])
+    day = today()
+    report = await _report(stack, admin, day)
+    assert _line(report, dollars, "usd")["gross"] == 1234
+    assert _line(report, euros, "eur")["gross"] == 1000
+    totals = {t["currency"]: t for t in report["totals_by_currency"]}
+    assert totals["usd"]["gross"] == 1234  # the only dollars of the day
+    assert totals["eur"]["gross"] == report["totals"]["gross"] and report["currency"] == "eur"
+    assert all(o["organization_id"] != dollars.id for o in report["organizations"] if o["currency"] == "eur")
+
+    as_csv = _ok(await stack.http.get("/v1/reports/daily", params={"date": day, "format": "csv"}, headers=admin))
+    rows = list(csv.reader(io.StringIO(as_csv.text)))
+    header = rows[0]
+    total_rows = {r[header.index("currency")]: r for r in rows if r[1:2] == ["TOTAL"]}
+    assert total_rows["usd"][header.index("gross")] == "1234"
+
+    sent = _ok(await stack.http.post("/v1/reports/daily/send", headers=admin, json={"date": day, "force": True}))
+    assert sent["sent"] is True
+    text = stack.extras["slack"].received[-1]["text"]
+    assert "12.34 USD" in text and " EUR" in text
+
+    await _set_siren(stack, dollars, "443061841")
+    books = _ok(
+        await stack.http.get(
+            f"/v1/organizations/{dollars.id}/exports/fec",
+            params={"from": day, "to": day},
+            headers=dollars.admin_headers,
+        )
+    )
+    rows_fec = _check_fec(books.text)
+    assert {c[17] for c in rows_fec} == {"USD"} and _account(rows_fec, "706000", "USD") == (0, 1234)
+
+
+async def test_only_the_organisations_admins_and_platform_admins_get_its_books(bank_stack: Stack) -> None:
+    stack = bank_stack
+    admin = await stack.admin_headers()
+    mine = await onboarded_organization(stack)
+    other = await onboarded_organization(stack)
+    day = {"from": today(), "to": today()}
+    path = f"/v1/organizations/{mine.id}/exports/fec"
+
+    missing = await stack.http.get(path, params=day, headers=mine.admin_headers)
+    assert missing.status_code == 409 and missing.json()["code"] == "siren_required"
+    bad = await stack.http.patch(f"/v1/organizations/{mine.id}", headers=admin, json={"siren": "12345"})
+    assert bad.status_code == 400 and "siren" in {f["field"] for f in bad.json()["errors"]}, bad.text
+    await _set_siren(stack, mine, "732829320")
+    created = await stack.http.post("/v1/organizations", headers=admin, json=organization_body(siren="73282932O"))
+    assert created.status_code == 400 and "siren" in {f["field"] for f in created.json()["errors"]}, created.text
+    named = _ok(
+        await stack.http.post("/v1/organizations", headers=admin, json=organization_body(siren="552100554")), 201
+    )
+    assert named["siren"] == "552100554"
+
+    assert (await stack.http.get(path, params=day, headers=mine.admin_headers)).status_code == 200
+    as_platform = await stack.http.get(path, params=day, headers=admin)
+    assert as_platform.status_code == 200, as_platform.text
+    foreign = await stack.http.get(path, params=day, headers=other.admin_headers)
+    assert foreign.status_code == 404, foreign.text
+    assert (await stack.http.get(path, params=day, headers=mine.agent_headers)).status_code == 403
+    assert (await stack.http.get(path, params=day)).status_code == 401
+    no_range = await stack.http.get(path, params={"from": today()}, headers=mine.admin_headers)
+    assert no_range.status_code == 400
