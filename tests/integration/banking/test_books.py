@@ -139,6 +139,11 @@ async def test_an_organisations_fec_is_its_own_books_and_agrees_with_the_report(
     assert _account(rows, "530000") == (700, 0)  # the cash sale, in the cash journal
     assert all(c[0] == "CA" for c in rows if c[4] == "530000")
     assert payout["id"] in answer.text and _account(rows, "512000") == (payout["amount"], 0)
+    # Stripe's fees came with the payout's balance transactions; the whole balance was paid out,
+    # so the Stripe passage account comes back to zero.
+    assert _account(rows, "627000")[0] > 0 and all(c[0] == "ST" for c in rows if c[4] == "627000")
+    stripe_debits, stripe_credits = _account(rows, "467000")
+    assert stripe_debits == stripe_credits, (stripe_debits, stripe_credits)
 
     line = _line(await _report(stack, admin, day), org)
     debit, credit = _account(rows, "706000")
