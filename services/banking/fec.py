@@ -165,20 +165,25 @@ def organization_entries(
 ) -> list[Entry]:
     """Sales and refunds (VE card, CA cash), Stripe's fees (ST), payouts to the bank (BQ)."""
     entries = [e for e in (_organization_entry(line) for line in lines) if e is not None]
+    return entries + _fee_and_payout_entries(stripe_fees, payouts, journal="BQ", destination=BANK)
+
+
+def _fee_and_payout_entries(
+    stripe_fees: Sequence[StripeFee], payouts: Sequence[PayoutLine], *, journal: str, destination: str
+) -> list[Entry]:
+    """Stripe's fees (ST) and the payouts leaving Stripe for `destination` (in `journal`)."""
+    found: list[Entry | None] = []
     for fee in stripe_fees:
-        legs = [Leg(STRIPE_FEES, fee.fee, 0), Leg(STRIPE, 0, fee.fee)] if fee.fee > 0 else []
-        legs += [Leg(STRIPE, -fee.fee, 0), Leg(STRIPE_FEES, 0, -fee.fee)] if fee.fee < 0 else []
-        found = _entry("ST", fee.day, fee.id, f"frais Stripe {fee.source or fee.id}", fee.currency, legs)
-        if found is not None:
-            entries.append(found)
+        amount = abs(fee.fee)
+        legs = [Leg(STRIPE_FEES, amount, 0), Leg(STRIPE, 0, amount)]
+        if fee.fee < 0:  # fees given back
+            legs = [Leg(STRIPE, amount, 0), Leg(STRIPE_FEES, 0, amount)]
+        found.append(_entry("ST", fee.day, fee.id, f"frais Stripe {fee.source or fee.id}", fee.currency, legs))
     for payout in payouts:
-        legs = [Leg(BANK, payout.amount, 0), Leg(STRIPE, 0, payout.amount)]
-        found = _entry(
-            "BQ", payout.day, payout.stripe_payout_id, f"virement {payout.stripe_payout_id}", payout.currency, legs
-        )
-        if found is not None:
-            entries.append(found)
-    return entries
+        legs = [Leg(destination, payout.amount, 0), Leg(STRIPE, 0, payout.amount)]
+        label = f"virement {payout.stripe_payout_id}"
+        found.append(_entry(journal, payout.day, payout.stripe_payout_id, label, payout.currency, legs))
+    return [e for e in found if e is not None]
 
 
 # ---- the platform's books ----------------------------------------------------------------
@@ -235,19 +240,7 @@ def platform_entries(
 ) -> list[Entry]:
     """`stripe_fees` and `payouts` are the platform account's own; `bank_lines` its bank's."""
     entries = [e for line in lines for e in _platform_entries(line)]
-    for fee in stripe_fees:
-        legs = [Leg(STRIPE_FEES, fee.fee, 0), Leg(STRIPE, 0, fee.fee)] if fee.fee > 0 else []
-        legs += [Leg(STRIPE, -fee.fee, 0), Leg(STRIPE_FEES, 0, -fee.fee)] if fee.fee < 0 else []
-        found = _entry("ST", fee.day, fee.id, f"frais Stripe {fee.source or fee.id}", fee.currency, legs)
-        if found is not None:
-            entries.append(found)
-    for payout in payouts:
-        legs = [Leg(TRANSIT, payout.amount, 0), Leg(STRIPE, 0, payout.amount)]
-        found = _entry(
-            "ST", payout.day, payout.stripe_payout_id, f"virement {payout.stripe_payout_id}", payout.currency, legs
-        )
-        if found is not None:
-            entries.append(found)
+    entries += _fee_and_payout_entries(stripe_fees, payouts, journal="ST", destination=TRANSIT)
     for line in bank_lines:
         other = TRANSIT if line.matched else SUSPENSE
         if line.side == "credit":

@@ -6,14 +6,13 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 
-from services.banking.fec import COLUMNS
+from tests.fixtures.fec import account_totals, checked_fec
 from tests.fixtures.organizations import OrgContext, onboarded_organization, organization_body
 from tests.fixtures.stack import Stack
 from tests.integration.banking.conftest import pay_out, sell, today
@@ -26,42 +25,8 @@ def _ok(answer: httpx.Response, status: int = 200) -> Any:
     return answer.json() if answer.headers.get("content-type", "").startswith("application/json") else answer
 
 
-def _rows(content: str) -> list[list[str]]:
-    lines = content.rstrip("\n").split("\n")
-    assert lines[0].split("\t") == list(COLUMNS)
-    rows = [line.split("\t") for line in lines[1:]]
-    assert all(len(cells) == 18 for cells in rows)
-    return rows
-
-
-def _cents(text: str) -> int:
-    return int(text.replace(",", "")) if text else 0
-
-
 def _check_fec(content: str) -> list[list[str]]:
-    """Every entry balances, the whole file balances, dates are AAAAMMJJ, EcritureNum is gapless per journal."""
-    rows = _rows(content)
-    sums: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    numbers: dict[str, list[int]] = defaultdict(list)
-    for cells in rows:
-        sums[cells[2]][0] += _cents(cells[11])
-        sums[cells[2]][1] += _cents(cells[12])
-        for column in (3, 9, 15):
-            datetime.strptime(cells[column], "%Y%m%d")
-        number = int(cells[2][len(cells[0]) :])
-        if not numbers[cells[0]] or numbers[cells[0]][-1] != number:
-            numbers[cells[0]].append(number)
-    assert all(debit == credit for debit, credit in sums.values()), sums
-    assert sum(d for d, _ in sums.values()) == sum(c for _, c in sums.values())
-    for journal, seen in numbers.items():
-        assert seen == list(range(1, len(seen) + 1)), (journal, seen)
-    return rows
-
-
-def _account(rows: list[list[str]], account: str, currency: str = "EUR") -> tuple[int, int]:
-    """(debits, credits) of one account in one currency."""
-    mine = [c for c in rows if c[4] == account and (c[17] or "EUR") == currency]
-    return sum(_cents(c[11]) for c in mine), sum(_cents(c[12]) for c in mine)
+    return checked_fec(content)[0]
 
 
 async def _offline(stack: Stack, org: OrgContext, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -136,20 +101,20 @@ async def test_an_organisations_fec_is_its_own_books_and_agrees_with_the_report(
     assert {c[3] for c in rows} == {day.replace("-", "")}
     journals = {c[0] for c in rows}
     assert {"VE", "CA", "BQ"} <= journals
-    assert _account(rows, "530000") == (700, 0)  # the cash sale, in the cash journal
+    assert account_totals(rows, "530000") == (700, 0)  # the cash sale, in the cash journal
     assert all(c[0] == "CA" for c in rows if c[4] == "530000")
-    assert payout["id"] in answer.text and _account(rows, "512000") == (payout["amount"], 0)
+    assert payout["id"] in answer.text and account_totals(rows, "512000") == (payout["amount"], 0)
     # Stripe's fees came with the payout's balance transactions; the whole balance was paid out,
     # so the Stripe passage account comes back to zero.
-    assert _account(rows, "627000")[0] > 0 and all(c[0] == "ST" for c in rows if c[4] == "627000")
-    stripe_debits, stripe_credits = _account(rows, "467000")
+    assert account_totals(rows, "627000")[0] > 0 and all(c[0] == "ST" for c in rows if c[4] == "627000")
+    stripe_debits, stripe_credits = account_totals(rows, "467000")
     assert stripe_debits == stripe_credits, (stripe_debits, stripe_credits)
 
     line = _line(await _report(stack, admin, day), org)
-    debit, credit = _account(rows, "706000")
+    debit, credit = account_totals(rows, "706000")
     assert credit - debit == line["gross"] == 1000 + 2500 + 700
-    assert _account(rows, "709000")[0] == line["refunds"] == 400
-    debit, credit = _account(rows, "622000")
+    assert account_totals(rows, "709000")[0] == line["refunds"] == 400
+    debit, credit = account_totals(rows, "622000")
     assert debit - credit == line["fees"] and line["fees"] > 0
     stats = _ok(
         await stack.http.get(
@@ -165,7 +130,7 @@ async def test_an_organisations_fec_is_its_own_books_and_agrees_with_the_report(
     platform_rows = _check_fec(platform.text)
     assert "706000" not in {c[4] for c in platform_rows}
     report = await _report(stack, admin, day)
-    earned, refunded = _account(platform_rows, "706100")[1], _account(platform_rows, "709100")[0]
+    earned, refunded = account_totals(platform_rows, "706100")[1], account_totals(platform_rows, "709100")[0]
     assert earned - refunded == report["totals"]["fees"]
     assert payout["id"] not in platform.text  # the organisation's payout went to its bank, not the platform's
 
@@ -247,7 +212,7 @@ async def test_amounts_of_different_currencies_are_never_added(bank_stack: Stack
         )
     )
     rows_fec = _check_fec(books.text)
-    assert {c[17] for c in rows_fec} == {"USD"} and _account(rows_fec, "706000", "USD") == (0, 1234)
+    assert {c[17] for c in rows_fec} == {"USD"} and account_totals(rows_fec, "706000", "USD") == (0, 1234)
 
 
 async def test_only_the_organisations_admins_and_platform_admins_get_its_books(bank_stack: Stack) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections import defaultdict
 from dataclasses import replace
 from datetime import date
 
@@ -23,7 +22,6 @@ from services.banking.daily_report import (
     totals_from_books,
 )
 from services.banking.fec import (
-    COLUMNS,
     BankLine,
     BookLine,
     PayoutLine,
@@ -33,6 +31,7 @@ from services.banking.fec import (
     platform_entries,
     render,
 )
+from tests.fixtures.fec import account_totals, checked_fec, fec_rows
 
 ENTITIES = [LegalEntity("holding", 2500), LegalEntity("asso", 0)]
 
@@ -165,37 +164,6 @@ def test_totals_from_books_count_refunds_on_their_day() -> None:
     assert totals[("org-a", "usd")] == OrganizationTotals("org-a", "usd", 1, 500, 0, 0, 500)
 
 
-def _parsed(content: str) -> list[list[str]]:
-    lines = content.rstrip("\n").split("\n")
-    assert lines[0].split("\t") == list(COLUMNS)
-    rows = [line.split("\t") for line in lines[1:]]
-    assert all(len(cells) == 18 for cells in rows)
-    return rows
-
-
-def _cents(text: str) -> int:
-    return int(text.replace(",", "")) if text else 0
-
-
-def _balanced(content: str) -> dict[str, tuple[int, int]]:
-    sums: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for cells in _parsed(content):
-        sums[cells[2]][0] += _cents(cells[11])
-        sums[cells[2]][1] += _cents(cells[12])
-    return {num: (d, c) for num, (d, c) in sums.items()}
-
-
-def _gapless(content: str) -> None:
-    numbers: dict[str, list[int]] = defaultdict(list)
-    for cells in _parsed(content):
-        assert cells[2].startswith(cells[0])
-        number = int(cells[2][len(cells[0]) :])
-        if not numbers[cells[0]] or numbers[cells[0]][-1] != number:
-            numbers[cells[0]].append(number)
-    for journal, seen in numbers.items():
-        assert seen == list(range(1, len(seen) + 1)), journal
-
-
 DAY = date(2026, 11, 20)
 _lines = st.builds(
     BookLine,
@@ -231,19 +199,16 @@ def test_every_fec_entry_balances_and_numbers_are_gapless(
     bank = [BankLine("q-1", 661, "credit", "eur", DAY, "STRIPE", True), BankLine("q-2", 120, "debit", "eur", DAY)]
     for entries in (organization_entries(lines, fees, payouts), platform_entries(lines, fees, payouts, bank)):
         content, count = render(entries)
-        sums = _balanced(content)
+        _, sums = checked_fec(content)
         assert len(sums) == count
-        assert all(d == c for d, c in sums.values())
-        _gapless(content)
     # The organisation's sales (706) and refunds (709) are exactly what Payments booked, per currency.
-    content, _ = render(organization_entries(lines, fees, payouts))
+    rows = fec_rows(render(organization_entries(lines, fees, payouts))[0])
     for currency in ("eur", "usd"):
         mine = [line for line in lines if line.currency == currency]
-        rows = [cells for cells in _parsed(content) if (cells[17] or "EUR") == currency.upper()]
-        assert sum(_cents(c[12]) for c in rows if c[4] == "706000") == sum(x.amount for x in mine if x.kind == "sale")
-        assert sum(_cents(c[11]) for c in rows if c[4] == "709000") == sum(x.amount for x in mine if x.kind == "refund")
+        assert account_totals(rows, "706000", currency.upper())[1] == sum(x.amount for x in mine if x.kind == "sale")
+        assert account_totals(rows, "709000", currency.upper())[0] == sum(x.amount for x in mine if x.kind == "refund")
     # The platform never books an organisation's sale as its revenue.
-    assert "706000" not in {cells[4] for cells in _parsed(render(platform_entries(lines, fees, payouts, bank))[0])}
+    assert "706000" not in {cells[4] for cells in fec_rows(render(platform_entries(lines, fees, payouts, bank))[0])}
 
 
 def test_cash_sales_go_to_the_cash_journal_and_the_file_is_named_by_the_siren() -> None:
@@ -252,7 +217,7 @@ def test_cash_sales_go_to_the_cash_journal_and_the_file_is_named_by_the_siren() 
         BookLine("sale", "p2", "p2", "org-a", DAY, "card_present", "direct", "eur", 1000, 30),
     ]
     content, count = render(organization_entries(lines, [], []))
-    rows = _parsed(content)
+    rows = fec_rows(content)
     assert count == 2
     assert {(c[0], c[4]) for c in rows if c[8] == "p1"} == {("CA", "530000"), ("CA", "706000")}
     assert {c[3] for c in rows} == {"20261120"} and "\t15,00\t" in content
