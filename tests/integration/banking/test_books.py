@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from tests.fixtures.fec import account_totals, checked_fec
+from tests.fixtures.fec import account_totals, cents, checked_fec
 from tests.fixtures.organizations import OrgContext, onboarded_organization, organization_body
 from tests.fixtures.stack import Stack
-from tests.integration.banking.conftest import pay_out, sell, today
+from tests.integration.banking.conftest import deliver, pay_out, sell, today
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -244,3 +244,53 @@ async def test_only_the_organisations_admins_and_platform_admins_get_its_books(b
     assert (await stack.http.get(path, params=day)).status_code == 401
     no_range = await stack.http.get(path, params={"from": today()}, headers=mine.admin_headers)
     assert no_range.status_code == 400
+
+
+async def test_the_platform_books_a_destination_charge_as_collected_transferred_and_reversed(bank_stack: Stack) -> None:
+    stack = bank_stack
+    admin = await stack.admin_headers()
+    org = await onboarded_organization(stack, charge_model="destination", fee_percent_bps=200)
+    client = stack.extras["stripe_sandbox"].client()
+    created = _ok(
+        await stack.http.post(
+            "/v1/payments",
+            headers={**org.agent_headers, "Idempotency-Key": uuid.uuid4().hex},
+            json={"amount": 5000},
+        ),
+        201,
+    )
+    intent_id = created["stripe_payment_intent_id"]
+    await client.v1.payment_intents.confirm_async(intent_id, params={"payment_method": "pm_card_present"})
+    listed = await client.v1.events.list_async(params={"limit": 100})
+    every = [e.to_dict() for e in listed.data]
+    events = sorted(
+        (e for e in every if intent_id in (e["data"]["object"].get("id"), e["data"]["object"].get("payment_intent"))),
+        key=lambda e: (e["created"], e["id"]),
+    )
+    await deliver(stack, "payments", events)
+    paid = _ok(await stack.http.get(f"/v1/payments/{created['id']}", headers=org.admin_headers))
+    assert paid["status"] == "succeeded" and paid["application_fee_amount"] == 100, paid
+    await _refund(stack, org, created["id"], 1000)
+    day = today()
+
+    platform = await stack.http.get("/v1/banking/exports/fec", params={"from": day, "to": day}, headers=admin)
+    rows = _check_fec(platform.text)
+    mine = [c for c in rows if c[6] == org.id]
+    assert {c[4] for c in mine} == {"467100"}  # what is collected for the organisation, by organisation
+    owed_debits = sum(cents(c[11]) for c in mine)
+    owed_credits = sum(cents(c[12]) for c in mine)
+    assert owed_debits == owed_credits == (5000 - 100) + (1000 - 20)  # transferred, then reversed
+    assert {c[0] for c in rows if created["id"] in c[8]} == {"VE", "ST"}
+    report = await _report(stack, admin, day)
+    earned, refunded = account_totals(rows, "706100")[1], account_totals(rows, "709100")[0]
+    assert earned - refunded == report["totals"]["fees"]
+    line = _line(report, org)
+    assert (line["gross"], line["refunds"], line["fees"]) == (5000, 1000, 80)
+
+    await _set_siren(stack, org, "732829320")
+    books = await stack.http.get(
+        f"/v1/organizations/{org.id}/exports/fec", params={"from": day, "to": day}, headers=org.admin_headers
+    )
+    own = _check_fec(books.text)
+    assert account_totals(own, "706000") == (0, 5000) and account_totals(own, "709000") == (1000, 0)
+    assert account_totals(own, "622000") == (100, 20)
