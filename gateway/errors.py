@@ -53,6 +53,8 @@ class ApiError(Exception):
     detail: str
     errors: list[FieldError] = field(default_factory=list)
     retry_after: int | None = None
+    # Headers the answer carries besides Retry-After (a 405's Allow).
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def from_domain(error: DomainError) -> ApiError:
@@ -89,5 +91,7 @@ def problem_response(error: ApiError, request_id: str) -> Response:
     }
     if error.errors:
         body["errors"] = [{"field": e.field, "message": e.message} for e in error.errors]
-    headers = {"Retry-After": str(error.retry_after)} if error.retry_after is not None else None
+    headers = dict(error.headers)
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(error.retry_after)
     return Response(orjson.dumps(body), error.status, headers, media_type="application/problem+json")

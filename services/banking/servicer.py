@@ -10,6 +10,7 @@ from collect.banking.v1 import banking_pb2 as pb
 from collect.banking.v1 import banking_pb2_grpc
 
 from runtime.auth import ORG_ADMIN, PLATFORM_ADMIN, organization_scope, require_caller
+from runtime.dates import parse_day
 from runtime.errors import FieldError, InvalidArgument
 from runtime.pagination import decode_cursor, next_page, page_limit
 from runtime.proto import to_timestamp
@@ -142,8 +143,8 @@ def _allocation_messages(
 
 
 def _required_range(from_date: str, to_date: str) -> tuple[date, date]:
-    from_day = reconciliation.parse_day(from_date, "from")
-    to_day = reconciliation.parse_day(to_date, "to")
+    from_day = parse_day(from_date, "from")
+    to_day = parse_day(to_date, "to")
     if from_day is None or to_day is None:
         raise InvalidArgument(
             "from and to are required",
@@ -187,7 +188,9 @@ class BankingServicer(banking_pb2_grpc.BankingServiceServicer):
             )
         reconciled = None if not request.reconciled else request.reconciled == "true"
         async with self._pool.acquire() as conn:
-            rows = await repository.list_bank_transactions(conn, size + 1, decode_cursor(request.cursor), reconciled)
+            rows = await repository.list_bank_transactions(
+                conn, size + 1, decode_cursor(request.cursor, uuid_id=False), reconciled
+            )
         page, next_cursor = next_page(rows, size, _created_and_id)
         return pb.ListBankTransactionsResponse(
             transactions=[transaction_message(r) for r in page], next_cursor=next_cursor
@@ -223,8 +226,8 @@ class BankingServicer(banking_pb2_grpc.BankingServiceServicer):
         outcome = await reconciliation.run_reconciliation(
             self._pool,
             self._banking.settings.match_rules,
-            reconciliation.parse_day(request.from_date, "from"),
-            reconciliation.parse_day(request.to_date, "to"),
+            parse_day(request.from_date, "from"),
+            parse_day(request.to_date, "to"),
         )
         return pb.RunReconciliationResponse(
             matched=outcome.matched,

@@ -48,10 +48,10 @@ def _limit(limit: int) -> int:
 
 
 def _after(cursor: str) -> tuple[date, str, str] | None:
-    found = decode_cursor(cursor)
+    found = decode_cursor(cursor, uuid_id=False)
     if found is None:
         return None
-    kind, _, entry_id = found[1].partition(":")
+    kind, _, entry_id = found[1].partition("_")
     return found[0].date(), kind, entry_id
 
 
@@ -94,4 +94,4 @@ async def entries(
         return page, ""
     last_entry = page[-1]
     moment = datetime(last_entry.date.year, last_entry.date.month, last_entry.date.day, tzinfo=UTC)
-    return page, encode_cursor(moment, f"{last_entry.kind}:{last_entry.id}")
+    return page, encode_cursor(moment, f"{last_entry.kind}_{last_entry.id}")

@@ -10,7 +10,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import grpc
 import httpx
+from collect.common.v1 import common_pb2
+from collect.payments.v1 import payments_pb2, payments_pb2_grpc
 
 from tests.fixtures.fec import account_totals, cents, checked_fec
 from tests.fixtures.organizations import OrgContext, onboarded_organization, organization_body
@@ -294,3 +297,37 @@ async def test_the_platform_books_a_destination_charge_as_collected_transferred_
     own = _check_fec(books.text)
     assert account_totals(own, "706000") == (0, 5000) and account_totals(own, "709000") == (1000, 0)
     assert account_totals(own, "622000") == (100, 20)
+
+
+async def test_book_entries_come_in_pages_that_add_up_to_one(bank_stack: Stack) -> None:
+    stack = bank_stack
+    org = await onboarded_organization(stack)
+    await _offline(stack, org, [_cash(100 + i) for i in range(5)])
+    channel = grpc.aio.insecure_channel(stack.target("payments"))
+    try:
+        stub = payments_pb2_grpc.PaymentsServiceStub(channel)
+        metadata = (("authorization", org.admin_headers["Authorization"]),)
+
+        async def page(limit: int, cursor: str) -> payments_pb2.ListBookEntriesResponse:
+            request = payments_pb2.ListBookEntriesRequest(
+                organization_id=org.id,
+                from_date=today(),
+                to_date=today(),
+                page=common_pb2.PageRequest(limit=limit, cursor=cursor),
+            )
+            answer: payments_pb2.ListBookEntriesResponse = await stub.ListBookEntries(request, metadata=metadata)
+            return answer
+
+        whole = await page(1000, "")
+        assert len(whole.entries) == 5 and not whole.next_cursor
+        paged, cursor = [], ""
+        while True:
+            answer = await page(2, cursor)
+            paged += list(answer.entries)
+            cursor = answer.next_cursor
+            if not cursor:
+                break
+        assert [e.id for e in paged] == [e.id for e in whole.entries]
+        assert {e.kind for e in paged} == {"sale"} and sum(e.amount for e in paged) == 510
+    finally:
+        await channel.close(None)
