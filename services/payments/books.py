@@ -67,9 +67,9 @@ async def entries(
             organizations = [organization_id]
         else:
             organizations = await repo.book_organizations(conn, start, end)
-    zones = [(await ctx.policies.get(o)).timezone for o in organizations] if organizations else []
     if not organizations:
         return [], ""
+    zones = [(await ctx.policies.get(o)).timezone for o in organizations]
     async with ctx.pool.acquire() as conn:
         rows = await repo.book_entries(conn, organizations, zones, start, end, after, size + 1)
     found = [
