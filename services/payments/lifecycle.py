@@ -11,11 +11,13 @@ from services.payments import refunding
 from services.payments import repository as repo
 from services.payments.context import Context
 from services.payments.domain import FINAL, Payment, application_fee, intent_status, may_move, stripe_account_option
+from services.payments.telemetry import payment_reached
 
 
 async def record_success(conn: Connection, ctx: Context | None, payment: Payment) -> None:
     """What a payment's success adds, in the transaction that records it: the day's totals, its receipt."""
     await repo.add_to_day(conn, payment, count=1, gross=payment.amount_captured, fees=payment.application_fee_amount)
+    payment_reached(payment)
     if payment.receipt_email and await repo.queue_receipt(conn, payment.id, payment.receipt_email) and ctx:
         ctx.receipts_due.set()
 
@@ -35,6 +37,8 @@ async def apply_intent(conn: Connection, ctx: Context | None, payment: Payment, 
         was = payment.status
         payment.status = new
         changed = True
+        if new != "succeeded":  # a success is told by record_success
+            payment_reached(payment)
         if new == "succeeded":
             payment.amount_captured = int(intent.get("amount_received") or payment.amount)
             fee = intent.get("application_fee_amount")

@@ -16,7 +16,7 @@ from runtime.db import Connection
 from runtime.errors import Conflict, DomainError, FieldError, InvalidArgument, NotFound, Unavailable
 from services.payments import repository as repo
 from services.payments.context import Context
-from services.payments.creating import ensure_same_request, validate_key
+from services.payments.creating import ensure_same_request, take_rate, validate_key
 from services.payments.domain import (
     REFUND_REASONS,
     Payment,
@@ -27,6 +27,7 @@ from services.payments.domain import (
     fingerprint,
 )
 from services.payments.stripe_calls import StripePayments
+from services.payments.telemetry import refund_reached
 
 OPERATION = "create_refund"
 
@@ -47,6 +48,7 @@ async def create_refund(
     member_id = caller.member_id
     async with ctx.pool.acquire() as conn, conn.transaction():
         if await repo.claim_key(conn, organization_id, member_id, key, OPERATION, print_):
+            await take_rate(ctx, conn, member_id, 1)  # a new refund counts in the member's rate (not a replay)
             payment = await repo.get_payment(conn, payment_id, for_update=True)
             if payment is None or payment.organization_id != organization_id:
                 raise NotFound("payment not found", "payment_not_found")
@@ -128,6 +130,7 @@ async def _succeed(conn: Connection, payment: Payment, refund: Refund, stripe_re
     await repo.save_refund(conn, refund)
     await repo.save_payment(conn, payment)
     await repo.add_to_day(conn, payment, refunded=refund.amount, fees=-fee_back)
+    refund_reached(refund, payment)
 
 
 async def sync_from_charge(conn: Connection, stripe: StripePayments, payment: Payment, charge: dict[str, Any]) -> bool:
@@ -199,6 +202,7 @@ async def apply_refund_update(conn: Connection, obj: dict[str, Any]) -> bool:
         await repo.save_payment(conn, payment)
         await repo.add_to_day(conn, payment, refunded=-refund.amount, fees=refund.application_fee_refunded)
     await repo.save_refund(conn, refund)
+    refund_reached(refund, payment)
     return True
 
 
