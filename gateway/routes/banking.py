@@ -21,7 +21,7 @@ from gateway.http import (
     timestamp_json,
 )
 from gateway.openapi import body_schema, error_responses, json_ok
-from runtime.auth import PLATFORM_ADMIN
+from runtime.auth import ORG_ADMIN, PLATFORM_ADMIN
 from runtime.errors import FieldError
 
 _DAY = r"\d{4}-\d{2}-\d{2}"
@@ -95,6 +95,7 @@ def report_json(report: pb.DailyReport) -> dict[str, Any]:
             {
                 "organization_id": line.organization_id,
                 "organization_name": line.organization_name or None,
+                "currency": line.currency,
                 "count": line.count,
                 "gross": line.gross,
                 "fees": line.fees,
@@ -114,6 +115,21 @@ def report_json(report: pb.DailyReport) -> dict[str, Any]:
             "net": report.net,
             "payouts": report.payouts,
         },
+        # One row per currency of the day; amounts of different currencies are never added.
+        "totals_by_currency": [
+            {
+                "currency": t.currency,
+                "count": t.count,
+                "gross": t.gross,
+                "fees": t.fees,
+                "refunds": t.refunds,
+                "net": t.net,
+                "payouts": t.payouts,
+                "bank_credits": t.bank_credits,
+                "bank_debits": t.bank_debits,
+            }
+            for t in report.totals_by_currency
+        ],
         "bank": {"credits": report.bank_credits, "debits": report.bank_debits},
         "bank_credits": report.bank_credits,
         "reconciled": report.reconciled,
@@ -348,7 +364,23 @@ async def export_fec(request: Request) -> Response:
     stub = _admin(request)
     from_day = _day_query(request, "from", required=True)
     to_day = _day_query(request, "to", required=True)
-    answer = await stub.ExportFec(pb.ExportFecRequest(from_date=from_day, to_date=to_day))
+    return _fec_file(await stub.ExportFec(pb.ExportFecRequest(from_date=from_day, to_date=to_day)))
+
+
+async def export_organization_fec(request: Request) -> Response:
+    """The organisation's own books; Banking scopes the caller (another organisation answers 404)."""
+    require_role(caller(request), ORG_ADMIN, PLATFORM_ADMIN)
+    from_day = _day_query(request, "from", required=True)
+    to_day = _day_query(request, "to", required=True)
+    answer = await request.app.state.clients.banking.ExportOrganizationFec(
+        pb.ExportOrganizationFecRequest(
+            organization_id=request.path_params["org_id"], from_date=from_day, to_date=to_day
+        )
+    )
+    return _fec_file(answer)
+
+
+def _fec_file(answer: pb.ExportFecResponse | pb.ExportOrganizationFecResponse) -> Response:
     return Response(
         answer.content,
         media_type="text/plain; charset=utf-8",
@@ -374,9 +406,14 @@ routes: list[BaseRoute] = [
     Route("/v1/reports/daily", daily_report, methods=["GET"]),
     Route("/v1/reports/daily/send", send_daily_report, methods=["POST"]),
     Route("/v1/banking/exports/fec", export_fec, methods=["GET"]),
+    Route("/v1/organizations/{org_id}/exports/fec", export_organization_fec, methods=["GET"]),
 ]
 
 _ADMIN_ERRORS = error_responses(400, 401, 403, 502, 503)
+_ORG_FEC_RESPONSES: dict[str, Any] = {
+    "200": {"description": "FEC text file", "content": {"text/plain": {}}},
+    **error_responses(400, 401, 403, 404, 409, 502, 503),
+}
 
 openapi_paths: dict[str, dict[str, object]] = {
     "/v1/banking/sync": {
@@ -480,7 +517,10 @@ openapi_paths: dict[str, dict[str, object]] = {
     "/v1/reports/daily": {
         "get": {
             "summary": "Daily report: totals per organisation, bank, reconciliation, allocation with estimated tax",
-            "description": "`?date=YYYY-MM-DD` (default: yesterday in the report time zone), `&format=csv` for CSV.",
+            "description": "`?date=YYYY-MM-DD` (default: yesterday in the report time zone), `&format=csv` for CSV. "
+            "One line per organisation and currency and `totals_by_currency`: amounts of different currencies are "
+            "never added (`totals`, `bank`, allocation and tax are in the report's `currency`). A refund counts on "
+            "the day it was made, so a reported day does not change afterwards.",
             "responses": {**json_ok("report"), **_ADMIN_ERRORS},
         }
     },
@@ -497,8 +537,21 @@ openapi_paths: dict[str, dict[str, object]] = {
     },
     "/v1/banking/exports/fec": {
         "get": {
-            "summary": "FEC journal (tab-separated) for `?from=YYYY-MM-DD&to=YYYY-MM-DD`; every entry balances",
+            "summary": "The platform's FEC journal for `?from=YYYY-MM-DD&to=YYYY-MM-DD`; every entry balances",
+            "description": "Its application fees, the Stripe fees it bears, transfers to organisations and their "
+            "reversals (destination charges), its payouts and bank. File `<FEC_SIREN>FEC<to as YYYYMMDD>.txt`.",
             "responses": {"200": {"description": "FEC text file", "content": {"text/plain": {}}}, **_ADMIN_ERRORS},
+        }
+    },
+    "/v1/organizations/{org_id}/exports/fec": {
+        "get": {
+            "summary": "The organisation's own FEC journal for `?from=YYYY-MM-DD&to=YYYY-MM-DD` (org_admin, platform_admin)",
+            "description": "Card and cash sales on the day they were made, Stripe and platform fees, refunds on the "
+            "day they were made, payouts to its bank; one currency per entry, every entry balances, EcritureNum "
+            "gapless per journal. File `<siren>FEC<to as YYYYMMDD>.txt`; 409 `siren_required` until the "
+            "organisation's SIREN is set.",
+            "parameters": [{"name": "org_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": _ORG_FEC_RESPONSES,
         }
     },
 }

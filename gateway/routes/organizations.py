@@ -42,6 +42,7 @@ def organization_json(org: pb.Organization) -> dict[str, Any]:
         "legal_entity": org.legal_entity or None,
         "timezone": org.timezone,
         "default_currency": org.default_currency,
+        "siren": org.siren or None,
         "created_at": timestamp_json(org.created_at),
     }
 
@@ -75,6 +76,7 @@ async def create_organization(request: Request) -> Response:
     iban = fields.text("bank_account_iban", required=False, max_len=40)
     timezone = fields.text("timezone", required=False, max_len=64)
     currency = fields.text("default_currency", required=False, max_len=3, pattern="[a-z]{3}")
+    siren = fields.text("siren", required=False, max_len=20)
     fields.check()
     answer = await request.app.state.clients.accounts.CreateOrganization(
         pb.CreateOrganizationRequest(
@@ -90,6 +92,7 @@ async def create_organization(request: Request) -> Response:
             bank_account_iban=iban,
             timezone=timezone,
             default_currency=currency,
+            siren=siren,
         )
     )
     return json_response(organization_json(answer.organization), 201)
@@ -134,6 +137,8 @@ async def update_organization(request: Request) -> Response:
         message.bank_account_iban = fields.text("bank_account_iban", required=False, max_len=40)
     if "timezone" in body:
         message.timezone = fields.text("timezone", max_len=64)
+    if "siren" in body:
+        message.siren = fields.text("siren", required=False, max_len=20)
     fields.check()
     answer = await request.app.state.clients.accounts.UpdateOrganization(message)
     return json_response(organization_json(answer.organization))
@@ -193,6 +198,7 @@ _POLICY = {
     "legal_entity": {"type": "string"},
     "bank_account_iban": {"type": "string"},
     "timezone": {"type": "string"},
+    "siren": {"type": "string", "pattern": "^[0-9]{9}$", "description": "names the organisation's FEC file"},
 }
 
 openapi_paths: dict[str, dict[str, Any]] = {

@@ -12,6 +12,7 @@ from runtime.addresses import Address, address_errors, normalize_address
 from runtime.auth import ROLES
 from runtime.errors import FieldError, InvalidArgument
 from runtime.money import fee_leaves_nothing, is_currency
+from runtime.siren import SIREN_RULE, is_siren
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 MIN_PASSWORD_LENGTH = 10
@@ -173,6 +174,7 @@ class Organization:
     default_currency: str
     created_at: datetime
     stripe: StripeAccountState | None
+    siren: str = ""
 
 
 @dataclass(frozen=True)
@@ -189,6 +191,7 @@ class NewOrganization:
     bank_account_iban: str = ""
     timezone: str = "Europe/Paris"
     default_currency: str = "eur"
+    siren: str = ""
 
 
 @dataclass(frozen=True)
@@ -202,6 +205,7 @@ class OrganizationChanges:
     legal_entity: str | None = None
     bank_account_iban: str | None = None
     timezone: str | None = None
+    siren: str | None = None
 
 
 @dataclass(frozen=True)
@@ -258,6 +262,10 @@ def _optional_errors(iban: str | None, timezone: str | None, legal_entity: str |
     return errors
 
 
+def _siren_errors(siren: str | None) -> list[FieldError]:
+    return [FieldError("siren", SIREN_RULE)] if siren and not is_siren(siren) else []
+
+
 def validate_new_organization(new: NewOrganization, min_payment: int) -> list[FieldError]:
     errors = _name_errors(new.name)
     if not _EMAIL.match(normalize_email(new.email)) or len(new.email) > 254:
@@ -272,6 +280,7 @@ def validate_new_organization(new: NewOrganization, min_payment: int) -> list[Fi
         errors += address_errors(normalize_address(new.address, new.country))
     errors += _policy_errors(new.charge_model, new.fee_percent_bps, new.fee_minimum, min_payment)
     errors += _optional_errors(new.bank_account_iban, new.timezone, new.legal_entity)
+    errors += _siren_errors(new.siren)
     if not is_currency(new.default_currency):
         errors.append(FieldError("default_currency", "must be a lower-case ISO 4217 code"))
     return errors
@@ -281,6 +290,7 @@ def validate_changes(changes: OrganizationChanges, min_payment: int) -> list[Fie
     errors = _name_errors(changes.name) if changes.name is not None else []
     errors += _policy_errors(changes.charge_model, changes.fee_percent_bps, changes.fee_minimum, min_payment)
     errors += _optional_errors(changes.bank_account_iban, changes.timezone, changes.legal_entity)
+    errors += _siren_errors(changes.siren)
     return errors
 
 

@@ -150,6 +150,7 @@ class Organizations:
             bank_account_iban=normalize_iban(new.bank_account_iban),
             timezone=new.timezone or "Europe/Paris",
             default_currency=(new.default_currency or "eur").lower(),
+            siren=new.siren.strip(),
         )
         ensure_valid(validate_new_organization(new, self.min_payment))
         async with self.pool.acquire() as conn:
@@ -165,6 +166,8 @@ class Organizations:
     async def update(self, organization_id: str, changes: OrganizationChanges) -> Organization:
         if changes.name is not None:
             changes = replace(changes, name=changes.name.strip())
+        if changes.siren is not None:
+            changes = replace(changes, siren=changes.siren.strip())
         if changes.bank_account_iban is not None:
             changes = replace(changes, bank_account_iban=normalize_iban(changes.bank_account_iban))
         ensure_valid(validate_changes(changes, self.min_payment))

@@ -177,7 +177,7 @@ _TABLE = "organizations"
 _ORG_COLUMNS = """id, name, email, country, business_type, address, charge_model, fee_percent_bps, fee_minimum,
     legal_entity, bank_account_iban, timezone, default_currency, created_at, stripe_account_id,
     stripe_account_type, charges_enabled, payouts_enabled, details_submitted, requirements_due,
-    stripe_state_at, stripe_updated_at"""
+    stripe_state_at, stripe_updated_at, siren"""
 
 
 class OrganizationRows:
@@ -228,6 +228,7 @@ class OrganizationRows:
             default_currency=row["default_currency"],
             created_at=row["created_at"],
             stripe=stripe,
+            siren=row["siren"] or "",
         )
 
     async def insert(self, conn: Connection, new: NewOrganization) -> Organization:
@@ -243,8 +244,8 @@ class OrganizationRows:
         row = await conn.fetchrow(
             f"""INSERT INTO organizations (id, name, email, email_index, encryption_key_id, country, business_type,
                     address, charge_model, fee_percent_bps, fee_minimum, legal_entity, bank_account_iban,
-                    timezone, default_currency)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11, $12, $13, $14, $15)
+                    timezone, default_currency, siren)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11, $12, $13, $14, $15, $16)
                 RETURNING {_ORG_COLUMNS}""",
             uuid.UUID(row_id),
             self._seal(row_id, "name", new.name),
@@ -261,6 +262,7 @@ class OrganizationRows:
             self._seal(row_id, "bank_account_iban", new.bank_account_iban) if new.bank_account_iban else None,
             new.timezone,
             new.default_currency,
+            new.siren or None,
         )
         assert row is not None
         return self._organization(row)
@@ -335,6 +337,8 @@ class OrganizationRows:
             value = getattr(changes, column)
             if value is not None:
                 assign(column, value)
+        if changes.siren is not None:
+            assign("siren", changes.siren or None)
         if changes.bank_account_iban is not None:
             iban = changes.bank_account_iban
             assign("bank_account_iban", self._seal(organization_id, "bank_account_iban", iban) if iban else None)

@@ -79,6 +79,7 @@ def organization_message(org: Organization) -> pb.Organization:
         timezone=org.timezone,
         default_currency=org.default_currency,
         created_at=to_timestamp(org.created_at),
+        siren=org.siren,
     )
 
 
@@ -117,6 +118,7 @@ def _new_organization(request: pb.CreateOrganizationRequest) -> NewOrganization:
         bank_account_iban=request.bank_account_iban,
         timezone=request.timezone or "Europe/Paris",
         default_currency=request.default_currency or "eur",
+        siren=request.siren,
     )
 
 
@@ -135,6 +137,7 @@ def _changes(request: pb.UpdateOrganizationRequest) -> OrganizationChanges:
                 "legal_entity",
                 "bank_account_iban",
                 "timezone",
+                "siren",
             )
         }  # type: ignore[arg-type]
     )

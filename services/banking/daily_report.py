@@ -5,23 +5,45 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from services.banking.allocation import AllocationRule, AllocationSummary, LegalEntity, allocate
+from services.banking.fec import BookLine
 
 
 @dataclass(frozen=True, slots=True)
 class OrganizationTotals:
-    """Sales of one organisation on the day (from Payments)."""
+    """Sales of one organisation on the day in one currency (from Payments' books)."""
 
     organization_id: str
+    currency: str
     count: int = 0
     gross: int = 0
     fees: int = 0
     refunds: int = 0
     net: int = 0
+
+
+def totals_from_books(lines: Iterable[BookLine]) -> list[OrganizationTotals]:
+    """Per organisation and currency, as the stats count: a sale adds one to the count, its amount
+    to gross and its platform fee to fees; a refund adds its amount to refunds and takes the fee
+    it gave back off fees (both on the day they happened); net = gross - refunds - fees."""
+    sums: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for line in lines:
+        found = sums[(line.organization_id, line.currency)]
+        if line.kind == "sale":
+            found[0] += 1
+            found[1] += line.amount
+            found[2] += line.application_fee
+        else:
+            found[2] -= line.application_fee
+            found[3] += line.amount
+    return [
+        OrganizationTotals(org, currency, count, gross, fees, refunds, gross - refunds - fees)
+        for (org, currency), (count, gross, fees, refunds) in sorted(sums.items())
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,13 +53,17 @@ class DayPayout:
     payout_id: str
     organization_id: str
     amount: int
+    currency: str
     match_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class OrganizationLine:
+    """One organisation in one currency: every amount of the line is in `currency`."""
+
     organization_id: str
     organization_name: str
+    currency: str
     count: int
     gross: int
     fees: int
@@ -49,19 +75,37 @@ class OrganizationLine:
     difference: int
 
 
+@dataclass(frozen=True, slots=True)
+class CurrencyTotals:
+    currency: str
+    count: int = 0
+    gross: int = 0
+    fees: int = 0
+    refunds: int = 0
+    net: int = 0
+    payouts: int = 0
+    bank_credits: int = 0
+    bank_debits: int = 0
+
+
 @dataclass(frozen=True)
 class DailyReport:
+    """`currency` is the report's own (allocation and tax are in it); `by_currency` has one row per
+    currency seen on the day. Amounts of different currencies are never added."""
+
     date: str
     currency: str
     timezone: str
     organizations: tuple[OrganizationLine, ...]
-    bank_credits: int
-    bank_debits: int
     reconciled: bool
     unmatched_payouts: int
     unmatched_credits: int
     allocation: AllocationSummary
-    totals: dict[str, int] = field(default_factory=dict)
+    by_currency: tuple[CurrencyTotals, ...] = ()
+
+    def totals(self, currency: str | None = None) -> CurrencyTotals:
+        wanted = currency or self.currency
+        return next((t for t in self.by_currency if t.currency == wanted), CurrencyTotals(wanted))
 
 
 def build_daily_report(
@@ -73,24 +117,24 @@ def build_daily_report(
     names: Mapping[str, str],
     payouts: Sequence[DayPayout],
     match_differences: Mapping[str, int],
-    bank_credits: int,
-    bank_debits: int,
+    bank: Mapping[str, tuple[int, int]],
     unmatched_credits: int,
     rules: Sequence[AllocationRule],
     entities: Sequence[LegalEntity],
     baseline_entity: str | None = None,
 ) -> DailyReport:
-    """``match_differences`` is credit - payouts of each match; it counts once, for the
-    organisation of the match's first payout."""
-    by_org: dict[str, OrganizationTotals] = {t.organization_id: t for t in totals}
-    org_payouts: dict[str, list[DayPayout]] = defaultdict(list)
+    """``bank`` is (credits, debits) per currency. ``match_differences`` is credit - payouts of each
+    match; it counts once, for the organisation of the match's first payout."""
+    by_key: dict[tuple[str, str], OrganizationTotals] = {(t.organization_id, t.currency): t for t in totals}
+    org_payouts: dict[tuple[str, str], list[DayPayout]] = defaultdict(list)
     for payout in payouts:
-        org_payouts[payout.organization_id].append(payout)
+        org_payouts[(payout.organization_id, payout.currency)].append(payout)
     counted: set[str] = set()
     lines: list[OrganizationLine] = []
-    for organization_id in sorted(set(by_org) | set(org_payouts), key=lambda o: (names.get(o, o), o)):
-        sales = by_org.get(organization_id, OrganizationTotals(organization_id))
-        mine = sorted(org_payouts.get(organization_id, []), key=lambda p: p.payout_id)
+    for key in sorted(set(by_key) | set(org_payouts), key=lambda k: (names.get(k[0], k[0]), k[0], k[1])):
+        organization_id, line_currency = key
+        sales = by_key.get(key, OrganizationTotals(organization_id, line_currency))
+        mine = sorted(org_payouts.get(key, []), key=lambda p: p.payout_id)
         paid_out = sum(p.amount for p in mine)
         credited = 0
         for payout in mine:
@@ -104,6 +148,7 @@ def build_daily_report(
             OrganizationLine(
                 organization_id=organization_id,
                 organization_name=names.get(organization_id, ""),
+                currency=line_currency,
                 count=sales.count,
                 gross=sales.gross,
                 fees=sales.fees,
@@ -117,22 +162,36 @@ def build_daily_report(
         )
     unmatched_payouts = sum(1 for p in payouts if p.match_id is None)
     allocation = allocate(
-        {t.organization_id: t.net for t in totals if t.organization_id}, rules, entities, baseline_entity
+        {t.organization_id: t.net for t in totals if t.organization_id and t.currency == currency},
+        rules,
+        entities,
+        baseline_entity,
     )
-    summed = {name: sum(getattr(line, name) for line in lines) for name in ("gross", "fees", "refunds", "net")}
-    summed["payouts"] = sum(p.amount for p in payouts)
+    currencies = sorted({line.currency for line in lines} | set(bank) | {currency})
+    by_currency = tuple(
+        CurrencyTotals(
+            currency=c,
+            count=sum(line.count for line in lines if line.currency == c),
+            gross=sum(line.gross for line in lines if line.currency == c),
+            fees=sum(line.fees for line in lines if line.currency == c),
+            refunds=sum(line.refunds for line in lines if line.currency == c),
+            net=sum(line.net for line in lines if line.currency == c),
+            payouts=sum(p.amount for p in payouts if p.currency == c),
+            bank_credits=bank.get(c, (0, 0))[0],
+            bank_debits=bank.get(c, (0, 0))[1],
+        )
+        for c in currencies
+    )
     return DailyReport(
         date=date,
         currency=currency,
         timezone=timezone,
         organizations=tuple(lines),
-        bank_credits=bank_credits,
-        bank_debits=bank_debits,
         reconciled=unmatched_payouts == 0 and unmatched_credits == 0,
         unmatched_payouts=unmatched_payouts,
         unmatched_credits=unmatched_credits,
         allocation=allocation,
-        totals=summed,
+        by_currency=by_currency,
     )
 
 
@@ -148,44 +207,51 @@ _ORG_COLUMNS = (
     "bank_credits",
     "reconciled",
     "difference",
+    "currency",
 )
 
 
 def report_csv(report: DailyReport) -> str:
-    """Organisations (with a TOTAL row), then a blank line and the allocation per entity."""
+    """Organisations (one row per currency, then a TOTAL row per currency), then a blank line and
+    the allocation per entity (in the report's currency)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["date", *_ORG_COLUMNS])
     for line in report.organizations:
         writer.writerow([report.date, *(_cell(getattr(line, c)) for c in _ORG_COLUMNS)])
-    total_difference = sum(line.difference for line in report.organizations)
-    writer.writerow(
-        [
-            report.date,
-            "TOTAL",
-            "",
-            sum(line.count for line in report.organizations),
-            report.totals.get("gross", 0),
-            report.totals.get("fees", 0),
-            report.totals.get("refunds", 0),
-            report.totals.get("net", 0),
-            report.totals.get("payouts", 0),
-            report.bank_credits,
-            _cell(report.reconciled),
-            total_difference,
-        ]
-    )
+    for totals in report.by_currency:
+        mine = [line for line in report.organizations if line.currency == totals.currency]
+        writer.writerow(
+            [
+                report.date,
+                "TOTAL",
+                "",
+                totals.count,
+                totals.gross,
+                totals.fees,
+                totals.refunds,
+                totals.net,
+                totals.payouts,
+                totals.bank_credits,
+                _cell(all(line.reconciled for line in mine)),
+                sum(line.difference for line in mine),
+                totals.currency,
+            ]
+        )
     writer.writerow([])
-    writer.writerow(["date", "entity", "revenue", "tax_rate_bps", "estimated_tax"])
+    writer.writerow(["date", "entity", "revenue", "tax_rate_bps", "estimated_tax", "currency"])
     for entity in report.allocation.entities:
-        writer.writerow([report.date, entity.entity, entity.revenue, entity.tax_rate_bps, entity.estimated_tax])
+        writer.writerow(
+            [report.date, entity.entity, entity.revenue, entity.tax_rate_bps, entity.estimated_tax, report.currency]
+        )
     writer.writerow(
         [
             report.date,
             f"BASELINE ({report.allocation.baseline_entity})",
-            report.totals.get("net", 0),
+            report.totals().net,
             "",
             report.allocation.baseline_estimated_tax,
+            report.currency,
         ]
     )
     return out.getvalue()
@@ -201,6 +267,13 @@ def money(cents: int, currency: str) -> str:
     return f"{sign}{units:,}.{rest:02d} {currency.upper()}"
 
 
+def _amounts(report: DailyReport, name: str) -> str:
+    """One amount per currency of the day (the report's currency first), never a sum across them."""
+    rows = sorted(report.by_currency, key=lambda t: (t.currency != report.currency, t.currency))
+    shown = [money(getattr(t, name), t.currency) for t in rows if getattr(t, name) or t.currency == report.currency]
+    return " + ".join(shown) or money(0, report.currency)
+
+
 def slack_message(report: DailyReport) -> dict[str, Any]:
     """Slack incoming-webhook JSON: a plain `text` fallback and mrkdwn blocks."""
     cur = report.currency
@@ -212,13 +285,14 @@ def slack_message(report: DailyReport) -> dict[str, Any]:
         )
     )
     head = (
-        f"Daily report {report.date}: net {money(report.totals.get('net', 0), cur)}, "
-        f"bank credits {money(report.bank_credits, cur)}, {status}"
+        f"Daily report {report.date}: net {_amounts(report, 'net')}, "
+        f"bank credits {_amounts(report, 'bank_credits')}, {status}"
     )
     org_lines = [
-        f"• *{line.organization_name or line.organization_id}*: gross {money(line.gross, cur)}, "
-        f"fees {money(line.fees, cur)}, refunds {money(line.refunds, cur)}, net {money(line.net, cur)}; "
-        f"payouts {money(line.payouts, cur)}, bank {money(line.bank_credits, cur)}"
+        f"• *{line.organization_name or line.organization_id}*: gross {money(line.gross, line.currency)}, "
+        f"fees {money(line.fees, line.currency)}, refunds {money(line.refunds, line.currency)}, "
+        f"net {money(line.net, line.currency)}; "
+        f"payouts {money(line.payouts, line.currency)}, bank {money(line.bank_credits, line.currency)}"
         f"{'' if line.reconciled else ' ⚠ unreconciled'}"
         for line in report.organizations
     ] or ["No sales and no payouts."]
@@ -234,6 +308,9 @@ def slack_message(report: DailyReport) -> dict[str, Any]:
         {"type": "header", "text": {"type": "plain_text", "text": f"Daily report {report.date}"}},
         {"type": "section", "text": {"type": "mrkdwn", "text": head}},
         {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(org_lines)[:2900]}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": "*Allocation*\n" + "\n".join(entity_lines)[:2800]}},
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": f"*Allocation ({cur.upper()})*\n" + "\n".join(entity_lines)[:2800]},
+        },
     ]
     return {"text": head, "blocks": blocks}

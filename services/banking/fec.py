@@ -1,15 +1,28 @@
-"""French FEC journal (Fichier des Écritures Comptables) from payouts, their balance transactions and the bank. No I/O.
+"""French FEC journals (Fichier des Écritures Comptables), one per entity's books. No I/O.
 
-Journals: VE (sales, refunds and Stripe fees, from the balance transactions each payout
-carries), ST (payouts leaving Stripe for the bank), BQ (bank lines). Every entry
-(EcritureNum) balances: its debits equal its credits.
+Two kinds of books, each from plain values:
+
+- an **organisation's** (the merchant of record under direct charges, and the one the platform
+  transfers to under destination charges): card sales and refunds (VE) and cash sales (CA) on the
+  day they were made, its platform fees, the Stripe fees it bears (direct charges), payouts from
+  Stripe to its bank (BQ);
+- the **platform's**: its application fees (and their refunds), for destination charges the
+  money collected for the organisation, the transfer to it and its reversal on refunds (VE, ST),
+  the Stripe fees it bears, its own payouts and its bank (BQ). An organisation's sales are never
+  the platform's revenue.
+
+Every entry has one currency and balances (its debits equal its credits); EcritureNum is
+sequential per journal without gaps. Amounts of different currencies are never added: an entry
+in another currency than the euro also carries Montantdevise and Idevise.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date
+
+from runtime.siren import is_siren
 
 COLUMNS = (
     "JournalCode",
@@ -32,33 +45,52 @@ COLUMNS = (
     "Idevise",
 )
 
-JOURNALS = {"VE": "Ventes", "ST": "Stripe", "BQ": "Banque"}
+JOURNALS = {"VE": "Ventes", "CA": "Caisse", "ST": "Stripe", "BQ": "Banque"}
+_JOURNAL_ORDER = {code: i for i, code in enumerate(JOURNALS)}
+STRIPE, CASH, BANK, TRANSIT, SUSPENSE = "467000", "530000", "512000", "580000", "471000"
+OWED_TO_ORGANIZATIONS = "467100"
+SALES, REFUNDS, FEES_EARNED, FEES_REFUNDED = "706000", "709000", "706100", "709100"
+STRIPE_FEES, PLATFORM_FEES = "627000", "622000"
 ACCOUNTS = {
-    "467000": "Stripe - compte de passage",
-    "512000": "Banque",
-    "580000": "Virements internes",
-    "471000": "Compte d'attente",
-    "627000": "Frais Stripe",
-    "658000": "Charges diverses",
-    "706000": "Prestations de services",
-    "709000": "Remboursements clients",
-    "758000": "Produits divers",
+    STRIPE: "Stripe - compte de passage",
+    OWED_TO_ORGANIZATIONS: "Organisations - fonds encaissés pour leur compte",
+    CASH: "Caisse",
+    BANK: "Banque",
+    TRANSIT: "Virements internes",
+    SUSPENSE: "Compte d'attente",
+    SALES: "Ventes",
+    REFUNDS: "Remboursements clients",
+    FEES_EARNED: "Commissions de la plateforme",
+    FEES_REFUNDED: "Commissions remboursées",
+    STRIPE_FEES: "Frais Stripe",
+    PLATFORM_FEES: "Commissions de la plateforme (charge)",
 }
-SALES_TYPES = ("charge", "payment", "application_fee")
-REFUND_TYPES = ("refund", "payment_refund", "application_fee_refund")
 
 
 @dataclass(frozen=True, slots=True)
-class BalanceLine:
-    """One balance transaction carried by a payout (amount and fee in cents, signed as Stripe does)."""
+class BookLine:
+    """A succeeded sale or refund as Payments books it (amounts positive, minor units)."""
+
+    kind: str  # "sale" or "refund"
+    id: str
+    payment_id: str
+    organization_id: str
+    day: date
+    method: str
+    charge_model: str
+    currency: str
+    amount: int
+    application_fee: int
+
+
+@dataclass(frozen=True, slots=True)
+class StripeFee:
+    """A fee Stripe took on a balance transaction (cents, positive = charged)."""
 
     id: str
-    type: str
-    amount: int
     fee: int
     currency: str
-    created: datetime
-    account: str = ""
+    day: date
     source: str = ""
 
 
@@ -67,7 +99,7 @@ class PayoutLine:
     stripe_payout_id: str
     amount: int
     currency: str
-    day: datetime
+    day: date
     account: str = ""
 
 
@@ -77,13 +109,13 @@ class BankLine:
     amount: int
     side: str
     currency: str
-    day: datetime
+    day: date
     label: str = ""
     matched: bool = False
 
 
 @dataclass(frozen=True, slots=True)
-class _Leg:
+class Leg:
     account: str
     debit: int
     credit: int
@@ -91,59 +123,137 @@ class _Leg:
 
 
 @dataclass(frozen=True, slots=True)
-class _Entry:
+class Entry:
     journal: str
-    day: datetime
+    day: date
     piece: str
     label: str
     currency: str
-    legs: tuple[_Leg, ...]
+    legs: tuple[Leg, ...]
+
+    def balanced(self) -> bool:
+        return sum(leg.debit for leg in self.legs) == sum(leg.credit for leg in self.legs)
 
 
-def _sales(line: BalanceLine) -> _Entry | None:
-    legs: list[_Leg] = []
-    aux = line.account
-    if line.type in SALES_TYPES:
-        if line.amount >= 0:
-            legs += [_Leg("467000", line.amount, 0, aux), _Leg("706000", 0, line.amount)]
-        else:
-            legs += [_Leg("706000", -line.amount, 0), _Leg("467000", 0, -line.amount, aux)]
-    elif line.type in REFUND_TYPES:
-        if line.amount <= 0:
-            legs += [_Leg("709000", -line.amount, 0), _Leg("467000", 0, -line.amount, aux)]
-        else:
-            legs += [_Leg("467000", line.amount, 0, aux), _Leg("709000", 0, line.amount)]
-    elif line.type in ("payout", "payout_failure"):
-        return None  # booked from the payout itself (journal ST)
-    elif line.amount >= 0:
-        legs += [_Leg("467000", line.amount, 0, aux), _Leg("758000", 0, line.amount)]
+def _entry(journal: str, day: date, piece: str, label: str, currency: str, legs: Iterable[Leg]) -> Entry | None:
+    kept = tuple(leg for leg in legs if leg.debit or leg.credit)
+    return Entry(journal, day, piece, label, currency, kept) if kept else None
+
+
+# ---- an organisation's books -------------------------------------------------------------
+
+
+def _organization_entry(line: BookLine) -> Entry | None:
+    fee = line.application_fee
+    if line.method == "cash":
+        money = CASH
+        journal = "CA"
     else:
-        legs += [_Leg("658000", -line.amount, 0), _Leg("467000", 0, -line.amount, aux)]
-    if line.fee > 0:
-        legs += [_Leg("627000", line.fee, 0), _Leg("467000", 0, line.fee, aux)]
-    elif line.fee < 0:
-        legs += [_Leg("467000", -line.fee, 0, aux), _Leg("627000", 0, -line.fee)]
-    legs = [leg for leg in legs if leg.debit or leg.credit]
-    if not legs:
-        return None
-    return _Entry(
-        "VE", line.created, line.source or line.id, f"{line.type} {line.source or line.id}", line.currency, tuple(legs)
-    )
+        money = STRIPE
+        journal = "VE"
+    if line.kind == "sale":
+        legs = [Leg(money, line.amount, 0), Leg(SALES, 0, line.amount)]
+        legs += [Leg(PLATFORM_FEES, fee, 0), Leg(STRIPE, 0, fee)]
+        return _entry(journal, line.day, line.payment_id, f"vente {line.payment_id}", line.currency, legs)
+    legs = [Leg(REFUNDS, line.amount, 0), Leg(money, 0, line.amount)]
+    legs += [Leg(STRIPE, fee, 0), Leg(PLATFORM_FEES, 0, fee)]
+    return _entry(journal, line.day, line.id, f"remboursement {line.payment_id}", line.currency, legs)
 
 
-def _payout(line: PayoutLine) -> _Entry:
-    legs = (_Leg("580000", line.amount, 0), _Leg("467000", 0, line.amount, line.account))
-    return _Entry("ST", line.day, line.stripe_payout_id, f"payout {line.stripe_payout_id}", line.currency, legs)
+def organization_entries(
+    lines: Sequence[BookLine], stripe_fees: Sequence[StripeFee], payouts: Sequence[PayoutLine]
+) -> list[Entry]:
+    """Sales and refunds (VE card, CA cash), Stripe's fees (ST), payouts to the bank (BQ)."""
+    entries = [e for e in (_organization_entry(line) for line in lines) if e is not None]
+    return entries + _fee_and_payout_entries(stripe_fees, payouts, journal="BQ", destination=BANK)
 
 
-def _bank(line: BankLine) -> _Entry:
-    other = "580000" if line.matched else "471000"
-    if line.side == "credit":
-        legs = (_Leg("512000", line.amount, 0), _Leg(other, 0, line.amount))
+def _fee_and_payout_entries(
+    stripe_fees: Sequence[StripeFee], payouts: Sequence[PayoutLine], *, journal: str, destination: str
+) -> list[Entry]:
+    """Stripe's fees (ST) and the payouts leaving Stripe for `destination` (in `journal`)."""
+    found: list[Entry | None] = []
+    for fee in stripe_fees:
+        amount = abs(fee.fee)
+        legs = [Leg(STRIPE_FEES, amount, 0), Leg(STRIPE, 0, amount)]
+        if fee.fee < 0:  # fees given back
+            legs = [Leg(STRIPE, amount, 0), Leg(STRIPE_FEES, 0, amount)]
+        found.append(_entry("ST", fee.day, fee.id, f"frais Stripe {fee.source or fee.id}", fee.currency, legs))
+    for payout in payouts:
+        legs = [Leg(destination, payout.amount, 0), Leg(STRIPE, 0, payout.amount)]
+        label = f"virement {payout.stripe_payout_id}"
+        found.append(_entry(journal, payout.day, payout.stripe_payout_id, label, payout.currency, legs))
+    return [e for e in found if e is not None]
+
+
+# ---- the platform's books ----------------------------------------------------------------
+
+
+def _platform_entries(line: BookLine) -> list[Entry]:
+    """Application fees earned (both models); for destination charges the money collected for the
+    organisation, the transfer to it, and on a refund the transfer's reversal."""
+    if line.charge_model not in ("direct", "destination"):
+        return []  # cash: never the platform's money
+    fee, org = line.application_fee, line.organization_id
+    found: list[Entry | None] = []
+    if line.charge_model == "direct":
+        if line.kind == "sale":
+            legs = [Leg(STRIPE, fee, 0), Leg(FEES_EARNED, 0, fee)]
+            found.append(_entry("VE", line.day, line.payment_id, f"commission {line.payment_id}", line.currency, legs))
+        else:
+            legs = [Leg(FEES_REFUNDED, fee, 0), Leg(STRIPE, 0, fee)]
+            found.append(
+                _entry("VE", line.day, line.id, f"commission remboursée {line.payment_id}", line.currency, legs)
+            )
+        return [e for e in found if e is not None]
+    passed_on = line.amount - fee
+    if line.kind == "sale":
+        collected = [
+            Leg(STRIPE, line.amount, 0),
+            Leg(OWED_TO_ORGANIZATIONS, 0, passed_on, org),
+            Leg(FEES_EARNED, 0, fee),
+        ]
+        transfer = [Leg(OWED_TO_ORGANIZATIONS, passed_on, 0, org), Leg(STRIPE, 0, passed_on)]
+        found.append(
+            _entry("VE", line.day, line.payment_id, f"encaissement {line.payment_id}", line.currency, collected)
+        )
+        found.append(_entry("ST", line.day, line.payment_id, f"transfert {line.payment_id}", line.currency, transfer))
     else:
-        legs = (_Leg("471000", line.amount, 0), _Leg("512000", 0, line.amount))
-    label = (line.label or line.side)[:100]
-    return _Entry("BQ", line.day, line.transaction_id, label, line.currency, legs)
+        refunded = [
+            Leg(OWED_TO_ORGANIZATIONS, passed_on, 0, org),
+            Leg(FEES_REFUNDED, fee, 0),
+            Leg(STRIPE, 0, line.amount),
+        ]
+        reversal = [Leg(STRIPE, passed_on, 0), Leg(OWED_TO_ORGANIZATIONS, 0, passed_on, org)]
+        found.append(_entry("VE", line.day, line.id, f"remboursement {line.payment_id}", line.currency, refunded))
+        found.append(
+            _entry("ST", line.day, line.id, f"reprise de transfert {line.payment_id}", line.currency, reversal)
+        )
+    return [e for e in found if e is not None]
+
+
+def platform_entries(
+    lines: Sequence[BookLine],
+    stripe_fees: Sequence[StripeFee],
+    payouts: Sequence[PayoutLine],
+    bank_lines: Sequence[BankLine],
+) -> list[Entry]:
+    """`stripe_fees` and `payouts` are the platform account's own; `bank_lines` its bank's."""
+    entries = [e for line in lines for e in _platform_entries(line)]
+    entries += _fee_and_payout_entries(stripe_fees, payouts, journal="ST", destination=TRANSIT)
+    for line in bank_lines:
+        other = TRANSIT if line.matched else SUSPENSE
+        if line.side == "credit":
+            legs = [Leg(BANK, line.amount, 0), Leg(other, 0, line.amount)]
+        else:
+            legs = [Leg(SUSPENSE, line.amount, 0), Leg(BANK, 0, line.amount)]
+        found = _entry("BQ", line.day, line.transaction_id, (line.label or line.side)[:100], line.currency, legs)
+        if found is not None:
+            entries.append(found)
+    return entries
+
+
+# ---- the file ----------------------------------------------------------------------------
 
 
 def amount_text(cents: int) -> str:
@@ -155,51 +265,46 @@ def _clean(text: str) -> str:
     return text.replace("\t", " ").replace("\n", " ").replace("\r", " ").replace("|", " ")
 
 
-def build_fec(
-    balance_lines: Sequence[BalanceLine],
-    payouts: Sequence[PayoutLine],
-    bank_lines: Sequence[BankLine],
-    *,
-    separator: str = "\t",
-) -> tuple[str, int]:
-    """The FEC text (header + one line per leg) and the number of entries."""
-    entries = [e for e in (_sales(line) for line in balance_lines) if e is not None]
-    entries += [_payout(p) for p in payouts]
-    entries += [_bank(b) for b in bank_lines]
-    order = {"VE": 0, "ST": 1, "BQ": 2}
-    entries.sort(key=lambda e: (e.day, order[e.journal], e.piece))
+def file_name(siren: str, closing: date) -> str:
+    """`<SIREN>FEC<AAAAMMJJ>.txt`, the closing date being the last day exported."""
+    if not is_siren(siren):
+        raise ValueError("a FEC file is named by a 9-digit SIREN")
+    return f"{siren}FEC{closing.strftime('%Y%m%d')}.txt"
+
+
+def render(entries: Sequence[Entry], *, separator: str = "\t") -> tuple[str, int]:
+    """The FEC text (header + one line per leg) and the number of entries, numbered per journal."""
+    ordered = sorted(entries, key=lambda e: (e.day, _JOURNAL_ORDER[e.journal], e.piece, e.label))
     rows = [separator.join(COLUMNS)]
     counters: dict[str, int] = {}
-    for entry in entries:
+    for entry in ordered:
+        if not entry.balanced():
+            raise ValueError(f"unbalanced FEC entry {entry.piece}")
         counters[entry.journal] = counters.get(entry.journal, 0) + 1
         number = f"{entry.journal}{counters[entry.journal]:06d}"
         day = entry.day.strftime("%Y%m%d")
         foreign = entry.currency.upper() != "EUR"
         for leg in entry.legs:
             amount = leg.debit or leg.credit
-            rows.append(
-                separator.join(
-                    _clean(str(v))
-                    for v in (
-                        entry.journal,
-                        JOURNALS[entry.journal],
-                        number,
-                        day,
-                        leg.account,
-                        ACCOUNTS[leg.account],
-                        leg.aux,
-                        leg.aux,
-                        entry.piece,
-                        day,
-                        entry.label,
-                        amount_text(leg.debit),
-                        amount_text(leg.credit),
-                        "",
-                        "",
-                        day,
-                        amount_text(amount) if foreign else "",
-                        entry.currency.upper() if foreign else "",
-                    )
-                )
+            cells = (
+                entry.journal,
+                JOURNALS[entry.journal],
+                number,
+                day,
+                leg.account,
+                ACCOUNTS[leg.account],
+                leg.aux,
+                leg.aux,
+                entry.piece,
+                day,
+                entry.label,
+                amount_text(leg.debit),
+                amount_text(leg.credit),
+                "",
+                "",
+                day,
+                amount_text(amount) if foreign else "",
+                entry.currency.upper() if foreign else "",
             )
-    return "\n".join(rows) + "\n", len(entries)
+            rows.append(separator.join(_clean(str(v)) for v in cells))
+    return "\n".join(rows) + "\n", len(ordered)

@@ -49,6 +49,15 @@ def _options(stripe_account_id: str) -> dict[str, Any]:
     return {"stripe_account": stripe_account_id} if stripe_account_id else {}
 
 
+def stripe_fee(txn: Any) -> int:
+    """Stripe's own fees on a balance transaction: on a direct charge, `fee` also holds the platform's
+    application fee (a `fee_details` line of type application_fee), which is booked from Payments."""
+    details = getattr(txn, "fee_details", None) or []
+    if not details:
+        return int(txn.fee or 0)
+    return sum(int(d.amount) for d in details if d.type != "application_fee")
+
+
 async def fetch_balance_transactions(
     banking: Banking, stripe_payout_id: str, stripe_account_id: str
 ) -> list[dict[str, Any]]:
@@ -68,7 +77,7 @@ async def fetch_balance_transactions(
                     "type": txn.type,
                     "source": txn.source if isinstance(txn.source, str) else getattr(txn.source, "id", None),
                     "amount": txn.amount,
-                    "fee": txn.fee,
+                    "fee": stripe_fee(txn),
                     "net": txn.net,
                     "currency": txn.currency,
                     "created": _time(txn.created) or datetime.now(UTC),

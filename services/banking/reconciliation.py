@@ -53,8 +53,9 @@ async def run_reconciliation(
     if from_day and to_day and from_day > to_day:
         raise InvalidArgument("from must not be after to", "validation_error", [FieldError("from", "after to")])
     payout_start, payout_end = _utc_start(from_day), _utc_start(to_day, 1)
-    credit_start = _utc_start(from_day, -rules.days_after)
-    credit_end = _utc_start(to_day, 1 + rules.days_before)
+    # A credit settles from days_before before to days_after after its payout's arrival date.
+    credit_start = _utc_start(from_day, -rules.days_before)
+    credit_end = _utc_start(to_day, 1 + rules.days_after)
     async with advisory_lock(pool, RECONCILE_LOCK, wait=True) as conn:
         assert conn is not None
         removed = await repository.drop_stale_automatic_matches(conn)

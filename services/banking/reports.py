@@ -12,30 +12,30 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+import asyncpg
 import httpx
 import orjson
+from collect.accounts.v1 import accounts_pb2 as accounts_pb
+from collect.common.v1 import common_pb2 as common_pb
 from collect.payments.v1 import payments_pb2 as payments_pb
 
 from runtime.clients import call
 from runtime.dates import parse_day
-from runtime.errors import DomainError, FieldError, InvalidArgument
+from runtime.errors import Conflict, DomainError, FieldError, InvalidArgument
 from runtime.logs import event
 from runtime.metrics import job_run
 from services.banking import fec, repository
 from services.banking.allocation import AllocationSummary, allocate
 from services.banking.context import REPORT_LOCK, Banking
-from services.banking.daily_report import (
-    DailyReport,
-    DayPayout,
-    OrganizationTotals,
-    build_daily_report,
-    slack_message,
-)
+from services.banking.daily_report import DailyReport, DayPayout, build_daily_report, slack_message, totals_from_books
 from services.banking.matching import CreditItem, looks_like_stripe
 from services.banking.reconciliation import run_reconciliation
 from services.banking.sync import advisory_lock, sync_transactions
 
 log = logging.getLogger("services.banking.reports")
+
+# Book entries asked of Payments per call.
+BOOK_PAGE = 1000
 
 
 def report_day(value: str, banking: Banking) -> date:
@@ -56,36 +56,49 @@ def day_bounds(day: date, banking: Banking) -> tuple[datetime, datetime]:
     return start.astimezone(UTC), end.astimezone(UTC)
 
 
-async def _sales(banking: Banking, day: date, last_day: date | None = None) -> list[OrganizationTotals]:
-    """Sales per organisation from Payments, summed over day..last_day, in the report currency."""
-    request = payments_pb.ListDailyTotalsRequest(from_date=day.isoformat(), to_date=(last_day or day).isoformat())
-    answer = await call(banking.payments.ListDailyTotals, request)
-    currency = banking.settings.report_currency
-    totals: dict[str, OrganizationTotals] = {}
-    for row in answer.rows:
-        t = row.totals
-        if t.currency and t.currency.lower() != currency:
-            continue
-        found = totals.get(row.organization_id, OrganizationTotals(row.organization_id))
-        totals[row.organization_id] = OrganizationTotals(
-            row.organization_id,
-            found.count + t.count,
-            found.gross + t.gross,
-            found.fees + t.fees,
-            found.refunds + t.refunded,
-            found.net + t.net,
+async def book_lines(banking: Banking, organization_id: str, first: date, last: date) -> list[fec.BookLine]:
+    """Sales and refunds of [first, last] from Payments (every organisation when organization_id is empty),
+    each on the local day it happened."""
+    lines: list[fec.BookLine] = []
+    cursor = ""
+    while True:
+        answer = await call(
+            banking.payments.ListBookEntries,
+            payments_pb.ListBookEntriesRequest(
+                organization_id=organization_id,
+                from_date=first.isoformat(),
+                to_date=last.isoformat(),
+                page=common_pb.PageRequest(limit=BOOK_PAGE, cursor=cursor),
+            ),
         )
-    return list(totals.values())
+        lines += [
+            fec.BookLine(
+                kind=e.kind,
+                id=e.id,
+                payment_id=e.payment_id,
+                organization_id=e.organization_id,
+                day=date.fromisoformat(e.date),
+                method=e.method,
+                charge_model=e.charge_model,
+                currency=e.currency,
+                amount=e.amount,
+                application_fee=e.application_fee,
+            )
+            for e in answer.entries
+        ]
+        cursor = answer.next_cursor
+        if not cursor:
+            return lines
 
 
 async def daily_report(banking: Banking, day: date) -> DailyReport:
     settings = banking.settings
     start, end = day_bounds(day, banking)
-    sales = await _sales(banking, day)
+    sales = totals_from_books(await book_lines(banking, "", day, day))
     names = await banking.organization_names()
     async with banking.pool.acquire() as conn:
-        payout_rows = await repository.day_payouts(conn, start, end, settings.report_currency)
-        bank = await repository.day_bank_totals(conn, start, end, settings.report_currency)
+        payout_rows = await repository.day_payouts(conn, start, end)
+        bank = await repository.day_bank_totals(conn, start, end)
         open_credits = await repository.open_credits(conn, start, end, rules_only=False)
         rules, entities = await repository.allocation(conn)
     payouts: list[DayPayout] = []
@@ -94,7 +107,7 @@ async def daily_report(banking: Banking, day: date) -> DailyReport:
         organization_id = row["organization_id"] or (
             await banking.organization_of(row["stripe_account_id"]) or row["stripe_account_id"] or "platform"
         )
-        payouts.append(DayPayout(row["id"], organization_id, row["amount"], row["match_id"]))
+        payouts.append(DayPayout(row["id"], organization_id, row["amount"], row["currency"], row["match_id"]))
         if row["match_id"]:
             differences[row["match_id"]] = row["difference"]
     unmatched_credits = sum(
@@ -108,8 +121,7 @@ async def daily_report(banking: Banking, day: date) -> DailyReport:
         names=names,
         payouts=payouts,
         match_differences=differences,
-        bank_credits=bank["credits"],
-        bank_debits=bank["debits"],
+        bank=bank,
         unmatched_credits=unmatched_credits,
         rules=rules,
         entities=entities,
@@ -122,15 +134,16 @@ def looks_like_stripe_row(label: str | None, reference: str | None, labels: tupl
 
 
 async def allocation_report(banking: Banking, from_day: date, to_day: date) -> tuple[int, AllocationSummary]:
-    """(net revenue, allocation) of every organisation over [from, to]."""
+    """(net revenue, allocation) of every organisation over [from, to], in the report's currency."""
     if from_day > to_day:
         raise InvalidArgument("from must not be after to", "validation_error", [FieldError("from", "after to")])
     if (to_day - from_day).days > 366:
         raise InvalidArgument("the range is at most a year", "validation_error", [FieldError("to", "at most a year")])
-    sales = await _sales(banking, from_day, to_day)
+    sales = totals_from_books(await book_lines(banking, "", from_day, to_day))
     async with banking.pool.acquire() as conn:
         rules, entities = await repository.allocation(conn)
-    net = {t.organization_id: t.net for t in sales if t.organization_id}
+    currency = banking.settings.report_currency
+    net = {t.organization_id: t.net for t in sales if t.organization_id and t.currency == currency}
     return sum(net.values()), allocate(net, rules, entities, banking.settings.baseline_entity)
 
 
@@ -254,53 +267,88 @@ async def run_jobs(banking: Banking) -> None:
 # ---- FEC ---------------------------------------------------------------------------------
 
 
-async def export_fec(banking: Banking, from_day: date, to_day: date) -> tuple[str, str, int]:
-    """(content, filename, entries) for [from, to] in the report's time zone."""
+def _fec_range(banking: Banking, from_day: date, to_day: date) -> tuple[datetime, datetime]:
     if from_day > to_day:
         raise InvalidArgument("from must not be after to", "validation_error", [FieldError("from", "after to")])
+    if (to_day - from_day).days > 366:
+        raise InvalidArgument("the range is at most a year", "validation_error", [FieldError("to", "at most a year")])
     start, _ = day_bounds(from_day, banking)
     _, end = day_bounds(to_day, banking)
+    return start, end
+
+
+def _fees(banking: Banking, rows: list[asyncpg.Record]) -> list[fec.StripeFee]:
+    zone = banking.settings.zone
+    return [
+        fec.StripeFee(r["id"], r["fee"], r["currency"], r["created"].astimezone(zone).date(), r["source"] or "")
+        for r in rows
+    ]
+
+
+def _payouts(banking: Banking, rows: list[asyncpg.Record]) -> list[fec.PayoutLine]:
+    zone = banking.settings.zone
+    return [
+        fec.PayoutLine(
+            r["stripe_payout_id"],
+            r["amount"],
+            r["currency"],
+            r["arrival_date"].astimezone(zone).date(),
+            r["stripe_account_id"],
+        )
+        for r in rows
+    ]
+
+
+async def export_fec(banking: Banking, from_day: date, to_day: date) -> tuple[str, str, int]:
+    """The platform's books for [from, to] in the report's time zone: (content, filename, entries)."""
+    start, end = _fec_range(banking, from_day, to_day)
+    lines = await book_lines(banking, "", from_day, to_day)
     zone = banking.settings.zone
     async with banking.pool.acquire() as conn:
-        balance = await repository.fec_balance_lines(conn, start, end)
-        payouts = await repository.fec_payouts(conn, start, end)
+        fees = await repository.fec_stripe_fees(conn, start, end, "")
+        payouts = await repository.fec_payouts(conn, start, end, "")
         bank = await repository.fec_bank_lines(conn, start, end)
-    content, entries = fec.build_fec(
-        [
-            fec.BalanceLine(
-                r["id"],
-                r["type"],
-                r["amount"],
-                r["fee"],
-                r["currency"],
-                r["created"].astimezone(zone),
-                r["stripe_account_id"],
-                r["source"] or "",
-            )
-            for r in balance
-        ],
-        [
-            fec.PayoutLine(
-                r["stripe_payout_id"],
-                r["amount"],
-                r["currency"],
-                r["arrival_date"].astimezone(zone),
-                r["stripe_account_id"],
-            )
-            for r in payouts
-        ],
+    entries = fec.platform_entries(
+        lines,
+        _fees(banking, fees),
+        _payouts(banking, payouts),
         [
             fec.BankLine(
                 r["transaction_id"],
                 r["amount_cents"],
                 r["side"],
                 r["currency"],
-                r["day"].astimezone(zone),
+                r["day"].astimezone(zone).date(),
                 r["label"] or "",
                 r["matched"],
             )
             for r in bank
         ],
     )
-    filename = f"{banking.settings.fec_siren}FEC{to_day.strftime('%Y%m%d')}.txt"
-    return content, filename, entries
+    content, count = fec.render(entries)
+    return content, fec.file_name(banking.settings.fec_siren, to_day), count
+
+
+async def export_organization_fec(
+    banking: Banking, organization_id: str, from_day: date, to_day: date
+) -> tuple[str, str, int]:
+    """One organisation's books for [from, to]: (content, filename, entries). Sales and refunds on the
+    organisation's local days, Stripe's fees and payouts on the report time zone's."""
+    start, end = _fec_range(banking, from_day, to_day)
+    found = await call(
+        banking.accounts.GetOrganization, accounts_pb.GetOrganizationRequest(organization_id=organization_id)
+    )
+    organization = found.organization
+    if not organization.siren:
+        raise Conflict("the organisation has no SIREN yet: set it to export its FEC", "siren_required")
+    lines = await book_lines(banking, organization_id, from_day, to_day)
+    account = organization.stripe_account_id
+    fees: list[asyncpg.Record] = []
+    payouts: list[asyncpg.Record] = []
+    if account:
+        async with banking.pool.acquire() as conn:
+            fees = await repository.fec_stripe_fees(conn, start, end, account)
+            payouts = await repository.fec_payouts(conn, start, end, account)
+    entries = fec.organization_entries(lines, _fees(banking, fees), _payouts(banking, payouts))
+    content, count = fec.render(entries)
+    return content, fec.file_name(organization.siren, to_day), count

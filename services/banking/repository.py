@@ -516,62 +516,73 @@ async def allocation(conn: Connection) -> tuple[list[AllocationRule], list[Legal
 # ---- daily report and FEC ----------------------------------------------------------------
 
 
-async def day_payouts(conn: Connection, start: datetime, end: datetime, currency: str) -> list[asyncpg.Record]:
+async def day_payouts(conn: Connection, start: datetime, end: datetime) -> list[asyncpg.Record]:
+    """Paid payouts arriving in [start, end), every currency."""
     return await conn.fetch(
         """SELECT p.id::text AS id, p.stripe_account_id, COALESCE(p.organization_id, '') AS organization_id, p.amount,
-                  mp.match_id::text AS match_id, m.difference
+                  p.currency, mp.match_id::text AS match_id, m.difference
              FROM payouts p
              LEFT JOIN reconciliation_match_payouts mp ON mp.payout_id = p.id
              LEFT JOIN reconciliation_matches m ON m.id = mp.match_id
-            WHERE p.status = 'paid' AND p.arrival_date >= $1 AND p.arrival_date < $2 AND p.currency = $3""",
+            WHERE p.status = 'paid' AND p.arrival_date >= $1 AND p.arrival_date < $2""",
         start,
         end,
-        currency,
     )
 
 
-async def day_bank_totals(conn: Connection, start: datetime, end: datetime, currency: str) -> asyncpg.Record:
-    row = await conn.fetchrow(
-        """SELECT COALESCE(sum(amount_cents) FILTER (WHERE side = 'credit'), 0)::bigint AS credits,
+async def day_bank_totals(conn: Connection, start: datetime, end: datetime) -> dict[str, tuple[int, int]]:
+    """(credits, debits) per currency of the completed bank transactions settled in [start, end)."""
+    rows = await conn.fetch(
+        """SELECT currency, COALESCE(sum(amount_cents) FILTER (WHERE side = 'credit'), 0)::bigint AS credits,
                   COALESCE(sum(amount_cents) FILTER (WHERE side = 'debit'), 0)::bigint AS debits
              FROM bank_transactions
-            WHERE status = 'completed' AND currency = $3
-              AND COALESCE(settled_at, emitted_at) >= $1 AND COALESCE(settled_at, emitted_at) < $2""",
+            WHERE status = 'completed'
+              AND COALESCE(settled_at, emitted_at) >= $1 AND COALESCE(settled_at, emitted_at) < $2
+            GROUP BY currency""",
         start,
         end,
-        currency,
     )
-    assert row is not None
-    return row
+    return {r["currency"]: (r["credits"], r["debits"]) for r in rows}
 
 
-async def fec_balance_lines(conn: Connection, start: datetime, end: datetime) -> list[asyncpg.Record]:
+async def fec_stripe_fees(conn: Connection, start: datetime, end: datetime, account: str) -> list[asyncpg.Record]:
+    """Stripe's fees on the balance transactions of `account`'s paid payouts ('' = the platform's own)."""
     return await conn.fetch(
-        """SELECT b.stripe_balance_transaction_id AS id, b.type, b.source, b.amount, b.fee, b.currency, b.created,
-                  p.stripe_account_id
+        """SELECT b.stripe_balance_transaction_id AS id, b.source, b.fee, b.currency, b.created
              FROM payout_balance_transactions b JOIN payouts p ON p.id = b.payout_id
-            WHERE b.created >= $1 AND b.created < $2 ORDER BY b.created, b.stripe_balance_transaction_id""",
+            WHERE p.stripe_account_id = $3 AND b.fee <> 0 AND b.created >= $1 AND b.created < $2
+            ORDER BY b.created, b.stripe_balance_transaction_id""",
         start,
         end,
+        account,
     )
 
 
-async def fec_payouts(conn: Connection, start: datetime, end: datetime) -> list[asyncpg.Record]:
+async def fec_payouts(conn: Connection, start: datetime, end: datetime, account: str) -> list[asyncpg.Record]:
+    """Paid payouts of `account` ('' = the platform's own) arriving in [start, end)."""
     return await conn.fetch(
         """SELECT stripe_payout_id, amount, currency, arrival_date, stripe_account_id FROM payouts
-            WHERE status = 'paid' AND arrival_date >= $1 AND arrival_date < $2 ORDER BY arrival_date, stripe_payout_id""",
+            WHERE status = 'paid' AND stripe_account_id = $3 AND arrival_date >= $1 AND arrival_date < $2
+            ORDER BY arrival_date, stripe_payout_id""",
         start,
         end,
+        account,
     )
 
 
 async def fec_bank_lines(conn: Connection, start: datetime, end: datetime) -> list[asyncpg.Record]:
+    """The platform's bank lines: completed transactions, less credits matched to an organisation's payout
+    (that money is the organisation's, booked in its own FEC as the payout)."""
     return await conn.fetch(
         """SELECT t.transaction_id, t.amount_cents, t.side, t.currency, COALESCE(t.settled_at, t.emitted_at) AS day,
                   t.label, EXISTS (SELECT 1 FROM reconciliation_matches m WHERE m.bank_transaction_id = t.id) AS matched
              FROM bank_transactions t
             WHERE t.status = 'completed'
               AND COALESCE(t.settled_at, t.emitted_at) >= $1 AND COALESCE(t.settled_at, t.emitted_at) < $2
+              AND NOT EXISTS (SELECT 1 FROM reconciliation_matches m
+                                JOIN reconciliation_match_payouts mp ON mp.match_id = m.id
+                                JOIN payouts p ON p.id = mp.payout_id
+                               WHERE m.bank_transaction_id = t.id AND p.stripe_account_id <> '')
             ORDER BY day, t.transaction_id""",
         start,
         end,

@@ -1,4 +1,4 @@
-"""BankingService: proto ⇄ use cases; platform admins (and services) only."""
+"""BankingService: proto ⇄ use cases; platform admins (and services), and an organisation's own FEC for its admins."""
 
 from __future__ import annotations
 
@@ -76,6 +76,7 @@ def match_message(row: asyncpg.Record) -> pb.ReconciliationMatch:
 
 def report_message(report: DailyReport) -> pb.DailyReport:
     allocation = report.allocation
+    totals = report.totals()
     return pb.DailyReport(
         date=report.date,
         currency=report.currency,
@@ -84,6 +85,7 @@ def report_message(report: DailyReport) -> pb.DailyReport:
             pb.OrganizationReportLine(
                 organization_id=line.organization_id,
                 organization_name=line.organization_name,
+                currency=line.currency,
                 count=line.count,
                 gross=line.gross,
                 fees=line.fees,
@@ -96,8 +98,8 @@ def report_message(report: DailyReport) -> pb.DailyReport:
             )
             for line in report.organizations
         ],
-        bank_credits=report.bank_credits,
-        bank_debits=report.bank_debits,
+        bank_credits=totals.bank_credits,
+        bank_debits=totals.bank_debits,
         reconciled=report.reconciled,
         unmatched_payouts=report.unmatched_payouts,
         unmatched_credits=report.unmatched_credits,
@@ -111,11 +113,25 @@ def report_message(report: DailyReport) -> pb.DailyReport:
         baseline_estimated_tax=allocation.baseline_estimated_tax,
         tax_difference=allocation.tax_difference,
         baseline_entity=allocation.baseline_entity,
-        payouts=report.totals.get("payouts", 0),
-        gross=report.totals.get("gross", 0),
-        fees=report.totals.get("fees", 0),
-        refunds=report.totals.get("refunds", 0),
-        net=report.totals.get("net", 0),
+        payouts=totals.payouts,
+        gross=totals.gross,
+        fees=totals.fees,
+        refunds=totals.refunds,
+        net=totals.net,
+        totals_by_currency=[
+            pb.CurrencyTotals(
+                currency=t.currency,
+                count=t.count,
+                gross=t.gross,
+                fees=t.fees,
+                refunds=t.refunds,
+                net=t.net,
+                payouts=t.payouts,
+                bank_credits=t.bank_credits,
+                bank_debits=t.bank_debits,
+            )
+            for t in report.by_currency
+        ],
     )
 
 
@@ -339,3 +355,14 @@ class BankingServicer(banking_pb2_grpc.BankingServiceServicer):
         from_day, to_day = _required_range(request.from_date, request.to_date)
         content, filename, entries = await reports.export_fec(self._banking, from_day, to_day)
         return pb.ExportFecResponse(content=content, filename=filename, entries=entries)
+
+    async def ExportOrganizationFec(
+        self, request: pb.ExportOrganizationFecRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ExportOrganizationFecResponse:
+        caller = require_caller(min_role=ORG_ADMIN)
+        organization_id = organization_scope(caller, request.organization_id)
+        from_day, to_day = _required_range(request.from_date, request.to_date)
+        content, filename, entries = await reports.export_organization_fec(
+            self._banking, organization_id, from_day, to_day
+        )
+        return pb.ExportOrganizationFecResponse(content=content, filename=filename, entries=entries)

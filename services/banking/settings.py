@@ -7,6 +7,7 @@ from datetime import time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from runtime.settings import Env, SettingsError
+from runtime.siren import SIREN_RULE, is_siren
 from services.banking.matching import MatchRules
 
 
@@ -35,6 +36,7 @@ class BankingSettings:
     report_retry_base_seconds: float = 30.0
     job_interval_seconds: float = 30.0
     baseline_entity: str | None = None
+    # The platform's SIREN: names its FEC file (each organisation's is a setting of the organisation).
     fec_siren: str = "000000000"
 
     @property
@@ -93,6 +95,8 @@ class BankingSettings:
             baseline_entity=env.optional("ALLOCATION_BASELINE_ENTITY"),
             fec_siren=env.text("FEC_SIREN", "000000000"),
         )
+        if not is_siren(settings.fec_siren):
+            raise SettingsError(f"setting FEC_SIREN {SIREN_RULE}")
         if settings.tolerance_cents < 0 or settings.days_before < 0 or settings.days_after < 0:
             raise SettingsError("reconciliation tolerance and date window must not be negative")
         return settings

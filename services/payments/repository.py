@@ -589,3 +589,61 @@ async def expire_keys(conn: Connection, hours: int) -> int:
         hours,
     )
     return int(status.split()[-1])
+
+
+# --- books (read only, services/payments/books.py) -----------------------------------------
+
+
+async def book_organizations(conn: Connection, first: date, last: date) -> list[str]:
+    """Organisations with a sale or a refund around [first, last] (a day either side for time zones)."""
+    rows = await conn.fetch(
+        """SELECT organization_id FROM payments
+            WHERE status = 'succeeded' AND local_date BETWEEN $1::date - 1 AND $2::date + 1
+           UNION
+           SELECT p.organization_id FROM refunds r JOIN payments p ON p.id = r.payment_id
+            WHERE r.status = 'succeeded' AND r.created_at >= $1::date - 2 AND r.created_at < $2::date + 3""",
+        first,
+        last,
+    )
+    return sorted(r["organization_id"] for r in rows)
+
+
+async def book_entries(
+    conn: Connection,
+    organizations: list[str],
+    zones: list[str],
+    first: date,
+    last: date,
+    after: tuple[date, str, str] | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """Sales on their local day and refunds on the local day they were made (each organisation's zone)."""
+    return await conn.fetch(
+        """WITH zones AS (SELECT * FROM unnest($1::text[], $2::text[]) AS z (organization_id, timezone)),
+           entries AS (
+             SELECT 'sale' AS kind, p.id::text AS id, p.id::text AS payment_id, p.organization_id,
+                    p.local_date AS day, p.method, p.charge_model, p.currency, p.amount_captured AS amount,
+                    p.application_fee_amount AS application_fee, coalesce(p.stripe_account_id, '') AS stripe_account_id,
+                    coalesce(p.stripe_payment_intent_id, '') AS stripe_payment_intent_id
+               FROM payments p JOIN zones z ON z.organization_id = p.organization_id
+              WHERE p.status = 'succeeded' AND p.local_date BETWEEN $3 AND $4
+             UNION ALL
+             SELECT 'refund', r.id::text, p.id::text, p.organization_id, (r.created_at AT TIME ZONE z.timezone)::date,
+                    p.method, p.charge_model, r.currency, r.amount, r.application_fee_refunded,
+                    coalesce(p.stripe_account_id, ''), coalesce(p.stripe_payment_intent_id, '')
+               FROM refunds r JOIN payments p ON p.id = r.payment_id
+               JOIN zones z ON z.organization_id = p.organization_id
+              WHERE r.status = 'succeeded' AND r.created_at >= $3::date - 2 AND r.created_at < $4::date + 3
+                AND (r.created_at AT TIME ZONE z.timezone)::date BETWEEN $3 AND $4)
+           SELECT * FROM entries
+            WHERE $5::date IS NULL OR (day, kind, id) > ($5::date, $6, $7)
+            ORDER BY day, kind, id LIMIT $8""",
+        organizations,
+        zones,
+        first,
+        last,
+        after[0] if after else None,
+        after[1] if after else "",
+        after[2] if after else "",
+        limit,
+    )

@@ -11,7 +11,7 @@ from runtime.auth import AGENT, ORG_ADMIN, PLATFORM_ADMIN, organization_scope, r
 from runtime.errors import NotFound
 from runtime.pagination import decode_cursor, next_page, page_limit
 from runtime.proto import from_timestamp, to_timestamp
-from services.payments import creating, lifecycle, offline, refunding, stats
+from services.payments import books, creating, lifecycle, offline, refunding, stats
 from services.payments import repository as repo
 from services.payments.context import Context
 from services.payments.domain import METHODS, Payment, Refund
@@ -248,4 +248,35 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
         rows = await stats.by_organization(self._ctx, request.organization_id, request.from_date, request.to_date)
         return pb.ListDailyTotalsResponse(
             rows=[pb.OrganizationDailyTotals(organization_id=org, totals=totals_message(day)) for org, day in rows]
+        )
+
+    async def ListBookEntries(
+        self, request: pb.ListBookEntriesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListBookEntriesResponse:
+        caller = require_caller(min_role=ORG_ADMIN)
+        organization_id = request.organization_id
+        if organization_id or not caller.is_platform:
+            organization_id = organization_scope(caller, organization_id)
+        found, next_cursor = await books.entries(
+            self._ctx, organization_id, request.from_date, request.to_date, request.page.limit, request.page.cursor
+        )
+        return pb.ListBookEntriesResponse(
+            entries=[
+                pb.BookEntry(
+                    kind=e.kind,
+                    id=e.id,
+                    payment_id=e.payment_id,
+                    organization_id=e.organization_id,
+                    date=e.date.isoformat(),
+                    method=e.method,
+                    charge_model=e.charge_model,
+                    currency=e.currency,
+                    amount=e.amount,
+                    application_fee=e.application_fee,
+                    stripe_account_id=e.stripe_account_id,
+                    stripe_payment_intent_id=e.stripe_payment_intent_id,
+                )
+                for e in found
+            ],
+            next_cursor=next_cursor,
         )

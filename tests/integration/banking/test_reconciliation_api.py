@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -247,3 +248,24 @@ async def test_a_payout_failing_after_its_match_loses_the_automatic_match(bank_s
     state = await _state(stack, admin)
     assert credit["id"] in {t["id"] for t in state["unmatched_credits"]}
     assert payout["id"] not in {p["stripe_payout_id"] for p in state["unmatched_payouts"]}
+
+
+async def test_a_bounded_run_finds_a_credit_settling_days_after_the_arrival_date(bank_stack: Stack) -> None:
+    """The window is [from - days_before, to + days_after] (1 and 3 days by default)."""
+    stack = bank_stack
+    admin = await stack.admin_headers()
+    qonto = stack.extras["qonto_sandbox"]
+    org = await onboarded_organization(stack)
+    await sell(stack, org, [2300])
+    late = await pay_out(stack, org, statement_descriptor="CLUB LATE")
+    credit = await eventually(lambda: _credit(stack, admin, "CLUB LATE"), "the sandbox's credit")
+    arrival = datetime.fromtimestamp(late["arrival_date"], UTC)
+    await qonto.update(credit["id"], settled_at=(arrival + timedelta(days=3)).isoformat())
+    assert (await stack.http.post("/v1/banking/sync", headers=admin)).status_code == 200
+
+    day = arrival.date().isoformat()
+    run = await stack.http.post("/v1/banking/reconciliation/run", headers=admin, json={"from": day, "to": day})
+    assert run.status_code == 200, run.text
+    state = await _state(stack, admin)
+    assert late["id"] not in {p["stripe_payout_id"] for p in state["unmatched_payouts"]}
+    assert any(m["bank_transaction_id"] == credit["id"] for m in state["matches"])

@@ -4,15 +4,34 @@ from __future__ import annotations
 
 import csv
 import io
-from collections import defaultdict
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import date
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from runtime.errors import InvalidArgument
 from services.banking.allocation import AllocationRule, LegalEntity, allocate, estimated_tax, split, validate_allocation
-from services.banking.daily_report import DayPayout, OrganizationTotals, build_daily_report, report_csv, slack_message
-from services.banking.fec import COLUMNS, BalanceLine, BankLine, PayoutLine, build_fec
+from services.banking.daily_report import (
+    DayPayout,
+    OrganizationTotals,
+    build_daily_report,
+    report_csv,
+    slack_message,
+    totals_from_books,
+)
+from services.banking.fec import (
+    BankLine,
+    BookLine,
+    PayoutLine,
+    StripeFee,
+    file_name,
+    organization_entries,
+    platform_entries,
+    render,
+)
+from tests.fixtures.fec import account_totals, checked_fec, fec_rows
 
 ENTITIES = [LegalEntity("holding", 2500), LegalEntity("asso", 0)]
 
@@ -72,16 +91,18 @@ def test_daily_report_lines_reconciliation_and_csv() -> None:
         date="2026-11-20",
         currency="eur",
         timezone="Europe/Paris",
-        totals=[OrganizationTotals("org-a", 3, 3000, 90, 100, 2810), OrganizationTotals("org-b", 1, 500, 10, 0, 490)],
+        totals=[
+            OrganizationTotals("org-a", "eur", 3, 3000, 90, 100, 2810),
+            OrganizationTotals("org-b", "eur", 1, 500, 10, 0, 490),
+        ],
         names={"org-a": "Pompiers A", "org-b": "Pompiers B"},
         payouts=[
-            DayPayout("p1", "org-a", 2000, "m1"),
-            DayPayout("p2", "org-a", 810, "m1"),
-            DayPayout("p3", "org-b", 490, None),
+            DayPayout("p1", "org-a", 2000, "eur", "m1"),
+            DayPayout("p2", "org-a", 810, "eur", "m1"),
+            DayPayout("p3", "org-b", 490, "eur", None),
         ],
         match_differences={"m1": -1},
-        bank_credits=2809,
-        bank_debits=0,
+        bank={"eur": (2809, 0)},
         unmatched_credits=0,
         rules=[AllocationRule("", "holding", 10_000)],
         entities=ENTITIES,
@@ -90,41 +111,116 @@ def test_daily_report_lines_reconciliation_and_csv() -> None:
     assert (a.payouts, a.bank_credits, a.difference, a.reconciled) == (2810, 2809, 1, True)
     assert (b.payouts, b.bank_credits, b.reconciled) == (490, 0, False)
     assert report.reconciled is False and report.unmatched_payouts == 1
-    assert report.totals["net"] == 3300
+    assert report.totals().net == 3300
     rows = list(csv.reader(io.StringIO(report_csv(report))))
-    assert rows[0][:3] == ["date", "organization_id", "organization_name"]
-    assert rows[3][1] == "TOTAL" and rows[3][7] == "3300"
+    assert rows[0][:3] == ["date", "organization_id", "organization_name"] and rows[0][-1] == "currency"
+    assert rows[3][1] == "TOTAL" and rows[3][7] == "3300" and rows[3][-1] == "eur"
     message = slack_message(report)
     assert "NOT reconciled" in message["text"] and message["blocks"]
 
 
-def _balanced(content: str) -> dict[str, tuple[int, int]]:
-    lines = content.rstrip("\n").split("\n")
-    assert lines[0].split("\t") == list(COLUMNS)
-    sums: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for line in lines[1:]:
-        cells = line.split("\t")
-        assert len(cells) == 18
-        debit, credit = (int(cells[i].replace(",", "")) for i in (11, 12))
-        sums[cells[2]][0] += debit
-        sums[cells[2]][1] += credit
-    return {num: (d, c) for num, (d, c) in sums.items()}
-
-
-def test_fec_entries_balance() -> None:
-    day = datetime(2026, 11, 20, 10, tzinfo=UTC)
-    content, entries = build_fec(
-        [
-            BalanceLine("txn_1", "charge", 1000, 39, "eur", day, "acct_1", "ch_1"),
-            BalanceLine("txn_2", "refund", -300, 0, "eur", day, "acct_1", "re_1"),
-            BalanceLine("txn_3", "payout", -661, 0, "eur", day, "acct_1", "po_1"),
-            BalanceLine("txn_4", "adjustment", -5, -2, "eur", day, "acct_1"),
+def test_the_daily_report_never_adds_two_currencies() -> None:
+    report = build_daily_report(
+        date="2026-11-20",
+        currency="eur",
+        timezone="Europe/Paris",
+        totals=[
+            OrganizationTotals("org-a", "eur", 1, 1000, 10, 0, 990),
+            OrganizationTotals("org-a", "usd", 2, 700, 7, 100, 593),
+            OrganizationTotals("org-b", "gbp", 1, 5000, 0, 0, 5000),
         ],
-        [PayoutLine("po_1", 661, "eur", day, "acct_1")],
-        [BankLine("q-1", 661, "credit", "eur", day, "STRIPE", True), BankLine("q-2", 120, "debit", "eur", day, "rent")],
+        names={"org-a": "A", "org-b": "B"},
+        payouts=[DayPayout("p1", "org-a", 990, "eur", None), DayPayout("p2", "org-a", 593, "usd", None)],
+        match_differences={},
+        bank={"eur": (990, 0), "usd": (593, 40)},
+        unmatched_credits=0,
+        rules=[AllocationRule("", "holding", 10_000)],
+        entities=ENTITIES,
     )
-    assert entries == 6
-    sums = _balanced(content)
-    assert len(sums) == 6
-    assert all(d == c and d > 0 for d, c in sums.values())
-    assert "\t10,00\t" in content and "20261120" in content
+    lines = {(line.organization_id, line.currency): line for line in report.organizations}
+    assert set(lines) == {("org-a", "eur"), ("org-a", "usd"), ("org-b", "gbp")}
+    assert lines[("org-a", "usd")].payouts == 593 and lines[("org-a", "eur")].payouts == 990
+    by_currency = {t.currency: t for t in report.by_currency}
+    assert (by_currency["eur"].gross, by_currency["usd"].gross, by_currency["gbp"].gross) == (1000, 700, 5000)
+    assert (by_currency["usd"].bank_credits, by_currency["usd"].bank_debits) == (593, 40)
+    assert report.totals().net == 990  # the report's own currency only
+    assert sum(e.revenue for e in report.allocation.entities) == 990  # allocation in eur only
+    totals = [row for row in csv.reader(io.StringIO(report_csv(report))) if row[1:2] == ["TOTAL"]]
+    assert {row[-1]: row[4] for row in totals} == {"eur": "1000", "gbp": "5000", "usd": "700"}
+    text = slack_message(report)["text"]
+    assert "9.90 EUR" in text and "5.93 USD" in text and "50.00 GBP" in text
+    assert "67.00" not in text and "59.83" not in text  # no sum across currencies
+
+
+def test_totals_from_books_count_refunds_on_their_day() -> None:
+    day = date(2026, 11, 20)
+    lines = [
+        BookLine("sale", "p1", "p1", "org-a", day, "card_present", "direct", "eur", 1000, 30),
+        BookLine("refund", "r1", "p0", "org-a", day, "card_present", "direct", "eur", 400, 12),
+        BookLine("sale", "p2", "p2", "org-a", day, "cash", "none", "usd", 500, 0),
+    ]
+    totals = {(t.organization_id, t.currency): t for t in totals_from_books(lines)}
+    assert totals[("org-a", "eur")] == OrganizationTotals("org-a", "eur", 1, 1000, 18, 400, 582)
+    assert totals[("org-a", "usd")] == OrganizationTotals("org-a", "usd", 1, 500, 0, 0, 500)
+
+
+DAY = date(2026, 11, 20)
+_lines = st.builds(
+    BookLine,
+    kind=st.sampled_from(["sale", "refund"]),
+    id=st.uuids().map(str),
+    payment_id=st.uuids().map(str),
+    organization_id=st.sampled_from(["org-a", "org-b"]),
+    day=st.dates(min_value=DAY, max_value=date(2026, 11, 25)),
+    method=st.sampled_from(["card_present", "card", "cash"]),
+    charge_model=st.sampled_from(["direct", "destination"]),
+    currency=st.sampled_from(["eur", "usd"]),
+    amount=st.integers(min_value=1, max_value=1_000_000),
+    application_fee=st.integers(min_value=0, max_value=1_000),
+).map(lambda b: replace(b, charge_model="none", application_fee=0) if b.method == "cash" else b)
+_fees = st.builds(
+    StripeFee, id=st.uuids().map(str), fee=st.integers(-500, 500), currency=st.just("eur"), day=st.just(DAY)
+)
+_payouts = st.builds(
+    PayoutLine,
+    stripe_payout_id=st.uuids().map(str),
+    amount=st.integers(1, 10**7),
+    currency=st.just("eur"),
+    day=st.just(DAY),
+)
+
+
+# No deadline: the machine may be busy; the property, not the speed, is under test.
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_lines, max_size=30), st.lists(_fees, max_size=5), st.lists(_payouts, max_size=5))
+def test_every_fec_entry_balances_and_numbers_are_gapless(
+    lines: list[BookLine], fees: list[StripeFee], payouts: list[PayoutLine]
+) -> None:
+    bank = [BankLine("q-1", 661, "credit", "eur", DAY, "STRIPE", True), BankLine("q-2", 120, "debit", "eur", DAY)]
+    for entries in (organization_entries(lines, fees, payouts), platform_entries(lines, fees, payouts, bank)):
+        content, count = render(entries)
+        _, sums = checked_fec(content)
+        assert len(sums) == count
+    # The organisation's sales (706) and refunds (709) are exactly what Payments booked, per currency.
+    rows = fec_rows(render(organization_entries(lines, fees, payouts))[0])
+    for currency in ("eur", "usd"):
+        mine = [line for line in lines if line.currency == currency]
+        assert account_totals(rows, "706000", currency.upper())[1] == sum(x.amount for x in mine if x.kind == "sale")
+        assert account_totals(rows, "709000", currency.upper())[0] == sum(x.amount for x in mine if x.kind == "refund")
+    # The platform never books an organisation's sale as its revenue.
+    assert "706000" not in {cells[4] for cells in fec_rows(render(platform_entries(lines, fees, payouts, bank))[0])}
+
+
+def test_cash_sales_go_to_the_cash_journal_and_the_file_is_named_by_the_siren() -> None:
+    lines = [
+        BookLine("sale", "p1", "p1", "org-a", DAY, "cash", "none", "eur", 1500, 0),
+        BookLine("sale", "p2", "p2", "org-a", DAY, "card_present", "direct", "eur", 1000, 30),
+    ]
+    content, count = render(organization_entries(lines, [], []))
+    rows = fec_rows(content)
+    assert count == 2
+    assert {(c[0], c[4]) for c in rows if c[8] == "p1"} == {("CA", "530000"), ("CA", "706000")}
+    assert {c[3] for c in rows} == {"20261120"} and "\t15,00\t" in content
+    assert file_name("123456789", date(2026, 12, 31)) == "123456789FEC20261231.txt"
+    with pytest.raises(ValueError):
+        file_name("12345678", DAY)

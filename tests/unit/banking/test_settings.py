@@ -48,3 +48,10 @@ def test_values_and_bank_account_entities() -> None:
 def test_bad_settings_stop_start_up(environ: dict[str, str]) -> None:
     with pytest.raises(SettingsError):
         BankingSettings.from_env(Env(environ))
+
+
+@pytest.mark.parametrize("siren", ["12345678", "1234567890", "12345678A", "123 456 789"])
+def test_the_platform_siren_is_nine_digits(siren: str) -> None:
+    with pytest.raises(SettingsError, match="FEC_SIREN"):
+        BankingSettings.from_env(Env({"FEC_SIREN": siren}))
+    assert BankingSettings.from_env(Env({"FEC_SIREN": "732829320"})).fec_siren == "732829320"

@@ -133,6 +133,7 @@ class Organization(_message.Message):
     TIMEZONE_FIELD_NUMBER: _builtins.int
     DEFAULT_CURRENCY_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    SIREN_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     email: _builtins.str
@@ -152,6 +153,8 @@ class Organization(_message.Message):
     timezone: _builtins.str
     """IANA time zone used for daily figures, e.g. "Europe/Paris"."""
     default_currency: _builtins.str
+    siren: _builtins.str
+    """French company number (9 digits) that names the organisation's FEC export; empty until set."""
     @_builtins.property
     def address(self) -> _common_pb2.Address: ...
     @_builtins.property
@@ -180,10 +183,11 @@ class Organization(_message.Message):
         timezone: _builtins.str = ...,
         default_currency: _builtins.str = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        siren: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "bank_account_iban", b"bank_account_iban", "business_type", b"business_type", "charge_model", b"charge_model", "charges_enabled", b"charges_enabled", "country", b"country", "created_at", b"created_at", "default_currency", b"default_currency", "details_submitted", b"details_submitted", "email", b"email", "fee_minimum", b"fee_minimum", "fee_percent_bps", b"fee_percent_bps", "id", b"id", "legal_entity", b"legal_entity", "name", b"name", "payouts_enabled", b"payouts_enabled", "requirements_due", b"requirements_due", "stripe_account_id", b"stripe_account_id", "timezone", b"timezone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "bank_account_iban", b"bank_account_iban", "business_type", b"business_type", "charge_model", b"charge_model", "charges_enabled", b"charges_enabled", "country", b"country", "created_at", b"created_at", "default_currency", b"default_currency", "details_submitted", b"details_submitted", "email", b"email", "fee_minimum", b"fee_minimum", "fee_percent_bps", b"fee_percent_bps", "id", b"id", "legal_entity", b"legal_entity", "name", b"name", "payouts_enabled", b"payouts_enabled", "requirements_due", b"requirements_due", "siren", b"siren", "stripe_account_id", b"stripe_account_id", "timezone", b"timezone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -543,6 +547,7 @@ class CreateOrganizationRequest(_message.Message):
     BANK_ACCOUNT_IBAN_FIELD_NUMBER: _builtins.int
     TIMEZONE_FIELD_NUMBER: _builtins.int
     DEFAULT_CURRENCY_FIELD_NUMBER: _builtins.int
+    SIREN_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     email: _builtins.str
     country: _builtins.str
@@ -555,6 +560,8 @@ class CreateOrganizationRequest(_message.Message):
     bank_account_iban: _builtins.str
     timezone: _builtins.str
     default_currency: _builtins.str
+    siren: _builtins.str
+    """9 digits, or empty."""
     @_builtins.property
     def address(self) -> _common_pb2.Address: ...
     def __init__(
@@ -572,10 +579,11 @@ class CreateOrganizationRequest(_message.Message):
         bank_account_iban: _builtins.str = ...,
         timezone: _builtins.str = ...,
         default_currency: _builtins.str = ...,
+        siren: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["address", b"address"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "bank_account_iban", b"bank_account_iban", "business_type", b"business_type", "charge_model", b"charge_model", "country", b"country", "default_currency", b"default_currency", "email", b"email", "fee_minimum", b"fee_minimum", "fee_percent_bps", b"fee_percent_bps", "legal_entity", b"legal_entity", "name", b"name", "timezone", b"timezone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "bank_account_iban", b"bank_account_iban", "business_type", b"business_type", "charge_model", b"charge_model", "country", b"country", "default_currency", b"default_currency", "email", b"email", "fee_minimum", b"fee_minimum", "fee_percent_bps", b"fee_percent_bps", "legal_entity", b"legal_entity", "name", b"name", "siren", b"siren", "timezone", b"timezone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -652,6 +660,7 @@ class UpdateOrganizationRequest(_message.Message):
     LEGAL_ENTITY_FIELD_NUMBER: _builtins.int
     BANK_ACCOUNT_IBAN_FIELD_NUMBER: _builtins.int
     TIMEZONE_FIELD_NUMBER: _builtins.int
+    SIREN_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
     name: _builtins.str
     charge_model: _builtins.str
@@ -660,6 +669,8 @@ class UpdateOrganizationRequest(_message.Message):
     legal_entity: _builtins.str
     bank_account_iban: _builtins.str
     timezone: _builtins.str
+    siren: _builtins.str
+    """9 digits."""
     def __init__(
         self,
         *,
@@ -671,10 +682,11 @@ class UpdateOrganizationRequest(_message.Message):
         legal_entity: _builtins.str | None = ...,
         bank_account_iban: _builtins.str | None = ...,
         timezone: _builtins.str | None = ...,
+        siren: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_bank_account_iban", b"_bank_account_iban", "_charge_model", b"_charge_model", "_fee_minimum", b"_fee_minimum", "_fee_percent_bps", b"_fee_percent_bps", "_legal_entity", b"_legal_entity", "_name", b"_name", "_timezone", b"_timezone", "bank_account_iban", b"bank_account_iban", "charge_model", b"charge_model", "fee_minimum", b"fee_minimum", "fee_percent_bps", b"fee_percent_bps", "legal_entity", b"legal_entity", "name", b"name", "timezone", b"timezone"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_bank_account_iban", b"_bank_account_iban", "_charge_model", b"_charge_model", "_fee_minimum", b"_fee_minimum", "_fee_percent_bps", b"_fee_percent_bps", "_legal_entity", b"_legal_entity", "_name", b"_name", "_siren", b"_siren", "_timezone", b"_timezone", "bank_account_iban", b"bank_account_iban", "charge_model", b"charge_model", "fee_minimum", b"fee_minimum", "fee_percent_bps", b"fee_percent_bps", "legal_entity", b"legal_entity", "name", b"name", "siren", b"siren", "timezone", b"timezone"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_bank_account_iban", b"_bank_account_iban", "_charge_model", b"_charge_model", "_fee_minimum", b"_fee_minimum", "_fee_percent_bps", b"_fee_percent_bps", "_legal_entity", b"_legal_entity", "_name", b"_name", "_timezone", b"_timezone", "bank_account_iban", b"bank_account_iban", "charge_model", b"charge_model", "fee_minimum", b"fee_minimum", "fee_percent_bps", b"fee_percent_bps", "legal_entity", b"legal_entity", "name", b"name", "organization_id", b"organization_id", "timezone", b"timezone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_bank_account_iban", b"_bank_account_iban", "_charge_model", b"_charge_model", "_fee_minimum", b"_fee_minimum", "_fee_percent_bps", b"_fee_percent_bps", "_legal_entity", b"_legal_entity", "_name", b"_name", "_siren", b"_siren", "_timezone", b"_timezone", "bank_account_iban", b"bank_account_iban", "charge_model", b"charge_model", "fee_minimum", b"fee_minimum", "fee_percent_bps", b"fee_percent_bps", "legal_entity", b"legal_entity", "name", b"name", "organization_id", b"organization_id", "siren", b"siren", "timezone", b"timezone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__bank_account_iban: _TypeAlias = _typing.Literal["bank_account_iban"]  # noqa: Y015
     _WhichOneofArgType__bank_account_iban: _TypeAlias = _typing.Literal["_bank_account_iban", b"_bank_account_iban"]  # noqa: Y015
@@ -688,6 +700,8 @@ class UpdateOrganizationRequest(_message.Message):
     _WhichOneofArgType__legal_entity: _TypeAlias = _typing.Literal["_legal_entity", b"_legal_entity"]  # noqa: Y015
     _WhichOneofReturnType__name: _TypeAlias = _typing.Literal["name"]  # noqa: Y015
     _WhichOneofArgType__name: _TypeAlias = _typing.Literal["_name", b"_name"]  # noqa: Y015
+    _WhichOneofReturnType__siren: _TypeAlias = _typing.Literal["siren"]  # noqa: Y015
+    _WhichOneofArgType__siren: _TypeAlias = _typing.Literal["_siren", b"_siren"]  # noqa: Y015
     _WhichOneofReturnType__timezone: _TypeAlias = _typing.Literal["timezone"]  # noqa: Y015
     _WhichOneofArgType__timezone: _TypeAlias = _typing.Literal["_timezone", b"_timezone"]  # noqa: Y015
     @_typing.overload
@@ -702,6 +716,8 @@ class UpdateOrganizationRequest(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__legal_entity) -> _WhichOneofReturnType__legal_entity | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__name) -> _WhichOneofReturnType__name | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__siren) -> _WhichOneofReturnType__siren | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__timezone) -> _WhichOneofReturnType__timezone | None: ...
 

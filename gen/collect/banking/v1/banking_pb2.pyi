@@ -835,6 +835,7 @@ class OrganizationReportLine(_message.Message):
     BANK_CREDITS_FIELD_NUMBER: _builtins.int
     RECONCILED_FIELD_NUMBER: _builtins.int
     DIFFERENCE_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
     organization_name: _builtins.str
     count: _builtins.int
@@ -846,6 +847,8 @@ class OrganizationReportLine(_message.Message):
     bank_credits: _builtins.int
     reconciled: _builtins.bool
     difference: _builtins.int
+    currency: _builtins.str
+    """Every amount of the line is in this currency (an organisation has one line per currency)."""
     def __init__(
         self,
         *,
@@ -860,14 +863,60 @@ class OrganizationReportLine(_message.Message):
         bank_credits: _builtins.int = ...,
         reconciled: _builtins.bool = ...,
         difference: _builtins.int = ...,
+        currency: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_credits", b"bank_credits", "count", b"count", "difference", b"difference", "fees", b"fees", "gross", b"gross", "net", b"net", "organization_id", b"organization_id", "organization_name", b"organization_name", "payouts", b"payouts", "reconciled", b"reconciled", "refunds", b"refunds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_credits", b"bank_credits", "count", b"count", "currency", b"currency", "difference", b"difference", "fees", b"fees", "gross", b"gross", "net", b"net", "organization_id", b"organization_id", "organization_name", b"organization_name", "payouts", b"payouts", "reconciled", b"reconciled", "refunds", b"refunds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___OrganizationReportLine: _TypeAlias = OrganizationReportLine  # noqa: Y015
+
+@_typing.final
+class CurrencyTotals(_message.Message):
+    """A day's figures in one currency: amounts of different currencies are never added."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    GROSS_FIELD_NUMBER: _builtins.int
+    FEES_FIELD_NUMBER: _builtins.int
+    REFUNDS_FIELD_NUMBER: _builtins.int
+    NET_FIELD_NUMBER: _builtins.int
+    PAYOUTS_FIELD_NUMBER: _builtins.int
+    BANK_CREDITS_FIELD_NUMBER: _builtins.int
+    BANK_DEBITS_FIELD_NUMBER: _builtins.int
+    currency: _builtins.str
+    count: _builtins.int
+    gross: _builtins.int
+    fees: _builtins.int
+    refunds: _builtins.int
+    net: _builtins.int
+    payouts: _builtins.int
+    bank_credits: _builtins.int
+    bank_debits: _builtins.int
+    def __init__(
+        self,
+        *,
+        currency: _builtins.str = ...,
+        count: _builtins.int = ...,
+        gross: _builtins.int = ...,
+        fees: _builtins.int = ...,
+        refunds: _builtins.int = ...,
+        net: _builtins.int = ...,
+        payouts: _builtins.int = ...,
+        bank_credits: _builtins.int = ...,
+        bank_debits: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_credits", b"bank_credits", "bank_debits", b"bank_debits", "count", b"count", "currency", b"currency", "fees", b"fees", "gross", b"gross", "net", b"net", "payouts", b"payouts", "refunds", b"refunds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CurrencyTotals: _TypeAlias = CurrencyTotals  # noqa: Y015
 
 @_typing.final
 class EntityAllocation(_message.Message):
@@ -920,6 +969,7 @@ class DailyReport(_message.Message):
     FEES_FIELD_NUMBER: _builtins.int
     REFUNDS_FIELD_NUMBER: _builtins.int
     NET_FIELD_NUMBER: _builtins.int
+    TOTALS_BY_CURRENCY_FIELD_NUMBER: _builtins.int
     date: _builtins.str
     currency: _builtins.str
     bank_credits: _builtins.int
@@ -943,6 +993,10 @@ class DailyReport(_message.Message):
     def organizations(self) -> _containers.RepeatedCompositeFieldContainer[Global___OrganizationReportLine]: ...
     @_builtins.property
     def allocation(self) -> _containers.RepeatedCompositeFieldContainer[Global___EntityAllocation]: ...
+    @_builtins.property
+    def totals_by_currency(self) -> _containers.RepeatedCompositeFieldContainer[Global___CurrencyTotals]:
+        """One row per currency seen on the day; the fields above are those of `currency`."""
+
     def __init__(
         self,
         *,
@@ -965,10 +1019,11 @@ class DailyReport(_message.Message):
         fees: _builtins.int = ...,
         refunds: _builtins.int = ...,
         net: _builtins.int = ...,
+        totals_by_currency: _abc.Iterable[Global___CurrencyTotals] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocation", b"allocation", "bank_credits", b"bank_credits", "bank_debits", b"bank_debits", "baseline_entity", b"baseline_entity", "baseline_estimated_tax", b"baseline_estimated_tax", "currency", b"currency", "date", b"date", "estimated_tax_total", b"estimated_tax_total", "fees", b"fees", "gross", b"gross", "net", b"net", "organizations", b"organizations", "payouts", b"payouts", "reconciled", b"reconciled", "refunds", b"refunds", "tax_difference", b"tax_difference", "timezone", b"timezone", "unmatched_credits", b"unmatched_credits", "unmatched_payouts", b"unmatched_payouts"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocation", b"allocation", "bank_credits", b"bank_credits", "bank_debits", b"bank_debits", "baseline_entity", b"baseline_entity", "baseline_estimated_tax", b"baseline_estimated_tax", "currency", b"currency", "date", b"date", "estimated_tax_total", b"estimated_tax_total", "fees", b"fees", "gross", b"gross", "net", b"net", "organizations", b"organizations", "payouts", b"payouts", "reconciled", b"reconciled", "refunds", b"refunds", "tax_difference", b"tax_difference", "timezone", b"timezone", "totals_by_currency", b"totals_by_currency", "unmatched_credits", b"unmatched_credits", "unmatched_payouts", b"unmatched_payouts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1095,3 +1150,53 @@ class ExportFecResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ExportFecResponse: _TypeAlias = ExportFecResponse  # noqa: Y015
+
+@_typing.final
+class ExportOrganizationFecRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    FROM_DATE_FIELD_NUMBER: _builtins.int
+    TO_DATE_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    from_date: _builtins.str
+    to_date: _builtins.str
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        from_date: _builtins.str = ...,
+        to_date: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_date", b"from_date", "organization_id", b"organization_id", "to_date", b"to_date"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportOrganizationFecRequest: _TypeAlias = ExportOrganizationFecRequest  # noqa: Y015
+
+@_typing.final
+class ExportOrganizationFecResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTENT_FIELD_NUMBER: _builtins.int
+    FILENAME_FIELD_NUMBER: _builtins.int
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    content: _builtins.str
+    filename: _builtins.str
+    entries: _builtins.int
+    def __init__(
+        self,
+        *,
+        content: _builtins.str = ...,
+        filename: _builtins.str = ...,
+        entries: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "entries", b"entries", "filename", b"filename"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportOrganizationFecResponse: _TypeAlias = ExportOrganizationFecResponse  # noqa: Y015

@@ -111,6 +111,11 @@ class BankingServiceStub:
                 request_serializer=collect_dot_banking_dot_v1_dot_banking__pb2.ExportFecRequest.SerializeToString,
                 response_deserializer=collect_dot_banking_dot_v1_dot_banking__pb2.ExportFecResponse.FromString,
                 _registered_method=True)
+        self.ExportOrganizationFec = channel.unary_unary(
+                '/collect.banking.v1.BankingService/ExportOrganizationFec',
+                request_serializer=collect_dot_banking_dot_v1_dot_banking__pb2.ExportOrganizationFecRequest.SerializeToString,
+                response_deserializer=collect_dot_banking_dot_v1_dot_banking__pb2.ExportOrganizationFecResponse.FromString,
+                _registered_method=True)
 
 
 class BankingServiceServicer:
@@ -209,7 +214,16 @@ class BankingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ExportFec(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The platform's own books (application fees, Stripe fees it bears, transfers, its bank).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportOrganizationFec(self, request, context):
+        """One organisation's books (org_admin of it, platform_admin): card and cash sales, Stripe and
+        platform fees, refunds, payouts to its bank.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -291,6 +305,11 @@ def add_BankingServiceServicer_to_server(servicer, server):
                     servicer.ExportFec,
                     request_deserializer=collect_dot_banking_dot_v1_dot_banking__pb2.ExportFecRequest.FromString,
                     response_serializer=collect_dot_banking_dot_v1_dot_banking__pb2.ExportFecResponse.SerializeToString,
+            ),
+            'ExportOrganizationFec': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportOrganizationFec,
+                    request_deserializer=collect_dot_banking_dot_v1_dot_banking__pb2.ExportOrganizationFecRequest.FromString,
+                    response_serializer=collect_dot_banking_dot_v1_dot_banking__pb2.ExportOrganizationFecResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -700,6 +719,33 @@ class BankingService:
             '/collect.banking.v1.BankingService/ExportFec',
             collect_dot_banking_dot_v1_dot_banking__pb2.ExportFecRequest.SerializeToString,
             collect_dot_banking_dot_v1_dot_banking__pb2.ExportFecResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportOrganizationFec(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/collect.banking.v1.BankingService/ExportOrganizationFec',
+            collect_dot_banking_dot_v1_dot_banking__pb2.ExportOrganizationFecRequest.SerializeToString,
+            collect_dot_banking_dot_v1_dot_banking__pb2.ExportOrganizationFecResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -56,6 +56,11 @@ class BankingServiceStub:
     SendDailyReport: _grpc.UnaryUnaryMultiCallable[_banking_pb2.SendDailyReportRequest, _banking_pb2.SendDailyReportResponse]
     """Pushes the daily report to Slack; sent once per day."""
     ExportFec: _grpc.UnaryUnaryMultiCallable[_banking_pb2.ExportFecRequest, _banking_pb2.ExportFecResponse]
+    """The platform's own books (application fees, Stripe fees it bears, transfers, its bank)."""
+    ExportOrganizationFec: _grpc.UnaryUnaryMultiCallable[_banking_pb2.ExportOrganizationFecRequest, _banking_pb2.ExportOrganizationFecResponse]
+    """One organisation's books (org_admin of it, platform_admin): card and cash sales, Stripe and
+    platform fees, refunds, payouts to its bank.
+    """
 
 @_typing.type_check_only
 class BankingServiceAsyncStub(BankingServiceStub):
@@ -85,6 +90,11 @@ class BankingServiceAsyncStub(BankingServiceStub):
     SendDailyReport: _aio.UnaryUnaryMultiCallable[_banking_pb2.SendDailyReportRequest, _banking_pb2.SendDailyReportResponse]  # type: ignore[assignment]
     """Pushes the daily report to Slack; sent once per day."""
     ExportFec: _aio.UnaryUnaryMultiCallable[_banking_pb2.ExportFecRequest, _banking_pb2.ExportFecResponse]  # type: ignore[assignment]
+    """The platform's own books (application fees, Stripe fees it bears, transfers, its bank)."""
+    ExportOrganizationFec: _aio.UnaryUnaryMultiCallable[_banking_pb2.ExportOrganizationFecRequest, _banking_pb2.ExportOrganizationFecResponse]  # type: ignore[assignment]
+    """One organisation's books (org_admin of it, platform_admin): card and cash sales, Stripe and
+    platform fees, refunds, payouts to its bank.
+    """
 
 class BankingServiceServicer(metaclass=_abc_1.ABCMeta):
     """Bank transactions (Qonto), Stripe payouts, reconciliation, revenue allocation,
@@ -200,6 +210,17 @@ class BankingServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _banking_pb2.ExportFecRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_banking_pb2.ExportFecResponse, _abc.Awaitable[_banking_pb2.ExportFecResponse]]: ...
+    ) -> _typing.Union[_banking_pb2.ExportFecResponse, _abc.Awaitable[_banking_pb2.ExportFecResponse]]:
+        """The platform's own books (application fees, Stripe fees it bears, transfers, its bank)."""
+
+    @_abc_1.abstractmethod
+    def ExportOrganizationFec(
+        self,
+        request: _banking_pb2.ExportOrganizationFecRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_banking_pb2.ExportOrganizationFecResponse, _abc.Awaitable[_banking_pb2.ExportOrganizationFecResponse]]:
+        """One organisation's books (org_admin of it, platform_admin): card and cash sales, Stripe and
+        platform fees, refunds, payouts to its bank.
+        """
 
 def add_BankingServiceServicer_to_server(servicer: BankingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

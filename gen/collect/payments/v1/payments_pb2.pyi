@@ -886,3 +886,115 @@ class GetPaymentConfigResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetPaymentConfigResponse: _TypeAlias = GetPaymentConfigResponse  # noqa: Y015
+
+@_typing.final
+class ListBookEntriesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    FROM_DATE_FIELD_NUMBER: _builtins.int
+    TO_DATE_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    """Empty for every organisation (platform admins and services only)."""
+    from_date: _builtins.str
+    """YYYY-MM-DD, inclusive, in each organisation's time zone."""
+    to_date: _builtins.str
+    @_builtins.property
+    def page(self) -> _common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        from_date: _builtins.str = ...,
+        to_date: _builtins.str = ...,
+        page: _common_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_date", b"from_date", "organization_id", b"organization_id", "page", b"page", "to_date", b"to_date"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListBookEntriesRequest: _TypeAlias = ListBookEntriesRequest  # noqa: Y015
+
+@_typing.final
+class BookEntry(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    PAYMENT_ID_FIELD_NUMBER: _builtins.int
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    DATE_FIELD_NUMBER: _builtins.int
+    METHOD_FIELD_NUMBER: _builtins.int
+    CHARGE_MODEL_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    APPLICATION_FEE_FIELD_NUMBER: _builtins.int
+    STRIPE_ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    STRIPE_PAYMENT_INTENT_ID_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """"sale" (a succeeded payment, on its day) or "refund" (a succeeded refund, on the day it was made)."""
+    id: _builtins.str
+    """The payment's id for a sale, the refund's for a refund."""
+    payment_id: _builtins.str
+    organization_id: _builtins.str
+    date: _builtins.str
+    """YYYY-MM-DD in the organisation's time zone."""
+    method: _builtins.str
+    charge_model: _builtins.str
+    """"direct", "destination" or "none" (cash)."""
+    currency: _builtins.str
+    amount: _builtins.int
+    """Amount captured (sale) or refunded (refund), minor units, positive."""
+    application_fee: _builtins.int
+    """Platform fee taken (sale) or given back (refund)."""
+    stripe_account_id: _builtins.str
+    stripe_payment_intent_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        id: _builtins.str = ...,
+        payment_id: _builtins.str = ...,
+        organization_id: _builtins.str = ...,
+        date: _builtins.str = ...,
+        method: _builtins.str = ...,
+        charge_model: _builtins.str = ...,
+        currency: _builtins.str = ...,
+        amount: _builtins.int = ...,
+        application_fee: _builtins.int = ...,
+        stripe_account_id: _builtins.str = ...,
+        stripe_payment_intent_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "application_fee", b"application_fee", "charge_model", b"charge_model", "currency", b"currency", "date", b"date", "id", b"id", "kind", b"kind", "method", b"method", "organization_id", b"organization_id", "payment_id", b"payment_id", "stripe_account_id", b"stripe_account_id", "stripe_payment_intent_id", b"stripe_payment_intent_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BookEntry: _TypeAlias = BookEntry  # noqa: Y015
+
+@_typing.final
+class ListBookEntriesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    NEXT_CURSOR_FIELD_NUMBER: _builtins.int
+    next_cursor: _builtins.str
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___BookEntry]: ...
+    def __init__(
+        self,
+        *,
+        entries: _abc.Iterable[Global___BookEntry] | None = ...,
+        next_cursor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "next_cursor", b"next_cursor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListBookEntriesResponse: _TypeAlias = ListBookEntriesResponse  # noqa: Y015

@@ -90,6 +90,11 @@ class PaymentsServiceStub:
                 request_serializer=collect_dot_payments_dot_v1_dot_payments__pb2.GetPaymentConfigRequest.SerializeToString,
                 response_deserializer=collect_dot_payments_dot_v1_dot_payments__pb2.GetPaymentConfigResponse.FromString,
                 _registered_method=True)
+        self.ListBookEntries = channel.unary_unary(
+                '/collect.payments.v1.PaymentsService/ListBookEntries',
+                request_serializer=collect_dot_payments_dot_v1_dot_payments__pb2.ListBookEntriesRequest.SerializeToString,
+                response_deserializer=collect_dot_payments_dot_v1_dot_payments__pb2.ListBookEntriesResponse.FromString,
+                _registered_method=True)
 
 
 class PaymentsServiceServicer:
@@ -166,6 +171,14 @@ class PaymentsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListBookEntries(self, request, context):
+        """Read only: what each sale and refund puts in an organisation's books, on the local day it
+        happened (org_admin of the organisation, platform_admin, services).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PaymentsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -223,6 +236,11 @@ def add_PaymentsServiceServicer_to_server(servicer, server):
                     servicer.GetPaymentConfig,
                     request_deserializer=collect_dot_payments_dot_v1_dot_payments__pb2.GetPaymentConfigRequest.FromString,
                     response_serializer=collect_dot_payments_dot_v1_dot_payments__pb2.GetPaymentConfigResponse.SerializeToString,
+            ),
+            'ListBookEntries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListBookEntries,
+                    request_deserializer=collect_dot_payments_dot_v1_dot_payments__pb2.ListBookEntriesRequest.FromString,
+                    response_serializer=collect_dot_payments_dot_v1_dot_payments__pb2.ListBookEntriesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -523,6 +541,33 @@ class PaymentsService:
             '/collect.payments.v1.PaymentsService/GetPaymentConfig',
             collect_dot_payments_dot_v1_dot_payments__pb2.GetPaymentConfigRequest.SerializeToString,
             collect_dot_payments_dot_v1_dot_payments__pb2.GetPaymentConfigResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListBookEntries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/collect.payments.v1.PaymentsService/ListBookEntries',
+            collect_dot_payments_dot_v1_dot_payments__pb2.ListBookEntriesRequest.SerializeToString,
+            collect_dot_payments_dot_v1_dot_payments__pb2.ListBookEntriesResponse.FromString,
             options,
             channel_credentials,
             insecure,

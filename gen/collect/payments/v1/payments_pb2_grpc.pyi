@@ -48,6 +48,10 @@ class PaymentsServiceStub:
     """Per organisation and day totals for every organisation (reports, accounting)."""
     GetPaymentConfig: _grpc.UnaryUnaryMultiCallable[_payments_pb2.GetPaymentConfigRequest, _payments_pb2.GetPaymentConfigResponse]
     """What the app must know to sell for an organisation: its currencies and the bounds Payments enforces."""
+    ListBookEntries: _grpc.UnaryUnaryMultiCallable[_payments_pb2.ListBookEntriesRequest, _payments_pb2.ListBookEntriesResponse]
+    """Read only: what each sale and refund puts in an organisation's books, on the local day it
+    happened (org_admin of the organisation, platform_admin, services).
+    """
 
 @_typing.type_check_only
 class PaymentsServiceAsyncStub(PaymentsServiceStub):
@@ -69,6 +73,10 @@ class PaymentsServiceAsyncStub(PaymentsServiceStub):
     """Per organisation and day totals for every organisation (reports, accounting)."""
     GetPaymentConfig: _aio.UnaryUnaryMultiCallable[_payments_pb2.GetPaymentConfigRequest, _payments_pb2.GetPaymentConfigResponse]  # type: ignore[assignment]
     """What the app must know to sell for an organisation: its currencies and the bounds Payments enforces."""
+    ListBookEntries: _aio.UnaryUnaryMultiCallable[_payments_pb2.ListBookEntriesRequest, _payments_pb2.ListBookEntriesResponse]  # type: ignore[assignment]
+    """Read only: what each sale and refund puts in an organisation's books, on the local day it
+    happened (org_admin of the organisation, platform_admin, services).
+    """
 
 class PaymentsServiceServicer(metaclass=_abc_1.ABCMeta):
     """Payments, refunds, offline batches, receipts and sales figures."""
@@ -153,5 +161,15 @@ class PaymentsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_payments_pb2.GetPaymentConfigResponse, _abc.Awaitable[_payments_pb2.GetPaymentConfigResponse]]:
         """What the app must know to sell for an organisation: its currencies and the bounds Payments enforces."""
+
+    @_abc_1.abstractmethod
+    def ListBookEntries(
+        self,
+        request: _payments_pb2.ListBookEntriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payments_pb2.ListBookEntriesResponse, _abc.Awaitable[_payments_pb2.ListBookEntriesResponse]]:
+        """Read only: what each sale and refund puts in an organisation's books, on the local day it
+        happened (org_admin of the organisation, platform_admin, services).
+        """
 
 def add_PaymentsServiceServicer_to_server(servicer: PaymentsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

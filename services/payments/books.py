@@ -1,0 +1,97 @@
+"""What sales and refunds put in an organisation's books (read only), for Banking's FEC and daily report.
+
+A sale counts on its payment's local day, as the stats do. A refund counts on the local day it
+was made (the organisation's time zone), never on its sale's day, so that a day already
+reported or exported does not change afterwards. Only succeeded payments and refunds are books.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from runtime.errors import FieldError, InvalidArgument
+from runtime.pagination import decode_cursor, encode_cursor
+from services.payments import repository as repo
+from services.payments.context import Context
+from services.payments.stats import date_range
+
+# Entries per page (a FEC export reads a year of them).
+MAX_PAGE = 1000
+DEFAULT_PAGE = 500
+
+
+@dataclass(frozen=True)
+class BookEntry:
+    kind: str  # "sale" or "refund"
+    id: str
+    payment_id: str
+    organization_id: str
+    date: date
+    method: str
+    charge_model: str
+    currency: str
+    amount: int
+    application_fee: int
+    stripe_account_id: str
+    stripe_payment_intent_id: str
+
+
+def _limit(limit: int) -> int:
+    if limit == 0:
+        return DEFAULT_PAGE
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidArgument(
+            f"limit must be 1..{MAX_PAGE}", "invalid_limit", [FieldError("limit", f"must be 1..{MAX_PAGE}")]
+        )
+    return limit
+
+
+def _after(cursor: str) -> tuple[date, str, str] | None:
+    found = decode_cursor(cursor, uuid_id=False)
+    if found is None:
+        return None
+    kind, _, entry_id = found[1].partition("_")
+    return found[0].date(), kind, entry_id
+
+
+async def entries(
+    ctx: Context, organization_id: str, first: str, last: str, limit: int, cursor: str
+) -> tuple[list[BookEntry], str]:
+    """One page of the entries of [first, last] (each organisation's local days), and the next cursor."""
+    start, end = date_range(first, last, "UTC")
+    size = _limit(limit)
+    after = _after(cursor)
+    async with ctx.pool.acquire() as conn:
+        if organization_id:
+            organizations = [organization_id]
+        else:
+            organizations = await repo.book_organizations(conn, start, end)
+    if not organizations:
+        return [], ""
+    zones = [(await ctx.policies.get(o)).timezone for o in organizations]
+    async with ctx.pool.acquire() as conn:
+        rows = await repo.book_entries(conn, organizations, zones, start, end, after, size + 1)
+    found = [
+        BookEntry(
+            kind=r["kind"],
+            id=r["id"],
+            payment_id=r["payment_id"],
+            organization_id=r["organization_id"],
+            date=r["day"],
+            method=r["method"],
+            charge_model=r["charge_model"],
+            currency=r["currency"],
+            amount=r["amount"],
+            application_fee=r["application_fee"],
+            stripe_account_id=r["stripe_account_id"],
+            stripe_payment_intent_id=r["stripe_payment_intent_id"],
+        )
+        for r in rows
+    ]
+    page = found[:size]
+    if len(found) <= size:
+        return page, ""
+    last_entry = page[-1]
+    moment = datetime(last_entry.date.year, last_entry.date.month, last_entry.date.day, tzinfo=UTC)
+    return page, encode_cursor(moment, f"{last_entry.kind}_{last_entry.id}")
