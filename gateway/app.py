@@ -17,6 +17,8 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 
 from gateway import clients as clients_module
+from gateway.console import routes as console
+from gateway.console.sessions import ConsoleBridge, ConsoleSessions
 from gateway.errors import ApiError, from_domain, from_rpc_error, problem_response
 from gateway.middleware import RequestContextMiddleware
 from gateway.revocations import follow_revocations
@@ -30,7 +32,7 @@ from runtime.errors import DomainError
 log = logging.getLogger("gateway")
 
 # Webhooks first: the busiest paths are matched before the ~50 API routes.
-ROUTE_MODULES = (webhooks, health, accounts, organizations, terminal, payments, banking)
+ROUTE_MODULES = (webhooks, health, accounts, organizations, terminal, payments, banking, console)
 
 
 def _request_id(request: Request) -> str:
@@ -100,6 +102,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
         middleware=[
             Middleware(OpenTelemetryMiddleware, exclude_spans=["receive", "send"]),  # type: ignore[arg-type]
             Middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes),  # type: ignore[arg-type]
+            Middleware(ConsoleBridge),  # type: ignore[arg-type]
         ],
         exception_handlers={
             ApiError: _api_error,
@@ -113,4 +116,5 @@ def create_app(settings: GatewaySettings) -> Starlette:
     app.state.settings = settings
     app.state.signer = signer
     app.state.recent_webhook_events = RecentEvents()
+    app.state.console_sessions = ConsoleSessions(settings.console_idle_seconds)
     return app

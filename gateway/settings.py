@@ -21,6 +21,8 @@ class GatewaySettings:
     # Stripe webhook signing secrets: platform, Connect, and previous ones during rotation.
     stripe_webhook_secrets: tuple[str, ...] = ()
     qonto_webhook_secrets: tuple[str, ...] = ()
+    # A console session ends after this long without the person's activity (and when its token expires).
+    console_idle_seconds: float = 600.0
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> GatewaySettings:
@@ -42,4 +44,5 @@ class GatewaySettings:
             rpc_timeout_seconds=env.number("RPC_TIMEOUT_SECONDS", 5.0),
             stripe_webhook_secrets=secrets("STRIPE_WEBHOOK_SECRETS"),
             qonto_webhook_secrets=secrets("QONTO_WEBHOOK_SECRETS"),
+            console_idle_seconds=env.number("CONSOLE_IDLE_SECONDS", 600.0),
         )
