@@ -128,11 +128,11 @@ class ConsoleBridge:
         if not cookie or sessions is None:
             await self.app(scope, receive, send)
             return
-        session = sessions.get(cookie, touch=header(scope, BACKGROUND_HEADER) != "1")
+        session = sessions.get(cookie, touch=header(scope, BACKGROUND_HEADER.encode()) != "1")
         if session is None:
             await self.app(scope, receive, send)  # no live session: the API answers 401
             return
-        if scope["method"] not in SAFE_METHODS and not csrf_matches(session, header(scope, CSRF_HEADER)):
+        if scope["method"] not in SAFE_METHODS and not csrf_matches(session, header(scope, CSRF_HEADER.encode())):
             error = ApiError(403, "csrf_failed", "the console's CSRF token is missing or wrong: reload the page")
             request_id = str(scope.get("state", {}).get("request_id", ""))
             await problem_response(error, request_id)(scope, receive, send)

@@ -198,11 +198,14 @@ function renderHeader() {
 }
 async function render() {
   state.timers.forEach(clearInterval); state.timers = [];
-  const main = document.getElementById("main");
+  // Each render draws into its own view: a slower page still loading writes into a view no longer shown.
+  const view = h("div", {});
+  document.getElementById("main").replaceChildren(view);
   if (!state.member && location.pathname !== "/console/login") {
     try { const session = await api("GET", "/console/session"); state.csrf = session.csrf_token; state.member = session.member; }
     catch { history.replaceState({}, "", "/console/login?next=" + encodeURIComponent(location.pathname + location.search)); }
   }
+  if (!view.isConnected) return;
   renderHeader();
   for (const [pattern, page, who] of ROUTES) {
     const found = location.pathname.match(pattern);
@@ -210,20 +213,20 @@ async function render() {
     if (who !== "anyone" && state.member) {
       if (who === "platform" && !isPlatform() || who === "admin" && !isAdmin()) {
         if (state.member.role === "agent" && found[0].match(/^\/console\/?$/)) { go(`/console/organizations/${state.member.organization_id}/sales`); return; }
-        main.replaceChildren(h("h1", {}, t("forbidden"))); return;
+        view.replaceChildren(h("h1", {}, t("forbidden"))); return;
       }
     }
-    main.replaceChildren(h("p", { class: "muted" }, "…"));
-    try { await page(main, ...found.slice(1).map(decodeURIComponent)); }
+    view.replaceChildren(h("p", { class: "muted" }, "…"));
+    try { await page(view, ...found.slice(1).map(decodeURIComponent)); }
     catch (error) {
       if (!(error instanceof Problem)) throw error;
       if (error.status === 401) return;
-      main.replaceChildren(h("h1", { id: "problem" }, error.status === 404 ? t("not_found") : error.status === 403 ? t("forbidden") : error.message));
+      view.replaceChildren(h("h1", { id: "problem" }, error.status === 404 ? t("not_found") : error.status === 403 ? t("forbidden") : error.message));
     }
-    document.title = (main.querySelector("h1") || {}).textContent + " — Collect";
+    if (view.isConnected) document.title = (view.querySelector("h1") || {}).textContent + " — Collect";
     return;
   }
-  main.replaceChildren(h("h1", {}, t("not_found")));
+  view.replaceChildren(h("h1", {}, t("not_found")));
 }
 async function signOut() {
   try { await api("DELETE", "/console/session"); } catch { /* already signed out */ }
@@ -412,6 +415,8 @@ async function salesPage(main, orgId) {
   const body = h("tbody", {});
   const seen = new Set();
   let first = true;
+  const rankingBox = h("div", {});
+  const updateRanking = async () => { if (isAdmin()) rankingBox.replaceChildren(await ranking(orgId, org, members)); };
   async function refresh(background) {
     let window = "";
     if (day.value) {  // a day in the organisation's time zone: ask a wider window, keep the day's local sales
@@ -420,8 +425,10 @@ async function salesPage(main, orgId) {
     }
     const page = await api("GET", `/v1/payments?limit=100${scope}${agent.value ? "&member_id=" + agent.value : ""}${status.value ? "&status=" + status.value : ""}${window}`, undefined, { background });
     const shown = page.data.filter((p) => (!method.value || p.method === method.value) && (!day.value || p.local_date === day.value));
+    let arrived = false;
     body.replaceChildren(...(shown.length ? shown.map((p) => {
       const fresh = !first && !seen.has(p.id);
+      arrived = arrived || fresh;
       seen.add(p.id);
       return h("tr", { class: fresh ? "new" : null, "data-payment": p.id },
         h("td", {}, h("a", { href: `/console/organizations/${orgId}/payments/${p.id}`, "data-nav": true }, when(p.created_at))),
@@ -430,6 +437,7 @@ async function salesPage(main, orgId) {
         num(p.amount_refunded ? money(p.amount_refunded, p.currency) : ""), h("td", {}, names[p.member_id] || (p.member_id === state.member.id ? state.member.email : "")));
     }) : [h("tr", {}, h("td", { colspan: 6, class: "muted" }, t("no_data")))]));
     first = false;
+    if (arrived) await updateRanking();
   }
   const onFilter = () => {
     const q = qs({ agent: agent.value, day: day.value, method: method.value, status: status.value });
@@ -440,10 +448,10 @@ async function salesPage(main, orgId) {
     isAdmin() ? field(t("agent"), agent) : null, field(t("day"), day), field(t("method"), method), field(t("status"), status));
   const feed = h("div", { class: "table-wrap" }, h("table", { id: "feed", "aria-live": "polite" },
     h("thead", {}, h("tr", {}, [[t("date")], [t("amount"), "num"], [t("method")], [t("status")], [t("refunded"), "num"], [t("agent")]].map(([l, c]) => h("th", { scope: "col", class: c }, l)))), body));
-  main.replaceChildren(h("h1", {}, `${t("sales")} — ${org.name}`), orgTabs(orgId), filters, h("p", { class: "muted" }, "⟳ " + t("live")), feed);
+  main.replaceChildren(h("h1", {}, `${t("sales")} — ${org.name}`), orgTabs(orgId), filters, h("p", { class: "muted" }, "⟳ " + t("live")), feed, rankingBox);
   await refresh(false);
-  state.timers.push(setInterval(() => refresh(true).catch(() => {}), 3000));
-  if (isAdmin()) main.append(await ranking(orgId, org, members));
+  if (main.isConnected) state.timers.push(setInterval(() => refresh(true).catch(() => {}), 3000));
+  await updateRanking();
 }
 async function ranking(orgId, org, members) {
   const zone = org.timezone || "Europe/Paris";
