@@ -180,7 +180,10 @@ async def test_banking_shows_a_reconciled_payout_and_the_daily_report_downloads(
     # The allocation rules editor shows the API's validation at the field.
     await page.locator("#add-rule").click()
     await page.locator("#save-rules").click()
-    await expect(page.locator("#allocation-rules .field-error").first).not_to_be_empty(timeout=WAIT)
+    invalid = page.locator('#allocation-rules [aria-invalid="true"]')
+    await expect(invalid).to_have_count(1, timeout=WAIT)
+    assert (await invalid.get_attribute("data-field") or "").endswith("].share_bps")
+    await expect(page.locator("#allocation-rules .field-error", has_text="is required")).to_have_count(1)
     await console.shot("banking")
 
     async with page.expect_download() as csv_download:
