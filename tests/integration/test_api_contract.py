@@ -27,7 +27,6 @@ NOT_YET_SERVED: dict[str, str] = {
     "POST /v1/organizations/{org_id}/payouts": "issue 12 (payouts)",
     "GET /v1/audit": "issue 12 (audit trail)",
     "GET /v1/config": "issue 12 (the app's configuration)",
-    "GET /console": "issue 13 (the console)",
 }
 
 

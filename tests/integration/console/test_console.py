@@ -197,9 +197,7 @@ async def test_banking_shows_a_reconciled_payout_and_the_daily_report_downloads(
     assert (await fec.path()).read_text().startswith("JournalCode\tJournalLib")
 
     await page.locator("#send-slack").click()
-    await eventually(
-        lambda: _sent(stack), "the report in Slack", attempts=200
-    )
+    await eventually(lambda: _sent(stack), "the report in Slack", attempts=200)
 
     await page.get_by_role("link", name="Vue d'ensemble").click()
     await expect(page.locator("#per-org")).to_contain_text(org_a.organization["name"], timeout=WAIT)
