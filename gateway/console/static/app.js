@@ -92,13 +92,13 @@ function h(tag, attrs, ...children) {
     else if (key === "text") node.textContent = value;
     else node.setAttribute(key, value === true ? "" : value);
   }
-  for (const child of children.flat()) if (child !== null && child !== undefined && child !== false) node.append(child);
+  for (const child of children.flat(Infinity)) if (child !== null && child !== undefined && child !== false) node.append(child);
   return node;
 }
 function svg(tag, attrs, ...children) {
   const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
   for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, value);
-  for (const child of children.flat()) if (child) node.append(child);
+  for (const child of children.flat(Infinity)) if (child) node.append(child);
   return node;
 }
 function table(headers, rows, opts = {}) {
@@ -109,6 +109,10 @@ function table(headers, rows, opts = {}) {
 }
 const num = (text) => h("td", { class: "num" }, text);
 function badge(ok, yes, no) { return h("span", { class: "badge " + (ok ? "ok" : "warn") }, ok ? yes : no); }
+function mount(view, ...nodes) {  // replaceChildren would print a skipped (null) section as "null"
+  view.replaceChildren(...nodes.flat(Infinity).filter((n) => n !== null && n !== undefined && n !== false));
+}
+const summary = (result) => Object.entries(result).filter(([, v]) => typeof v !== "object").map(([k, v]) => `${k}: ${v}`).join(" · ");
 function toast(message) {
   const box = document.getElementById("toast");
   box.replaceChildren(h("span", {}, message));
@@ -246,7 +250,7 @@ async function loginPage(main) {
       go(next && next.startsWith("/console/") && !next.startsWith("/console/login") ? next : "/console");
     } catch (error) { if (error instanceof Problem) showErrors(form, error); else throw error; }
   } }, field(t("email"), email, "email"), field(t("password"), password, "password"), h("button", { type: "submit" }, t("sign_in")));
-  main.replaceChildren(h("div", { class: "login" }, h("h1", {}, "Collect — console"), form));
+  mount(main, h("div", { class: "login" }, h("h1", {}, "Collect — console"), form));
   email.focus();
 }
 
@@ -288,7 +292,7 @@ async function overviewPage(main) {
   for (let i = 29; i >= 0; i--) { const d = dayIn(zone, -i); days.push({ date: d, net: byDay[d] || 0, currency: "eur" }); }
   const kpis = (label, s) => h("section", { class: "card", "aria-label": label }, h("h2", {}, label), h("div", { class: "grid" },
     ["gross", "fees", "refunded", "net"].map((k) => h("div", { class: "kpi" }, h("div", { class: "label" }, t(k)), h("div", { class: "value", "data-kpi": k }, money(s[k]))))));
-  main.replaceChildren(h("h1", {}, t("overview")), kpis(t("today"), sum.today), kpis(t("last30"), sum.month),
+  mount(main, h("h1", {}, t("overview")), kpis(t("today"), sum.today), kpis(t("last30"), sum.month),
     barChart(days, t("net_30")), h("h2", {}, t("per_org")),
     table([[t("organization")], [t("today"), "num"], [t("gross") + " 30 j", "num"], [t("fees"), "num"], [t("refunded"), "num"], [t("net"), "num"]], rows, { id: "per-org" }),
     h("h2", {}, t("attention")), await attention(orgs));
@@ -329,7 +333,7 @@ async function organizationsPage(main) {
   } }, field(t("name"), inputs.name, "name"), field(t("email"), inputs.email, "email"), field(t("country"), inputs.country, "country"),
     field(t("business_type"), inputs.business_type, "business_type"), field(t("address"), inputs.line1, "address.line1"),
     field(t("city"), inputs.city, "address.city"), field(t("postal_code"), inputs.postal_code, "address.postal_code"), h("button", { type: "submit" }, t("create")));
-  main.replaceChildren(h("h1", {}, t("organizations")), table([[t("name")], [t("status")], [t("charge_model")], [t("fees"), "num"]], rows, { id: "organizations" }),
+  mount(main, h("h1", {}, t("organizations")), table([[t("name")], [t("status")], [t("charge_model")], [t("fees"), "num"]], rows, { id: "organizations" }),
     h("h2", {}, t("create_org")), form);
 }
 function orgTabs(orgId) {
@@ -362,7 +366,7 @@ async function organizationPage(main, orgId) {
   const sections = [h("h1", {}, org.name), orgTabs(orgId), onboarding];
   if (isPlatform()) sections.push(feePolicy(org));
   sections.push(await membersSection(orgId));
-  main.replaceChildren(...sections);
+  mount(main, ...sections);
 }
 function feePolicy(org) {
   const model = h("select", {}, ["direct", "destination"].map((v) => h("option", { value: v, selected: v === org.charge_model }, v)));
@@ -448,7 +452,7 @@ async function salesPage(main, orgId) {
     isAdmin() ? field(t("agent"), agent) : null, field(t("day"), day), field(t("method"), method), field(t("status"), status));
   const feed = h("div", { class: "table-wrap" }, h("table", { id: "feed", "aria-live": "polite" },
     h("thead", {}, h("tr", {}, [[t("date")], [t("amount"), "num"], [t("method")], [t("status")], [t("refunded"), "num"], [t("agent")]].map(([l, c]) => h("th", { scope: "col", class: c }, l)))), body));
-  main.replaceChildren(h("h1", {}, `${t("sales")} — ${org.name}`), orgTabs(orgId), filters, h("p", { class: "muted" }, "⟳ " + t("live")), feed, rankingBox);
+  mount(main, h("h1", {}, `${t("sales")} — ${org.name}`), orgTabs(orgId), filters, h("p", { class: "muted" }, "⟳ " + t("live")), feed, rankingBox);
   await refresh(false);
   if (main.isConnected) state.timers.push(setInterval(() => refresh(true).catch(() => {}), 3000));
   await updateRanking();
@@ -482,7 +486,7 @@ async function paymentPage(main, orgId, paymentId) {
     h("h2", {}, t("refunds")), refunds];
   const remaining = p.amount_captured - p.amount_refunded;
   if (isAdmin() && p.status === "succeeded" && remaining > 0) sections.push(refundForm(p, remaining));
-  main.replaceChildren(...sections);
+  mount(main, ...sections);
 }
 function refundForm(p, remaining) {
   const amount = h("input", { inputmode: "decimal", placeholder: money(remaining, p.currency) });
@@ -532,7 +536,7 @@ async function terminalPage(main, orgId) {
     } catch (error) { if (error instanceof Problem) showErrors(readerForm, error); else throw error; }
   } }, field(t("registration_code"), reader.registration_code, "registration_code"), field(t("label"), reader.label, "label"),
     field(t("location"), reader.location_id, "location_id"), h("button", { type: "submit" }, t("add")));
-  main.replaceChildren(h("h1", {}, `${t("terminal")} — ${org.name}`), orgTabs(orgId),
+  mount(main, h("h1", {}, `${t("terminal")} — ${org.name}`), orgTabs(orgId),
     h("h2", {}, t("locations")), table([[t("name")], [t("address")], ["Stripe"]], locations.map((l) => h("tr", {}, h("td", {}, l.display_name),
       h("td", {}, [l.address && l.address.line1, l.address && l.address.city].filter(Boolean).join(", ")), h("td", {}, l.stripe_location_id || ""))), { id: "locations" }),
     isAdmin() ? locForm : null,
@@ -547,7 +551,7 @@ async function bankingPage(main) {
     listAll("/v1/banking/transactions"), listAll("/v1/banking/payouts"), api("GET", "/v1/banking/reconciliation"),
     api("GET", "/v1/banking/allocation-rules"), listAll("/v1/organizations")]);
   const orgName = Object.fromEntries(orgs.map((o) => [o.id, o.name]));
-  const action = (label, path) => h("button", { type: "button", class: "secondary", onclick: async () => { const r = await api("POST", path, {}); toast(JSON.stringify(r)); render(); } }, label);
+  const action = (label, path) => h("button", { type: "button", class: "secondary", onclick: async () => { const r = await api("POST", path, {}); toast(summary(r)); render(); } }, label);
   const payoutRows = payouts.map((p) => h("tr", { "data-payout": p.stripe_payout_id }, h("td", {}, p.stripe_payout_id), h("td", {}, orgName[p.organization_id] || p.organization_id || ""),
     num(money(p.amount, p.currency)), h("td", {}, p.status), h("td", {}, when(p.arrival_date)), h("td", {}, badge(p.reconciled, t("reconciled"), t("not_reconciled")))));
   const txnRows = transactions.map((x) => h("tr", {}, h("td", {}, when(x.settled_at)), h("td", {}, x.label || ""), h("td", {}, x.reference || ""), h("td", {}, x.side),
@@ -563,7 +567,7 @@ async function bankingPage(main) {
     try { await api("POST", "/v1/banking/reconciliation/matches", { payout_ids: [...payoutChoice.selectedOptions].map((o) => o.value), bank_transaction_id: creditChoice.value, note: note.value }); render(); }
     catch (error) { if (error instanceof Problem) showErrors(matchForm, error); else throw error; }
   } }, field(t("unmatched_payouts"), payoutChoice, "payout_ids"), field(t("credit"), creditChoice, "bank_transaction_id"), field("Note", note, "note"), h("button", { type: "submit" }, t("match")));
-  main.replaceChildren(h("h1", {}, t("banking")),
+  mount(main, h("h1", {}, t("banking")),
     h("div", { class: "actions" }, action(t("sync_bank"), "/v1/banking/sync"), action(t("sync_payouts"), "/v1/banking/payouts/sync"), action(t("run_reconciliation"), "/v1/banking/reconciliation/run")),
     h("h2", {}, t("payouts")), table([[t("payout")], [t("organization")], [t("amount"), "num"], [t("status")], [t("arrival")], [t("reconciliation")]], payoutRows, { id: "payouts" }),
     h("h2", {}, t("matches")), table([[t("rule")], [t("explanation")], [t("payouts"), "num"], [t("credit"), "num"], [t("difference"), "num"], [""]], matchRows, { id: "matches" }),
@@ -641,7 +645,7 @@ async function operationsPage(main) {
   const replay = async (body) => { const r = await api("POST", "/v1/ops/events/replay", body); toast(`${t("replay")}: ${r.replayed} → ${r.applied} ✓ ${r.failed} ✗`); render(); };
   const rows = page.data.map((e) => h("tr", {}, h("td", {}, when(e.received_at)), h("td", {}, e.service), h("td", {}, e.type), h("td", {}, e.event_id),
     num(String(e.attempts)), h("td", {}, e.last_error || ""), h("td", {}, h("button", { type: "button", class: "secondary", onclick: () => replay({ service: e.service, event_id: e.event_id }) }, t("replay")))));
-  main.replaceChildren(h("h1", {}, t("operations")), h("form", { class: "card inline", onsubmit: (e) => e.preventDefault() }, field(t("status"), status),
+  mount(main, h("h1", {}, t("operations")), h("form", { class: "card inline", onsubmit: (e) => e.preventDefault() }, field(t("status"), status),
     h("button", { type: "button", id: "replay-all", onclick: () => replay({}) }, t("replay_all"))),
     h("h2", {}, t("events")), table([[t("received")], [t("service")], [t("type")], ["id"], [t("attempts"), "num"], [t("error")], [""]], rows, { id: "events" }),
     h("p", { class: "muted" }, Object.entries(page.services).map(([k, v]) => `${k}: ${v}`).join(" · ")));

@@ -88,6 +88,14 @@ async def test_sign_in_session_cookie_csrf_and_sign_out(console: Console) -> Non
     await expect(page.get_by_role("button", name="Se connecter")).to_be_visible(timeout=WAIT)
     assert await page.evaluate("fetch('/v1/me').then(r => r.status)") == 401
 
+    # Signing in is JSON from the console's own origin: a form or another site cannot sign a browser in.
+    credentials = {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+    foreign = await console.stack.http.post(
+        "/console/session", json=credentials, headers={"Origin": "https://elsewhere.test"}
+    )
+    form = await console.stack.http.post("/console/session", data=credentials)
+    assert (foreign.status_code, form.status_code) == (403, 415)
+
 
 async def test_onboarding_an_organisation(console: Console) -> None:
     page = console.page
@@ -126,6 +134,7 @@ async def test_a_sale_appears_in_the_feed_without_reload_then_a_refund(console: 
     await expect(row).to_contain_text("25,00", timeout=WAIT)
     assert await page.evaluate("window.sameDocument") is True  # no reload
     await expect(page.locator("#ranking")).to_contain_text("Agent")
+    await expect(page.locator("#ranking svg rect")).to_have_count(1)
     await console.shot("sales")
     await page.set_viewport_size({"width": 375, "height": 800})
     await console.shot("sales-phone")
