@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import uvicorn
 
 from gateway.app import create_app
@@ -20,7 +22,7 @@ def main() -> None:
         return
     setup_logging("gateway")
     setup_tracing("gateway")
-    print(f"gateway listening on http://{settings.host}:{settings.port}", flush=True)
+    logging.getLogger("gateway").info(f"gateway listening on http://{settings.host}:{settings.port}")
     app = create_app(settings)
     freeze_startup_objects()
     uvicorn.run(
@@ -30,7 +32,8 @@ def main() -> None:
         loop="uvloop",
         http="httptools",
         log_level="warning",
-        access_log=False,
+        access_log=False,  # gateway.access logs one line per request, with its route and ids
+        log_config=None,  # uvicorn's loggers go through the JSON handler of setup_logging
         timeout_graceful_shutdown=5,
     )
 

@@ -17,22 +17,24 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 
 from gateway import clients as clients_module
+from gateway.access import AccessMiddleware
 from gateway.console import routes as console
 from gateway.console.sessions import ConsoleBridge, ConsoleSessions
 from gateway.errors import ApiError, from_domain, from_rpc_error, problem_response
 from gateway.middleware import RequestContextMiddleware
 from gateway.revocations import follow_revocations
-from gateway.routes import accounts, banking, health, organizations, payments, terminal, webhooks
+from gateway.routes import accounts, banking, health, organizations, payments, payouts, terminal, webhooks
 from gateway.settings import GatewaySettings
 from gateway.webhooks.recent import RecentEvents
 from runtime.auth import TokenSigner
 from runtime.clients import ServiceTokens
 from runtime.errors import DomainError
+from runtime.metrics import serve_metrics
 
 log = logging.getLogger("gateway")
 
 # Webhooks first: the busiest paths are matched before the ~50 API routes.
-ROUTE_MODULES = (webhooks, health, accounts, organizations, terminal, payments, banking, console)
+ROUTE_MODULES = (webhooks, health, accounts, organizations, terminal, payments, banking, payouts, console)
 
 
 def _request_id(request: Request) -> str:
@@ -89,9 +91,12 @@ def create_app(settings: GatewaySettings) -> Starlette:
         tokens = ServiceTokens(signer, "gateway")
         app.state.clients = clients_module.connect(settings, tokens)
         revocations = follow_revocations(app.state.clients.accounts, signer, tokens)
+        stop_metrics = await serve_metrics("gateway", settings.metrics_port, settings.host)
         try:
             yield
         finally:
+            if stop_metrics is not None:
+                await stop_metrics()
             revocations.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await revocations
@@ -101,6 +106,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
         routes=[route for module in ROUTE_MODULES for route in module.routes],
         middleware=[
             Middleware(OpenTelemetryMiddleware, exclude_spans=["receive", "send"]),  # type: ignore[arg-type]
+            Middleware(AccessMiddleware),  # type: ignore[arg-type]
             Middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes),  # type: ignore[arg-type]
             Middleware(ConsoleBridge),  # type: ignore[arg-type]
         ],

@@ -34,7 +34,26 @@ def caller(request: Request) -> Caller:
     return found
 
 
-def require_role(found: Caller, *roles: str) -> None:
+def client_address(request: Request) -> str:
+    """The client's address: the connection's peer, or with `trusted_proxy_hops` proxies in front,
+    the address the farthest trusted proxy saw (X-Forwarded-For, counted from the right)."""
+    hops: int = request.app.state.settings.trusted_proxy_hops
+    if hops > 0:
+        forwarded = [part.strip() for part in request.headers.get("x-forwarded-for", "").split(",") if part.strip()]
+        if len(forwarded) >= hops:
+            return forwarded[-hops][:64]
+    return request.client.host if request.client else ""
+
+
+def require_role(found: Caller, *roles: str, organization_id: str | None = None) -> None:
+    """403 when the caller's role is not among `roles`.
+
+    With `organization_id` (a route naming an organisation), a member of another organisation
+    gets 404 first, whatever its role: asking for another organisation's object never reveals
+    that it exists (the contract's 404, not 403).
+    """
+    if organization_id is not None and not found.is_platform and organization_id != found.organization_id:
+        raise ApiError(404, "not_found", "organization not found")
     if found.role not in roles and found.role != "service":
         raise ApiError(403, "forbidden", "your role does not allow this")
 
@@ -228,6 +247,19 @@ class Fields:
     def check(self) -> None:
         if self.errors:
             raise ApiError(400, "validation_error", "the request is invalid", self.errors)
+
+
+def idempotency_key(request: Request) -> str:
+    """The Idempotency-Key header a creating call must carry (up to 255 characters)."""
+    key = request.headers.get("idempotency-key", "").strip()
+    if not key or len(key) > 255:
+        raise ApiError(
+            400,
+            "idempotency_key_required",
+            "the Idempotency-Key header is required (up to 255 characters)",
+            [FieldError("Idempotency-Key", "required, up to 255 characters")],
+        )
+    return key
 
 
 def query_fields(request: Request) -> Fields:

@@ -8,6 +8,7 @@ from opentelemetry.propagate import inject
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import ApiError, problem_response
+from runtime.logs import set_request_id
 
 
 class RequestContextMiddleware:
@@ -21,6 +22,7 @@ class RequestContextMiddleware:
             return
         request_id = _incoming_request_id(scope) or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        set_request_id(request_id)
         carrier: dict[str, str] = {}
         inject(carrier)
         extra = [(b"x-request-id", request_id.encode())]

@@ -30,6 +30,7 @@ class EmbeddedServer:
             port=port,
             log_level="warning",
             access_log=False,
+            log_config=None,  # the process's logging set-up (JSON, runtime/logs.py) applies to uvicorn too
             lifespan="on",
             ws="none",
             timeout_graceful_shutdown=5,

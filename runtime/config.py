@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from runtime.auth import token_secret_from_env
 from runtime.settings import Env, SettingsError
 
 SERVICES = ("accounts", "payments", "terminal", "banking")
@@ -24,6 +25,8 @@ class ServiceSettings:
     rpc_timeout_seconds: float = 5.0
     db_pool_max: int = 10
     log_level: str = "INFO"
+    # The /metrics endpoint's port (runtime/metrics.py); 0 = none.
+    metrics_port: int = 0
 
     def target(self, service: str) -> str:
         found = dict(self.targets).get(service)
@@ -39,7 +42,7 @@ class ServiceSettings:
         return cls(
             service=service,
             database_url=env.text("DATABASE_URL"),
-            auth_token_secret=env.text("AUTH_TOKEN_SECRET"),
+            auth_token_secret=token_secret_from_env(env),
             grpc_host=env.text("GRPC_HOST", "127.0.0.1"),
             grpc_port=env.integer("GRPC_PORT", 0),
             token_ttl_seconds=env.integer("AUTH_TOKEN_TTL_SECONDS", 900),
@@ -49,4 +52,5 @@ class ServiceSettings:
             rpc_timeout_seconds=env.number("RPC_TIMEOUT_SECONDS", 5.0),
             db_pool_max=env.integer("DB_POOL_MAX", 10),
             log_level=env.text("LOG_LEVEL", "INFO"),
+            metrics_port=env.integer("METRICS_PORT", 0),
         )

@@ -1,7 +1,14 @@
-"""Structured JSON logs carrying the trace id. Never log secrets, card data or decrypted PII."""
+"""Structured JSON logs carrying the request id and the trace id. Never log secrets, card data or
+decrypted PII: business events carry ids only (`event()`).
+
+Every process logs one JSON object per line to stderr, uvicorn's own loggers included. The
+gateway takes (or makes) each request's id and passes it to the services in the `x-request-id`
+metadata; each line logged while serving that request carries it.
+"""
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import sys
 import time
@@ -10,7 +17,27 @@ import orjson
 
 from runtime.tracing import current_trace_id
 
-_RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+_RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
+REQUEST_ID_KEY = "x-request-id"
+_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+_events = logging.getLogger("events")
+
+
+def set_request_id(request_id: str | None) -> None:
+    """The id of the request being served (in this task and those it starts)."""
+    _request_id.set(request_id)
+
+
+def current_request_id() -> str | None:
+    return _request_id.get()
+
+
+def event(name: str, **ids: object) -> None:
+    """A business event (`payment.succeeded`, `payout.matched`, ...) with the ids it concerns.
+
+    Only ids, amounts, statuses and methods: never names, e-mails, card data or secrets.
+    """
+    _events.info(name, extra={"event": name, **ids})
 
 
 class JsonFormatter(logging.Formatter):
@@ -26,6 +53,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        request_id = _request_id.get()
+        if request_id:
+            entry["request_id"] = request_id
         trace_id = current_trace_id()
         if trace_id:
             entry["trace_id"] = trace_id
@@ -43,3 +73,8 @@ def setup_logging(service: str, level: str = "INFO") -> None:
     root.setLevel(level.upper())
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("stripe").setLevel(logging.WARNING)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        # uvicorn's loggers write through the root handler (JSON) instead of their own.
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True

@@ -6,6 +6,11 @@ so a cached policy is dropped as soon as it is stale. When the stream ends, ever
 dropped and every request asks Accounts until a new stream is ready. As in Accounts' own cache,
 only policies that can take charges are kept (an organisation that just finished onboarding is
 never refused from a stale entry), and entries also expire after `ttl` seconds.
+
+The stream is Accounts' `FollowPaymentPolicies`: each change is acknowledged once its entry is
+dropped, and Accounts answers an organisation update only after its followers acknowledged it,
+so the payment made after a fee change returned uses the new fee (read-your-writes), with no
+call to Accounts per payment.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 import grpc
@@ -42,6 +47,8 @@ class PaymentPolicies:
         self._generation = 0
         self._live = False
         self._task: asyncio.Task[None] | None = None
+        self._acks: asyncio.Queue[str] | None = None  # change ids to acknowledge on the live stream
+        self._writer: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         """Follows Accounts' changes in the background (nothing is cached without it)."""
@@ -49,6 +56,8 @@ class PaymentPolicies:
             self._task = asyncio.get_running_loop().create_task(self._watch(), name="payment-policy-watch")
 
     async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -81,17 +90,35 @@ class PaymentPolicies:
             self._live = True
         else:
             self._forget(change.organization_id)
+            if change.change_id and self._acks is not None:
+                self._acks.put_nowait(change.change_id)  # forgotten: the writer may answer
 
     def _lost(self) -> None:
         self._live = False
         self._forget(None)
 
+    def _open(self) -> AsyncIterator[Any]:
+        """A FollowPaymentPolicies stream; a writer task sends the acknowledgements `_message` queues."""
+        call = accounts_stub(self._channel).FollowPaymentPolicies(
+            metadata=(("authorization", f"Bearer {self._tokens()}"),)
+        )
+        acks: asyncio.Queue[str] = asyncio.Queue()
+
+        async def send() -> None:
+            with contextlib.suppress(grpc.aio.AioRpcError, grpc.aio.UsageError):
+                while True:
+                    change_id = await acks.get()
+                    await call.write(accounts_pb2.FollowPaymentPoliciesRequest(change_id=change_id))
+
+        writer = asyncio.get_running_loop().create_task(send(), name="payment-policy-acks")
+        call.add_done_callback(lambda _call: writer.cancel())
+        self._acks, self._writer = acks, writer
+        stream: AsyncIterator[Any] = call
+        return stream
+
     def _watch(self) -> Coroutine[Any, Any, None]:
-        stub = accounts_stub(self._channel)
         return follow(
-            lambda: stub.WatchPaymentPolicies(
-                accounts_pb2.WatchPaymentPoliciesRequest(), metadata=(("authorization", f"Bearer {self._tokens()}"),)
-            ),
+            self._open,
             self._message,
             self._lost,
             what="payment policy watch",

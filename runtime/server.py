@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,11 +21,15 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
 from runtime.auth import TokenSigner, set_current_caller
+from runtime.clients import KEEPALIVE_TIME_MS
 from runtime.deadlines import set_deadline
 from runtime.errors import CODE_KEY, DomainError, FieldError, InvalidArgument, Unauthenticated, trailing_metadata
+from runtime.logs import REQUEST_ID_KEY, set_request_id
+from runtime.metrics import rpc_duration
 from runtime.text import nul_field
 
 log = logging.getLogger("runtime.server")
+LIVENESS = "liveness"
 
 
 class RuntimeInterceptor(grpc.aio.ServerInterceptor):
@@ -39,14 +44,19 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
-        if handler is None or (handler.unary_unary is None and handler.unary_stream is None):
+        if handler is None or (
+            handler.unary_unary is None and handler.unary_stream is None and handler.stream_stream is None
+        ):
             return handler
         token = _bearer(handler_call_details.invocation_metadata)
+        request_id = _request_id(handler_call_details.invocation_metadata)
         signer = self._signer
         method = handler_call_details.method
+        labels = _rpc_labels(method)
         deserialize = _checked(handler.request_deserializer)
 
         def enter(context: grpc.aio.ServicerContext, request: Any) -> None:
+            set_request_id(request_id)
             if isinstance(request, _Refused):
                 raise InvalidArgument(
                     f"{request.field} must not contain NUL characters",
@@ -74,13 +84,21 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
             inner = handler.unary_unary
 
             async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                started, code = time.perf_counter(), "OK"
                 try:
                     enter(context, request)
                     return await inner(request, context)
-                except (grpc.aio.AbortError, asyncio.CancelledError):
+                except grpc.aio.AbortError:
+                    code = _aborted_code(context)
+                    raise
+                except asyncio.CancelledError:
+                    code = "CANCELLED"
                     raise
                 except Exception as error:
+                    code = error.status.name if isinstance(error, DomainError) else "INTERNAL"
                     await fail(context, error)
+                finally:
+                    rpc_duration.record(time.perf_counter() - started, labels[code])
 
             return grpc.unary_unary_rpc_method_handler(
                 behavior,
@@ -88,23 +106,71 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
                 response_serializer=handler.response_serializer,
             )
 
-        inner_stream = handler.unary_stream
+        # A server stream, or a bidirectional one (whose request is then a stream too).
+        inner_stream = handler.stream_stream or handler.unary_stream
+        make_handler = (
+            grpc.stream_stream_rpc_method_handler if handler.stream_stream else grpc.unary_stream_rpc_method_handler
+        )
 
         async def stream_behavior(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            started, code = time.perf_counter(), "OK"
             try:
                 enter(context, request)
                 async for answer in inner_stream(request, context):
                     yield answer
-            except (grpc.aio.AbortError, asyncio.CancelledError):
+            except grpc.aio.AbortError:
+                code = _aborted_code(context)
+                raise
+            except (asyncio.CancelledError, GeneratorExit):
+                code = "CANCELLED"
                 raise
             except Exception as error:
+                code = error.status.name if isinstance(error, DomainError) else "INTERNAL"
                 await fail(context, error)
+            finally:
+                rpc_duration.record(time.perf_counter() - started, labels[code])
 
-        return grpc.unary_stream_rpc_method_handler(
+        return make_handler(
             stream_behavior,
             request_deserializer=deserialize,
             response_serializer=handler.response_serializer,
         )
+
+
+class _RpcLabels(dict[str, dict[str, str | int]]):
+    """The metric attributes of one method, by status code name (built once per code)."""
+
+    def __init__(self, service: str, method: str) -> None:
+        super().__init__()
+        self._service, self._method = service, method
+
+    def __missing__(self, code: str) -> dict[str, str | int]:
+        built = rpc_duration.attributes(rpc_service=self._service, rpc_method=self._method, rpc_grpc_status_code=code)
+        self[code] = built
+        return built
+
+
+_labels_by_method: dict[str, _RpcLabels] = {}
+
+
+def _rpc_labels(full_method: str) -> _RpcLabels:
+    found = _labels_by_method.get(full_method)
+    if found is None:
+        service, _, method = full_method.lstrip("/").rpartition("/")
+        found = _labels_by_method[full_method] = _RpcLabels(service, method)
+    return found
+
+
+def _aborted_code(context: grpc.aio.ServicerContext) -> str:
+    code = context.code()
+    return code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
+
+
+def _request_id(metadata: Iterable[tuple[str, str | bytes]] | None) -> str | None:
+    for key, value in metadata or ():
+        if key == REQUEST_ID_KEY and isinstance(value, str) and 0 < len(value) <= 128:
+            return value
+    return None
 
 
 @dataclass(frozen=True)
@@ -151,6 +217,7 @@ class RunningServer:
         return f"127.0.0.1:{self.port}"
 
     async def set_serving(self, serving: bool) -> None:
+        """Readiness: "" and every service name ("liveness" stays SERVING while the process answers)."""
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         for name in ["", *self.service_names]:
             await self.health.set(name, status)
@@ -172,7 +239,12 @@ async def start_grpc_server(
     """Starts a server; `register` adds the servicers and returns their full service names."""
     server = grpc.aio.server(
         interceptors=[aio_server_interceptor(), RuntimeInterceptor(signer)],
-        options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 8 * 1024 * 1024)],
+        options=[
+            ("grpc.so_reuseport", 0),
+            ("grpc.max_receive_message_length", 8 * 1024 * 1024),
+            # The clients' keepalive pings are welcome (runtime.clients); the default allows one per 5 min.
+            ("grpc.http2.min_ping_interval_without_data_ms", KEEPALIVE_TIME_MS // 2),
+        ],
     )
     names = list(register(server))
     health_servicer = health.aio.HealthServicer()
@@ -184,6 +256,9 @@ async def start_grpc_server(
     await server.start()
     running = RunningServer(server, bound, health_servicer, names)
     await running.set_serving(True)
+    # Kubernetes' liveness probe asks for this one: a database outage makes the service unready
+    # (NOT_SERVING on ""), never restarted.
+    await health_servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
     return running
 
 

@@ -9,6 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import grpc
@@ -18,6 +19,7 @@ from runtime.clients import ServiceTokens, make_channel
 from runtime.config import ServiceSettings
 from runtime.db import create_pool
 from runtime.logs import setup_logging
+from runtime.metrics import serve_metrics, setup_metrics, watch_pool
 from runtime.migrations import apply_migrations
 from runtime.server import RunningServer, serve_until_signalled, start_grpc_server
 from runtime.settings import Env, SettingsError, exit_on_settings_error
@@ -41,6 +43,8 @@ class ServiceDeps:
     cleanups: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
     # Run when the server starts to drain, before in-flight RPCs are awaited (e.g. end watch streams).
     before_stop: list[Callable[[], object]] = field(default_factory=list)
+    # What a service's wiring exposes to tests that run it in process (e.g. Payments' Context).
+    extras: dict[str, Any] = field(default_factory=dict)
 
     def channel(self, service: str) -> grpc.aio.Channel:
         if service not in self._channels:
@@ -55,6 +59,16 @@ class ServiceDeps:
         for channel in self._channels.values():
             await channel.close(None)
         await self.pool.close()
+
+
+async def migrate(conn: asyncpg.Connection | Any, schema: str, migrations: Path) -> list[int]:
+    """The runtime's migrations (the inbox), then the service's: at start, or alone before a rollout
+    (`python -m runtime.migrate <service>`, deploy/k8s's init container)."""
+    await apply_migrations(conn, schema, RUNTIME_MIGRATIONS, table="runtime_migrations")
+    applied = await apply_migrations(conn, schema, migrations)
+    if applied:
+        log.info("applied migrations", extra={"schema": schema, "versions": applied})
+    return applied
 
 
 Wire = Callable[[ServiceDeps, grpc.aio.Server], Iterable[str]]
@@ -72,12 +86,15 @@ async def start_service(
     """Connects, migrates and starts the gRPC server (port 0 in tests)."""
     pool = await create_pool(settings.database_url, schema, max_size=settings.db_pool_max)
     async with pool.acquire() as conn:
-        await apply_migrations(conn, schema, RUNTIME_MIGRATIONS, table="runtime_migrations")
-        applied = await apply_migrations(conn, schema, migrations)
-    if applied:
-        log.info("applied migrations", extra={"schema": schema, "versions": applied})
+        await migrate(conn, schema, migrations)
     signer = TokenSigner(settings.auth_token_secret, settings.token_ttl_seconds)
     deps = ServiceDeps(settings, pool, signer, ServiceTokens(signer, settings.service), env or Env())
+    unwatch_pool = watch_pool(pool, schema)
+
+    async def stop_watching_pool() -> None:
+        unwatch_pool()
+
+    deps.cleanups.append(stop_watching_pool)
     if on_start is not None:
         await on_start(deps)
     running = await start_grpc_server(
@@ -126,13 +143,15 @@ def run_service(service: str, schema: str, migrations: Path, wire: Wire, on_star
         return
     setup_logging(service, settings.log_level)
     setup_tracing(service)
+    if settings.metrics_port:
+        setup_metrics(service)  # before the first RPC (the launcher's health checks count too)
 
     async def main() -> None:
         running, deps = await start_service(settings, schema, migrations, wire, on_start)
+        stop_metrics = await serve_metrics(service, settings.metrics_port, settings.grpc_host)
         freeze_startup_objects()
-        log.info(f"{service} listening on {running.target}", extra={"port": running.port})
-        print(f"{service} gRPC listening on {settings.grpc_host}:{running.port}", flush=True)
-        await serve_until_signalled(running, cleanups=[deps.close])
+        log.info(f"{service} gRPC listening on {settings.grpc_host}:{running.port}", extra={"port": running.port})
+        await serve_until_signalled(running, cleanups=[deps.close, *([stop_metrics] if stop_metrics else [])])
         shutdown_tracing()
 
     try:

@@ -65,6 +65,8 @@ def payout_json(payout: pb.Payout) -> dict[str, Any]:
         "statement_descriptor": payout.statement_descriptor or None,
         "reconciled": payout.reconciled,
         "created_at": timestamp_json(payout.created_at),
+        "failure_code": payout.failure_code or None,
+        "failure_message": payout.failure_message or None,
     }
 
 

@@ -10,10 +10,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.errors import ApiError
-from gateway.http import Fields, caller, json_body, json_response, org_query, page_params, query_fields, timestamp_json
-from gateway.openapi import body_schema, error_responses, json_ok
-from runtime.errors import FieldError
+from gateway.http import (
+    Fields,
+    caller,
+    idempotency_key,
+    json_body,
+    json_response,
+    org_query,
+    page_params,
+    query_fields,
+    timestamp_json,
+)
+from gateway.openapi import IDEMPOTENCY_HEADER, body_schema, error_responses, json_ok
 from runtime.proto import to_timestamp
 
 METHODS = ("card_present", "card", "sepa_debit")
@@ -95,21 +103,18 @@ def totals_json(totals: common_pb2.DailyTotals, with_date: bool = True) -> dict[
     return body
 
 
-def _idempotency_key(request: Request) -> str:
-    key = request.headers.get("idempotency-key", "").strip()
-    if not key or len(key) > 255:
-        raise ApiError(
-            400,
-            "idempotency_key_required",
-            "the Idempotency-Key header is required (up to 255 characters)",
-            [FieldError("Idempotency-Key", "required, up to 255 characters")],
-        )
-    return key
+def stats_json(answer: pb.GetOrganizationStatsResponse | pb.GetMemberStatsResponse) -> dict[str, Any]:
+    """Days per currency, the totals in the organisation's currency, and the totals of each currency."""
+    return {
+        "days": [totals_json(d) for d in answer.days],
+        "totals": totals_json(answer.totals, with_date=False),
+        "totals_by_currency": [totals_json(t, with_date=False) for t in answer.totals_by_currency],
+    }
 
 
 async def create_payment(request: Request) -> Response:
     caller(request)
-    key = _idempotency_key(request)
+    key = idempotency_key(request)
     fields = Fields(await json_body(request))
     amount = fields.integer("amount")
     currency = fields.text("currency", required=False, pattern=_CURRENCY)
@@ -196,7 +201,7 @@ async def cancel_payment(request: Request) -> Response:
 
 async def create_refund(request: Request) -> Response:
     caller(request)
-    key = _idempotency_key(request)
+    key = idempotency_key(request)
     fields = Fields(await json_body(request))
     amount = fields.integer("amount", required=False, minimum=1)
     reason = fields.text("reason", required=False, choices=REFUND_REASONS)
@@ -272,9 +277,7 @@ async def organization_stats(request: Request) -> Response:
     answer = await request.app.state.clients.payments.GetOrganizationStats(
         pb.GetOrganizationStatsRequest(organization_id=request.path_params["org_id"], from_date=first, to_date=last)
     )
-    return json_response(
-        {"days": [totals_json(d) for d in answer.days], "totals": totals_json(answer.totals, with_date=False)}
-    )
+    return json_response(stats_json(answer))
 
 
 async def member_stats(request: Request) -> Response:
@@ -288,9 +291,7 @@ async def member_stats(request: Request) -> Response:
             to_date=last,
         )
     )
-    return json_response(
-        {"days": [totals_json(d) for d in answer.days], "totals": totals_json(answer.totals, with_date=False)}
-    )
+    return json_response(stats_json(answer))
 
 
 routes = [
@@ -305,7 +306,6 @@ routes = [
     Route("/v1/members/{member_id}/stats", member_stats, methods=["GET"]),
 ]
 
-_IDEMPOTENCY = {"name": "Idempotency-Key", "in": "header", "required": True, "schema": {"type": "string"}}
 _ORG_QUERY = {"name": "organization_id", "in": "query", "schema": {"type": "string"}}
 _RANGE = [
     {"name": "from", "in": "query", "schema": {"type": "string", "format": "date"}},
@@ -317,7 +317,7 @@ openapi_paths: dict[str, dict[str, Any]] = {
     "/v1/payments": {
         "post": {
             "summary": "Create a payment (agent+; idempotent by Idempotency-Key)",
-            "parameters": [_IDEMPOTENCY],
+            "parameters": [IDEMPOTENCY_HEADER],
             "requestBody": body_schema(
                 {
                     "amount": {"type": "integer", "description": "minor units"},
@@ -403,7 +403,7 @@ openapi_paths: dict[str, dict[str, Any]] = {
     "/v1/payments/{payment_id}/refunds": {
         "post": {
             "summary": "Refund a payment, fully or partly (org_admin+; idempotent by Idempotency-Key)",
-            "parameters": [_IDEMPOTENCY],
+            "parameters": [IDEMPOTENCY_HEADER],
             "requestBody": body_schema(
                 {
                     "amount": {"type": "integer", "description": "default: everything that is left"},

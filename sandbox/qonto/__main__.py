@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import logging
 import signal
 import sys
 
 from runtime.asgi_server import EmbeddedServer
+from runtime.logs import setup_logging
 from sandbox.qonto.app import create_app
 from sandbox.qonto.config import QontoSandboxConfig
 
@@ -45,7 +45,7 @@ async def _serve(config: QontoSandboxConfig, host: str, port: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = _arguments(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    setup_logging("qonto-sandbox")
     try:
         config = QontoSandboxConfig.from_env()
         overrides = {

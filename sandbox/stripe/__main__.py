@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import logging
 import os
 import signal
 from collections.abc import Iterator
@@ -13,6 +12,8 @@ from contextlib import contextmanager
 
 import uvicorn
 import uvloop
+
+from runtime.logs import setup_logging
 
 from .app import create_app
 from .config import SandboxConfig
@@ -43,7 +44,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    setup_logging("stripe-sandbox", args.log_level)
     config = SandboxConfig.from_env(state_file=args.state_file, public_url=args.public_url)
     app = create_app(config)
     freezing = asyncio.create_task(_freeze_survivors())
@@ -54,6 +55,7 @@ async def main(argv: list[str] | None = None) -> None:
             port=args.port,
             log_level="warning",
             access_log=False,
+            log_config=None,  # uvicorn's loggers write JSON through setup_logging's handler
             lifespan="on",
         )
     )

@@ -25,6 +25,7 @@ import orjson
 from runtime.db import create_pool
 from runtime.errors import DomainError
 from runtime.migrations import apply_migrations
+from runtime.money import payment_bounds
 from runtime.service import RUNTIME_MIGRATIONS
 from runtime.settings import Env, SettingsError
 from services.accounts import members
@@ -92,7 +93,9 @@ async def run(argv: Sequence[str], environ: Mapping[str, str] | None = None, out
             member = await members.ensure_platform_admin(pool, args.email, password, args.name)
             print(orjson.dumps({"id": member.id, "email": member.email, "role": member.role}).decode(), file=out)
             return 0
-        organizations = Organizations(pool, OrganizationRows(secrets_from_env(env)), PolicyCache())
+        organizations = Organizations(
+            pool, OrganizationRows(secrets_from_env(env)), PolicyCache(), payment_bounds(env)[0]
+        )
         if args.command == "create-organization":
             org = await organizations.create(
                 NewOrganization(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from runtime.addresses import Address, address_errors, normalize_address
 from runtime.auth import ROLES
 from runtime.errors import FieldError, InvalidArgument
+from runtime.money import fee_leaves_nothing, is_currency
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 MIN_PASSWORD_LENGTH = 10
@@ -45,6 +48,41 @@ def validate_new_member(email: str, name: str, role: str, password: str) -> list
 def ensure_valid(errors: list[FieldError]) -> None:
     if errors:
         raise InvalidArgument("the request is invalid", "validation_error", errors)
+
+
+# Sign-in throttling: failures allowed before a lock, per account and per client address (an
+# address may hide many people behind one NAT); each further failure doubles the lock, from
+# LOGIN_FIRST_LOCK_SECONDS up to LOGIN_MAX_LOCK_SECONDS. Failures older than the longest lock
+# are forgotten; a successful sign-in clears the account's count (not the address's).
+LOGIN_FREE_FAILURES = {"account": 5, "address": 20}
+LOGIN_FIRST_LOCK_SECONDS = 30
+LOGIN_MAX_LOCK_SECONDS = 900
+
+
+def login_keys(email: str, client_address: str, index: Callable[[str], bytes]) -> dict[str, str]:
+    """The throttling keys of a sign-in by kind; the account's is a keyed digest (`index`, the
+    blind index), never the e-mail."""
+    keys = {"account": "account:" + index("login:" + normalize_email(email)).hex()}
+    if client_address and not _is_loopback(client_address):
+        keys["address"] = f"address:{client_address[:64]}"
+    return keys
+
+
+def _is_loopback(address: str) -> bool:
+    """A loopback peer is this machine (a local proxy whose hops are not configured, the tests):
+    throttling it would throttle everyone behind it, so only the account counts."""
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def login_lock_seconds(kind: str, failures: int) -> int:
+    """How long sign-in stays refused after `failures` consecutive failures of a key of `kind`."""
+    over = failures - LOGIN_FREE_FAILURES[kind]
+    if over < 0:
+        return 0
+    return min(LOGIN_MAX_LOCK_SECONDS, LOGIN_FIRST_LOCK_SECONDS * 2 ** min(over, 16))
 
 
 # Countries where Stripe Connect accounts can be created (ISO 3166-1 alpha-2).
@@ -100,7 +138,6 @@ BUSINESS_TYPES = ("non_profit", "company", "individual")
 CHARGE_MODELS = ("direct", "destination")
 ACCOUNT_TYPES = ("express", "custom")
 MAX_FEE_PERCENT_BPS = 10_000
-_CURRENCY = re.compile(r"^[a-z]{3}$")
 _IBAN = re.compile(r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{10,30}$")
 
 
@@ -194,7 +231,9 @@ def _name_errors(name: str) -> list[FieldError]:
     return [] if name.strip() and len(name) <= 200 else [FieldError("name", "must be 1..200 characters")]
 
 
-def _policy_errors(charge_model: str | None, fee_percent_bps: int | None, fee_minimum: int | None) -> list[FieldError]:
+def _policy_errors(
+    charge_model: str | None, fee_percent_bps: int | None, fee_minimum: int | None, min_payment: int
+) -> list[FieldError]:
     errors: list[FieldError] = []
     if charge_model is not None and charge_model not in CHARGE_MODELS:
         errors.append(FieldError("charge_model", f"must be one of {', '.join(CHARGE_MODELS)}"))
@@ -202,6 +241,9 @@ def _policy_errors(charge_model: str | None, fee_percent_bps: int | None, fee_mi
         errors.append(FieldError("fee_percent_bps", f"must be 0..{MAX_FEE_PERCENT_BPS}"))
     if fee_minimum is not None and not 0 <= fee_minimum <= 1_000_000:
         errors.append(FieldError("fee_minimum", "must be 0..1000000 (minor units)"))
+    if not errors and fee_leaves_nothing(min_payment, fee_percent_bps or 0, fee_minimum or 0):
+        field = "fee_minimum" if (fee_minimum or 0) >= min_payment else "fee_percent_bps"
+        errors.append(FieldError(field, f"the fee would take the whole of a {min_payment} payment (the smallest)"))
     return errors
 
 
@@ -216,7 +258,7 @@ def _optional_errors(iban: str | None, timezone: str | None, legal_entity: str |
     return errors
 
 
-def validate_new_organization(new: NewOrganization) -> list[FieldError]:
+def validate_new_organization(new: NewOrganization, min_payment: int) -> list[FieldError]:
     errors = _name_errors(new.name)
     if not _EMAIL.match(normalize_email(new.email)) or len(new.email) > 254:
         errors.append(FieldError("email", "must be a valid e-mail address"))
@@ -228,16 +270,16 @@ def validate_new_organization(new: NewOrganization) -> list[FieldError]:
         errors.append(FieldError("address.country", "must be the organisation's country"))
     elif new.country in STRIPE_COUNTRIES:
         errors += address_errors(normalize_address(new.address, new.country))
-    errors += _policy_errors(new.charge_model, new.fee_percent_bps, new.fee_minimum)
+    errors += _policy_errors(new.charge_model, new.fee_percent_bps, new.fee_minimum, min_payment)
     errors += _optional_errors(new.bank_account_iban, new.timezone, new.legal_entity)
-    if not _CURRENCY.match(new.default_currency):
+    if not is_currency(new.default_currency):
         errors.append(FieldError("default_currency", "must be a lower-case ISO 4217 code"))
     return errors
 
 
-def validate_changes(changes: OrganizationChanges) -> list[FieldError]:
+def validate_changes(changes: OrganizationChanges, min_payment: int) -> list[FieldError]:
     errors = _name_errors(changes.name) if changes.name is not None else []
-    errors += _policy_errors(changes.charge_model, changes.fee_percent_bps, changes.fee_minimum)
+    errors += _policy_errors(changes.charge_model, changes.fee_percent_bps, changes.fee_minimum, min_payment)
     errors += _optional_errors(changes.bank_account_iban, changes.timezone, changes.legal_entity)
     return errors
 

@@ -15,13 +15,15 @@ from datetime import UTC, datetime
 
 from runtime.db import Connection
 from runtime.notifications import ChangeFeed, notify
-from services.accounts.organizations import POLICY_CHANNEL, PolicyCache
+from services.accounts.organizations import POLICY_CHANNEL, PolicyCache, policy_change
 
 ACCESS_CHANNEL = "accounts_access_changed"
 
 
 def policy_feed(cache: PolicyCache, dsn: str) -> ChangeFeed:
-    return ChangeFeed(dsn, POLICY_CHANNEL, on_change=cache.invalidate, on_reset=cache.clear)
+    return ChangeFeed(
+        dsn, POLICY_CHANNEL, on_change=lambda payload: cache.invalidate(policy_change(payload)[0]), on_reset=cache.clear
+    )
 
 
 def access_feed(dsn: str) -> ChangeFeed:
@@ -30,9 +32,9 @@ def access_feed(dsn: str) -> ChangeFeed:
 
 async def access_changed(conn: Connection, member_id: str, at: datetime) -> None:
     """Tokens of `member_id` issued before `at` are refused once the transaction commits."""
-    await notify(conn, ACCESS_CHANNEL, f"{member_id} {at.timestamp()!r}")
+    await notify(conn, ACCESS_CHANNEL, f"{member_id} {at.isoformat()}")  # to the microsecond
 
 
 def parse_access_change(payload: str) -> tuple[str, datetime]:
     member_id, _, at = payload.partition(" ")
-    return member_id, datetime.fromtimestamp(float(at), UTC)
+    return member_id, datetime.fromisoformat(at).astimezone(UTC)

@@ -9,13 +9,14 @@ import grpc
 from collect.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 
 from runtime.inbox import register_event_sink
+from runtime.money import payment_bounds
 from runtime.service import ServiceDeps
 from runtime.stripe_api import close_stripe_client, make_stripe_client
 from services.accounts import members
 from services.accounts.connect import Connect
 from services.accounts.crypto import secrets_from_env
 from services.accounts.feeds import access_feed, policy_feed
-from services.accounts.organizations import Organizations, PolicyCache
+from services.accounts.organizations import Organizations, PolicyCache, PolicyFollowers
 from services.accounts.repository import OrganizationRows
 from services.accounts.servicer import AccountsServicer
 
@@ -31,6 +32,8 @@ def wire(deps: ServiceDeps, server: grpc.aio.Server) -> Iterable[str]:
         deps.pool,
         OrganizationRows(secrets_from_env(env)),
         PolicyCache(ttl=env.number("ACCOUNTS_POLICY_CACHE_SECONDS", 3.0)),
+        payment_bounds(env)[0],
+        PolicyFollowers(env.number("ACCOUNTS_POLICY_ACK_SECONDS", 2.0)),
     )
     stripe_client = make_stripe_client(
         deps.settings.stripe_api_key,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
+import uuid
 from dataclasses import replace
 
 import asyncpg
@@ -26,6 +29,7 @@ from services.accounts.domain import (
 from services.accounts.repository import OrganizationRows
 
 POLICY_CHANNEL = "accounts_policy_changed"
+log = logging.getLogger("accounts.organizations")
 
 
 def organization_not_found() -> NotFound:
@@ -61,13 +65,76 @@ class PolicyCache:
         self._entries.clear()
 
 
+def policy_change(payload: str) -> tuple[str, str]:
+    """(organisation id, change id) of a policy NOTIFY payload; the change id is empty when no writer waits."""
+    organization_id, _, change_id = payload.partition(" ")
+    return organization_id, change_id
+
+
+class PolicyFollowers:
+    """This replica's FollowPaymentPolicies streams and the changes they have acknowledged.
+
+    A writer `expect`s its change before committing it (so no acknowledgement can come too early),
+    then `wait`s until every follower live at that moment acknowledged it or went away, at most
+    `timeout` seconds (a stuck follower delays writes, it never blocks them).
+    """
+
+    def __init__(self, timeout: float = 2.0) -> None:
+        self._timeout = timeout
+        self._followers: set[str] = set()
+        self._expected: dict[str, dict[str, asyncio.Event]] = {}
+
+    def join(self) -> str:
+        follower = uuid.uuid4().hex
+        self._followers.add(follower)
+        return follower
+
+    def leave(self, follower: str) -> None:
+        self._followers.discard(follower)
+        for waiting in self._expected.values():
+            if follower in waiting:
+                waiting[follower].set()
+
+    def acknowledge(self, follower: str, change_id: str) -> None:
+        found = self._expected.get(change_id, {}).get(follower)
+        if found is not None:
+            found.set()
+
+    def expect(self) -> str:
+        change_id = uuid.uuid4().hex
+        self._expected[change_id] = {follower: asyncio.Event() for follower in self._followers}
+        return change_id
+
+    async def wait(self, change_id: str) -> None:
+        waiting = self._expected.get(change_id, {})
+        if not waiting:
+            return
+        try:
+            async with asyncio.timeout(self._timeout):
+                await asyncio.gather(*(event.wait() for event in waiting.values()))
+        except TimeoutError:
+            log.warning("policy change %s not acknowledged by every follower within %ss", change_id, self._timeout)
+
+    def forget(self, change_id: str) -> None:
+        self._expected.pop(change_id, None)
+
+
 class Organizations:
     """The organisation use cases over the pool, the sealed rows and the policy cache."""
 
-    def __init__(self, pool: asyncpg.Pool, rows: OrganizationRows, cache: PolicyCache) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        rows: OrganizationRows,
+        cache: PolicyCache,
+        min_payment: int,
+        followers: PolicyFollowers | None = None,
+    ) -> None:
         self.pool = pool
         self.rows = rows
         self.cache = cache
+        self.followers = followers or PolicyFollowers()
+        self.min_payment = min_payment  # a fee policy must leave the organisation part of the smallest payment
 
     async def create(self, new: NewOrganization) -> Organization:
         new = NewOrganization(
@@ -84,7 +151,7 @@ class Organizations:
             timezone=new.timezone or "Europe/Paris",
             default_currency=(new.default_currency or "eur").lower(),
         )
-        ensure_valid(validate_new_organization(new))
+        ensure_valid(validate_new_organization(new, self.min_payment))
         async with self.pool.acquire() as conn:
             return await self.rows.insert(conn, new)
 
@@ -100,20 +167,25 @@ class Organizations:
             changes = replace(changes, name=changes.name.strip())
         if changes.bank_account_iban is not None:
             changes = replace(changes, bank_account_iban=normalize_iban(changes.bank_account_iban))
-        ensure_valid(validate_changes(changes))
-        async with self.pool.acquire() as conn, conn.transaction():  # the NOTIFY goes with the write
-            updated = await self.rows.update(conn, organization_id, changes)
-            if updated is not None:
-                await self.policy_changed(conn, organization_id)
-        if updated is None:
-            raise organization_not_found()
+        ensure_valid(validate_changes(changes, self.min_payment))
+        change_id = self.followers.expect()
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():  # the NOTIFY goes with the write
+                updated = await self.rows.update(conn, organization_id, changes)
+                if updated is not None:
+                    await self.policy_changed(conn, organization_id, change_id)
+            if updated is None:
+                raise organization_not_found()
+            await self.followers.wait(change_id)  # read-your-writes: the next payment sees the change
+        finally:
+            self.followers.forget(change_id)
         return updated
 
-    async def policy_changed(self, conn: Connection, organization_id: str) -> None:
+    async def policy_changed(self, conn: Connection, organization_id: str, change_id: str = "") -> None:
         """Drops this replica's cached policy now; every replica and policy watcher hears of it
         when `conn`'s transaction commits (`services/accounts/feeds.py`)."""
         self.cache.invalidate(organization_id)
-        await notify(conn, POLICY_CHANNEL, organization_id)
+        await notify(conn, POLICY_CHANNEL, f"{organization_id} {change_id}".strip())
 
     async def page(self, limit: int, cursor: str) -> tuple[list[Organization], str]:
         size = page_limit(limit)

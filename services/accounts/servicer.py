@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -10,11 +11,20 @@ from collect.accounts.v1 import accounts_pb2 as pb
 from collect.accounts.v1 import accounts_pb2_grpc
 from collect.common.v1 import common_pb2
 
-from runtime.auth import AGENT, ORG_ADMIN, PLATFORM_ADMIN, SERVICE, TokenSigner, organization_scope, require_caller
+from runtime.auth import (
+    AGENT,
+    ORG_ADMIN,
+    PLATFORM_ADMIN,
+    SERVICE,
+    TokenSigner,
+    organization_scope,
+    require_caller,
+    scoped_caller,
+)
 from runtime.errors import FieldError, InvalidArgument, NotFound
 from runtime.notifications import ChangeFeed
 from runtime.proto import to_timestamp
-from services.accounts import members
+from services.accounts import members, payout_schedule
 from services.accounts.connect import Connect
 from services.accounts.domain import (
     Address,
@@ -25,7 +35,7 @@ from services.accounts.domain import (
     StripeAccountState,
 )
 from services.accounts.feeds import parse_access_change
-from services.accounts.organizations import Organizations
+from services.accounts.organizations import Organizations, policy_change
 
 
 def member_message(member: Member) -> pb.Member:
@@ -152,7 +162,9 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
     async def Authenticate(
         self, request: pb.AuthenticateRequest, context: grpc.aio.ServicerContext
     ) -> pb.AuthenticateResponse:
-        token, member = await members.authenticate(self._pool, self._signer, request.email, request.password)
+        token, member = await members.authenticate(
+            self._pool, self._signer, request.email, request.password, request.client_address, self._orgs.rows.index
+        )
         return pb.AuthenticateResponse(
             access_token=token, expires_in=self._signer.ttl_seconds, member=member_message(member)
         )
@@ -176,8 +188,7 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
     async def UpdateMember(
         self, request: pb.UpdateMemberRequest, context: grpc.aio.ServicerContext
     ) -> pb.UpdateMemberResponse:
-        caller = require_caller(min_role=ORG_ADMIN)
-        organization_id = organization_scope(caller, request.organization_id)
+        caller, organization_id = scoped_caller(request.organization_id, min_role=ORG_ADMIN)
         member = await members.update_member(
             self._pool,
             caller,
@@ -192,8 +203,7 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
     async def CreateMember(
         self, request: pb.CreateMemberRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateMemberResponse:
-        caller = require_caller(min_role=ORG_ADMIN)
-        organization_id = organization_scope(caller, request.organization_id)
+        caller, organization_id = scoped_caller(request.organization_id, min_role=ORG_ADMIN)
         member = await members.create_member(
             self._pool,
             caller,
@@ -208,8 +218,7 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
     async def ListMembers(
         self, request: pb.ListMembersRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListMembersResponse:
-        caller = require_caller(min_role=ORG_ADMIN)
-        organization_id = organization_scope(caller, request.organization_id)
+        _, organization_id = scoped_caller(request.organization_id, min_role=ORG_ADMIN)
         found, next_cursor = await members.list_members(
             self._pool, organization_id, request.page.limit, request.page.cursor
         )
@@ -233,7 +242,7 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
     async def UpdateOrganization(
         self, request: pb.UpdateOrganizationRequest, context: grpc.aio.ServicerContext
     ) -> pb.UpdateOrganizationResponse:
-        organization_id = organization_scope(require_caller(min_role=PLATFORM_ADMIN), request.organization_id)
+        _, organization_id = scoped_caller(request.organization_id, min_role=PLATFORM_ADMIN)
         org = await self._orgs.update(organization_id, _changes(request))
         return pb.UpdateOrganizationResponse(organization=organization_message(org))
 
@@ -255,14 +264,14 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
     async def CreateStripeAccount(
         self, request: pb.CreateStripeAccountRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateStripeAccountResponse:
-        organization_id = organization_scope(require_caller(min_role=ORG_ADMIN), request.organization_id)
+        _, organization_id = scoped_caller(request.organization_id, min_role=ORG_ADMIN)
         state = await self._connect.create_account(organization_id, request.type)
         return pb.CreateStripeAccountResponse(account=account_message(organization_id, state))
 
     async def CreateOnboardingLink(
         self, request: pb.CreateOnboardingLinkRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateOnboardingLinkResponse:
-        organization_id = organization_scope(require_caller(min_role=ORG_ADMIN), request.organization_id)
+        _, organization_id = scoped_caller(request.organization_id, min_role=ORG_ADMIN)
         url, expires_at = await self._connect.onboarding_link(organization_id, request.return_url, request.refresh_url)
         return pb.CreateOnboardingLinkResponse(url=url, expires_at=to_timestamp(expires_at))
 
@@ -272,6 +281,13 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
         organization_id = organization_scope(require_caller(), request.organization_id)
         state = await self._connect.status(organization_id, refresh=request.refresh)
         return pb.GetStripeAccountResponse(account=account_message(organization_id, state))
+
+    async def UpdatePayoutSchedule(
+        self, request: pb.UpdatePayoutScheduleRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UpdatePayoutScheduleResponse:
+        organization_id = organization_scope(require_caller(min_role=ORG_ADMIN), request.organization_id)
+        schedule = await payout_schedule.update_payout_schedule(self._connect, organization_id, request.schedule)
+        return pb.UpdatePayoutScheduleResponse(schedule=schedule.message())
 
     # For the other services --------------------------------------------------------------------
 
@@ -298,11 +314,39 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
         self, request: pb.WatchPaymentPoliciesRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WatchPaymentPoliciesResponse]:
         require_caller(min_role=SERVICE)
-        async for organization_id in self._policy_feed.changes():
-            if organization_id:
+        async for payload in self._policy_feed.changes():
+            if payload:
+                organization_id, _ = policy_change(payload)
                 yield pb.WatchPaymentPoliciesResponse(organization_id=organization_id)
             else:
                 yield pb.WatchPaymentPoliciesResponse(ready=True)
+
+    async def FollowPaymentPolicies(
+        self, request_iterator: AsyncIterator[pb.FollowPaymentPoliciesRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.FollowPaymentPoliciesResponse]:
+        require_caller(min_role=SERVICE)
+        followers = self._orgs.followers
+        follower = ""
+
+        async def acknowledgements() -> None:
+            async for ack in request_iterator:
+                followers.acknowledge(follower, ack.change_id)
+
+        reader: asyncio.Task[None] | None = None
+        try:
+            async for payload in self._policy_feed.changes():
+                if payload:
+                    organization_id, change_id = policy_change(payload)
+                    yield pb.FollowPaymentPoliciesResponse(organization_id=organization_id, change_id=change_id)
+                else:
+                    follower = followers.join()
+                    reader = asyncio.get_running_loop().create_task(acknowledgements())
+                    yield pb.FollowPaymentPoliciesResponse(ready=True)
+        finally:
+            if reader is not None:
+                reader.cancel()
+            if follower:
+                followers.leave(follower)
 
     async def WatchRevocations(
         self, request: pb.WatchRevocationsRequest, context: grpc.aio.ServicerContext

@@ -12,12 +12,13 @@ import httpx
 from collect.banking.v1 import banking_pb2, banking_pb2_grpc
 from collect.payments.v1 import payments_pb2_grpc
 
+from runtime import metrics
 from runtime.clients import accounts_stub
 from runtime.db import Connection
 from runtime.inbox import IGNORED, InboundEvent, register_event_sink
 from runtime.service import ServiceDeps
 from runtime.stripe_api import close_stripe_client, make_stripe_client
-from services.banking import payouts, reports, sync
+from services.banking import payouts, reports, repository, sync
 from services.banking.context import Banking
 from services.banking.servicer import BankingServicer
 from services.banking.settings import BankingSettings
@@ -57,8 +58,10 @@ def wire(deps: ServiceDeps, server: grpc.aio.Server) -> Iterable[str]:
     banking_pb2_grpc.add_BankingServiceServicer_to_server(BankingServicer(banking), server)
     sink = register_event_sink(deps, server, event_handler(banking), apply_now=lambda e: e.source != "qonto")
     jobs = asyncio.get_running_loop().create_task(reports.run_jobs(banking), name="banking-jobs")
+    stop_sampling = metrics.add_sampler(lambda: sample_unmatched_payouts(banking))
 
     async def stop() -> None:
+        stop_sampling()
         jobs.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await jobs
@@ -67,3 +70,10 @@ def wire(deps: ServiceDeps, server: grpc.aio.Server) -> Iterable[str]:
 
     deps.cleanups.append(stop)
     return [SERVICE_NAME, sink]
+
+
+async def sample_unmatched_payouts(banking: Banking) -> None:
+    async with banking.pool.acquire() as conn:
+        row = await repository.unmatched_payouts_summary(conn)
+    metrics.unmatched_payouts.set(row["unmatched"])
+    metrics.unmatched_payout_age.set(float(row["oldest_age"]))

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 import asyncpg
 
 from runtime.errors import Conflict, FieldError, InvalidArgument, NotFound
+from runtime.logs import event
 from services.banking import repository
 from services.banking.context import RECONCILE_LOCK
 from services.banking.matching import MANUAL, CreditItem, MatchRules, PayoutItem, match_payouts
@@ -65,6 +66,14 @@ async def run_reconciliation(
             conn, [(m.credit_id, m.payout_ids, m.rule, m.explanation, m.difference) for m in result.matches]
         )
         matched = await repository.count_matches(conn, credit_start, credit_end)
+    for match in result.matches:
+        event(
+            "payout.matched",
+            bank_transaction_id=match.credit_id,
+            payout_ids=list(match.payout_ids),
+            rule=match.rule,
+            difference=match.difference,
+        )
     return RunOutcome(
         matched=matched,
         unmatched_payouts=len(result.unmatched_payouts),
@@ -104,7 +113,8 @@ async def match_manually(pool: asyncpg.Pool, payout_ids: list[str], credit_id: s
         )
         if match_id is None:
             raise Conflict("a payout or the credit is already matched; unmatch it first", "already_matched")
-        return match_id
+    event("payout.matched", match_id=match_id, bank_transaction_id=credit_id, payout_ids=payout_ids, rule=MANUAL)
+    return match_id
 
 
 async def unmatch(pool: asyncpg.Pool, match_id: str) -> None:

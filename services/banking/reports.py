@@ -19,6 +19,8 @@ from collect.payments.v1 import payments_pb2 as payments_pb
 from runtime.clients import call
 from runtime.dates import parse_day
 from runtime.errors import DomainError, FieldError, InvalidArgument
+from runtime.logs import event
+from runtime.metrics import job_run
 from services.banking import fec, repository
 from services.banking.allocation import AllocationSummary, allocate
 from services.banking.context import REPORT_LOCK, Banking
@@ -174,7 +176,7 @@ async def deliver(banking: Banking, day: date) -> SendOutcome:
         error = await _post(banking, url, body)
         if error is None:
             await repository.outbox_sent(conn, day)
-            log.info("daily report sent", extra={"report_date": day.isoformat()})
+            event("report.sent", report_date=day.isoformat())
             return SendOutcome(sent=True)
         retry_in = min(3600.0, banking.settings.report_retry_base_seconds * 2 ** min(row["attempts"], 10))
         await repository.outbox_failed(conn, day, error, retry_in)
@@ -234,9 +236,15 @@ async def run_jobs(banking: Banking) -> None:
             interval = settings.sync_interval_seconds
             if interval > 0 and (now - last_sync).total_seconds() >= interval:
                 last_sync = now
-                if await sync_transactions(banking, wait=False) is not None:
-                    await run_reconciliation(banking.pool, settings.match_rules)
-            await run_jobs_once(banking, now)
+                with job_run("bank_sync") as run:
+                    synced = await sync_transactions(banking, wait=False)
+                    if synced is None:
+                        run.skip()  # another replica is pulling the bank
+                if synced is not None:
+                    with job_run("reconciliation"):
+                        await run_reconciliation(banking.pool, settings.match_rules)
+            with job_run("daily_report"):
+                await run_jobs_once(banking, now)
         except asyncio.CancelledError:
             raise
         except Exception as error:  # the loop must survive any one failure

@@ -9,7 +9,7 @@ import grpc
 from collect.banking.v1 import banking_pb2 as pb
 from collect.banking.v1 import banking_pb2_grpc
 
-from runtime.auth import PLATFORM_ADMIN, require_caller
+from runtime.auth import ORG_ADMIN, PLATFORM_ADMIN, organization_scope, require_caller
 from runtime.dates import parse_day
 from runtime.errors import FieldError, InvalidArgument
 from runtime.pagination import decode_cursor, next_page, page_limit
@@ -53,6 +53,8 @@ def payout_message(row: asyncpg.Record) -> pb.Payout:
         statement_descriptor=row["statement_descriptor"] or "",
         reconciled=row["match_id"] is not None,
         created_at=to_timestamp(row["created_at"]),
+        failure_code=row["failure_code"] or "",
+        failure_message=row["failure_message"] or "",
     )
 
 
@@ -190,18 +192,29 @@ class BankingServicer(banking_pb2_grpc.BankingServiceServicer):
     async def ListPayouts(
         self, request: pb.ListPayoutsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListPayoutsResponse:
-        require_caller(min_role=PLATFORM_ADMIN)
+        caller = require_caller(min_role=ORG_ADMIN)
+        # Platform admins may list every account's payouts; anyone else only their organisation's.
+        organization_id = (
+            request.organization_id
+            if caller.is_platform and not request.organization_id
+            else organization_scope(caller, request.organization_id)
+        )
         size = page_limit(request.limit)
         after = decode_cursor(request.cursor)
         async with self._pool.acquire() as conn:
-            try:
-                rows = await repository.list_payouts(conn, size + 1, after)
-            except ValueError:
-                raise InvalidArgument(
-                    "cursor is invalid", "invalid_cursor", [FieldError("cursor", "invalid")]
-                ) from None
+            rows = await repository.list_payouts(conn, size + 1, after, organization_id)
         page, next_cursor = next_page(rows, size, _created_and_id)
         return pb.ListPayoutsResponse(payouts=[payout_message(r) for r in page], next_cursor=next_cursor)
+
+    async def CreatePayout(
+        self, request: pb.CreatePayoutRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreatePayoutResponse:
+        organization_id = organization_scope(require_caller(min_role=ORG_ADMIN), request.organization_id)
+        row_id = await payouts.create_payout(self._banking, organization_id, request.idempotency_key, request.amount)
+        async with self._pool.acquire() as conn:
+            row = await repository.payout(conn, row_id)
+        assert row is not None
+        return pb.CreatePayoutResponse(payout=payout_message(row))
 
     async def RunReconciliation(
         self, request: pb.RunReconciliationRequest, context: grpc.aio.ServicerContext

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from runtime.auth import Caller
+from runtime.db import Connection
 from runtime.errors import Conflict, DomainError, FieldError, InvalidArgument, RateLimited, Unavailable
+from services.payments import lifecycle
 from services.payments import repository as repo
 from services.payments.context import Context
 from services.payments.domain import (
@@ -26,12 +28,14 @@ from services.payments.domain import (
     Payment,
     Settings,
     application_fee,
+    currency_problem,
     decode_payment,
     encode_payment,
+    fee_problem,
     fingerprint,
-    intent_status,
     local_day,
 )
+from services.payments.telemetry import payment_reached
 
 OPERATION = "create_payment"
 _CURRENCY = re.compile(r"[a-z]{3}")
@@ -104,13 +108,28 @@ async def create_payment(
         claimed, used, since = await repo.claim_key_and_insert_payment(conn, key, OPERATION, print_, payment, limit)
         if claimed and 0 < limit < used:
             await repo.delete_key(conn, organization_id, member_id, key)
-            elapsed = (datetime.now(UTC) - since).total_seconds() if since else 0.0
-            raise RateLimited(
-                f"at most {limit} payments per minute per member",
-                retry_after=max(1, math.ceil(60 - elapsed)),
-                code="rate_limited",
-            )
+            raise rate_limited(limit, since)
     return await _complete(ctx, organization_id, member_id, key, print_)
+
+
+def rate_limited(limit: int, since: datetime | None) -> RateLimited:
+    """The answer past the member's rate: `limit` per minute, counted from the window's start."""
+    elapsed = (datetime.now(UTC) - since).total_seconds() if since else 0.0
+    return RateLimited(
+        f"at most {limit} payments per minute per member",
+        retry_after=max(1, math.ceil(60 - elapsed)),
+        code="rate_limited",
+    )
+
+
+async def take_rate(ctx: Context, conn: Connection, member_id: str, units: int) -> None:
+    """Counts `units` (refunds, offline sales) in the member's payment rate; RateLimited past it."""
+    limit = ctx.settings.rate_limit_per_minute
+    if limit <= 0:
+        return
+    used, since = await repo.take_rate(conn, member_id, min(units, limit))
+    if used > limit:
+        raise rate_limited(limit, since)
 
 
 async def _known(ctx: Context, organization_id: str, member_id: str, key: str) -> bool:
@@ -128,13 +147,18 @@ async def _new_payment(ctx: Context, organization_id: str, member_id: str, reque
         )
     if policy.charge_model not in CHARGE_MODELS:
         raise Conflict(f"unknown charge model {policy.charge_model!r}", "invalid_charge_model")
+    currency = request.currency or policy.default_currency
+    if problem := currency_problem(currency, policy):
+        raise InvalidArgument("the payment is invalid", "currency_not_accepted", [FieldError("currency", problem)])
+    if problem := fee_problem(request.amount, policy.fee_percent_bps, policy.fee_minimum):
+        raise InvalidArgument("the payment is invalid", "fee_exceeds_amount", [FieldError("amount", problem)])
     now = datetime.now(UTC)
     return Payment(
         id=str(uuid.uuid4()),
         organization_id=organization_id,
         member_id=member_id,
         amount=request.amount,
-        currency=request.currency or policy.default_currency,
+        currency=currency,
         method=request.method or "card_present",
         capture_method=request.capture_method or "automatic",
         status="pending",
@@ -183,13 +207,12 @@ async def _complete(ctx: Context, organization_id: str, member_id: str, key: str
             await repo.delete_key(conn, organization_id, member_id, key)
             await repo.delete_payment(conn, payment.id)
         else:
-            ctx.faults.hit("after_stripe_create")
-            payment.stripe_payment_intent_id = str(intent["id"])
-            payment.client_secret = intent.get("client_secret")
-            payment.status = intent_status(intent)
+            payment.client_secret = payment.client_secret or intent.get("client_secret")
+            await lifecycle.apply_intent(conn, ctx, payment, intent)  # the one status writer
             await repo.record_intent_and_response(
                 conn, payment, organization_id, member_id, key, encode_payment(payment)
             )
     if refused is not None:
         raise refused
+    payment_reached(payment, "payment.created")
     return payment, False

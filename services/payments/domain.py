@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
+from runtime.money import fee_leaves_nothing, platform_fee
+
 METHODS = ("card_present", "card", "sepa_debit")
 CAPTURE_METHODS = ("automatic", "manual")
 REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
@@ -42,6 +44,9 @@ class Settings:
     smtp_host: str | None = None
     smtp_port: int = 25
     receipt_from: str = "receipts@collect.example"
+    # How far an offline sale's created_at may lie behind or ahead of the server's clock.
+    offline_max_age_days: int = 30
+    offline_max_ahead_seconds: int = 300
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,18 @@ class Policy:
     default_currency: str = "eur"
     timezone: str = DEFAULT_TIMEZONE
 
+    @property
+    def currencies(self) -> tuple[str, ...]:
+        """The currencies the organisation takes (Accounts validates its ISO 4217 default currency)."""
+        return (self.default_currency,)
+
+
+def currency_problem(currency: str, policy: Policy) -> str:
+    """Why a payment in `currency` cannot be taken for the organisation ('' when it can)."""
+    if currency not in policy.currencies:
+        return f"currency must be one of {', '.join(policy.currencies)} (the organisation's currencies)"
+    return ""
+
 
 @dataclass
 class Refund:
@@ -70,6 +87,8 @@ class Refund:
     application_fee_refunded: int
     failure_reason: str | None
     created_at: datetime
+    # The refund's own day in the organisation's time zone: the day its figures belong to.
+    local_date: date | None = None
 
 
 @dataclass
@@ -103,11 +122,107 @@ class Payment:
     fee_percent_bps: int = 0
     fee_minimum: int = 0
 
+    @classmethod
+    def cash(
+        cls,
+        payment_id: str,
+        policy: Policy,
+        member_id: str,
+        local_id: str,
+        amount: int,
+        currency: str,
+        created_at: datetime,
+        now: datetime,
+    ) -> Payment:
+        """A cash sale synced from the phone: paid in full, no Stripe object, no platform fee."""
+        sale = (payment_id, policy, member_id, local_id, created_at, now)
+        return cls._offline(
+            *sale,
+            amount=amount,
+            currency=currency,
+            method="cash",
+            capture_method="automatic",
+            status="succeeded",
+            charge_model="none",
+            stripe_account_id=None,
+            application_fee_amount=0,
+            amount_captured=amount,
+            stripe_payment_intent_id=None,
+        )
+
+    @classmethod
+    def from_intent(
+        cls,
+        payment_id: str,
+        policy: Policy,
+        member_id: str,
+        local_id: str,
+        intent: dict[str, Any],
+        created_at: datetime,
+        now: datetime,
+    ) -> Payment:
+        """A card sale the phone made offline, as its PaymentIntent (checked to be the organisation's) says."""
+        capture = str(intent.get("capture_method") or "automatic")
+        sale = (payment_id, policy, member_id, local_id, created_at, now)
+        return cls._offline(
+            *sale,
+            amount=int(intent.get("amount") or 0),
+            currency=str(intent.get("currency") or policy.default_currency),
+            method="card_present" if "card_present" in (intent.get("payment_method_types") or []) else "card",
+            capture_method=capture if capture in CAPTURE_METHODS else "automatic",
+            status=intent_status(intent),
+            charge_model=policy.charge_model,
+            stripe_account_id=policy.stripe_account_id,
+            application_fee_amount=int(intent.get("application_fee_amount") or 0),
+            amount_captured=int(intent.get("amount_received") or 0),
+            stripe_payment_intent_id=str(intent["id"]),
+            fee_percent_bps=policy.fee_percent_bps,
+            fee_minimum=policy.fee_minimum,
+        )
+
+    @classmethod
+    def _offline(
+        cls,
+        payment_id: str,
+        policy: Policy,
+        member_id: str,
+        local_id: str,
+        created_at: datetime,
+        now: datetime,
+        **fields: Any,
+    ) -> Payment:
+        """What every synced sale shares: the phone's local_id and time, booked on its own local day."""
+        return cls(
+            id=payment_id,
+            organization_id=policy.organization_id,
+            member_id=member_id,
+            amount_refunded=0,
+            application_fee_refunded=0,
+            client_secret=None,
+            description="",
+            receipt_email="",
+            metadata={"offline": "true"},
+            decline_code=None,
+            failure_message=None,
+            local_id=local_id,
+            local_date=local_day(created_at, policy.timezone),
+            created_at=created_at,
+            updated_at=now,
+            **fields,
+        )
+
 
 def application_fee(amount: int, percent_bps: int, minimum: int) -> int:
     """max(minimum, round(amount * percent)), never above the amount (half up, in integers)."""
-    proportional = (amount * percent_bps + 5_000) // 10_000
-    return max(0, min(amount, max(minimum, proportional)))
+    return max(0, min(amount, platform_fee(amount, percent_bps, minimum)))
+
+
+def fee_problem(amount: int, percent_bps: int, minimum: int) -> str:
+    """Why the organisation cannot take `amount` under its fee policy ('' when it can)."""
+    if fee_leaves_nothing(amount, percent_bps, minimum):
+        fee = platform_fee(amount, percent_bps, minimum)
+        return f"the platform fee ({fee}) would take the whole amount: the amount must be higher"
+    return ""
 
 
 def fee_refund_share(refund_amount: int, captured: int, fee: int, fee_refunded: int, refunded_before: int) -> int:
@@ -133,6 +248,15 @@ def may_move(current: str, new: str) -> bool:
     if current in FINAL:
         return False
     return status_rank(new) >= status_rank(current)
+
+
+def advance(payment: Payment, new: str) -> bool:
+    """The one place a payment's status changes (every writer goes through it): forward only,
+    a final state stays final; True when the status moved."""
+    if payment.status == new or not may_move(payment.status, new):
+        return False
+    payment.status = new
+    return True
 
 
 def local_day(moment: datetime, timezone: str) -> date:
@@ -215,4 +339,6 @@ def decode_refund(raw: bytes) -> Refund:
 def decode_refund_dict(data: dict[str, Any]) -> Refund:
     data = dict(data)
     data["created_at"] = datetime.fromisoformat(data["created_at"])
+    if data.get("local_date"):
+        data["local_date"] = date.fromisoformat(data["local_date"])
     return Refund(**data)

@@ -10,12 +10,22 @@ from runtime.inbox import APPLIED, IGNORED, InboundEvent
 from services.payments import refunding
 from services.payments import repository as repo
 from services.payments.context import Context
-from services.payments.domain import FINAL, Payment, application_fee, intent_status, may_move, stripe_account_option
+from services.payments.domain import (
+    FINAL,
+    Payment,
+    advance,
+    application_fee,
+    fee_problem,
+    intent_status,
+    stripe_account_option,
+)
+from services.payments.telemetry import payment_reached
 
 
 async def record_success(conn: Connection, ctx: Context | None, payment: Payment) -> None:
     """What a payment's success adds, in the transaction that records it: the day's totals, its receipt."""
     await repo.add_to_day(conn, payment, count=1, gross=payment.amount_captured, fees=payment.application_fee_amount)
+    payment_reached(payment)
     if payment.receipt_email and await repo.queue_receipt(conn, payment.id, payment.receipt_email) and ctx:
         ctx.receipts_due.set()
 
@@ -25,27 +35,26 @@ async def apply_intent(conn: Connection, ctx: Context | None, payment: Payment, 
     new = intent_status(intent)
     error = intent.get("last_payment_error") or None
     changed = False
+    if payment.stripe_payment_intent_id is None and intent.get("id"):
+        payment.stripe_payment_intent_id = str(intent["id"])
+        changed = True
     if error and new == "requires_payment_method" and payment.status not in FINAL:
         decline = error.get("decline_code") or error.get("code")
         if decline != payment.decline_code:
             payment.decline_code = decline
             payment.failure_message = error.get("message")
             changed = True
-    if payment.status != new and may_move(payment.status, new):
-        was = payment.status
-        payment.status = new
+    if advance(payment, new):
         changed = True
+        if new != "succeeded":  # a success is told by record_success
+            payment_reached(payment)
         if new == "succeeded":
             payment.amount_captured = int(intent.get("amount_received") or payment.amount)
             fee = intent.get("application_fee_amount")
             payment.application_fee_amount = int(fee) if fee is not None else payment.application_fee_amount
-            if was != "succeeded":
-                await repo.save_payment(conn, payment)
-                await record_success(conn, ctx, payment)
-                return True
-    if payment.stripe_payment_intent_id is None and intent.get("id"):
-        payment.stripe_payment_intent_id = str(intent["id"])
-        changed = True
+            await repo.save_payment(conn, payment)
+            await record_success(conn, ctx, payment)
+            return True
     if changed:
         await repo.save_payment(conn, payment)
     return changed
@@ -78,6 +87,12 @@ async def capture(ctx: Context, organization_id: str, payment_id: str, amount_to
             "invalid_capture_amount",
             [FieldError("amount_to_capture", f"must be 1..{payment.amount}")],
         )
+    if problem := fee_problem(amount, payment.fee_percent_bps, payment.fee_minimum):
+        raise InvalidArgument(
+            "amount_to_capture is too small for the fee",
+            "fee_exceeds_amount",
+            [FieldError("amount_to_capture", problem)],
+        )
     fee = min(payment.application_fee_amount, application_fee(amount, payment.fee_percent_bps, payment.fee_minimum))
     intent = await ctx.stripe.capture(payment, amount, fee)
     return await _record_intent(ctx, payment.id, intent)
@@ -107,42 +122,45 @@ _NOTHING_NEW = frozenset({"payment_intent.created", "charge.updated", "charge.pe
 
 
 def event_handler(ctx: Context) -> Any:
-    """The inbox handler for `payment_intent.*` and `charge.*` events."""
+    """The inbox handler for `payment_intent.*`, `charge.*` and refund events.
+
+    Stripe sends events in any order: a charge or refund event about a payment not yet known as
+    final first re-reads its PaymentIntent, and refund events re-read the charge's refunds, so
+    every money event ends applied once whatever came before it.
+    """
 
     async def handle(conn: Connection, event: InboundEvent) -> str:
         if event.type in _NOTHING_NEW:
             return IGNORED  # and no lock: it arrives while the create still holds the payment
         obj = event.data_object
-        if event.type in refunding.REFUND_EVENTS:
-            return APPLIED if await refunding.apply_refund_update(conn, obj) else IGNORED
         if event.type.startswith("payment_intent."):
             payment = await _payment_for(conn, str(obj.get("id") or ""), obj.get("metadata") or {})
             if payment is None:
                 return IGNORED
             return APPLIED if await apply_intent(conn, ctx, payment, obj) else IGNORED
-        if event.type.startswith("charge."):
-            intent_id = str(obj.get("payment_intent") or "")
-            payment = await _payment_for(conn, intent_id, obj.get("metadata") or {})
-            if payment is None:
-                return IGNORED
-            if event.type == "charge.refunded":
-                return APPLIED if await refunding.sync_from_charge(conn, ctx.stripe, payment, obj) else IGNORED
-            if event.type == "charge.failed" and payment.status not in FINAL:
-                outcome = obj.get("outcome") or {}
-                decline = outcome.get("reason") or obj.get("failure_code")
-                payment.decline_code = decline
-                payment.failure_message = obj.get("failure_message")
-                await repo.save_payment(conn, payment)
-                return APPLIED
-            if obj.get("captured") and obj.get("status") == "succeeded" and payment.status not in FINAL:
-                intent = {
-                    "id": intent_id,
-                    "status": "succeeded",
-                    "amount_received": obj.get("amount_captured") or obj.get("amount"),
-                    "application_fee_amount": obj.get("application_fee_amount"),
-                }
-                return APPLIED if await apply_intent(conn, ctx, payment, intent) else IGNORED
-        return IGNORED
+        if event.type in refunding.REFUND_EVENTS:
+            intent_id, charge_id = str(obj.get("payment_intent") or ""), str(obj.get("charge") or "")
+        elif event.type.startswith("charge."):
+            intent_id, charge_id = str(obj.get("payment_intent") or ""), str(obj.get("id") or "")
+        else:
+            return IGNORED
+        payment = await _payment_for(conn, intent_id, obj.get("metadata") or {})
+        if payment is None:
+            return IGNORED
+        changed = False
+        intent_id = intent_id or payment.stripe_payment_intent_id or ""
+        if payment.status not in FINAL and intent_id:
+            intent = await ctx.stripe.retrieve_intent(intent_id, stripe_account_option(payment))
+            changed = await apply_intent(conn, ctx, payment, intent)
+        if event.type == "charge.failed" and payment.status not in FINAL:
+            outcome = obj.get("outcome") or {}
+            payment.decline_code = outcome.get("reason") or obj.get("failure_code")
+            payment.failure_message = obj.get("failure_message")
+            await repo.save_payment(conn, payment)
+            changed = True
+        if event.type == "charge.refunded" or event.type in refunding.REFUND_EVENTS:
+            changed = await refunding.sync_from_charge(conn, ctx, payment, charge_id) or changed
+        return APPLIED if changed else IGNORED
 
     return handle
 

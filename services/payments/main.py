@@ -13,10 +13,11 @@ import grpc
 from collect.payments.v1 import payments_pb2, payments_pb2_grpc
 
 from runtime.inbox import register_event_sink
+from runtime.money import payment_bounds
 from runtime.policies import PaymentPolicies
 from runtime.service import ServiceDeps
 from runtime.settings import Env
-from services.payments import receipts
+from services.payments import receipts, refunding
 from services.payments import repository as repo
 from services.payments.context import Context
 from services.payments.domain import Settings
@@ -33,13 +34,16 @@ log = logging.getLogger("payments")
 
 
 def read_settings(env: Env) -> Settings:
+    min_amount, max_amount = payment_bounds(env)
     return Settings(
-        min_amount=env.integer("PAYMENT_MIN_AMOUNT", 100),
-        max_amount=env.integer("PAYMENT_MAX_AMOUNT", 50_000),
+        min_amount=min_amount,
+        max_amount=max_amount,
         rate_limit_per_minute=env.integer("PAYMENT_RATE_LIMIT_PER_MINUTE", 10),
         smtp_host=env.optional("SMTP_HOST"),
         smtp_port=env.integer("SMTP_PORT", 25),
         receipt_from=env.text("RECEIPT_FROM", "receipts@collect.example"),
+        offline_max_age_days=env.integer("OFFLINE_MAX_AGE_DAYS", Settings.offline_max_age_days),
+        offline_max_ahead_seconds=env.integer("OFFLINE_MAX_AHEAD_SECONDS", Settings.offline_max_ahead_seconds),
     )
 
 
@@ -49,12 +53,21 @@ def wire(deps: ServiceDeps, server: grpc.aio.Server) -> Iterable[str]:
     policies = PaymentPolicies(accounts, deps.tokens, ttl=deps.env.number("PAYMENT_POLICY_CACHE_SECONDS", 60.0))
     policies.start()
     ctx = Context(deps.pool, stripe, PolicyClient(accounts, policies), read_settings(deps.env))
+    deps.extras["context"] = ctx  # the seam tests inject failures through
     payments_pb2_grpc.add_PaymentsServiceServicer_to_server(PaymentsServicer(ctx), server)
     events = register_event_sink(deps, server, event_handler(ctx))
     loop = asyncio.get_running_loop()
     workers = [
         loop.create_task(receipts.run_worker(ctx), name="payments-receipts"),
         loop.create_task(_expire_keys(ctx, deps.env.integer("IDEMPOTENCY_KEY_TTL_HOURS", 24)), name="payments-keys"),
+        loop.create_task(
+            _sweep_refunds(
+                ctx,
+                deps.env.number("REFUND_SWEEP_AFTER_SECONDS", 120.0),
+                deps.env.number("REFUND_SWEEP_EVERY_SECONDS", 60.0),
+            ),
+            name="payments-refund-sweep",
+        ),
     ]
 
     async def stop() -> None:
@@ -67,6 +80,16 @@ def wire(deps: ServiceDeps, server: grpc.aio.Server) -> Iterable[str]:
 
     deps.cleanups.append(stop)
     return [SERVICE_NAME, events]
+
+
+async def _sweep_refunds(ctx: Context, after: float, every: float) -> None:
+    """Settles refunds left pending by an unknown outcome (`refunding.sweep_refunds`)."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await refunding.sweep_refunds(ctx, after)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            log.warning("refund sweep: %s", error)
 
 
 async def _expire_keys(ctx: Context, hours: int, every: float = 600.0) -> None:

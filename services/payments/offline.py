@@ -9,7 +9,6 @@ with its reason and never fails the others.
 from __future__ import annotations
 
 import asyncio
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,11 +18,11 @@ from runtime.auth import Caller
 from runtime.errors import DomainError, FieldError, InvalidArgument
 from services.payments import repository as repo
 from services.payments.context import Context
-from services.payments.domain import Payment, Policy, intent_status, local_day
+from services.payments.creating import take_rate
+from services.payments.domain import Payment, Policy, currency_problem
 from services.payments.lifecycle import record_success
 
 MAX_ITEMS = 500
-_CLOCK_SKEW = timedelta(minutes=10)
 _PAID = ("succeeded", "requires_capture", "processing")
 
 
@@ -53,12 +52,15 @@ def _problem(item: OfflineItem, ctx: Context, policy: Policy, now: datetime) -> 
     low = ctx.settings.min_amount if item.method == "card" else 1
     if not low <= item.amount <= ctx.settings.max_amount:
         return f"amount must be between {low} and {ctx.settings.max_amount}"
-    if item.currency and not re.fullmatch(r"[a-z]{3}", item.currency):
-        return "currency must be a three-letter ISO code in lower case"
+    if problem := currency_problem(item.currency or policy.default_currency, policy):
+        return problem
     if item.created_at is None:
         return "created_at is required"
-    if item.created_at > now + _CLOCK_SKEW:
-        return "created_at is in the future"
+    settings = ctx.settings
+    if item.created_at > now + timedelta(seconds=settings.offline_max_ahead_seconds):
+        return f"created_at is more than {settings.offline_max_ahead_seconds} seconds in the future"
+    if item.created_at < now - timedelta(days=settings.offline_max_age_days):
+        return f"created_at is more than {settings.offline_max_age_days} days old"
     if item.method == "card":
         if not item.stripe_payment_intent_id.startswith("pi_"):
             return "stripe_payment_intent_id is required for a card sale"
@@ -76,10 +78,14 @@ async def submit_batch(
         raise InvalidArgument(
             f"a batch holds at most {MAX_ITEMS} items", "batch_too_large", [FieldError("transactions", "too many")]
         )
+    async with ctx.pool.acquire() as conn:  # each sale counts in the member's rate (a batch at most a window's worth)
+        await take_rate(ctx, conn, caller.member_id, len(items))
     policy = await ctx.policies.get(organization_id)
     now = datetime.now(UTC)
     async with ctx.pool.acquire() as conn:
-        existing = await repo.payment_ids_by_local_id(conn, organization_id, [i.local_id for i in items if i.local_id])
+        existing = await repo.payment_ids_by_local_id(
+            conn, organization_id, caller.member_id, [i.local_id for i in items if i.local_id]
+        )
     results: list[ItemResult] = []
     first_of: dict[str, int] = {}
     todo: list[int] = []
@@ -150,33 +156,7 @@ async def _record(
 ) -> None:
     assert item.created_at is not None
     organization_id = policy.organization_id
-    payment = Payment(
-        id=str(uuid.uuid4()),
-        organization_id=organization_id,
-        member_id=caller.member_id,
-        amount=item.amount,
-        currency=item.currency or policy.default_currency,
-        method="cash",
-        capture_method="automatic",
-        status="succeeded",
-        charge_model="none",
-        stripe_account_id=None,
-        application_fee_amount=0,
-        amount_captured=item.amount,
-        amount_refunded=0,
-        application_fee_refunded=0,
-        stripe_payment_intent_id=None,
-        client_secret=None,
-        description="",
-        receipt_email="",
-        metadata={"offline": "true"},
-        decline_code=None,
-        failure_message=None,
-        local_id=item.local_id,
-        local_date=local_day(item.created_at, policy.timezone),
-        created_at=item.created_at,
-        updated_at=datetime.now(UTC),
-    )
+    payment_id, now = str(uuid.uuid4()), datetime.now(UTC)
     if item.method == "card":
         intent = intents.get(item.stripe_payment_intent_id)
         if not isinstance(intent, dict):
@@ -185,17 +165,12 @@ async def _record(
         if problem := _intent_problem(item, intent, policy, organization_id):
             result.error = problem
             return
-        payment.method = "card_present" if "card_present" in (intent.get("payment_method_types") or []) else "card"
-        payment.capture_method = str(intent.get("capture_method") or "automatic")
-        if payment.capture_method not in ("automatic", "manual"):
-            payment.capture_method = "automatic"
-        payment.status = intent_status(intent)
-        payment.charge_model = policy.charge_model
-        payment.stripe_account_id = policy.stripe_account_id
-        payment.stripe_payment_intent_id = str(intent["id"])
-        payment.application_fee_amount = int(intent.get("application_fee_amount") or 0)
-        payment.fee_percent_bps, payment.fee_minimum = policy.fee_percent_bps, policy.fee_minimum
-        payment.amount_captured = int(intent.get("amount_received") or 0)
+        payment = Payment.from_intent(payment_id, policy, caller.member_id, item.local_id, intent, item.created_at, now)
+    else:
+        currency = item.currency or policy.default_currency
+        payment = Payment.cash(
+            payment_id, policy, caller.member_id, item.local_id, item.amount, currency, item.created_at, now
+        )
     async with ctx.pool.acquire() as conn, conn.transaction():
         if await repo.insert_payment(conn, payment):
             if payment.status == "succeeded":
@@ -203,7 +178,7 @@ async def _record(
             result.status, result.payment_id = "created", payment.id
             return
     async with ctx.pool.acquire() as conn:
-        known = await repo.payment_ids_by_local_id(conn, organization_id, [item.local_id])
+        known = await repo.payment_ids_by_local_id(conn, organization_id, caller.member_id, [item.local_id])
         if item.local_id in known:
             result.status, result.payment_id = "duplicate", known[item.local_id]
             return

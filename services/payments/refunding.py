@@ -7,6 +7,7 @@ Stripe with a key derived from the refund id and records the result with the key
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -14,9 +15,10 @@ from typing import Any
 from runtime.auth import Caller
 from runtime.db import Connection
 from runtime.errors import Conflict, DomainError, FieldError, InvalidArgument, NotFound, Unavailable
+from services.payments import creating
 from services.payments import repository as repo
 from services.payments.context import Context
-from services.payments.creating import ensure_same_request, validate_key
+from services.payments.creating import take_rate
 from services.payments.domain import (
     REFUND_REASONS,
     Payment,
@@ -25,16 +27,18 @@ from services.payments.domain import (
     encode_refund,
     fee_refund_share,
     fingerprint,
+    local_day,
 )
-from services.payments.stripe_calls import StripePayments
+from services.payments.telemetry import refund_reached
 
 OPERATION = "create_refund"
+log = logging.getLogger("payments.refunds")
 
 
 async def create_refund(
     ctx: Context, caller: Caller, organization_id: str, payment_id: str, key: str, amount: int, reason: str
 ) -> tuple[Refund, bool]:
-    validate_key(key)
+    creating.validate_key(key)
     if reason and reason not in REFUND_REASONS:
         raise InvalidArgument(
             "the refund is invalid",
@@ -45,8 +49,10 @@ async def create_refund(
         raise InvalidArgument("the refund is invalid", "validation_error", [FieldError("amount", "must be positive")])
     print_ = fingerprint(OPERATION, {"payment_id": payment_id, "amount": amount, "reason": reason})
     member_id = caller.member_id
+    timezone = (await ctx.policies.get(organization_id)).timezone
     async with ctx.pool.acquire() as conn, conn.transaction():
         if await repo.claim_key(conn, organization_id, member_id, key, OPERATION, print_):
+            await take_rate(ctx, conn, member_id, 1)  # a new refund counts in the member's rate (not a replay)
             payment = await repo.get_payment(conn, payment_id, for_update=True)
             if payment is None or payment.organization_id != organization_id:
                 raise NotFound("payment not found", "payment_not_found")
@@ -61,7 +67,7 @@ async def create_refund(
                     f"the refund ({wanted}) is more than what is left to refund ({max(left, 0)})",
                     "refund_exceeds_remaining",
                 )
-            refund = _new_refund(payment, wanted, reason)
+            refund = _new_refund(payment, wanted, reason, timezone, datetime.now(UTC))
             await repo.insert_refund(conn, refund)
             await repo.set_key_target(conn, organization_id, member_id, key, refund_id=refund.id)
     return await _complete(ctx, organization_id, member_id, key, print_)
@@ -73,7 +79,7 @@ async def _complete(ctx: Context, organization_id: str, member_id: str, key: str
         row = await repo.lock_key(conn, organization_id, member_id, key)
         if row is None:
             raise Unavailable("the refund could not be recorded, retry with the same key", "idempotency_retry")
-        ensure_same_request(row["fingerprint"], row["operation"], print_, OPERATION)
+        creating.ensure_same_request(row["fingerprint"], row["operation"], print_, OPERATION)
         if row["response"] is not None:
             return decode_refund(bytes(row["response"])), True
         refund = await repo.get_refund(conn, str(row["refund_id"]))
@@ -97,7 +103,6 @@ async def _complete(ctx: Context, organization_id: str, member_id: str, key: str
                     await repo.save_refund(conn, refund)
                     await repo.delete_key(conn, organization_id, member_id, key)
                 else:
-                    ctx.faults.hit("after_stripe_refund")
                     if created.get("status") == "failed":
                         refund.status = "failed"
                         refund.failure_reason = str(created.get("failure_reason") or "failed")
@@ -127,41 +132,59 @@ async def _succeed(conn: Connection, payment: Payment, refund: Refund, stripe_re
     payment.application_fee_refunded += fee_back
     await repo.save_refund(conn, refund)
     await repo.save_payment(conn, payment)
-    await repo.add_to_day(conn, payment, refunded=refund.amount, fees=-fee_back)
+    await repo.add_to_day(conn, payment, refunded=refund.amount, fees=-fee_back, day=refund.local_date)
+    refund_reached(refund, payment)
 
 
-async def sync_from_charge(conn: Connection, stripe: StripePayments, payment: Payment, charge: dict[str, Any]) -> bool:
-    """Applies `charge.refunded` to the (locked) payment: records refunds made outside the API.
+async def sync_from_charge(conn: Connection, ctx: Context, payment: Payment, charge_id: str) -> bool:
+    """Makes the (locked, succeeded) payment's refunds what Stripe has for the charge now.
 
-    Newer API versions send the charge without its refund list: the refunds are then read from
-    Stripe as they are now, so that a refund that has failed since is not counted.
+    Every `charge.refunded` and refund event leads here, whatever its payload says: Stripe's
+    events come in any order and a payload may be older than the refund's fate, so the refunds are
+    read as they are now. A refund made elsewhere (the dashboard) is recorded, ours still pending is
+    completed, and one Stripe failed or canceled since is put back; each is applied once.
     """
-    if payment.status != "succeeded":
+    if payment.status != "succeeded" or not charge_id:
         return False
     changed = False
-    refunds = charge.get("refunds")
-    listed = (refunds or {}).get("data") if isinstance(refunds, dict) else None
-    if listed is None and charge.get("id"):
-        listed = await stripe.refunds_of_charge(payment, str(charge["id"]))
-    for item in sorted(listed or [], key=lambda r: r.get("created") or 0):
+    listed = await ctx.stripe.refunds_of_charge(payment, charge_id)
+    for item in sorted(listed, key=lambda r: (r.get("created") or 0, str(r.get("id") or ""))):
         stripe_id = str(item.get("id") or "")
-        if not stripe_id or item.get("status") not in ("succeeded", "pending", None):
+        status = str(item.get("status") or "")
+        if not stripe_id:
             continue
-        if await repo.refund_by_stripe_id(conn, stripe_id) is not None:
+        refund = await _known_refund(conn, payment, stripe_id, item)
+        if status in _UNDONE:
+            if refund is not None and refund.status in ("pending", "succeeded"):
+                await _undo(conn, payment, refund, stripe_id, str(item.get("failure_reason") or status))
+                changed = True
             continue
-        ours = str((item.get("metadata") or {}).get("platform_refund_id") or "")
-        refund = await repo.get_refund(conn, ours, for_update=True) if ours else None
-        if refund is not None and refund.payment_id == payment.id:
-            if refund.status != "pending":
+        if status not in ("succeeded", "pending"):
+            continue
+        if refund is None:
+            amount = int(item.get("amount") or 0)
+            if amount <= 0 or amount > payment.amount_captured - payment.amount_refunded:
                 continue
-        else:
-            refund = _new_refund(payment, int(item.get("amount") or 0), str(item.get("reason") or ""))
-            if refund.amount <= 0 or refund.amount > payment.amount_captured - payment.amount_refunded:
-                continue
+            timezone = (await ctx.policies.get(payment.organization_id)).timezone
+            created = datetime.fromtimestamp(int(item.get("created") or 0), UTC) if item.get("created") else None
+            refund = _new_refund(payment, amount, str(item.get("reason") or ""), timezone, created or datetime.now(UTC))
             await repo.insert_refund(conn, refund)
+        elif refund.status != "pending":
+            continue
         await _succeed(conn, payment, refund, stripe_id)
         changed = True
     return changed
+
+
+async def _known_refund(conn: Connection, payment: Payment, stripe_id: str, item: dict[str, Any]) -> Refund | None:
+    """Our record of a Stripe refund (by its id, or by ours in its metadata), locked."""
+    found = await repo.refund_by_stripe_id(conn, stripe_id)
+    if found is None:
+        ours = str((item.get("metadata") or {}).get("platform_refund_id") or "")
+        found = await repo.get_refund(conn, ours) if ours else None
+    if found is None or found.payment_id != payment.id:
+        return None
+    return await repo.get_refund(conn, found.id, for_update=True)
 
 
 # Stripe's events about one refund (`charge.refund.updated` is the one the platform subscribes to).
@@ -169,40 +192,25 @@ REFUND_EVENTS = frozenset({"charge.refund.updated", "refund.updated", "refund.fa
 _UNDONE = ("failed", "canceled")
 
 
-async def apply_refund_update(conn: Connection, obj: dict[str, Any]) -> bool:
-    """A refund that Stripe failed or canceled after accepting it: the customer was never paid
-    back, so the payment's refunded amount, its fee share and the day's figures are put back.
-
-    A refund still pending here is only marked failed; one already failed changes nothing.
-    """
-    status = str(obj.get("status") or "")
-    stripe_id = str(obj.get("id") or "")
-    if status not in _UNDONE or not stripe_id:
-        return False
-    found = await repo.refund_by_stripe_id(conn, stripe_id)
-    if found is None:
-        ours = str((obj.get("metadata") or {}).get("platform_refund_id") or "")
-        found = await repo.get_refund(conn, ours) if ours else None
-    if found is None:
-        return False
-    payment = await repo.get_payment(conn, found.payment_id, for_update=True)  # payment, then refund
-    refund = await repo.get_refund(conn, found.id, for_update=True)
-    if payment is None or refund is None or refund.status not in ("pending", "succeeded"):
-        return False
+async def _undo(conn: Connection, payment: Payment, refund: Refund, stripe_id: str, reason: str) -> None:
+    """A refund that Stripe failed or canceled: the customer was never paid back, so the payment's
+    refunded amount, its fee share and the refund day's figures are put back (if they were moved)."""
     was_succeeded = refund.status == "succeeded"
     refund.status = "failed"
     refund.stripe_refund_id = refund.stripe_refund_id or stripe_id
-    refund.failure_reason = str(obj.get("failure_reason") or status)[:500]
+    refund.failure_reason = reason[:500]
     if was_succeeded:
         payment.amount_refunded -= refund.amount
         payment.application_fee_refunded -= refund.application_fee_refunded
         await repo.save_payment(conn, payment)
-        await repo.add_to_day(conn, payment, refunded=-refund.amount, fees=refund.application_fee_refunded)
+        await repo.add_to_day(
+            conn, payment, refunded=-refund.amount, fees=refund.application_fee_refunded, day=refund.local_date
+        )
     await repo.save_refund(conn, refund)
-    return True
+    refund_reached(refund, payment)
 
 
-def _new_refund(payment: Payment, amount: int, reason: str) -> Refund:
+def _new_refund(payment: Payment, amount: int, reason: str, timezone: str, created_at: datetime) -> Refund:
     """A pending refund: asked through the API, or found at Stripe (made in its dashboard)."""
     return Refund(
         id=str(uuid.uuid4()),
@@ -214,5 +222,44 @@ def _new_refund(payment: Payment, amount: int, reason: str) -> Refund:
         stripe_refund_id=None,
         application_fee_refunded=0,
         failure_reason=None,
-        created_at=datetime.now(UTC),
+        created_at=created_at,
+        local_date=local_day(created_at, timezone),
     )
+
+
+async def sweep_refunds(ctx: Context, older_than_seconds: float, limit: int = 50) -> int:
+    """Refunds whose outcome is unknown (the Stripe call timed out, or the process died after it)
+    keep their amount reserved: re-reads each at Stripe and completes it (succeeded there), fails it
+    (failed there) or releases it (never created: nothing was refunded). Returns how many it settled.
+
+    `older_than_seconds` must exceed the longest a refund request can still be under way at Stripe.
+    """
+    settled = 0
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        if not await repo.lock_refund_sweep(conn):
+            return 0  # another replica is sweeping
+        for payment_id, refund_id in await repo.stale_pending_refunds(conn, older_than_seconds, limit):
+            payment = await repo.get_payment(conn, payment_id)
+            refund = await repo.get_refund(conn, refund_id, for_update=True)
+            if payment is None or refund is None or refund.status != "pending":
+                continue
+            if payment.method == "cash":
+                await _succeed(conn, payment, refund, None)  # nothing outside to ask: it was decided here
+                settled += 1
+                continue
+            try:
+                listed = await ctx.stripe.refunds_of_intent(payment)
+            except DomainError as error:
+                log.warning("refund sweep: %s unreadable at Stripe: %s", refund.id, error.message)
+                continue
+            mine = [r for r in listed if (r.get("metadata") or {}).get("platform_refund_id") == refund.id]
+            if not mine:
+                refund.status = "failed"
+                refund.failure_reason = "not created at Stripe (the request's outcome was unknown): released"
+                await repo.save_refund(conn, refund)
+            elif str(mine[0].get("status")) in _UNDONE:
+                await _undo(conn, payment, refund, str(mine[0]["id"]), str(mine[0].get("failure_reason") or "failed"))
+            else:
+                await _succeed(conn, payment, refund, str(mine[0]["id"]))
+            settled += 1
+    return settled

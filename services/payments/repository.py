@@ -64,6 +64,7 @@ def refund_from_row(row: asyncpg.Record) -> Refund:
         application_fee_refunded=row["application_fee_refunded"],
         failure_reason=row["failure_reason"],
         created_at=row["created_at"],
+        local_date=row["local_date"],
     )
 
 
@@ -133,12 +134,31 @@ async def store_response(conn: Connection, organization_id: str, member_id: str,
     )
 
 
-_RATE = """r AS (
+# A member's one-minute rate window (payments, refunds, offline batches all count in it).
+_IN_WINDOW = "w.window_start > now() - interval '60 seconds'"
+_RATE = f"""r AS (
         INSERT INTO rate_windows AS w (member_id, window_start, count) SELECT $2, now(), 1 FROM k
         ON CONFLICT (member_id) DO UPDATE
-           SET count = CASE WHEN w.window_start > now() - interval '60 seconds' THEN w.count + 1 ELSE 1 END,
-               window_start = CASE WHEN w.window_start > now() - interval '60 seconds' THEN w.window_start ELSE now() END
+           SET count = CASE WHEN {_IN_WINDOW} THEN w.count + 1 ELSE 1 END,
+               window_start = CASE WHEN {_IN_WINDOW} THEN w.window_start ELSE now() END
         RETURNING count, window_start),"""
+
+
+async def take_rate(conn: Connection, member_id: str, units: int) -> tuple[int, datetime]:
+    """Counts `units` in the member's rate window; returns (count in the window, window start)."""
+    row = await conn.fetchrow(
+        f"""INSERT INTO rate_windows AS w (member_id, window_start, count) VALUES ($1, now(), $2::integer)
+            ON CONFLICT (member_id) DO UPDATE
+               SET count = CASE WHEN {_IN_WINDOW} THEN w.count + $2::integer ELSE $2::integer END,
+                   window_start = CASE WHEN {_IN_WINDOW} THEN w.window_start ELSE now() END
+            RETURNING count, window_start""",
+        member_id,
+        units,
+    )
+    assert row is not None
+    return int(row["count"]), row["window_start"]
+
+
 _NO_RATE = "r AS (SELECT 0 AS count, now() AS window_start),"
 
 
@@ -240,16 +260,17 @@ async def lock_key_and_payment(
 async def record_intent_and_response(
     conn: Connection, payment: Payment, organization_id: str, member_id: str, key: str, response: bytes
 ) -> None:
+    """The intent's id and client secret with the key's answer (the status is `lifecycle.apply_intent`'s)."""
     await conn.execute(
         """WITH p AS (
-               UPDATE payments SET status = $5, stripe_payment_intent_id = $6, client_secret = $7, updated_at = now()
+               UPDATE payments SET stripe_payment_intent_id = coalesce(stripe_payment_intent_id, $5),
+                      client_secret = coalesce(client_secret, $6), updated_at = now()
                 WHERE id = $4::uuid)
-           UPDATE idempotency_keys SET response = $8 WHERE organization_id = $1 AND member_id = $2 AND key = $3""",
+           UPDATE idempotency_keys SET response = $7 WHERE organization_id = $1 AND member_id = $2 AND key = $3""",
         organization_id,
         member_id,
         key,
         payment.id,
-        payment.status,
         payment.stripe_payment_intent_id,
         payment.client_secret,
         response,
@@ -313,10 +334,15 @@ async def get_payment_by_intent(conn: Connection, intent_id: str, *, for_update:
     return payment_from_row(row) if row else None
 
 
-async def payment_ids_by_local_id(conn: Connection, organization_id: str, local_ids: list[str]) -> dict[str, str]:
+async def payment_ids_by_local_id(
+    conn: Connection, organization_id: str, member_id: str, local_ids: list[str]
+) -> dict[str, str]:
+    """The member's offline payments by local_id (a local_id is the phone's, so the member's)."""
     rows = await conn.fetch(
-        "SELECT local_id, id FROM payments WHERE organization_id = $1 AND local_id = ANY($2::text[])",
+        """SELECT local_id, id FROM payments
+            WHERE organization_id = $1 AND member_id = $2 AND local_id = ANY($3::text[])""",
         organization_id,
+        member_id,
         local_ids,
     )
     return {row["local_id"]: str(row["id"]) for row in rows}
@@ -396,8 +422,8 @@ async def pending_refunds_total(conn: Connection, payment_id: str) -> int:
 async def insert_refund(conn: Connection, refund: Refund) -> None:
     await conn.execute(
         """INSERT INTO refunds (id, payment_id, amount, currency, reason, status, stripe_refund_id,
-                                application_fee_refunded, failure_reason, created_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)""",
+                                application_fee_refunded, failure_reason, created_at, local_date)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)""",
         refund.id,
         refund.payment_id,
         refund.amount,
@@ -408,6 +434,7 @@ async def insert_refund(conn: Connection, refund: Refund) -> None:
         refund.application_fee_refunded,
         refund.failure_reason,
         refund.created_at,
+        refund.local_date,
     )
 
 
@@ -437,6 +464,27 @@ async def save_refund(conn: Connection, refund: Refund) -> None:
     )
 
 
+REFUND_SWEEP_LOCK = 0x5E_F0_4D_01  # one refund sweeper at a time across replicas
+
+
+async def lock_refund_sweep(conn: Connection) -> bool:
+    """The sweep's lock, held until the transaction ends; False when another replica sweeps."""
+    return bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", REFUND_SWEEP_LOCK))
+
+
+async def stale_pending_refunds(conn: Connection, older_than_seconds: float, limit: int) -> list[tuple[str, str]]:
+    """(payment id, refund id) of refunds pending for longer than `older_than_seconds`, their payment
+    locked (skipped when a request holds it: that request completes its refund itself)."""
+    rows = await conn.fetch(
+        """SELECT p.id AS payment_id, r.id AS refund_id FROM refunds r JOIN payments p ON p.id = r.payment_id
+            WHERE r.status = 'pending' AND r.created_at < now() - make_interval(secs => $1)
+            ORDER BY r.created_at LIMIT $2 FOR UPDATE OF p SKIP LOCKED""",
+        older_than_seconds,
+        limit,
+    )
+    return [(str(row["payment_id"]), str(row["refund_id"])) for row in rows]
+
+
 # --- daily totals -------------------------------------------------------------------------
 
 
@@ -448,8 +496,9 @@ async def add_to_day(
     gross: int = 0,
     fees: int = 0,
     refunded: int = 0,
+    day: date | None = None,
 ) -> None:
-    """Adds to the rollup row of the payment's day, in the transaction that changed the payment."""
+    """Adds to the rollup row of the payment's day (or `day`: a refund's), in the transaction that changed it."""
     await conn.execute(
         """INSERT INTO daily_totals AS t (organization_id, day, member_id, currency, count, gross, fees, refunded)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -457,7 +506,7 @@ async def add_to_day(
               SET count = t.count + excluded.count, gross = t.gross + excluded.gross,
                   fees = t.fees + excluded.fees, refunded = t.refunded + excluded.refunded""",
         payment.organization_id,
-        payment.local_date,
+        day or payment.local_date,
         payment.member_id,
         payment.currency,
         count,

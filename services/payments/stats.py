@@ -44,7 +44,9 @@ def date_range(first: str, last: str, timezone: str) -> tuple[date, date]:
 
 async def daily(
     ctx: Context, organization_id: str, member_id: str, first: str, last: str
-) -> tuple[list[DayTotals], DayTotals]:
+) -> tuple[list[DayTotals], DayTotals, list[DayTotals]]:
+    """The days (one row per day and currency), the totals in the organisation's default currency,
+    and the totals of each currency seen: amounts of different currencies are never added."""
     policy = await ctx.policies.get(organization_id)
     start, end = date_range(first, last, policy.timezone)
     async with ctx.pool.acquire() as conn:
@@ -52,9 +54,15 @@ async def daily(
     days = [
         DayTotals(r["day"].isoformat(), r["currency"], r["count"], r["gross"], r["fees"], r["refunded"]) for r in rows
     ]
-    currencies = {d.currency for d in days}
-    currency = currencies.pop() if len(currencies) == 1 else (policy.default_currency if not days else "")
-    totals = DayTotals(
+    by_currency = [
+        _sum(currency, [d for d in days if d.currency == currency]) for currency in sorted({d.currency for d in days})
+    ]
+    main = next((t for t in by_currency if t.currency == policy.default_currency), None)
+    return days, main or _sum(policy.default_currency, []), by_currency
+
+
+def _sum(currency: str, days: list[DayTotals]) -> DayTotals:
+    return DayTotals(
         "",
         currency,
         sum(d.count for d in days),
@@ -62,7 +70,6 @@ async def daily(
         sum(d.fees for d in days),
         sum(d.refunded for d in days),
     )
-    return days, totals
 
 
 async def by_organization(ctx: Context, organization_id: str, first: str, last: str) -> list[tuple[str, DayTotals]]:

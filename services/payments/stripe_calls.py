@@ -60,6 +60,17 @@ class StripePayments:
         data: list[dict[str, Any]] = list(listed.get("data") or [])
         return data
 
+    async def refunds_of_intent(self, payment: Payment) -> list[dict[str, Any]]:
+        """The payment's refunds as Stripe has them now (newest first, up to 100)."""
+        listed = await self._call(
+            "get",
+            "/v1/refunds",
+            {"payment_intent": payment.stripe_payment_intent_id, "limit": 100},
+            stripe_account_option(payment),
+        )
+        data: list[dict[str, Any]] = list(listed.get("data") or [])
+        return data
+
     async def capture(self, payment: Payment, amount: int, fee: int) -> dict[str, Any]:
         params: dict[str, Any] = {"amount_to_capture": amount}
         if payment.application_fee_amount or fee:

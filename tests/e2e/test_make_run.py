@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -73,6 +74,41 @@ def _onboarding_shows_through_the_sandbox_webhook(gateway: str, admin: dict[str,
     raise AssertionError("account.updated never reached the organisation through the webhook")
 
 
+def _every_process_exports_metrics_and_logs_json(run_dir: Path, stack: dict[str, Any], banner: str) -> None:
+    """Each process listed in stack.json serves /metrics (the banner says where); the gateway's has
+    its requests by route template, each service's its RPCs; every log line is one JSON object."""
+    assert set(stack["metrics"]) == {"gateway", "accounts", "payments", "terminal", "banking"}
+    for name, url in stack["metrics"].items():
+        assert url in banner
+        samples = _scrape(url)
+        if name == "gateway":
+            assert ("http_server_request_duration_seconds_count", "http_route", "/v1/me") in samples
+        else:  # the launcher's health checks at least
+            assert ("rpc_server_duration_seconds_count", "rpc_service", "grpc.health.v1.Health") in samples, name
+    accounts = _scrape(stack["metrics"]["accounts"])
+    assert ("rpc_server_duration_seconds_count", "rpc_service", "collect.accounts.v1.AccountsService") in accounts
+    for name in stack["metrics"]:
+        lines = (run_dir / "logs" / f"{name}.log").read_text().splitlines()
+        parsed = [orjson.loads(line) for line in lines if line.strip()]
+        assert parsed and all(isinstance(entry, dict) and entry.get("service") == name for entry in parsed), name
+    access = [
+        e for e in parsed_log(run_dir, "gateway") if e.get("logger") == "gateway.access" and e["route"] == "/v1/me"
+    ]
+    assert access and all(len(e["request_id"]) == 32 and len(e["trace_id"]) == 32 for e in access)
+
+
+def _scrape(url: str) -> set[tuple[str, str, str]]:
+    """(sample name, label, value) of every label of every sample at a /metrics URL."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families = text_string_to_metric_families(httpx.get(url, timeout=10).text)
+    return {(s.name, k, v) for family in families for s in family.samples for k, v in s.labels.items()}
+
+
+def parsed_log(run_dir: Path, name: str) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in (run_dir / "logs" / f"{name}.log").read_text().splitlines() if line.strip()]
+
+
 def _reap(process: subprocess.Popen[str]) -> None:
     if process.poll() is None:
         process.kill()
@@ -105,6 +141,8 @@ def test_make_run_starts_everything_and_ctrl_c_leaves_no_process(run_dir: Path) 
             if attempt == 1:
                 _onboarding_shows_through_the_sandbox_webhook(gateway, {"Authorization": f"Bearer {token}"})
             stack = orjson.loads((run_dir / "stack.json").read_bytes())
+            if attempt == 1:
+                _every_process_exports_metrics_and_logs_json(run_dir, stack, banner)
             assert stack["gateway"] == gateway
             assert set(stack["services"]) == {"accounts", "payments", "terminal", "banking"}
             assert set(stack["sandboxes"]) == {"stripe", "qonto"}
@@ -117,16 +155,39 @@ def test_make_run_starts_everything_and_ctrl_c_leaves_no_process(run_dir: Path) 
             _reap(process)
 
 
-def test_a_service_that_dies_is_reported(run_dir: Path) -> None:
-    process = _start(run_dir, free_port())
+def _status(run_dir: Path) -> dict[str, dict[str, object]]:
+    processes: dict[str, dict[str, object]] = orjson.loads((run_dir / "status.json").read_bytes())["processes"]
+    return processes
+
+
+def test_a_killed_service_is_healed_and_only_the_database_stops_the_stack(run_dir: Path) -> None:
+    port = free_port()
+    process = _start(run_dir, port)
     try:
         _wait_up(process)
-        pids = [int(p) for p in (run_dir / "stack.pids").read_text().split()]
-        accounts = next(pid for pid in pids if b"services.accounts" in Path(f"/proc/{pid}/cmdline").read_bytes())
-        os.kill(accounts, signal.SIGKILL)
+        before = _status(run_dir)
+        os.kill(int(before["accounts"]["pid"]), signal.SIGKILL)  # type: ignore[call-overload]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            accounts = _status(run_dir)["accounts"]
+            if accounts["restarts"] == 1 and accounts["status"] == "running":
+                break
+            time.sleep(0.1)
+        assert accounts["pid"] != before["accounts"]["pid"] and accounts["last_exit_code"] == -9, accounts
+        while time.monotonic() < deadline:  # the gateway reaches the new process on the same port
+            ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+            if ready.status_code == 200:
+                break
+            time.sleep(0.1)
+        assert ready.status_code == 200, ready.text
+        assert process.poll() is None
+
+        pids = [int(p["pid"]) for p in _status(run_dir).values()]  # type: ignore[call-overload]
+        os.kill(int(before["postgres"]["pid"]), signal.SIGKILL)  # type: ignore[call-overload]
         output, _ = process.communicate(timeout=30)
         assert process.returncode == 1
-        assert "accounts exited unexpectedly" in output, output
+        assert "accounts exited with code -9; restarting it" in output, output
+        assert "postgres exited unexpectedly" in output, output
         assert not [pid for pid in pids if _alive(pid)]
     finally:
         _reap(process)

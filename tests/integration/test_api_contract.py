@@ -22,9 +22,6 @@ NOT_YET_SERVED: dict[str, str] = {
     "GET /v1/organizations/{org_id}/exports/fec": "issue 18 (each organisation's books)",
     "GET /v1/disputes": "issue 12 (disputes)",
     "POST /v1/disputes/{id}/evidence": "issue 12 (disputes)",
-    "GET /v1/organizations/{org_id}/payouts": "issue 12 (payouts)",
-    "PATCH /v1/organizations/{org_id}/payout-schedule": "issue 12 (payouts)",
-    "POST /v1/organizations/{org_id}/payouts": "issue 12 (payouts)",
     "GET /v1/audit": "issue 12 (audit trail)",
     "GET /v1/config": "issue 12 (the app's configuration)",
 }

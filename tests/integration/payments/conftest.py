@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -97,6 +99,31 @@ async def get_payment(stack: Stack, headers: dict[str, str], payment_id: str) ->
     assert answer.status_code == 200, answer.text
     result: dict[str, Any] = answer.json()
     return result
+
+
+@contextlib.contextmanager
+def crash_after_stripe(stack: Stack, call: str) -> Iterator[None]:
+    """The next `call` (a `StripePayments` method) reaches Stripe, then Payments "dies" before
+    recording the answer: injected through Payments' Context, nothing test-only in its code."""
+    ctx = stack.deps["payments"].extras["context"]
+    real = ctx.stripe
+
+    class CrashAfter:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+    async def crashing(*args: Any, **kwargs: Any) -> Any:
+        ctx.stripe = real
+        await getattr(real, call)(*args, **kwargs)
+        raise RuntimeError(f"crashed after Stripe answered {call}")
+
+    wrapper = CrashAfter()
+    setattr(wrapper, call, crashing)
+    ctx.stripe = wrapper
+    try:
+        yield
+    finally:
+        ctx.stripe = real
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 
 from tests.fixtures.database import PlatformDatabase
 from tests.fixtures.organizations import onboarded_organization
-from tests.fixtures.stack import Stack, sandbox_env, start_stack
+from tests.fixtures.stack import Stack, stack_with
 from tests.integration.payments.conftest import key
 
 
@@ -17,14 +17,8 @@ from tests.integration.payments.conftest import key
 async def strict(
     database: PlatformDatabase, stripe_sandbox: Any, qonto_sandbox: Any, smtp_server: Any
 ) -> AsyncIterator[Stack]:
-    env = {
-        **sandbox_env(stripe_sandbox, qonto_sandbox, smtp_server),
-        "PAYMENT_MIN_AMOUNT": "500",
-        "PAYMENT_MAX_AMOUNT": "2000",
-        "PAYMENT_RATE_LIMIT_PER_MINUTE": "3",
-    }
-    async with start_stack(database, env) as running:
-        running.extras.update(stripe_sandbox=stripe_sandbox, qonto_sandbox=qonto_sandbox, smtp_server=smtp_server)
+    settings = {"PAYMENT_MIN_AMOUNT": "500", "PAYMENT_MAX_AMOUNT": "2000", "PAYMENT_RATE_LIMIT_PER_MINUTE": "3"}
+    async with stack_with(database, stripe_sandbox, qonto_sandbox, smtp_server, settings) as running:
         yield running
 
 

@@ -6,9 +6,9 @@ import asyncio
 import uuid
 from typing import Any
 
-from services.payments.context import FAULTS
 from tests.fixtures.organizations import OrgContext
 from tests.fixtures.stack import Stack
+from tests.integration.payments.conftest import confirm, crash_after_stripe, deliver, get_payment, stripe_events
 
 
 async def intents_on(stack: Stack, account: str | None) -> list[Any]:
@@ -77,11 +77,8 @@ async def test_fifty_concurrent_creates_with_one_key_make_one_payment(stack: Sta
 
 async def test_crash_between_stripe_call_and_local_write_is_completed_by_a_retry(stack: Stack, org: OrgContext) -> None:
     headers = {**org.agent_headers, "Idempotency-Key": uuid.uuid4().hex}
-    FAULTS.inject("after_stripe_create")
-    try:
+    with crash_after_stripe(stack, "create_intent"):
         broken = await stack.http.post("/v1/payments", headers=headers, json={"amount": 2500})
-    finally:
-        FAULTS.clear()
     assert broken.status_code >= 500
     made = await intents_on(stack, org.stripe_account_id)
     assert len(made) == 1  # Stripe has the intent; the platform did not record it
@@ -96,6 +93,30 @@ async def test_crash_between_stripe_call_and_local_write_is_completed_by_a_retry
     assert retry.json()["status"] == "requires_payment_method"
     assert len(await intents_on(stack, org.stripe_account_id)) == 1
     assert made[0].metadata["platform_payment_id"] == retry.json()["id"]
+
+
+async def test_a_payment_confirmed_while_unrecorded_never_goes_back_on_the_retry(stack: Stack, org: OrgContext) -> None:
+    """Crash between Stripe and the database, the phone confirms server-side, Stripe's events
+    arrive, then the client retries: the payment stays succeeded, with its intent, counted once."""
+    headers = {**org.agent_headers, "Idempotency-Key": uuid.uuid4().hex}
+    with crash_after_stripe(stack, "create_intent"):
+        broken = await stack.http.post("/v1/payments", headers=headers, json={"amount": 2500})
+    assert broken.status_code >= 500
+    (made,) = await intents_on(stack, org.stripe_account_id)
+    payment_id = made.metadata["platform_payment_id"]
+    await confirm(stack, {"stripe_payment_intent_id": made.id}, org.stripe_account_id)
+    await deliver(stack, await stripe_events(stack, made.id, org.stripe_account_id))
+    paid = await get_payment(stack, org.admin_headers, payment_id)
+    assert paid["status"] == "succeeded" and paid["stripe_payment_intent_id"] == made.id
+
+    retry = await stack.http.post("/v1/payments", headers=headers, json={"amount": 2500})
+    assert retry.status_code == 201, retry.text
+    assert retry.json()["id"] == payment_id and retry.json()["status"] == "succeeded"
+    final = await get_payment(stack, org.admin_headers, payment_id)
+    assert final["status"] == "succeeded" and final["amount_captured"] == 2500
+    assert final["stripe_payment_intent_id"] == made.id
+    stats = (await stack.http.get(f"/v1/organizations/{org.id}/stats", headers=org.admin_headers)).json()["totals"]
+    assert stats["count"] == 1 and stats["gross"] == 2500
 
 
 async def test_stripe_unavailable_then_retry_completes(stack: Stack, org: OrgContext) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import stripe
 
-from tests.fixtures.organizations import OrgContext, onboarded_organization
+from tests.fixtures.organizations import OrgContext, onboarded_organization, organization_body
 from tests.fixtures.stack import Stack
 from tests.integration.payments.conftest import (
     confirm,
@@ -36,10 +36,26 @@ async def test_refused_while_the_account_cannot_take_charges(stack: Stack) -> No
     assert answer.json()["code"] == "charges_not_enabled"
 
 
-async def test_fee_never_above_amount(stack: Stack) -> None:
-    org = await onboarded_organization(stack, fee_minimum=5000)
-    payment = await create_payment(stack, org.agent_headers, amount=1000)
-    assert payment["application_fee_amount"] == 1000
+async def test_a_fee_that_would_take_the_whole_amount_is_refused(stack: Stack) -> None:
+    """A €1 sale with a €1 minimum fee is a loss for the organisation: such policies and payments are refused."""
+    admin = await stack.admin_headers()
+    for policy in ({"fee_minimum": 100}, {"fee_minimum": 5000}, {"fee_percent_bps": 10_000}, {"fee_percent_bps": 9999}):
+        refused = await stack.http.post("/v1/organizations", headers=admin, json=organization_body(**policy))
+        assert refused.status_code == 400, (policy, refused.text)
+        assert refused.json()["code"] == "validation_error" and "fee" in refused.json()["errors"][0]["field"]
+    org = await onboarded_organization(stack, fee_minimum=99)
+    changed = await stack.http.patch(f"/v1/organizations/{org.id}", headers=admin, json={"fee_minimum": 100})
+    assert changed.status_code == 400 and changed.json()["errors"][0]["field"] == "fee_minimum", changed.text
+    assert (await create_payment(stack, org.agent_headers, amount=100))["application_fee_amount"] == 99
+
+    # A policy stored before the rule (or a smaller amount allowed since) is refused per payment.
+    legacy = await onboarded_organization(stack)
+    await stack.deps["accounts"].pool.execute("UPDATE organizations SET fee_minimum = 5000 WHERE id = $1", legacy.id)
+    answer = await stack.http.post("/v1/payments", headers={**legacy.agent_headers, **key()}, json={"amount": 1000})
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["code"] == "fee_exceeds_amount" and answer.json()["errors"][0]["field"] == "amount"
+    listed = await stack.http.get("/v1/payments", headers=legacy.admin_headers)
+    assert listed.json()["data"] == []
 
 
 async def test_manual_capture_partial(stack: Stack) -> None:

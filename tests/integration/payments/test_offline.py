@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from tests.fixtures.organizations import OrgContext, onboarded_organization
+from tests.fixtures.organizations import OrgContext, onboarded_organization, organization_body
 from tests.fixtures.stack import Stack
 
-AT = "2026-03-14T10:00:00Z"
+DAY = (datetime.now(UTC) - timedelta(days=2)).date().isoformat()
+AT = f"{DAY}T10:00:00Z"
 
 
 def item(local_id: str | None = None, **fields: Any) -> dict[str, Any]:
@@ -21,9 +24,11 @@ def item(local_id: str | None = None, **fields: Any) -> dict[str, Any]:
     }
 
 
-async def submit(stack: Stack, org: OrgContext, items: list[Any]) -> list[dict[str, Any]]:
+async def submit(
+    stack: Stack, org: OrgContext, items: list[Any], headers: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
     answer = await stack.http.post(
-        "/v1/payments/offline-batch", headers=org.agent_headers, json={"transactions": items}
+        "/v1/payments/offline-batch", headers=headers or org.agent_headers, json={"transactions": items}
     )
     assert answer.status_code == 200, answer.text
     results: list[dict[str, Any]] = answer.json()["results"]
@@ -59,10 +64,8 @@ async def test_cash_duplicates_and_rejections(stack: Stack, org: OrgContext) -> 
     payment = (await stack.http.get(f"/v1/payments/{results[0]['payment_id']}", headers=org.agent_headers)).json()
     assert payment["status"] == "succeeded" and payment["method"] == "cash"
     assert payment["stripe_payment_intent_id"] is None and payment["local_id"] == cash["local_id"]
-    assert payment["created_at"] == "2026-03-14T10:00:00Z"
-    stats = await stack.http.get(
-        f"/v1/organizations/{org.id}/stats?from=2026-03-14&to=2026-03-14", headers=org.admin_headers
-    )
+    assert payment["created_at"] == AT
+    stats = await stack.http.get(f"/v1/organizations/{org.id}/stats?from={DAY}&to={DAY}", headers=org.admin_headers)
     assert stats.json()["totals"]["gross"] == 2000 and stats.json()["totals"]["count"] == 2
 
 
@@ -114,3 +117,84 @@ async def test_cash_payments_refund_locally(stack: Stack, org: OrgContext) -> No
     assert refund.json()["status"] == "succeeded" and refund.json()["stripe_refund_id"] is None
     payment = (await stack.http.get(f"/v1/payments/{payment_id}", headers=org.admin_headers)).json()
     assert payment["amount_refunded"] == 300
+    # The refund belongs to the day it happened (today in Paris), not to the sale's day two days ago.
+    today = datetime.now(ZoneInfo("Europe/Paris")).date().isoformat()
+    sale_day, refund_day = [
+        (
+            await stack.http.get(f"/v1/organizations/{org.id}/stats?from={day}&to={day}", headers=org.admin_headers)
+        ).json()["totals"]
+        for day in (DAY, today)
+    ]
+    assert (sale_day["gross"], sale_day["refunded"]) == (800, 0), sale_day
+    assert (refund_day["gross"], refund_day["refunded"]) == (0, 300), refund_day
+
+
+async def test_only_the_organisations_currency_is_taken(stack: Stack, org: OrgContext) -> None:
+    results = await submit(
+        stack,
+        org,
+        [item(currency="eur"), item(currency="usd"), item(currency="jpy"), item(currency="xyz"), item(amount=500)],
+    )
+    assert [r["status"] for r in results] == ["created", "rejected", "rejected", "rejected", "created"], results
+    assert "eur" in results[1]["error"]
+    for currency in ("zzz", "usd"):
+        online = await stack.http.post(
+            "/v1/payments",
+            headers={**org.agent_headers, "Idempotency-Key": uuid.uuid4().hex},
+            json={"amount": 1000, "currency": currency},
+        )
+        assert online.status_code == 400 and online.json()["code"] == "currency_not_accepted", online.text
+    listed = await stack.http.get("/v1/payments", headers=org.admin_headers)
+    assert len(listed.json()["data"]) == 2  # nothing recorded for the refused ones
+    stats = (
+        await stack.http.get(f"/v1/organizations/{org.id}/stats?from={DAY}&to={DAY}", headers=org.admin_headers)
+    ).json()
+    assert stats["totals"] == {**stats["totals"], "currency": "eur", "gross": 1500, "count": 2}
+    assert [(t["currency"], t["gross"]) for t in stats["totals_by_currency"]] == [("eur", 1500)]
+    admin = await stack.admin_headers()
+    bad = await stack.http.post("/v1/organizations", headers=admin, json=organization_body(default_currency="xyz"))
+    assert bad.status_code == 400 and "default_currency" in bad.text
+
+
+async def another_agent(stack: Stack, org: OrgContext) -> dict[str, str]:
+    email = f"agent-{uuid.uuid4().hex[:10]}@example.test"
+    made = await stack.http.post(
+        f"/v1/organizations/{org.id}/members",
+        headers=org.admin_headers,
+        json={"email": email, "name": "Second Agent", "role": "agent", "password": org.password},
+    )
+    assert made.status_code == 201, made.text
+    return await stack.login(email, org.password)
+
+
+async def test_local_ids_are_each_phones_own(stack: Stack, org: OrgContext) -> None:
+    """Two agents' phones both number their first sale 1: both are recorded; each replay is a duplicate."""
+    second = await another_agent(stack, org)
+    first = await submit(stack, org, [item("1", amount=1000)])
+    other = await submit(stack, org, [item("1", amount=700)], headers=second)
+    assert first[0]["status"] == other[0]["status"] == "created", (first, other)
+    assert first[0]["payment_id"] != other[0]["payment_id"]
+    again = await submit(stack, org, [item("1", amount=700)], headers=second)
+    assert again[0]["status"] == "duplicate" and again[0]["payment_id"] == other[0]["payment_id"]
+    mine = await submit(stack, org, [item("1", amount=1000)])
+    assert mine[0]["status"] == "duplicate" and mine[0]["payment_id"] == first[0]["payment_id"]
+    stats = await stack.http.get(f"/v1/organizations/{org.id}/stats?from={DAY}&to={DAY}", headers=org.admin_headers)
+    assert stats.json()["totals"]["gross"] == 1700 and stats.json()["totals"]["count"] == 2
+
+
+async def test_created_at_outside_the_window_is_rejected_item_by_item(stack: Stack, org: OrgContext) -> None:
+    now = datetime.now(UTC)
+    at = [
+        "2001-01-01T10:00:00Z",
+        (now - timedelta(days=31)).isoformat(),
+        (now + timedelta(hours=1)).isoformat(),
+        (now - timedelta(days=29)).isoformat(),
+        (now + timedelta(seconds=30)).isoformat(),
+    ]
+    results = await submit(stack, org, [item(created_at=moment) for moment in at])
+    assert [r["status"] for r in results] == ["rejected", "rejected", "rejected", "created", "created"], results
+    assert "30 days" in results[0]["error"] and "future" in results[2]["error"]
+    old = await stack.http.get(
+        f"/v1/organizations/{org.id}/stats?from=2001-01-01&to=2001-01-01", headers=org.admin_headers
+    )
+    assert old.json()["totals"]["count"] == 0

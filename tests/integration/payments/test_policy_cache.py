@@ -65,6 +65,22 @@ async def test_policy_is_cached_and_a_change_applies_to_the_next_payments(unlimi
     assert fees[-1] == 50 and fees.count(10) <= 1, fees
 
 
+async def test_the_payment_right_after_a_fee_change_uses_the_new_fee(unlimited: Stack) -> None:
+    """Read-your-writes: a PATCH that returned is seen by the next payment, every time, and the
+    policy is served from the cache again after that (no call to Accounts per payment)."""
+    org = await onboarded_organization(unlimited, fee_percent_bps=100)
+    await _until_cached(unlimited, org)
+    admin = await unlimited.admin_headers()
+    for bps in (500, 200, 900, 300, 700, 400):
+        changed = await unlimited.http.patch(
+            f"/v1/organizations/{org.id}", headers=admin, json={"fee_percent_bps": bps}
+        )
+        assert changed.status_code == 200, changed.text
+        payment = (await _asks_accounts(unlimited, org))[1]
+        assert payment["application_fee_amount"] == bps // 10, (bps, payment["application_fee_amount"])
+    await _until_cached(unlimited, org)
+
+
 async def test_an_account_that_can_no_longer_take_charges_is_refused_at_once(unlimited: Stack) -> None:
     org = await onboarded_organization(unlimited)
     await _until_cached(unlimited, org)

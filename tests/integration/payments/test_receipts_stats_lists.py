@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from tests.fixtures.organizations import OrgContext, onboarded_organization
 from tests.fixtures.polling import eventually
@@ -34,22 +35,26 @@ async def test_receipt_is_sent_once_on_success(stack: Stack, org: OrgContext) ->
 
 
 async def test_stats_use_the_organisation_time_zone(stack: Stack, org: OrgContext) -> None:
-    late = {"local_id": uuid.uuid4().hex, "amount": 700, "method": "cash", "created_at": "2026-01-01T23:30:00Z"}
-    early = {"local_id": uuid.uuid4().hex, "amount": 300, "method": "cash", "created_at": "2026-01-01T22:30:00Z"}
+    # 23:30 UTC is the next day in Paris, 21:30 UTC the same day (summer and winter time alike).
+    day = datetime.now(UTC).date() - timedelta(days=5)
+    first, next_day, last = (
+        day.isoformat(),
+        (day + timedelta(days=1)).isoformat(),
+        (day + timedelta(days=2)).isoformat(),
+    )
+    late = {"local_id": uuid.uuid4().hex, "amount": 700, "method": "cash", "created_at": f"{first}T23:30:00Z"}
+    early = {"local_id": uuid.uuid4().hex, "amount": 300, "method": "cash", "created_at": f"{first}T21:30:00Z"}
     answer = await stack.http.post(
         "/v1/payments/offline-batch", headers=org.agent_headers, json={"transactions": [late, early]}
     )
     assert [r["status"] for r in answer.json()["results"]] == ["created", "created"]
-    stats = await stack.http.get(
-        f"/v1/organizations/{org.id}/stats?from=2026-01-01&to=2026-01-03", headers=org.agent_headers
-    )
-    assert [(d["date"], d["gross"]) for d in stats.json()["days"]] == [("2026-01-01", 300), ("2026-01-02", 700)]
-    member = await stack.http.get(
-        f"/v1/members/{org.agent_id}/stats?from=2026-01-01&to=2026-01-03", headers=org.admin_headers
-    )
+    stats = await stack.http.get(f"/v1/organizations/{org.id}/stats?from={first}&to={last}", headers=org.agent_headers)
+    assert [(d["date"], d["gross"]) for d in stats.json()["days"]] == [(first, 300), (next_day, 700)]
+    member = await stack.http.get(f"/v1/members/{org.agent_id}/stats?from={first}&to={last}", headers=org.admin_headers)
     assert member.json()["totals"]["gross"] == 1000
+    # An agent sees only itself: another member's figures are not found (as GET of the member is).
     forbidden = await stack.http.get(f"/v1/members/{org.admin_id}/stats", headers=org.agent_headers)
-    assert forbidden.status_code == 403
+    assert forbidden.status_code == 404
     other = await onboarded_organization(stack)
     hidden = await stack.http.get(f"/v1/members/{org.agent_id}/stats", headers=other.admin_headers)
     assert hidden.status_code == 404

@@ -10,6 +10,7 @@ from tests.fixtures.organizations import OrgContext, onboarded_organization
 from tests.fixtures.stack import Stack
 from tests.integration.payments.conftest import (
     confirm,
+    crash_after_stripe,
     create_payment,
     deliver,
     get_payment,
@@ -131,15 +132,11 @@ async def test_refund_made_in_the_dashboard_is_recorded_from_charge_refunded(sta
 async def test_refund_crash_after_stripe_is_completed_by_the_webhook_and_the_retry(
     stack: Stack, org: OrgContext
 ) -> None:
-    from services.payments.context import FAULTS
 
     payment = await paid(stack, org)
     headers = {**org.admin_headers, "Idempotency-Key": uuid.uuid4().hex}
-    FAULTS.inject("after_stripe_refund")
-    try:
+    with crash_after_stripe(stack, "create_refund"):
         broken = await stack.http.post(refund_url(payment), headers=headers, json={"amount": 300})
-    finally:
-        FAULTS.clear()
     assert broken.status_code >= 500
     # Stripe refunded; its charge.refunded names our refund, which it completes (not a second one).
     events = await stripe_events(stack, payment["stripe_payment_intent_id"], org.stripe_account_id)

@@ -27,7 +27,7 @@ VALID = NewOrganization(
 
 
 def test_a_valid_organisation_has_no_errors() -> None:
-    assert validate_new_organization(VALID) == []
+    assert validate_new_organization(VALID, 100) == []
 
 
 @pytest.mark.parametrize(
@@ -49,7 +49,7 @@ def test_a_valid_organisation_has_no_errors() -> None:
     ],
 )
 def test_invalid_fields_are_named(change: dict[str, object], field: str) -> None:
-    errors = validate_new_organization(replace(VALID, **change))  # type: ignore[arg-type]
+    errors = validate_new_organization(replace(VALID, **change), 100)  # type: ignore[arg-type]
     assert field in {e.field for e in errors}
 
 

@@ -112,6 +112,11 @@ class AccountsServiceStub:
                 request_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.WatchPaymentPoliciesRequest.SerializeToString,
                 response_deserializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.WatchPaymentPoliciesResponse.FromString,
                 _registered_method=True)
+        self.FollowPaymentPolicies = channel.stream_stream(
+                '/collect.accounts.v1.AccountsService/FollowPaymentPolicies',
+                request_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.FollowPaymentPoliciesRequest.SerializeToString,
+                response_deserializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.FollowPaymentPoliciesResponse.FromString,
+                _registered_method=True)
         self.WatchRevocations = channel.unary_stream(
                 '/collect.accounts.v1.AccountsService/WatchRevocations',
                 request_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.WatchRevocationsRequest.SerializeToString,
@@ -121,6 +126,11 @@ class AccountsServiceStub:
                 '/collect.accounts.v1.AccountsService/ResolveStripeAccount',
                 request_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.ResolveStripeAccountRequest.SerializeToString,
                 response_deserializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.ResolveStripeAccountResponse.FromString,
+                _registered_method=True)
+        self.UpdatePayoutSchedule = channel.unary_unary(
+                '/collect.accounts.v1.AccountsService/UpdatePayoutSchedule',
+                request_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.UpdatePayoutScheduleRequest.SerializeToString,
+                response_deserializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.UpdatePayoutScheduleResponse.FromString,
                 _registered_method=True)
 
 
@@ -229,6 +239,15 @@ class AccountsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FollowPaymentPolicies(self, request_iterator, context):
+        """WatchPaymentPolicies with acknowledgements: the watcher sends back each change_id once it has
+        forgotten the organisation's policy, and an organisation update answers only once this
+        replica's followers have acknowledged it (read-your-writes without a call per payment).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WatchRevocations(self, request, context):
         """For token verifiers (the gateway; internal callers only): first the members whose access
         changed within a token's lifetime, then ready = true, then every change as it commits. A
@@ -240,6 +259,13 @@ class AccountsServiceServicer:
 
     def ResolveStripeAccount(self, request, context):
         """Maps a connected account id (from a Connect event) to its organisation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdatePayoutSchedule(self, request, context):
+        """When Stripe pays out the organisation's balance: daily, weekly or only when asked (manual).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -323,6 +349,11 @@ def add_AccountsServiceServicer_to_server(servicer, server):
                     request_deserializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.WatchPaymentPoliciesRequest.FromString,
                     response_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.WatchPaymentPoliciesResponse.SerializeToString,
             ),
+            'FollowPaymentPolicies': grpc.stream_stream_rpc_method_handler(
+                    servicer.FollowPaymentPolicies,
+                    request_deserializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.FollowPaymentPoliciesRequest.FromString,
+                    response_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.FollowPaymentPoliciesResponse.SerializeToString,
+            ),
             'WatchRevocations': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchRevocations,
                     request_deserializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.WatchRevocationsRequest.FromString,
@@ -332,6 +363,11 @@ def add_AccountsServiceServicer_to_server(servicer, server):
                     servicer.ResolveStripeAccount,
                     request_deserializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.ResolveStripeAccountRequest.FromString,
                     response_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.ResolveStripeAccountResponse.SerializeToString,
+            ),
+            'UpdatePayoutSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdatePayoutSchedule,
+                    request_deserializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.UpdatePayoutScheduleRequest.FromString,
+                    response_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.UpdatePayoutScheduleResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -753,6 +789,33 @@ class AccountsService:
             _registered_method=True)
 
     @staticmethod
+    def FollowPaymentPolicies(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/collect.accounts.v1.AccountsService/FollowPaymentPolicies',
+            collect_dot_accounts_dot_v1_dot_accounts__pb2.FollowPaymentPoliciesRequest.SerializeToString,
+            collect_dot_accounts_dot_v1_dot_accounts__pb2.FollowPaymentPoliciesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def WatchRevocations(request,
             target,
             options=(),
@@ -796,6 +859,33 @@ class AccountsService:
             '/collect.accounts.v1.AccountsService/ResolveStripeAccount',
             collect_dot_accounts_dot_v1_dot_accounts__pb2.ResolveStripeAccountRequest.SerializeToString,
             collect_dot_accounts_dot_v1_dot_accounts__pb2.ResolveStripeAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdatePayoutSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/collect.accounts.v1.AccountsService/UpdatePayoutSchedule',
+            collect_dot_accounts_dot_v1_dot_accounts__pb2.UpdatePayoutScheduleRequest.SerializeToString,
+            collect_dot_accounts_dot_v1_dot_accounts__pb2.UpdatePayoutScheduleResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -61,6 +61,11 @@ class AccountsServiceStub:
     ready = true once changes are being followed, then the id of every organisation whose
     policy changed, after the change committed. While no stream is live, do not cache.
     """
+    FollowPaymentPolicies: _grpc.StreamStreamMultiCallable[_accounts_pb2.FollowPaymentPoliciesRequest, _accounts_pb2.FollowPaymentPoliciesResponse]
+    """WatchPaymentPolicies with acknowledgements: the watcher sends back each change_id once it has
+    forgotten the organisation's policy, and an organisation update answers only once this
+    replica's followers have acknowledged it (read-your-writes without a call per payment).
+    """
     WatchRevocations: _grpc.UnaryStreamMultiCallable[_accounts_pb2.WatchRevocationsRequest, _accounts_pb2.WatchRevocationsResponse]
     """For token verifiers (the gateway; internal callers only): first the members whose access
     changed within a token's lifetime, then ready = true, then every change as it commits. A
@@ -68,6 +73,8 @@ class AccountsServiceStub:
     """
     ResolveStripeAccount: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.ResolveStripeAccountRequest, _accounts_pb2.ResolveStripeAccountResponse]
     """Maps a connected account id (from a Connect event) to its organisation."""
+    UpdatePayoutSchedule: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.UpdatePayoutScheduleRequest, _accounts_pb2.UpdatePayoutScheduleResponse]
+    """When Stripe pays out the organisation's balance: daily, weekly or only when asked (manual)."""
 
 @_typing.type_check_only
 class AccountsServiceAsyncStub(AccountsServiceStub):
@@ -102,6 +109,11 @@ class AccountsServiceAsyncStub(AccountsServiceStub):
     ready = true once changes are being followed, then the id of every organisation whose
     policy changed, after the change committed. While no stream is live, do not cache.
     """
+    FollowPaymentPolicies: _aio.StreamStreamMultiCallable[_accounts_pb2.FollowPaymentPoliciesRequest, _accounts_pb2.FollowPaymentPoliciesResponse]  # type: ignore[assignment]
+    """WatchPaymentPolicies with acknowledgements: the watcher sends back each change_id once it has
+    forgotten the organisation's policy, and an organisation update answers only once this
+    replica's followers have acknowledged it (read-your-writes without a call per payment).
+    """
     WatchRevocations: _aio.UnaryStreamMultiCallable[_accounts_pb2.WatchRevocationsRequest, _accounts_pb2.WatchRevocationsResponse]  # type: ignore[assignment]
     """For token verifiers (the gateway; internal callers only): first the members whose access
     changed within a token's lifetime, then ready = true, then every change as it commits. A
@@ -109,6 +121,8 @@ class AccountsServiceAsyncStub(AccountsServiceStub):
     """
     ResolveStripeAccount: _aio.UnaryUnaryMultiCallable[_accounts_pb2.ResolveStripeAccountRequest, _accounts_pb2.ResolveStripeAccountResponse]  # type: ignore[assignment]
     """Maps a connected account id (from a Connect event) to its organisation."""
+    UpdatePayoutSchedule: _aio.UnaryUnaryMultiCallable[_accounts_pb2.UpdatePayoutScheduleRequest, _accounts_pb2.UpdatePayoutScheduleResponse]  # type: ignore[assignment]
+    """When Stripe pays out the organisation's balance: daily, weekly or only when asked (manual)."""
 
 class AccountsServiceServicer(metaclass=_abc_1.ABCMeta):
     """Organisations, members, credentials and the state of their Stripe connected account.
@@ -232,6 +246,17 @@ class AccountsServiceServicer(metaclass=_abc_1.ABCMeta):
         """
 
     @_abc_1.abstractmethod
+    def FollowPaymentPolicies(
+        self,
+        request_iterator: _MaybeAsyncIterator[_accounts_pb2.FollowPaymentPoliciesRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_accounts_pb2.FollowPaymentPoliciesResponse], _abc.AsyncIterator[_accounts_pb2.FollowPaymentPoliciesResponse]]:
+        """WatchPaymentPolicies with acknowledgements: the watcher sends back each change_id once it has
+        forgotten the organisation's policy, and an organisation update answers only once this
+        replica's followers have acknowledged it (read-your-writes without a call per payment).
+        """
+
+    @_abc_1.abstractmethod
     def WatchRevocations(
         self,
         request: _accounts_pb2.WatchRevocationsRequest,
@@ -249,5 +274,13 @@ class AccountsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_accounts_pb2.ResolveStripeAccountResponse, _abc.Awaitable[_accounts_pb2.ResolveStripeAccountResponse]]:
         """Maps a connected account id (from a Connect event) to its organisation."""
+
+    @_abc_1.abstractmethod
+    def UpdatePayoutSchedule(
+        self,
+        request: _accounts_pb2.UpdatePayoutScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.UpdatePayoutScheduleResponse, _abc.Awaitable[_accounts_pb2.UpdatePayoutScheduleResponse]]:
+        """When Stripe pays out the organisation's balance: daily, weekly or only when asked (manual)."""
 
 def add_AccountsServiceServicer_to_server(servicer: AccountsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

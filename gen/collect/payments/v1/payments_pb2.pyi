@@ -664,19 +664,27 @@ class GetOrganizationStatsResponse(_message.Message):
 
     DAYS_FIELD_NUMBER: _builtins.int
     TOTALS_FIELD_NUMBER: _builtins.int
+    TOTALS_BY_CURRENCY_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def days(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.DailyTotals]: ...
     @_builtins.property
-    def totals(self) -> _common_pb2.DailyTotals: ...
+    def totals(self) -> _common_pb2.DailyTotals:
+        """In the organisation's default currency (amounts of other currencies are never added to it)."""
+
+    @_builtins.property
+    def totals_by_currency(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.DailyTotals]:
+        """One entry per currency in the range."""
+
     def __init__(
         self,
         *,
         days: _abc.Iterable[_common_pb2.DailyTotals] | None = ...,
         totals: _common_pb2.DailyTotals | None = ...,
+        totals_by_currency: _abc.Iterable[_common_pb2.DailyTotals] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["totals", b"totals"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["days", b"days", "totals", b"totals"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["days", b"days", "totals", b"totals", "totals_by_currency", b"totals_by_currency"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -716,19 +724,27 @@ class GetMemberStatsResponse(_message.Message):
 
     DAYS_FIELD_NUMBER: _builtins.int
     TOTALS_FIELD_NUMBER: _builtins.int
+    TOTALS_BY_CURRENCY_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def days(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.DailyTotals]: ...
     @_builtins.property
-    def totals(self) -> _common_pb2.DailyTotals: ...
+    def totals(self) -> _common_pb2.DailyTotals:
+        """In the organisation's default currency (amounts of other currencies are never added to it)."""
+
+    @_builtins.property
+    def totals_by_currency(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.DailyTotals]:
+        """One entry per currency in the range."""
+
     def __init__(
         self,
         *,
         days: _abc.Iterable[_common_pb2.DailyTotals] | None = ...,
         totals: _common_pb2.DailyTotals | None = ...,
+        totals_by_currency: _abc.Iterable[_common_pb2.DailyTotals] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["totals", b"totals"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["days", b"days", "totals", b"totals"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["days", b"days", "totals", b"totals", "totals_by_currency", b"totals_by_currency"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
