@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BUF := node_modules/.bin/buf
 
-.PHONY: run test lint proto proto-check bench install lock clean
+.PHONY: run test lint proto proto-check bench install lock clean chromium
 
 $(VENV)/bin/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 2; }
@@ -24,8 +24,15 @@ install: $(STAMP)
 run: $(STAMP)
 	$(PY) -m stack
 
-test: $(STAMP) proto-check
+test: $(STAMP) proto-check chromium
 	$(PY) -m pytest
+
+# The console's browser tests drive Debian's Chromium (never a browser downloaded by Playwright):
+# installed here when absent and we are root; otherwise the tests say how to install it.
+chromium:
+	@test -x /usr/bin/chromium || { test "$$(id -u)" = 0 && command -v apt-get >/dev/null \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "note: /usr/bin/chromium is missing; install Debian's chromium for the console tests"
 
 lock: $(STAMP)
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 --universal \

@@ -18,6 +18,8 @@ from starlette.routing import Match, Route
 
 from gateway import clients as clients_module
 from gateway.access import AccessMiddleware
+from gateway.console import routes as console
+from gateway.console.sessions import ConsoleBridge, ConsoleSessions
 from gateway.errors import ApiError, from_domain, from_rpc_error, problem_response
 from gateway.middleware import RequestContextMiddleware
 from gateway.revocations import follow_revocations
@@ -32,7 +34,7 @@ from runtime.metrics import serve_metrics
 log = logging.getLogger("gateway")
 
 # Webhooks first: the busiest paths are matched before the ~50 API routes.
-ROUTE_MODULES = (webhooks, health, accounts, organizations, terminal, payments, banking, payouts, app_config)
+ROUTE_MODULES = (webhooks, health, accounts, organizations, terminal, payments, banking, payouts, app_config, console)
 
 
 def _request_id(request: Request) -> str:
@@ -106,6 +108,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
             Middleware(OpenTelemetryMiddleware, exclude_spans=["receive", "send"]),  # type: ignore[arg-type]
             Middleware(AccessMiddleware),  # type: ignore[arg-type]
             Middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes),  # type: ignore[arg-type]
+            Middleware(ConsoleBridge),  # type: ignore[arg-type]
         ],
         exception_handlers={
             ApiError: _api_error,
@@ -119,4 +122,5 @@ def create_app(settings: GatewaySettings) -> Starlette:
     app.state.settings = settings
     app.state.signer = signer
     app.state.recent_webhook_events = RecentEvents()
+    app.state.console_sessions = ConsoleSessions(settings.console_idle_seconds)
     return app

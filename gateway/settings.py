@@ -28,6 +28,8 @@ class GatewaySettings:
     metrics_port: int = 0
     # Handed to the app for the Terminal SDK (GET /v1/config); public by design.
     stripe_publishable_key: str = ""
+    # A console session ends after this long without the person's activity (and when its token expires).
+    console_idle_seconds: float = 600.0
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> GatewaySettings:
@@ -52,4 +54,5 @@ class GatewaySettings:
             trusted_proxy_hops=env.integer("GATEWAY_TRUSTED_PROXY_HOPS", 0),
             metrics_port=env.integer("METRICS_PORT", 0),
             stripe_publishable_key=env.text("STRIPE_PUBLISHABLE_KEY", ""),
+            console_idle_seconds=env.number("CONSOLE_IDLE_SECONDS", 600.0),
         )

@@ -22,7 +22,6 @@ NOT_YET_SERVED: dict[str, str] = {
     "GET /v1/disputes": "issue 12 (disputes)",
     "POST /v1/disputes/{id}/evidence": "issue 12 (disputes)",
     "GET /v1/audit": "issue 12 (audit trail)",
-    "GET /console": "issue 13 (the console)",
 }
 
 

@@ -1,0 +1,45 @@
+"""The console in Debian's Chromium (driven by Playwright's Python package) against the banking tests' platform.
+
+One browser for the module; each test opens its own context (cookies) and page. The browser is
+Debian's `/usr/bin/chromium`, installed by `make test` when absent (see the Makefile); Playwright
+never downloads one.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, async_playwright
+
+from tests.integration.banking.conftest import bank_stack, fresh_database  # noqa: F401 - fixtures used here
+
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = Path(__file__).resolve().parents[3] / "docs" / "console"
+ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail(
+            f"{CHROMIUM} is missing: `make test` installs Debian's chromium when run as root "
+            "(apt-get install chromium); install it, then run the tests again",
+            pytrace=False,
+        )
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield launched
+        finally:
+            await launched.close()
