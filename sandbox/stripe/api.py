@@ -15,7 +15,7 @@ from .ids import new_id
 from .router import Router
 from .state import IdempotentResult, RequestInfo, SandboxState
 from .store import StripeObject
-from .wire import StripeError, api_key_from, parse_form
+from .wire import StripeError, api_key_from, parse_form, unrecognized
 
 logger = logging.getLogger("sandbox.stripe.requests")
 
@@ -95,15 +95,25 @@ class Api:
                 )
             matched = self.router.match(method, path)
             if matched is None:
-                raise StripeError(404, f"Unrecognized request URL ({method}: {path}).")
-            handler, args = matched
+                raise unrecognized(method, path)
+            handler, args, validate = matched
             if method == "POST":
                 body = await request.body()
-                params = parse_form(body.decode())
+                params = parse_form(body.decode("utf-8", "replace"))
                 idem_key = headers.get("idempotency-key")
             else:
                 body = b""
                 params = parse_form(request.url.query)
+            # Stripe's description decides what is a valid request, before any handler or
+            # idempotency key is involved (Stripe saves no result for a request it refused).
+            try:
+                validate(params)
+            except StripeError as _e:  # TEMP discovery log
+                import os as _os
+                if _os.environ.get("SBX_VLOG"):
+                    with open(_os.environ["SBX_VLOG"], "a") as _f:
+                        _f.write(f"{method} {path} {_e.param} {_e.message[:150]}\n")
+                raise
             ctx = Ctx(state, account, params, str(request.base_url).rstrip("/"), path)
             version = headers.get("stripe-version")
             if idem_key:

@@ -33,6 +33,11 @@ class SandboxConfig:
     webhook_timeout_seconds: float = 5.0
     # Stripe's own limits are 100/s live, 25/s test per account; off unless set (tests of 429 handling).
     rate_limit_per_second: int | None = None
+    # Test-mode disputes (card 4000 0000 0000 0259): opened this long after the capture, decided
+    # this long after evidence is submitted; Stripe's dispute fee in minor units.
+    dispute_delay_seconds: float = 0.2
+    dispute_outcome_delay_seconds: float = 0.2
+    dispute_fee: int = 1500
 
     @classmethod
     def from_env(cls, **overrides: Any) -> SandboxConfig:

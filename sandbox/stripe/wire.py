@@ -57,6 +57,15 @@ def not_found(kind: str, object_id: str, param: str = "id") -> StripeError:
     return StripeError(404, f"No such {kind}: '{object_id}'", param=param, code="resource_missing")
 
 
+def unrecognized(method: str, path: str) -> StripeError:
+    """Stripe's answer to a path (or a method on it) it does not serve: 404, whatever the method."""
+    return StripeError(
+        404,
+        f"Unrecognized request URL ({method}: {path}). Please see https://stripe.com/docs or we can help at "
+        "https://support.stripe.com/.",
+    )
+
+
 def unauthorized(message: str) -> StripeError:
     return StripeError(401, message)
 

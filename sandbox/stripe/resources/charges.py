@@ -7,6 +7,7 @@ from typing import Any
 
 from ..context import Ctx
 from ..ids import new_id
+from ..search import search
 from ..store import StripeObject, created_filter, paginate
 from ..wire import apply_metadata
 from .payment_methods import method_details
@@ -108,6 +109,10 @@ def list_charges(ctx: Ctx) -> StripeObject:
     return paginate(ctx.state.store.newest_first(ctx.account, "charge"), ctx.params, "/v1/charges", keep)
 
 
+def search_charges(ctx: Ctx) -> StripeObject:
+    return search("charges", ctx.state.store.newest_first(ctx.account, "charge"), ctx.params, "/v1/charges/search")
+
+
 def list_charge_refunds(ctx: Ctx, charge_id: str) -> StripeObject:
     charge = retrieve_charge(ctx, charge_id)
     return paginate(iter(charge["refunds"]["data"]), ctx.params, f"/v1/charges/{charge_id}/refunds")
@@ -115,6 +120,7 @@ def list_charge_refunds(ctx: Ctx, charge_id: str) -> StripeObject:
 
 ROUTES = [
     ("GET", "/v1/charges", list_charges),
+    ("GET", "/v1/charges/search", search_charges),
     ("GET", "/v1/charges/{}", retrieve_charge),
     ("POST", "/v1/charges/{}", update_charge),
     ("GET", "/v1/charges/{}/refunds", list_charge_refunds),

@@ -7,11 +7,13 @@ import time
 from typing import Any
 
 from ..context import Ctx, public
+from ..currencies import check_minimum, checked_currency
 from ..ids import new_id
 from ..money import settle_charge
+from ..search import search
 from ..store import StripeObject, created_filter, paginate
 from ..wire import StripeError, apply_metadata, get_bool, get_dict, get_int, get_list, get_str, invalid
-from . import payment_methods
+from . import disputes, payment_methods
 from .charges import new_charge
 
 _TYPES = {"card", "card_present", "sepa_debit", "interac_present"}
@@ -48,6 +50,8 @@ def create_payment_intent(ctx: Ctx) -> StripeObject:
     amount = get_int(params, "amount", required=True, minimum=1)
     currency = get_str(params, "currency", required=True)
     assert amount is not None and currency is not None
+    currency = checked_currency(currency)
+    check_minimum(amount, currency)
     types = get_list(params, "payment_method_types") or ["card"]
     for kind in types:
         if kind not in _TYPES:
@@ -96,7 +100,7 @@ def create_payment_intent(ctx: Ctx) -> StripeObject:
         "client_secret": f"{intent_id}_secret_{secrets.token_urlsafe(18)}",
         "confirmation_method": params.get("confirmation_method") or "automatic",
         "created": int(time.time()),
-        "currency": currency.lower(),
+        "currency": currency,
         "customer": params.get("customer"),
         "customer_account": None,
         "description": params.get("description"),
@@ -216,6 +220,7 @@ def confirm(ctx: Ctx, intent: StripeObject, pm: StripeObject) -> StripeObject:
     intent["amount_received"] = intent["amount"]
     ctx.emit("charge.succeeded", charge)
     ctx.emit("payment_intent.succeeded", intent)
+    disputes.schedule_dispute(ctx, charge)
     return intent
 
 
@@ -255,6 +260,7 @@ def capture_payment_intent(ctx: Ctx, intent_id: str) -> StripeObject:
     intent["status"] = "succeeded"
     ctx.emit("charge.captured", charge, previous)
     ctx.emit("payment_intent.succeeded", intent, {"status": "requires_capture"})
+    disputes.schedule_dispute(ctx, charge)
     return intent
 
 
@@ -293,6 +299,7 @@ def update_payment_intent(ctx: Ctx, intent_id: str) -> StripeObject:
     previous: dict[str, Any] = {}
     amount = get_int(params, "amount", minimum=1)
     if amount is not None:
+        check_minimum(amount, intent["currency"])
         previous["amount"] = intent["amount"]
         intent["amount"] = amount
     fee = get_int(params, "application_fee_amount", minimum=0)
@@ -325,9 +332,15 @@ def list_payment_intents(ctx: Ctx) -> StripeObject:
     )
 
 
+def search_payment_intents(ctx: Ctx) -> StripeObject:
+    items = ctx.state.store.newest_first(ctx.account, "payment_intent")
+    return search("payment_intents", items, ctx.params, "/v1/payment_intents/search")
+
+
 ROUTES = [
     ("POST", "/v1/payment_intents", create_payment_intent),
     ("GET", "/v1/payment_intents", list_payment_intents),
+    ("GET", "/v1/payment_intents/search", search_payment_intents),
     ("GET", "/v1/payment_intents/{}", retrieve_payment_intent),
     ("POST", "/v1/payment_intents/{}", update_payment_intent),
     ("POST", "/v1/payment_intents/{}/confirm", confirm_payment_intent),

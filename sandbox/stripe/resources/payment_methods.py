@@ -21,6 +21,8 @@ _CARDS: dict[str, tuple[str, str, Decline | None]] = {
     "pm_card_fr": ("visa", "0003", None),
     # Charges succeed; refunds succeed, then fail asynchronously (like Stripe's 4000 0000 0000 5126).
     "pm_card_refundFail": ("visa", "5126", None),
+    # Charges succeed, then are disputed (fraudulent) like Stripe's 4000 0000 0000 0259.
+    "pm_card_createDispute": ("visa", "0259", None),
     "pm_card_chargeDeclined": ("visa", "0002", ("card_declined", "generic_decline")),
     "pm_card_visa_chargeDeclined": ("visa", "0002", ("card_declined", "generic_decline")),
     "pm_card_chargeDeclinedInsufficientFunds": ("visa", "9995", ("card_declined", "insufficient_funds")),
@@ -40,6 +42,7 @@ CARD_PRESENT_NUMBERS: dict[str, tuple[str, str, Decline | None]] = {
     "4000000000009995": ("visa", "9995", ("card_declined", "insufficient_funds")),
     "5555555555554444": ("mastercard", "4444", None),
     "4000000000005126": ("visa", "5126", None),
+    "4000000000000259": ("visa", "0259", None),
 }
 
 REFUND_FAILS_LAST4 = "5126"

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from ..context import Ctx
+from ..currencies import checked_currency
 from ..ids import new_id
 from ..state import SandboxState
 from ..store import StripeObject, created_filter, paginate
@@ -22,7 +23,7 @@ def create(ctx: Ctx) -> StripeObject:
     assert account is not None
     amount = get_int(ctx.params, "amount", required=True, minimum=1)
     assert amount is not None
-    currency = (get_str(ctx.params, "currency") or account["default_currency"]).lower()
+    currency = checked_currency(get_str(ctx.params, "currency") or account["default_currency"])
     if not account["payouts_enabled"]:
         raise invalid("Payouts are not enabled for this account.", code="payouts_not_allowed")
     method = get_str(ctx.params, "method") or "standard"

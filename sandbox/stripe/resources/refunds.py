@@ -42,6 +42,10 @@ def create_refund(ctx: Ctx) -> StripeObject:
     state = ctx.state
     if not charge["captured"] or charge["status"] != "succeeded":
         raise StripeError(400, f"Charge {charge['id']} has not been captured.", code="charge_not_refundable")
+    if charge["disputed"]:
+        raise StripeError(
+            400, f"Charge {charge['id']} has been charged back; cannot issue a refund.", code="charge_disputed"
+        )
     remaining = charge["amount_captured"] - charge["amount_refunded"]
     if remaining <= 0:
         raise StripeError(400, f"Charge {charge['id']} has already been refunded.", code="charge_already_refunded")

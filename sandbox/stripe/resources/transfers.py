@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..context import Ctx
+from ..currencies import checked_currency
 from ..money import create_transfer, reverse_transfer
 from ..store import StripeObject, created_filter, paginate
 from ..wire import apply_metadata, get_int, get_str, invalid, not_found
@@ -24,7 +25,7 @@ def create(ctx: Ctx) -> StripeObject:
     transfer = create_transfer(
         ctx,
         amount,
-        currency.lower(),
+        checked_currency(currency),
         destination,
         source_transaction=get_str(ctx.params, "source_transaction"),
         description=get_str(ctx.params, "description"),

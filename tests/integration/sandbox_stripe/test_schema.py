@@ -117,7 +117,7 @@ async def served(stripe_sandbox: RunningSandbox) -> dict[str, dict[str, Any]]:
     objects["transfer"] = await platform.v1.transfers.retrieve_async(transfer_id)
     objects["balance"] = await client.v1.balance.retrieve_async()
     objects["balance_transaction"] = await client.v1.balance_transactions.retrieve_async(charge.balance_transaction)
-    objects["payout"] = await client.v1.payouts.create_async(params={"amount": 100})
+    objects["payout"] = await client.v1.payouts.create_async(params={"amount": 100, "currency": "eur"})
     objects["event"] = (await client.v1.events.list_async(params={"type": "charge.succeeded"})).data[0]
     objects["webhook_endpoint"] = await platform.v1.webhook_endpoints.create_async(
         params={"url": "http://127.0.0.1:9/hook", "enabled_events": ["payout.paid"]}
