@@ -110,6 +110,7 @@ class Api:
                 validate(params)
             except StripeError as _e:  # TEMP discovery log
                 import os as _os
+
                 if _os.environ.get("SBX_VLOG"):
                     with open(_os.environ["SBX_VLOG"], "a") as _f:
                         _f.write(f"{method} {path} {_e.param} {_e.message[:150]}\n")

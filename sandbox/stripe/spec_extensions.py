@@ -22,7 +22,10 @@ NEWER_PARAMETERS: dict[tuple[str, str, str], tuple[dict[str, Any], str]] = {
         {
             "type": "object",
             "properties": {
-                "fees": {"type": "object", "properties": {"payer": {"type": "string", "enum": ["account", "application"]}}},
+                "fees": {
+                    "type": "object",
+                    "properties": {"payer": {"type": "string", "enum": ["account", "application"]}},
+                },
                 "losses": {
                     "type": "object",
                     "properties": {"payments": {"type": "string", "enum": ["application", "stripe"]}},

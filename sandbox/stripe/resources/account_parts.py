@@ -199,8 +199,9 @@ def create_external_account(ctx: Ctx, account_id: str | None = None) -> StripeOb
         raise invalid("Missing required param: external_account.", param="external_account", code="parameter_missing")
     number = str(details.get("account_number") or "")
     if isinstance(source, dict) and (details.get("object") not in (None, "bank_account") or len(number) < 4):
-        raise invalid("Invalid external_account: a bank account with an account_number is expected.",
-                      param="external_account")
+        raise invalid(
+            "Invalid external_account: a bank account with an account_number is expected.", param="external_account"
+        )
     bank: StripeObject = {
         "id": new_id("ba"),
         "object": "bank_account",

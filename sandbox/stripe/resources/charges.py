@@ -9,7 +9,7 @@ from ..context import Ctx
 from ..ids import new_id
 from ..search import search
 from ..store import StripeObject, created_filter, paginate
-from ..wire import apply_metadata
+from ..wire import apply_metadata, get_int, not_found
 from .payment_methods import method_details
 
 _ADDRESS = {"city": None, "country": None, "line1": None, "line2": None, "postal_code": None, "state": None}
@@ -113,6 +113,40 @@ def search_charges(ctx: Ctx) -> StripeObject:
     return search("charges", ctx.state.store.newest_first(ctx.account, "charge"), ctx.params, "/v1/charges/search")
 
 
+def capture_charge(ctx: Ctx, charge_id: str) -> StripeObject:
+    """The legacy charge capture: captures the charge's PaymentIntent; answers the charge."""
+    from .payment_intents import capture
+
+    charge = retrieve_charge(ctx, charge_id)
+    intent = ctx.state.store.get(ctx.account, charge["payment_intent"], "payment_intent")
+    capture(
+        ctx, intent, get_int(ctx.params, "amount", minimum=1), get_int(ctx.params, "application_fee_amount", minimum=0)
+    )
+    return charge
+
+
+def refund_charge(ctx: Ctx, charge_id: str) -> StripeObject:
+    """`POST /v1/charges/{charge}/refund`: a refund of the charge; answers the charge."""
+    from .refunds import refund
+
+    charge = retrieve_charge(ctx, charge_id)
+    refund(ctx, charge)
+    return charge
+
+
+def create_charge_refund(ctx: Ctx, charge_id: str) -> StripeObject:
+    from .refunds import refund
+
+    return refund(ctx, retrieve_charge(ctx, charge_id))
+
+
+def retrieve_charge_refund(ctx: Ctx, charge_id: str, refund_id: str) -> StripeObject:
+    refund = ctx.state.store.get(ctx.account, refund_id, "refund")
+    if refund["charge"] != charge_id:
+        raise not_found("refund", refund_id)
+    return refund
+
+
 def list_charge_refunds(ctx: Ctx, charge_id: str) -> StripeObject:
     charge = retrieve_charge(ctx, charge_id)
     return paginate(iter(charge["refunds"]["data"]), ctx.params, f"/v1/charges/{charge_id}/refunds")
@@ -124,4 +158,8 @@ ROUTES = [
     ("GET", "/v1/charges/{}", retrieve_charge),
     ("POST", "/v1/charges/{}", update_charge),
     ("GET", "/v1/charges/{}/refunds", list_charge_refunds),
+    ("POST", "/v1/charges/{}/refunds", create_charge_refund),
+    ("GET", "/v1/charges/{}/refunds/{}", retrieve_charge_refund),
+    ("POST", "/v1/charges/{}/capture", capture_charge),
+    ("POST", "/v1/charges/{}/refund", refund_charge),
 ]

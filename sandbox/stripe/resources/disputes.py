@@ -116,8 +116,12 @@ def open_dispute(state: SandboxState, account: str, charge_id: str) -> StripeObj
         "created": now,
         "currency": charge["currency"],
         "evidence": {name: None for name in _EVIDENCE_FIELDS},
-        "evidence_details": {"due_by": now + _DUE_DAYS * 86_400, "has_evidence": False, "past_due": False,
-                             "submission_count": 0},
+        "evidence_details": {
+            "due_by": now + _DUE_DAYS * 86_400,
+            "has_evidence": False,
+            "past_due": False,
+            "submission_count": 0,
+        },
         "is_charge_refundable": False,
         "livemode": False,
         "metadata": {},
@@ -183,9 +187,7 @@ def update(ctx: Ctx, dispute_id: str) -> StripeObject:
         outcome = {WINNING: "won", LOSING: "lost"}.get(str(text))
         if outcome is not None:
             state, account = ctx.state, ctx.account
-            state.later(
-                state.config.dispute_outcome_delay_seconds, lambda: _close(state, account, dispute_id, outcome)
-            )
+            state.later(state.config.dispute_outcome_delay_seconds, lambda: _close(state, account, dispute_id, outcome))
     ctx.emit("charge.dispute.updated", dispute, previous)
     return dispute
 

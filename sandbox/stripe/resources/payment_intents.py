@@ -236,17 +236,22 @@ def confirm_payment_intent(ctx: Ctx, intent_id: str) -> StripeObject:
 
 def capture_payment_intent(ctx: Ctx, intent_id: str) -> StripeObject:
     intent = retrieve_payment_intent(ctx, intent_id)
+    amount = get_int(ctx.params, "amount_to_capture", minimum=1)
+    return capture(ctx, intent, amount, get_int(ctx.params, "application_fee_amount", minimum=0))
+
+
+def capture(ctx: Ctx, intent: StripeObject, amount: int | None, fee: int | None) -> StripeObject:
+    """Capture `amount` (all that is capturable by default) of an authorised PaymentIntent."""
     if intent["status"] != "requires_capture":
         raise _unexpected_state(intent, "capture")
     capturable = intent["amount_capturable"]
-    amount = get_int(ctx.params, "amount_to_capture", minimum=1) or capturable
+    amount = amount or capturable
     if amount > capturable:
         raise invalid(
             f"The amount_to_capture ({amount}) exceeds the amount capturable ({capturable}).",
             param="amount_to_capture",
             code="amount_too_large",
         )
-    fee = get_int(ctx.params, "application_fee_amount", minimum=0)
     if fee is not None:
         intent["application_fee_amount"] = fee
     charge = ctx.state.store.objects[intent["latest_charge"]]
@@ -261,6 +266,33 @@ def capture_payment_intent(ctx: Ctx, intent_id: str) -> StripeObject:
     ctx.emit("charge.captured", charge, previous)
     ctx.emit("payment_intent.succeeded", intent, {"status": "requires_capture"})
     disputes.schedule_dispute(ctx, charge)
+    return intent
+
+
+def increment_authorization(ctx: Ctx, intent_id: str) -> StripeObject:
+    """A larger authorisation of a `requires_capture` PaymentIntent (Terminal's incremental auth)."""
+    intent = retrieve_payment_intent(ctx, intent_id)
+    if intent["status"] != "requires_capture":
+        raise _unexpected_state(intent, "incremental authorization")
+    amount = get_int(ctx.params, "amount", required=True)
+    assert amount is not None
+    if amount <= intent["amount"]:
+        raise invalid(
+            f"The amount ({amount}) must be greater than the PaymentIntent's current amount ({intent['amount']}).",
+            param="amount",
+        )
+    fee = get_int(ctx.params, "application_fee_amount", minimum=0)
+    previous = {"amount": intent["amount"], "amount_capturable": intent["amount_capturable"]}
+    intent["amount"] = amount
+    intent["amount_capturable"] = amount
+    if fee is not None:
+        intent["application_fee_amount"] = fee
+    if "description" in ctx.params:
+        intent["description"] = ctx.params["description"] or None
+    apply_metadata(intent, ctx.params)
+    charge = ctx.state.store.objects[intent["latest_charge"]]
+    charge["amount"] = amount
+    ctx.emit("payment_intent.amount_capturable_updated", intent, previous)
     return intent
 
 
@@ -346,4 +378,5 @@ ROUTES = [
     ("POST", "/v1/payment_intents/{}/confirm", confirm_payment_intent),
     ("POST", "/v1/payment_intents/{}/capture", capture_payment_intent),
     ("POST", "/v1/payment_intents/{}/cancel", cancel_payment_intent),
+    ("POST", "/v1/payment_intents/{}/increment_authorization", increment_authorization),
 ]

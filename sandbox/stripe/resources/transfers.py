@@ -85,6 +85,13 @@ def retrieve_reversal(ctx: Ctx, transfer_id: str, reversal_id: str) -> StripeObj
     return reversal
 
 
+def update_reversal(ctx: Ctx, transfer_id: str, reversal_id: str) -> StripeObject:
+    reversal = retrieve_reversal(ctx, transfer_id, reversal_id)
+    apply_metadata(reversal, ctx.params)
+    ctx.emit("transfer.updated", retrieve(ctx, transfer_id))
+    return reversal
+
+
 ROUTES = [
     ("POST", "/v1/transfers", create),
     ("GET", "/v1/transfers", list_transfers),
@@ -93,4 +100,5 @@ ROUTES = [
     ("POST", "/v1/transfers/{}/reversals", create_reversal),
     ("GET", "/v1/transfers/{}/reversals", list_reversals),
     ("GET", "/v1/transfers/{}/reversals/{}", retrieve_reversal),
+    ("POST", "/v1/transfers/{}/reversals/{}", update_reversal),
 ]

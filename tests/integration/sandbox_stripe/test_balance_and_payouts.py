@@ -59,7 +59,9 @@ async def test_manual_pay_fail_and_qonto_credit(receiver_url_and_requests: tuple
             params={"amount": 5_000, "currency": "eur", "confirm": True, "payment_method": "pm_card_visa"}
         )
         first = await client.v1.payouts.create_async(params={"amount": 1_000, "currency": "eur"})
-        second = await client.v1.payouts.create_async(params={"amount": 2_000, "currency": "eur", "statement_descriptor": "REF-2"})
+        second = await client.v1.payouts.create_async(
+            params={"amount": 2_000, "currency": "eur", "statement_descriptor": "REF-2"}
+        )
         await sandbox.wait_for_deliveries()
         assert (await client.v1.payouts.retrieve_async(first.id)).status == "in_transit"
         async with httpx.AsyncClient(base_url=sandbox.url) as http:
