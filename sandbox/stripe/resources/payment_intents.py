@@ -296,6 +296,26 @@ def increment_authorization(ctx: Ctx, intent_id: str) -> StripeObject:
     return intent
 
 
+def apply_customer_balance(ctx: Ctx, intent_id: str) -> StripeObject:
+    intent = retrieve_payment_intent(ctx, intent_id)
+    raise StripeError(
+        400,
+        "This PaymentIntent does not accept customer_balance payments (the sandbox has no customers).",
+        code="payment_intent_unexpected_state",
+        extra={"payment_intent": public(intent)},
+    )
+
+
+def verify_microdeposits(ctx: Ctx, intent_id: str) -> StripeObject:
+    intent = retrieve_payment_intent(ctx, intent_id)
+    raise StripeError(
+        400,
+        "This PaymentIntent has no bank account awaiting microdeposit verification.",
+        code="payment_intent_unexpected_state",
+        extra={"payment_intent": public(intent)},
+    )
+
+
 def cancel_payment_intent(ctx: Ctx, intent_id: str) -> StripeObject:
     intent = retrieve_payment_intent(ctx, intent_id)
     if intent["status"] not in _CANCELABLE:
@@ -379,4 +399,6 @@ ROUTES = [
     ("POST", "/v1/payment_intents/{}/capture", capture_payment_intent),
     ("POST", "/v1/payment_intents/{}/cancel", cancel_payment_intent),
     ("POST", "/v1/payment_intents/{}/increment_authorization", increment_authorization),
+    ("POST", "/v1/payment_intents/{}/apply_customer_balance", apply_customer_balance),
+    ("POST", "/v1/payment_intents/{}/verify_microdeposits", verify_microdeposits),
 ]
