@@ -77,6 +77,7 @@ def create_app(config: SandboxConfig | None = None) -> Starlette:
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
     )
     app.state.sandbox = state
+    app.state.operations = router.operations  # (METHOD, path pattern) served, for tests
     return app
 
 
