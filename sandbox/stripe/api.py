@@ -139,7 +139,7 @@ class Api:
                     future = state.inflight[key] = state.inflight_future()
                     try:
                         status, payload = self._execute(ctx, handler, args, request_id, idem_key, version)
-                        result = IdempotentResult(fingerprint, status, payload, time.time())
+                        result = IdempotentResult.of(fingerprint, status, payload, time.time())
                         if status not in _NO_STORE_STATUSES:
                             state.remember(key, result)
                         future.set_result(result)

@@ -38,6 +38,12 @@ class SandboxConfig:
     dispute_delay_seconds: float = 0.2
     dispute_outcome_delay_seconds: float = 0.2
     dispute_fee: int = 1500
+    # Bounded memory: events kept (Stripe keeps 30 days), idempotency keys (Stripe: 24 h; the SDK
+    # sends one with every POST), request log entries.
+    event_retention: int = 200_000
+    event_retention_seconds: float = 30 * 86_400
+    idempotency_retention: int = 20_000
+    request_log_size: int = 5_000
 
     @classmethod
     def from_env(cls, **overrides: Any) -> SandboxConfig:

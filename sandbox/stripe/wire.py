@@ -85,7 +85,7 @@ def _split_key(key: str) -> list[str]:
 
 def _listify(value: Any, under_metadata: bool = False) -> Any:
     if isinstance(value, dict):
-        if not under_metadata and value and all(k.isdigit() for k in value):
+        if not under_metadata and value and all(k.isascii() and k.isdigit() for k in value):
             return [_listify(value[k]) for k in sorted(value, key=int)]
         return {k: _listify(v, k == "metadata") for k, v in value.items()}
     return value
