@@ -106,15 +106,7 @@ class Api:
                 params = parse_form(request.url.query)
             # Stripe's description decides what is a valid request, before any handler or
             # idempotency key is involved (Stripe saves no result for a request it refused).
-            try:
-                validate(params)
-            except StripeError as _e:  # TEMP discovery log
-                import os as _os
-
-                if _os.environ.get("SBX_VLOG"):
-                    with open(_os.environ["SBX_VLOG"], "a") as _f:
-                        _f.write(f"{method} {path} {_e.param} {_e.message[:150]}\n")
-                raise
+            validate(params)
             ctx = Ctx(state, account, params, str(request.base_url).rstrip("/"), path)
             version = headers.get("stripe-version")
             if idem_key:

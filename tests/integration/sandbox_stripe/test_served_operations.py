@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-
 from collections.abc import AsyncIterator
 
 import httpx

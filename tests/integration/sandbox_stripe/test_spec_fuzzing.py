@@ -19,7 +19,7 @@ from sandbox.stripe.app import create_app
 from sandbox.stripe.testing import SandboxProcess
 from sandbox.stripe.validation import load_spec, normalise
 
-EXAMPLES_PER_OPERATION = 2  # per mode: about 580 cases over the 145 operations served
+EXAMPLES_PER_OPERATION = 1  # per mode: about 290 cases over the 145 operations served
 AUTH = {"Authorization": "Bearer sk_test_sandbox"}
 CHECKS = [not_a_server_error, response_schema_conformance, negative_data_rejection]
 
@@ -72,6 +72,7 @@ def _cases(operation: Any, mode: GenerationMode) -> list[schemathesis.Case]:
     # Ids in the path name objects that do not exist (a 404 either way); generating them only slows
     # the run, and huge random ones cannot even be sent.
     ids = {parameter.name: "made_up_id_1" for parameter in operation.path_parameters}
+
     @given(operation.as_strategy(generation_mode=mode, path_parameters=ids or None))
     @settings(
         max_examples=EXAMPLES_PER_OPERATION,
@@ -108,5 +109,6 @@ def test_stripe_description_against_the_sandbox(sandbox_url: str) -> None:
                     case.validate_response(response, checks=CHECKS)
                 except (AssertionError, BaseExceptionGroup) as error:  # the first failure per operation and mode
                     failures.setdefault(f"{operation.label} ({mode.value})", str(error)[:600])
-    assert count >= 300
-    assert failures == {}, "\n\n".join(f"{k}: {v}" for k, v in failures.items())
+    assert count >= 250
+    if failures:
+        pytest.fail("\n".join(f"{k}: {' | '.join(v.splitlines()[2:12])}" for k, v in sorted(failures.items())))
