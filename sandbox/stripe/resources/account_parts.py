@@ -138,10 +138,10 @@ def create_person(ctx: Ctx, account_id: str | None = None) -> StripeObject:
         },
         "ssn_last_4_provided": False,
         "verification": {
-            "additional_document": None,
+            "additional_document": {"back": None, "details": None, "details_code": None, "front": None},
             "details": None,
             "details_code": None,
-            "document": None,
+            "document": {"back": None, "details": None, "details_code": None, "front": None},
             "status": "verified",
         },
     }
