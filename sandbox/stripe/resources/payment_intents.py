@@ -6,7 +6,7 @@ import secrets
 import time
 from typing import Any
 
-from ..context import Ctx, public
+from ..context import Ctx, Handler, public
 from ..currencies import check_minimum, checked_currency
 from ..ids import new_id
 from ..money import settle_charge
@@ -296,24 +296,22 @@ def increment_authorization(ctx: Ctx, intent_id: str) -> StripeObject:
     return intent
 
 
-def apply_customer_balance(ctx: Ctx, intent_id: str) -> StripeObject:
-    intent = retrieve_payment_intent(ctx, intent_id)
-    raise StripeError(
-        400,
-        "This PaymentIntent does not accept customer_balance payments (the sandbox has no customers).",
-        code="payment_intent_unexpected_state",
-        extra={"payment_intent": public(intent)},
-    )
+def _not_applicable(message: str) -> Handler:
+    """An operation for payment methods the sandbox does not hold (customer balance, US bank accounts)."""
+
+    def handler(ctx: Ctx, intent_id: str) -> StripeObject:
+        intent = retrieve_payment_intent(ctx, intent_id)
+        raise StripeError(
+            400, message, code="payment_intent_unexpected_state", extra={"payment_intent": public(intent)}
+        )
+
+    return handler
 
 
-def verify_microdeposits(ctx: Ctx, intent_id: str) -> StripeObject:
-    intent = retrieve_payment_intent(ctx, intent_id)
-    raise StripeError(
-        400,
-        "This PaymentIntent has no bank account awaiting microdeposit verification.",
-        code="payment_intent_unexpected_state",
-        extra={"payment_intent": public(intent)},
-    )
+apply_customer_balance = _not_applicable(
+    "This PaymentIntent does not accept customer_balance payments (the sandbox has no customers)."
+)
+verify_microdeposits = _not_applicable("This PaymentIntent has no bank account awaiting microdeposit verification.")
 
 
 def cancel_payment_intent(ctx: Ctx, intent_id: str) -> StripeObject:
