@@ -15,7 +15,7 @@ from .ids import new_id
 from .router import Router
 from .state import IdempotentResult, RequestInfo, SandboxState
 from .store import StripeObject
-from .wire import StripeError, api_key_from, parse_form
+from .wire import StripeError, api_key_from, parse_form, unrecognized
 
 logger = logging.getLogger("sandbox.stripe.requests")
 
@@ -98,15 +98,18 @@ class Api:
                 )
             matched = self.router.match(method, path)
             if matched is None:
-                raise StripeError(404, f"Unrecognized request URL ({method}: {path}).")
-            handler, args = matched
+                raise unrecognized(method, path)
+            handler, args, validate = matched
             if method == "POST":
                 body = await request.body()
-                params = parse_form(body.decode())
+                params = parse_form(body.decode("utf-8", "replace"))
                 idem_key = headers.get("idempotency-key")
             else:
                 body = b""
                 params = parse_form(request.url.query)
+            # Stripe's description decides what is a valid request, before any handler or
+            # idempotency key is involved (Stripe saves no result for a request it refused).
+            validate(params)
             ctx = Ctx(state, account, params, str(request.base_url).rstrip("/"), path)
             version = headers.get("stripe-version")
             if idem_key:
@@ -131,7 +134,7 @@ class Api:
                     future = state.inflight[key] = state.inflight_future()
                     try:
                         status, payload = self._execute(ctx, handler, args, request_id, idem_key, version)
-                        result = IdempotentResult(fingerprint, status, payload, time.time())
+                        result = IdempotentResult.of(fingerprint, status, payload, time.time())
                         if status not in _NO_STORE_STATUSES:
                             state.remember(key, result)
                         future.set_result(result)

@@ -33,6 +33,17 @@ class SandboxConfig:
     webhook_timeout_seconds: float = 5.0
     # Stripe's own limits are 100/s live, 25/s test per account; off unless set (tests of 429 handling).
     rate_limit_per_second: int | None = None
+    # Test-mode disputes (card 4000 0000 0000 0259): opened this long after the capture, decided
+    # this long after evidence is submitted; Stripe's dispute fee in minor units.
+    dispute_delay_seconds: float = 0.2
+    dispute_outcome_delay_seconds: float = 0.2
+    dispute_fee: int = 1500
+    # Bounded memory: events kept (Stripe keeps 30 days), idempotency keys (Stripe: 24 h; the SDK
+    # sends one with every POST), request log entries.
+    event_retention: int = 200_000
+    event_retention_seconds: float = 30 * 86_400
+    idempotency_retention: int = 20_000
+    request_log_size: int = 5_000
 
     @classmethod
     def from_env(cls, **overrides: Any) -> SandboxConfig:

@@ -98,22 +98,27 @@ def paginate(
 
 
 def created_filter(params: Params, field: str = "created") -> Callable[[StripeObject], bool] | None:
-    """`created[gte]=..` style range filters (also a plain `created=..` equality)."""
+    """`created[gte]=..` style range filters (also a plain `created=..` equality).
+
+    Non-integer bounds are refused by the request checker before a handler runs; `get_int` here
+    keeps a handler called otherwise to a 400 as well."""
     spec = params.get(field)
     if spec is None or spec == "":
         return None
     if not isinstance(spec, dict):
-        exact = int(spec)
+        exact = get_int(params, field)
         return lambda obj: obj.get(field) == exact
-    bounds = {op: int(value) for op, value in spec.items()}
+    bounds = {op: get_int(spec, op) for op in ("gt", "gte", "lt", "lte") if spec.get(op) not in (None, "")}
 
     def check(obj: StripeObject) -> bool:
         value = obj.get(field) or 0
-        return (
-            value >= bounds.get("gte", value)
-            and value <= bounds.get("lte", value)
-            and ("gt" not in bounds or value > bounds["gt"])
-            and ("lt" not in bounds or value < bounds["lt"])
+        return all(
+            (op == "gt" and value > bound)
+            or (op == "gte" and value >= bound)
+            or (op == "lt" and value < bound)
+            or (op == "lte" and value <= bound)
+            for op, bound in bounds.items()
+            if bound is not None
         )
 
     return check

@@ -57,6 +57,15 @@ def not_found(kind: str, object_id: str, param: str = "id") -> StripeError:
     return StripeError(404, f"No such {kind}: '{object_id}'", param=param, code="resource_missing")
 
 
+def unrecognized(method: str, path: str) -> StripeError:
+    """Stripe's answer to a path (or a method on it) it does not serve: 404, whatever the method."""
+    return StripeError(
+        404,
+        f"Unrecognized request URL ({method}: {path}). Please see https://stripe.com/docs or we can help at "
+        "https://support.stripe.com/.",
+    )
+
+
 def unauthorized(message: str) -> StripeError:
     return StripeError(401, message)
 
@@ -76,7 +85,7 @@ def _split_key(key: str) -> list[str]:
 
 def _listify(value: Any, under_metadata: bool = False) -> Any:
     if isinstance(value, dict):
-        if not under_metadata and value and all(k.isdigit() for k in value):
+        if not under_metadata and value and all(k.isascii() and k.isdigit() for k in value):
             return [_listify(value[k]) for k in sorted(value, key=int)]
         return {k: _listify(v, k == "metadata") for k, v in value.items()}
     return value

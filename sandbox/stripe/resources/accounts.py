@@ -200,6 +200,27 @@ def delete_account(ctx: Ctx, account_id: str) -> StripeObject:
     return deleted(account)
 
 
+def update_current_account(ctx: Ctx) -> StripeObject:
+    return update_account(ctx, ctx.account)
+
+
+def delete_current_account(ctx: Ctx) -> StripeObject:
+    """`DELETE /v1/account` with a `Stripe-Account` header deletes that connected account."""
+    if ctx.is_platform:
+        raise invalid("The platform account cannot be deleted through the API.", param="account")
+    account = retrieve_account(ctx, ctx.account)
+    ctx.state.store.remove(account["id"])
+    return deleted(account)
+
+
+def create_own_login_link(ctx: Ctx) -> StripeObject:
+    raise invalid(
+        "Login links are created by the platform for one of its Express accounts: "
+        "POST /v1/accounts/{account}/login_links.",
+        param="account",
+    )
+
+
 def list_accounts(ctx: Ctx) -> StripeObject:
     items = ctx.state.store.newest_first(ctx.state.platform_id, "account") if ctx.is_platform else iter(())
     return paginate(
@@ -252,6 +273,9 @@ ROUTES = [
     ("POST", "/v1/accounts", create_account),
     ("GET", "/v1/accounts", list_accounts),
     ("GET", "/v1/account", current_account),
+    ("POST", "/v1/account", update_current_account),
+    ("DELETE", "/v1/account", delete_current_account),
+    ("POST", "/v1/account/login_links", create_own_login_link),
     ("GET", "/v1/accounts/{}", retrieve_account),
     ("POST", "/v1/accounts/{}", update_account),
     ("DELETE", "/v1/accounts/{}", delete_account),

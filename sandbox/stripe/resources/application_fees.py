@@ -32,6 +32,12 @@ def create_refund(ctx: Ctx, fee_id: str) -> StripeObject:
     return refund
 
 
+def refund_fee(ctx: Ctx, fee_id: str) -> StripeObject:
+    """The legacy `POST /v1/application_fees/{id}/refund`: answers the application fee."""
+    create_refund(ctx, fee_id)
+    return retrieve(ctx, fee_id)
+
+
 def list_refunds(ctx: Ctx, fee_id: str) -> StripeObject:
     fee = retrieve(ctx, fee_id)
     return paginate(iter(fee["refunds"]["data"]), ctx.params, f"/v1/application_fees/{fee_id}/refunds")
@@ -54,6 +60,7 @@ ROUTES = [
     ("GET", "/v1/application_fees", list_fees),
     ("GET", "/v1/application_fees/{}", retrieve),
     ("POST", "/v1/application_fees/{}/refunds", create_refund),
+    ("POST", "/v1/application_fees/{}/refund", refund_fee),
     ("GET", "/v1/application_fees/{}/refunds", list_refunds),
     ("GET", "/v1/application_fees/{}/refunds/{}", retrieve_refund),
     ("POST", "/v1/application_fees/{}/refunds/{}", update_refund),

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 from ..context import Ctx
 from ..ids import new_id
+from ..search import search
 from ..store import StripeObject, created_filter, paginate
-from ..wire import apply_metadata
+from ..wire import apply_metadata, get_dict, get_int, get_str, missing, not_found
 from .payment_methods import method_details
 
 _ADDRESS = {"city": None, "country": None, "line1": None, "line2": None, "postal_code": None, "state": None}
@@ -108,6 +110,89 @@ def list_charges(ctx: Ctx) -> StripeObject:
     return paginate(ctx.state.store.newest_first(ctx.account, "charge"), ctx.params, "/v1/charges", keep)
 
 
+def search_charges(ctx: Ctx) -> StripeObject:
+    return search("charges", ctx.state.store.newest_first(ctx.account, "charge"), ctx.params, "/v1/charges/search")
+
+
+def capture_charge(ctx: Ctx, charge_id: str) -> StripeObject:
+    """The legacy charge capture: captures the charge's PaymentIntent; answers the charge."""
+    from .payment_intents import capture
+
+    charge = retrieve_charge(ctx, charge_id)
+    intent = ctx.state.store.get(ctx.account, charge["payment_intent"], "payment_intent")
+    capture(
+        ctx, intent, get_int(ctx.params, "amount", minimum=1), get_int(ctx.params, "application_fee_amount", minimum=0)
+    )
+    return charge
+
+
+def refund_charge(ctx: Ctx, charge_id: str) -> StripeObject:
+    """`POST /v1/charges/{charge}/refund`: a refund of the charge; answers the charge."""
+    from .refunds import refund
+
+    charge = retrieve_charge(ctx, charge_id)
+    refund(ctx, charge)
+    return charge
+
+
+def create_charge_refund(ctx: Ctx, charge_id: str) -> StripeObject:
+    from .refunds import refund
+
+    return refund(ctx, retrieve_charge(ctx, charge_id))
+
+
+def update_charge_refund(ctx: Ctx, charge_id: str, refund_id: str) -> StripeObject:
+    refund = retrieve_charge_refund(ctx, charge_id, refund_id)
+    previous = {"metadata": refund["metadata"]}
+    apply_metadata(refund, ctx.params)
+    ctx.emit("refund.updated", refund, previous)
+    return refund
+
+
+def create_charge(ctx: Ctx) -> StripeObject:
+    """The legacy Charges API: a PaymentIntent confirmed with `source` (`tok_visa` → `pm_card_visa`),
+    captured unless `capture=false`; answers the charge."""
+    from .payment_intents import create_payment_intent
+
+    params = ctx.params
+    source = get_str(params, "source") or ""
+    if not source:
+        raise missing("source")
+    intent_params = {
+        "amount": params.get("amount"),
+        "currency": params.get("currency"),
+        "confirm": "true",
+        "payment_method": source.replace("tok_", "pm_card_", 1) if source.startswith("tok_") else source,
+        "capture_method": "manual" if params.get("capture") == "false" else "automatic",
+    }
+    for name in (
+        "description",
+        "metadata",
+        "receipt_email",
+        "on_behalf_of",
+        "statement_descriptor",
+        "statement_descriptor_suffix",
+        "transfer_group",
+        "application_fee_amount",
+    ):
+        if name in params:
+            intent_params[name] = params[name]
+    destination = get_dict(params, "transfer_data") or (
+        {"destination": params["destination"]} if isinstance(params.get("destination"), str) else None
+    )
+    if destination:
+        intent_params["transfer_data"] = destination
+    intent = create_payment_intent(replace(ctx, params=intent_params))
+    return retrieve_charge(ctx, intent["latest_charge"])
+
+
+def retrieve_charge_refund(ctx: Ctx, charge_id: str, refund_id: str) -> StripeObject:
+    refund = ctx.state.store.get(ctx.account, refund_id, "refund")
+    if refund["charge"] != charge_id:
+        raise not_found("refund", refund_id)
+    return refund
+
+
 def list_charge_refunds(ctx: Ctx, charge_id: str) -> StripeObject:
     charge = retrieve_charge(ctx, charge_id)
     return paginate(iter(charge["refunds"]["data"]), ctx.params, f"/v1/charges/{charge_id}/refunds")
@@ -115,7 +200,14 @@ def list_charge_refunds(ctx: Ctx, charge_id: str) -> StripeObject:
 
 ROUTES = [
     ("GET", "/v1/charges", list_charges),
+    ("GET", "/v1/charges/search", search_charges),
     ("GET", "/v1/charges/{}", retrieve_charge),
     ("POST", "/v1/charges/{}", update_charge),
     ("GET", "/v1/charges/{}/refunds", list_charge_refunds),
+    ("POST", "/v1/charges/{}/refunds", create_charge_refund),
+    ("GET", "/v1/charges/{}/refunds/{}", retrieve_charge_refund),
+    ("POST", "/v1/charges/{}/refunds/{}", update_charge_refund),
+    ("POST", "/v1/charges", create_charge),
+    ("POST", "/v1/charges/{}/capture", capture_charge),
+    ("POST", "/v1/charges/{}/refund", refund_charge),
 ]

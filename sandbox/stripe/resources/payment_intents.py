@@ -6,12 +6,14 @@ import secrets
 import time
 from typing import Any
 
-from ..context import Ctx, public
+from ..context import Ctx, Handler, public
+from ..currencies import check_minimum, checked_currency
 from ..ids import new_id
 from ..money import settle_charge
+from ..search import search
 from ..store import StripeObject, created_filter, paginate
 from ..wire import StripeError, apply_metadata, get_bool, get_dict, get_int, get_list, get_str, invalid
-from . import payment_methods
+from . import disputes, payment_methods
 from .charges import new_charge
 
 _TYPES = {"card", "card_present", "sepa_debit", "interac_present"}
@@ -48,6 +50,8 @@ def create_payment_intent(ctx: Ctx) -> StripeObject:
     amount = get_int(params, "amount", required=True, minimum=1)
     currency = get_str(params, "currency", required=True)
     assert amount is not None and currency is not None
+    currency = checked_currency(currency)
+    check_minimum(amount, currency)
     types = get_list(params, "payment_method_types") or ["card"]
     for kind in types:
         if kind not in _TYPES:
@@ -96,7 +100,7 @@ def create_payment_intent(ctx: Ctx) -> StripeObject:
         "client_secret": f"{intent_id}_secret_{secrets.token_urlsafe(18)}",
         "confirmation_method": params.get("confirmation_method") or "automatic",
         "created": int(time.time()),
-        "currency": currency.lower(),
+        "currency": currency,
         "customer": params.get("customer"),
         "customer_account": None,
         "description": params.get("description"),
@@ -216,6 +220,7 @@ def confirm(ctx: Ctx, intent: StripeObject, pm: StripeObject) -> StripeObject:
     intent["amount_received"] = intent["amount"]
     ctx.emit("charge.succeeded", charge)
     ctx.emit("payment_intent.succeeded", intent)
+    disputes.schedule_dispute(ctx, charge)
     return intent
 
 
@@ -231,17 +236,22 @@ def confirm_payment_intent(ctx: Ctx, intent_id: str) -> StripeObject:
 
 def capture_payment_intent(ctx: Ctx, intent_id: str) -> StripeObject:
     intent = retrieve_payment_intent(ctx, intent_id)
+    amount = get_int(ctx.params, "amount_to_capture", minimum=1)
+    return capture(ctx, intent, amount, get_int(ctx.params, "application_fee_amount", minimum=0))
+
+
+def capture(ctx: Ctx, intent: StripeObject, amount: int | None, fee: int | None) -> StripeObject:
+    """Capture `amount` (all that is capturable by default) of an authorised PaymentIntent."""
     if intent["status"] != "requires_capture":
         raise _unexpected_state(intent, "capture")
     capturable = intent["amount_capturable"]
-    amount = get_int(ctx.params, "amount_to_capture", minimum=1) or capturable
+    amount = amount or capturable
     if amount > capturable:
         raise invalid(
             f"The amount_to_capture ({amount}) exceeds the amount capturable ({capturable}).",
             param="amount_to_capture",
             code="amount_too_large",
         )
-    fee = get_int(ctx.params, "application_fee_amount", minimum=0)
     if fee is not None:
         intent["application_fee_amount"] = fee
     charge = ctx.state.store.objects[intent["latest_charge"]]
@@ -255,7 +265,53 @@ def capture_payment_intent(ctx: Ctx, intent_id: str) -> StripeObject:
     intent["status"] = "succeeded"
     ctx.emit("charge.captured", charge, previous)
     ctx.emit("payment_intent.succeeded", intent, {"status": "requires_capture"})
+    disputes.schedule_dispute(ctx, charge)
     return intent
+
+
+def increment_authorization(ctx: Ctx, intent_id: str) -> StripeObject:
+    """A larger authorisation of a `requires_capture` PaymentIntent (Terminal's incremental auth)."""
+    intent = retrieve_payment_intent(ctx, intent_id)
+    if intent["status"] != "requires_capture":
+        raise _unexpected_state(intent, "incremental authorization")
+    amount = get_int(ctx.params, "amount", required=True)
+    assert amount is not None
+    if amount <= intent["amount"]:
+        raise invalid(
+            f"The amount ({amount}) must be greater than the PaymentIntent's current amount ({intent['amount']}).",
+            param="amount",
+        )
+    fee = get_int(ctx.params, "application_fee_amount", minimum=0)
+    previous = {"amount": intent["amount"], "amount_capturable": intent["amount_capturable"]}
+    intent["amount"] = amount
+    intent["amount_capturable"] = amount
+    if fee is not None:
+        intent["application_fee_amount"] = fee
+    if "description" in ctx.params:
+        intent["description"] = ctx.params["description"] or None
+    apply_metadata(intent, ctx.params)
+    charge = ctx.state.store.objects[intent["latest_charge"]]
+    charge["amount"] = amount
+    ctx.emit("payment_intent.amount_capturable_updated", intent, previous)
+    return intent
+
+
+def _not_applicable(message: str) -> Handler:
+    """An operation for payment methods the sandbox does not hold (customer balance, US bank accounts)."""
+
+    def handler(ctx: Ctx, intent_id: str) -> StripeObject:
+        intent = retrieve_payment_intent(ctx, intent_id)
+        raise StripeError(
+            400, message, code="payment_intent_unexpected_state", extra={"payment_intent": public(intent)}
+        )
+
+    return handler
+
+
+apply_customer_balance = _not_applicable(
+    "This PaymentIntent does not accept customer_balance payments (the sandbox has no customers)."
+)
+verify_microdeposits = _not_applicable("This PaymentIntent has no bank account awaiting microdeposit verification.")
 
 
 def cancel_payment_intent(ctx: Ctx, intent_id: str) -> StripeObject:
@@ -293,6 +349,7 @@ def update_payment_intent(ctx: Ctx, intent_id: str) -> StripeObject:
     previous: dict[str, Any] = {}
     amount = get_int(params, "amount", minimum=1)
     if amount is not None:
+        check_minimum(amount, intent["currency"])
         previous["amount"] = intent["amount"]
         intent["amount"] = amount
     fee = get_int(params, "application_fee_amount", minimum=0)
@@ -325,12 +382,21 @@ def list_payment_intents(ctx: Ctx) -> StripeObject:
     )
 
 
+def search_payment_intents(ctx: Ctx) -> StripeObject:
+    items = ctx.state.store.newest_first(ctx.account, "payment_intent")
+    return search("payment_intents", items, ctx.params, "/v1/payment_intents/search")
+
+
 ROUTES = [
     ("POST", "/v1/payment_intents", create_payment_intent),
     ("GET", "/v1/payment_intents", list_payment_intents),
+    ("GET", "/v1/payment_intents/search", search_payment_intents),
     ("GET", "/v1/payment_intents/{}", retrieve_payment_intent),
     ("POST", "/v1/payment_intents/{}", update_payment_intent),
     ("POST", "/v1/payment_intents/{}/confirm", confirm_payment_intent),
     ("POST", "/v1/payment_intents/{}/capture", capture_payment_intent),
     ("POST", "/v1/payment_intents/{}/cancel", cancel_payment_intent),
+    ("POST", "/v1/payment_intents/{}/increment_authorization", increment_authorization),
+    ("POST", "/v1/payment_intents/{}/apply_customer_balance", apply_customer_balance),
+    ("POST", "/v1/payment_intents/{}/verify_microdeposits", verify_microdeposits),
 ]

@@ -8,7 +8,7 @@ from typing import Any
 from ..context import Ctx, public
 from ..ids import new_id
 from ..store import StripeObject, paginate
-from ..wire import invalid, not_found
+from ..wire import apply_metadata, get_dict, get_str, invalid, not_found
 
 Decline = tuple[str, str]  # (code, decline_code)
 
@@ -21,6 +21,8 @@ _CARDS: dict[str, tuple[str, str, Decline | None]] = {
     "pm_card_fr": ("visa", "0003", None),
     # Charges succeed; refunds succeed, then fail asynchronously (like Stripe's 4000 0000 0000 5126).
     "pm_card_refundFail": ("visa", "5126", None),
+    # Charges succeed, then are disputed (fraudulent) like Stripe's 4000 0000 0000 0259.
+    "pm_card_createDispute": ("visa", "0259", None),
     "pm_card_chargeDeclined": ("visa", "0002", ("card_declined", "generic_decline")),
     "pm_card_visa_chargeDeclined": ("visa", "0002", ("card_declined", "generic_decline")),
     "pm_card_chargeDeclinedInsufficientFunds": ("visa", "9995", ("card_declined", "insufficient_funds")),
@@ -40,6 +42,7 @@ CARD_PRESENT_NUMBERS: dict[str, tuple[str, str, Decline | None]] = {
     "4000000000009995": ("visa", "9995", ("card_declined", "insufficient_funds")),
     "5555555555554444": ("mastercard", "4444", None),
     "4000000000005126": ("visa", "5126", None),
+    "4000000000000259": ("visa", "0259", None),
 }
 
 REFUND_FAILS_LAST4 = "5126"
@@ -166,8 +169,66 @@ def list_payment_methods(ctx: Ctx) -> StripeObject:
     return page
 
 
+def _stored(ctx: Ctx, pm_id: str) -> StripeObject:
+    return ctx.state.store.get(ctx.account, pm_id, "payment_method", "PaymentMethod")
+
+
+def update_payment_method(ctx: Ctx, pm_id: str) -> StripeObject:
+    pm = _stored(ctx, pm_id)
+    previous: dict[str, Any] = {}
+    billing = get_dict(ctx.params, "billing_details")
+    if billing:
+        previous["billing_details"] = dict(pm["billing_details"])
+        for name in ("email", "name", "phone"):
+            if name in billing:
+                pm["billing_details"][name] = billing[name] or None
+        address = billing.get("address")
+        if isinstance(address, dict):
+            pm["billing_details"]["address"] = {**pm["billing_details"]["address"], **address}
+    card = get_dict(ctx.params, "card")
+    if card and pm["type"] == "card":
+        for name in ("exp_month", "exp_year"):
+            if card.get(name):
+                pm["card"][name] = int(card[name])
+    if "metadata" in ctx.params:
+        previous["metadata"] = pm["metadata"]
+        apply_metadata(pm, ctx.params)
+    ctx.emit("payment_method.updated", public(pm), previous)
+    return public(pm)
+
+
+def attach_payment_method(ctx: Ctx, pm_id: str) -> StripeObject:
+    pm = _stored(ctx, pm_id)
+    customer = get_str(ctx.params, "customer", required=True)
+    if pm["customer"] and pm["customer"] != customer:
+        raise invalid(
+            "The payment method you provided has already been attached to a customer.",
+            param="payment_method",
+            code="payment_method_unexpected_state",
+        )
+    pm["customer"] = customer
+    ctx.emit("payment_method.attached", public(pm))
+    return public(pm)
+
+
+def detach_payment_method(ctx: Ctx, pm_id: str) -> StripeObject:
+    pm = _stored(ctx, pm_id)
+    if not pm["customer"]:
+        raise invalid(
+            "The payment method you provided is not attached to a customer so detachment is impossible.",
+            param="payment_method",
+            code="payment_method_unexpected_state",
+        )
+    pm["customer"] = None
+    ctx.emit("payment_method.detached", public(pm))
+    return public(pm)
+
+
 ROUTES = [
     ("POST", "/v1/payment_methods", create_payment_method),
     ("GET", "/v1/payment_methods", list_payment_methods),
     ("GET", "/v1/payment_methods/{}", retrieve_payment_method),
+    ("POST", "/v1/payment_methods/{}", update_payment_method),
+    ("POST", "/v1/payment_methods/{}/attach", attach_payment_method),
+    ("POST", "/v1/payment_methods/{}/detach", detach_payment_method),
 ]

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from ..context import Ctx
+from ..currencies import checked_currency
 from ..ids import new_id
 from ..state import SandboxState
 from ..store import StripeObject, created_filter, paginate
@@ -22,7 +23,7 @@ def create(ctx: Ctx) -> StripeObject:
     assert account is not None
     amount = get_int(ctx.params, "amount", required=True, minimum=1)
     assert amount is not None
-    currency = (get_str(ctx.params, "currency") or account["default_currency"]).lower()
+    currency = checked_currency(get_str(ctx.params, "currency") or account["default_currency"])
     if not account["payouts_enabled"]:
         raise invalid("Payouts are not enabled for this account.", code="payouts_not_allowed")
     method = get_str(ctx.params, "method") or "standard"
@@ -142,6 +143,57 @@ def fail(state: SandboxState, account: str, payout_id: str, code: str = "account
     return payout
 
 
+def cancel(ctx: Ctx, payout_id: str) -> StripeObject:
+    """A payout not yet paid is canceled: its funds come back to the balance (`payout.canceled`)."""
+    payout = retrieve(ctx, payout_id)
+    if payout["status"] not in ("pending", "in_transit"):
+        raise invalid(
+            f"Payouts can only be canceled while they are pending; this payout has a status of {payout['status']}."
+        )
+    previous = {"status": payout["status"]}
+    txn = ctx.state.ledger.record(
+        ctx.account, payout["amount"], payout["currency"], "payout_cancel", payout_id, sweepable=False
+    )
+    payout["status"] = "canceled"
+    payout["failure_balance_transaction"] = txn["id"]
+    ctx.emit("payout.canceled", payout, previous)
+    return payout
+
+
+def reverse(ctx: Ctx, payout_id: str) -> StripeObject:
+    """A paid payout debited back from the bank account: a new payout, `original_payout` set,
+    funds back in the balance."""
+    payout = retrieve(ctx, payout_id)
+    if payout["status"] != "paid" or payout["reversed_by"]:
+        raise invalid(
+            f"This payout cannot be reversed (status {payout['status']}"
+            f"{', already reversed' if payout['reversed_by'] else ''}).",
+        )
+    reversal_id = new_id("po")
+    txn = ctx.state.ledger.record(
+        ctx.account, payout["amount"], payout["currency"], "payout", reversal_id, sweepable=False
+    )
+    reversal: StripeObject = {
+        **payout,
+        "id": reversal_id,
+        "amount": -payout["amount"],
+        "balance_transaction": txn["id"],
+        "created": int(time.time()),
+        "metadata": {},
+        "original_payout": payout_id,
+        "reversed_by": None,
+        "status": "paid",
+        "trace_id": {"status": "supported", "value": f"SBX{reversal_id[3:15].upper()}"},
+    }
+    apply_metadata(reversal, ctx.params)
+    ctx.state.store.add(ctx.account, reversal)
+    payout["reversed_by"] = reversal_id
+    ctx.emit("payout.created", reversal)
+    ctx.emit("payout.paid", reversal)
+    ctx.emit("payout.updated", payout, {"reversed_by": None})
+    return reversal
+
+
 def retrieve(ctx: Ctx, payout_id: str) -> StripeObject:
     return ctx.state.store.get(ctx.account, payout_id, "payout")
 
@@ -172,4 +224,6 @@ ROUTES = [
     ("GET", "/v1/payouts", list_payouts),
     ("GET", "/v1/payouts/{}", retrieve),
     ("POST", "/v1/payouts/{}", update),
+    ("POST", "/v1/payouts/{}/cancel", cancel),
+    ("POST", "/v1/payouts/{}/reverse", reverse),
 ]

@@ -38,10 +38,19 @@ def _charge_for(ctx: Ctx) -> StripeObject:
 
 
 def create_refund(ctx: Ctx) -> StripeObject:
-    charge = _charge_for(ctx)
+    return refund(ctx, _charge_for(ctx))
+
+
+def refund(ctx: Ctx, charge: StripeObject) -> StripeObject:
+    """Refund (part of) a captured charge with the request's `amount`, `reason`, `metadata`,
+    `reverse_transfer` and `refund_application_fee`."""
     state = ctx.state
     if not charge["captured"] or charge["status"] != "succeeded":
         raise StripeError(400, f"Charge {charge['id']} has not been captured.", code="charge_not_refundable")
+    if charge["disputed"]:
+        raise StripeError(
+            400, f"Charge {charge['id']} has been charged back; cannot issue a refund.", code="charge_disputed"
+        )
     remaining = charge["amount_captured"] - charge["amount_refunded"]
     if remaining <= 0:
         raise StripeError(400, f"Charge {charge['id']} has already been refunded.", code="charge_already_refunded")
@@ -135,6 +144,20 @@ def fail_refund(state: SandboxState, account: str, refund_id: str) -> None:
     state.emit(account, "charge.updated", charge, previous)
 
 
+def cancel_refund(ctx: Ctx, refund_id: str) -> StripeObject:
+    """Only a refund waiting for an action can be canceled; the sandbox's refunds never wait."""
+    refund = retrieve_refund(ctx, refund_id)
+    if refund["status"] != "requires_action":
+        raise StripeError(
+            400,
+            f"Refund {refund_id} cannot be canceled because it has a status of {refund['status']}. "
+            "Only refunds with a status of requires_action can be canceled.",
+        )
+    refund["status"] = "canceled"
+    ctx.emit("refund.updated", refund, {"status": "requires_action"})
+    return refund
+
+
 def retrieve_refund(ctx: Ctx, refund_id: str) -> StripeObject:
     return ctx.state.store.get(ctx.account, refund_id, "refund")
 
@@ -167,4 +190,5 @@ ROUTES = [
     ("GET", "/v1/refunds", list_refunds),
     ("GET", "/v1/refunds/{}", retrieve_refund),
     ("POST", "/v1/refunds/{}", update_refund),
+    ("POST", "/v1/refunds/{}/cancel", cancel_refund),
 ]

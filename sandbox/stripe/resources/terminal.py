@@ -176,6 +176,48 @@ def process_payment_intent(ctx: Ctx, reader_id: str) -> StripeObject:
     return reader
 
 
+def process_setup_intent(ctx: Ctx, reader_id: str) -> StripeObject:
+    """The sandbox has no SetupIntents: the named one is missing, as Stripe says of an unknown id."""
+    reader = retrieve_reader(ctx, reader_id)
+    setup_intent = get_str(ctx.params, "setup_intent", required=True)
+    assert setup_intent is not None
+    setup = ctx.state.store.objects.get(setup_intent)
+    if setup is None or setup["object"] != "setup_intent":
+        raise not_found("setupintent", setup_intent, param="setup_intent")
+    _busy(reader)
+    reader["action"] = _action("process_setup_intent", "in_progress", {"setup_intent": setup_intent})
+    return reader
+
+
+def set_reader_display(ctx: Ctx, reader_id: str) -> StripeObject:
+    """Show a cart on the reader: the action succeeds at once."""
+    reader = retrieve_reader(ctx, reader_id)
+    _busy(reader)
+    cart = get_dict(ctx.params, "cart") or {}
+    items = cart.get("line_items") or []
+    detail = {
+        "cart": {
+            "currency": str(cart.get("currency") or "").lower(),
+            "line_items": [
+                {"amount": int(i["amount"]), "description": i["description"], "quantity": int(i["quantity"])}
+                for i in items
+            ],
+            "tax": int(cart["tax"]) if cart.get("tax") not in (None, "") else None,
+            "total": int(cart.get("total") or 0),
+        },
+        "type": "cart",
+    }
+    previous = {"action": reader["action"]}
+    reader["action"] = _action("set_reader_display", "succeeded", detail)
+    ctx.emit("terminal.reader.action_succeeded", reader, previous)
+    return reader
+
+
+def _busy(reader: StripeObject) -> None:
+    if reader["action"] and reader["action"]["status"] == "in_progress":
+        raise StripeError(409, "Reader is currently busy processing another request.", code="terminal_reader_busy")
+
+
 def cancel_action(ctx: Ctx, reader_id: str) -> StripeObject:
     reader = retrieve_reader(ctx, reader_id)
     if reader["action"] and reader["action"]["status"] == "in_progress":
@@ -227,5 +269,7 @@ ROUTES = [
     ("DELETE", "/v1/terminal/readers/{}", delete_reader),
     ("POST", "/v1/terminal/readers/{}/process_payment_intent", process_payment_intent),
     ("POST", "/v1/terminal/readers/{}/cancel_action", cancel_action),
+    ("POST", "/v1/terminal/readers/{}/process_setup_intent", process_setup_intent),
+    ("POST", "/v1/terminal/readers/{}/set_reader_display", set_reader_display),
     ("POST", "/v1/test_helpers/terminal/readers/{}/present_payment_method", present_payment_method),
 ]

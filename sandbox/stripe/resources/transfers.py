@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..context import Ctx
+from ..currencies import checked_currency
 from ..money import create_transfer, reverse_transfer
 from ..store import StripeObject, created_filter, paginate
 from ..wire import apply_metadata, get_int, get_str, invalid, not_found
@@ -24,7 +25,7 @@ def create(ctx: Ctx) -> StripeObject:
     transfer = create_transfer(
         ctx,
         amount,
-        currency.lower(),
+        checked_currency(currency),
         destination,
         source_transaction=get_str(ctx.params, "source_transaction"),
         description=get_str(ctx.params, "description"),
@@ -84,6 +85,13 @@ def retrieve_reversal(ctx: Ctx, transfer_id: str, reversal_id: str) -> StripeObj
     return reversal
 
 
+def update_reversal(ctx: Ctx, transfer_id: str, reversal_id: str) -> StripeObject:
+    reversal = retrieve_reversal(ctx, transfer_id, reversal_id)
+    apply_metadata(reversal, ctx.params)
+    ctx.emit("transfer.updated", retrieve(ctx, transfer_id))
+    return reversal
+
+
 ROUTES = [
     ("POST", "/v1/transfers", create),
     ("GET", "/v1/transfers", list_transfers),
@@ -92,4 +100,5 @@ ROUTES = [
     ("POST", "/v1/transfers/{}/reversals", create_reversal),
     ("GET", "/v1/transfers/{}/reversals", list_reversals),
     ("GET", "/v1/transfers/{}/reversals/{}", retrieve_reversal),
+    ("POST", "/v1/transfers/{}/reversals/{}", update_reversal),
 ]

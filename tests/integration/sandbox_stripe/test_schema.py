@@ -13,11 +13,12 @@ import jsonschema
 import pytest
 import pytest_asyncio
 
+from sandbox.stripe.spec_extensions import NEWER_RESPONSE_VALUES
 from sandbox.stripe.testing import RunningSandbox
 
 ADDRESS = {"line1": "1 rue de la Paix", "city": "Paris", "postal_code": "75002", "country": "FR"}
-# Values newer than the 2020-08-27 spec that the current API returns.
-NEWER_ENUM_VALUES = {"simulated_wisepos_e", "automatic_async"}
+# Values newer than the 2020-08-27 spec that the current API returns (declared with their reasons).
+NEWER_ENUM_VALUES = {value for values, _reason in NEWER_RESPONSE_VALUES.values() for value in values}
 
 
 def _stripe_dir() -> Path:
@@ -117,7 +118,7 @@ async def served(stripe_sandbox: RunningSandbox) -> dict[str, dict[str, Any]]:
     objects["transfer"] = await platform.v1.transfers.retrieve_async(transfer_id)
     objects["balance"] = await client.v1.balance.retrieve_async()
     objects["balance_transaction"] = await client.v1.balance_transactions.retrieve_async(charge.balance_transaction)
-    objects["payout"] = await client.v1.payouts.create_async(params={"amount": 100})
+    objects["payout"] = await client.v1.payouts.create_async(params={"amount": 100, "currency": "eur"})
     objects["event"] = (await client.v1.events.list_async(params={"type": "charge.succeeded"})).data[0]
     objects["webhook_endpoint"] = await platform.v1.webhook_endpoints.create_async(
         params={"url": "http://127.0.0.1:9/hook", "enabled_events": ["payout.paid"]}
