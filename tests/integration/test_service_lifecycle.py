@@ -76,7 +76,7 @@ async def test_readiness_fails_when_the_database_goes_away() -> None:
             assert set(answer.json()["services"].values()) == {"not_serving"}
             assert (await stack.http.get("/healthz")).status_code == 200
     finally:
-        server.stop()
+        server.discard()
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
