@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from tests.fixtures.organizations import organization_body
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _start(run_dir: Path, port: int) -> subprocess.Popen[str]:
+def _env(run_dir: Path, port: int) -> dict[str, str]:
     env = {
         **os.environ,
         "STACK_RUN_DIR": str(run_dir),
@@ -28,10 +29,23 @@ def _start(run_dir: Path, port: int) -> subprocess.Popen[str]:
         "PLATFORM_ADMIN_EMAIL": "e2e-admin@collect.local",
         "PLATFORM_ADMIN_PASSWORD": "e2e-admin-password",
     }
-    for key in ("DATABASE_URL", "STRIPE_API_KEY", "QONTO_LOGIN", "QONTO_SECRET_KEY", "OTEL_EXPORTER_OTLP_ENDPOINT"):
+    for key in (
+        "DATABASE_URL",
+        "STRIPE_API_KEY",
+        "QONTO_LOGIN",
+        "QONTO_SECRET_KEY",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "SLACK_WEBHOOK_URL",
+    ):
         env.pop(key, None)
+    return env
+
+
+def _start(
+    run_dir: Path, port: int, command: tuple[str, ...] = (sys.executable, "-m", "stack")
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "stack"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command, cwd=ROOT, env=_env(run_dir, port), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
 
 
@@ -73,6 +87,20 @@ def _onboarding_shows_through_the_sandbox_webhook(gateway: str, admin: dict[str,
     raise AssertionError("account.updated never reached the organisation through the webhook")
 
 
+def _the_daily_report_lands_in_the_local_slack(gateway: str, admin: dict[str, str], run_dir: Path) -> None:
+    """No SLACK_WEBHOOK_URL: Banking posts to the launcher's sink, and `python -m stack.slack` prints it."""
+    sent = httpx.post(f"{gateway}/v1/reports/daily/send", json={"date": "2026-01-15"}, headers=admin, timeout=30)
+    assert sent.status_code == 200, sent.text
+    shown = subprocess.run(
+        [sys.executable, "-m", "stack.slack", f"--run-dir={run_dir}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "--- message 1" in shown and "Daily report 2026-01-15" in shown, shown
+
+
 def _reap(process: subprocess.Popen[str]) -> None:
     if process.poll() is None:
         process.kill()
@@ -104,12 +132,13 @@ def test_make_run_starts_everything_and_ctrl_c_leaves_no_process(run_dir: Path) 
             assert me.json()["role"] == "platform_admin"
             if attempt == 1:
                 _onboarding_shows_through_the_sandbox_webhook(gateway, {"Authorization": f"Bearer {token}"})
+                _the_daily_report_lands_in_the_local_slack(gateway, {"Authorization": f"Bearer {token}"}, run_dir)
             stack = orjson.loads((run_dir / "stack.json").read_bytes())
             assert stack["gateway"] == gateway
             assert set(stack["services"]) == {"accounts", "payments", "terminal", "banking"}
             assert set(stack["sandboxes"]) == {"stripe", "qonto"}
             pids = [int(p) for p in (run_dir / "stack.pids").read_text().split()]
-            assert len(pids) == 8, attempt  # postgres, 2 sandboxes, 4 services, gateway
+            assert len(pids) == 9, attempt  # postgres, Slack sink, 2 sandboxes, 4 services, gateway
             process.send_signal(signal.SIGINT)
             assert process.wait(30) == 0
             assert not [pid for pid in pids if _alive(pid)]
@@ -128,5 +157,29 @@ def test_a_service_that_dies_is_reported(run_dir: Path) -> None:
         assert process.returncode == 1
         assert "accounts exited unexpectedly" in output, output
         assert not [pid for pid in pids if _alive(pid)]
+    finally:
+        _reap(process)
+
+
+def test_sigterm_to_make_itself_stops_the_stack(run_dir: Path) -> None:
+    """make does not forward a signal sent to it alone (by a process manager, an IDE): the launcher
+    notices that make is gone and stops everything."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    process = _start(run_dir, free_port(), ("make", "--no-print-directory", "run"))
+    try:
+        _wait_up(process)
+        pids = [int(p) for p in (run_dir / "stack.pids").read_text().split()]
+        assert len(pids) == 9
+        launcher = int(Path(f"/proc/{pids[-1]}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        assert b"stack" in Path(f"/proc/{launcher}/cmdline").read_bytes()
+        process.send_signal(signal.SIGTERM)  # to make's pid only, not to its process group
+        process.wait(30)
+        deadline = time.monotonic() + 60
+        while _alive(launcher):  # it stops every child, then exits
+            assert time.monotonic() < deadline, "the launcher outlived make"
+            time.sleep(0.1)
+        assert not [pid for pid in pids if _alive(pid)]
+        assert not (run_dir / "stack.pids").exists()
     finally:
         _reap(process)
