@@ -7,6 +7,7 @@ import pytest
 import stripe
 
 from sandbox.stripe.testing import RunningSandbox, run_sandbox
+from tests.fixtures.stripe_types import id_of
 
 
 async def test_balance_reflects_fees(stripe_sandbox: RunningSandbox) -> None:
@@ -44,7 +45,7 @@ async def test_payouts(stripe_sandbox: RunningSandbox) -> None:
     assert (await client.v1.balance.retrieve_async()).available[0].amount == 0
     in_payout = await client.v1.balance_transactions.list_async(params={"payout": payout.id})
     assert {t.type for t in in_payout.data} == {"charge", "payout"}
-    charge = await client.v1.charges.retrieve_async(intent.latest_charge)
+    charge = await client.v1.charges.retrieve_async(id_of(intent.latest_charge))
     assert charge.balance_transaction in {t.id for t in in_payout.data}
     types = [e.type for e in (await client.v1.events.list_async(params={"type": "payout.*"})).data]
     assert types == ["payout.paid", "payout.created"]
@@ -59,7 +60,9 @@ async def test_manual_pay_fail_and_qonto_credit(receiver_url_and_requests: tuple
             params={"amount": 5_000, "currency": "eur", "confirm": True, "payment_method": "pm_card_visa"}
         )
         first = await client.v1.payouts.create_async(params={"amount": 1_000, "currency": "eur"})
-        second = await client.v1.payouts.create_async(params={"amount": 2_000, "statement_descriptor": "REF-2"})
+        second = await client.v1.payouts.create_async(
+            params={"amount": 2_000, "currency": "eur", "statement_descriptor": "REF-2"}
+        )
         await sandbox.wait_for_deliveries()
         assert (await client.v1.payouts.retrieve_async(first.id)).status == "in_transit"
         async with httpx.AsyncClient(base_url=sandbox.url) as http:
@@ -84,7 +87,7 @@ async def test_funds_can_be_pending(stripe_sandbox: RunningSandbox) -> None:
         balance = await account.client.v1.balance.retrieve_async()
         assert balance.available[0].amount == 0 and balance.pending[0].amount == 1_000 - 39
         with pytest.raises(stripe.InvalidRequestError):
-            await account.client.v1.payouts.create_async(params={"amount": 100})
+            await account.client.v1.payouts.create_async(params={"amount": 100, "currency": "eur"})
         async with httpx.AsyncClient(base_url=sandbox.url) as http:
             await http.post("/_sandbox/balance/release", json={})
         assert (await account.client.v1.balance.retrieve_async()).available[0].amount == 961
@@ -102,7 +105,7 @@ async def test_paid_payout_credits_the_qonto_sandbox() -> None:
                 params={"amount": 4_000, "currency": "eur", "confirm": True, "payment_method": "pm_card_visa"}
             )
             payout = await account.client.v1.payouts.create_async(
-                params={"amount": 3_000, "statement_descriptor": "COLLECT-PO-1"}
+                params={"amount": 3_000, "currency": "eur", "statement_descriptor": "COLLECT-PO-1"}
             )
             await sandbox.wait_for_deliveries()
         credits = [t for t in qonto.state.transactions.values() if t.reference == "COLLECT-PO-1"]
