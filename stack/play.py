@@ -28,10 +28,10 @@ import httpx
 import orjson
 
 from sandbox.qonto.config import QontoSandboxConfig
+from sandbox.stripe.resources.payment_methods import CARD_PRESENT_NUMBERS
+from stack.launcher import DEFAULT_ADMIN_EMAIL, DEFAULT_ADMIN_PASSWORD, SANDBOX_STRIPE_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
-CARDS = {"approve": "4242424242424242", "decline": "4000000000000002", "insufficient_funds": "4000000000009995"}
-SANDBOX_KEY = "sk_test_sandbox"
 _PHONE = "stack.play phone"
 
 
@@ -61,9 +61,15 @@ def _ok(answer: httpx.Response) -> dict[str, Any]:
     return body
 
 
-def _gateway(stack: dict[str, Any]) -> httpx.Client:
-    from stack.launcher import DEFAULT_ADMIN_EMAIL, DEFAULT_ADMIN_PASSWORD
+def cards() -> dict[str, str]:
+    """`approve`, `decline` and each other decline code, from the sandbox's card_present test numbers."""
+    named: dict[str, str] = {}
+    for number, (_, _, decline) in CARD_PRESENT_NUMBERS.items():
+        named.setdefault("approve" if decline is None else decline[1].replace("generic_decline", "decline"), number)
+    return named
 
+
+def _gateway(stack: dict[str, Any]) -> httpx.Client:
     credentials = {
         "email": os.environ.get("PLATFORM_ADMIN_EMAIL") or DEFAULT_ADMIN_EMAIL,
         "password": os.environ.get("PLATFORM_ADMIN_PASSWORD") or DEFAULT_ADMIN_PASSWORD,
@@ -73,7 +79,7 @@ def _gateway(stack: dict[str, Any]) -> httpx.Client:
 
 
 def _stripe(stack: dict[str, Any], account: str | None) -> httpx.Client:
-    headers = {"Authorization": f"Bearer {SANDBOX_KEY}"}
+    headers = {"Authorization": f"Bearer {SANDBOX_STRIPE_KEY}"}
     if account:
         headers["Stripe-Account"] = account
     return httpx.Client(base_url=_sandbox(stack, "stripe"), headers=headers, timeout=30)
@@ -121,7 +127,7 @@ def _find_payment(gateway: httpx.Client, payment_id: str) -> tuple[dict[str, Any
 
 
 def present(stack: dict[str, Any], payment_id: str, card: str) -> int:
-    number = CARDS.get(card, card)
+    number = cards().get(card, card)
     with _gateway(stack) as gateway:
         payment, organization = _find_payment(gateway, payment_id)
         account = organization["stripe_account_id"]
@@ -196,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     tap = commands.add_parser("present", help="tap a card on the phone for a card_present payment")
     tap.add_argument("payment_id")
-    tap.add_argument("--card", default="approve", help="approve, decline, insufficient_funds or a test card number")
+    tap.add_argument("--card", default="approve", help=f"{', '.join(cards())} or a test card number")
     out = commands.add_parser("payout", help="pay a connected account's available balance out")
     out.add_argument("account", help="acct_... (GET /v1/organizations/{id}/stripe-account)")
     out.add_argument("--amount", type=int, help="cents (default: everything available)")
