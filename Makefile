@@ -55,5 +55,5 @@ bench: $(STAMP)
 
 # Run as root, embedded PostgreSQL may keep .run/pg's files under /var/tmp (a link points there).
 clean:
-	if [ -L .run/pg ]; then rm -rf "$$(readlink .run/pg)"; fi
+	case "$$(readlink .run/pg)" in */collect-embedded-pg/data/*) rm -rf "$$(readlink .run/pg)";; esac
 	rm -rf .run

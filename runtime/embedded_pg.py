@@ -62,7 +62,9 @@ class EmbeddedPostgres:
         """Stops the server and removes its data, wherever it was placed."""
         self.stop()
         if self.data_dir.is_symlink():
-            shutil.rmtree(self.data_dir.resolve(), ignore_errors=True)
+            target = self.data_dir.resolve()
+            shutil.rmtree(target, ignore_errors=True)
+            target.with_suffix(".origin").unlink(missing_ok=True)
             self.data_dir.unlink()
         else:
             shutil.rmtree(self.data_dir, ignore_errors=True)
@@ -169,8 +171,10 @@ def _data_dir_for(data_dir: Path, user: str) -> Path:
         else:
             if data_dir.exists():
                 data_dir.rmdir()
+            _forget_orphans(shared)
             target = shared / hashlib.sha256(str(data_dir).encode()).hexdigest()[:24]
             shutil.rmtree(target, ignore_errors=True)  # left by an earlier data_dir since removed
+            target.with_suffix(".origin").write_text(str(data_dir))
             data_dir.symlink_to(target, target_is_directory=True)
     if not target.exists():
         target.mkdir(mode=0o700)
@@ -180,6 +184,20 @@ def _data_dir_for(data_dir: Path, user: str) -> Path:
             raise EmbeddedPostgresError(f"{target} holds files that {user} does not own; remove it")
         os.chown(target, entry.pw_uid, entry.pw_gid)
     return target
+
+
+def _forget_orphans(shared: Path) -> None:
+    """Removes the data directories whose link is gone (`make clean`, a test's temporary directory)."""
+    for origin in shared.glob("*.origin"):
+        target = origin.with_suffix("")
+        try:
+            linked = Path(origin.read_text())
+            if linked.is_symlink() and linked.readlink() == target:
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(target, ignore_errors=True)
+        origin.unlink(missing_ok=True)
 
 
 def _last_line(error: BaseException) -> str:

@@ -77,3 +77,19 @@ async def test_a_data_directory_it_cannot_use_is_one_clear_line(tmp_path: Path) 
     with pytest.raises(EmbeddedPostgresError) as raised:
         start_embedded_postgres(blocker / "pg", fsync=False)
     assert "\n" not in str(raised.value) and str(blocker) in str(raised.value)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root places data outside the checkout")
+def test_data_placed_outside_is_reclaimed_once_its_link_is_gone(tmp_path: Path) -> None:
+    private = tmp_path / "home"
+    private.mkdir(mode=0o700)
+    first = start_embedded_postgres(private / "one" / "pg", fsync=False)
+    first.stop()
+    placed = (private / "one" / "pg").resolve()
+    assert placed.is_dir() and not placed.is_relative_to(tmp_path)
+    shutil.rmtree(private / "one")  # `make clean`, or a test's temporary directory going away
+    second = start_embedded_postgres(private / "two" / "pg", fsync=False)
+    try:
+        assert not placed.exists()
+    finally:
+        second.discard()
