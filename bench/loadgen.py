@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import statistics
 import subprocess
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -27,6 +29,8 @@ class Result:
     seconds: float
     latencies_ms: list[float]
     errors: int
+    # Unexpected answers by status and problem code (e.g. "503 service_unavailable").
+    unexpected: Counter[str] | None = None
 
     @property
     def rps(self) -> float:
@@ -44,16 +48,18 @@ class Result:
         )
 
 
-async def _read_response(reader: asyncio.StreamReader) -> int:
+_PROBLEM_CODE = re.compile(rb'"code":\s*"([a-z_]+)"')
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head[9:12])
     length = 0
     for line in head.split(b"\r\n"):
         if line[:15].lower() == b"content-length:":
             length = int(line[15:])
-    if length:
-        await reader.readexactly(length)
-    return status
+    body = await reader.readexactly(length) if length else b""
+    return status, body
 
 
 async def run_load(
@@ -89,6 +95,7 @@ async def run_load(
 
     latencies: list[float] = []
     errors = 0
+    unexpected: Counter[str] = Counter()
     measuring = False
     stop_at = time.perf_counter() + warmup + duration
 
@@ -100,11 +107,13 @@ async def run_load(
                 payload = request()
                 started = time.perf_counter()
                 writer.write(payload)
-                status = await _read_response(reader)
+                status, answer = await _read_response(reader)
                 if measuring:
                     latencies.append((time.perf_counter() - started) * 1000)
                     if status != expect:
                         errors += 1
+                        code = _PROBLEM_CODE.search(answer)
+                        unexpected[f"{status} {code.group(1).decode() if code else ''}".strip()] += 1
         finally:
             writer.close()
 
@@ -113,7 +122,7 @@ async def run_load(
     measuring = True
     began = time.perf_counter()
     await asyncio.gather(*tasks)
-    return Result(label, len(latencies), time.perf_counter() - began, latencies, errors)
+    return Result(label, len(latencies), time.perf_counter() - began, latencies, errors, unexpected)
 
 
 @dataclass
@@ -216,5 +225,7 @@ def measure(
         )
     )
     if result.errors:
-        raise RuntimeError(f"{label}: {result.errors} unexpected answers")
+        raise RuntimeError(
+            f"{label}: {result.errors} unexpected answers in {result.requests}: {dict(result.unexpected or {})}"
+        )
     return Summary(label, result.rps, result.percentile(0.5), result.percentile(0.99), "asyncio client")

@@ -39,7 +39,7 @@ app = Starlette(routes=[Route("/v1/me", me)])
 
 @contextlib.contextmanager
 def running_stack(extra_env: dict[str, str] | None = None) -> Iterator[dict[str, object]]:
-    """`python -m stack` in a temporary run directory; yields .run/stack.json."""
+    """`python -m stack` in a temporary run directory; yields .run/stack.json (and `run_dir`)."""
     run_dir = Path(tempfile.mkdtemp(prefix="collect-bench-"))
     env = {
         **os.environ,
@@ -58,10 +58,10 @@ def running_stack(extra_env: dict[str, str] | None = None) -> Iterator[dict[str,
                 break
         else:
             raise RuntimeError("the stack did not start")
-        yield json.loads((run_dir / "stack.json").read_text())
+        yield {**json.loads((run_dir / "stack.json").read_text()), "run_dir": str(run_dir)}
     finally:
         process.send_signal(signal.SIGTERM)
-        process.wait(30)
+        process.communicate(timeout=30)
         shutil.rmtree(run_dir, ignore_errors=True)
 
 

@@ -14,12 +14,13 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match, Route
 
 from gateway import clients as clients_module
 from gateway.errors import ApiError, from_domain, from_rpc_error, problem_response
 from gateway.middleware import RequestContextMiddleware
 from gateway.revocations import follow_revocations
-from gateway.routes import accounts, banking, health, organizations, payments, terminal, webhooks
+from gateway.routes import accounts, banking, health, organizations, payments, payouts, terminal, webhooks
 from gateway.settings import GatewaySettings
 from gateway.webhooks.recent import RecentEvents
 from runtime.auth import TokenSigner
@@ -29,7 +30,7 @@ from runtime.errors import DomainError
 log = logging.getLogger("gateway")
 
 # Webhooks first: the busiest paths are matched before the ~50 API routes.
-ROUTE_MODULES = (webhooks, health, accounts, organizations, terminal, payments, banking)
+ROUTE_MODULES = (webhooks, health, accounts, organizations, terminal, payments, banking, payouts)
 
 
 def _request_id(request: Request) -> str:
@@ -57,7 +58,20 @@ async def _domain_error(request: Request, error: Exception) -> Response:
 async def _http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
-    return problem_response(ApiError(error.status_code, code, str(error.detail)), _request_id(request))
+    headers = dict(error.headers or {})
+    if error.status_code == 405:
+        # Each method of a path is its own route: Starlette's Allow names only the first one matched.
+        headers["Allow"] = ", ".join(sorted(_allowed_methods(request)))
+    api_error = ApiError(error.status_code, code, str(error.detail), headers=headers)
+    return problem_response(api_error, _request_id(request))
+
+
+def _allowed_methods(request: Request) -> set[str]:
+    allowed: set[str] = set()
+    for route in request.app.routes:
+        if isinstance(route, Route) and route.matches(request.scope)[0] is Match.PARTIAL:
+            allowed |= route.methods or set()
+    return allowed
 
 
 async def _unexpected(request: Request, error: Exception) -> Response:

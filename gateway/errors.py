@@ -53,11 +53,20 @@ class ApiError(Exception):
     detail: str
     errors: list[FieldError] = field(default_factory=list)
     retry_after: int | None = None
+    # Headers the answer carries besides Retry-After (a 405's Allow).
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+# Seconds a client is told to wait before retrying a 503: a crashed service is restarted and
+# reached again within about a second (stack/supervisor.py, runtime.clients' reconnect backoff).
+RETRY_AFTER_UNAVAILABLE_SECONDS = 1
 
 
 def from_domain(error: DomainError) -> ApiError:
     status = _HTTP_STATUS.get(error.status, 500)
     retry_after = error.retry_after if isinstance(error, RateLimited) else None
+    if status == 503:
+        retry_after = RETRY_AFTER_UNAVAILABLE_SECONDS
     return ApiError(status, error.code, error.message, error.fields, retry_after)
 
 
@@ -67,7 +76,12 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> ApiError:
     if not any(key == CODE_KEY for key, _ in error.trailing_metadata() or ()):
         status_code = error.code()
         if status_code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-            return ApiError(503, "service_unavailable", "a platform service is unavailable, try again later")
+            return ApiError(
+                503,
+                "service_unavailable",
+                "a platform service is unavailable, try again later",
+                retry_after=RETRY_AFTER_UNAVAILABLE_SECONDS,
+            )
         status = _HTTP_STATUS.get(status_code, 500)
         if status == 501:
             return ApiError(501, "not_implemented", "this operation is not implemented yet")
@@ -89,5 +103,7 @@ def problem_response(error: ApiError, request_id: str) -> Response:
     }
     if error.errors:
         body["errors"] = [{"field": e.field, "message": e.message} for e in error.errors]
-    headers = {"Retry-After": str(error.retry_after)} if error.retry_after is not None else None
+    headers = dict(error.headers)
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(error.retry_after)
     return Response(orjson.dumps(body), error.status, headers, media_type="application/problem+json")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from starlette.requests import Request
@@ -13,7 +13,9 @@ from starlette.responses import Response
 
 from gateway.errors import ApiError
 from runtime.auth import Caller, TokenSigner, set_current_caller
-from runtime.errors import FieldError, Unauthenticated
+from runtime.dates import parse_day, parse_instant
+from runtime.errors import FieldError, InvalidArgument, Unauthenticated
+from runtime.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from runtime.proto import from_timestamp
 
 
@@ -32,7 +34,26 @@ def caller(request: Request) -> Caller:
     return found
 
 
-def require_role(found: Caller, *roles: str) -> None:
+def client_address(request: Request) -> str:
+    """The client's address: the connection's peer, or with `trusted_proxy_hops` proxies in front,
+    the address the farthest trusted proxy saw (X-Forwarded-For, counted from the right)."""
+    hops: int = request.app.state.settings.trusted_proxy_hops
+    if hops > 0:
+        forwarded = [part.strip() for part in request.headers.get("x-forwarded-for", "").split(",") if part.strip()]
+        if len(forwarded) >= hops:
+            return forwarded[-hops][:64]
+    return request.client.host if request.client else ""
+
+
+def require_role(found: Caller, *roles: str, organization_id: str | None = None) -> None:
+    """403 when the caller's role is not among `roles`.
+
+    With `organization_id` (a route naming an organisation), a member of another organisation
+    gets 404 first, whatever its role: asking for another organisation's object never reveals
+    that it exists (the contract's 404, not 403).
+    """
+    if organization_id is not None and not found.is_platform and organization_id != found.organization_id:
+        raise ApiError(404, "not_found", "organization not found")
     if found.role not in roles and found.role != "service":
         raise ApiError(403, "forbidden", "your role does not allow this")
 
@@ -64,7 +85,17 @@ async def json_body(request: Request) -> dict[str, Any]:
     return body
 
 
+T = TypeVar("T")
 _MISSING = object()
+# The widest integer a proto field holds (int64); larger JSON numbers are refused, not overflowed.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# C0 control characters but tab, line feed and carriage return: PostgreSQL cannot store NUL, and
+# none of them belongs in a name, an id or a description.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def has_control_characters(value: str) -> bool:
+    return _CONTROL.search(value) is not None
 
 
 class Fields:
@@ -104,6 +135,8 @@ class Fields:
             return default
         if len(value) > max_len:
             self._error(name, f"must be at most {max_len} characters")
+        elif has_control_characters(value):
+            self._error(name, "must not contain control characters")
         elif choices is not None and value not in choices:
             self._error(name, f"must be one of {', '.join(choices)}")
         elif pattern is not None and not re.fullmatch(pattern, value):
@@ -125,11 +158,46 @@ class Fields:
         if isinstance(value, bool) or not isinstance(value, int):
             self._error(name, "must be an integer")
             return default
-        if minimum is not None and value < minimum:
-            self._error(name, f"must be at least {minimum}")
-        if maximum is not None and value > maximum:
-            self._error(name, f"must be at most {maximum}")
+        low = INT64_MIN if minimum is None else minimum
+        high = INT64_MAX if maximum is None else min(maximum, INT64_MAX)
+        if value < low:
+            self._error(name, f"must be at least {low}")
+            return default
+        if value > high:
+            self._error(name, f"must be at most {high}")
+            return default
         return value
+
+    def count(self, name: str, *, default: int, minimum: int, maximum: int) -> int:
+        """A whole number written in ASCII digits (a query parameter), within bounds."""
+        value = self.text(name, required=False, max_len=20)
+        if not value:
+            return default
+        # isdigit() alone takes "²" and other digits int() refuses.
+        if not (value.isascii() and value.isdigit()) or not minimum <= int(value) <= maximum:
+            self._error(name, f"must be {minimum}..{maximum}")
+            return default
+        return int(value)
+
+    def day(self, name: str, *, required: bool = False) -> str:
+        """A `YYYY-MM-DD` day in the supported range (runtime.dates), as sent."""
+        value = self.text(name, required=required, max_len=10)
+        self._parsed(parse_day, name, value)
+        return value
+
+    def instant(self, name: str, *, required: bool = False) -> datetime | None:
+        """An RFC 3339 timestamp with its offset, in the supported range (runtime.dates)."""
+        value = self.text(name, required=required, max_len=40)
+        return self._parsed(parse_instant, name, value)
+
+    def _parsed(self, parse: Callable[[str, str], T | None], name: str, value: str) -> T | None:
+        if not value or any(error.field == self._prefix + name for error in self.errors):
+            return None
+        try:
+            return parse(value, self._prefix + name)
+        except InvalidArgument as error:
+            self.errors.extend(error.fields)
+            return None
 
     def boolean(self, name: str, *, required: bool = False, default: bool = False) -> bool:
         value = self._get(name, required)
@@ -163,7 +231,12 @@ class Fields:
         if value is _MISSING:
             return {}
         if not isinstance(value, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) and len(k) <= 40 and len(v) <= 500 for k, v in value.items()
+            isinstance(k, str)
+            and isinstance(v, str)
+            and len(k) <= 40
+            and len(v) <= 500
+            and not has_control_characters(k + v)
+            for k, v in value.items()
         ):
             self._error(name, "must be an object of short strings")
             return {}
@@ -176,16 +249,35 @@ class Fields:
             raise ApiError(400, "validation_error", "the request is invalid", self.errors)
 
 
+def idempotency_key(request: Request) -> str:
+    """The Idempotency-Key header a creating call must carry (up to 255 characters)."""
+    key = request.headers.get("idempotency-key", "").strip()
+    if not key or len(key) > 255:
+        raise ApiError(
+            400,
+            "idempotency_key_required",
+            "the Idempotency-Key header is required (up to 255 characters)",
+            [FieldError("Idempotency-Key", "required, up to 255 characters")],
+        )
+    return key
+
+
+def query_fields(request: Request) -> Fields:
+    """The query parameters, checked like a body's fields (the last value of a repeated name)."""
+    return Fields(dict(request.query_params))
+
+
 def org_query(request: Request) -> str:
     """The `organization_id` query parameter (platform admins name the organisation)."""
     return request.query_params.get("organization_id", "")
 
 
 def page_params(request: Request) -> tuple[int, str]:
-    raw = request.query_params.get("limit", "20")
-    if not raw.isdigit() or not 1 <= int(raw) <= 100:
-        raise ApiError(400, "validation_error", "limit must be 1..100", [FieldError("limit", "must be 1..100")])
-    return int(raw), request.query_params.get("cursor", "")
+    query = query_fields(request)
+    limit = query.count("limit", default=DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
+    cursor = query.text("cursor", required=False, max_len=1000)
+    query.check()
+    return limit, cursor
 
 
 def rfc3339(value: datetime | None) -> str | None:

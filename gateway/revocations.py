@@ -15,16 +15,15 @@ from collect.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 
 from runtime.auth import TokenSigner
 from runtime.clients import ServiceTokens, follow
-from runtime.proto import from_timestamp
 
 
 def follow_revocations(
     stub: accounts_pb2_grpc.AccountsServiceStub, signer: TokenSigner, tokens: ServiceTokens
 ) -> asyncio.Task[None]:
     def heard(message: Any) -> None:
-        at = from_timestamp(message.revoked_before)
-        if message.member_id and at is not None:
-            signer.revocations.revoke(message.member_id, at.timestamp())
+        if message.member_id and message.HasField("revoked_before"):
+            at = message.revoked_before  # to the microsecond, as tokens' issue times
+            signer.revocations.revoke(message.member_id, at.seconds * 1_000_000 + at.nanos // 1_000)
 
     def lost() -> None:
         pass  # what was heard stays in force

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from runtime.auth import token_secret_from_env
 from runtime.settings import Env
 
 
@@ -21,6 +22,8 @@ class GatewaySettings:
     # Stripe webhook signing secrets: platform, Connect, and previous ones during rotation.
     stripe_webhook_secrets: tuple[str, ...] = ()
     qonto_webhook_secrets: tuple[str, ...] = ()
+    # Proxies in front of the gateway that append to X-Forwarded-For (0: clients connect directly).
+    trusted_proxy_hops: int = 0
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> GatewaySettings:
@@ -31,7 +34,7 @@ class GatewaySettings:
 
         port = env.integer("GATEWAY_PORT", 8000)
         return cls(
-            auth_token_secret=env.text("AUTH_TOKEN_SECRET"),
+            auth_token_secret=token_secret_from_env(env),
             accounts_addr=env.text("ACCOUNTS_ADDR"),
             payments_addr=env.text("PAYMENTS_ADDR"),
             terminal_addr=env.text("TERMINAL_ADDR"),
@@ -42,4 +45,5 @@ class GatewaySettings:
             rpc_timeout_seconds=env.number("RPC_TIMEOUT_SECONDS", 5.0),
             stripe_webhook_secrets=secrets("STRIPE_WEBHOOK_SECRETS"),
             qonto_webhook_secrets=secrets("QONTO_WEBHOOK_SECRETS"),
+            trusted_proxy_hops=env.integer("GATEWAY_TRUSTED_PROXY_HOPS", 0),
         )

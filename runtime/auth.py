@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import jwt
 
 from runtime.errors import FieldError, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from runtime.settings import Env, SettingsError
 
 AGENT = "agent"
 ORG_ADMIN = "org_admin"
@@ -23,6 +24,20 @@ ROLES = (AGENT, ORG_ADMIN, PLATFORM_ADMIN)
 _RANK = {AGENT: 1, ORG_ADMIN: 2, PLATFORM_ADMIN: 3, SERVICE: 4}
 _ALGORITHM = "HS256"
 _CACHE_SIZE = 10_000
+MIN_SECRET_LENGTH = 32
+
+
+def token_secret_from_env(env: Env) -> str:
+    """`AUTH_TOKEN_SECRET`, required (no public default) and long enough; SettingsError otherwise."""
+    secret = env.text("AUTH_TOKEN_SECRET")
+    if len(secret) < MIN_SECRET_LENGTH:
+        raise SettingsError(f"AUTH_TOKEN_SECRET must be at least {MIN_SECRET_LENGTH} characters")
+    return secret
+
+
+def microseconds(seconds: float) -> int:
+    """Seconds since the epoch as whole microseconds (the precision of token and change times)."""
+    return round(seconds * 1_000_000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +48,7 @@ class Caller:
     organization_id: str | None
     role: str
     token: str
-    issued_at: int = 0  # the token's `iat` (whole seconds)
+    issued_at: int = 0  # when the token was issued, in microseconds since the epoch (see `TokenSigner.issue`)
 
     @property
     def is_platform(self) -> bool:
@@ -43,22 +58,22 @@ class Caller:
 class Revocations:
     """Members whose tokens issued before a moment are refused (disabled, or role changed).
 
-    Fed by whoever follows Accounts (the gateway watches `WatchRevocations`). Token times are
-    whole seconds: a token issued in the very second of the change is still accepted, so that
-    signing in again right away works. Entries are dropped once every token they could refuse
-    has expired.
+    Fed by whoever follows Accounts (the gateway watches `WatchRevocations`). Times are whole
+    microseconds (the change's `access_changed_at`, the token's issue time): a token issued in
+    the same second as the change but before it is refused, one issued after it (signing in
+    again right away) is accepted. Entries are dropped once every token they could refuse has
+    expired.
     """
 
     def __init__(self, ttl_seconds: int) -> None:
         self._ttl = ttl_seconds
         self._before: dict[str, int] = {}
 
-    def revoke(self, member_id: str, before: float) -> None:
-        second = int(before)
-        if second > self._before.get(member_id, 0):
-            self._before[member_id] = second
+    def revoke(self, member_id: str, before_us: int) -> None:
+        if before_us > self._before.get(member_id, 0):
+            self._before[member_id] = before_us
         if len(self._before) > 1_000:
-            horizon = time.time() - self._ttl - 60
+            horizon = microseconds(time.time() - self._ttl - 60)
             self._before = {m: at for m, at in self._before.items() if at > horizon}
 
     def revoked(self, caller: Caller) -> bool:
@@ -70,8 +85,8 @@ class TokenSigner:
     """Issues and verifies bearer tokens with one secret (and older ones during rotation)."""
 
     def __init__(self, secret: str, ttl_seconds: int = 900, previous_secrets: tuple[str, ...] = ()) -> None:
-        if len(secret) < 32:
-            raise ValueError("AUTH_TOKEN_SECRET must be at least 32 characters")
+        if len(secret) < MIN_SECRET_LENGTH:
+            raise ValueError(f"AUTH_TOKEN_SECRET must be at least {MIN_SECRET_LENGTH} characters")
         self._secret = secret
         self._verify_secrets = (secret, *previous_secrets)
         self.ttl_seconds = ttl_seconds
@@ -80,12 +95,15 @@ class TokenSigner:
         self.revocations = Revocations(ttl_seconds)
 
     def issue(self, member_id: str, organization_id: str | None, role: str, now: float | None = None) -> str:
-        issued = int(now if now is not None else time.time())
+        """A signed token; `iat` stays whole seconds (RFC 7519) and `iat_us` says the microsecond."""
+        issued_us = microseconds(now if now is not None else time.time())
+        issued = issued_us // 1_000_000
         claims = {
             "sub": member_id,
             "org": organization_id or "",
             "role": role,
             "iat": issued,
+            "iat_us": issued_us,
             "exp": issued + self.ttl_seconds,
             "jti": uuid.uuid4().hex,
         }
@@ -130,7 +148,12 @@ class TokenSigner:
             role = claims["role"]
             if role not in _RANK:
                 raise Unauthenticated("the token is invalid", "invalid_token")
-            caller = Caller(str(claims["sub"]), claims.get("org") or None, role, token, int(claims["iat"]))
+            # A token without `iat_us` counts from the end of its second: one issued in the
+            # second of a change is refused rather than kept.
+            issued_us = claims.get("iat_us")
+            if not isinstance(issued_us, int) or issued_us // 1_000_000 != int(claims["iat"]):
+                issued_us = int(claims["iat"]) * 1_000_000 + 999_999
+            caller = Caller(str(claims["sub"]), claims.get("org") or None, role, token, issued_us)
             return caller, float(claims["exp"])
         raise Unauthenticated("the token is invalid", "invalid_token") from last
 
@@ -161,6 +184,19 @@ def require_caller(*, min_role: str = AGENT) -> Caller:
     if _RANK[value.role] < _RANK[min_role]:
         raise PermissionDenied()
     return value
+
+
+def scoped_caller(requested: str | None, *, min_role: str = AGENT) -> tuple[Caller, str]:
+    """The verified caller and the organisation it acts on, the scope checked before the role.
+
+    A member naming another organisation gets NotFound whatever its role (never PermissionDenied,
+    which would tell that the organisation exists); a role too low in its own one, PermissionDenied.
+    """
+    caller = require_caller()
+    organization_id = organization_scope(caller, requested)
+    if _RANK[caller.role] < _RANK[min_role]:
+        raise PermissionDenied()
+    return caller, organization_id
 
 
 def organization_scope(caller: Caller, requested: str | None) -> str:

@@ -59,14 +59,40 @@ class ServiceTokens:
         return self._token
 
 
+# A service restarted by its supervisor (or a rolling update) is reached again within a second:
+# gRPC's default reconnect backoff grows to 120 s. Calls made while no replica is reachable fail at
+# once with UNAVAILABLE (the gateway answers 503 with Retry-After) instead of waiting.
+# Clients ping a connection with calls in flight (watch streams included) this often; servers accept
+# pings at this rate (runtime.server): with gRPC's server default of one per 5 minutes, an idle watch
+# stream was cut every two minutes ("too_many_pings" GOAWAY → UNAVAILABLE), which dropped Payments'
+# policy cache and failed the calls in flight on that connection.
+KEEPALIVE_TIME_MS = 30_000
+CHANNEL_OPTIONS = (
+    ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
+    ("grpc.enable_retries", 1),
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1_000),
+    # Every replica of a service listed in its address gets its share of the calls.
+    ("grpc.lb_policy_name", "round_robin"),
+)
+
+
+def channel_target(address: str) -> str:
+    """The gRPC target of a `<SERVICE>_ADDR` setting: `host:port`, any gRPC target (`dns:///name:port`),
+    or a comma-separated list of `ip:port` replicas, which becomes a static `ipv4:` (or `ipv6:`) list."""
+    replicas = [part.strip() for part in address.split(",") if part.strip()]
+    if len(replicas) <= 1:
+        return address.strip()
+    scheme = "ipv6" if all(part.startswith("[") for part in replicas) else "ipv4"
+    return f"{scheme}:{','.join(replicas)}"
+
+
 def make_channel(target: str, tokens: ServiceTokens, *, default_timeout: float = 5.0) -> grpc.aio.Channel:
-    """An insecure channel (the services talk on a private network) with the standard interceptors."""
+    """An insecure channel (the services talk on a private network) with the standard interceptors;
+    `target` is a `<SERVICE>_ADDR` value (see `channel_target`)."""
     interceptors = [*aio_client_interceptors(), _CallerInterceptor(default_timeout, tokens)]
-    return grpc.aio.insecure_channel(
-        target,
-        interceptors=interceptors,
-        options=[("grpc.keepalive_time_ms", 30_000), ("grpc.enable_retries", 1)],
-    )
+    return grpc.aio.insecure_channel(channel_target(target), interceptors=interceptors, options=list(CHANNEL_OPTIONS))
 
 
 async def call(rpc: Any, request: Any) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from runtime.auth import token_secret_from_env
 from runtime.settings import Env, SettingsError
 
 SERVICES = ("accounts", "payments", "terminal", "banking")
@@ -39,7 +40,7 @@ class ServiceSettings:
         return cls(
             service=service,
             database_url=env.text("DATABASE_URL"),
-            auth_token_secret=env.text("AUTH_TOKEN_SECRET"),
+            auth_token_secret=token_secret_from_env(env),
             grpc_host=env.text("GRPC_HOST", "127.0.0.1"),
             grpc_port=env.integer("GRPC_PORT", 0),
             token_ttl_seconds=env.integer("AUTH_TOKEN_TTL_SECONDS", 900),

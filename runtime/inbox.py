@@ -17,8 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,6 +35,7 @@ from runtime.auth import PLATFORM_ADMIN, require_caller
 from runtime.db import Connection
 from runtime.errors import FieldError, InvalidArgument
 from runtime.proto import from_timestamp, to_timestamp
+from runtime.settings import SettingsError
 
 log = logging.getLogger("runtime.inbox")
 _tracer = trace.get_tracer("runtime.inbox")
@@ -40,6 +43,47 @@ _tracer = trace.get_tracer("runtime.inbox")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["EventSinkService"].full_name
 APPLIED, IGNORED, PENDING, FAILED = "applied", "ignored", "pending", "failed"
 MAX_ATTEMPTS = 20
+
+# Personal data never sits in clear in stored payloads: the values under these keys (whole
+# subtrees: addresses, people, billing details) and any e-mail address anywhere are redacted
+# before an event is recorded. Handlers read ids, amounts, statuses and metadata, never these.
+PERSONAL_KEYS = frozenset(
+    {
+        "account_holder_name",
+        "address",
+        "billing_details",
+        "business_profile",
+        "company",
+        "customer_details",
+        "customer_email",
+        "customer_name",
+        "customer_phone",
+        "dob",
+        "email",
+        "first_name",
+        "individual",
+        "ip",
+        "last_name",
+        "name",
+        "owner",
+        "phone",
+        "receipt_email",
+        "representative",
+        "settings",  # an account's: its display name and statement descriptors
+        "shipping",
+        "support_address",
+        "support_email",
+        "support_phone",
+        "tos_acceptance",
+    }
+)
+REDACTED = "[redacted]"
+_EMAIL = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+# Stored payloads are purged (the event id, type and status stay, for deduplication) this many
+# days after receipt, once the event is settled; the worker purges at most every PURGE_EVERY_SECONDS.
+PAYLOAD_RETENTION_SETTING = "INBOX_PAYLOAD_RETENTION_DAYS"
+DEFAULT_PAYLOAD_RETENTION_DAYS = 30
+PURGE_EVERY_SECONDS = 3600.0
 # Kept out of a delivery's deadline for recording the outcome, committing and answering.
 DELIVERY_MARGIN_SECONDS = 0.25
 
@@ -57,6 +101,45 @@ class InboundEvent:
     def data_object(self) -> dict[str, Any]:
         """Stripe's `data.object`: the object as it was when the event happened."""
         return dict(self.payload.get("data", {}).get("object", {}))
+
+
+def redact(value: Any, personal: bool = False) -> Any:
+    """A copy of a JSON value with personal data replaced (see PERSONAL_KEYS); structure kept."""
+    if isinstance(value, dict):
+        return {k: redact(v, personal or k in PERSONAL_KEYS) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v, personal) for v in value]
+    if isinstance(value, str):
+        if personal:
+            return REDACTED if value else value
+        return _EMAIL.sub(REDACTED, value) if "@" in value else value
+    if personal and isinstance(value, int | float) and not isinstance(value, bool):
+        return None
+    return value
+
+
+def payload_retention(env: Any) -> timedelta:
+    """The retention of stored payloads (`INBOX_PAYLOAD_RETENTION_DAYS`, default 30) from a `runtime.settings.Env`."""
+    days = env.integer(PAYLOAD_RETENTION_SETTING, DEFAULT_PAYLOAD_RETENTION_DAYS)
+    if days < 1:
+        raise SettingsError(f"setting {PAYLOAD_RETENTION_SETTING} must be at least 1 day, got {days}")
+    return timedelta(days=days)
+
+
+async def purge_payloads(pool: asyncpg.Pool, older_than: timedelta) -> int:
+    """Empties the payloads of settled events received more than `older_than` ago; returns how many.
+
+    Settled: applied, ignored, or failed for good (out of attempts). The row stays, so a
+    redelivery is still a duplicate.
+    """
+    status = await pool.execute(
+        """UPDATE inbox_events SET payload = '{}'::jsonb
+            WHERE received_at < now() - $1::interval AND payload <> '{}'::jsonb
+              AND (status IN ('applied', 'ignored') OR (status = 'failed' AND attempts >= $2::integer))""",
+        older_than,
+        MAX_ATTEMPTS,
+    )
+    return int(status.rsplit(" ", 1)[-1])
 
 
 # Applies one event with the connection of the recording transaction; returns APPLIED or IGNORED.
@@ -147,7 +230,13 @@ async def record_and_apply(
     A new event costs three round trips besides its effect (begin, record, commit): a failed
     effect rolls the whole transaction back and the event is then recorded alone as failed.
     """
-    payload = raw_payload.decode() if raw_payload is not None else orjson.dumps(event.payload).decode()
+    stored = redact(event.payload)
+    if raw_payload is not None and stored == event.payload:
+        payload = raw_payload.decode()  # nothing personal: the bytes as sent
+    else:
+        payload = orjson.dumps(stored).decode()
+        # Applied as stored, now and on any retry: no handler comes to depend on personal data.
+        event = replace(event, payload=stored)
     trace_context = _trace_context()
 
     async def record(conn: Connection, status: str, error: str | None = None) -> tuple[bool, str]:
@@ -306,11 +395,13 @@ class EventSinkServicer(events_pb2_grpc.EventSinkServiceServicer):
         handler: EventHandler,
         *,
         apply_now: Callable[[InboundEvent], bool] | None = None,
+        retention: timedelta = timedelta(days=DEFAULT_PAYLOAD_RETENTION_DAYS),
     ) -> None:
         self._pool = pool
         self._handler = handler
         self._apply_now = apply_now or (lambda event: True)
         self._wake = asyncio.Event()
+        self._retention = retention
 
     async def DeliverEvent(
         self, request: pb.DeliverEventRequest, context: grpc.aio.ServicerContext
@@ -357,8 +448,17 @@ class EventSinkServicer(events_pb2_grpc.EventSinkServiceServicer):
         return pb.ReplayEventsResponse(replayed=replayed, applied=applied, failed=failed)
 
     async def run_worker(self, every: float = 1.0) -> None:
-        """Applies pending events and retries failed ones when they are due."""
+        """Applies pending events and retries failed ones when they are due; purges old payloads."""
+        next_purge = 0.0
         while True:
+            if time.monotonic() >= next_purge:
+                next_purge = time.monotonic() + PURGE_EVERY_SECONDS
+                try:
+                    await purge_payloads(self._pool, self._retention)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as error:  # the worker must outlive any database hiccup
+                    log.warning("inbox purge: %s", error)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(every):
                     await self._wake.wait()
@@ -382,7 +482,7 @@ def register_event_sink(
 
     `deps` is the service's `runtime.service.ServiceDeps`; the worker stops with it.
     """
-    servicer = EventSinkServicer(deps.pool, handler, apply_now=apply_now)
+    servicer = EventSinkServicer(deps.pool, handler, apply_now=apply_now, retention=payload_retention(deps.env))
     events_pb2_grpc.add_EventSinkServiceServicer_to_server(servicer, server)
     worker = asyncio.get_running_loop().create_task(servicer.run_worker(), name=f"{deps.settings.service}-inbox")
 

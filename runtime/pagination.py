@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+import re
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 import orjson
 
+from runtime.dates import supported_instant
 from runtime.errors import FieldError, InvalidArgument
 
 T = TypeVar("T")
@@ -30,14 +33,26 @@ def encode_cursor(created_at: datetime, row_id: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, str] | None:
+_ROW_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def decode_cursor(cursor: str, *, uuid_id: bool = True) -> tuple[datetime, str] | None:
+    """The (created_at, id) a cursor names; a cursor not made by `encode_cursor` is refused
+    (with `uuid_id`, the rows' ids are UUIDs)."""
     if not cursor:
         return None
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        raw = base64.urlsafe_b64decode(cursor.encode("ascii") + b"=" * (-len(cursor) % 4))
         created, row_id = orjson.loads(raw)
-        return datetime.fromisoformat(created), str(row_id)
-    except (ValueError, TypeError, orjson.JSONDecodeError):
+        if not isinstance(created, str) or not isinstance(row_id, str) or not _ROW_ID.fullmatch(row_id):
+            raise ValueError(cursor)
+        if uuid_id:
+            uuid.UUID(row_id)
+        moment = datetime.fromisoformat(created)
+        if moment.tzinfo is None:
+            raise ValueError(cursor)
+        return supported_instant(moment, "cursor"), row_id
+    except (ValueError, TypeError, InvalidArgument, orjson.JSONDecodeError):
         raise InvalidArgument("cursor is invalid", "invalid_cursor", [FieldError("cursor", "invalid")]) from None
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
+from typing import Protocol
 
+from google.protobuf.descriptor import EnumDescriptor
 from google.protobuf.timestamp_pb2 import Timestamp
 
 
@@ -20,3 +23,34 @@ def from_timestamp(stamp: Timestamp | None) -> datetime | None:
     if stamp is None or (stamp.seconds == 0 and stamp.nanos == 0):
         return None
     return stamp.ToDatetime(tzinfo=UTC)
+
+
+class _Enum(Protocol):
+    DESCRIPTOR: EnumDescriptor
+
+
+class EnumNames:
+    """A proto enum as the HTTP API and Stripe spell it: `PAYOUT_INTERVAL_DAILY` is "daily".
+
+    The closed set is declared once, in the proto; the unspecified value has no name (""). Values
+    carry the enum's name as prefix (buf's ENUM_VALUE_PREFIX rule)."""
+
+    def __init__(self, enum: _Enum) -> None:
+        prefix = re.sub(r"(?<!^)(?=[A-Z])", "_", enum.DESCRIPTOR.name).upper() + "_"
+        self._by_name = {
+            value.name.removeprefix(prefix).lower(): value.number
+            for value in enum.DESCRIPTOR.values
+            if value.number != 0
+        }
+        self._by_number = {number: name for name, number in self._by_name.items()}
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._by_name)
+
+    def number(self, name: str) -> int:
+        """0 (unspecified) for a name outside the set."""
+        return self._by_name.get(name, 0)
+
+    def name(self, number: int) -> str:
+        return self._by_number.get(number, "")

@@ -1,7 +1,8 @@
 """The grpc.aio server bootstrap every service uses.
 
 Health (standard service), reflection, OpenTelemetry and runtime interceptors (caller
-token, deadline, domain error → status), and graceful shutdown on SIGTERM / SIGINT.
+token, deadline, text PostgreSQL cannot store refused, domain error → status), and graceful
+shutdown on SIGTERM / SIGINT.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
 from runtime.auth import TokenSigner, set_current_caller
+from runtime.clients import KEEPALIVE_TIME_MS
 from runtime.deadlines import set_deadline
-from runtime.errors import CODE_KEY, DomainError, Unauthenticated, trailing_metadata
+from runtime.errors import CODE_KEY, DomainError, FieldError, InvalidArgument, Unauthenticated, trailing_metadata
+from runtime.text import nul_field
 
 log = logging.getLogger("runtime.server")
 
@@ -42,8 +45,15 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
         token = _bearer(handler_call_details.invocation_metadata)
         signer = self._signer
         method = handler_call_details.method
+        deserialize = _checked(handler.request_deserializer)
 
-        def enter(context: grpc.aio.ServicerContext) -> None:
+        def enter(context: grpc.aio.ServicerContext, request: Any) -> None:
+            if isinstance(request, _Refused):
+                raise InvalidArgument(
+                    f"{request.field} must not contain NUL characters",
+                    "invalid_text",
+                    [FieldError(request.field, "must not contain NUL characters")],
+                )
             if token is not None:
                 try:
                     set_current_caller(signer.verify(token))
@@ -65,8 +75,8 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
             inner = handler.unary_unary
 
             async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                enter(context)
                 try:
+                    enter(context, request)
                     return await inner(request, context)
                 except (grpc.aio.AbortError, asyncio.CancelledError):
                     raise
@@ -75,15 +85,15 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
 
             return grpc.unary_unary_rpc_method_handler(
                 behavior,
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=deserialize,
                 response_serializer=handler.response_serializer,
             )
 
         inner_stream = handler.unary_stream
 
         async def stream_behavior(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            enter(context)
             try:
+                enter(context, request)
                 async for answer in inner_stream(request, context):
                     yield answer
             except (grpc.aio.AbortError, asyncio.CancelledError):
@@ -93,9 +103,32 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
 
         return grpc.unary_stream_rpc_method_handler(
             stream_behavior,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=deserialize,
             response_serializer=handler.response_serializer,
         )
+
+
+@dataclass(frozen=True)
+class _Refused:
+    """A request whose text cannot be stored: refused by the handler wrapper with the field's path."""
+
+    field: str
+
+
+def _checked(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """The request deserializer, answering `_Refused` for a request with a NUL in a string field.
+
+    Most requests hold no zero byte at all: one scan of the bytes spares them the walk."""
+    if deserializer is None:
+        return None
+
+    def deserialize(raw: bytes) -> Any:
+        request = deserializer(raw)
+        if b"\x00" in raw and (path := nul_field(request)) is not None:
+            return _Refused(path)
+        return request
+
+    return deserialize
 
 
 def _bearer(metadata: Iterable[tuple[str, str | bytes]] | None) -> str | None:
@@ -140,7 +173,12 @@ async def start_grpc_server(
     """Starts a server; `register` adds the servicers and returns their full service names."""
     server = grpc.aio.server(
         interceptors=[aio_server_interceptor(), RuntimeInterceptor(signer)],
-        options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 8 * 1024 * 1024)],
+        options=[
+            ("grpc.so_reuseport", 0),
+            ("grpc.max_receive_message_length", 8 * 1024 * 1024),
+            # The clients' keepalive pings are welcome (runtime.clients); the default allows one per 5 min.
+            ("grpc.http2.min_ping_interval_without_data_ms", KEEPALIVE_TIME_MS // 2),
+        ],
     )
     names = list(register(server))
     health_servicer = health.aio.HealthServicer()

@@ -2,14 +2,17 @@
 
 Starts PostgreSQL (embedded unless DATABASE_URL is set), provisions one role and schema per
 service, starts the Stripe and Qonto sandboxes (unless real credentials are configured), the
-four services and the gateway as separate processes, writes `.run/stack.json`, prints where to
-log in, and stops everything on Ctrl-C or SIGTERM. A process that dies is reported and the
-stack stops with a non-zero status.
+four services and the gateway as separate processes (REPLICAS of each, default 1: callers balance
+across them), writes `.run/stack.json`, prints where to log in, and stops everything on Ctrl-C or
+SIGTERM. A service, gateway or sandbox that dies is started again on the same port with backoff
+(stack/supervisor.py, restarts in `.run/status.json`); only the database's loss stops the stack,
+with a non-zero status.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import secrets
 import signal
@@ -22,7 +25,6 @@ from typing import Any
 import grpc
 import httpx
 import orjson
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from runtime.config import SERVICES
 from runtime.embedded_pg import EmbeddedPostgres, EmbeddedPostgresError, free_port, start_embedded_postgres
@@ -31,6 +33,7 @@ from runtime.settings import Env, SettingsError, exit_on_settings_error
 from stack.processes import Supervisor, tail
 from stack.provision import provision_all
 from stack.slack import WEBHOOK_PATH, messages_dir
+from stack.supervisor import Healer, grpc_serving, http_ok
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ADMIN_EMAIL = "admin@collect.local"
@@ -42,15 +45,29 @@ class StartupError(Exception):
     pass
 
 
+# Secrets the services require and have no default for (`make run` generates them once).
+SERVICE_SECRETS = ("AUTH_TOKEN_SECRET", "ACCOUNTS_ENCRYPTION_KEYS", "ACCOUNTS_BLIND_INDEX_KEY")
+
+
+def new_secret(name: str) -> str:
+    """A fresh random value for the secret `name`, in the form its setting expects."""
+    if name == "ACCOUNTS_ENCRYPTION_KEYS":
+        return "local:" + base64.b64encode(secrets.token_bytes(32)).decode()
+    if name == "ACCOUNTS_BLIND_INDEX_KEY":
+        return base64.b64encode(secrets.token_bytes(32)).decode()
+    return secrets.token_urlsafe(48 if name == "AUTH_TOKEN_SECRET" else 32)
+
+
 def _secrets_file(run_dir: Path) -> dict[str, str]:
     """Generated once and kept in .run/ so restarts keep tokens and role passwords valid."""
     path = run_dir / "secrets.json"
-    if path.exists():
-        return dict(orjson.loads(path.read_bytes()))
-    values = {"AUTH_TOKEN_SECRET": secrets.token_urlsafe(48), "QONTO_WEBHOOK_SECRET": secrets.token_urlsafe(32)}
-    values.update({f"ROLE_PASSWORD_{s.upper()}": secrets.token_urlsafe(24) for s in SERVICES})
-    path.write_bytes(orjson.dumps(values, option=orjson.OPT_INDENT_2))
-    path.chmod(0o600)
+    values: dict[str, str] = dict(orjson.loads(path.read_bytes())) if path.exists() else {}
+    wanted = [*SERVICE_SECRETS, "QONTO_WEBHOOK_SECRET", *(f"ROLE_PASSWORD_{s.upper()}" for s in SERVICES)]
+    missing = {name: new_secret(name) for name in wanted if name not in values}
+    if missing:  # a run directory from before a secret was added gets it too
+        values.update(missing)
+        path.write_bytes(orjson.dumps(values, option=orjson.OPT_INDENT_2))
+        path.chmod(0o600)
     return values
 
 
@@ -69,16 +86,6 @@ def _wait(what: str, check: Any, timeout: float, supervisor: Supervisor) -> None
             pass
         time.sleep(0.2)
     raise StartupError(f"{what} did not become ready within {timeout:.0f} s")
-
-
-def _http_ok(url: str) -> bool:
-    return httpx.get(url, timeout=1.0).status_code == 200
-
-
-def _grpc_serving(target: str) -> bool:
-    with grpc.insecure_channel(target) as channel:
-        answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
-        return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
 
 
 def qonto_sandbox_arguments(port: int, state_file: Path, webhook_url: str, webhook_secret: str) -> list[str]:
@@ -130,6 +137,9 @@ def main() -> int:
         admin_password = env.text("PLATFORM_ADMIN_PASSWORD", DEFAULT_ADMIN_PASSWORD)
         stripe_key = env.optional("STRIPE_API_KEY")
         qonto_login, qonto_secret = env.optional("QONTO_LOGIN"), env.optional("QONTO_SECRET_KEY")
+        replicas = env.integer("REPLICAS", 1)
+        if not 1 <= replicas <= 8:
+            raise SettingsError("REPLICAS must be between 1 and 8")
     except SettingsError as error:
         exit_on_settings_error(error)
         return 2
@@ -167,6 +177,8 @@ def main() -> int:
         base_env["PYTHONUNBUFFERED"] = "1"
         base_env.setdefault("BANK_SYNC_INTERVAL_SECONDS", "60")  # pull the bank every minute locally
         base_env["AUTH_TOKEN_SECRET"] = generated["AUTH_TOKEN_SECRET"]
+        for name in ("ACCOUNTS_ENCRYPTION_KEYS", "ACCOUNTS_BLIND_INDEX_KEY"):
+            base_env.setdefault(name, generated[name])  # keys given in the environment win
         urls: dict[str, Any] = {"sandboxes": {}, "services": {}}
 
         slack_webhook_url = env.optional("SLACK_WEBHOOK_URL")
@@ -176,8 +188,8 @@ def main() -> int:
             port = free_port()
             url = f"http://127.0.0.1:{port}"
             sink = ["-m", "stack.slack", "serve", f"--port={port}", f"--dir={messages_dir(run_dir)}"]
-            supervisor.start("slack-sink", sink, base_env, url)
-            _wait("the Slack sink", lambda: _http_ok(f"{url}/health"), 30, supervisor)
+            supervisor.start("slack-sink", sink, base_env, url, probe=f"{url}/health")
+            _wait("the Slack sink", lambda: http_ok(f"{url}/health"), 30, supervisor)
             base_env["SLACK_WEBHOOK_URL"] = f"{url}{WEBHOOK_PATH}"
             urls["slack"] = {"webhook": f"{url}{WEBHOOK_PATH}", "messages": str(messages_dir(run_dir))}
 
@@ -198,8 +210,9 @@ def main() -> int:
                 ],
                 base_env,
                 url,
+                probe=f"{url}/_sandbox/health",
             )
-            _wait("the Qonto sandbox", lambda: _http_ok(f"{url}/_sandbox/health"), 30, supervisor)
+            _wait("the Qonto sandbox", lambda: http_ok(f"{url}/_sandbox/health"), 30, supervisor)
             base_env.update(QONTO_API_BASE=url, QONTO_LOGIN="collect-sandbox", QONTO_SECRET_KEY="sandbox-secret")
             base_env["QONTO_WEBHOOK_SECRETS"] = generated["QONTO_WEBHOOK_SECRET"]
             urls["sandboxes"]["qonto"] = url
@@ -231,42 +244,67 @@ def main() -> int:
                 ],
                 sandbox_env,
                 url,
+                probe=f"{url}/_sandbox/health",
             )
-            _wait("the Stripe sandbox", lambda: _http_ok(f"{url}/_sandbox/health"), 30, supervisor)
+            _wait("the Stripe sandbox", lambda: http_ok(f"{url}/_sandbox/health"), 30, supervisor)
             base_env.update(STRIPE_API_BASE=url, STRIPE_API_KEY=SANDBOX_STRIPE_KEY)
             webhook_secrets = _register_stripe_endpoints(url, SANDBOX_STRIPE_KEY, f"http://127.0.0.1:{gateway_port}")
             base_env["STRIPE_WEBHOOK_SECRETS"] = ",".join(webhook_secrets)
             urls["sandboxes"]["stripe"] = url
 
-        ports = {s: free_port() for s in SERVICES}
-        addresses = {f"{s.upper()}_ADDR": f"127.0.0.1:{p}" for s, p in ports.items()}
+        # Fixed ports: a process started again listens where its callers already connect.
+        ports = {s: [free_port() for _ in range(replicas)] for s in SERVICES}
+        # A comma-separated list: callers balance across the replicas (runtime.clients).
+        addresses = {f"{s.upper()}_ADDR": ",".join(f"127.0.0.1:{p}" for p in ps) for s, ps in ports.items()}
         for service in SERVICES:
-            service_env = {
-                **base_env,
-                **addresses,
-                "DATABASE_URL": service_dsn(database_url, service, passwords[service]),
-                "GRPC_PORT": str(ports[service]),
-            }
-            if service == "accounts":
-                service_env.update(PLATFORM_ADMIN_EMAIL=admin_email, PLATFORM_ADMIN_PASSWORD=admin_password)
-            supervisor.start(service, ["-m", f"services.{service}"], service_env, addresses[f"{service.upper()}_ADDR"])
+            for replica, port in enumerate(ports[service], start=1):
+                service_env = {
+                    **base_env,
+                    **addresses,
+                    "DATABASE_URL": service_dsn(database_url, service, passwords[service]),
+                    "GRPC_PORT": str(port),
+                }
+                if service == "accounts":
+                    service_env.update(PLATFORM_ADMIN_EMAIL=admin_email, PLATFORM_ADMIN_PASSWORD=admin_password)
+                supervisor.start(
+                    _replica_name(service, replica),
+                    ["-m", f"services.{service}"],
+                    service_env,
+                    f"127.0.0.1:{port}",
+                    probe=f"grpc://127.0.0.1:{port}",
+                )
             urls["services"][service] = f"grpc://{addresses[f'{service.upper()}_ADDR']}"
         for service in SERVICES:
-            target = addresses[f"{service.upper()}_ADDR"]
-            _wait(f"the {service} service", lambda t=target: _grpc_serving(t), 60, supervisor)  # type: ignore[misc]
+            for port in ports[service]:
+                target = f"127.0.0.1:{port}"
+                _wait(f"the {service} service", lambda t=target: grpc_serving(t), 60, supervisor)  # type: ignore[misc]
 
-        gateway_url = f"http://127.0.0.1:{gateway_port}"
-        supervisor.start(
-            "gateway", ["-m", "gateway"], {**base_env, **addresses, "GATEWAY_PORT": str(gateway_port)}, gateway_url
-        )
-        _wait("the gateway", lambda: _http_ok(f"{gateway_url}/readyz"), 60, supervisor)
+        gateway_ports = [gateway_port, *(free_port() for _ in range(replicas - 1))]
+        gateway_urls = [f"http://127.0.0.1:{port}" for port in gateway_ports]
+        for replica, (port, url) in enumerate(zip(gateway_ports, gateway_urls, strict=True), start=1):
+            supervisor.start(
+                _replica_name("gateway", replica),
+                ["-m", "gateway"],
+                {**base_env, **addresses, "GATEWAY_PORT": str(port)},
+                url,
+                probe=f"{url}/healthz",
+            )
+        for url in gateway_urls:
+            _wait("the gateway", lambda u=url: http_ok(f"{u}/readyz"), 60, supervisor)  # type: ignore[misc]
+        gateway_url = gateway_urls[0]
         urls["gateway"] = gateway_url
+        urls["gateways"] = gateway_urls
+        urls["replicas"] = replicas
         urls["database"] = "embedded" if postgres else "DATABASE_URL"
         (run_dir / "stack.json").write_bytes(orjson.dumps(urls, option=orjson.OPT_INDENT_2))
+        healer = Healer(supervisor, run_dir / "status.json")
+        healer.write_status()
         _banner(gateway_url, admin_email, admin_password, time.monotonic() - started, env)
+        if replicas > 1:
+            print(f"  replicas    {replicas} of each service; gateways {' '.join(gateway_urls)}", flush=True)
 
         while not stopping and os.getppid() == parent:
-            dead = supervisor.dead()
+            dead = healer.tick()
             if dead is not None:
                 print(
                     f"\n{dead.name} exited unexpectedly with code {dead.process.returncode}; stopping the stack.\n"
@@ -274,7 +312,7 @@ def main() -> int:
                     file=sys.stderr,
                 )
                 return 1
-            time.sleep(0.3)
+            time.sleep(0.2)
         print("\nstopping ...", flush=True)
         return 0
     except (StartupError, EmbeddedPostgresError) as error:
@@ -283,6 +321,11 @@ def main() -> int:
     finally:
         supervisor.stop_all()
         print("stopped every process of the stack", flush=True)
+
+
+def _replica_name(name: str, replica: int) -> str:
+    """`payments`, then `payments-2`, ...: one replica keeps the plain names (logs, status)."""
+    return name if replica == 1 else f"{name}-{replica}"
 
 
 def _banner(gateway_url: str, email: str, password: str, seconds: float, env: Env) -> None:
@@ -294,7 +337,7 @@ collect platform is up in {seconds:.1f} s
   admin       {email} / {password if defaulted else "(PLATFORM_ADMIN_PASSWORD)"}
   log in      curl -s -X POST {gateway_url}/v1/auth/token -H 'content-type: application/json' \\
                    -d '{{"email": "{email}", "password": "..."}}'
-  urls        .run/stack.json     logs: .run/logs/     Slack messages: make slack
+  urls        .run/stack.json     logs: .run/logs/     restarts: .run/status.json     Slack: make slack
 Ctrl-C stops everything.""",
         flush=True,
     )

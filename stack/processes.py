@@ -11,6 +11,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+@dataclass(frozen=True)
+class ProcessSpec:
+    """How to start one process of the stack: what the supervisor needs to start it again after a crash.
+    (Per-process settings, e.g. a metrics port, belong in `env`.)"""
+
+    name: str
+    args: list[str]
+    env: dict[str, str]
+    url: str
+    # Its health check: "http://…" answers 200, or "grpc://host:port" answers SERVING.
+    probe: str = ""
+
+
 @dataclass
 class Child:
     name: str
@@ -18,6 +31,8 @@ class Child:
     log_path: Path
     url: str
     stop_signal: int = signal.SIGTERM
+    # None for adopted processes (PostgreSQL): they are not restarted.
+    spec: ProcessSpec | None = None
 
 
 @dataclass
@@ -29,23 +44,32 @@ class Supervisor:
     def pid_file(self) -> Path:
         return self.run_dir / "stack.pids"
 
-    def start(self, name: str, args: list[str], env: dict[str, str], url: str) -> Child:
-        log_dir = self.run_dir / "logs"
-        log_dir.mkdir(parents=True, exist_ok=True)
-        log_path = log_dir / f"{name}.log"
+    def start(self, name: str, args: list[str], env: dict[str, str], url: str, probe: str = "") -> Child:
+        spec = ProcessSpec(name, args, env, url, probe)
+        log_path = self.run_dir / "logs" / f"{name}.log"
+        child = Child(name, self._spawn(spec, log_path), log_path, url, spec=spec)
+        self.children.append(child)
+        self._write_pids()
+        return child
+
+    def restart(self, child: Child) -> None:
+        """Starts a dead child again from its spec (same arguments, environment and port)."""
+        assert child.spec is not None and child.process.poll() is not None
+        child.process = self._spawn(child.spec, child.log_path)
+        self._write_pids()
+
+    @staticmethod
+    def _spawn(spec: ProcessSpec, log_path: Path) -> subprocess.Popen[bytes]:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
-            process = subprocess.Popen(
-                [sys.executable, *args],
-                env=env,
+            return subprocess.Popen(
+                [sys.executable, *spec.args],
+                env=spec.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # Ctrl-C reaches the launcher, which stops children in order
             )
-        child = Child(name, process, log_path, url)
-        self.children.append(child)
-        self._write_pids()
-        return child
 
     def adopt(
         self, name: str, process: subprocess.Popen[bytes], log_path: Path, url: str, stop_signal: int = signal.SIGTERM

@@ -10,7 +10,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.http import Fields, caller, json_body, json_response, page_params, require_role, timestamp_json
+from gateway.http import (
+    Fields,
+    caller,
+    client_address,
+    json_body,
+    json_response,
+    page_params,
+    require_role,
+    timestamp_json,
+)
 from gateway.openapi import body_schema, error_responses, json_ok
 from gateway.routes.organizations import organization_json
 from runtime.auth import ORG_ADMIN, PLATFORM_ADMIN, ROLES
@@ -34,7 +43,7 @@ async def issue_token(request: Request) -> Response:
     password = fields.text("password", max_len=1024)
     fields.check()
     answer = await request.app.state.clients.accounts.Authenticate(
-        pb.AuthenticateRequest(email=email, password=password)
+        pb.AuthenticateRequest(email=email, password=password, client_address=client_address(request))
     )
     return json_response(
         {
@@ -55,7 +64,7 @@ async def me(request: Request) -> Response:
 
 
 async def create_member(request: Request) -> Response:
-    require_role(caller(request), ORG_ADMIN, PLATFORM_ADMIN)
+    require_role(caller(request), ORG_ADMIN, PLATFORM_ADMIN, organization_id=request.path_params["org_id"])
     fields = Fields(await json_body(request))
     email = fields.text("email", max_len=254)
     name = fields.text("name", max_len=200)
@@ -71,7 +80,7 @@ async def create_member(request: Request) -> Response:
 
 
 async def list_members(request: Request) -> Response:
-    require_role(caller(request), ORG_ADMIN, PLATFORM_ADMIN)
+    require_role(caller(request), ORG_ADMIN, PLATFORM_ADMIN, organization_id=request.path_params["org_id"])
     limit, cursor = page_params(request)
     answer = await request.app.state.clients.accounts.ListMembers(
         pb.ListMembersRequest(
@@ -90,7 +99,7 @@ async def get_member(request: Request) -> Response:
 
 
 async def update_member(request: Request) -> Response:
-    require_role(caller(request), ORG_ADMIN, PLATFORM_ADMIN)
+    require_role(caller(request), ORG_ADMIN, PLATFORM_ADMIN, organization_id=request.path_params["org_id"])
     body = await json_body(request)
     fields = Fields(body)
     message = pb.UpdateMemberRequest(
@@ -127,7 +136,10 @@ openapi_paths: dict[str, dict[str, Any]] = {
             "requestBody": body_schema(
                 {"email": {"type": "string"}, "password": {"type": "string"}}, ["email", "password"]
             ),
-            "responses": {**json_ok("access_token, token_type, expires_in, member"), **error_responses(400, 401)},
+            "responses": {
+                **json_ok("access_token, token_type, expires_in, member"),
+                **error_responses(400, 401, 429),
+            },
         }
     },
     "/v1/me": {

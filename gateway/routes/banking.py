@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from collect.banking.v1 import banking_pb2 as pb
@@ -11,7 +10,16 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from gateway.errors import ApiError
-from gateway.http import Fields, caller, json_body, json_response, page_params, require_role, timestamp_json
+from gateway.http import (
+    Fields,
+    caller,
+    json_body,
+    json_response,
+    page_params,
+    query_fields,
+    require_role,
+    timestamp_json,
+)
 from gateway.openapi import body_schema, error_responses, json_ok
 from runtime.auth import PLATFORM_ADMIN
 from runtime.errors import FieldError
@@ -57,6 +65,8 @@ def payout_json(payout: pb.Payout) -> dict[str, Any]:
         "statement_descriptor": payout.statement_descriptor or None,
         "reconciled": payout.reconciled,
         "created_at": timestamp_json(payout.created_at),
+        "failure_code": payout.failure_code or None,
+        "failure_message": payout.failure_message or None,
     }
 
 
@@ -131,11 +141,9 @@ def report_json(report: pb.DailyReport) -> dict[str, Any]:
 
 
 def _day_query(request: Request, name: str, *, required: bool) -> str:
-    value = request.query_params.get(name, "")
-    if not value and required:
-        raise ApiError(400, "validation_error", f"{name} is required", [FieldError(name, "is required")])
-    if value and not re.fullmatch(_DAY, value):
-        raise ApiError(400, "validation_error", f"{name} must be YYYY-MM-DD", [FieldError(name, "must be YYYY-MM-DD")])
+    query = query_fields(request)
+    value = query.day(name, required=required)
+    query.check()
     return value
 
 
@@ -178,8 +186,8 @@ async def list_payouts(request: Request) -> Response:
 async def run_reconciliation(request: Request) -> Response:
     stub = _admin(request)
     fields = Fields(await json_body(request))
-    from_day = fields.text("from", required=False, pattern=_DAY, max_len=10)
-    to_day = fields.text("to", required=False, pattern=_DAY, max_len=10)
+    from_day = fields.day("from")
+    to_day = fields.day("to")
     fields.check()
     answer = await stub.RunReconciliation(pb.RunReconciliationRequest(from_date=from_day, to_date=to_day))
     return json_response(
@@ -321,7 +329,7 @@ async def daily_report(request: Request) -> Response:
 async def send_daily_report(request: Request) -> Response:
     stub = _admin(request)
     fields = Fields(await json_body(request))
-    day = fields.text("date", required=False, pattern=_DAY, max_len=10)
+    day = fields.day("date")
     force = fields.boolean("force")
     fields.check()
     if not day:

@@ -116,7 +116,7 @@ async def get_organization(request: Request) -> Response:
 
 
 async def update_organization(request: Request) -> Response:
-    require_role(caller(request), PLATFORM_ADMIN)
+    require_role(caller(request), PLATFORM_ADMIN, organization_id=request.path_params["org_id"])
     body = await json_body(request)
     fields = Fields(body)
     message = pb.UpdateOrganizationRequest(organization_id=request.path_params["org_id"])
@@ -140,7 +140,7 @@ async def update_organization(request: Request) -> Response:
 
 
 async def create_stripe_account(request: Request) -> Response:
-    require_role(caller(request), ORG_ADMIN, PLATFORM_ADMIN)
+    require_role(caller(request), ORG_ADMIN, PLATFORM_ADMIN, organization_id=request.path_params["org_id"])
     fields = Fields(await json_body(request))
     account_type = fields.text("type", required=False, default="express", choices=ACCOUNT_TYPES)
     fields.check()
@@ -162,7 +162,7 @@ async def get_stripe_account(request: Request) -> Response:
 
 
 async def create_onboarding_link(request: Request) -> Response:
-    require_role(caller(request), ORG_ADMIN, PLATFORM_ADMIN)
+    require_role(caller(request), ORG_ADMIN, PLATFORM_ADMIN, organization_id=request.path_params["org_id"])
     fields = Fields(await json_body(request))
     return_url = fields.text("return_url", max_len=2000, pattern=r"https?://\S+")
     refresh_url = fields.text("refresh_url", max_len=2000, pattern=r"https?://\S+")

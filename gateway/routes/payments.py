@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from collect.common.v1 import common_pb2
 from collect.payments.v1 import payments_pb2 as pb
-from google.protobuf.timestamp_pb2 import Timestamp
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.errors import ApiError
-from gateway.http import Fields, caller, json_body, json_response, org_query, page_params, timestamp_json
-from gateway.openapi import body_schema, error_responses, json_ok
-from runtime.errors import FieldError
+from gateway.http import (
+    Fields,
+    caller,
+    idempotency_key,
+    json_body,
+    json_response,
+    org_query,
+    page_params,
+    query_fields,
+    timestamp_json,
+)
+from gateway.openapi import IDEMPOTENCY_HEADER, body_schema, error_responses, json_ok
 from runtime.proto import to_timestamp
 
 METHODS = ("card_present", "card", "sepa_debit")
@@ -97,35 +103,9 @@ def totals_json(totals: common_pb2.DailyTotals, with_date: bool = True) -> dict[
     return body
 
 
-def _idempotency_key(request: Request) -> str:
-    key = request.headers.get("idempotency-key", "").strip()
-    if not key or len(key) > 255:
-        raise ApiError(
-            400,
-            "idempotency_key_required",
-            "the Idempotency-Key header is required (up to 255 characters)",
-            [FieldError("Idempotency-Key", "required, up to 255 characters")],
-        )
-    return key
-
-
-def _timestamp(value: str, name: str, errors: list[FieldError]) -> Timestamp | None:
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        errors.append(FieldError(name, "must be an RFC 3339 timestamp"))
-        return None
-    if moment.tzinfo is None:
-        errors.append(FieldError(name, "must carry a time zone (RFC 3339)"))
-        return None
-    return to_timestamp(moment)
-
-
 async def create_payment(request: Request) -> Response:
     caller(request)
-    key = _idempotency_key(request)
+    key = idempotency_key(request)
     fields = Fields(await json_body(request))
     amount = fields.integer("amount")
     currency = fields.text("currency", required=False, pattern=_CURRENCY)
@@ -164,20 +144,17 @@ async def get_payment(request: Request) -> Response:
 async def list_payments(request: Request) -> Response:
     caller(request)
     limit, cursor = page_params(request)
-    query = request.query_params
-    errors: list[FieldError] = []
-    status = query.get("status", "")
-    if status and status not in STATUSES:
-        errors.append(FieldError("status", f"must be one of {', '.join(STATUSES)}"))
-    from_time = _timestamp(query.get("from", ""), "from", errors)
-    to_time = _timestamp(query.get("to", ""), "to", errors)
-    if errors:
-        raise ApiError(400, "validation_error", "the request is invalid", errors)
+    query = query_fields(request)
+    status = query.text("status", required=False, choices=STATUSES)
+    member_id = query.text("member_id", required=False, max_len=100)
+    from_time = to_timestamp(query.instant("from"))
+    to_time = to_timestamp(query.instant("to"))
+    query.check()
     answer = await request.app.state.clients.payments.ListPayments(
         pb.ListPaymentsRequest(
             organization_id=org_query(request),
             status=status,
-            member_id=query.get("member_id", ""),
+            member_id=member_id,
             from_time=from_time,
             to_time=to_time,
             page=common_pb2.PageRequest(limit=limit, cursor=cursor),
@@ -215,7 +192,7 @@ async def cancel_payment(request: Request) -> Response:
 
 async def create_refund(request: Request) -> Response:
     caller(request)
-    key = _idempotency_key(request)
+    key = idempotency_key(request)
     fields = Fields(await json_body(request))
     amount = fields.integer("amount", required=False, minimum=1)
     reason = fields.text("reason", required=False, choices=REFUND_REASONS)
@@ -254,11 +231,11 @@ async def submit_offline_batch(request: Request) -> Response:
             method=str(raw.get("method") or "")[:20],
             stripe_payment_intent_id=str(raw.get("stripe_payment_intent_id") or "")[:255],
         )
-        created = raw.get("created_at")
-        if isinstance(created, str):
-            stamp = _timestamp(created, "created_at", [])
-            if stamp is not None:
-                item.created_at.CopyFrom(stamp)
+        # A created_at that is not a timestamp in the supported range is left out: the service
+        # then rejects the item alone, as it rejects any item without one.
+        moment = Fields(raw).instant("created_at")
+        if moment is not None:
+            item.created_at.FromDatetime(moment)
         items.append(item)
     answer = await request.app.state.clients.payments.SubmitOfflineBatch(
         pb.SubmitOfflineBatchRequest(organization_id=organization_id, items=items)
@@ -279,16 +256,10 @@ async def submit_offline_batch(request: Request) -> Response:
 
 
 def _date_params(request: Request) -> tuple[str, str]:
-    errors: list[FieldError] = []
-    values = []
-    for name in ("from", "to"):
-        value = request.query_params.get(name, "")
-        if value and len(value) != 10:
-            errors.append(FieldError(name, "must be a date YYYY-MM-DD"))
-        values.append(value)
-    if errors:
-        raise ApiError(400, "validation_error", "the request is invalid", errors)
-    return values[0], values[1]
+    query = query_fields(request)
+    first, last = query.day("from"), query.day("to")
+    query.check()
+    return first, last
 
 
 async def organization_stats(request: Request) -> Response:
@@ -330,7 +301,6 @@ routes = [
     Route("/v1/members/{member_id}/stats", member_stats, methods=["GET"]),
 ]
 
-_IDEMPOTENCY = {"name": "Idempotency-Key", "in": "header", "required": True, "schema": {"type": "string"}}
 _ORG_QUERY = {"name": "organization_id", "in": "query", "schema": {"type": "string"}}
 _RANGE = [
     {"name": "from", "in": "query", "schema": {"type": "string", "format": "date"}},
@@ -342,7 +312,7 @@ openapi_paths: dict[str, dict[str, Any]] = {
     "/v1/payments": {
         "post": {
             "summary": "Create a payment (agent+; idempotent by Idempotency-Key)",
-            "parameters": [_IDEMPOTENCY],
+            "parameters": [IDEMPOTENCY_HEADER],
             "requestBody": body_schema(
                 {
                     "amount": {"type": "integer", "description": "minor units"},
@@ -428,7 +398,7 @@ openapi_paths: dict[str, dict[str, Any]] = {
     "/v1/payments/{payment_id}/refunds": {
         "post": {
             "summary": "Refund a payment, fully or partly (org_admin+; idempotent by Idempotency-Key)",
-            "parameters": [_IDEMPOTENCY],
+            "parameters": [IDEMPOTENCY_HEADER],
             "requestBody": body_schema(
                 {
                     "amount": {"type": "integer", "description": "default: everything that is left"},

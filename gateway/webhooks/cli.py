@@ -21,7 +21,7 @@ from collect.events.v1 import events_pb2_grpc
 
 from gateway.webhooks.ops import SERVICES, STATUSES, inbox_event_json
 from gateway.webhooks.registration import register_qonto_endpoint, register_sandbox_endpoints
-from runtime.auth import TokenSigner
+from runtime.auth import TokenSigner, token_secret_from_env
 from runtime.clients import ServiceTokens, make_channel
 from runtime.settings import Env, SettingsError
 
@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _stubs(env: Env, services: Sequence[str]) -> tuple[dict[str, events_pb2_grpc.EventSinkServiceStub], list[Any]]:
-    tokens = ServiceTokens(TokenSigner(env.text("AUTH_TOKEN_SECRET")), "gateway")
+    tokens = ServiceTokens(TokenSigner(token_secret_from_env(env)), "gateway")
     channels = {name: make_channel(env.text(f"{name.upper()}_ADDR"), tokens) for name in services}
     return {name: events_pb2_grpc.EventSinkServiceStub(ch) for name, ch in channels.items()}, list(channels.values())
 

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.errors import ApiError
-from gateway.http import Fields, caller, json_body, json_response, require_role, timestamp_json
+from gateway.http import Fields, caller, json_body, json_response, query_fields, require_role, timestamp_json
 from gateway.openapi import body_schema, error_responses, json_ok
 from runtime.config import SERVICES
 from runtime.errors import FieldError
@@ -54,16 +54,14 @@ def _unreachable(error: grpc.aio.AioRpcError) -> str:
 async def list_events(request: Request) -> Response:
     require_role(caller(request), "platform_admin")
     statuses = request.query_params.getlist("status") or ["failed", "pending"]
-    limit_text = request.query_params.get("limit", "100")
-    fields = Fields({})
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
-        fields.errors.append(FieldError("limit", "must be 1..1000"))
+    fields = query_fields(request)
+    limit = fields.count("limit", default=100, minimum=1, maximum=1000)
     if any(s not in STATUSES for s in statuses):
         fields.errors.append(FieldError("status", f"must be one of {', '.join(STATUSES)}"))
     fields.check()
     services = _services(request.query_params.get("service", ""))
     stubs = request.app.state.clients.events
-    query = pb.ListEventsRequest(statuses=statuses, limit=int(limit_text))
+    query = pb.ListEventsRequest(statuses=statuses, limit=limit)
 
     async def one(service: str) -> tuple[str, list[dict[str, Any]], str]:
         try:

@@ -79,9 +79,12 @@ class Api:
         try:
             api_key = api_key_from(headers.get("authorization"))
             account = headers.get("stripe-account") or state.platform_id
+            fault_after: StripeError | None = None
             if state.faults.fail_next > 0:
                 state.faults.fail_next -= 1
-                raise _injected(state.faults.status)
+                if not state.faults.after:
+                    raise _injected(state.faults.status)
+                fault_after = _injected(state.faults.status)
             limit = state.config.rate_limit_per_second
             if limit and state.rate_limited(account, limit):
                 raise _injected(429)
@@ -139,6 +142,8 @@ class Api:
                         del state.inflight[key]
             else:
                 status, payload = self._execute(ctx, handler, args, request_id, idem_key, version)
+            if fault_after is not None:
+                raise fault_after
         except StripeError as exc:
             status, payload = exc.status, orjson.dumps(exc.body())
         if method != "GET":

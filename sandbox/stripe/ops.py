@@ -66,7 +66,8 @@ async def fail(request: Request) -> Response:
         return _json({"error": {"type": "invalid_request_error", "message": "status must be 429 or 5xx"}}, 400)
     state.faults.fail_next = int(data.get("fail_next", 1))
     state.faults.status = status
-    return _json({"fail_next": state.faults.fail_next, "status": status})
+    state.faults.after = bool(data.get("after", False))
+    return _json({"fail_next": state.faults.fail_next, "status": status, "after": state.faults.after})
 
 
 async def requests_log(request: Request) -> Response:

@@ -40,6 +40,9 @@ class IdempotentResult:
 class Faults:
     fail_next: int = 0
     status: int = 500
+    # The request is carried out (and remembered for its idempotency key), then answered with the
+    # error: the answer lost after Stripe acted.
+    after: bool = False
 
 
 @dataclass

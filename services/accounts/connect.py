@@ -36,7 +36,7 @@ NON_PROFIT_MCC = "8398"
 
 
 @contextlib.asynccontextmanager
-async def _stripe_call() -> AsyncIterator[None]:
+async def stripe_call() -> AsyncIterator[None]:
     """Maps SDK failures to domain errors and gives up when the RPC's deadline passes."""
     try:
         async with asyncio.timeout(remaining(STRIPE_CALL_SECONDS)):
@@ -86,6 +86,10 @@ class Connect:
         self._orgs = organizations
         self._stripe = stripe_client
 
+    @property
+    def stripe(self) -> stripe.StripeClient:
+        return self._stripe
+
     async def create_account(self, organization_id: str, account_type: str = "") -> StripeAccountState:
         """Creates the organisation's connected account once; later and concurrent calls return it.
 
@@ -109,7 +113,7 @@ class Connect:
             if org.stripe is not None:
                 return org.stripe
             asked_at = _now()
-            async with _stripe_call():
+            async with stripe_call():
                 account = await self._stripe.v1.accounts.create_async(
                     params=account_params(org, account_type),  # type: ignore[arg-type]
                     options={"idempotency_key": f"collect-organization-{org.id}-account"},
@@ -120,7 +124,7 @@ class Connect:
         log.info("connected account created", extra={"organization_id": organization_id, "account": state.account_id})
         return replace(state, updated_at=_now())
 
-    async def _account_of(self, organization_id: str) -> StripeAccountState:
+    async def account_of(self, organization_id: str) -> StripeAccountState:
         org = await self._orgs.get(organization_id)
         if org.stripe is None:
             raise Conflict("the organisation has no Stripe account yet", "stripe_account_missing")
@@ -132,8 +136,8 @@ class Connect:
         _check_url("refresh_url", refresh_url, errors)
         if errors:
             raise InvalidArgument("the request is invalid", "validation_error", errors)
-        account = await self._account_of(organization_id)
-        async with _stripe_call():
+        account = await self.account_of(organization_id)
+        async with stripe_call():
             link = await self._stripe.v1.account_links.create_async(
                 params={
                     "account": account.account_id,
@@ -146,17 +150,17 @@ class Connect:
 
     async def status(self, organization_id: str, *, refresh: bool = False) -> StripeAccountState:
         """The stored status; with `refresh`, read again from Stripe first (and stored unless newer is known)."""
-        stored = await self._account_of(organization_id)
+        stored = await self.account_of(organization_id)
         if not refresh:
             return stored
         asked_at = _now()
-        async with _stripe_call():
+        async with stripe_call():
             account = await self._stripe.v1.accounts.retrieve_async(stored.account_id)
         fresh = account_state_from_stripe(_as_dict(account), asked_at)
         async with self._orgs.pool.acquire() as conn, conn.transaction():  # the NOTIFY goes with the write
             if await self._orgs.rows.set_stripe_state(conn, organization_id, fresh):
                 await self._orgs.policy_changed(conn, organization_id)
-        return await self._account_of(organization_id)
+        return await self.account_of(organization_id)
 
     async def apply_event(self, conn: Connection, event: InboundEvent) -> str:
         """Applies an `account.updated` event (inside the inbox's transaction).
@@ -184,7 +188,7 @@ class Connect:
             return IGNORED
         if newer is None or created is None or obj.get("id") != account_id:
             asked_at = _now()
-            async with _stripe_call():
+            async with stripe_call():
                 account = await self._stripe.v1.accounts.retrieve_async(account_id)
             state = account_state_from_stripe(_as_dict(account), asked_at)
         else:

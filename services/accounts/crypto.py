@@ -13,7 +13,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import logging
 import os
 from dataclasses import dataclass
 
@@ -22,14 +21,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from runtime.settings import Env, SettingsError
 
-log = logging.getLogger("services.accounts.crypto")
-
 _VERSION = "v1"
 _NONCE_BYTES = 12
-# Development defaults only: derived from public strings, so they protect nothing.
-_DEV_KEY_ID = "dev"
-_DEV_ENCRYPTION_KEY = hashlib.sha256(b"collect-accounts-DEVELOPMENT-ONLY-encryption-key").digest()
-_DEV_INDEX_KEY = hashlib.sha256(b"collect-accounts-DEVELOPMENT-ONLY-blind-index-key").digest()
 
 
 class DecryptionError(Exception):
@@ -120,22 +113,15 @@ def _parse_keys(raw: str) -> list[tuple[str, bytes]]:
 
 
 def secrets_from_env(env: Env) -> Secrets:
-    """The cipher and blind index from the environment; development defaults (with a warning) when unset."""
-    raw_keys = env.optional("ACCOUNTS_ENCRYPTION_KEYS")
-    if raw_keys:
-        keys = _parse_keys(raw_keys)
-    else:
-        log.warning("ACCOUNTS_ENCRYPTION_KEYS is not set: using the DEVELOPMENT encryption key (never in production)")
-        keys = [(_DEV_KEY_ID, _DEV_ENCRYPTION_KEY)]
-    raw_index = env.optional("ACCOUNTS_BLIND_INDEX_KEY")
-    if raw_index:
-        try:
-            index_key = base64.b64decode(raw_index, validate=True)
-        except binascii.Error:
-            raise SettingsError("ACCOUNTS_BLIND_INDEX_KEY must be base64 (at least 16 bytes)") from None
-        if len(index_key) < 16:
-            raise SettingsError("ACCOUNTS_BLIND_INDEX_KEY must be base64 (at least 16 bytes)")
-    else:
-        log.warning("ACCOUNTS_BLIND_INDEX_KEY is not set: using the DEVELOPMENT blind index key")
-        index_key = _DEV_INDEX_KEY
+    """The cipher and blind index from the environment; both are required (no public defaults)."""
+    keys = _parse_keys(env.text("ACCOUNTS_ENCRYPTION_KEYS"))
+    if not keys:
+        raise SettingsError("missing required setting ACCOUNTS_ENCRYPTION_KEYS")
+    raw_index = env.text("ACCOUNTS_BLIND_INDEX_KEY")
+    try:
+        index_key = base64.b64decode(raw_index, validate=True)
+    except binascii.Error:
+        raise SettingsError("ACCOUNTS_BLIND_INDEX_KEY must be base64 (at least 16 bytes)") from None
+    if len(index_key) < 16:
+        raise SettingsError("ACCOUNTS_BLIND_INDEX_KEY must be base64 (at least 16 bytes)")
     return Secrets(FieldCipher(keys), BlindIndex(index_key))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -45,6 +47,41 @@ def validate_new_member(email: str, name: str, role: str, password: str) -> list
 def ensure_valid(errors: list[FieldError]) -> None:
     if errors:
         raise InvalidArgument("the request is invalid", "validation_error", errors)
+
+
+# Sign-in throttling: failures allowed before a lock, per account and per client address (an
+# address may hide many people behind one NAT); each further failure doubles the lock, from
+# LOGIN_FIRST_LOCK_SECONDS up to LOGIN_MAX_LOCK_SECONDS. Failures older than the longest lock
+# are forgotten; a successful sign-in clears the account's count (not the address's).
+LOGIN_FREE_FAILURES = {"account": 5, "address": 20}
+LOGIN_FIRST_LOCK_SECONDS = 30
+LOGIN_MAX_LOCK_SECONDS = 900
+
+
+def login_keys(email: str, client_address: str, index: Callable[[str], bytes]) -> dict[str, str]:
+    """The throttling keys of a sign-in by kind; the account's is a keyed digest (`index`, the
+    blind index), never the e-mail."""
+    keys = {"account": "account:" + index("login:" + normalize_email(email)).hex()}
+    if client_address and not _is_loopback(client_address):
+        keys["address"] = f"address:{client_address[:64]}"
+    return keys
+
+
+def _is_loopback(address: str) -> bool:
+    """A loopback peer is this machine (a local proxy whose hops are not configured, the tests):
+    throttling it would throttle everyone behind it, so only the account counts."""
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def login_lock_seconds(kind: str, failures: int) -> int:
+    """How long sign-in stays refused after `failures` consecutive failures of a key of `kind`."""
+    over = failures - LOGIN_FREE_FAILURES[kind]
+    if over < 0:
+        return 0
+    return min(LOGIN_MAX_LOCK_SECONDS, LOGIN_FIRST_LOCK_SECONDS * 2 ** min(over, 16))
 
 
 # Countries where Stripe Connect accounts can be created (ISO 3166-1 alpha-2).

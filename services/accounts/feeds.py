@@ -30,9 +30,9 @@ def access_feed(dsn: str) -> ChangeFeed:
 
 async def access_changed(conn: Connection, member_id: str, at: datetime) -> None:
     """Tokens of `member_id` issued before `at` are refused once the transaction commits."""
-    await notify(conn, ACCESS_CHANNEL, f"{member_id} {at.timestamp()!r}")
+    await notify(conn, ACCESS_CHANNEL, f"{member_id} {at.isoformat()}")  # to the microsecond
 
 
 def parse_access_change(payload: str) -> tuple[str, datetime]:
     member_id, _, at = payload.partition(" ")
-    return member_id, datetime.fromtimestamp(float(at), UTC)
+    return member_id, datetime.fromisoformat(at).astimezone(UTC)

@@ -2,27 +2,70 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from datetime import datetime
 
 import asyncpg
 
 from runtime.auth import AGENT, ORG_ADMIN, PLATFORM_ADMIN, Caller, TokenSigner
-from runtime.errors import AlreadyExists, Conflict, FieldError, NotFound, PermissionDenied, Unauthenticated
+from runtime.errors import (
+    AlreadyExists,
+    Conflict,
+    FieldError,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    Unauthenticated,
+)
 from runtime.pagination import decode_cursor, next_page, page_limit
 from services.accounts import repository
-from services.accounts.domain import Member, ensure_valid, normalize_email, validate_new_member
+from services.accounts.domain import (
+    LOGIN_MAX_LOCK_SECONDS,
+    Member,
+    ensure_valid,
+    login_keys,
+    login_lock_seconds,
+    normalize_email,
+    validate_new_member,
+)
 from services.accounts.feeds import access_changed
 from services.accounts.passwords import hash_password, verify_password
 
 
-async def authenticate(pool: asyncpg.Pool, signer: TokenSigner, email: str, password: str) -> tuple[str, Member]:
-    """A bearer token for valid credentials; one vague error for every failure."""
+async def authenticate(
+    pool: asyncpg.Pool,
+    signer: TokenSigner,
+    email: str,
+    password: str,
+    client_address: str,
+    index: Callable[[str], bytes],
+) -> tuple[str, Member]:
+    """A bearer token for valid credentials; one vague error for every failure.
+
+    Throttled per account and per client address (see `domain.login_lock_seconds`): while
+    locked, every attempt answers RateLimited (429, Retry-After), the password unchecked.
+    """
+    keys = login_keys(email, client_address, index)
     async with pool.acquire() as conn:
+        wait = await repository.login_wait_seconds(conn, list(keys.values()))
+        if wait > 0:
+            raise RateLimited(
+                "too many failed sign-ins: try again later", retry_after=math.ceil(wait), code="too_many_attempts"
+            )
         found = await repository.member_credentials(conn, normalize_email(email))
     member, password_hash = found if found else (None, None)
     valid = await verify_password(password_hash, password)
     if member is None or not valid or member.disabled:
+        async with pool.acquire() as conn, conn.transaction():
+            for kind, key in keys.items():
+                failures = await repository.count_login_failure(conn, key, LOGIN_MAX_LOCK_SECONDS)
+                lock = login_lock_seconds(kind, failures)
+                if lock:
+                    await repository.lock_login(conn, key, lock)
         raise Unauthenticated("wrong e-mail or password", "invalid_credentials")
+    async with pool.acquire() as conn:
+        await repository.clear_login_failures(conn, keys["account"])
     return signer.issue(member.id, member.organization_id, member.role), member
 
 

@@ -41,6 +41,40 @@ async def member_credentials(conn: Connection, email: str) -> tuple[Member, str]
     return (_member(row), row["password_hash"]) if row else None
 
 
+async def login_wait_seconds(conn: Connection, keys: list[str]) -> float:
+    """How long sign-in stays refused for any of `keys` (0 when none is locked)."""
+    wait = await conn.fetchval(
+        """SELECT extract(epoch FROM max(locked_until) - now()) FROM login_failures
+            WHERE key = ANY($1::text[]) AND locked_until > now()""",
+        keys,
+    )
+    return float(wait or 0.0)
+
+
+async def count_login_failure(conn: Connection, key: str, forget_after_seconds: int) -> int:
+    """Counts one more failure for `key` (starting again after a quiet spell); returns the count."""
+    failures = await conn.fetchval(
+        """INSERT INTO login_failures AS f (key, failures, last_failure_at) VALUES ($1, 1, now())
+           ON CONFLICT (key) DO UPDATE
+              SET failures = CASE WHEN f.last_failure_at > now() - make_interval(secs => $2) THEN f.failures + 1 ELSE 1 END,
+                  last_failure_at = now()
+           RETURNING failures""",
+        key,
+        forget_after_seconds,
+    )
+    return int(failures)
+
+
+async def lock_login(conn: Connection, key: str, seconds: int) -> None:
+    await conn.execute(
+        "UPDATE login_failures SET locked_until = now() + make_interval(secs => $2) WHERE key = $1", key, seconds
+    )
+
+
+async def clear_login_failures(conn: Connection, key: str) -> None:
+    await conn.execute("DELETE FROM login_failures WHERE key = $1", key)
+
+
 async def get_member(conn: Connection, member_id: str) -> Member | None:
     row = await conn.fetchrow(f"SELECT {_MEMBER_COLUMNS} FROM members WHERE id = $1", _uuid(member_id))
     return _member(row) if row else None
@@ -152,6 +186,10 @@ class OrganizationRows:
     def __init__(self, secrets: Secrets) -> None:
         self._cipher = secrets.cipher
         self._email_index = secrets.email_index
+
+    def index(self, value: str) -> bytes:
+        """The blind index (keyed digest) of a value, e.g. for keys that must not hold an e-mail."""
+        return self._email_index(value)
 
     def _seal(self, row_id: str, column: str, value: str) -> str:
         return self._cipher.encrypt(value, table=_TABLE, row_id=row_id, column=column)

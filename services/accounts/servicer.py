@@ -10,11 +10,20 @@ from collect.accounts.v1 import accounts_pb2 as pb
 from collect.accounts.v1 import accounts_pb2_grpc
 from collect.common.v1 import common_pb2
 
-from runtime.auth import AGENT, ORG_ADMIN, PLATFORM_ADMIN, SERVICE, TokenSigner, organization_scope, require_caller
+from runtime.auth import (
+    AGENT,
+    ORG_ADMIN,
+    PLATFORM_ADMIN,
+    SERVICE,
+    TokenSigner,
+    organization_scope,
+    require_caller,
+    scoped_caller,
+)
 from runtime.errors import FieldError, InvalidArgument, NotFound
 from runtime.notifications import ChangeFeed
 from runtime.proto import to_timestamp
-from services.accounts import members
+from services.accounts import members, payout_schedule
 from services.accounts.connect import Connect
 from services.accounts.domain import (
     Address,
@@ -152,7 +161,9 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
     async def Authenticate(
         self, request: pb.AuthenticateRequest, context: grpc.aio.ServicerContext
     ) -> pb.AuthenticateResponse:
-        token, member = await members.authenticate(self._pool, self._signer, request.email, request.password)
+        token, member = await members.authenticate(
+            self._pool, self._signer, request.email, request.password, request.client_address, self._orgs.rows.index
+        )
         return pb.AuthenticateResponse(
             access_token=token, expires_in=self._signer.ttl_seconds, member=member_message(member)
         )
@@ -176,8 +187,7 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
     async def UpdateMember(
         self, request: pb.UpdateMemberRequest, context: grpc.aio.ServicerContext
     ) -> pb.UpdateMemberResponse:
-        caller = require_caller(min_role=ORG_ADMIN)
-        organization_id = organization_scope(caller, request.organization_id)
+        caller, organization_id = scoped_caller(request.organization_id, min_role=ORG_ADMIN)
         member = await members.update_member(
             self._pool,
             caller,
@@ -192,8 +202,7 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
     async def CreateMember(
         self, request: pb.CreateMemberRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateMemberResponse:
-        caller = require_caller(min_role=ORG_ADMIN)
-        organization_id = organization_scope(caller, request.organization_id)
+        caller, organization_id = scoped_caller(request.organization_id, min_role=ORG_ADMIN)
         member = await members.create_member(
             self._pool,
             caller,
@@ -208,8 +217,7 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
     async def ListMembers(
         self, request: pb.ListMembersRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListMembersResponse:
-        caller = require_caller(min_role=ORG_ADMIN)
-        organization_id = organization_scope(caller, request.organization_id)
+        _, organization_id = scoped_caller(request.organization_id, min_role=ORG_ADMIN)
         found, next_cursor = await members.list_members(
             self._pool, organization_id, request.page.limit, request.page.cursor
         )
@@ -233,7 +241,7 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
     async def UpdateOrganization(
         self, request: pb.UpdateOrganizationRequest, context: grpc.aio.ServicerContext
     ) -> pb.UpdateOrganizationResponse:
-        organization_id = organization_scope(require_caller(min_role=PLATFORM_ADMIN), request.organization_id)
+        _, organization_id = scoped_caller(request.organization_id, min_role=PLATFORM_ADMIN)
         org = await self._orgs.update(organization_id, _changes(request))
         return pb.UpdateOrganizationResponse(organization=organization_message(org))
 
@@ -255,14 +263,14 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
     async def CreateStripeAccount(
         self, request: pb.CreateStripeAccountRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateStripeAccountResponse:
-        organization_id = organization_scope(require_caller(min_role=ORG_ADMIN), request.organization_id)
+        _, organization_id = scoped_caller(request.organization_id, min_role=ORG_ADMIN)
         state = await self._connect.create_account(organization_id, request.type)
         return pb.CreateStripeAccountResponse(account=account_message(organization_id, state))
 
     async def CreateOnboardingLink(
         self, request: pb.CreateOnboardingLinkRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateOnboardingLinkResponse:
-        organization_id = organization_scope(require_caller(min_role=ORG_ADMIN), request.organization_id)
+        _, organization_id = scoped_caller(request.organization_id, min_role=ORG_ADMIN)
         url, expires_at = await self._connect.onboarding_link(organization_id, request.return_url, request.refresh_url)
         return pb.CreateOnboardingLinkResponse(url=url, expires_at=to_timestamp(expires_at))
 
@@ -272,6 +280,13 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
         organization_id = organization_scope(require_caller(), request.organization_id)
         state = await self._connect.status(organization_id, refresh=request.refresh)
         return pb.GetStripeAccountResponse(account=account_message(organization_id, state))
+
+    async def UpdatePayoutSchedule(
+        self, request: pb.UpdatePayoutScheduleRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UpdatePayoutScheduleResponse:
+        organization_id = organization_scope(require_caller(min_role=ORG_ADMIN), request.organization_id)
+        schedule = await payout_schedule.update_payout_schedule(self._connect, organization_id, request.schedule)
+        return pb.UpdatePayoutScheduleResponse(schedule=schedule.message())
 
     # For the other services --------------------------------------------------------------------
 

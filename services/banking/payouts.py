@@ -6,7 +6,10 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from collect.accounts.v1 import accounts_pb2 as accounts_pb
+
 from runtime.db import Connection
+from runtime.errors import Conflict, FieldError, InvalidArgument
 from runtime.inbox import APPLIED, IGNORED, InboundEvent
 from runtime.stripe_api import stripe_errors
 from services.banking import repository
@@ -36,6 +39,8 @@ def payout_fields(obj: dict[str, Any], stripe_account_id: str) -> PayoutFields:
         stripe_created_at=_time(obj.get("created")),
         statement_descriptor=obj.get("statement_descriptor") or None,
         trace_id=trace_value or None,
+        failure_code=obj.get("failure_code") or None,
+        failure_message=obj.get("failure_message") or None,
     )
 
 
@@ -122,3 +127,55 @@ async def sync_payouts(banking: Banking) -> SyncCounts:
             if organization_id:
                 await repository.set_payout_organization(conn, account, organization_id)
     return counts
+
+
+async def create_payout(banking: Banking, organization_id: str, idempotency_key: str, amount: int) -> str:
+    """A payout of the organisation's available balance (or `amount` of it) in its currency, when its
+    schedule is manual; the id of the stored payout.
+
+    The request is recorded first with its amount (the balance, when none is given), then Stripe is
+    asked under a key derived from it: a retry, even after a crash between the two, sends the same
+    request under the same key and gets the same payout back."""
+    if not idempotency_key:
+        raise InvalidArgument(
+            "an idempotency key is required", "idempotency_key_required", [FieldError("Idempotency-Key", "required")]
+        )
+    if amount < 0:
+        raise InvalidArgument("amount must be positive", "validation_error", [FieldError("amount", "must be positive")])
+    org = (
+        await banking.accounts.GetOrganization(accounts_pb.GetOrganizationRequest(organization_id=organization_id))
+    ).organization
+    if not org.stripe_account_id:
+        raise Conflict("the organisation has no Stripe account yet", "stripe_account_missing")
+    options = _options(org.stripe_account_id)
+    async with banking.pool.acquire() as conn:
+        request = await repository.payout_request(conn, organization_id, idempotency_key)
+    if request is None:
+        currency = org.default_currency or "eur"
+        with stripe_errors():
+            account = await banking.stripe.v1.accounts.retrieve_async(org.stripe_account_id)
+            schedule = ((account.to_dict().get("settings") or {}).get("payouts") or {}).get("schedule") or {}
+            if schedule.get("interval") != "manual":
+                raise Conflict(
+                    "payouts are made by Stripe on this organisation's schedule; set it to manual first",
+                    "payout_schedule_not_manual",
+                )
+            if amount == 0:
+                balance = await banking.stripe.v1.balance.retrieve_async(options=options)  # type: ignore[arg-type]
+                amount = sum(int(b.amount) for b in balance.available if b.currency == currency)
+        if amount <= 0:
+            raise Conflict("there is no available balance to pay out", "balance_insufficient")
+        async with banking.pool.acquire() as conn:
+            request = await repository.add_payout_request(conn, organization_id, idempotency_key, amount, currency)
+    with stripe_errors():
+        payout = await banking.stripe.v1.payouts.create_async(
+            params={"amount": request["amount"], "currency": request["currency"]},
+            options={**options, "idempotency_key": f"collect-payout-{organization_id}-{idempotency_key}"},  # type: ignore[arg-type]
+        )
+    fields = payout_fields(payout.to_dict(), org.stripe_account_id)
+    async with banking.pool.acquire() as conn, conn.transaction():
+        await repository.upsert_payout(conn, fields, organization_id, None)
+        await repository.set_payout_request_payout(conn, organization_id, idempotency_key, fields.stripe_payout_id)
+        row_id = await repository.payout_id(conn, fields.stripe_payout_id)
+    log.info("manual payout created", extra={"organization_id": organization_id, "payout": fields.stripe_payout_id})
+    return row_id

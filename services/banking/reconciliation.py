@@ -28,17 +28,6 @@ class RunOutcome:
     removed: int
 
 
-def parse_day(value: str, name: str) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise InvalidArgument(
-            f"{name} must be YYYY-MM-DD", "validation_error", [FieldError(name, "must be YYYY-MM-DD")]
-        ) from None
-
-
 def _utc_start(day: date | None, extra_days: int = 0) -> datetime | None:
     if day is None:
         return None

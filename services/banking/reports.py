@@ -17,6 +17,7 @@ import orjson
 from collect.payments.v1 import payments_pb2 as payments_pb
 
 from runtime.clients import call
+from runtime.dates import parse_day
 from runtime.errors import DomainError, FieldError, InvalidArgument
 from services.banking import fec, repository
 from services.banking.allocation import AllocationSummary, allocate
@@ -39,12 +40,9 @@ def report_day(value: str, banking: Banking) -> date:
     """The date asked for; empty means yesterday in the report's time zone."""
     if not value:
         return (datetime.now(banking.settings.zone) - timedelta(days=1)).date()
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise InvalidArgument(
-            "date must be YYYY-MM-DD", "validation_error", [FieldError("date", "must be YYYY-MM-DD")]
-        ) from None
+    day = parse_day(value, "date")
+    assert day is not None
+    return day
 
 
 def day_bounds(day: date, banking: Banking) -> tuple[datetime, datetime]:

@@ -130,6 +130,8 @@ class PayoutFields:
     stripe_created_at: datetime | None
     statement_descriptor: str | None
     trace_id: str | None
+    failure_code: str | None = None
+    failure_message: str | None = None
 
 
 def _rank(column: str) -> str:
@@ -143,18 +145,20 @@ async def upsert_payout(
     """(payout id, inserted/updated/unchanged); an event older than the stored state changes nothing."""
     row = await conn.fetchrow(
         f"""INSERT INTO payouts AS p (id, stripe_payout_id, stripe_account_id, organization_id, amount, currency,
-               status, arrival_date, stripe_created_at, statement_descriptor, trace_id, event_created_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+               status, arrival_date, stripe_created_at, statement_descriptor, trace_id, event_created_at,
+               failure_code, failure_message)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
            ON CONFLICT (stripe_payout_id) DO UPDATE SET
                organization_id = COALESCE(EXCLUDED.organization_id, p.organization_id),
                amount = EXCLUDED.amount, currency = EXCLUDED.currency, status = EXCLUDED.status,
                arrival_date = EXCLUDED.arrival_date, statement_descriptor = EXCLUDED.statement_descriptor,
                trace_id = COALESCE(EXCLUDED.trace_id, p.trace_id),
+               failure_code = EXCLUDED.failure_code, failure_message = EXCLUDED.failure_message,
                event_created_at = GREATEST(EXCLUDED.event_created_at, p.event_created_at), updated_at = now()
-             WHERE (p.status, p.amount, p.arrival_date, p.organization_id, p.trace_id)
+             WHERE (p.status, p.amount, p.arrival_date, p.organization_id, p.trace_id, p.failure_code)
                    IS DISTINCT FROM (EXCLUDED.status, EXCLUDED.amount, EXCLUDED.arrival_date,
                                      COALESCE(EXCLUDED.organization_id, p.organization_id),
-                                     COALESCE(EXCLUDED.trace_id, p.trace_id))
+                                     COALESCE(EXCLUDED.trace_id, p.trace_id), EXCLUDED.failure_code)
                AND (EXCLUDED.event_created_at IS NULL OR p.event_created_at IS NULL
                     OR EXCLUDED.event_created_at > p.event_created_at
                     -- Same second: never step back in the lifecycle (paid, then a late payout.created).
@@ -173,6 +177,8 @@ async def upsert_payout(
         fields.statement_descriptor,
         fields.trace_id,
         event_created_at,
+        fields.failure_code,
+        fields.failure_message,
     )
     if row is None:
         found = await conn.fetchval("SELECT id FROM payouts WHERE stripe_payout_id = $1", fields.stripe_payout_id)
@@ -233,19 +239,67 @@ async def known_accounts(conn: Connection) -> list[str]:
 
 
 _PAYOUT_COLUMNS = """p.id, p.stripe_payout_id, p.stripe_account_id, p.organization_id, p.amount, p.currency,
-    p.status, p.arrival_date, p.statement_descriptor, p.trace_id, p.created_at, mp.match_id"""
+    p.status, p.arrival_date, p.statement_descriptor, p.trace_id, p.created_at, mp.match_id,
+    p.failure_code, p.failure_message"""
 _PAYOUT_FROM = "payouts p LEFT JOIN reconciliation_match_payouts mp ON mp.payout_id = p.id"
 
 
-async def list_payouts(conn: Connection, limit: int, after: tuple[datetime, str] | None) -> list[asyncpg.Record]:
+async def list_payouts(
+    conn: Connection, limit: int, after: tuple[datetime, str] | None, organization_id: str = ""
+) -> list[asyncpg.Record]:
+    """Payouts oldest first; of one organisation when `organization_id` is given."""
     return await conn.fetch(
         f"""SELECT {_PAYOUT_COLUMNS} FROM {_PAYOUT_FROM}
-            WHERE $1::timestamptz IS NULL OR (p.created_at, p.id) > ($1, $2::uuid)
+            WHERE ($1::timestamptz IS NULL OR (p.created_at, p.id) > ($1, $2::uuid))
+              AND ($4 = '' OR p.organization_id = $4)
             ORDER BY p.created_at, p.id LIMIT $3""",
         after[0] if after else None,
         uuid.UUID(after[1]) if after else None,
         limit,
+        organization_id,
     )
+
+
+async def payout_request(conn: Connection, organization_id: str, key: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT amount, currency, stripe_payout_id FROM payout_requests WHERE organization_id = $1 AND idempotency_key = $2",
+        organization_id,
+        key,
+    )
+
+
+async def add_payout_request(
+    conn: Connection, organization_id: str, key: str, amount: int, currency: str
+) -> asyncpg.Record:
+    """The request under this key: this one, or the one a concurrent call stored first."""
+    await conn.execute(
+        """INSERT INTO payout_requests (organization_id, idempotency_key, amount, currency) VALUES ($1, $2, $3, $4)
+           ON CONFLICT DO NOTHING""",
+        organization_id,
+        key,
+        amount,
+        currency,
+    )
+    found = await payout_request(conn, organization_id, key)
+    assert found is not None
+    return found
+
+
+async def set_payout_request_payout(conn: Connection, organization_id: str, key: str, stripe_payout_id: str) -> None:
+    await conn.execute(
+        "UPDATE payout_requests SET stripe_payout_id = $3 WHERE organization_id = $1 AND idempotency_key = $2",
+        organization_id,
+        key,
+        stripe_payout_id,
+    )
+
+
+async def payout_id(conn: Connection, stripe_payout_id: str) -> str:
+    return str(await conn.fetchval("SELECT id FROM payouts WHERE stripe_payout_id = $1", stripe_payout_id))
+
+
+async def payout(conn: Connection, payout_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"SELECT {_PAYOUT_COLUMNS} FROM {_PAYOUT_FROM} WHERE p.id = $1", uuid.UUID(payout_id))
 
 
 async def payouts_by_ids(conn: Connection, ids: Sequence[str]) -> list[asyncpg.Record]:

@@ -9,7 +9,8 @@ import grpc
 from collect.banking.v1 import banking_pb2 as pb
 from collect.banking.v1 import banking_pb2_grpc
 
-from runtime.auth import PLATFORM_ADMIN, require_caller
+from runtime.auth import ORG_ADMIN, PLATFORM_ADMIN, organization_scope, require_caller
+from runtime.dates import parse_day
 from runtime.errors import FieldError, InvalidArgument
 from runtime.pagination import decode_cursor, next_page, page_limit
 from runtime.proto import to_timestamp
@@ -52,6 +53,8 @@ def payout_message(row: asyncpg.Record) -> pb.Payout:
         statement_descriptor=row["statement_descriptor"] or "",
         reconciled=row["match_id"] is not None,
         created_at=to_timestamp(row["created_at"]),
+        failure_code=row["failure_code"] or "",
+        failure_message=row["failure_message"] or "",
     )
 
 
@@ -126,8 +129,8 @@ def _allocation_messages(
 
 
 def _required_range(from_date: str, to_date: str) -> tuple[date, date]:
-    from_day = reconciliation.parse_day(from_date, "from")
-    to_day = reconciliation.parse_day(to_date, "to")
+    from_day = parse_day(from_date, "from")
+    to_day = parse_day(to_date, "to")
     if from_day is None or to_day is None:
         raise InvalidArgument(
             "from and to are required",
@@ -171,7 +174,9 @@ class BankingServicer(banking_pb2_grpc.BankingServiceServicer):
             )
         reconciled = None if not request.reconciled else request.reconciled == "true"
         async with self._pool.acquire() as conn:
-            rows = await repository.list_bank_transactions(conn, size + 1, decode_cursor(request.cursor), reconciled)
+            rows = await repository.list_bank_transactions(
+                conn, size + 1, decode_cursor(request.cursor, uuid_id=False), reconciled
+            )
         page, next_cursor = next_page(rows, size, _created_and_id)
         return pb.ListBankTransactionsResponse(
             transactions=[transaction_message(r) for r in page], next_cursor=next_cursor
@@ -187,18 +192,29 @@ class BankingServicer(banking_pb2_grpc.BankingServiceServicer):
     async def ListPayouts(
         self, request: pb.ListPayoutsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListPayoutsResponse:
-        require_caller(min_role=PLATFORM_ADMIN)
+        caller = require_caller(min_role=ORG_ADMIN)
+        # Platform admins may list every account's payouts; anyone else only their organisation's.
+        organization_id = (
+            request.organization_id
+            if caller.is_platform and not request.organization_id
+            else organization_scope(caller, request.organization_id)
+        )
         size = page_limit(request.limit)
         after = decode_cursor(request.cursor)
         async with self._pool.acquire() as conn:
-            try:
-                rows = await repository.list_payouts(conn, size + 1, after)
-            except ValueError:
-                raise InvalidArgument(
-                    "cursor is invalid", "invalid_cursor", [FieldError("cursor", "invalid")]
-                ) from None
+            rows = await repository.list_payouts(conn, size + 1, after, organization_id)
         page, next_cursor = next_page(rows, size, _created_and_id)
         return pb.ListPayoutsResponse(payouts=[payout_message(r) for r in page], next_cursor=next_cursor)
+
+    async def CreatePayout(
+        self, request: pb.CreatePayoutRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreatePayoutResponse:
+        organization_id = organization_scope(require_caller(min_role=ORG_ADMIN), request.organization_id)
+        row_id = await payouts.create_payout(self._banking, organization_id, request.idempotency_key, request.amount)
+        async with self._pool.acquire() as conn:
+            row = await repository.payout(conn, row_id)
+        assert row is not None
+        return pb.CreatePayoutResponse(payout=payout_message(row))
 
     async def RunReconciliation(
         self, request: pb.RunReconciliationRequest, context: grpc.aio.ServicerContext
@@ -207,8 +223,8 @@ class BankingServicer(banking_pb2_grpc.BankingServiceServicer):
         outcome = await reconciliation.run_reconciliation(
             self._pool,
             self._banking.settings.match_rules,
-            reconciliation.parse_day(request.from_date, "from"),
-            reconciliation.parse_day(request.to_date, "to"),
+            parse_day(request.from_date, "from"),
+            parse_day(request.to_date, "to"),
         )
         return pb.RunReconciliationResponse(
             matched=outcome.matched,

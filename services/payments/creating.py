@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from runtime.auth import Caller
+from runtime.db import Connection
 from runtime.errors import Conflict, DomainError, FieldError, InvalidArgument, RateLimited, Unavailable
 from services.payments import repository as repo
 from services.payments.context import Context
@@ -104,13 +105,28 @@ async def create_payment(
         claimed, used, since = await repo.claim_key_and_insert_payment(conn, key, OPERATION, print_, payment, limit)
         if claimed and 0 < limit < used:
             await repo.delete_key(conn, organization_id, member_id, key)
-            elapsed = (datetime.now(UTC) - since).total_seconds() if since else 0.0
-            raise RateLimited(
-                f"at most {limit} payments per minute per member",
-                retry_after=max(1, math.ceil(60 - elapsed)),
-                code="rate_limited",
-            )
+            raise rate_limited(limit, since)
     return await _complete(ctx, organization_id, member_id, key, print_)
+
+
+def rate_limited(limit: int, since: datetime | None) -> RateLimited:
+    """The answer past the member's rate: `limit` per minute, counted from the window's start."""
+    elapsed = (datetime.now(UTC) - since).total_seconds() if since else 0.0
+    return RateLimited(
+        f"at most {limit} payments per minute per member",
+        retry_after=max(1, math.ceil(60 - elapsed)),
+        code="rate_limited",
+    )
+
+
+async def take_rate(ctx: Context, conn: Connection, member_id: str, units: int) -> None:
+    """Counts `units` (refunds, offline sales) in the member's payment rate; RateLimited past it."""
+    limit = ctx.settings.rate_limit_per_minute
+    if limit <= 0:
+        return
+    used, since = await repo.take_rate(conn, member_id, min(units, limit))
+    if used > limit:
+        raise rate_limited(limit, since)
 
 
 async def _known(ctx: Context, organization_id: str, member_id: str, key: str) -> bool:

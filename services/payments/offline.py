@@ -19,6 +19,7 @@ from runtime.auth import Caller
 from runtime.errors import DomainError, FieldError, InvalidArgument
 from services.payments import repository as repo
 from services.payments.context import Context
+from services.payments.creating import take_rate
 from services.payments.domain import Payment, Policy, intent_status, local_day
 from services.payments.lifecycle import record_success
 
@@ -76,6 +77,8 @@ async def submit_batch(
         raise InvalidArgument(
             f"a batch holds at most {MAX_ITEMS} items", "batch_too_large", [FieldError("transactions", "too many")]
         )
+    async with ctx.pool.acquire() as conn:  # each sale counts in the member's rate (a batch at most a window's worth)
+        await take_rate(ctx, conn, caller.member_id, len(items))
     policy = await ctx.policies.get(organization_id)
     now = datetime.now(UTC)
     async with ctx.pool.acquire() as conn:

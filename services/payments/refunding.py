@@ -16,7 +16,7 @@ from runtime.db import Connection
 from runtime.errors import Conflict, DomainError, FieldError, InvalidArgument, NotFound, Unavailable
 from services.payments import repository as repo
 from services.payments.context import Context
-from services.payments.creating import ensure_same_request, validate_key
+from services.payments.creating import ensure_same_request, take_rate, validate_key
 from services.payments.domain import (
     REFUND_REASONS,
     Payment,
@@ -47,6 +47,7 @@ async def create_refund(
     member_id = caller.member_id
     async with ctx.pool.acquire() as conn, conn.transaction():
         if await repo.claim_key(conn, organization_id, member_id, key, OPERATION, print_):
+            await take_rate(ctx, conn, member_id, 1)  # a new refund counts in the member's rate (not a replay)
             payment = await repo.get_payment(conn, payment_id, for_update=True)
             if payment is None or payment.organization_id != organization_id:
                 raise NotFound("payment not found", "payment_not_found")

@@ -133,12 +133,31 @@ async def store_response(conn: Connection, organization_id: str, member_id: str,
     )
 
 
-_RATE = """r AS (
+# A member's one-minute rate window (payments, refunds, offline batches all count in it).
+_IN_WINDOW = "w.window_start > now() - interval '60 seconds'"
+_RATE = f"""r AS (
         INSERT INTO rate_windows AS w (member_id, window_start, count) SELECT $2, now(), 1 FROM k
         ON CONFLICT (member_id) DO UPDATE
-           SET count = CASE WHEN w.window_start > now() - interval '60 seconds' THEN w.count + 1 ELSE 1 END,
-               window_start = CASE WHEN w.window_start > now() - interval '60 seconds' THEN w.window_start ELSE now() END
+           SET count = CASE WHEN {_IN_WINDOW} THEN w.count + 1 ELSE 1 END,
+               window_start = CASE WHEN {_IN_WINDOW} THEN w.window_start ELSE now() END
         RETURNING count, window_start),"""
+
+
+async def take_rate(conn: Connection, member_id: str, units: int) -> tuple[int, datetime]:
+    """Counts `units` in the member's rate window; returns (count in the window, window start)."""
+    row = await conn.fetchrow(
+        f"""INSERT INTO rate_windows AS w (member_id, window_start, count) VALUES ($1, now(), $2::integer)
+            ON CONFLICT (member_id) DO UPDATE
+               SET count = CASE WHEN {_IN_WINDOW} THEN w.count + $2::integer ELSE $2::integer END,
+                   window_start = CASE WHEN {_IN_WINDOW} THEN w.window_start ELSE now() END
+            RETURNING count, window_start""",
+        member_id,
+        units,
+    )
+    assert row is not None
+    return int(row["count"]), row["window_start"]
+
+
 _NO_RATE = "r AS (SELECT 0 AS count, now() AS window_start),"
 
 

@@ -8,7 +8,7 @@ from collect.payments.v1 import payments_pb2 as pb
 from collect.payments.v1 import payments_pb2_grpc
 
 from runtime.auth import AGENT, ORG_ADMIN, PLATFORM_ADMIN, organization_scope, require_caller
-from runtime.errors import NotFound, PermissionDenied
+from runtime.errors import NotFound
 from runtime.pagination import decode_cursor, next_page, page_limit
 from runtime.proto import from_timestamp, to_timestamp
 from services.payments import creating, lifecycle, offline, refunding, stats
@@ -206,8 +206,8 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
         if not request.member_id:
             raise NotFound("member not found", "member_not_found")
         if request.member_id != caller.member_id:
-            if caller.role == AGENT:
-                raise PermissionDenied("agents see their own figures only")
+            if caller.role == AGENT:  # an agent sees only itself: another member, here or elsewhere, is not found
+                raise NotFound("member not found", "member_not_found")
             await self._ctx.policies.check_member(organization_id, request.member_id)
         days, totals = await stats.daily(
             self._ctx, organization_id, request.member_id, request.from_date, request.to_date

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from runtime.dates import parse_day
 from runtime.errors import FieldError, InvalidArgument
 from services.payments import repository as repo
 from services.payments.context import Context
@@ -29,20 +30,7 @@ class DayTotals:
 
 def date_range(first: str, last: str, timezone: str) -> tuple[date, date]:
     """The inclusive range asked for; the last 30 days (organisation's time zone) by default."""
-    problems: list[FieldError] = []
-
-    def parse(name: str, value: str) -> date | None:
-        if not value:
-            return None
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            problems.append(FieldError(name, "must be a date YYYY-MM-DD"))
-            return None
-
-    start, end = parse("from", first), parse("to", last)
-    if problems:
-        raise InvalidArgument("the date range is invalid", "validation_error", problems)
+    start, end = parse_day(first, "from"), parse_day(last, "to")
     end = end or local_day(datetime.now(UTC), timezone)
     start = start or end - timedelta(days=29)
     if start > end or (end - start).days >= MAX_DAYS:

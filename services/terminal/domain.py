@@ -8,6 +8,7 @@ text after the number (e.g. `17.1 (21B74)` is not accepted) makes the version ma
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -113,6 +114,11 @@ def stripe_scope(charge_model: str, stripe_account_id: str, organization_id: str
 
 
 # --- validation ---------------------------------------------------------------------------------
+
+
+def request_digest(*parts: str) -> str:
+    """What identifies one creation request at Stripe (its retries give the same digest)."""
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
 def ensure_valid(errors: list[FieldError]) -> None:

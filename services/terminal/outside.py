@@ -66,10 +66,15 @@ class StripeTerminal:
     def __init__(self, client: stripe.StripeClient) -> None:
         self._client = client
 
-    def _options(self, scope: StripeScope) -> dict[str, Any]:
-        return {"stripe_account": scope.stripe_account} if scope.stripe_account else {}
+    def _options(self, scope: StripeScope, idempotency_key: str = "") -> dict[str, Any]:
+        options: dict[str, Any] = {"stripe_account": scope.stripe_account} if scope.stripe_account else {}
+        if idempotency_key:
+            options["idempotency_key"] = idempotency_key
+        return options
 
-    async def create_location(self, scope: StripeScope, display_name: str, address: Address) -> str:
+    async def create_location(
+        self, scope: StripeScope, display_name: str, address: Address, idempotency_key: str
+    ) -> str:
         stripe_address: dict[str, str] = {
             "line1": address.line1,
             "city": address.city,
@@ -82,7 +87,10 @@ class StripeTerminal:
             stripe_address["state"] = address.state
         params: dict[str, Any] = {"display_name": display_name, "address": stripe_address, "metadata": scope.metadata}
         with stripe_errors("Stripe Terminal"):
-            location = await self._client.v1.terminal.locations.create_async(params, self._options(scope))  # type: ignore[arg-type]
+            location = await self._client.v1.terminal.locations.create_async(
+                params,  # type: ignore[arg-type]
+                self._options(scope, idempotency_key),  # type: ignore[arg-type]
+            )
         return str(location.id)
 
     async def connection_token(self, scope: StripeScope, stripe_location_id: str) -> str:
@@ -94,7 +102,7 @@ class StripeTerminal:
         return str(token.secret)
 
     async def register_reader(
-        self, scope: StripeScope, registration_code: str, label: str, stripe_location_id: str
+        self, scope: StripeScope, registration_code: str, label: str, stripe_location_id: str, idempotency_key: str
     ) -> StripeReader:
         params: dict[str, Any] = {
             "registration_code": registration_code,
@@ -103,7 +111,10 @@ class StripeTerminal:
             "metadata": scope.metadata,
         }
         with stripe_errors("Stripe Terminal"):
-            reader = await self._client.v1.terminal.readers.create_async(params, self._options(scope))  # type: ignore[arg-type]
+            reader = await self._client.v1.terminal.readers.create_async(
+                params,  # type: ignore[arg-type]
+                self._options(scope, idempotency_key),  # type: ignore[arg-type]
+            )
         return StripeReader(
             id=str(reader.id),
             device_type=str(reader.device_type or ""),

@@ -95,6 +95,7 @@ async def insert_location(
                                    stripe_location_id, stripe_account_id, is_default)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
                     NOT EXISTS (SELECT 1 FROM locations WHERE organization_id = $2 AND is_default))
+            ON CONFLICT (stripe_location_id) DO NOTHING
             RETURNING {_LOCATION_COLUMNS}""",
         uuid.uuid4(),
         _uuid(organization_id),
@@ -108,6 +109,10 @@ async def insert_location(
         stripe_location_id,
         stripe_account_id,
     )
+    if row is None:  # a concurrent twin of the same creation stored it first
+        row = await conn.fetchrow(
+            f"SELECT {_LOCATION_COLUMNS} FROM locations WHERE stripe_location_id = $1", stripe_location_id
+        )
     assert row is not None
     return _location(row)
 
@@ -144,6 +149,28 @@ async def list_locations(
     return [_location(r) for r in rows]
 
 
+# --- creations at Stripe ---------------------------------------------------------------------------
+
+
+async def record_stripe_creation(conn: Connection, organization_id: str, kind: str, request_digest: str) -> str:
+    """The id of the creation of `kind` this request asks for: the recorded one when it is a retry."""
+    row = await conn.fetchrow(
+        """INSERT INTO stripe_creations (id, organization_id, kind, request_digest) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (organization_id, kind, request_digest) DO UPDATE SET kind = EXCLUDED.kind
+           RETURNING id""",
+        uuid.uuid4(),
+        _uuid(organization_id),
+        kind,
+        request_digest,
+    )
+    assert row is not None
+    return str(row["id"])
+
+
+async def forget_stripe_creation(conn: Connection, creation_id: str) -> None:
+    await conn.execute("DELETE FROM stripe_creations WHERE id = $1", _uuid(creation_id))
+
+
 # --- readers --------------------------------------------------------------------------------------
 
 
@@ -164,6 +191,7 @@ async def insert_reader(
         f"""INSERT INTO readers (id, organization_id, location_id, label, stripe_reader_id, stripe_account_id,
                                  device_type, serial_number, status, last_seen_at)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+            ON CONFLICT (stripe_reader_id) DO NOTHING
             RETURNING {_READER_COLUMNS}""",
         uuid.uuid4(),
         _uuid(organization_id),
@@ -176,6 +204,10 @@ async def insert_reader(
         status,
         last_seen_at,
     )
+    if row is None:  # a concurrent twin of the same creation stored it first
+        row = await conn.fetchrow(
+            f"SELECT {_READER_COLUMNS} FROM readers WHERE stripe_reader_id = $1", stripe_reader_id
+        )
     assert row is not None
     return _reader(row)
 

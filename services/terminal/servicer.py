@@ -7,7 +7,7 @@ from collect.common.v1 import common_pb2
 from collect.terminal.v1 import terminal_pb2 as pb
 from collect.terminal.v1 import terminal_pb2_grpc
 
-from runtime.auth import AGENT, ORG_ADMIN, PLATFORM_ADMIN, organization_scope, require_caller
+from runtime.auth import AGENT, ORG_ADMIN, PLATFORM_ADMIN, require_caller, scoped_caller
 from runtime.proto import to_timestamp
 from services.terminal import domain
 from services.terminal.devices import Devices
@@ -77,7 +77,7 @@ class TerminalServicer(terminal_pb2_grpc.TerminalServiceServicer):
     async def CreateLocation(
         self, request: pb.CreateLocationRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateLocationResponse:
-        organization_id = organization_scope(require_caller(min_role=ORG_ADMIN), request.organization_id)
+        _, organization_id = scoped_caller(request.organization_id, min_role=ORG_ADMIN)
         given = request.address
         address = domain.Address(
             line1=given.line1,
@@ -93,14 +93,14 @@ class TerminalServicer(terminal_pb2_grpc.TerminalServiceServicer):
     async def ListLocations(
         self, request: pb.ListLocationsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListLocationsResponse:
-        organization_id = organization_scope(require_caller(min_role=AGENT), request.organization_id)
+        _, organization_id = scoped_caller(request.organization_id, min_role=AGENT)
         found, cursor = await self._terminal.list_locations(organization_id, request.page.limit, request.page.cursor)
         return pb.ListLocationsResponse(locations=[location_message(x) for x in found], next_cursor=cursor)
 
     async def CreateConnectionToken(
         self, request: pb.CreateConnectionTokenRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateConnectionTokenResponse:
-        organization_id = organization_scope(require_caller(min_role=AGENT), request.organization_id)
+        _, organization_id = scoped_caller(request.organization_id, min_role=AGENT)
         secret, location = await self._terminal.connection_token(organization_id, request.location_id)
         return pb.CreateConnectionTokenResponse(
             secret=secret, location_id=location.id, stripe_location_id=location.stripe_location_id
@@ -109,7 +109,7 @@ class TerminalServicer(terminal_pb2_grpc.TerminalServiceServicer):
     async def RegisterReader(
         self, request: pb.RegisterReaderRequest, context: grpc.aio.ServicerContext
     ) -> pb.RegisterReaderResponse:
-        organization_id = organization_scope(require_caller(min_role=ORG_ADMIN), request.organization_id)
+        _, organization_id = scoped_caller(request.organization_id, min_role=ORG_ADMIN)
         reader = await self._terminal.register_reader(
             organization_id, request.registration_code, request.label, request.location_id
         )
@@ -118,14 +118,14 @@ class TerminalServicer(terminal_pb2_grpc.TerminalServiceServicer):
     async def ListReaders(
         self, request: pb.ListReadersRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListReadersResponse:
-        organization_id = organization_scope(require_caller(min_role=AGENT), request.organization_id)
+        _, organization_id = scoped_caller(request.organization_id, min_role=AGENT)
         found, cursor = await self._terminal.list_readers(organization_id, request.page.limit, request.page.cursor)
         return pb.ListReadersResponse(readers=[reader_message(x) for x in found], next_cursor=cursor)
 
     async def DeleteReader(
         self, request: pb.DeleteReaderRequest, context: grpc.aio.ServicerContext
     ) -> pb.DeleteReaderResponse:
-        organization_id = organization_scope(require_caller(min_role=ORG_ADMIN), request.organization_id)
+        _, organization_id = scoped_caller(request.organization_id, min_role=ORG_ADMIN)
         await self._terminal.delete_reader(organization_id, request.reader_id)
         return pb.DeleteReaderResponse()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import asyncpg
@@ -18,6 +19,7 @@ from services.terminal.domain import (
     Reader,
     ensure_valid,
     reader_update,
+    request_digest,
     validate_location,
     validate_reader,
 )
@@ -25,6 +27,7 @@ from services.terminal.outside import Accounts, StripeTerminal
 
 log = logging.getLogger("terminal")
 _Row = TypeVar("_Row", Location, Reader)
+_Made = TypeVar("_Made")
 
 
 class Terminal:
@@ -40,16 +43,45 @@ class Terminal:
         address = normalize_address(address, policy.country)
         ensure_valid(validate_location(display_name, address))
         scope = policy.scope()
-        stripe_location_id = await self._stripe.create_location(scope, display_name.strip(), address)
+        name = display_name.strip()
+        digest = request_digest(
+            scope.stripe_account or "",
+            name,
+            *(address.line1, address.line2, address.city),
+            *(address.postal_code, address.country, address.state),
+        )
+        creation_id, stripe_location_id = await self._create_once(
+            organization_id, "location", digest, lambda key: self._stripe.create_location(scope, name, address, key)
+        )
         async with self._pool.acquire() as conn, conn.transaction():
-            return await repository.insert_location(
+            location = await repository.insert_location(
                 conn,
                 organization_id=organization_id,
-                display_name=display_name.strip(),
+                display_name=name,
                 address=address,
                 stripe_location_id=stripe_location_id,
                 stripe_account_id=scope.stripe_account,
             )
+            await repository.forget_stripe_creation(conn, creation_id)
+        return location
+
+    async def _create_once(
+        self, organization_id: str, kind: str, digest: str, create: Callable[[str], Awaitable[_Made]]
+    ) -> tuple[str, _Made]:
+        """Records the creation first, then asks Stripe with an idempotency key derived from the record.
+
+        A retry of the same request (Stripe acted but its answer was lost, or storing the result
+        failed) finds the record and gets Stripe's first object back: never an orphan at Stripe.
+        Stripe refusing the request (the request's fault) forgets the record.
+        """
+        async with self._pool.acquire() as conn:
+            creation_id = await repository.record_stripe_creation(conn, organization_id, kind, digest)
+        try:
+            return creation_id, await create(f"collect-terminal-{kind}-{creation_id}")
+        except (InvalidArgument, NotFound):
+            async with self._pool.acquire() as conn:
+                await repository.forget_stripe_creation(conn, creation_id)
+            raise
 
     async def list_locations(self, organization_id: str, limit: int, cursor: str) -> tuple[list[Location], str]:
         size = page_limit(limit)
@@ -86,9 +118,14 @@ class Terminal:
             raise NotFound("location not found", "location_not_found")
         policy = await self._accounts.policy(organization_id)
         scope = policy.scope()
+        code, name = registration_code.strip(), label.strip()
+        digest = request_digest(scope.stripe_account or "", location.stripe_location_id, code, name)
         try:
-            registered = await self._stripe.register_reader(
-                scope, registration_code.strip(), label.strip(), location.stripe_location_id
+            creation_id, registered = await self._create_once(
+                organization_id,
+                "reader",
+                digest,
+                lambda key: self._stripe.register_reader(scope, code, name, location.stripe_location_id, key),
             )
         except NotFound as error:  # the location exists, so what Stripe misses is the code
             raise InvalidArgument(
@@ -96,8 +133,8 @@ class Terminal:
                 "invalid_registration_code",
                 [FieldError("registration_code", "invalid or expired")],
             ) from error
-        async with self._pool.acquire() as conn:
-            return await repository.insert_reader(
+        async with self._pool.acquire() as conn, conn.transaction():
+            reader = await repository.insert_reader(
                 conn,
                 organization_id=organization_id,
                 location_id=location.id,
@@ -109,6 +146,8 @@ class Terminal:
                 status=registered.status if registered.status in ("online", "offline") else "unknown",
                 last_seen_at=registered.last_seen_at,
             )
+            await repository.forget_stripe_creation(conn, creation_id)
+        return reader
 
     async def list_readers(self, organization_id: str, limit: int, cursor: str) -> tuple[list[Reader], str]:
         size = page_limit(limit)

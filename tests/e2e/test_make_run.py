@@ -197,16 +197,39 @@ def test_make_run_starts_everything_and_ctrl_c_leaves_no_process(run_dir: Path) 
             _reap(process)
 
 
-def test_a_service_that_dies_is_reported(run_dir: Path) -> None:
-    process = _start(run_dir, free_port())
+def _status(run_dir: Path) -> dict[str, dict[str, object]]:
+    processes: dict[str, dict[str, object]] = orjson.loads((run_dir / "status.json").read_bytes())["processes"]
+    return processes
+
+
+def test_a_killed_service_is_healed_and_only_the_database_stops_the_stack(run_dir: Path) -> None:
+    port = free_port()
+    process = _start(run_dir, port)
     try:
         _wait_up(process)
-        pids = [int(p) for p in (run_dir / "stack.pids").read_text().split()]
-        accounts = next(pid for pid in pids if b"services.accounts" in Path(f"/proc/{pid}/cmdline").read_bytes())
-        os.kill(accounts, signal.SIGKILL)
+        before = _status(run_dir)
+        os.kill(int(before["accounts"]["pid"]), signal.SIGKILL)  # type: ignore[call-overload]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            accounts = _status(run_dir)["accounts"]
+            if accounts["restarts"] == 1 and accounts["status"] == "running":
+                break
+            time.sleep(0.1)
+        assert accounts["pid"] != before["accounts"]["pid"] and accounts["last_exit_code"] == -9, accounts
+        while time.monotonic() < deadline:  # the gateway reaches the new process on the same port
+            ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+            if ready.status_code == 200:
+                break
+            time.sleep(0.1)
+        assert ready.status_code == 200, ready.text
+        assert process.poll() is None
+
+        pids = [int(p["pid"]) for p in _status(run_dir).values()]  # type: ignore[call-overload]
+        os.kill(int(before["postgres"]["pid"]), signal.SIGKILL)  # type: ignore[call-overload]
         output, _ = process.communicate(timeout=30)
         assert process.returncode == 1
-        assert "accounts exited unexpectedly" in output, output
+        assert "accounts exited with code -9; restarting it" in output, output
+        assert "postgres exited unexpectedly" in output, output
         assert not [pid for pid in pids if _alive(pid)]
     finally:
         _reap(process)

@@ -20,7 +20,7 @@ from runtime.config import SERVICES
 from runtime.embedded_pg import free_port, start_embedded_postgres
 from runtime.migrations import provision_schema, service_dsn
 from tests.fixtures.database import PlatformDatabase
-from tests.fixtures.stack import TEST_AUTH_SECRET, start_stack
+from tests.fixtures.stack import TEST_AUTH_SECRET, TEST_SECRETS_ENV, start_stack
 
 
 async def _health(target: str) -> int:
@@ -36,6 +36,7 @@ async def test_service_process_serves_health_then_stops_gracefully_on_sigterm(da
         "DATABASE_URL": database.urls["accounts"],
         "AUTH_TOKEN_SECRET": TEST_AUTH_SECRET,
         "GRPC_PORT": str(port),
+        **TEST_SECRETS_ENV,
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "services.accounts", env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE

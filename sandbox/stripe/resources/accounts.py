@@ -166,8 +166,32 @@ def update_account(ctx: Ctx, account_id: str) -> StripeObject:
     if "metadata" in params:
         previous["metadata"] = account["metadata"]
         apply_metadata(account, params)
+    schedule = get_dict(get_dict(get_dict(params, "settings") or {}, "payouts") or {}, "schedule")
+    if schedule:
+        previous["settings"] = {"payouts": {"schedule": dict(account["settings"]["payouts"]["schedule"])}}
+        account["settings"]["payouts"]["schedule"] = _payout_schedule(schedule)
     ctx.state.emit(account["id"], "account.updated", account, previous)
     return account
+
+
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def _payout_schedule(params: Params) -> dict[str, Any]:
+    """Stripe's rules: interval daily, weekly (with a weekly_anchor) or manual (monthly is not used here)."""
+    interval = get_str(params, "interval")
+    if interval not in ("daily", "weekly", "manual", "monthly"):
+        raise invalid(f"Invalid interval: {interval}", param="settings[payouts][schedule][interval]")
+    anchor = get_str(params, "weekly_anchor")
+    if interval == "weekly" and anchor not in _WEEKDAYS:
+        raise invalid(
+            "You must provide a weekly_anchor with a weekly schedule.",
+            param="settings[payouts][schedule][weekly_anchor]",
+        )
+    schedule: dict[str, Any] = {"delay_days": 2, "interval": interval}
+    if interval == "weekly":
+        schedule["weekly_anchor"] = anchor
+    return schedule
 
 
 def delete_account(ctx: Ctx, account_id: str) -> StripeObject:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
+import asyncpg
 import httpx
 
 from gateway.app import create_app
-from gateway.settings import GatewaySettings
 from runtime.asgi_server import serve_asgi
 from tests.fixtures.organizations import OrgContext, onboarded_organization
-from tests.fixtures.stack import TEST_AUTH_SECRET, Stack
+from tests.fixtures.stack import Stack
 
 
 async def _until_refused(http: httpx.AsyncClient, headers: dict[str, str], seconds: float = 2.0) -> list[int]:
@@ -27,9 +28,7 @@ async def _until_refused(http: httpx.AsyncClient, headers: dict[str, str], secon
 
 
 async def _issued_a_second_ago(stack: Stack) -> OrgContext:
-    org = await onboarded_organization(stack, onboard=False)
-    await asyncio.sleep(1.05)  # token times are whole seconds: a token from the change's own second is kept
-    return org
+    return await onboarded_organization(stack, onboard=False)  # token times are microseconds: no wait needed
 
 
 async def test_a_disabled_member_is_refused_at_once(stack: Stack) -> None:
@@ -83,13 +82,29 @@ async def test_a_gateway_started_later_hears_of_earlier_changes(stack: Stack) ->
         f"/v1/organizations/{org.id}/members/{org.agent_id}", headers=org.admin_headers, json={"disabled": True}
     )
     assert changed.status_code == 200
-    settings = GatewaySettings(
-        auth_token_secret=TEST_AUTH_SECRET,
-        accounts_addr=stack.target("accounts"),
-        payments_addr=stack.target("payments"),
-        terminal_addr=stack.target("terminal"),
-        banking_addr=stack.target("banking"),
-    )
-    async with serve_asgi(create_app(settings)) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+    async with (
+        serve_asgi(create_app(stack.gateway_settings())) as url,
+        httpx.AsyncClient(base_url=url, timeout=30) as http,
+    ):
         answers = await _until_refused(http, org.agent_headers)
     assert answers[-1] == 401 and answers.count(200) <= 1, answers
+
+
+async def test_a_token_from_the_same_second_as_the_change_is_refused_if_issued_before_it(stack: Stack) -> None:
+    org = await onboarded_organization(stack, onboard=False)
+    changed = await stack.http.patch(
+        f"/v1/organizations/{org.id}/members/{org.agent_id}", headers=org.admin_headers, json={"role": "org_admin"}
+    )
+    assert changed.status_code == 200, changed.text
+    conn = await asyncpg.connect(stack.database.urls["accounts"])
+    try:
+        at = await conn.fetchval("SELECT access_changed_at FROM accounts.members WHERE id = $1", org.agent_id)
+    finally:
+        await conn.close()
+    # Tokens a microsecond either side of the change (the same second unless the change fell on a
+    # whole second, when "before" is the previous second and refused all the more).
+    before = stack.signer.issue(org.agent_id, org.id, "agent", now=(at - timedelta(microseconds=1)).timestamp())
+    after = stack.signer.issue(org.agent_id, org.id, "org_admin", now=(at + timedelta(microseconds=1)).timestamp())
+    answers = await _until_refused(stack.http, {"Authorization": f"Bearer {before}"})
+    assert answers[-1] == 401, answers
+    assert (await stack.http.get("/v1/payments", headers={"Authorization": f"Bearer {after}"})).status_code == 200

@@ -58,8 +58,9 @@ async def test_stats_use_the_organisation_time_zone(stack: Stack, org: OrgContex
         f"/v1/members/{org.agent_id}/stats?from=2026-01-01&to=2026-01-03", headers=org.admin_headers
     )
     assert member.json()["totals"]["gross"] == 1000
+    # An agent sees only itself: another member's figures are not found (as GET of the member is).
     forbidden = await stack.http.get(f"/v1/members/{org.admin_id}/stats", headers=org.agent_headers)
-    assert forbidden.status_code == 403
+    assert forbidden.status_code == 404
     other = await onboarded_organization(stack)
     hidden = await stack.http.get(f"/v1/members/{org.agent_id}/stats", headers=other.admin_headers)
     assert hidden.status_code == 404

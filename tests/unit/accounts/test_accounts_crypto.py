@@ -65,10 +65,10 @@ def test_secrets_from_env(caplog: pytest.LogCaptureFixture) -> None:
     assert secrets.cipher.current_key_id == "k2"
     assert key not in caplog.text and not caplog.records
 
-    with caplog.at_level("WARNING"):
-        dev = secrets_from_env(Env({}))
-    assert dev.cipher.current_key_id == "dev"
-    assert "DEVELOPMENT" in caplog.text
+    # No public development keys: a missing key stops start-up.
+    for missing in ({}, {"ACCOUNTS_ENCRYPTION_KEYS": f"k1:{key}"}, {"ACCOUNTS_BLIND_INDEX_KEY": key}):
+        with pytest.raises(SettingsError, match="missing required setting ACCOUNTS_"):
+            secrets_from_env(Env(missing))
 
     for bad in ("k1", "k1:not-base64!", f":{key}", "k1:" + base64.b64encode(b"short").decode()):
         with pytest.raises(SettingsError):

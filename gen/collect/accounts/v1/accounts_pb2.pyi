@@ -9,6 +9,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -19,6 +20,55 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _PayoutInterval:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PayoutIntervalEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PayoutInterval.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PAYOUT_INTERVAL_UNSPECIFIED: _PayoutInterval.ValueType  # 0
+    PAYOUT_INTERVAL_DAILY: _PayoutInterval.ValueType  # 1
+    PAYOUT_INTERVAL_WEEKLY: _PayoutInterval.ValueType  # 2
+    PAYOUT_INTERVAL_MANUAL: _PayoutInterval.ValueType  # 3
+    """Only when the organisation asks for a payout."""
+
+class PayoutInterval(_PayoutInterval, metaclass=_PayoutIntervalEnumTypeWrapper):
+    """When Stripe pays out a connected account's balance (HTTP: the lower-case name without prefix)."""
+
+PAYOUT_INTERVAL_UNSPECIFIED: PayoutInterval.ValueType  # 0
+PAYOUT_INTERVAL_DAILY: PayoutInterval.ValueType  # 1
+PAYOUT_INTERVAL_WEEKLY: PayoutInterval.ValueType  # 2
+PAYOUT_INTERVAL_MANUAL: PayoutInterval.ValueType  # 3
+"""Only when the organisation asks for a payout."""
+Global___PayoutInterval: _TypeAlias = PayoutInterval  # noqa: Y015
+
+class _Weekday:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _WeekdayEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Weekday.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    WEEKDAY_UNSPECIFIED: _Weekday.ValueType  # 0
+    WEEKDAY_MONDAY: _Weekday.ValueType  # 1
+    WEEKDAY_TUESDAY: _Weekday.ValueType  # 2
+    WEEKDAY_WEDNESDAY: _Weekday.ValueType  # 3
+    WEEKDAY_THURSDAY: _Weekday.ValueType  # 4
+    WEEKDAY_FRIDAY: _Weekday.ValueType  # 5
+    WEEKDAY_SATURDAY: _Weekday.ValueType  # 6
+    WEEKDAY_SUNDAY: _Weekday.ValueType  # 7
+
+class Weekday(_Weekday, metaclass=_WeekdayEnumTypeWrapper): ...
+
+WEEKDAY_UNSPECIFIED: Weekday.ValueType  # 0
+WEEKDAY_MONDAY: Weekday.ValueType  # 1
+WEEKDAY_TUESDAY: Weekday.ValueType  # 2
+WEEKDAY_WEDNESDAY: Weekday.ValueType  # 3
+WEEKDAY_THURSDAY: Weekday.ValueType  # 4
+WEEKDAY_FRIDAY: Weekday.ValueType  # 5
+WEEKDAY_SATURDAY: Weekday.ValueType  # 6
+WEEKDAY_SUNDAY: Weekday.ValueType  # 7
+Global___Weekday: _TypeAlias = Weekday  # noqa: Y015
 
 @_typing.final
 class Member(_message.Message):
@@ -188,17 +238,21 @@ class AuthenticateRequest(_message.Message):
 
     EMAIL_FIELD_NUMBER: _builtins.int
     PASSWORD_FIELD_NUMBER: _builtins.int
+    CLIENT_ADDRESS_FIELD_NUMBER: _builtins.int
     email: _builtins.str
     password: _builtins.str
+    client_address: _builtins.str
+    """The address the sign-in came from (the gateway's client), for per-address throttling."""
     def __init__(
         self,
         *,
         email: _builtins.str = ...,
         password: _builtins.str = ...,
+        client_address: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["email", b"email", "password", b"password"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_address", b"client_address", "email", b"email", "password", b"password"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1053,3 +1107,72 @@ class ResolveStripeAccountResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ResolveStripeAccountResponse: _TypeAlias = ResolveStripeAccountResponse  # noqa: Y015
+
+@_typing.final
+class PayoutSchedule(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INTERVAL_FIELD_NUMBER: _builtins.int
+    WEEKLY_ANCHOR_FIELD_NUMBER: _builtins.int
+    DELAY_DAYS_FIELD_NUMBER: _builtins.int
+    interval: Global___PayoutInterval.ValueType
+    weekly_anchor: Global___Weekday.ValueType
+    """Required with a weekly interval, unspecified otherwise."""
+    delay_days: _builtins.int
+    def __init__(
+        self,
+        *,
+        interval: Global___PayoutInterval.ValueType = ...,
+        weekly_anchor: Global___Weekday.ValueType = ...,
+        delay_days: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delay_days", b"delay_days", "interval", b"interval", "weekly_anchor", b"weekly_anchor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PayoutSchedule: _TypeAlias = PayoutSchedule  # noqa: Y015
+
+@_typing.final
+class UpdatePayoutScheduleRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    SCHEDULE_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    @_builtins.property
+    def schedule(self) -> Global___PayoutSchedule: ...
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        schedule: Global___PayoutSchedule | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["schedule", b"schedule"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "schedule", b"schedule"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdatePayoutScheduleRequest: _TypeAlias = UpdatePayoutScheduleRequest  # noqa: Y015
+
+@_typing.final
+class UpdatePayoutScheduleResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCHEDULE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def schedule(self) -> Global___PayoutSchedule: ...
+    def __init__(
+        self,
+        *,
+        schedule: Global___PayoutSchedule | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["schedule", b"schedule"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["schedule", b"schedule"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdatePayoutScheduleResponse: _TypeAlias = UpdatePayoutScheduleResponse  # noqa: Y015

@@ -122,6 +122,11 @@ class AccountsServiceStub:
                 request_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.ResolveStripeAccountRequest.SerializeToString,
                 response_deserializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.ResolveStripeAccountResponse.FromString,
                 _registered_method=True)
+        self.UpdatePayoutSchedule = channel.unary_unary(
+                '/collect.accounts.v1.AccountsService/UpdatePayoutSchedule',
+                request_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.UpdatePayoutScheduleRequest.SerializeToString,
+                response_deserializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.UpdatePayoutScheduleResponse.FromString,
+                _registered_method=True)
 
 
 class AccountsServiceServicer:
@@ -245,6 +250,13 @@ class AccountsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdatePayoutSchedule(self, request, context):
+        """When Stripe pays out the organisation's balance: daily, weekly or only when asked (manual).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AccountsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -332,6 +344,11 @@ def add_AccountsServiceServicer_to_server(servicer, server):
                     servicer.ResolveStripeAccount,
                     request_deserializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.ResolveStripeAccountRequest.FromString,
                     response_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.ResolveStripeAccountResponse.SerializeToString,
+            ),
+            'UpdatePayoutSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdatePayoutSchedule,
+                    request_deserializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.UpdatePayoutScheduleRequest.FromString,
+                    response_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.UpdatePayoutScheduleResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -796,6 +813,33 @@ class AccountsService:
             '/collect.accounts.v1.AccountsService/ResolveStripeAccount',
             collect_dot_accounts_dot_v1_dot_accounts__pb2.ResolveStripeAccountRequest.SerializeToString,
             collect_dot_accounts_dot_v1_dot_accounts__pb2.ResolveStripeAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdatePayoutSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/collect.accounts.v1.AccountsService/UpdatePayoutSchedule',
+            collect_dot_accounts_dot_v1_dot_accounts__pb2.UpdatePayoutScheduleRequest.SerializeToString,
+            collect_dot_accounts_dot_v1_dot_accounts__pb2.UpdatePayoutScheduleResponse.FromString,
             options,
             channel_credentials,
             insecure,

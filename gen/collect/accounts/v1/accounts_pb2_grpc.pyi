@@ -68,6 +68,8 @@ class AccountsServiceStub:
     """
     ResolveStripeAccount: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.ResolveStripeAccountRequest, _accounts_pb2.ResolveStripeAccountResponse]
     """Maps a connected account id (from a Connect event) to its organisation."""
+    UpdatePayoutSchedule: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.UpdatePayoutScheduleRequest, _accounts_pb2.UpdatePayoutScheduleResponse]
+    """When Stripe pays out the organisation's balance: daily, weekly or only when asked (manual)."""
 
 @_typing.type_check_only
 class AccountsServiceAsyncStub(AccountsServiceStub):
@@ -109,6 +111,8 @@ class AccountsServiceAsyncStub(AccountsServiceStub):
     """
     ResolveStripeAccount: _aio.UnaryUnaryMultiCallable[_accounts_pb2.ResolveStripeAccountRequest, _accounts_pb2.ResolveStripeAccountResponse]  # type: ignore[assignment]
     """Maps a connected account id (from a Connect event) to its organisation."""
+    UpdatePayoutSchedule: _aio.UnaryUnaryMultiCallable[_accounts_pb2.UpdatePayoutScheduleRequest, _accounts_pb2.UpdatePayoutScheduleResponse]  # type: ignore[assignment]
+    """When Stripe pays out the organisation's balance: daily, weekly or only when asked (manual)."""
 
 class AccountsServiceServicer(metaclass=_abc_1.ABCMeta):
     """Organisations, members, credentials and the state of their Stripe connected account.
@@ -249,5 +253,13 @@ class AccountsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_accounts_pb2.ResolveStripeAccountResponse, _abc.Awaitable[_accounts_pb2.ResolveStripeAccountResponse]]:
         """Maps a connected account id (from a Connect event) to its organisation."""
+
+    @_abc_1.abstractmethod
+    def UpdatePayoutSchedule(
+        self,
+        request: _accounts_pb2.UpdatePayoutScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.UpdatePayoutScheduleResponse, _abc.Awaitable[_accounts_pb2.UpdatePayoutScheduleResponse]]:
+        """When Stripe pays out the organisation's balance: daily, weekly or only when asked (manual)."""
 
 def add_AccountsServiceServicer_to_server(servicer: AccountsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -99,6 +99,8 @@ class Payout(_message.Message):
     STATEMENT_DESCRIPTOR_FIELD_NUMBER: _builtins.int
     RECONCILED_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    FAILURE_CODE_FIELD_NUMBER: _builtins.int
+    FAILURE_MESSAGE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     stripe_payout_id: _builtins.str
     stripe_account_id: _builtins.str
@@ -109,6 +111,9 @@ class Payout(_message.Message):
     status: _builtins.str
     statement_descriptor: _builtins.str
     reconciled: _builtins.bool
+    failure_code: _builtins.str
+    """Why Stripe could not pay it out (status "failed")."""
+    failure_message: _builtins.str
     @_builtins.property
     def arrival_date(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -127,10 +132,12 @@ class Payout(_message.Message):
         statement_descriptor: _builtins.str = ...,
         reconciled: _builtins.bool = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        failure_code: _builtins.str = ...,
+        failure_message: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["arrival_date", b"arrival_date", "created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "arrival_date", b"arrival_date", "created_at", b"created_at", "currency", b"currency", "id", b"id", "organization_id", b"organization_id", "reconciled", b"reconciled", "statement_descriptor", b"statement_descriptor", "status", b"status", "stripe_account_id", b"stripe_account_id", "stripe_payout_id", b"stripe_payout_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "arrival_date", b"arrival_date", "created_at", b"created_at", "currency", b"currency", "failure_code", b"failure_code", "failure_message", b"failure_message", "id", b"id", "organization_id", b"organization_id", "reconciled", b"reconciled", "statement_descriptor", b"statement_descriptor", "status", b"status", "stripe_account_id", b"stripe_account_id", "stripe_payout_id", b"stripe_payout_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -323,21 +330,71 @@ class ListPayoutsRequest(_message.Message):
 
     LIMIT_FIELD_NUMBER: _builtins.int
     CURSOR_FIELD_NUMBER: _builtins.int
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
     limit: _builtins.int
     cursor: _builtins.str
+    organization_id: _builtins.str
+    """Only this organisation's payouts; required unless the caller is a platform admin."""
     def __init__(
         self,
         *,
         limit: _builtins.int = ...,
         cursor: _builtins.str = ...,
+        organization_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "limit", b"limit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "limit", b"limit", "organization_id", b"organization_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListPayoutsRequest: _TypeAlias = ListPayoutsRequest  # noqa: Y015
+
+@_typing.final
+class CreatePayoutRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    idempotency_key: _builtins.str
+    amount: _builtins.int
+    """Minor units of the organisation's currency; 0 pays out its whole available balance."""
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+        amount: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "idempotency_key", b"idempotency_key", "organization_id", b"organization_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreatePayoutRequest: _TypeAlias = CreatePayoutRequest  # noqa: Y015
+
+@_typing.final
+class CreatePayoutResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYOUT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def payout(self) -> Global___Payout: ...
+    def __init__(
+        self,
+        *,
+        payout: Global___Payout | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["payout", b"payout"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["payout", b"payout"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreatePayoutResponse: _TypeAlias = CreatePayoutResponse  # noqa: Y015
 
 @_typing.final
 class ListPayoutsResponse(_message.Message):

@@ -56,6 +56,11 @@ class BankingServiceStub:
                 request_serializer=collect_dot_banking_dot_v1_dot_banking__pb2.ListPayoutsRequest.SerializeToString,
                 response_deserializer=collect_dot_banking_dot_v1_dot_banking__pb2.ListPayoutsResponse.FromString,
                 _registered_method=True)
+        self.CreatePayout = channel.unary_unary(
+                '/collect.banking.v1.BankingService/CreatePayout',
+                request_serializer=collect_dot_banking_dot_v1_dot_banking__pb2.CreatePayoutRequest.SerializeToString,
+                response_deserializer=collect_dot_banking_dot_v1_dot_banking__pb2.CreatePayoutResponse.FromString,
+                _registered_method=True)
         self.RunReconciliation = channel.unary_unary(
                 '/collect.banking.v1.BankingService/RunReconciliation',
                 request_serializer=collect_dot_banking_dot_v1_dot_banking__pb2.RunReconciliationRequest.SerializeToString,
@@ -134,7 +139,15 @@ class BankingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListPayouts(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Payouts of every account (platform admins) or of one organisation's connected account.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreatePayout(self, request, context):
+        """A payout of an organisation's connected account on a manual payout schedule.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -223,6 +236,11 @@ def add_BankingServiceServicer_to_server(servicer, server):
                     servicer.ListPayouts,
                     request_deserializer=collect_dot_banking_dot_v1_dot_banking__pb2.ListPayoutsRequest.FromString,
                     response_serializer=collect_dot_banking_dot_v1_dot_banking__pb2.ListPayoutsResponse.SerializeToString,
+            ),
+            'CreatePayout': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreatePayout,
+                    request_deserializer=collect_dot_banking_dot_v1_dot_banking__pb2.CreatePayoutRequest.FromString,
+                    response_serializer=collect_dot_banking_dot_v1_dot_banking__pb2.CreatePayoutResponse.SerializeToString,
             ),
             'RunReconciliation': grpc.unary_unary_rpc_method_handler(
                     servicer.RunReconciliation,
@@ -385,6 +403,33 @@ class BankingService:
             '/collect.banking.v1.BankingService/ListPayouts',
             collect_dot_banking_dot_v1_dot_banking__pb2.ListPayoutsRequest.SerializeToString,
             collect_dot_banking_dot_v1_dot_banking__pb2.ListPayoutsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreatePayout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/collect.banking.v1.BankingService/CreatePayout',
+            collect_dot_banking_dot_v1_dot_banking__pb2.CreatePayoutRequest.SerializeToString,
+            collect_dot_banking_dot_v1_dot_banking__pb2.CreatePayoutResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -41,6 +41,9 @@ class BankingServiceStub:
     SyncPayouts: _grpc.UnaryUnaryMultiCallable[_banking_pb2.SyncPayoutsRequest, _banking_pb2.SyncPayoutsResponse]
     """Pulls payouts (and their balance transactions) from Stripe."""
     ListPayouts: _grpc.UnaryUnaryMultiCallable[_banking_pb2.ListPayoutsRequest, _banking_pb2.ListPayoutsResponse]
+    """Payouts of every account (platform admins) or of one organisation's connected account."""
+    CreatePayout: _grpc.UnaryUnaryMultiCallable[_banking_pb2.CreatePayoutRequest, _banking_pb2.CreatePayoutResponse]
+    """A payout of an organisation's connected account on a manual payout schedule."""
     RunReconciliation: _grpc.UnaryUnaryMultiCallable[_banking_pb2.RunReconciliationRequest, _banking_pb2.RunReconciliationResponse]
     GetReconciliation: _grpc.UnaryUnaryMultiCallable[_banking_pb2.GetReconciliationRequest, _banking_pb2.GetReconciliationResponse]
     MatchManually: _grpc.UnaryUnaryMultiCallable[_banking_pb2.MatchManuallyRequest, _banking_pb2.MatchManuallyResponse]
@@ -67,6 +70,9 @@ class BankingServiceAsyncStub(BankingServiceStub):
     SyncPayouts: _aio.UnaryUnaryMultiCallable[_banking_pb2.SyncPayoutsRequest, _banking_pb2.SyncPayoutsResponse]  # type: ignore[assignment]
     """Pulls payouts (and their balance transactions) from Stripe."""
     ListPayouts: _aio.UnaryUnaryMultiCallable[_banking_pb2.ListPayoutsRequest, _banking_pb2.ListPayoutsResponse]  # type: ignore[assignment]
+    """Payouts of every account (platform admins) or of one organisation's connected account."""
+    CreatePayout: _aio.UnaryUnaryMultiCallable[_banking_pb2.CreatePayoutRequest, _banking_pb2.CreatePayoutResponse]  # type: ignore[assignment]
+    """A payout of an organisation's connected account on a manual payout schedule."""
     RunReconciliation: _aio.UnaryUnaryMultiCallable[_banking_pb2.RunReconciliationRequest, _banking_pb2.RunReconciliationResponse]  # type: ignore[assignment]
     GetReconciliation: _aio.UnaryUnaryMultiCallable[_banking_pb2.GetReconciliationRequest, _banking_pb2.GetReconciliationResponse]  # type: ignore[assignment]
     MatchManually: _aio.UnaryUnaryMultiCallable[_banking_pb2.MatchManuallyRequest, _banking_pb2.MatchManuallyResponse]  # type: ignore[assignment]
@@ -113,7 +119,16 @@ class BankingServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _banking_pb2.ListPayoutsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_banking_pb2.ListPayoutsResponse, _abc.Awaitable[_banking_pb2.ListPayoutsResponse]]: ...
+    ) -> _typing.Union[_banking_pb2.ListPayoutsResponse, _abc.Awaitable[_banking_pb2.ListPayoutsResponse]]:
+        """Payouts of every account (platform admins) or of one organisation's connected account."""
+
+    @_abc_1.abstractmethod
+    def CreatePayout(
+        self,
+        request: _banking_pb2.CreatePayoutRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_banking_pb2.CreatePayoutResponse, _abc.Awaitable[_banking_pb2.CreatePayoutResponse]]:
+        """A payout of an organisation's connected account on a manual payout schedule."""
 
     @_abc_1.abstractmethod
     def RunReconciliation(

@@ -1,0 +1,112 @@
+"""An organisation's payouts: the schedule at Stripe, a manual payout (once per key), the list, a failure."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+
+from tests.fixtures.organizations import onboarded_organization
+from tests.fixtures.stack import Stack
+
+from .conftest import account_events, deliver, eventually, sell
+
+
+async def _payout(stack: Stack, org_id: str, headers: dict[str, str], key: str, **body: Any) -> httpx.Response:
+    return await stack.http.post(
+        f"/v1/organizations/{org_id}/payouts", headers={**headers, "Idempotency-Key": key}, json=body
+    )
+
+
+async def test_a_manual_payout_pays_the_available_balance_once_and_is_listed(bank_stack: Stack) -> None:
+    stack = bank_stack
+    org = await onboarded_organization(stack)
+    assert org.stripe_account_id
+    await sell(stack, org, [2500, 1500])
+    sandbox = stack.extras["stripe_sandbox"].client(stripe_account=org.stripe_account_id)
+    available = (await sandbox.v1.balance.retrieve_async()).available[0].amount
+    assert available > 0
+
+    key = uuid.uuid4().hex
+    first = await _payout(stack, org.id, org.admin_headers, key)
+    assert first.status_code == 201, first.text
+    payout = first.json()
+    assert (payout["amount"], payout["currency"], payout["organization_id"]) == (available, "eur", org.id)
+    again = await _payout(stack, org.id, org.admin_headers, key)
+    assert again.status_code == 201 and again.json()["id"] == payout["id"]
+    at_stripe = (await sandbox.v1.payouts.list_async(params={"limit": 100})).data
+    assert [p.id for p in at_stripe] == [payout["stripe_payout_id"]], "one payout at Stripe for one key"
+
+    listed = await stack.http.get(f"/v1/organizations/{org.id}/payouts", headers=org.admin_headers)
+    assert listed.status_code == 200, listed.text
+    assert [p["id"] for p in listed.json()["data"]] == [payout["id"]]
+    nothing_left = await _payout(stack, org.id, org.admin_headers, uuid.uuid4().hex)
+    assert nothing_left.status_code == 409 and nothing_left.json()["code"] == "balance_insufficient", nothing_left.text
+
+
+async def test_payouts_are_the_organisations_own(bank_stack: Stack) -> None:
+    stack = bank_stack
+    org, other = await onboarded_organization(stack), await onboarded_organization(stack)
+    for headers in (other.admin_headers, other.agent_headers):
+        seen = await stack.http.get(f"/v1/organizations/{org.id}/payouts", headers=headers)
+        assert seen.status_code in (403, 404), seen.text
+    agent = await stack.http.get(f"/v1/organizations/{org.id}/payouts", headers=org.agent_headers)
+    assert agent.status_code == 403, agent.text
+    paid_by_agent = await _payout(stack, org.id, org.agent_headers, uuid.uuid4().hex)
+    assert paid_by_agent.status_code == 403, paid_by_agent.text
+    by_other = await _payout(stack, org.id, other.admin_headers, uuid.uuid4().hex)
+    assert by_other.status_code == 404, by_other.text
+
+
+async def test_the_schedule_is_set_at_stripe_and_an_automatic_one_refuses_manual_payouts(bank_stack: Stack) -> None:
+    stack = bank_stack
+    org = await onboarded_organization(stack)
+    url = f"/v1/organizations/{org.id}/payout-schedule"
+    no_anchor = await stack.http.patch(url, headers=org.admin_headers, json={"interval": "weekly"})
+    assert no_anchor.status_code == 400, no_anchor.text
+    assert [e["field"] for e in no_anchor.json()["errors"]] == ["weekly_anchor"]
+    unknown = await stack.http.patch(url, headers=org.admin_headers, json={"interval": "hourly"})
+    assert unknown.status_code == 400 and unknown.json()["errors"][0]["field"] == "interval"
+
+    weekly = await stack.http.patch(
+        url, headers=org.admin_headers, json={"interval": "weekly", "weekly_anchor": "friday"}
+    )
+    assert weekly.status_code == 200, weekly.text
+    assert weekly.json()["interval"] == "weekly" and weekly.json()["weekly_anchor"] == "friday"
+    account = await stack.extras["stripe_sandbox"].client().v1.accounts.retrieve_async(org.stripe_account_id)
+    assert account.settings.payouts.schedule.interval == "weekly"
+
+    refused = await _payout(stack, org.id, org.admin_headers, uuid.uuid4().hex)
+    assert refused.status_code == 409 and refused.json()["code"] == "payout_schedule_not_manual", refused.text
+    back = await stack.http.patch(url, headers=org.admin_headers, json={"interval": "manual"})
+    assert back.json() == {"interval": "manual", "weekly_anchor": None, "delay_days": 2}
+
+
+async def test_a_failed_payout_shows_why(bank_stack: Stack) -> None:
+    stack = bank_stack
+    org = await onboarded_organization(stack)
+    assert org.stripe_account_id
+    await sell(stack, org, [3000])
+    created = await _payout(stack, org.id, org.admin_headers, uuid.uuid4().hex)
+    assert created.status_code == 201, created.text
+    stripe_payout_id = created.json()["stripe_payout_id"]
+    sandbox = stack.extras["stripe_sandbox"]
+    async with httpx.AsyncClient(base_url=sandbox.url) as http:
+        failed = await http.post(f"/_sandbox/payouts/{stripe_payout_id}/fail", json={"failure_code": "account_closed"})
+    assert failed.status_code == 200, failed.text
+    events = [
+        e
+        for e in await account_events(stack, org.stripe_account_id, "payout.failed")
+        if e["data"]["object"]["id"] == stripe_payout_id
+    ]
+    assert events, "the sandbox sent payout.failed"
+    await deliver(stack, "banking", events)
+
+    async def failure_listed() -> dict[str, Any] | None:
+        listed = await stack.http.get(f"/v1/organizations/{org.id}/payouts", headers=org.admin_headers)
+        found: dict[str, Any] = listed.json()["data"][0]
+        return found if found["status"] == "failed" else None
+
+    shown = await eventually(failure_listed, what="the failed payout listed as failed")
+    assert shown["failure_code"] == "account_closed" and shown["failure_message"]
