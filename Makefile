@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BUF := node_modules/.bin/buf
 
-.PHONY: run test lint proto proto-check bench install lock clean chromium
+.PHONY: run slack test lint proto proto-check bench install lock clean chromium
 
 $(VENV)/bin/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 2; }
@@ -23,6 +23,10 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(PY) -m stack
+
+# The Slack messages `make run` received (its local sink, when SLACK_WEBHOOK_URL is unset).
+slack: $(STAMP)
+	@$(PY) -m stack.slack
 
 test: $(STAMP) proto-check chromium
 	$(PY) -m pytest
@@ -58,5 +62,7 @@ lint: $(STAMP) $(BUF)
 bench: $(STAMP)
 	for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
+# Run as root, embedded PostgreSQL may keep .run/pg's files under /var/tmp (a link points there).
 clean:
+	case "$$(readlink .run/pg)" in */collect-embedded-pg/data/*) rm -rf "$$(readlink .run/pg)";; esac
 	rm -rf .run

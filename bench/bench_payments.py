@@ -248,7 +248,7 @@ def main() -> None:
                 member = f"{gateway}/v1/members/{agent_id}/stats?organization_id={org_id}&from=2025-01-01&to=2025-12-31"
                 lines.append(_timed_gets("member stats, a year (1/20 of the rows)", member, admin_token))
         finally:
-            postgres.stop()
+            postgres.discard()
     print(f"POST /v1/payments (new key each): {DURATION:.0f} s per line, {os.cpu_count()} cores")
     print(f"load average before/after: {load_before} / {os.getloadavg()[0]:.2f} (other processes share the cores)")
     print("\n".join(lines))

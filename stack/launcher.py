@@ -27,12 +27,13 @@ import httpx
 import orjson
 
 from runtime.config import SERVICES
-from runtime.embedded_pg import EmbeddedPostgres, free_port, start_embedded_postgres
+from runtime.embedded_pg import EmbeddedPostgres, EmbeddedPostgresError, free_port, start_embedded_postgres
 from runtime.migrations import service_dsn
 from runtime.settings import Env, SettingsError, exit_on_settings_error
 from sandbox.stripe.testing import PUBLISHABLE_KEY as SANDBOX_PUBLISHABLE_KEY
 from stack.processes import Supervisor, tail
 from stack.provision import provision_all
+from stack.slack import WEBHOOK_PATH, messages_dir
 from stack.supervisor import Healer, grpc_serving, http_ok
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,6 +116,19 @@ def _register_stripe_endpoints(stripe_url: str, key: str, gateway_url: str) -> l
     return asyncio.run(register())
 
 
+def _stop_when_orphaned() -> int:
+    """make does not pass a SIGTERM or SIGINT sent to it on to its recipe: it exits and leaves the
+    launcher orphaned. Ask Linux for a SIGTERM when the parent goes; returns the parent to watch
+    with getppid() where prctl is missing."""
+    parent = os.getppid()
+    if sys.platform == "linux":
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    return parent
+
+
 def main() -> int:
     env = Env()
     try:
@@ -144,6 +158,7 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    parent = _stop_when_orphaned()
     postgres: EmbeddedPostgres | None = None
     started = time.monotonic()
     try:
@@ -166,6 +181,18 @@ def main() -> int:
         for name in ("ACCOUNTS_ENCRYPTION_KEYS", "ACCOUNTS_BLIND_INDEX_KEY"):
             base_env.setdefault(name, generated[name])  # keys given in the environment win
         urls: dict[str, Any] = {"sandboxes": {}, "services": {}, "metrics": {}}
+
+        slack_webhook_url = env.optional("SLACK_WEBHOOK_URL")
+        if slack_webhook_url:
+            urls["slack"] = "SLACK_WEBHOOK_URL"
+        else:  # a local sink: the daily report lands in .run/slack/ (`make slack` prints it)
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            sink = ["-m", "stack.slack", "serve", f"--port={port}", f"--dir={messages_dir(run_dir)}"]
+            supervisor.start("slack-sink", sink, base_env, url, probe=f"{url}/health")
+            _wait("the Slack sink", lambda: http_ok(f"{url}/health"), 30, supervisor)
+            base_env["SLACK_WEBHOOK_URL"] = f"{url}{WEBHOOK_PATH}"
+            urls["slack"] = {"webhook": f"{url}{WEBHOOK_PATH}", "messages": str(messages_dir(run_dir))}
 
         qonto_webhook_url = f"http://127.0.0.1:{gateway_port}/webhooks/qonto"
         if qonto_login and qonto_secret:
@@ -281,7 +308,7 @@ def main() -> int:
         if replicas > 1:
             print(f"  replicas    {replicas} of each service; gateways {' '.join(gateway_urls)}", flush=True)
 
-        while not stopping:
+        while not stopping and os.getppid() == parent:
             dead = healer.tick()
             if dead is not None:
                 print(
@@ -293,7 +320,7 @@ def main() -> int:
             time.sleep(0.2)
         print("\nstopping ...", flush=True)
         return 0
-    except StartupError as error:
+    except (StartupError, EmbeddedPostgresError) as error:
         print(f"start-up failed: {error}", file=sys.stderr)
         return 1
     finally:
@@ -318,7 +345,7 @@ collect platform is up in {seconds:.1f} s
   admin       {email} / {password if defaulted else "(PLATFORM_ADMIN_PASSWORD)"}
   log in      curl -s -X POST {gateway_url}/v1/auth/token -H 'content-type: application/json' \\
                    -d '{{"email": "{email}", "password": "..."}}'
-  urls        .run/stack.json     logs: .run/logs/     restarts: .run/status.json
+  urls        .run/stack.json     logs: .run/logs/     restarts: .run/status.json     Slack: make slack
   metrics     scrape with Prometheus (GET /metrics):{scrape}
 Ctrl-C stops everything.""",
         flush=True,

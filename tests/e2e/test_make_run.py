@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import orjson
@@ -21,7 +25,7 @@ from tests.fixtures.organizations import organization_body
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _start(run_dir: Path, port: int) -> subprocess.Popen[str]:
+def _env(run_dir: Path, port: int) -> dict[str, str]:
     env = {
         **os.environ,
         "STACK_RUN_DIR": str(run_dir),
@@ -29,10 +33,23 @@ def _start(run_dir: Path, port: int) -> subprocess.Popen[str]:
         "PLATFORM_ADMIN_EMAIL": "e2e-admin@collect.local",
         "PLATFORM_ADMIN_PASSWORD": "e2e-admin-password",
     }
-    for key in ("DATABASE_URL", "STRIPE_API_KEY", "QONTO_LOGIN", "QONTO_SECRET_KEY", "OTEL_EXPORTER_OTLP_ENDPOINT"):
+    for key in (
+        "DATABASE_URL",
+        "STRIPE_API_KEY",
+        "QONTO_LOGIN",
+        "QONTO_SECRET_KEY",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "SLACK_WEBHOOK_URL",
+    ):
         env.pop(key, None)
+    return env
+
+
+def _start(
+    run_dir: Path, port: int, command: tuple[str, ...] = (sys.executable, "-m", "stack")
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "stack"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command, cwd=ROOT, env=_env(run_dir, port), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
 
 
@@ -57,7 +74,7 @@ def _alive(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
 
 
-def _onboarding_shows_through_the_sandbox_webhook(gateway: str, admin: dict[str, str]) -> None:
+def _onboarding_shows_through_the_sandbox_webhook(gateway: str, admin: dict[str, str]) -> dict[str, Any]:
     """The launcher registered the gateway at the Stripe sandbox: account.updated alone enables the org."""
     with httpx.Client(base_url=gateway, headers=admin, timeout=10) as http:
         org = http.post("/v1/organizations", json=organization_body()).json()
@@ -68,8 +85,9 @@ def _onboarding_shows_through_the_sandbox_webhook(gateway: str, admin: dict[str,
         ).json()
         assert httpx.get(link["url"], follow_redirects=False, timeout=10).status_code in (302, 303)
         for _ in range(100):
-            if http.get(f"/v1/organizations/{org['id']}").json()["charges_enabled"]:
-                return
+            current: dict[str, Any] = http.get(f"/v1/organizations/{org['id']}").json()
+            if current["charges_enabled"]:
+                return current
             time.sleep(0.1)
     raise AssertionError("account.updated never reached the organisation through the webhook")
 
@@ -107,6 +125,67 @@ def _scrape(url: str) -> set[tuple[str, str, str]]:
 
 def parsed_log(run_dir: Path, name: str) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in (run_dir / "logs" / f"{name}.log").read_text().splitlines() if line.strip()]
+
+
+def _play(run_dir: Path, port: int, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "stack.play", f"--run-dir={run_dir}", *args],
+        cwd=ROOT,
+        env=_env(run_dir, port),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _sales_payout_and_bank_reconcile(gateway: str, admin: dict[str, str], org: dict[str, Any], run_dir: Path) -> str:
+    """The README walkthrough's outside world: the phone (`stack.play present`), Stripe's payout and the
+    bank credit it brings (`stack.play payout`); the day's report ends reconciled. Returns the day."""
+    port = int(gateway.rsplit(":", 1)[1])
+    with httpx.Client(base_url=gateway, timeout=30) as http:
+        agent = {"email": f"agent-{uuid.uuid4().hex[:8]}@e2e.test", "password": "agent-password-123"}
+        made = http.post(
+            f"/v1/organizations/{org['id']}/members", headers=admin, json={**agent, "name": "A", "role": "agent"}
+        )
+        assert made.status_code == 201, made.text
+        seller = {"Authorization": f"Bearer {http.post('/v1/auth/token', json=agent).json()['access_token']}"}
+        sales = [
+            http.post(
+                "/v1/payments", headers={**seller, "Idempotency-Key": uuid.uuid4().hex}, json={"amount": 1500}
+            ).json()
+            for _ in range(2)
+        ]
+        approved = _play(run_dir, port, "present", sales[0]["id"], "--card", "approve")
+        assert approved.returncode == 0 and f"payment {sales[0]['id']}: succeeded" in approved.stdout, approved
+        declined = _play(run_dir, port, "present", sales[1]["id"], "--card", "decline")
+        assert declined.returncode == 1 and "declined: generic_decline" in declined.stdout, declined
+        paid = _play(run_dir, port, "payout", org["stripe_account_id"])
+        assert paid.returncode == 0 and ": paid" in paid.stdout, paid
+        day = datetime.now(ZoneInfo("Europe/Paris")).date().isoformat()
+        for _ in range(100):  # the bank credit reaches Banking by Qonto's webhook
+            assert http.post("/v1/banking/reconciliation/run", headers=admin, json={}).status_code == 200
+            report = http.get("/v1/reports/daily", params={"date": day}, headers=admin).json()
+            [line] = [o for o in report["organizations"] if o["organization_id"] == org["id"]]
+            if line["reconciled"] and line["bank_credits"] > 0:
+                break
+            time.sleep(0.2)
+        assert line["gross"] == 1500 and line["count"] == 1 and line["payouts"] == line["bank_credits"] > 0, line
+        assert report["reconciled"] is True, report
+    return day
+
+
+def _the_daily_report_lands_in_the_local_slack(gateway: str, admin: dict[str, str], run_dir: Path, day: str) -> None:
+    """No SLACK_WEBHOOK_URL: Banking posts to the launcher's sink, and `python -m stack.slack` prints it."""
+    sent = httpx.post(f"{gateway}/v1/reports/daily/send", json={"date": day}, headers=admin, timeout=30)
+    assert sent.status_code == 200 and sent.json()["sent"], sent.text
+    shown = subprocess.run(
+        [sys.executable, "-m", "stack.slack", f"--run-dir={run_dir}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert f"Daily report {day}: net 15.00 EUR" in shown and "reconciled" in shown, shown
 
 
 def _reap(process: subprocess.Popen[str]) -> None:
@@ -147,7 +226,7 @@ def test_make_run_starts_everything_and_ctrl_c_leaves_no_process(run_dir: Path) 
             assert set(stack["services"]) == {"accounts", "payments", "terminal", "banking"}
             assert set(stack["sandboxes"]) == {"stripe", "qonto"}
             pids = [int(p) for p in (run_dir / "stack.pids").read_text().split()]
-            assert len(pids) == 8, attempt  # postgres, 2 sandboxes, 4 services, gateway
+            assert len(pids) == 9, attempt  # postgres, Slack sink, 2 sandboxes, 4 services, gateway
             process.send_signal(signal.SIGINT)
             assert process.wait(30) == 0
             assert not [pid for pid in pids if _alive(pid)]
@@ -189,5 +268,39 @@ def test_a_killed_service_is_healed_and_only_the_database_stops_the_stack(run_di
         assert "accounts exited with code -9; restarting it" in output, output
         assert "postgres exited unexpectedly" in output, output
         assert not [pid for pid in pids if _alive(pid)]
+    finally:
+        _reap(process)
+
+
+def test_make_run_plays_the_walkthrough_and_stops_on_sigterm_to_make(run_dir: Path) -> None:
+    """`make run` as the README walkthrough drives it: sales on the phone, a payout, the bank credit,
+    a reconciled report in the local Slack sink. Then make alone gets SIGTERM (as from a process
+    manager or an IDE): make does not forward it, the launcher notices that make is gone and stops."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    port = free_port()
+    process = _start(run_dir, port, ("make", "--no-print-directory", "run"))
+    try:
+        _wait_up(process)
+        gateway = f"http://127.0.0.1:{port}"
+        credentials = {"email": "e2e-admin@collect.local", "password": "e2e-admin-password"}
+        admin = {
+            "Authorization": f"Bearer {httpx.post(f'{gateway}/v1/auth/token', json=credentials).json()['access_token']}"
+        }
+        org = _onboarding_shows_through_the_sandbox_webhook(gateway, admin)
+        day = _sales_payout_and_bank_reconcile(gateway, admin, org, run_dir)
+        _the_daily_report_lands_in_the_local_slack(gateway, admin, run_dir, day)
+        pids = [int(p) for p in (run_dir / "stack.pids").read_text().split()]
+        assert len(pids) == 9
+        launcher = int(Path(f"/proc/{pids[-1]}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        assert b"stack" in Path(f"/proc/{launcher}/cmdline").read_bytes()
+        process.send_signal(signal.SIGTERM)  # to make's pid only, not to its process group
+        process.wait(30)
+        deadline = time.monotonic() + 60
+        while _alive(launcher):  # it stops every child, then exits
+            assert time.monotonic() < deadline, "the launcher outlived make"
+            time.sleep(0.1)
+        assert not [pid for pid in pids if _alive(pid)]
+        assert not (run_dir / "stack.pids").exists()
     finally:
         _reap(process)

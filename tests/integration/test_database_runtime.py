@@ -10,10 +10,11 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from runtime.db import create_pool
+from runtime.db import Connection, create_pool
 from runtime.inbox import FAILED, InboundEvent, record_and_apply, replay
-from runtime.migrations import MigrationError, apply_migrations, provision_schema, service_dsn
+from runtime.migrations import MigrationError, apply_migrations, load_migrations, provision_schema, service_dsn
 from runtime.service import RUNTIME_MIGRATIONS
+from services.payments.main import MIGRATIONS as PAYMENTS_MIGRATIONS
 from tests.fixtures.database import PlatformDatabase
 
 
@@ -68,7 +69,10 @@ async def test_a_service_role_cannot_read_another_schema(database: PlatformDatab
             await conn.execute("CREATE TABLE accounts.intruder (id int)")
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await conn.execute("CREATE TABLE public.intruder (id int)")
-        assert await conn.fetchval("SELECT count(*) FROM payments.schema_migrations") >= 0
+        # Its own schema it reads: every migration of services/payments, applied once each.
+        applied = await conn.fetch("SELECT version, name FROM payments.schema_migrations ORDER BY version")
+        on_disk = load_migrations(PAYMENTS_MIGRATIONS)
+        assert on_disk and [(r["version"], r["name"]) for r in applied] == [(m.version, m.name) for m in on_disk]
     finally:
         await conn.close()
 
@@ -91,7 +95,7 @@ def _event(event_id: str) -> InboundEvent:
 
 
 async def test_inbox_applies_each_event_once_even_when_delivered_concurrently(inbox_pool: asyncpg.Pool) -> None:
-    async def handler(conn: asyncpg.Connection, event: InboundEvent) -> str:
+    async def handler(conn: Connection, event: InboundEvent) -> str:
         await conn.execute("INSERT INTO effects VALUES ($1, 1)", event.event_id)
         return "applied"
 
@@ -103,7 +107,7 @@ async def test_inbox_applies_each_event_once_even_when_delivered_concurrently(in
 async def test_a_failing_effect_is_recorded_rolled_back_and_retried(inbox_pool: asyncpg.Pool) -> None:
     calls = 0
 
-    async def flaky(conn: asyncpg.Connection, event: InboundEvent) -> str:
+    async def flaky(conn: Connection, event: InboundEvent) -> str:
         nonlocal calls
         calls += 1
         await conn.execute("INSERT INTO effects VALUES ($1, $2)", event.event_id, calls)
@@ -115,6 +119,7 @@ async def test_a_failing_effect_is_recorded_rolled_back_and_retried(inbox_pool: 
     assert (duplicate, status) == (False, FAILED)
     assert await inbox_pool.fetchval("SELECT count(*) FROM effects") == 0  # the effect was rolled back
     row = await inbox_pool.fetchrow("SELECT status, attempts, last_error FROM inbox_events WHERE event_id = 'evt_2'")
+    assert row is not None
     assert (row["status"], row["attempts"]) == ("failed", 1) and "unreachable" in row["last_error"]
     assert await replay(inbox_pool, flaky) == (1, 1, 0)
     assert await inbox_pool.fetchval("SELECT n FROM effects WHERE event_id = 'evt_2'") == 2

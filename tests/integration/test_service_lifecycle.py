@@ -85,7 +85,7 @@ async def test_readiness_fails_when_the_database_goes_away() -> None:
             assert await _health(stack.target("accounts"), "liveness") == health_pb2.HealthCheckResponse.SERVING
             assert (await stack.http.get("/healthz")).status_code == 200
     finally:
-        server.stop()
+        server.discard()
         shutil.rmtree(data_dir, ignore_errors=True)
 
 

@@ -47,6 +47,7 @@ async def test_a_disabled_member_is_refused_at_once(stack: Stack) -> None:
 
 
 async def test_a_new_role_needs_a_new_token(stack: Stack) -> None:
+    witness = await onboarded_organization(stack, onboard=False)
     org = await _issued_a_second_ago(stack)
     changed = await stack.http.patch(
         f"/v1/organizations/{org.id}/members/{org.agent_id}", headers=org.admin_headers, json={"role": "org_admin"}
@@ -57,12 +58,21 @@ async def test_a_new_role_needs_a_new_token(stack: Stack) -> None:
     fresh = await stack.login(org.agent_email, org.password)
     me = await stack.http.get("/v1/me", headers=fresh)
     assert me.status_code == 200 and me.json()["role"] == "org_admin"
-    # Renaming is not an access change: tokens stay valid.
+    # Renaming is not an access change: tokens stay valid (the admin's is older than a second, so a
+    # revocation would refuse it). The watch is one ordered stream: once a later change to another
+    # member is heard, the rename was heard before it.
     renamed = await stack.http.patch(
-        f"/v1/organizations/{org.id}/members/{org.agent_id}", headers=org.admin_headers, json={"name": "Renamed"}
+        f"/v1/organizations/{org.id}/members/{org.admin_id}", headers=fresh, json={"name": "Renamed"}
     )
-    assert renamed.status_code == 200
-    await asyncio.sleep(0.2)
+    assert renamed.status_code == 200, renamed.text
+    disabled = await stack.http.patch(
+        f"/v1/organizations/{witness.id}/members/{witness.agent_id}",
+        headers=witness.admin_headers,
+        json={"disabled": True},
+    )
+    assert disabled.status_code == 200, disabled.text
+    assert (await _until_refused(stack.http, witness.agent_headers))[-1] == 401
+    assert (await stack.http.get("/v1/payments", headers=org.admin_headers)).status_code == 200
     assert (await stack.http.get("/v1/payments", headers=fresh)).status_code == 200
 
 

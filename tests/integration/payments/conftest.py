@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import uuid
 from collections.abc import Iterator
@@ -84,14 +83,21 @@ async def deliver(stack: Stack, events: list[dict[str, Any]], service: str = "pa
 async def settle(
     stack: Stack, org: OrgContext, payment: dict[str, Any], account: str | None, want: str = "succeeded"
 ) -> dict[str, Any]:
-    """The payment once Stripe's events reached Payments: by webhook if the ingress does it, else directly."""
-    for _ in range(10):
-        current = await get_payment(stack, org.admin_headers, payment["id"])
-        if current["status"] == want:
-            return current
-        await asyncio.sleep(0.05)
-    await deliver(stack, await stripe_events(stack, payment["stripe_payment_intent_id"], account))
-    return await get_payment(stack, org.admin_headers, payment["id"])
+    """The payment once Stripe's events about it reached Payments, in status `want`.
+
+    The session stack has no webhook endpoint at the sandbox (tests/integration/payments/
+    test_real_webhooks.py drives the real ingress): the sandbox's events are handed to Payments'
+    EventSink as the ingress would. A status that never comes fails with the events delivered."""
+    events = await stripe_events(stack, payment["stripe_payment_intent_id"], account)
+    statuses = await deliver(stack, events)
+    current = await get_payment(stack, org.admin_headers, payment["id"])
+    if current["status"] != want:
+        delivered = ", ".join(f"{event['type']} ({status})" for event, status in zip(events, statuses, strict=True))
+        raise AssertionError(
+            f"payment {payment['id']} is {current['status']}, never {want}: "
+            f"the sandbox had {delivered or 'no event about it'}"
+        )
+    return current
 
 
 async def get_payment(stack: Stack, headers: dict[str, str], payment_id: str) -> dict[str, Any]:

@@ -85,7 +85,7 @@ async def test_crash_between_stripe_call_and_local_write_is_completed_by_a_retry
     pending = await stack.deps["payments"].pool.fetchrow(
         "SELECT status, stripe_payment_intent_id FROM payments WHERE organization_id = $1", org.id
     )
-    assert pending["status"] == "pending" and pending["stripe_payment_intent_id"] is None
+    assert pending is not None and pending["status"] == "pending" and pending["stripe_payment_intent_id"] is None
 
     retry = await stack.http.post("/v1/payments", headers=headers, json={"amount": 2500})
     assert retry.status_code == 201, retry.text

@@ -7,6 +7,7 @@ import pytest
 import stripe
 
 from sandbox.stripe.testing import RunningSandbox
+from tests.fixtures.stripe_types import given
 
 
 async def test_account_link_onboarding_enables_the_account(stripe_sandbox: RunningSandbox) -> None:
@@ -22,9 +23,9 @@ async def test_account_link_onboarding_enables_the_account(stripe_sandbox: Runni
     )
     assert account.id.startswith("acct_") and account.type == "express"
     assert not account.charges_enabled and not account.payouts_enabled and not account.details_submitted
-    assert "external_account" in account.requirements.currently_due
-    assert account.capabilities.card_payments == "inactive"
-    assert account.metadata.to_dict() == {"organization": "org_1"}
+    assert "external_account" in given(given(account.requirements).currently_due)
+    assert given(account.capabilities).card_payments == "inactive"
+    assert given(account.metadata).to_dict() == {"organization": "org_1"}
 
     link = await client.v1.account_links.create_async(
         params={
@@ -44,8 +45,10 @@ async def test_account_link_onboarding_enables_the_account(stripe_sandbox: Runni
 
     enabled = await client.v1.accounts.retrieve_async(account.id)
     assert enabled.charges_enabled and enabled.payouts_enabled and enabled.details_submitted
-    assert enabled.requirements.currently_due == [] and enabled.requirements.disabled_reason is None
-    assert enabled.capabilities.card_payments == "active" and enabled.capabilities.transfers == "active"
+    requirements = given(enabled.requirements)
+    assert requirements.currently_due == [] and requirements.disabled_reason is None
+    capabilities = given(enabled.capabilities)
+    assert capabilities.card_payments == "active" and capabilities.transfers == "active"
 
     events = await stripe_sandbox.client(stripe_account=account.id).v1.events.list_async(
         params={"type": "account.updated"}
@@ -53,7 +56,7 @@ async def test_account_link_onboarding_enables_the_account(stripe_sandbox: Runni
     assert len(events.data) == 1
     event = events.data[0]
     assert event.account == account.id and event.data.object.charges_enabled is True
-    assert event.data.previous_attributes.charges_enabled is False
+    assert given(event.data.previous_attributes).charges_enabled is False
 
 
 async def test_account_retrieve_update_list_and_login_link(stripe_sandbox: RunningSandbox) -> None:
@@ -61,7 +64,7 @@ async def test_account_retrieve_update_list_and_login_link(stripe_sandbox: Runni
     own = await connected.client.v1.accounts.retrieve_current_async()
     assert own.id == connected.id
     updated = await connected.platform.v1.accounts.update_async(connected.id, params={"metadata": {"k": "v"}})
-    assert updated.metadata.to_dict() == {"k": "v"}
+    assert given(updated.metadata).to_dict() == {"k": "v"}
     listed = [
         a.id async for a in (await connected.platform.v1.accounts.list_async(params={"limit": 100})).auto_paging_iter()
     ]

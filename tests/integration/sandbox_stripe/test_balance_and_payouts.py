@@ -7,6 +7,7 @@ import pytest
 import stripe
 
 from sandbox.stripe.testing import RunningSandbox, run_sandbox
+from tests.fixtures.stripe_types import id_of
 
 
 async def test_balance_reflects_fees(stripe_sandbox: RunningSandbox) -> None:
@@ -44,7 +45,7 @@ async def test_payouts(stripe_sandbox: RunningSandbox) -> None:
     assert (await client.v1.balance.retrieve_async()).available[0].amount == 0
     in_payout = await client.v1.balance_transactions.list_async(params={"payout": payout.id})
     assert {t.type for t in in_payout.data} == {"charge", "payout"}
-    charge = await client.v1.charges.retrieve_async(intent.latest_charge)
+    charge = await client.v1.charges.retrieve_async(id_of(intent.latest_charge))
     assert charge.balance_transaction in {t.id for t in in_payout.data}
     types = [e.type for e in (await client.v1.events.list_async(params={"type": "payout.*"})).data]
     assert types == ["payout.paid", "payout.created"]

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 
 from sandbox.stripe.testing import SandboxProcess, free_port, run_sandbox
+from tests.fixtures.stripe_types import given, id_of
 
 
 async def test_state_file_survives_restart(tmp_path: Path) -> None:
@@ -33,8 +34,8 @@ async def test_state_file_survives_restart(tmp_path: Path) -> None:
         client = sandbox.client(stripe_account=account.id)
         again = await client.v1.payment_intents.retrieve_async(intent.id)
         assert again.status == "succeeded"
-        charge = await client.v1.charges.retrieve_async(again.latest_charge)
-        assert charge.amount_refunded == 1_000 and charge.refunds.data[0].id == refund.id
+        charge = await client.v1.charges.retrieve_async(id_of(again.latest_charge))
+        assert charge.amount_refunded == 1_000 and given(charge.refunds).data[0].id == refund.id
         assert (await client.v1.balance.retrieve_async()).available[0].amount == balance_before
         assert (await sandbox.client().v1.webhook_endpoints.retrieve_async(endpoint.id)).url == "http://127.0.0.1:9/x"
         assert sandbox.state.store.objects[endpoint.id]["_secret"] == endpoint.secret

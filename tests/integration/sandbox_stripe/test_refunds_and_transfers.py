@@ -8,6 +8,7 @@ import pytest
 import stripe
 
 from sandbox.stripe.testing import ConnectedAccount
+from tests.fixtures.stripe_types import given, id_of
 
 
 async def _paid(client: stripe.StripeClient, **extra: object) -> stripe.PaymentIntent:
@@ -24,17 +25,17 @@ async def test_partial_refunds_and_over_refund(connected: ConnectedAccount) -> N
     assert first.id.startswith("re_") and first.status == "succeeded" and first.amount == 3_000
     assert first.charge == intent.latest_charge and first.reason == "requested_by_customer"
     with pytest.raises(stripe.InvalidRequestError) as too_much:
-        await client.v1.refunds.create_async(params={"charge": intent.latest_charge, "amount": 7_001})
+        await client.v1.refunds.create_async(params={"charge": id_of(intent.latest_charge), "amount": 7_001})
     assert too_much.value.code == "amount_too_large" and too_much.value.param == "amount"
-    rest = await client.v1.refunds.create_async(params={"charge": intent.latest_charge})
+    rest = await client.v1.refunds.create_async(params={"charge": id_of(intent.latest_charge)})
     assert rest.amount == 7_000
-    charge = await client.v1.charges.retrieve_async(intent.latest_charge)
+    charge = await client.v1.charges.retrieve_async(id_of(intent.latest_charge))
     assert charge.amount_refunded == 10_000 and charge.refunded
-    assert [r.id for r in charge.refunds.data] == [rest.id, first.id]
+    assert [r.id for r in given(charge.refunds).data] == [rest.id, first.id]
     with pytest.raises(stripe.InvalidRequestError) as again:
         await client.v1.refunds.create_async(params={"payment_intent": intent.id})
     assert again.value.code == "charge_already_refunded"
-    refund_txn = await client.v1.balance_transactions.retrieve_async(first.balance_transaction)
+    refund_txn = await client.v1.balance_transactions.retrieve_async(id_of(first.balance_transaction))
     assert refund_txn.type == "refund" and refund_txn.amount == -3_000
     listed = await client.v1.refunds.list_async(params={"payment_intent": intent.id})
     assert {r.id for r in listed.data} == {first.id, rest.id}
@@ -45,7 +46,7 @@ async def test_partial_refunds_and_over_refund(connected: ConnectedAccount) -> N
 async def test_refund_reverses_transfer_pro_rata_and_refunds_fee(connected: ConnectedAccount) -> None:
     platform = connected.platform
     intent = await _paid(platform, application_fee_amount=1_000, transfer_data={"destination": connected.id})
-    charge = await platform.v1.charges.retrieve_async(intent.latest_charge)
+    charge = await platform.v1.charges.retrieve_async(id_of(intent.latest_charge))
     refund = await platform.v1.refunds.create_async(
         params={
             "payment_intent": intent.id,
@@ -54,12 +55,12 @@ async def test_refund_reverses_transfer_pro_rata_and_refunds_fee(connected: Conn
             "refund_application_fee": True,
         }
     )
-    reversal_id = refund.transfer_reversal
+    reversal_id = id_of(refund.transfer_reversal)
     assert reversal_id.startswith("trr_")
-    transfer = await platform.v1.transfers.retrieve_async(charge.transfer)
+    transfer = await platform.v1.transfers.retrieve_async(id_of(charge.transfer))
     assert transfer.amount == 9_000 and transfer.amount_reversed == 4_500 and not transfer.reversed
     assert transfer.reversals.data[0].id == reversal_id
-    fee = await platform.v1.application_fees.retrieve_async(charge.application_fee)
+    fee = await platform.v1.application_fees.retrieve_async(id_of(charge.application_fee))
     assert fee.amount_refunded == 500 and not fee.refunded
     destination_refunds = await connected.client.v1.balance_transactions.list_async(params={"type": "payment_refund"})
     assert [t.amount for t in destination_refunds.data] == [-4_500]
@@ -89,18 +90,20 @@ async def test_transfers_and_reversals(connected: ConnectedAccount) -> None:
 
 async def test_application_fee_refunds(connected: ConnectedAccount) -> None:
     intent = await _paid(connected.client, application_fee_amount=600)
-    charge = await connected.client.v1.charges.retrieve_async(intent.latest_charge)
+    charge = await connected.client.v1.charges.retrieve_async(id_of(intent.latest_charge))
     platform = connected.platform
-    refund = await platform.v1.application_fees.refunds.create_async(charge.application_fee, params={"amount": 200})
+    refund = await platform.v1.application_fees.refunds.create_async(
+        id_of(charge.application_fee), params={"amount": 200}
+    )
     assert refund.id.startswith("fr_") and refund.fee == charge.application_fee and refund.amount == 200
-    rest = await platform.v1.application_fees.refunds.create_async(charge.application_fee)
+    rest = await platform.v1.application_fees.refunds.create_async(id_of(charge.application_fee))
     assert rest.amount == 400
-    fee = await platform.v1.application_fees.retrieve_async(charge.application_fee)
+    fee = await platform.v1.application_fees.retrieve_async(id_of(charge.application_fee))
     assert fee.refunded and fee.amount_refunded == 600
-    listed = await platform.v1.application_fees.refunds.list_async(charge.application_fee)
+    listed = await platform.v1.application_fees.refunds.list_async(id_of(charge.application_fee))
     assert [r.id for r in listed.data] == [rest.id, refund.id]
     with pytest.raises(stripe.InvalidRequestError):
-        await platform.v1.application_fees.refunds.create_async(charge.application_fee, params={"amount": 1})
+        await platform.v1.application_fees.refunds.create_async(id_of(charge.application_fee), params={"amount": 1})
 
 
 async def test_a_refund_to_the_failing_test_card_fails_later_and_the_money_comes_back(
@@ -116,9 +119,9 @@ async def test_a_refund_to_the_failing_test_card_fails_later_and_the_money_comes
             break
         await asyncio.sleep(0.02)
     assert refund.status == "failed" and refund.failure_reason == "expired_or_canceled_card"
-    back = await client.v1.balance_transactions.retrieve_async(refund.failure_balance_transaction)
+    back = await client.v1.balance_transactions.retrieve_async(id_of(refund.failure_balance_transaction))
     assert back.type == "refund_failure" and back.amount == 2_500
-    charge = await client.v1.charges.retrieve_async(intent.latest_charge)
+    charge = await client.v1.charges.retrieve_async(id_of(intent.latest_charge))
     assert charge.amount_refunded == 0 and not charge.refunded
     types = [e.type for e in (await client.v1.events.list_async(params={"limit": 100})).data]
     assert {"charge.refund.updated", "refund.updated", "refund.failed"} <= set(types)

@@ -12,11 +12,18 @@ import httpx
 import jsonschema
 import pytest
 import pytest_asyncio
+from stripe.params.terminal import LocationCreateParamsAddress
 
 from sandbox.stripe.spec_extensions import NEWER_RESPONSE_VALUES
 from sandbox.stripe.testing import RunningSandbox
+from tests.fixtures.stripe_types import id_of
 
-ADDRESS = {"line1": "1 rue de la Paix", "city": "Paris", "postal_code": "75002", "country": "FR"}
+ADDRESS: LocationCreateParamsAddress = {
+    "line1": "1 rue de la Paix",
+    "city": "Paris",
+    "postal_code": "75002",
+    "country": "FR",
+}
 # Values newer than the 2020-08-27 spec that the current API returns (declared with their reasons).
 NEWER_ENUM_VALUES = {value for values, _reason in NEWER_RESPONSE_VALUES.values() for value in values}
 
@@ -94,13 +101,13 @@ async def served(stripe_sandbox: RunningSandbox) -> dict[str, dict[str, Any]]:
         }
     )
     objects["payment_intent"] = direct
-    charge = await client.v1.charges.retrieve_async(direct.latest_charge)
-    objects["payment_method"] = await client.v1.payment_methods.retrieve_async(charge.payment_method)
+    charge = await client.v1.charges.retrieve_async(id_of(direct.latest_charge))
+    objects["payment_method"] = await client.v1.payment_methods.retrieve_async(id_of(charge.payment_method))
     objects["refund"] = await client.v1.refunds.create_async(params={"payment_intent": direct.id, "amount": 1_000})
-    objects["charge"] = await client.v1.charges.retrieve_async(direct.latest_charge)
-    objects["application_fee"] = await platform.v1.application_fees.retrieve_async(charge.application_fee)
+    objects["charge"] = await client.v1.charges.retrieve_async(id_of(direct.latest_charge))
+    objects["application_fee"] = await platform.v1.application_fees.retrieve_async(id_of(charge.application_fee))
     objects["fee_refund"] = await platform.v1.application_fees.refunds.create_async(
-        charge.application_fee, params={"amount": 100}
+        id_of(charge.application_fee), params={"amount": 100}
     )
     destination = await platform.v1.payment_intents.create_async(
         params={
@@ -111,13 +118,15 @@ async def served(stripe_sandbox: RunningSandbox) -> dict[str, dict[str, Any]]:
             "transfer_data": {"destination": account.id},
         }
     )
-    transfer_id = (await platform.v1.charges.retrieve_async(destination.latest_charge)).transfer
+    transfer_id = (await platform.v1.charges.retrieve_async(id_of(destination.latest_charge))).transfer
     objects["transfer_reversal"] = await platform.v1.transfers.reversals.create_async(
-        transfer_id, params={"amount": 10}
+        id_of(transfer_id), params={"amount": 10}
     )
-    objects["transfer"] = await platform.v1.transfers.retrieve_async(transfer_id)
+    objects["transfer"] = await platform.v1.transfers.retrieve_async(id_of(transfer_id))
     objects["balance"] = await client.v1.balance.retrieve_async()
-    objects["balance_transaction"] = await client.v1.balance_transactions.retrieve_async(charge.balance_transaction)
+    objects["balance_transaction"] = await client.v1.balance_transactions.retrieve_async(
+        id_of(charge.balance_transaction)
+    )
     objects["payout"] = await client.v1.payouts.create_async(params={"amount": 100, "currency": "eur"})
     objects["event"] = (await client.v1.events.list_async(params={"type": "charge.succeeded"})).data[0]
     objects["webhook_endpoint"] = await platform.v1.webhook_endpoints.create_async(
@@ -132,7 +141,7 @@ async def served(stripe_sandbox: RunningSandbox) -> dict[str, dict[str, Any]]:
         params={"registration_code": "simulated-wpe", "label": "Till", "location": location.id}
     )
     intent = await client.v1.payment_intents.create_async(
-        params={"amount": 700, "currency": "eur", "payment_method_types": ["card_present"]}
+        params={"amount": 700, "currency": "eur", "payment_method_types": ["card_present"]}  # type: ignore[typeddict-unknown-key]
     )
     await client.v1.terminal.readers.process_payment_intent_async(reader.id, params={"payment_intent": intent.id})
     objects["terminal.reader"] = await client.v1.test_helpers.terminal.readers.present_payment_method_async(reader.id)

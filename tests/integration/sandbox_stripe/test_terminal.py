@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import pytest
 import stripe
+from stripe.params.terminal import LocationCreateParamsAddress
 
 from sandbox.stripe.testing import ConnectedAccount
+from tests.fixtures.stripe_types import given, id_of
 
-ADDRESS = {"line1": "1 rue de la Paix", "city": "Paris", "postal_code": "75002", "country": "FR"}
+ADDRESS: LocationCreateParamsAddress = {
+    "line1": "1 rue de la Paix",
+    "city": "Paris",
+    "postal_code": "75002",
+    "country": "FR",
+}
 
 
 async def test_locations_and_connection_tokens(connected: ConnectedAccount) -> None:
@@ -41,7 +48,7 @@ async def test_reader_processes_a_payment(connected: ConnectedAccount) -> None:
     assert reader.id.startswith("tmr_") and reader.label == "Till 1" and reader.status == "online"
     assert reader.location == location.id and reader.action is None
     intent = await client.v1.payment_intents.create_async(
-        params={
+        params={  # type: ignore[typeddict-unknown-key]
             "amount": 1_500,
             "currency": "eur",
             "payment_method_types": ["card_present"],
@@ -51,18 +58,18 @@ async def test_reader_processes_a_payment(connected: ConnectedAccount) -> None:
     busy = await client.v1.terminal.readers.process_payment_intent_async(
         reader.id, params={"payment_intent": intent.id}
     )
-    assert busy.action.type == "process_payment_intent" and busy.action.status == "in_progress"
+    assert given(busy.action).type == "process_payment_intent" and given(busy.action).status == "in_progress"
     presented = await client.v1.test_helpers.terminal.readers.present_payment_method_async(reader.id)
-    assert presented.action.status == "succeeded"
+    assert given(presented.action).status == "succeeded"
     processed = await client.v1.payment_intents.retrieve_async(intent.id)
-    assert processed.status == "requires_capture" and processed.payment_method.startswith("pm_")
+    assert processed.status == "requires_capture" and id_of(processed.payment_method).startswith("pm_")
     captured = await client.v1.payment_intents.capture_async(intent.id)
     assert captured.status == "succeeded"
     events = await client.v1.events.list_async(params={"type": "terminal.reader.action_succeeded"})
     assert events.data[0].data.object.id == reader.id
 
     declined_intent = await client.v1.payment_intents.create_async(
-        params={"amount": 900, "currency": "eur", "payment_method_types": ["card_present"]}
+        params={"amount": 900, "currency": "eur", "payment_method_types": ["card_present"]}  # type: ignore[typeddict-unknown-key]
     )
     await client.v1.terminal.readers.process_payment_intent_async(
         reader.id, params={"payment_intent": declined_intent.id}
@@ -70,7 +77,7 @@ async def test_reader_processes_a_payment(connected: ConnectedAccount) -> None:
     failed = await client.v1.test_helpers.terminal.readers.present_payment_method_async(
         reader.id, params={"card_present": {"number": "4000000000000002"}}
     )
-    assert failed.action.status == "failed" and failed.action.failure_code == "card_declined"
+    assert given(failed.action).status == "failed" and given(failed.action).failure_code == "card_declined"
     assert (await client.v1.payment_intents.retrieve_async(declined_intent.id)).status == "requires_payment_method"
 
     readers = await client.v1.terminal.readers.list_async(params={"location": location.id})

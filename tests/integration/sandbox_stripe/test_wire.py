@@ -8,11 +8,12 @@ import base64
 import httpx
 import pytest
 import stripe
+from stripe.params import PaymentIntentCreateParams
 
 from sandbox.stripe.testing import ConnectedAccount, RunningSandbox, run_sandbox
 from sandbox.stripe.wire import parse_form
 
-PI = {"amount": 1500, "currency": "eur", "payment_method_types": ["card"]}
+PI: PaymentIntentCreateParams = {"amount": 1500, "currency": "eur", "payment_method_types": ["card"]}  # type: ignore[typeddict-unknown-key]
 
 
 def test_parse_form_nesting() -> None:
@@ -106,7 +107,7 @@ async def test_list_pagination_newest_first(stripe_sandbox: RunningSandbox) -> N
     ]
     newest_first = list(reversed(created))
     page = await account.client.v1.payment_intents.list_async(params={"limit": 2})
-    assert page.object == "list" and page.url == "/v1/payment_intents" and page.has_more
+    assert page["object"] == "list" and page.url == "/v1/payment_intents" and page.has_more
     assert [p.id for p in page.data] == newest_first[:2]
     page2 = await account.client.v1.payment_intents.list_async(params={"limit": 2, "starting_after": page.data[-1].id})
     assert [p.id for p in page2.data] == newest_first[2:4] and page2.has_more
@@ -120,7 +121,7 @@ async def test_list_pagination_newest_first(stripe_sandbox: RunningSandbox) -> N
 
 async def test_errors_faults_and_operations(stripe_sandbox: RunningSandbox, connected: ConnectedAccount) -> None:
     with pytest.raises(stripe.InvalidRequestError) as info:
-        await connected.client.v1.payment_intents.create_async(params={"currency": "eur"})
+        await connected.client.v1.payment_intents.create_async(params={"currency": "eur"})  # type: ignore[typeddict-item]  # amount left out on purpose
     assert info.value.code == "parameter_missing" and info.value.param == "amount"
     async with httpx.AsyncClient(base_url=stripe_sandbox.url) as http:
         assert (await http.get("/_sandbox/health")).json() == {"status": "ok"}
@@ -152,4 +153,5 @@ async def test_optional_rate_limit() -> None:
         outcomes = await asyncio.gather(*(client.v1.balance.retrieve_async() for _ in range(8)), return_exceptions=True)
         limited = [o for o in outcomes if isinstance(o, stripe.RateLimitError)]
         assert limited and len(limited) < 8
+        assert isinstance(limited[0].json_body, dict)
         assert limited[0].http_status == 429 and limited[0].json_body["error"]["code"] == "rate_limit"

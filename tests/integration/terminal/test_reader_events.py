@@ -88,6 +88,7 @@ async def test_reader_events_update_status_in_order(
         ours["stripe_reader_id"], {"payment_intent": intent.id}
     )
     await on_account.v1.test_helpers.terminal.readers.present_payment_method_async(ours["stripe_reader_id"])
+    assert org.stripe_account_id is not None
     async with httpx.AsyncClient(base_url=sandbox.url) as http:
         listed = await http.get(
             "/v1/events",
