@@ -46,7 +46,7 @@ async def test_service_process_serves_health_then_stops_gracefully_on_sigterm(da
     )
     try:
         assert process.stderr is not None
-        lines = []
+        lines: list[bytes] = []
         while not lines or b"listening" not in lines[-1]:
             line = await asyncio.wait_for(process.stderr.readline(), 30)
             if not line:

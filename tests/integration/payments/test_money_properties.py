@@ -1,5 +1,6 @@
 """Random sequences of sales, captures, refunds, offline batches and shuffled, duplicated Stripe
-events against the real services; after each step the money invariants hold."""
+events against the real services; after each step the money invariants hold, and the organisation's
+FEC balances and books what its stats say."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import stripe
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.fixtures.fec import account_totals, checked_fec
 from tests.fixtures.organizations import OrgContext, onboarded_organization
 from tests.fixtures.stack import Stack
 from tests.integration.payments.conftest import confirm, create_payment, deliver, key
@@ -48,14 +50,21 @@ async def _check(stack: Stack, org: OrgContext) -> None:
             sums[2] += p["amount_refunded"]
             sums[3] += p["application_fee_amount"] - p["application_fee_refunded"]
     today = datetime.now(UTC).date()
-    stats = await stack.http.get(
-        f"/v1/organizations/{org.id}/stats?from={today - timedelta(days=20)}&to={today + timedelta(days=1)}",
-        headers=org.admin_headers,
-    )
+    days = {"from": str(today - timedelta(days=20)), "to": str(today + timedelta(days=1))}
+    stats = await stack.http.get(f"/v1/organizations/{org.id}/stats", params=days, headers=org.admin_headers)
     seen = {
         t["currency"]: [t["count"], t["gross"], t["refunded"], t["fees"]] for t in stats.json()["totals_by_currency"]
     }
     assert seen == expected, (seen, expected)
+    # The organisation's books on the same days: balanced, numbered without gaps, and saying the same.
+    fec = await stack.http.get(f"/v1/organizations/{org.id}/exports/fec", params=days, headers=org.admin_headers)
+    assert fec.status_code == 200, fec.text
+    rows, _ = checked_fec(fec.text)
+    for currency, (_, gross, refunded, fees) in expected.items():
+        assert account_totals(rows, "706000", currency.upper())[1] == gross
+        assert account_totals(rows, "709000", currency.upper())[0] == refunded
+        fee_debits, fee_credits = account_totals(rows, "622000", currency.upper())
+        assert fee_debits - fee_credits == fees
     intents = (
         await stack.extras["stripe_sandbox"]
         .client()
@@ -127,6 +136,9 @@ async def _step(stack: Stack, org: OrgContext, sales: list[dict[str, Any]], step
 @given(steps=steps)
 async def test_money_invariants_hold_after_every_step(stack: Stack, steps: list[tuple[Any, ...]]) -> None:
     org = await onboarded_organization(stack, fee_percent_bps=250)
+    admin = await stack.admin_headers()
+    named = await stack.http.patch(f"/v1/organizations/{org.id}", headers=admin, json={"siren": "732829320"})
+    assert named.status_code == 200, named.text
     sales: list[dict[str, Any]] = []
     for step in steps:
         await _step(stack, org, sales, step)

@@ -10,6 +10,7 @@ import stripe
 
 from sandbox.stripe.testing import ConnectedAccount, RunningSandbox
 from tests.fixtures.polling import eventually
+from tests.fixtures.stripe_types import id_of
 
 DISPUTE_FEE = 1500
 
@@ -41,7 +42,7 @@ async def test_a_direct_charge_dispute_debits_the_connected_account_and_a_win_re
     )
     assert intent.status == "succeeded"
     before_platform = await _available(connected.platform)
-    dispute = await _dispute_of(client, intent.latest_charge)
+    dispute = await _dispute_of(client, id_of(intent.latest_charge))
     assert (dispute.amount, dispute.currency, dispute.reason) == (4_000, "eur", "fraudulent")
     assert dispute.payment_intent == intent.id and dispute.evidence_details.submission_count == 0
     [withdrawal] = dispute.balance_transactions
@@ -49,7 +50,7 @@ async def test_a_direct_charge_dispute_debits_the_connected_account_and_a_win_re
     assert withdrawal.type == "adjustment" and withdrawal.reporting_category == "dispute"
     txn = await client.v1.balance_transactions.retrieve_async(withdrawal.id)  # on the connected account
     assert txn.source == dispute.id
-    charge = await client.v1.charges.retrieve_async(intent.latest_charge)
+    charge = await client.v1.charges.retrieve_async(id_of(intent.latest_charge))
     assert charge.disputed
     with pytest.raises(stripe.InvalidRequestError) as refused:
         await client.v1.refunds.create_async(params={"payment_intent": intent.id})
@@ -63,7 +64,7 @@ async def test_a_direct_charge_dispute_debits_the_connected_account_and_a_win_re
         dispute.id, params={"evidence": {"product_description": "A club membership"}}
     )
     assert submitted.status == "under_review" and submitted.evidence_details.submission_count == 1
-    won = await _dispute_of(client, intent.latest_charge, "won")
+    won = await _dispute_of(client, id_of(intent.latest_charge), "won")
     assert [t.amount for t in won.balance_transactions] == [-4_000, 4_000]
     assert won.balance_transactions[1].reporting_category == "dispute_reversal"
     assert await _event_types(client, dispute.id) == [
@@ -95,12 +96,12 @@ async def test_a_destination_charge_dispute_debits_the_platform_and_losing_evide
         }
     )
     connected_before = await _available(connected.client)
-    dispute = await _dispute_of(platform, intent.latest_charge)
+    dispute = await _dispute_of(platform, id_of(intent.latest_charge))
     [withdrawal] = dispute.balance_transactions
     assert (await platform.v1.balance_transactions.retrieve_async(withdrawal.id)).net == -6_000 - DISPUTE_FEE
     assert (await connected.client.v1.disputes.list_async()).data == []
     await platform.v1.disputes.update_async(dispute.id, params={"evidence": {"uncategorized_text": "losing_evidence"}})
-    lost = await _dispute_of(platform, intent.latest_charge, "lost")
+    lost = await _dispute_of(platform, id_of(intent.latest_charge), "lost")
     assert [t.amount for t in lost.balance_transactions] == [-6_000]
     assert await _event_types(platform, dispute.id) == [
         "charge.dispute.created",
@@ -121,13 +122,13 @@ async def test_closing_accepts_the_dispute_and_a_card_present_dispute(connected:
         params={"registration_code": "simulated-wpe", "location": location.id}
     )
     intent = await client.v1.payment_intents.create_async(
-        params={"amount": 2_500, "currency": "eur", "payment_method_types": ["card_present"]}
+        params={"amount": 2_500, "currency": "eur", "payment_method_types": ["card_present"]}  # type: ignore[typeddict-unknown-key]
     )
     await client.v1.terminal.readers.process_payment_intent_async(reader.id, params={"payment_intent": intent.id})
     await client.v1.test_helpers.terminal.readers.present_payment_method_async(
         reader.id, params={"card_present": {"number": "4000000000000259"}}
     )
-    charge_id = (await client.v1.payment_intents.retrieve_async(intent.id)).latest_charge
+    charge_id = id_of((await client.v1.payment_intents.retrieve_async(intent.id)).latest_charge)
     dispute = await _dispute_of(client, charge_id)
     closed = await client.v1.disputes.close_async(dispute.id)
     assert closed.status == "lost"

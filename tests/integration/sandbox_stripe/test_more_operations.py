@@ -5,10 +5,17 @@ from __future__ import annotations
 import httpx
 import pytest
 import stripe
+from stripe.params.terminal import LocationCreateParamsAddress
 
 from sandbox.stripe.testing import ConnectedAccount, RunningSandbox
+from tests.fixtures.stripe_types import given, id_of
 
-ADDRESS = {"line1": "1 rue de la Paix", "city": "Paris", "postal_code": "75002", "country": "FR"}
+ADDRESS: LocationCreateParamsAddress = {
+    "line1": "1 rue de la Paix",
+    "city": "Paris",
+    "postal_code": "75002",
+    "country": "FR",
+}
 
 
 async def test_account_capabilities_persons_external_accounts_and_reject(stripe_sandbox: RunningSandbox) -> None:
@@ -18,13 +25,13 @@ async def test_account_capabilities_persons_external_accounts_and_reject(stripe_
     assert {c.id: c.status for c in capabilities.data} == {"card_payments": "active", "transfers": "active"}
     transfers = await platform.v1.accounts.capabilities.update_async(account.id, "transfers", {"requested": False})
     assert transfers.status == "inactive"
-    assert (await platform.v1.accounts.retrieve_async(account.id)).capabilities.transfers == "inactive"
+    assert given((await platform.v1.accounts.retrieve_async(account.id)).capabilities).transfers == "inactive"
 
     person = await platform.v1.accounts.persons.create_async(
         account.id,
         params={"first_name": "Ada", "last_name": "L", "relationship": {"representative": True}, "id_number": "1"},
     )
-    assert person.relationship.representative and person.id_number_provided and "id_number" not in person
+    assert given(person.relationship).representative and person.id_number_provided and "id_number" not in person
     await platform.v1.accounts.persons.update_async(account.id, person.id, params={"email": "ada@example.com"})
     listed = await platform.v1.accounts.persons.list_async(account.id)
     assert [(p.id, p.email) for p in listed.data] == [(person.id, "ada@example.com")]
@@ -37,11 +44,11 @@ async def test_account_capabilities_persons_external_accounts_and_reject(stripe_
     )
     assert bank.object == "bank_account" and bank.currency == "eur" and bank.default_for_currency
     retrieved = await platform.v1.accounts.retrieve_async(account.id)
-    assert [b.id for b in retrieved.external_accounts.data] == [bank.id]
+    assert [b.id for b in given(retrieved.external_accounts).data] == [bank.id]
     assert (await platform.v1.accounts.external_accounts.list_async(account.id)).data[0].id == bank.id
 
     rejected = await platform.v1.accounts.reject_async(account.id, params={"reason": "fraud"})
-    assert not rejected.charges_enabled and rejected.requirements.disabled_reason == "rejected.fraud"
+    assert not rejected.charges_enabled and given(rejected.requirements).disabled_reason == "rejected.fraud"
     with pytest.raises(stripe.InvalidRequestError):
         await account.client.v1.payment_intents.create_async(
             params={"amount": 900, "currency": "eur", "confirm": True, "payment_method": "pm_card_visa"}
@@ -65,7 +72,7 @@ async def test_increment_authorization_then_capture_through_the_charge(
     assert (grown.amount, grown.amount_capturable) == (1_500, 1_500)
     with pytest.raises(stripe.InvalidRequestError):
         await client.v1.payment_intents.increment_authorization_async(intent.id, params={"amount": 1_200})
-    charge = await client.v1.charges.capture_async(intent.latest_charge, params={"amount": 1_400})
+    charge = await client.v1.charges.capture_async(id_of(intent.latest_charge), params={"amount": 1_400})
     assert charge.captured and charge.amount_captured == 1_400
     assert (await client.v1.payment_intents.retrieve_async(intent.id)).status == "succeeded"
     headers = {"Authorization": "Bearer sk_test_sandbox", "Stripe-Account": connected.id}
@@ -121,12 +128,12 @@ async def test_reversal_update_reader_display_and_payment_method_attach(connecte
             "transfer_data": {"destination": connected.id},
         }
     )
-    transfer_id = (await platform.v1.charges.retrieve_async(intent.latest_charge)).transfer
+    transfer_id = id_of((await platform.v1.charges.retrieve_async(id_of(intent.latest_charge))).transfer)
     reversal = await platform.v1.transfers.reversals.create_async(transfer_id, params={"amount": 100})
     updated = await platform.v1.transfers.reversals.update_async(
         transfer_id, reversal.id, params={"metadata": {"why": "dispute"}}
     )
-    assert updated.metadata.to_dict() == {"why": "dispute"}
+    assert given(updated.metadata).to_dict() == {"why": "dispute"}
 
     location = await client.v1.terminal.locations.create_async(params={"display_name": "Club", "address": ADDRESS})
     reader = await client.v1.terminal.readers.create_async(
@@ -143,10 +150,12 @@ async def test_reversal_update_reader_display_and_payment_method_attach(connecte
             },
         },
     )
-    assert shown.action.type == "set_reader_display" and shown.action.set_reader_display.cart.total == 1_000
+    action = given(shown.action)
+    assert action.type == "set_reader_display" and given(given(action.set_reader_display).cart).total == 1_000
     with pytest.raises(stripe.InvalidRequestError) as info:
         await client.v1.terminal.readers.process_setup_intent_async(
-            reader.id, params={"setup_intent": "seti_missing", "customer_consent_collected": True}
+            reader.id,
+            params={"setup_intent": "seti_missing", "customer_consent_collected": True},  # type: ignore[typeddict-item,typeddict-unknown-key]
         )
     assert info.value.code == "resource_missing"
 

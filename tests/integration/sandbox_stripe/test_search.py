@@ -52,7 +52,7 @@ async def test_search_charges_and_payment_intents(stripe_sandbox: RunningSandbox
     assert declined not in (small.id, large.id)
 
     page = await client.v1.charges.search_async(params={"query": "currency:'eur'", "limit": 2})
-    assert page.object == "search_result" and page.has_more and page.url == "/v1/charges/search"
+    assert page["object"] == "search_result" and page.has_more and page["url"] == "/v1/charges/search"
     rest = await client.v1.charges.search_async(params={"query": "currency:'eur'", "limit": 2, "page": page.next_page})
     assert [c.amount for c in rest.data] == [900] and not rest.has_more and rest.next_page is None
 
