@@ -7,7 +7,9 @@ never downloads one.
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,7 +19,10 @@ from playwright.async_api import Browser, async_playwright
 from tests.integration.banking.conftest import bank_stack, fresh_database  # noqa: F401 - fixtures used here
 
 CHROMIUM = "/usr/bin/chromium"
-SHOTS = Path(__file__).resolve().parents[3] / "docs" / "console"
+# Screenshots of each page: into the README's docs/console/ when asked
+# (`CONSOLE_SCREENSHOTS=docs/console make test`), else a temporary folder, so a test run leaves the
+# checkout as it was.
+SHOTS = Path(os.environ.get("CONSOLE_SCREENSHOTS") or Path(tempfile.gettempdir()) / "collect-console-screenshots")
 ARGS = [
     "--headless=new",
     "--no-sandbox",

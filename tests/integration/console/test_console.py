@@ -1,6 +1,6 @@
 """The console through the real stack in Chromium: sign in, onboard, live sales feed, refund, isolation
 between organisations, a reconciled payout, the daily report and its downloads. Each page's screenshot
-lands in docs/console/."""
+is taken (into docs/console/ with CONSOLE_SCREENSHOTS=docs/console)."""
 
 from __future__ import annotations
 
