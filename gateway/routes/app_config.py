@@ -7,7 +7,6 @@ Accounts, the bounds from Payments, the locations and Tap to Pay floors from Ter
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from collect.accounts.v1 import accounts_pb2
 from collect.common.v1 import common_pb2
@@ -38,7 +37,9 @@ async def get_config(request: Request) -> Response:
                 organization_id=organization_id, page=common_pb2.PageRequest(limit=_LOCATIONS)
             )
         ),
-        clients.terminal.ListOsFloors(terminal_pb2.ListOsFloorsRequest()),
+        clients.terminal.ListApplicableOsFloors(
+            terminal_pb2.ListApplicableOsFloorsRequest(organization_id=organization_id)
+        ),
     )
     org = organization.organization
     return json_response(
@@ -63,23 +64,11 @@ async def get_config(request: Request) -> Response:
             },
             "tap_to_pay": {
                 "country": org.country,
-                "min_os_versions": _floors_for(org.country, floors.floors),
+                "min_os_versions": {floor.platform: floor.min_os_version for floor in floors.floors},
                 "check": "/v1/devices/tap-to-pay/check",
             },
         }
     )
-
-
-def _floors_for(country: str, floors: Any) -> dict[str, str]:
-    """The lowest OS version per platform in the organisation's country (its own floor over "*")."""
-    chosen: dict[str, tuple[bool, str]] = {}
-    for floor in floors:
-        if floor.country not in (country, "*"):
-            continue
-        specific = floor.country == country
-        if floor.platform not in chosen or (specific and not chosen[floor.platform][0]):
-            chosen[floor.platform] = (specific, floor.min_os_version)
-    return {platform: version for platform, (_, version) in sorted(chosen.items())}
 
 
 routes: list[BaseRoute] = [Route("/v1/config", get_config, methods=["GET"])]

@@ -14,6 +14,7 @@ from services.terminal.domain import (
     DeviceCheck,
     OsFloor,
     Verdict,
+    applicable_floor,
     check_android,
     check_iphone,
     validate_android_device,
@@ -42,8 +43,7 @@ class Devices:
                 return check_iphone(check, version, {f.country: f.min_os_version for f in floors})
             device = await repository.find_android_device(conn, check.model)
             android_floors = {f.country: f.min_os_version for f in await repository.list_os_floors(conn, ANDROID)}
-        global_floor = android_floors.get(check.country) or android_floors.get(EVERY_COUNTRY, "0")
-        return check_android(check, version, device, global_floor)
+        return check_android(check, version, device, applicable_floor(android_floors, ANDROID, check.country) or "0")
 
     async def android_devices(self) -> tuple[list[AndroidDevice], str]:
         """The certified list and the Android global floor."""
@@ -57,6 +57,20 @@ class Devices:
         valid = validate_android_device(device)
         async with self._pool.acquire() as conn:
             return await repository.upsert_android_device(conn, valid)
+
+    async def applicable_floors(self, caller: Caller, organization_id: str) -> list[OsFloor]:
+        """Per platform, the floor that applies in the organisation's country."""
+        country = (await self._accounts.policy(organization_scope(caller, organization_id))).country.upper()
+        async with self._pool.acquire() as conn:
+            floors = await repository.list_os_floors(conn)
+        applicable = []
+        for platform in (IOS, ANDROID):
+            versions = {f.country: f.min_os_version for f in floors if f.platform == platform}
+            version = applicable_floor(versions, platform, country)
+            if version is not None:
+                source = country if country in versions else EVERY_COUNTRY
+                applicable.append(OsFloor(platform, source, version))
+        return applicable
 
     async def os_floors(self) -> list[OsFloor]:
         async with self._pool.acquire() as conn:

@@ -250,6 +250,14 @@ def validate_check(check: DeviceCheck) -> tuple[DeviceCheck, OsVersion]:
     return normalized, version
 
 
+def applicable_floor(floors: Mapping[str, str], platform: str, country: str) -> str | None:
+    """The minimum OS version of `platform` in `country` (`floors`: country → version): iOS has one per
+    country where Tap to Pay on iPhone is offered (none elsewhere); Android the country's, else the global one."""
+    if platform == IOS:
+        return floors.get(country)
+    return floors.get(country) or floors.get(EVERY_COUNTRY)
+
+
 def check_iphone(check: DeviceCheck, version: OsVersion, floors: Mapping[str, str]) -> Verdict:
     """iPhone XS or later, the country's minimum iOS, no beta. `floors`: country → min version."""
     model = _IPHONE.match(check.model)

@@ -175,6 +175,13 @@ class TerminalServicer(terminal_pb2_grpc.TerminalServiceServicer):
         require_caller(min_role=AGENT)
         return pb.ListOsFloorsResponse(floors=[floor_message(f) for f in await self._devices.os_floors()])
 
+    async def ListApplicableOsFloors(
+        self, request: pb.ListApplicableOsFloorsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListOsFloorsResponse:
+        caller = require_caller(min_role=AGENT)
+        floors = await self._devices.applicable_floors(caller, request.organization_id)
+        return pb.ListOsFloorsResponse(floors=[floor_message(f) for f in floors])
+
     async def SetOsFloor(
         self, request: pb.SetOsFloorRequest, context: grpc.aio.ServicerContext
     ) -> pb.SetOsFloorResponse:

@@ -28,12 +28,10 @@ async def test_an_agent_gets_what_the_terminal_sdk_and_the_app_need(stack: Stack
     limits = config["limits"]
     assert 0 < limits["min_amount"] < limits["max_amount"] and limits["payments_per_minute"] > 0
     assert "card_present" in limits["methods"] and limits["offline"]["max_items"] > 0
-    # The floors that apply in France: its own where it has one, else the global one.
-    expected = {}
-    for floor in floors:
-        if floor["country"] == "FR" or (floor["country"] == "*" and floor["platform"] not in expected):
-            expected[floor["platform"]] = floor["min_os_version"]
-    assert config["tap_to_pay"]["min_os_versions"] == expected and expected
+    # The floors that apply in France: iOS has one per country where it is offered, Android its global one.
+    by_key = {(f["platform"], f["country"]): f["min_os_version"] for f in floors}
+    expected = {"ios": by_key[("ios", "FR")], "android": by_key.get(("android", "FR"), by_key[("android", "*")])}
+    assert config["tap_to_pay"]["min_os_versions"] == expected
 
 
 async def test_the_bounds_are_those_payments_enforces(stack: Stack) -> None:

@@ -11,6 +11,7 @@ from services.terminal.domain import (
     AndroidDevice,
     DeviceCheck,
     OsFloor,
+    applicable_floor,
     check_android,
     check_iphone,
     parse_version,
@@ -153,3 +154,17 @@ def test_floor_and_device_validation() -> None:
     assert device.model_identifier == "Pixel 9a" and device.min_os_version == "15.0"
     with pytest.raises(InvalidArgument):
         validate_android_device(AndroidDevice("", "Google", "", "15", True))
+
+
+@pytest.mark.parametrize(
+    ("platform", "country", "expected"),
+    [
+        ("ios", "FR", "17.4"),
+        ("ios", "BR", None),  # not offered: no global iOS floor
+        ("android", "FR", "14"),
+        ("android", "BR", "13"),  # the global floor
+    ],
+)
+def test_the_floor_that_applies_in_a_country(platform: str, country: str, expected: str | None) -> None:
+    floors = {"ios": {"FR": "17.4"}, "android": {"*": "13", "FR": "14"}}[platform]
+    assert applicable_floor(floors, platform, country) == expected

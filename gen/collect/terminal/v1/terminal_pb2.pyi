@@ -608,6 +608,25 @@ class ListOsFloorsRequest(_message.Message):
 Global___ListOsFloorsRequest: _TypeAlias = ListOsFloorsRequest  # noqa: Y015
 
 @_typing.final
+class ListApplicableOsFloorsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListApplicableOsFloorsRequest: _TypeAlias = ListApplicableOsFloorsRequest  # noqa: Y015
+
+@_typing.final
 class ListOsFloorsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -85,6 +85,11 @@ class TerminalServiceStub:
                 request_serializer=collect_dot_terminal_dot_v1_dot_terminal__pb2.ListOsFloorsRequest.SerializeToString,
                 response_deserializer=collect_dot_terminal_dot_v1_dot_terminal__pb2.ListOsFloorsResponse.FromString,
                 _registered_method=True)
+        self.ListApplicableOsFloors = channel.unary_unary(
+                '/collect.terminal.v1.TerminalService/ListApplicableOsFloors',
+                request_serializer=collect_dot_terminal_dot_v1_dot_terminal__pb2.ListApplicableOsFloorsRequest.SerializeToString,
+                response_deserializer=collect_dot_terminal_dot_v1_dot_terminal__pb2.ListOsFloorsResponse.FromString,
+                _registered_method=True)
         self.SetOsFloor = channel.unary_unary(
                 '/collect.terminal.v1.TerminalService/SetOsFloor',
                 request_serializer=collect_dot_terminal_dot_v1_dot_terminal__pb2.SetOsFloorRequest.SerializeToString,
@@ -159,6 +164,14 @@ class TerminalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListApplicableOsFloors(self, request, context):
+        """The floor of each platform that applies in the organisation's country (none for iOS where Tap to
+        Pay on iPhone is not offered): what the app reads before offering Tap to Pay.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SetOsFloor(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -216,6 +229,11 @@ def add_TerminalServiceServicer_to_server(servicer, server):
             'ListOsFloors': grpc.unary_unary_rpc_method_handler(
                     servicer.ListOsFloors,
                     request_deserializer=collect_dot_terminal_dot_v1_dot_terminal__pb2.ListOsFloorsRequest.FromString,
+                    response_serializer=collect_dot_terminal_dot_v1_dot_terminal__pb2.ListOsFloorsResponse.SerializeToString,
+            ),
+            'ListApplicableOsFloors': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListApplicableOsFloors,
+                    request_deserializer=collect_dot_terminal_dot_v1_dot_terminal__pb2.ListApplicableOsFloorsRequest.FromString,
                     response_serializer=collect_dot_terminal_dot_v1_dot_terminal__pb2.ListOsFloorsResponse.SerializeToString,
             ),
             'SetOsFloor': grpc.unary_unary_rpc_method_handler(
@@ -494,6 +512,33 @@ class TerminalService:
             target,
             '/collect.terminal.v1.TerminalService/ListOsFloors',
             collect_dot_terminal_dot_v1_dot_terminal__pb2.ListOsFloorsRequest.SerializeToString,
+            collect_dot_terminal_dot_v1_dot_terminal__pb2.ListOsFloorsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListApplicableOsFloors(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/collect.terminal.v1.TerminalService/ListApplicableOsFloors',
+            collect_dot_terminal_dot_v1_dot_terminal__pb2.ListApplicableOsFloorsRequest.SerializeToString,
             collect_dot_terminal_dot_v1_dot_terminal__pb2.ListOsFloorsResponse.FromString,
             options,
             channel_credentials,

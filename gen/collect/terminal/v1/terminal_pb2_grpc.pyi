@@ -46,6 +46,10 @@ class TerminalServiceStub:
     UpsertAndroidDevice: _grpc.UnaryUnaryMultiCallable[_terminal_pb2.UpsertAndroidDeviceRequest, _terminal_pb2.UpsertAndroidDeviceResponse]
     ListOsFloors: _grpc.UnaryUnaryMultiCallable[_terminal_pb2.ListOsFloorsRequest, _terminal_pb2.ListOsFloorsResponse]
     """Minimum OS versions: iOS per country, Android globally (country "*")."""
+    ListApplicableOsFloors: _grpc.UnaryUnaryMultiCallable[_terminal_pb2.ListApplicableOsFloorsRequest, _terminal_pb2.ListOsFloorsResponse]
+    """The floor of each platform that applies in the organisation's country (none for iOS where Tap to
+    Pay on iPhone is not offered): what the app reads before offering Tap to Pay.
+    """
     SetOsFloor: _grpc.UnaryUnaryMultiCallable[_terminal_pb2.SetOsFloorRequest, _terminal_pb2.SetOsFloorResponse]
 
 @_typing.type_check_only
@@ -66,6 +70,10 @@ class TerminalServiceAsyncStub(TerminalServiceStub):
     UpsertAndroidDevice: _aio.UnaryUnaryMultiCallable[_terminal_pb2.UpsertAndroidDeviceRequest, _terminal_pb2.UpsertAndroidDeviceResponse]  # type: ignore[assignment]
     ListOsFloors: _aio.UnaryUnaryMultiCallable[_terminal_pb2.ListOsFloorsRequest, _terminal_pb2.ListOsFloorsResponse]  # type: ignore[assignment]
     """Minimum OS versions: iOS per country, Android globally (country "*")."""
+    ListApplicableOsFloors: _aio.UnaryUnaryMultiCallable[_terminal_pb2.ListApplicableOsFloorsRequest, _terminal_pb2.ListOsFloorsResponse]  # type: ignore[assignment]
+    """The floor of each platform that applies in the organisation's country (none for iOS where Tap to
+    Pay on iPhone is not offered): what the app reads before offering Tap to Pay.
+    """
     SetOsFloor: _aio.UnaryUnaryMultiCallable[_terminal_pb2.SetOsFloorRequest, _terminal_pb2.SetOsFloorResponse]  # type: ignore[assignment]
 
 class TerminalServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -143,6 +151,16 @@ class TerminalServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_terminal_pb2.ListOsFloorsResponse, _abc.Awaitable[_terminal_pb2.ListOsFloorsResponse]]:
         """Minimum OS versions: iOS per country, Android globally (country "*")."""
+
+    @_abc_1.abstractmethod
+    def ListApplicableOsFloors(
+        self,
+        request: _terminal_pb2.ListApplicableOsFloorsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_terminal_pb2.ListOsFloorsResponse, _abc.Awaitable[_terminal_pb2.ListOsFloorsResponse]]:
+        """The floor of each platform that applies in the organisation's country (none for iOS where Tap to
+        Pay on iPhone is not offered): what the app reads before offering Tap to Pay.
+        """
 
     @_abc_1.abstractmethod
     def SetOsFloor(
