@@ -107,11 +107,10 @@ async def test_a_delivery_is_answered_within_its_deadline_and_applied_later_in_i
         message = pb.Event(source="qonto", event_id=event_id, type="transaction.created", payload=orjson.dumps({}))
         SPANS.clear()
         with trace.get_tracer("test").start_as_current_span("delivery") as delivery:
-            started = time.monotonic()
+            # The call's own deadline is the check: a delivery that waited for the 2 s handler would
+            # fail with DEADLINE_EXCEEDED instead of answering.
             answer = await stub.DeliverEvent(pb.DeliverEventRequest(event=message), timeout=0.8)
-            elapsed = time.monotonic() - started
         assert answer.status == PENDING and not answer.duplicate
-        assert elapsed < 0.8
         for _ in range(100):
             if await pool.fetchval("SELECT status FROM inbox_events WHERE event_id = $1", event_id) == APPLIED:
                 break
