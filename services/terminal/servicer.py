@@ -177,10 +177,10 @@ class TerminalServicer(terminal_pb2_grpc.TerminalServiceServicer):
 
     async def ListApplicableOsFloors(
         self, request: pb.ListApplicableOsFloorsRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ListOsFloorsResponse:
+    ) -> pb.ListApplicableOsFloorsResponse:
         caller = require_caller(min_role=AGENT)
         floors = await self._devices.applicable_floors(caller, request.organization_id)
-        return pb.ListOsFloorsResponse(floors=[floor_message(f) for f in floors])
+        return pb.ListApplicableOsFloorsResponse(floors=[floor_message(f) for f in floors])
 
     async def SetOsFloor(
         self, request: pb.SetOsFloorRequest, context: grpc.aio.ServicerContext

@@ -627,6 +627,28 @@ class ListApplicableOsFloorsRequest(_message.Message):
 Global___ListApplicableOsFloorsRequest: _TypeAlias = ListApplicableOsFloorsRequest  # noqa: Y015
 
 @_typing.final
+class ListApplicableOsFloorsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FLOORS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def floors(self) -> _containers.RepeatedCompositeFieldContainer[Global___OsFloor]:
+        """At most one per platform; `country` says whose floor it is (the organisation's, or "*")."""
+
+    def __init__(
+        self,
+        *,
+        floors: _abc.Iterable[Global___OsFloor] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["floors", b"floors"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListApplicableOsFloorsResponse: _TypeAlias = ListApplicableOsFloorsResponse  # noqa: Y015
+
+@_typing.final
 class ListOsFloorsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

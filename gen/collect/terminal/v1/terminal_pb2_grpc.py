@@ -88,7 +88,7 @@ class TerminalServiceStub:
         self.ListApplicableOsFloors = channel.unary_unary(
                 '/collect.terminal.v1.TerminalService/ListApplicableOsFloors',
                 request_serializer=collect_dot_terminal_dot_v1_dot_terminal__pb2.ListApplicableOsFloorsRequest.SerializeToString,
-                response_deserializer=collect_dot_terminal_dot_v1_dot_terminal__pb2.ListOsFloorsResponse.FromString,
+                response_deserializer=collect_dot_terminal_dot_v1_dot_terminal__pb2.ListApplicableOsFloorsResponse.FromString,
                 _registered_method=True)
         self.SetOsFloor = channel.unary_unary(
                 '/collect.terminal.v1.TerminalService/SetOsFloor',
@@ -234,7 +234,7 @@ def add_TerminalServiceServicer_to_server(servicer, server):
             'ListApplicableOsFloors': grpc.unary_unary_rpc_method_handler(
                     servicer.ListApplicableOsFloors,
                     request_deserializer=collect_dot_terminal_dot_v1_dot_terminal__pb2.ListApplicableOsFloorsRequest.FromString,
-                    response_serializer=collect_dot_terminal_dot_v1_dot_terminal__pb2.ListOsFloorsResponse.SerializeToString,
+                    response_serializer=collect_dot_terminal_dot_v1_dot_terminal__pb2.ListApplicableOsFloorsResponse.SerializeToString,
             ),
             'SetOsFloor': grpc.unary_unary_rpc_method_handler(
                     servicer.SetOsFloor,
@@ -539,7 +539,7 @@ class TerminalService:
             target,
             '/collect.terminal.v1.TerminalService/ListApplicableOsFloors',
             collect_dot_terminal_dot_v1_dot_terminal__pb2.ListApplicableOsFloorsRequest.SerializeToString,
-            collect_dot_terminal_dot_v1_dot_terminal__pb2.ListOsFloorsResponse.FromString,
+            collect_dot_terminal_dot_v1_dot_terminal__pb2.ListApplicableOsFloorsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -46,7 +46,7 @@ class TerminalServiceStub:
     UpsertAndroidDevice: _grpc.UnaryUnaryMultiCallable[_terminal_pb2.UpsertAndroidDeviceRequest, _terminal_pb2.UpsertAndroidDeviceResponse]
     ListOsFloors: _grpc.UnaryUnaryMultiCallable[_terminal_pb2.ListOsFloorsRequest, _terminal_pb2.ListOsFloorsResponse]
     """Minimum OS versions: iOS per country, Android globally (country "*")."""
-    ListApplicableOsFloors: _grpc.UnaryUnaryMultiCallable[_terminal_pb2.ListApplicableOsFloorsRequest, _terminal_pb2.ListOsFloorsResponse]
+    ListApplicableOsFloors: _grpc.UnaryUnaryMultiCallable[_terminal_pb2.ListApplicableOsFloorsRequest, _terminal_pb2.ListApplicableOsFloorsResponse]
     """The floor of each platform that applies in the organisation's country (none for iOS where Tap to
     Pay on iPhone is not offered): what the app reads before offering Tap to Pay.
     """
@@ -70,7 +70,7 @@ class TerminalServiceAsyncStub(TerminalServiceStub):
     UpsertAndroidDevice: _aio.UnaryUnaryMultiCallable[_terminal_pb2.UpsertAndroidDeviceRequest, _terminal_pb2.UpsertAndroidDeviceResponse]  # type: ignore[assignment]
     ListOsFloors: _aio.UnaryUnaryMultiCallable[_terminal_pb2.ListOsFloorsRequest, _terminal_pb2.ListOsFloorsResponse]  # type: ignore[assignment]
     """Minimum OS versions: iOS per country, Android globally (country "*")."""
-    ListApplicableOsFloors: _aio.UnaryUnaryMultiCallable[_terminal_pb2.ListApplicableOsFloorsRequest, _terminal_pb2.ListOsFloorsResponse]  # type: ignore[assignment]
+    ListApplicableOsFloors: _aio.UnaryUnaryMultiCallable[_terminal_pb2.ListApplicableOsFloorsRequest, _terminal_pb2.ListApplicableOsFloorsResponse]  # type: ignore[assignment]
     """The floor of each platform that applies in the organisation's country (none for iOS where Tap to
     Pay on iPhone is not offered): what the app reads before offering Tap to Pay.
     """
@@ -157,7 +157,7 @@ class TerminalServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _terminal_pb2.ListApplicableOsFloorsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_terminal_pb2.ListOsFloorsResponse, _abc.Awaitable[_terminal_pb2.ListOsFloorsResponse]]:
+    ) -> _typing.Union[_terminal_pb2.ListApplicableOsFloorsResponse, _abc.Awaitable[_terminal_pb2.ListApplicableOsFloorsResponse]]:
         """The floor of each platform that applies in the organisation's country (none for iOS where Tap to
         Pay on iPhone is not offered): what the app reads before offering Tap to Pay.
         """
