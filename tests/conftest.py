@@ -11,6 +11,7 @@ pytest_plugins = [
     "tests.fixtures.database",
     "tests.fixtures.stripe_sandbox",
     "tests.fixtures.qonto_sandbox",
+    "tests.fixtures.pennylane_sandbox",
     "tests.fixtures.smtp",
     "tests.fixtures.stack",
     "tests.fixtures.organizations",

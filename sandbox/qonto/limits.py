@@ -44,6 +44,14 @@ class RateLimiter:
             window.append(current)
         return None
 
+    def used(self, client: str, now: float | None = None) -> int:
+        """Requests of `client` counted in its first window (for rate limit headers)."""
+        current = time.monotonic() if now is None else now
+        hits = self._hits.get(client)
+        if not hits:
+            return 0
+        return sum(1 for hit in hits[0] if hit > current - self.windows[0][1])
+
     def reset(self) -> None:
         """Forget every client."""
         self._hits.clear()
