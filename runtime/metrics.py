@@ -137,6 +137,19 @@ UNMATCHED_PAYOUT_AGE = Declared(
     "s",
     "Age (since arrival) of the oldest paid payout not matched to a bank credit",
 )
+PENNYLANE_ENTRIES = Declared(
+    "collect.banking.pennylane.entries",
+    "counter",
+    "{entry}",
+    "Book entries pushed to Pennylane by outcome (pushed, found already there after a lost answer, failed)",
+    ("outcome",),
+)
+PENNYLANE_UNPUSHED = Declared(
+    "collect.banking.pennylane.unpushed",
+    "gauge",
+    "{entry}",
+    "Book entries tried and not pushed to Pennylane yet (failed, or left sending by a stopped run)",
+)
 JOB_RUNS = Declared(
     "collect.jobs.runs",
     "counter",
@@ -159,6 +172,8 @@ DECLARED = (
     REFUNDS,
     UNMATCHED_PAYOUTS,
     UNMATCHED_PAYOUT_AGE,
+    PENNYLANE_ENTRIES,
+    PENNYLANE_UNPUSHED,
     JOB_RUNS,
     JOB_DURATION,
 )
@@ -254,6 +269,8 @@ payments = _Counter(PAYMENTS)
 refunds = _Counter(REFUNDS)
 unmatched_payouts = SampledGauge(UNMATCHED_PAYOUTS)
 unmatched_payout_age = SampledGauge(UNMATCHED_PAYOUT_AGE)
+pennylane_entries = _Counter(PENNYLANE_ENTRIES)
+pennylane_unpushed = SampledGauge(PENNYLANE_UNPUSHED)
 job_runs = _Counter(JOB_RUNS)
 job_duration = _Histogram(JOB_DURATION)
 db_connections = SampledGauge(DB_CONNECTIONS)

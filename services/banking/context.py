@@ -14,6 +14,7 @@ from collect.accounts.v1 import accounts_pb2_grpc
 from collect.common.v1 import common_pb2 as common_pb
 from collect.payments.v1 import payments_pb2_grpc
 
+from runtime.crypto import FieldCipher
 from services.banking.qonto import QontoClient
 from services.banking.settings import BankingSettings
 
@@ -23,6 +24,7 @@ log = logging.getLogger("services.banking")
 SYNC_LOCK = 0x0BA4_0001
 RECONCILE_LOCK = 0x0BA4_0002
 REPORT_LOCK = 0x0BA4_0003
+PENNYLANE_LOCK = 0x0BA4_0011
 
 
 @dataclass
@@ -34,6 +36,8 @@ class Banking:
     payments: payments_pb2_grpc.PaymentsServiceStub
     http: httpx.AsyncClient
     connected_accounts: dict[str, str] = field(default_factory=dict)
+    # Seals secrets kept in the schema (Pennylane tokens); None without BANKING_ENCRYPTION_KEYS.
+    cipher: FieldCipher | None = None
 
     def qonto(self) -> QontoClient:
         return QontoClient(self.settings.qonto_api_base, self.settings.qonto_login, self.settings.qonto_secret_key)

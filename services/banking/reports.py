@@ -299,8 +299,8 @@ def _payouts(banking: Banking, rows: list[asyncpg.Record]) -> list[fec.PayoutLin
     ]
 
 
-async def export_fec(banking: Banking, from_day: date, to_day: date) -> tuple[str, str, int]:
-    """The platform's books for [from, to] in the report's time zone: (content, filename, entries)."""
+async def platform_books(banking: Banking, from_day: date, to_day: date) -> list[fec.Entry]:
+    """The platform's entries for [from, to] in the report's time zone (its FEC, its Pennylane push)."""
     start, end = _fec_range(banking, from_day, to_day)
     lines = await book_lines(banking, "", from_day, to_day)
     zone = banking.settings.zone
@@ -308,7 +308,7 @@ async def export_fec(banking: Banking, from_day: date, to_day: date) -> tuple[st
         fees = await repository.fec_stripe_fees(conn, start, end, "")
         payouts = await repository.fec_payouts(conn, start, end, "")
         bank = await repository.fec_bank_lines(conn, start, end)
-    entries = fec.platform_entries(
+    return fec.platform_entries(
         lines,
         _fees(banking, fees),
         _payouts(banking, payouts),
@@ -325,30 +325,41 @@ async def export_fec(banking: Banking, from_day: date, to_day: date) -> tuple[st
             for r in bank
         ],
     )
-    content, count = fec.render(entries)
+
+
+async def export_fec(banking: Banking, from_day: date, to_day: date) -> tuple[str, str, int]:
+    """The platform's books for [from, to] in the report's time zone: (content, filename, entries)."""
+    content, count = fec.render(await platform_books(banking, from_day, to_day))
     return content, fec.file_name(banking.settings.fec_siren, to_day), count
+
+
+async def organization_books(
+    banking: Banking, organization_id: str, stripe_account_id: str, from_day: date, to_day: date
+) -> list[fec.Entry]:
+    """One organisation's entries for [from, to] (its FEC, its Pennylane push): sales and refunds on the
+    organisation's local days, Stripe's fees and payouts of its connected account on the report time zone's."""
+    start, end = _fec_range(banking, from_day, to_day)
+    lines = await book_lines(banking, organization_id, from_day, to_day)
+    fees: list[asyncpg.Record] = []
+    payouts: list[asyncpg.Record] = []
+    if stripe_account_id:
+        async with banking.pool.acquire() as conn:
+            fees = await repository.fec_stripe_fees(conn, start, end, stripe_account_id)
+            payouts = await repository.fec_payouts(conn, start, end, stripe_account_id)
+    return fec.organization_entries(lines, _fees(banking, fees), _payouts(banking, payouts))
 
 
 async def export_organization_fec(
     banking: Banking, organization_id: str, from_day: date, to_day: date
 ) -> tuple[str, str, int]:
-    """One organisation's books for [from, to]: (content, filename, entries). Sales and refunds on the
-    organisation's local days, Stripe's fees and payouts on the report time zone's."""
-    start, end = _fec_range(banking, from_day, to_day)
+    """One organisation's books for [from, to]: (content, filename, entries)."""
+    _fec_range(banking, from_day, to_day)
     found = await call(
         banking.accounts.GetOrganization, accounts_pb.GetOrganizationRequest(organization_id=organization_id)
     )
     organization = found.organization
     if not organization.siren:
         raise Conflict("the organisation has no SIREN yet: set it to export its FEC", "siren_required")
-    lines = await book_lines(banking, organization_id, from_day, to_day)
-    account = organization.stripe_account_id
-    fees: list[asyncpg.Record] = []
-    payouts: list[asyncpg.Record] = []
-    if account:
-        async with banking.pool.acquire() as conn:
-            fees = await repository.fec_stripe_fees(conn, start, end, account)
-            payouts = await repository.fec_payouts(conn, start, end, account)
-    entries = fec.organization_entries(lines, _fees(banking, fees), _payouts(banking, payouts))
+    entries = await organization_books(banking, organization_id, organization.stripe_account_id, from_day, to_day)
     content, count = fec.render(entries)
     return content, fec.file_name(organization.siren, to_day), count

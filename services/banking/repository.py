@@ -648,3 +648,132 @@ async def outbox_failed(conn: Connection, report_date: date, error: str, retry_i
         error[:500],
         retry_in_seconds,
     )
+
+
+# ---- Pennylane ---------------------------------------------------------------------------
+
+
+def _json_map(value: Any) -> dict[str, int]:
+    loaded = orjson.loads(value) if isinstance(value, str | bytes) else value
+    return {str(k): int(v) for k, v in (loaded or {}).items()}
+
+
+@dataclass(frozen=True)
+class PennylaneSettingsRow:
+    entity: str
+    api_token_ciphertext: str
+    journal_ids: dict[str, int]
+    ledger_account_ids: dict[str, int]
+    start_date: date
+    enabled: bool
+
+
+def _settings_row(row: asyncpg.Record) -> PennylaneSettingsRow:
+    return PennylaneSettingsRow(
+        row["entity"],
+        row["api_token_ciphertext"],
+        _json_map(row["journal_ids"]),
+        _json_map(row["ledger_account_ids"]),
+        row["start_date"],
+        row["enabled"],
+    )
+
+
+async def pennylane_settings_put(conn: Connection, settings: PennylaneSettingsRow) -> PennylaneSettingsRow:
+    row = await conn.fetchrow(
+        """INSERT INTO pennylane_settings
+               (entity, api_token_ciphertext, journal_ids, ledger_account_ids, start_date, enabled)
+           VALUES ($1, $2, $3::jsonb, $4::jsonb, $5, $6)
+           ON CONFLICT (entity) DO UPDATE SET
+               api_token_ciphertext = EXCLUDED.api_token_ciphertext, journal_ids = EXCLUDED.journal_ids,
+               ledger_account_ids = EXCLUDED.ledger_account_ids, start_date = EXCLUDED.start_date,
+               enabled = EXCLUDED.enabled, updated_at = now()
+           RETURNING *""",
+        settings.entity,
+        settings.api_token_ciphertext,
+        orjson.dumps(settings.journal_ids).decode(),
+        orjson.dumps(settings.ledger_account_ids).decode(),
+        settings.start_date,
+        settings.enabled,
+    )
+    assert row is not None  # RETURNING always answers a row
+    return _settings_row(row)
+
+
+async def pennylane_settings_get(conn: Connection, entity: str) -> PennylaneSettingsRow | None:
+    row = await conn.fetchrow("SELECT * FROM pennylane_settings WHERE entity = $1", entity)
+    return _settings_row(row) if row else None
+
+
+async def pennylane_settings_enabled(conn: Connection) -> list[PennylaneSettingsRow]:
+    rows = await conn.fetch("SELECT * FROM pennylane_settings WHERE enabled ORDER BY entity")
+    return [_settings_row(r) for r in rows]
+
+
+async def pennylane_entries(conn: Connection, entity: str, references: Sequence[str]) -> dict[str, asyncpg.Record]:
+    """reference → row, for the references already recorded."""
+    rows = await conn.fetch(
+        "SELECT * FROM pennylane_entries WHERE entity = $1 AND reference = ANY($2::text[])", entity, list(references)
+    )
+    return {r["reference"]: r for r in rows}
+
+
+async def pennylane_entry_sending(conn: Connection, entity: str, reference: str, journal: str, day: date) -> None:
+    """Recorded (and committed) before the creation is sent: from now on Pennylane may hold it."""
+    await conn.execute(
+        """INSERT INTO pennylane_entries (entity, reference, journal, day, status, maybe_sent, attempts)
+           VALUES ($1, $2, $3, $4, 'sending', true, 1)
+           ON CONFLICT (entity, reference) DO UPDATE SET status = 'sending', maybe_sent = true,
+               attempts = pennylane_entries.attempts + 1, updated_at = now()
+           WHERE pennylane_entries.status <> 'pushed'""",
+        entity,
+        reference,
+        journal,
+        day,
+    )
+
+
+async def pennylane_entry_pushed(conn: Connection, entity: str, reference: str, pennylane_id: int) -> None:
+    await conn.execute(
+        """UPDATE pennylane_entries SET status = 'pushed', maybe_sent = false, pennylane_id = $3,
+               last_error = NULL, updated_at = now()
+            WHERE entity = $1 AND reference = $2""",
+        entity,
+        reference,
+        pennylane_id,
+    )
+
+
+async def pennylane_entry_failed(
+    conn: Connection, entity: str, reference: str, journal: str, day: date, error: str, *, maybe_sent: bool
+) -> None:
+    """The last try failed; `maybe_sent` when Pennylane may hold it anyway (looked up before a new creation)."""
+    await conn.execute(
+        """INSERT INTO pennylane_entries (entity, reference, journal, day, status, maybe_sent, last_error)
+           VALUES ($1, $2, $3, $4, 'failed', $6, $5)
+           ON CONFLICT (entity, reference) DO UPDATE SET status = 'failed', last_error = EXCLUDED.last_error,
+               maybe_sent = EXCLUDED.maybe_sent, updated_at = now()
+           WHERE pennylane_entries.status <> 'pushed'""",
+        entity,
+        reference,
+        journal,
+        day,
+        error[:500],
+        maybe_sent,
+    )
+
+
+async def pennylane_failures(conn: Connection, entity: str, limit: int = 100) -> list[asyncpg.Record]:
+    """Entries of `entity` not pushed (failed, or left sending by a run that stopped), oldest first."""
+    return await conn.fetch(
+        """SELECT reference, journal, day, status, attempts, last_error, maybe_sent FROM pennylane_entries
+            WHERE entity = $1 AND status <> 'pushed' ORDER BY day, reference LIMIT $2""",
+        entity,
+        limit,
+    )
+
+
+async def pennylane_unpushed_count(conn: Connection) -> int:
+    """Entries tried and not pushed yet, every entity (the metric's sampler)."""
+    found = await conn.fetchval("SELECT count(*) FROM pennylane_entries WHERE status <> 'pushed'")
+    return int(found or 0)

@@ -38,6 +38,15 @@ class BankingSettings:
     baseline_entity: str | None = None
     # The platform's SIREN: names its FEC file (each organisation's is a setting of the organisation).
     fec_siren: str = "000000000"
+    # Pennylane push (API v2); each entity's token and mapping are settings in the database.
+    pennylane_api_base: str = "https://app.pennylane.com"
+    pennylane_push_interval_seconds: int = 3600  # 0: only PushToPennylane
+    pennylane_lookback_days: int = 31
+    pennylane_delay_days: int = 1  # the last day pushed is this many days ago
+    pennylane_timeout_seconds: float = 10.0
+    pennylane_attempts: int = 6
+    pennylane_retry_base_seconds: float = 1.0
+    pennylane_max_wait_seconds: float = 60.0
 
     @property
     def match_rules(self) -> MatchRules:
@@ -94,9 +103,21 @@ class BankingSettings:
             job_interval_seconds=env.number("BANKING_JOB_INTERVAL_SECONDS", 30.0),
             baseline_entity=env.optional("ALLOCATION_BASELINE_ENTITY"),
             fec_siren=env.text("FEC_SIREN", "000000000"),
+            pennylane_api_base=env.text("PENNYLANE_API_BASE", "https://app.pennylane.com"),
+            pennylane_push_interval_seconds=env.integer("PENNYLANE_PUSH_INTERVAL_SECONDS", 3600),
+            pennylane_lookback_days=env.integer("PENNYLANE_LOOKBACK_DAYS", 31),
+            pennylane_delay_days=env.integer("PENNYLANE_PUSH_DELAY_DAYS", 1),
+            pennylane_timeout_seconds=env.number("PENNYLANE_TIMEOUT_SECONDS", 10.0),
+            pennylane_attempts=env.integer("PENNYLANE_ATTEMPTS", 6),
+            pennylane_retry_base_seconds=env.number("PENNYLANE_RETRY_SECONDS", 1.0),
+            pennylane_max_wait_seconds=env.number("PENNYLANE_MAX_WAIT_SECONDS", 60.0),
         )
         if not is_siren(settings.fec_siren):
             raise SettingsError(f"setting FEC_SIREN {SIREN_RULE}")
+        if not 0 <= settings.pennylane_lookback_days <= 366 or settings.pennylane_delay_days < 0:
+            raise SettingsError("PENNYLANE_LOOKBACK_DAYS must be 0 to 366 and PENNYLANE_PUSH_DELAY_DAYS not negative")
+        if settings.pennylane_attempts < 1:
+            raise SettingsError("PENNYLANE_ATTEMPTS must be at least 1")
         if settings.tolerance_cents < 0 or settings.days_before < 0 or settings.days_after < 0:
             raise SettingsError("reconciliation tolerance and date window must not be negative")
         return settings

@@ -1,0 +1,132 @@
+"""Pennylane Company API v2 client: ledger entries, for Banking's push.
+
+Authentication is `Authorization: Bearer <company token>`; Pennylane allows 25 requests per 5 s per
+token and answers 429 with `retry-after` beyond. Every request waits that long and retries on a 429
+(nothing was done); a read also retries 5xx and network failures with backoff. A creation that
+fails that way is NOT retried here: Pennylane has no idempotency key, so it may hold the entry —
+the caller looks it up by reference (`find_ledger_entry`) before creating it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from datetime import date
+from typing import Any
+
+import httpx
+
+API_PATH = "/api/external/v2"
+PAGE = 100
+
+
+class PennylaneError(Exception):
+    """A request that did not succeed; `maybe_created` when a creation may have landed anyway."""
+
+    def __init__(self, message: str, *, status: int | None = None, maybe_created: bool = False) -> None:
+        super().__init__(message)
+        self.status = status
+        self.maybe_created = maybe_created
+
+    @property
+    def retryable(self) -> bool:
+        """Pennylane's or the network's fault (worth another try), not the request's."""
+        return self.status is None or self.status == 429 or self.status >= 500
+
+
+def _retry_after(response: httpx.Response, fallback: float, most: float) -> float:
+    try:
+        return min(max(float(response.headers.get("retry-after", fallback)), 0.0), most)
+    except ValueError:
+        return min(fallback, most)
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return f"Pennylane answered {response.status_code}"
+    if isinstance(body, dict):
+        details = body.get("details")
+        detail = f" ({details.get('field')}: {details.get('issue')})" if isinstance(details, dict) else ""
+        return f"Pennylane answered {response.status_code} {body.get('error', '')}: {body.get('message', '')}{detail}"
+    return f"Pennylane answered {response.status_code}"
+
+
+class PennylaneClient:
+    """One company's API (one token) over a shared httpx client."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        base: str,
+        token: str,
+        *,
+        attempts: int = 6,
+        backoff_seconds: float = 1.0,
+        max_wait_seconds: float = 60.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._http = http
+        self._url = base.rstrip("/") + API_PATH
+        self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        self._attempts = max(1, attempts)
+        self._backoff = backoff_seconds
+        self._max_wait = max_wait_seconds
+        self._sleep = sleep
+        self.rate_limited = 0  # 429s waited out, for the run's report
+
+    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        creating = method == "POST"
+        for attempt in range(1, self._attempts + 1):
+            last = attempt == self._attempts
+            delay = min(self._backoff * 2 ** (attempt - 1), self._max_wait)
+            try:
+                response = await self._http.request(method, self._url + path, headers=self._headers, **kwargs)
+            except httpx.HTTPError as error:
+                failure = f"Pennylane unreachable: {type(error).__name__}"
+                # A request that may have been sent may have been acted on.
+                if creating or last:
+                    raise PennylaneError(failure, maybe_created=creating) from None
+                await self._sleep(delay)
+                continue
+            if response.status_code == 429:
+                self.rate_limited += 1
+                if last:
+                    raise PennylaneError(_message(response), status=429)
+                await self._sleep(_retry_after(response, delay, self._max_wait))
+                continue
+            if response.status_code >= 500:
+                if creating or last:
+                    raise PennylaneError(_message(response), status=response.status_code, maybe_created=creating)
+                await self._sleep(delay)
+                continue
+            if response.status_code >= 400:
+                raise PennylaneError(_message(response), status=response.status_code)
+            return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def create_ledger_entry(self, body: dict[str, Any]) -> dict[str, Any]:
+        response = await self._send("POST", "/ledger_entries", json=body)
+        created: dict[str, Any] = response.json()
+        return created
+
+    async def find_ledger_entry(self, journal_id: int, day: date, piece_number: str) -> dict[str, Any] | None:
+        """The entry of that journal and date whose piece number is `piece_number`, if Pennylane holds one
+        (ledger entries cannot be filtered by piece number: the day's entries are read)."""
+        rules = [
+            {"field": "journal_id", "operator": "eq", "value": str(journal_id)},
+            {"field": "date", "operator": "eq", "value": day.isoformat()},
+        ]
+        page = 1
+        while True:
+            params = {"filter": json.dumps(rules), "page": str(page), "per_page": str(PAGE)}
+            listed = (await self._send("GET", "/ledger_entries", params=params)).json()
+            for item in listed.get("items") or []:
+                if item.get("piece_number") == piece_number:
+                    found: dict[str, Any] = item
+                    return found
+            if page >= int(listed.get("total_pages") or 1):
+                return None
+            page += 1

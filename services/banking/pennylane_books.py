@@ -1,0 +1,89 @@
+"""The books (FEC entries) as Pennylane ledger entries. No I/O.
+
+The entries are the very `fec.Entry` values the FEC exports render, so an entity's FEC and its
+Pennylane ledger never disagree. Each entry gets a deterministic external reference, sent as the
+ledger entry's `piece_number`: `<journal>-<piece>` (`VE-<payment id>`, `BQ-<payout id>`, ...),
+with `-2`, `-3`, ... when several entries of one journal share a piece.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from runtime.errors import FieldError
+from services.banking import fec
+
+PLATFORM = "platform"  # the entity of the platform's own books
+
+
+class Unmapped(ValueError):
+    """The entity's settings name no Pennylane journal or ledger account for what an entry uses."""
+
+
+def references(entries: Sequence[fec.Entry]) -> list[tuple[str, fec.Entry]]:
+    """(reference, entry) pairs, by day then reference; the same entries always get the same references."""
+    groups: dict[str, list[fec.Entry]] = {}
+    for entry in entries:
+        groups.setdefault(f"{entry.journal}-{entry.piece}", []).append(entry)
+    found: list[tuple[str, fec.Entry]] = []
+    for base, group in groups.items():
+        ordered = sorted(group, key=lambda e: (e.day, e.label, e.currency, e.legs))
+        found += [(base if i == 0 else f"{base}-{i + 1}", entry) for i, entry in enumerate(ordered)]
+    return sorted(found, key=lambda pair: (pair[1].day, pair[0]))
+
+
+def amount_text(cents: int) -> str:
+    """Pennylane's decimal string of a non-negative amount in minor units: 1250 → "12.50"."""
+    if cents < 0:
+        raise ValueError("ledger amounts are never negative")
+    return f"{cents // 100}.{cents % 100:02d}"
+
+
+def ledger_entry(
+    entry: fec.Entry, reference: str, journal_ids: Mapping[str, int], account_ids: Mapping[str, int]
+) -> dict[str, Any]:
+    """The body of `POST /ledger_entries` for one balanced entry; Unmapped when a journal or account has no id."""
+    if not entry.balanced():
+        raise ValueError(f"unbalanced entry {reference}")
+    journal_id = journal_ids.get(entry.journal)
+    if not journal_id:
+        raise Unmapped(f"no Pennylane journal for {entry.journal}")
+    lines = []
+    for leg in entry.legs:
+        account_id = account_ids.get(leg.account)
+        if not account_id:
+            raise Unmapped(f"no Pennylane ledger account for {leg.account}")
+        lines.append(
+            {
+                "debit": amount_text(leg.debit),
+                "credit": amount_text(leg.credit),
+                "ledger_account_id": account_id,
+                "label": f"{entry.label} {leg.aux}".strip(),
+            }
+        )
+    return {
+        "date": entry.day.isoformat(),
+        "label": entry.label,
+        "journal_id": journal_id,
+        "currency": entry.currency.upper(),
+        "piece_number": reference,
+        "ledger_entry_lines": lines,
+    }
+
+
+def mapping_errors(journal_ids: Mapping[str, int], account_ids: Mapping[str, int]) -> list[FieldError]:
+    """What is wrong with an entity's mapping: only the FEC's journals and accounts, positive ids."""
+    errors = [
+        FieldError(f"journal_ids.{code}", f"not one of {', '.join(fec.JOURNALS)}")
+        for code in journal_ids
+        if code not in fec.JOURNALS
+    ]
+    errors += [
+        FieldError(f"ledger_account_ids.{n}", "not an account of the books")
+        for n in account_ids
+        if n not in fec.ACCOUNTS
+    ]
+    errors += [FieldError(f"journal_ids.{k}", "must be a positive id") for k, v in journal_ids.items() if v <= 0]
+    errors += [FieldError(f"ledger_account_ids.{k}", "must be a positive id") for k, v in account_ids.items() if v <= 0]
+    return errors
