@@ -14,10 +14,12 @@ from runtime.dates import parse_day
 from runtime.errors import FieldError, InvalidArgument
 from runtime.pagination import decode_cursor, next_page, page_limit
 from runtime.proto import to_timestamp
-from services.banking import payouts, reconciliation, reports, repository, sync
+from services.banking import payouts, pennylane, reconciliation, reports, repository, sync
 from services.banking.allocation import AllocationRule, LegalEntity, validate_allocation
 from services.banking.context import Banking
 from services.banking.daily_report import DailyReport, report_csv
+from services.banking.pennylane_books import PLATFORM
+from services.banking.repository import PennylaneSettingsRow
 
 
 def transaction_message(row: asyncpg.Record) -> pb.BankTransaction:
@@ -162,6 +164,40 @@ LISTED = 1000
 
 def _created_and_id(row: asyncpg.Record) -> tuple[datetime, str]:
     return row["created_at"], str(row["id"])
+
+
+def _pennylane_entity(organization_id: str, platform: bool) -> str:
+    """`platform` (platform admins) or the organisation the caller may act on (its org_admins, platform admins)."""
+    if platform:
+        require_caller(min_role=PLATFORM_ADMIN)
+        return PLATFORM
+    return organization_scope(require_caller(min_role=ORG_ADMIN), organization_id)
+
+
+def _pennylane_settings(entity: str, row: PennylaneSettingsRow | None) -> pb.PennylaneSettings:
+    platform = entity == PLATFORM
+    if row is None:
+        return pb.PennylaneSettings(organization_id="" if platform else entity, platform=platform)
+    return pb.PennylaneSettings(
+        organization_id="" if platform else entity,
+        platform=platform,
+        journal_ids=row.journal_ids,
+        ledger_account_ids=row.ledger_account_ids,
+        start_date=row.start_date.isoformat(),
+        enabled=row.enabled,
+        api_token_set=bool(row.api_token_ciphertext),
+    )
+
+
+def _pennylane_failure(row: asyncpg.Record) -> pb.PennylaneFailure:
+    return pb.PennylaneFailure(
+        reference=row["reference"],
+        journal=row["journal"],
+        date=row["day"].isoformat(),
+        status=row["status"],
+        attempts=row["attempts"],
+        error=row["last_error"] or "",
+    )
 
 
 class BankingServicer(banking_pb2_grpc.BankingServiceServicer):
@@ -366,3 +402,50 @@ class BankingServicer(banking_pb2_grpc.BankingServiceServicer):
             self._banking, organization_id, from_day, to_day
         )
         return pb.ExportOrganizationFecResponse(content=content, filename=filename, entries=entries)
+
+    async def PutPennylaneSettings(
+        self, request: pb.PutPennylaneSettingsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PutPennylaneSettingsResponse:
+        entity = _pennylane_entity(request.organization_id, request.platform)
+        row = await pennylane.put_settings(
+            self._banking,
+            entity,
+            api_token=request.api_token,
+            journal_ids=dict(request.journal_ids),
+            ledger_account_ids=dict(request.ledger_account_ids),
+            start_date=request.start_date,
+            enabled=request.enabled,
+        )
+        return pb.PutPennylaneSettingsResponse(settings=_pennylane_settings(entity, row))
+
+    async def GetPennylaneSettings(
+        self, request: pb.GetPennylaneSettingsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetPennylaneSettingsResponse:
+        entity = _pennylane_entity(request.organization_id, request.platform)
+        row, failures = await pennylane.get_settings(self._banking, entity)
+        return pb.GetPennylaneSettingsResponse(
+            settings=_pennylane_settings(entity, row), failures=[_pennylane_failure(f) for f in failures]
+        )
+
+    async def PushToPennylane(
+        self, request: pb.PushToPennylaneRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PushToPennylaneResponse:
+        require_caller(min_role=PLATFORM_ADMIN)
+        to_day = parse_day(request.to_date, "to_date") if request.to_date else None
+        results = await pennylane.push(self._banking, entities=list(request.entities) or None, to_day=to_day)
+        if results is None:
+            return pb.PushToPennylaneResponse(ran=False)
+        return pb.PushToPennylaneResponse(
+            ran=True,
+            results=[
+                pb.PennylanePushResult(
+                    entity=r.entity,
+                    pushed=r.pushed,
+                    found=r.found,
+                    unchanged=r.unchanged,
+                    rate_limited=r.rate_limited,
+                    failures=[pb.PennylaneFailure(reference=ref, error=error) for ref, error in r.failures],
+                )
+                for r in results
+            ],
+        )

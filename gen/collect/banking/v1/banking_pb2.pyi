@@ -1200,3 +1200,357 @@ class ExportOrganizationFecResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ExportOrganizationFecResponse: _TypeAlias = ExportOrganizationFecResponse  # noqa: Y015
+
+@_typing.final
+class PennylaneSettings(_message.Message):
+    """Which books a Pennylane company keeps: the platform's (`platform`) or one organisation's."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class JournalIdsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class LedgerAccountIdsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PLATFORM_FIELD_NUMBER: _builtins.int
+    JOURNAL_IDS_FIELD_NUMBER: _builtins.int
+    LEDGER_ACCOUNT_IDS_FIELD_NUMBER: _builtins.int
+    START_DATE_FIELD_NUMBER: _builtins.int
+    ENABLED_FIELD_NUMBER: _builtins.int
+    API_TOKEN_SET_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    platform: _builtins.bool
+    start_date: _builtins.str
+    """First day pushed (YYYY-MM-DD)."""
+    enabled: _builtins.bool
+    api_token_set: _builtins.bool
+    """A token is stored (it is never answered)."""
+    @_builtins.property
+    def journal_ids(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """FEC journal code (VE, CA, ST, BQ) -> Pennylane journal id."""
+
+    @_builtins.property
+    def ledger_account_ids(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """FEC account number (706000, 467000, ...) -> Pennylane ledger account id."""
+
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        platform: _builtins.bool = ...,
+        journal_ids: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        ledger_account_ids: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        start_date: _builtins.str = ...,
+        enabled: _builtins.bool = ...,
+        api_token_set: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_token_set", b"api_token_set", "enabled", b"enabled", "journal_ids", b"journal_ids", "ledger_account_ids", b"ledger_account_ids", "organization_id", b"organization_id", "platform", b"platform", "start_date", b"start_date"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PennylaneSettings: _TypeAlias = PennylaneSettings  # noqa: Y015
+
+@_typing.final
+class PennylaneFailure(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REFERENCE_FIELD_NUMBER: _builtins.int
+    JOURNAL_FIELD_NUMBER: _builtins.int
+    DATE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    reference: _builtins.str
+    """The entry's external reference (its piece number at Pennylane); empty when the books could not be read."""
+    journal: _builtins.str
+    date: _builtins.str
+    status: _builtins.str
+    """`failed`, or `sending` when a run stopped after sending it (looked up before it is sent again)."""
+    attempts: _builtins.int
+    error: _builtins.str
+    def __init__(
+        self,
+        *,
+        reference: _builtins.str = ...,
+        journal: _builtins.str = ...,
+        date: _builtins.str = ...,
+        status: _builtins.str = ...,
+        attempts: _builtins.int = ...,
+        error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "date", b"date", "error", b"error", "journal", b"journal", "reference", b"reference", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PennylaneFailure: _TypeAlias = PennylaneFailure  # noqa: Y015
+
+@_typing.final
+class PutPennylaneSettingsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class JournalIdsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class LedgerAccountIdsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PLATFORM_FIELD_NUMBER: _builtins.int
+    API_TOKEN_FIELD_NUMBER: _builtins.int
+    JOURNAL_IDS_FIELD_NUMBER: _builtins.int
+    LEDGER_ACCOUNT_IDS_FIELD_NUMBER: _builtins.int
+    START_DATE_FIELD_NUMBER: _builtins.int
+    ENABLED_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    platform: _builtins.bool
+    api_token: _builtins.str
+    """Empty keeps the stored token."""
+    start_date: _builtins.str
+    enabled: _builtins.bool
+    @_builtins.property
+    def journal_ids(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]: ...
+    @_builtins.property
+    def ledger_account_ids(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]: ...
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        platform: _builtins.bool = ...,
+        api_token: _builtins.str = ...,
+        journal_ids: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        ledger_account_ids: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        start_date: _builtins.str = ...,
+        enabled: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_token", b"api_token", "enabled", b"enabled", "journal_ids", b"journal_ids", "ledger_account_ids", b"ledger_account_ids", "organization_id", b"organization_id", "platform", b"platform", "start_date", b"start_date"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PutPennylaneSettingsRequest: _TypeAlias = PutPennylaneSettingsRequest  # noqa: Y015
+
+@_typing.final
+class PutPennylaneSettingsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settings(self) -> Global___PennylaneSettings: ...
+    def __init__(
+        self,
+        *,
+        settings: Global___PennylaneSettings | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PutPennylaneSettingsResponse: _TypeAlias = PutPennylaneSettingsResponse  # noqa: Y015
+
+@_typing.final
+class GetPennylaneSettingsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PLATFORM_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    platform: _builtins.bool
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        platform: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "platform", b"platform"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPennylaneSettingsRequest: _TypeAlias = GetPennylaneSettingsRequest  # noqa: Y015
+
+@_typing.final
+class GetPennylaneSettingsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    FAILURES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settings(self) -> Global___PennylaneSettings: ...
+    @_builtins.property
+    def failures(self) -> _containers.RepeatedCompositeFieldContainer[Global___PennylaneFailure]: ...
+    def __init__(
+        self,
+        *,
+        settings: Global___PennylaneSettings | None = ...,
+        failures: _abc.Iterable[Global___PennylaneFailure] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["failures", b"failures", "settings", b"settings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPennylaneSettingsResponse: _TypeAlias = GetPennylaneSettingsResponse  # noqa: Y015
+
+@_typing.final
+class PushToPennylaneRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTITIES_FIELD_NUMBER: _builtins.int
+    TO_DATE_FIELD_NUMBER: _builtins.int
+    to_date: _builtins.str
+    """Last day pushed (YYYY-MM-DD); empty: PENNYLANE_PUSH_DELAY_DAYS ago."""
+    @_builtins.property
+    def entities(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only these entities (organisation ids, `platform`); empty: every enabled one."""
+
+    def __init__(
+        self,
+        *,
+        entities: _abc.Iterable[_builtins.str] | None = ...,
+        to_date: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entities", b"entities", "to_date", b"to_date"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PushToPennylaneRequest: _TypeAlias = PushToPennylaneRequest  # noqa: Y015
+
+@_typing.final
+class PennylanePushResult(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTITY_FIELD_NUMBER: _builtins.int
+    PUSHED_FIELD_NUMBER: _builtins.int
+    FOUND_FIELD_NUMBER: _builtins.int
+    UNCHANGED_FIELD_NUMBER: _builtins.int
+    RATE_LIMITED_FIELD_NUMBER: _builtins.int
+    FAILURES_FIELD_NUMBER: _builtins.int
+    entity: _builtins.str
+    pushed: _builtins.int
+    found: _builtins.int
+    unchanged: _builtins.int
+    rate_limited: _builtins.int
+    @_builtins.property
+    def failures(self) -> _containers.RepeatedCompositeFieldContainer[Global___PennylaneFailure]: ...
+    def __init__(
+        self,
+        *,
+        entity: _builtins.str = ...,
+        pushed: _builtins.int = ...,
+        found: _builtins.int = ...,
+        unchanged: _builtins.int = ...,
+        rate_limited: _builtins.int = ...,
+        failures: _abc.Iterable[Global___PennylaneFailure] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entity", b"entity", "failures", b"failures", "found", b"found", "pushed", b"pushed", "rate_limited", b"rate_limited", "unchanged", b"unchanged"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PennylanePushResult: _TypeAlias = PennylanePushResult  # noqa: Y015
+
+@_typing.final
+class PushToPennylaneResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RAN_FIELD_NUMBER: _builtins.int
+    RESULTS_FIELD_NUMBER: _builtins.int
+    ran: _builtins.bool
+    """False when another run holds the lock (nothing done)."""
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___PennylanePushResult]: ...
+    def __init__(
+        self,
+        *,
+        ran: _builtins.bool = ...,
+        results: _abc.Iterable[Global___PennylanePushResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ran", b"ran", "results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PushToPennylaneResponse: _TypeAlias = PushToPennylaneResponse  # noqa: Y015

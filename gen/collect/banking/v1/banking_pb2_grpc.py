@@ -116,6 +116,21 @@ class BankingServiceStub:
                 request_serializer=collect_dot_banking_dot_v1_dot_banking__pb2.ExportOrganizationFecRequest.SerializeToString,
                 response_deserializer=collect_dot_banking_dot_v1_dot_banking__pb2.ExportOrganizationFecResponse.FromString,
                 _registered_method=True)
+        self.PutPennylaneSettings = channel.unary_unary(
+                '/collect.banking.v1.BankingService/PutPennylaneSettings',
+                request_serializer=collect_dot_banking_dot_v1_dot_banking__pb2.PutPennylaneSettingsRequest.SerializeToString,
+                response_deserializer=collect_dot_banking_dot_v1_dot_banking__pb2.PutPennylaneSettingsResponse.FromString,
+                _registered_method=True)
+        self.GetPennylaneSettings = channel.unary_unary(
+                '/collect.banking.v1.BankingService/GetPennylaneSettings',
+                request_serializer=collect_dot_banking_dot_v1_dot_banking__pb2.GetPennylaneSettingsRequest.SerializeToString,
+                response_deserializer=collect_dot_banking_dot_v1_dot_banking__pb2.GetPennylaneSettingsResponse.FromString,
+                _registered_method=True)
+        self.PushToPennylane = channel.unary_unary(
+                '/collect.banking.v1.BankingService/PushToPennylane',
+                request_serializer=collect_dot_banking_dot_v1_dot_banking__pb2.PushToPennylaneRequest.SerializeToString,
+                response_deserializer=collect_dot_banking_dot_v1_dot_banking__pb2.PushToPennylaneResponse.FromString,
+                _registered_method=True)
 
 
 class BankingServiceServicer:
@@ -228,6 +243,28 @@ class BankingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PutPennylaneSettings(self, request, context):
+        """Pennylane settings of the platform's books (platform_admin) or of one organisation's (its
+        org_admin, platform_admin): API token (write only, encrypted at rest), journal and account ids.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPennylaneSettings(self, request, context):
+        """The settings (never the token) and the entries not pushed yet, with what went wrong.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PushToPennylane(self, request, context):
+        """Runs the push now (platform_admin), as the scheduled job does; one run at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BankingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -310,6 +347,21 @@ def add_BankingServiceServicer_to_server(servicer, server):
                     servicer.ExportOrganizationFec,
                     request_deserializer=collect_dot_banking_dot_v1_dot_banking__pb2.ExportOrganizationFecRequest.FromString,
                     response_serializer=collect_dot_banking_dot_v1_dot_banking__pb2.ExportOrganizationFecResponse.SerializeToString,
+            ),
+            'PutPennylaneSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutPennylaneSettings,
+                    request_deserializer=collect_dot_banking_dot_v1_dot_banking__pb2.PutPennylaneSettingsRequest.FromString,
+                    response_serializer=collect_dot_banking_dot_v1_dot_banking__pb2.PutPennylaneSettingsResponse.SerializeToString,
+            ),
+            'GetPennylaneSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPennylaneSettings,
+                    request_deserializer=collect_dot_banking_dot_v1_dot_banking__pb2.GetPennylaneSettingsRequest.FromString,
+                    response_serializer=collect_dot_banking_dot_v1_dot_banking__pb2.GetPennylaneSettingsResponse.SerializeToString,
+            ),
+            'PushToPennylane': grpc.unary_unary_rpc_method_handler(
+                    servicer.PushToPennylane,
+                    request_deserializer=collect_dot_banking_dot_v1_dot_banking__pb2.PushToPennylaneRequest.FromString,
+                    response_serializer=collect_dot_banking_dot_v1_dot_banking__pb2.PushToPennylaneResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -746,6 +798,87 @@ class BankingService:
             '/collect.banking.v1.BankingService/ExportOrganizationFec',
             collect_dot_banking_dot_v1_dot_banking__pb2.ExportOrganizationFecRequest.SerializeToString,
             collect_dot_banking_dot_v1_dot_banking__pb2.ExportOrganizationFecResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutPennylaneSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/collect.banking.v1.BankingService/PutPennylaneSettings',
+            collect_dot_banking_dot_v1_dot_banking__pb2.PutPennylaneSettingsRequest.SerializeToString,
+            collect_dot_banking_dot_v1_dot_banking__pb2.PutPennylaneSettingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPennylaneSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/collect.banking.v1.BankingService/GetPennylaneSettings',
+            collect_dot_banking_dot_v1_dot_banking__pb2.GetPennylaneSettingsRequest.SerializeToString,
+            collect_dot_banking_dot_v1_dot_banking__pb2.GetPennylaneSettingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PushToPennylane(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/collect.banking.v1.BankingService/PushToPennylane',
+            collect_dot_banking_dot_v1_dot_banking__pb2.PushToPennylaneRequest.SerializeToString,
+            collect_dot_banking_dot_v1_dot_banking__pb2.PushToPennylaneResponse.FromString,
             options,
             channel_credentials,
             insecure,

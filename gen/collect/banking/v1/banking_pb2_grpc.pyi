@@ -61,6 +61,14 @@ class BankingServiceStub:
     """One organisation's books (org_admin of it, platform_admin): card and cash sales, Stripe and
     platform fees, refunds, payouts to its bank.
     """
+    PutPennylaneSettings: _grpc.UnaryUnaryMultiCallable[_banking_pb2.PutPennylaneSettingsRequest, _banking_pb2.PutPennylaneSettingsResponse]
+    """Pennylane settings of the platform's books (platform_admin) or of one organisation's (its
+    org_admin, platform_admin): API token (write only, encrypted at rest), journal and account ids.
+    """
+    GetPennylaneSettings: _grpc.UnaryUnaryMultiCallable[_banking_pb2.GetPennylaneSettingsRequest, _banking_pb2.GetPennylaneSettingsResponse]
+    """The settings (never the token) and the entries not pushed yet, with what went wrong."""
+    PushToPennylane: _grpc.UnaryUnaryMultiCallable[_banking_pb2.PushToPennylaneRequest, _banking_pb2.PushToPennylaneResponse]
+    """Runs the push now (platform_admin), as the scheduled job does; one run at a time."""
 
 @_typing.type_check_only
 class BankingServiceAsyncStub(BankingServiceStub):
@@ -95,6 +103,14 @@ class BankingServiceAsyncStub(BankingServiceStub):
     """One organisation's books (org_admin of it, platform_admin): card and cash sales, Stripe and
     platform fees, refunds, payouts to its bank.
     """
+    PutPennylaneSettings: _aio.UnaryUnaryMultiCallable[_banking_pb2.PutPennylaneSettingsRequest, _banking_pb2.PutPennylaneSettingsResponse]  # type: ignore[assignment]
+    """Pennylane settings of the platform's books (platform_admin) or of one organisation's (its
+    org_admin, platform_admin): API token (write only, encrypted at rest), journal and account ids.
+    """
+    GetPennylaneSettings: _aio.UnaryUnaryMultiCallable[_banking_pb2.GetPennylaneSettingsRequest, _banking_pb2.GetPennylaneSettingsResponse]  # type: ignore[assignment]
+    """The settings (never the token) and the entries not pushed yet, with what went wrong."""
+    PushToPennylane: _aio.UnaryUnaryMultiCallable[_banking_pb2.PushToPennylaneRequest, _banking_pb2.PushToPennylaneResponse]  # type: ignore[assignment]
+    """Runs the push now (platform_admin), as the scheduled job does; one run at a time."""
 
 class BankingServiceServicer(metaclass=_abc_1.ABCMeta):
     """Bank transactions (Qonto), Stripe payouts, reconciliation, revenue allocation,
@@ -222,5 +238,31 @@ class BankingServiceServicer(metaclass=_abc_1.ABCMeta):
         """One organisation's books (org_admin of it, platform_admin): card and cash sales, Stripe and
         platform fees, refunds, payouts to its bank.
         """
+
+    @_abc_1.abstractmethod
+    def PutPennylaneSettings(
+        self,
+        request: _banking_pb2.PutPennylaneSettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_banking_pb2.PutPennylaneSettingsResponse, _abc.Awaitable[_banking_pb2.PutPennylaneSettingsResponse]]:
+        """Pennylane settings of the platform's books (platform_admin) or of one organisation's (its
+        org_admin, platform_admin): API token (write only, encrypted at rest), journal and account ids.
+        """
+
+    @_abc_1.abstractmethod
+    def GetPennylaneSettings(
+        self,
+        request: _banking_pb2.GetPennylaneSettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_banking_pb2.GetPennylaneSettingsResponse, _abc.Awaitable[_banking_pb2.GetPennylaneSettingsResponse]]:
+        """The settings (never the token) and the entries not pushed yet, with what went wrong."""
+
+    @_abc_1.abstractmethod
+    def PushToPennylane(
+        self,
+        request: _banking_pb2.PushToPennylaneRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_banking_pb2.PushToPennylaneResponse, _abc.Awaitable[_banking_pb2.PushToPennylaneResponse]]:
+        """Runs the push now (platform_admin), as the scheduled job does; one run at a time."""
 
 def add_BankingServiceServicer_to_server(servicer: BankingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
