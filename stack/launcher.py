@@ -1,7 +1,7 @@
 """`make run`: the whole platform on one machine.
 
 Starts PostgreSQL (embedded unless DATABASE_URL is set), provisions one role and schema per
-service, starts the Stripe and Qonto sandboxes (unless real credentials are configured), the
+service, starts the Stripe, Qonto and Pennylane sandboxes (unless real ones are configured), the
 four services and the gateway as separate processes (REPLICAS of each, default 1: callers balance
 across them), writes `.run/stack.json`, prints where to log in, and stops everything on Ctrl-C or
 SIGTERM. A service, gateway or sandbox that dies is started again on the same port with backoff
@@ -52,7 +52,7 @@ SERVICE_SECRETS = ("AUTH_TOKEN_SECRET", "ACCOUNTS_ENCRYPTION_KEYS", "ACCOUNTS_BL
 
 def new_secret(name: str) -> str:
     """A fresh random value for the secret `name`, in the form its setting expects."""
-    if name == "ACCOUNTS_ENCRYPTION_KEYS":
+    if name in ("ACCOUNTS_ENCRYPTION_KEYS", "BANKING_ENCRYPTION_KEYS"):
         return "local:" + base64.b64encode(secrets.token_bytes(32)).decode()
     if name == "ACCOUNTS_BLIND_INDEX_KEY":
         return base64.b64encode(secrets.token_bytes(32)).decode()
@@ -63,7 +63,12 @@ def _secrets_file(run_dir: Path) -> dict[str, str]:
     """Generated once and kept in .run/ so restarts keep tokens and role passwords valid."""
     path = run_dir / "secrets.json"
     values: dict[str, str] = dict(orjson.loads(path.read_bytes())) if path.exists() else {}
-    wanted = [*SERVICE_SECRETS, "QONTO_WEBHOOK_SECRET", *(f"ROLE_PASSWORD_{s.upper()}" for s in SERVICES)]
+    wanted = [
+        *SERVICE_SECRETS,
+        "QONTO_WEBHOOK_SECRET",
+        "BANKING_ENCRYPTION_KEYS",
+        *(f"ROLE_PASSWORD_{s.upper()}" for s in SERVICES),
+    ]
     missing = {name: new_secret(name) for name in wanted if name not in values}
     if missing:  # a run directory from before a secret was added gets it too
         values.update(missing)
@@ -98,6 +103,11 @@ def qonto_sandbox_arguments(port: int, state_file: Path, webhook_url: str, webho
         f"--webhook-url={webhook_url}",
         f"--webhook-secret={webhook_secret}",
     ]
+
+
+def pennylane_sandbox_arguments(port: int, state_file: Path) -> list[str]:
+    """`python -m sandbox.pennylane` arguments (its default company's token: `pennylane-sandbox-token`)."""
+    return [f"--port={port}", f"--state-file={state_file}"]
 
 
 def _register_stripe_endpoints(stripe_url: str, key: str, gateway_url: str) -> list[str]:
@@ -178,7 +188,7 @@ def main() -> int:
         base_env["PYTHONUNBUFFERED"] = "1"
         base_env.setdefault("BANK_SYNC_INTERVAL_SECONDS", "60")  # pull the bank every minute locally
         base_env["AUTH_TOKEN_SECRET"] = generated["AUTH_TOKEN_SECRET"]
-        for name in ("ACCOUNTS_ENCRYPTION_KEYS", "ACCOUNTS_BLIND_INDEX_KEY"):
+        for name in ("ACCOUNTS_ENCRYPTION_KEYS", "ACCOUNTS_BLIND_INDEX_KEY", "BANKING_ENCRYPTION_KEYS"):
             base_env.setdefault(name, generated[name])  # keys given in the environment win
         urls: dict[str, Any] = {"sandboxes": {}, "services": {}, "metrics": {}}
 
@@ -217,6 +227,20 @@ def main() -> int:
             base_env.update(QONTO_API_BASE=url, QONTO_LOGIN="collect-sandbox", QONTO_SECRET_KEY="sandbox-secret")
             base_env["QONTO_WEBHOOK_SECRETS"] = generated["QONTO_WEBHOOK_SECRET"]
             urls["sandboxes"]["qonto"] = url
+
+        if env.optional("PENNYLANE_API_BASE") is None:  # else the real Pennylane (tokens are per entity)
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            supervisor.start(
+                "pennylane-sandbox",
+                ["-m", "sandbox.pennylane", *pennylane_sandbox_arguments(port, run_dir / "pennylane-sandbox.json")],
+                base_env,
+                url,
+                probe=f"{url}/_sandbox/health",
+            )
+            _wait("the Pennylane sandbox", lambda: http_ok(f"{url}/_sandbox/health"), 30, supervisor)
+            base_env["PENNYLANE_API_BASE"] = url
+            urls["sandboxes"]["pennylane"] = url
 
         if stripe_key and not stripe_key.startswith(SANDBOX_STRIPE_KEY):
             base_env["STRIPE_API_KEY"] = stripe_key
