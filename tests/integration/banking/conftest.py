@@ -1,7 +1,8 @@
-"""A platform of its own for the banking tests: fresh database, Stripe and Qonto sandboxes, a fake Slack.
+"""A platform of its own for the banking tests: fresh database, Stripe, Qonto and Pennylane sandboxes, a fake Slack.
 
 The Stripe sandbox credits the Qonto sandbox when a payout is paid; the Qonto sandbox sends its
-signed webhooks to this stack's gateway. Slack is a local endpoint that can be told to fail.
+signed webhooks to this stack's gateway. Slack is a local endpoint that can be told to fail. The
+Pennylane sandbox allows 4 requests per second per token, so that pushes meet its 429s.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from starlette.routing import Route
 from runtime.asgi_server import serve_asgi
 from runtime.config import SERVICES
 from runtime.migrations import provision_schema, service_dsn
+from sandbox.pennylane.testing import run_pennylane_sandbox
 from sandbox.qonto.testing import run_qonto_sandbox
 from sandbox.stripe.testing import run_sandbox
 from tests.fixtures.database import TEST_ROLE_PASSWORD, PlatformDatabase
@@ -87,6 +89,7 @@ async def bank_stack(fresh_database: PlatformDatabase, smtp_server: Any) -> Asyn
             qonto_credit_auth=f"{qonto.login}:{qonto.secret_key}",
         ) as stripe_sandbox,
         serve_asgi(app) as slack_url,
+        run_pennylane_sandbox(rate_limit=4, rate_window_seconds=1.0) as pennylane,
     ):
         slack.url = f"{slack_url}/hooks/slack"
         env = {
@@ -97,9 +100,13 @@ async def bank_stack(fresh_database: PlatformDatabase, smtp_server: Any) -> Asyn
             "DAILY_REPORT_RETRY_SECONDS": "0.05",
             "BANKING_JOB_INTERVAL_SECONDS": "0.1",
             "BANK_ACCOUNT_ENTITIES": "FR7616958000010000000000140=holding",
+            "PENNYLANE_API_BASE": pennylane.api_base,
+            "PENNYLANE_PUSH_INTERVAL_SECONDS": "0",
+            "PENNYLANE_PUSH_DELAY_DAYS": "0",
+            "PENNYLANE_RETRY_SECONDS": "0.05",
         }
         async with start_stack(fresh_database, env) as stack:
-            stack.extras.update(stripe_sandbox=stripe_sandbox, qonto_sandbox=qonto, slack=slack)
+            stack.extras.update(stripe_sandbox=stripe_sandbox, qonto_sandbox=qonto, slack=slack, pennylane=pennylane)
             await qonto.add_webhook(f"{stack.gateway_url}/webhooks/qonto", QONTO_WEBHOOK_SECRET)
             yield stack
 
