@@ -275,3 +275,30 @@ async def test_settings_are_checked_and_scoped(bank_stack: Stack) -> None:
     assert platform.value.code() == grpc.StatusCode.PERMISSION_DENIED
     empty = await stub.GetPennylaneSettings(pb.GetPennylaneSettingsRequest(platform=True), metadata=_service(stack))
     assert empty.settings.platform and not empty.settings.api_token_set
+
+
+async def test_settings_and_push_over_http(bank_stack: Stack) -> None:
+    stack = bank_stack
+    pl: RunningPennylaneSandbox = stack.extras["pennylane"]
+    org = await _org_with_books(stack, [1300])
+    company = pl.add_company("http")
+    path = f"/v1/organizations/{org.id}/pennylane"
+    body = {"api_token": company.token, "start_date": today(), **_mapping(company)}
+    saved = await stack.http.put(path, headers=org.admin_headers, json=body)
+    assert saved.status_code == 200, saved.text
+    assert saved.json()["api_token_set"] and company.token not in saved.text
+    refused = await stack.http.put(path, headers=org.admin_headers, json={**body, "journal_ids": {"ve": 1}})
+    assert refused.status_code == 400 and refused.json()["code"] == "validation_error"
+    assert (await stack.http.get(path, headers=org.agent_headers)).status_code == 403
+
+    admin = await stack.admin_headers()
+    pushed = await stack.http.post(
+        "/v1/banking/pennylane/push", headers=admin, json={"entities": [org.id], "to_date": today()}
+    )
+    assert pushed.status_code == 200, pushed.text
+    (result,) = pushed.json()["results"]
+    assert result["entity"] == org.id and result["pushed"] > 0 and result["failures"] == []
+    listed = (await stack.http.get(path, headers=org.admin_headers)).json()
+    assert listed["failures"] == [] and listed["journal_ids"] == body["journal_ids"]
+    _assert_ledger_is_the_fec(pl, company, await _fec_rows(stack, org))
+    assert (await stack.http.post("/v1/banking/pennylane/push", headers=org.admin_headers)).status_code == 403
