@@ -102,6 +102,8 @@ class DailyReport:
     unmatched_credits: int
     allocation: AllocationSummary
     by_currency: tuple[CurrencyTotals, ...] = ()
+    # Book entries tried and not pushed to Pennylane yet (every entity).
+    pennylane_unpushed: int = 0
 
     def totals(self, currency: str | None = None) -> CurrencyTotals:
         wanted = currency or self.currency
@@ -122,6 +124,7 @@ def build_daily_report(
     rules: Sequence[AllocationRule],
     entities: Sequence[LegalEntity],
     baseline_entity: str | None = None,
+    pennylane_unpushed: int = 0,
 ) -> DailyReport:
     """``bank`` is (credits, debits) per currency. ``match_differences`` is credit - payouts of each
     match; it counts once, for the organisation of the match's first payout."""
@@ -192,6 +195,7 @@ def build_daily_report(
         unmatched_credits=unmatched_credits,
         allocation=allocation,
         by_currency=by_currency,
+        pennylane_unpushed=pennylane_unpushed,
     )
 
 
@@ -304,7 +308,7 @@ def slack_message(report: DailyReport) -> dict[str, Any]:
         f"Tax difference against everything in {report.allocation.baseline_entity or 'one entity'}: "
         f"{money(report.allocation.tax_difference, cur)}"
     )
-    blocks = [
+    blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": f"Daily report {report.date}"}},
         {"type": "section", "text": {"type": "mrkdwn", "text": head}},
         {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(org_lines)[:2900]}},
@@ -313,4 +317,7 @@ def slack_message(report: DailyReport) -> dict[str, Any]:
             "text": {"type": "mrkdwn", "text": f"*Allocation ({cur.upper()})*\n" + "\n".join(entity_lines)[:2800]},
         },
     ]
+    if report.pennylane_unpushed:
+        warning = f"⚠ Pennylane: {report.pennylane_unpushed} book entries not pushed (GetPennylaneSettings says why)"
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": warning}]})
     return {"text": head, "blocks": blocks}

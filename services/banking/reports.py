@@ -101,6 +101,7 @@ async def daily_report(banking: Banking, day: date) -> DailyReport:
         bank = await repository.day_bank_totals(conn, start, end)
         open_credits = await repository.open_credits(conn, start, end, rules_only=False)
         rules, entities = await repository.allocation(conn)
+        pennylane_unpushed = await repository.pennylane_unpushed_count(conn)
     payouts: list[DayPayout] = []
     differences: dict[str, int] = {}
     for row in payout_rows:
@@ -126,6 +127,7 @@ async def daily_report(banking: Banking, day: date) -> DailyReport:
         rules=rules,
         entities=entities,
         baseline_entity=settings.baseline_entity,
+        pennylane_unpushed=pennylane_unpushed,
     )
 
 

@@ -117,6 +117,9 @@ def test_daily_report_lines_reconciliation_and_csv() -> None:
     assert rows[3][1] == "TOTAL" and rows[3][7] == "3300" and rows[3][-1] == "eur"
     message = slack_message(report)
     assert "NOT reconciled" in message["text"] and message["blocks"]
+    assert "Pennylane" not in str(message)
+    behind = slack_message(replace(report, pennylane_unpushed=3))
+    assert "Pennylane: 3 book entries not pushed" in str(behind["blocks"][-1])
 
 
 def test_the_daily_report_never_adds_two_currencies() -> None:
