@@ -45,10 +45,19 @@ def _service(stack: Stack) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {stack.signer.service_token('tests')}"),)
 
 
-def _mapping(company: Company) -> dict[str, Any]:
+def _mapping(pl: RunningPennylaneSandbox, company: Company) -> dict[str, Any]:
+    """The company's ids of every FEC journal and account (created at the sandbox when it lacks one)."""
+    journals = {j["code"]: j["id"] for j in company.journals.values()}
+    accounts = {a["number"]: a["id"] for a in company.accounts.values()}
+    for code, label in fec.JOURNALS.items():
+        if code not in journals:
+            journals[code] = pl.state.create_journal(company, {"code": code, "label": label})["id"]
+    for number, label in fec.ACCOUNTS.items():
+        if number not in accounts:
+            accounts[number] = pl.state.create_account(company, {"number": number, "label": label})["id"]
     return {
-        "journal_ids": {code: company.journal_id(code) for code in fec.JOURNALS},
-        "ledger_account_ids": {number: company.account_id(number) for number in fec.ACCOUNTS},
+        "journal_ids": {code: journals[code] for code in fec.JOURNALS},
+        "ledger_account_ids": {number: accounts[number] for number in fec.ACCOUNTS},
     }
 
 
@@ -86,7 +95,11 @@ async def _configure(stack: Stack, org: OrgContext, company: Company) -> pb.Penn
     """The organisation's own admin sets its Pennylane company (token, journals, accounts)."""
     answer = await _banking_stub(stack).PutPennylaneSettings(
         pb.PutPennylaneSettingsRequest(
-            organization_id=org.id, api_token=company.token, start_date=today(), enabled=True, **_mapping(company)
+            organization_id=org.id,
+            api_token=company.token,
+            start_date=today(),
+            enabled=True,
+            **_mapping(stack.extras["pennylane"], company),
         ),
         metadata=_as(org.admin_headers),
     )
@@ -213,7 +226,7 @@ async def test_the_token_is_sealed_and_failures_are_reported(bank_stack: Stack) 
     pl: RunningPennylaneSandbox = stack.extras["pennylane"]
     org = await _org_with_books(stack, [1000], refund=0)
     company = pl.add_company("sealed")
-    mapping = _mapping(company)
+    mapping = _mapping(pl, company)
     del mapping["ledger_account_ids"][fec.SALES]  # sales cannot be booked
     stub = _banking_stub(stack)
     await stub.PutPennylaneSettings(
@@ -242,7 +255,9 @@ async def test_the_token_is_sealed_and_failures_are_reported(bank_stack: Stack) 
 
     # Keeping the token (empty) and completing the mapping lets the next run push it.
     await stub.PutPennylaneSettings(
-        pb.PutPennylaneSettingsRequest(organization_id=org.id, start_date=today(), enabled=True, **_mapping(company)),
+        pb.PutPennylaneSettingsRequest(
+            organization_id=org.id, start_date=today(), enabled=True, **_mapping(stack.extras["pennylane"], company)
+        ),
         metadata=_as(org.admin_headers),
     )
     again = await _push(stack, org)
@@ -283,7 +298,7 @@ async def test_settings_and_push_over_http(bank_stack: Stack) -> None:
     org = await _org_with_books(stack, [1300])
     company = pl.add_company("http")
     path = f"/v1/organizations/{org.id}/pennylane"
-    body = {"api_token": company.token, "start_date": today(), **_mapping(company)}
+    body = {"api_token": company.token, "start_date": today(), **_mapping(pl, company)}
     saved = await stack.http.put(path, headers=org.admin_headers, json=body)
     assert saved.status_code == 200, saved.text
     assert saved.json()["api_token_set"] and company.token not in saved.text
