@@ -31,6 +31,7 @@ from collect.events.v1 import events_pb2 as pb
 from collect.events.v1 import events_pb2_grpc
 from opentelemetry import propagate, trace
 
+from runtime import audit
 from runtime.auth import PLATFORM_ADMIN, require_caller
 from runtime.db import Connection
 from runtime.errors import FieldError, InvalidArgument
@@ -173,11 +174,18 @@ async def _apply(
         async with asyncio.timeout(budget):
             async with conn.transaction():
                 status = await handler(conn, event)
+                if status != IGNORED:  # the audit trail holds every outside event that changed something
+                    await audit.record(conn, f"{event.source}_event.applied", targets=_audit_targets(event))
         return (status if status in (APPLIED, IGNORED) else APPLIED), None
     except asyncio.CancelledError:
         raise
     except Exception as error:  # recorded; retried by the worker
         return _failure(event, error, budget)
+
+
+def _audit_targets(event: InboundEvent) -> dict[str, object]:
+    account = audit.STRIPE_ACCOUNT_TARGET if event.source == "stripe" else "account"
+    return {"event_id": event.event_id, "event_type": event.type, account: event.account}
 
 
 def _trace_context() -> str | None:

@@ -19,10 +19,11 @@ from runtime.errors import (
     Unauthenticated,
 )
 from runtime.pagination import decode_cursor, next_page, page_limit
-from services.accounts import repository
+from services.accounts import audit_trail, repository
 from services.accounts.domain import (
     LOGIN_MAX_LOCK_SECONDS,
     Member,
+    audit_changes,
     ensure_valid,
     login_keys,
     login_lock_seconds,
@@ -94,7 +95,7 @@ async def create_member(
     if caller.role not in (ORG_ADMIN, PLATFORM_ADMIN, "service"):
         raise PermissionDenied()
     password_hash = await hash_password(password)
-    async with pool.acquire() as conn:
+    async with pool.acquire() as conn, conn.transaction():
         if not await repository.organization_exists(conn, organization_id):
             raise NotFound("organization not found", "organization_not_found")
         member = await repository.insert_member(
@@ -105,6 +106,14 @@ async def create_member(
             role=role,
             password_hash=password_hash,
         )
+        if member is not None:
+            await audit_trail.record(
+                conn,
+                "member.created",
+                targets={"member_id": member.id},
+                after={"role": role},
+                organization_id=organization_id,
+            )
     if member is None:
         raise AlreadyExists("a member with this e-mail already exists", "email_taken")
     return member
@@ -148,9 +157,23 @@ async def update_member(
         )
         if updated is not None and updated[1] is not None:
             await access_changed(conn, member.id, updated[1])  # its older tokens stop working
+        if updated is not None:
+            before, after = audit_changes(_audited(member), _audited(updated[0]), ("role", "disabled"))
+            await audit_trail.record(
+                conn,
+                "member.updated",
+                targets={"member_id": member.id},
+                before=before,
+                after=after,
+                organization_id=organization_id,
+            )
     if updated is None:
         raise NotFound("member not found", "member_not_found")
     return updated[0]
+
+
+def _audited(member: Member) -> dict[str, object]:
+    return {"role": member.role, "disabled": member.disabled, "name": member.name}
 
 
 async def recent_access_changes(pool: asyncpg.Pool, seconds: int) -> list[tuple[str, datetime]]:
