@@ -64,7 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("list-organizations", help="list organisations (JSON lines)")
     commands.add_parser("rotate-keys", help="re-encrypt organisations sealed with an older key")
     verify = commands.add_parser("verify-audit", help="check the audit trail's hash chains (exit 1 when broken)")
-    verify.add_argument("--organization", default="", help="only this organisation's chain ('platform': the platform's)")
+    verify.add_argument(
+        "--organization", default="", help="only this organisation's chain ('platform': the platform's)"
+    )
     return parser
 
 
