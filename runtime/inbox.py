@@ -173,9 +173,7 @@ async def _apply(
     try:
         async with asyncio.timeout(budget):
             async with conn.transaction():
-                status = await handler(conn, event)
-                if status != IGNORED:  # the audit trail holds every outside event that changed something
-                    await audit.record(conn, f"{event.source}_event.applied", targets=_audit_targets(event))
+                status = await _handled(handler, conn, event)
         return (status if status in (APPLIED, IGNORED) else APPLIED), None
     except asyncio.CancelledError:
         raise
@@ -183,9 +181,14 @@ async def _apply(
         return _failure(event, error, budget)
 
 
-def _audit_targets(event: InboundEvent) -> dict[str, object]:
-    account = audit.STRIPE_ACCOUNT_TARGET if event.source == "stripe" else "account"
-    return {"event_id": event.event_id, "event_type": event.type, account: event.account}
+async def _handled(handler: EventHandler, conn: Connection, event: InboundEvent) -> str:
+    """The handler's outcome; an event that changed something goes to the audit trail with its effect."""
+    status = await handler(conn, event)
+    if status != IGNORED:
+        account = audit.STRIPE_ACCOUNT_TARGET if event.source == "stripe" else "account"
+        targets = {"event_id": event.event_id, "event_type": event.type, account: event.account}
+        await audit.record(conn, f"{event.source}_event.applied", targets=targets)
+    return status
 
 
 def _trace_context() -> str | None:
@@ -280,7 +283,7 @@ async def record_and_apply(
                     return duplicate, status
                 try:
                     async with asyncio.timeout(apply_timeout):
-                        status = await handler(conn, event)
+                        status = await _handled(handler, conn, event)
                 except asyncio.CancelledError:
                     raise
                 except Exception as error:

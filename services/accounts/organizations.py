@@ -158,7 +158,7 @@ class Organizations:
         ensure_valid(validate_new_organization(new, self.min_payment))
         async with self.pool.acquire() as conn, conn.transaction():
             org = await self.rows.insert(conn, new)
-            _, after = audit_changes({}, organization_audit_fields(org), AUDITED_ORGANIZATION_FIELDS)
+            after = {name: getattr(org, name) for name in AUDITED_ORGANIZATION_FIELDS}
             await audit_trail.record(
                 conn, "organization.created", targets={"organization_id": org.id}, after=after, organization_id=org.id
             )
