@@ -77,8 +77,8 @@ class AuditRecord:
             actor_organization_id=self.actor_organization_id or "",
             action=self.action,
             targets=self.targets,
-            before_json=orjson.dumps(self.before).decode() if self.before is not None else "",
-            after_json=orjson.dumps(self.after).decode() if self.after is not None else "",
+            before_json=json_text(self.before) or "",
+            after_json=json_text(self.after) or "",
             request_id=self.request_id,
             trace_id=self.trace_id,
             occurred_at=to_timestamp(self.occurred_at),
@@ -171,22 +171,19 @@ async def record(
         entry.actor_organization_id,
         entry.action,
         orjson.dumps(entry.targets).decode(),
-        _json(entry.before),
-        _json(entry.after),
+        json_text(entry.before),
+        json_text(entry.after),
         entry.request_id,
         entry.trace_id,
     )
-
-
-def _json(value: dict[str, Any] | None) -> str | None:
-    return orjson.dumps(value).decode() if value is not None else None
 
 
 def _loaded(value: Any) -> Any:
     return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
-def _record_of(row: asyncpg.Record) -> AuditRecord:
+def record_from_row(row: asyncpg.Record | Mapping[str, Any], source_id: str) -> AuditRecord:
+    """A record from a row with the record's columns (the outbox's, Accounts' entries')."""
     return AuditRecord(
         action=row["action"],
         organization_id=row["organization_id"],
@@ -199,8 +196,13 @@ def _record_of(row: asyncpg.Record) -> AuditRecord:
         request_id=row["request_id"],
         trace_id=row["trace_id"],
         occurred_at=row["occurred_at"],
-        source_id=str(row["id"]),
+        source_id=source_id,
     )
+
+
+def json_text(value: dict[str, Any] | None) -> str | None:
+    """A JSON object as text for a jsonb parameter (None stays SQL NULL)."""
+    return orjson.dumps(value).decode() if value is not None else None
 
 
 # Chains a batch of records from this service's outbox; raises when they were not chained.
@@ -220,7 +222,7 @@ async def forward_once(pool: asyncpg.Pool, sink: AuditSink, batch: int = BATCH_S
         )
         if not rows:
             return 0
-        await sink([_record_of(row) for row in rows])
+        await sink([record_from_row(row, str(row["id"])) for row in rows])
         await conn.execute("DELETE FROM audit_outbox WHERE id = ANY($1::bigint[])", [row["id"] for row in rows])
     return len(rows)
 

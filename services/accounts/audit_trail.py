@@ -9,13 +9,13 @@ they touch, in a fixed order, so concurrent appends take turns per chain and nev
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
 
 import asyncpg
 
-from runtime.audit import STRIPE_ACCOUNT_TARGET, AuditRecord, AuditSink, current_record
+from runtime.audit import STRIPE_ACCOUNT_TARGET, AuditRecord, AuditSink
 from runtime.db import Connection
 from runtime.pagination import decode_cursor, next_page, page_limit
 from services.accounts import repository
@@ -33,18 +33,9 @@ SOURCE = "accounts"
 _VERIFY_BATCH = 1000
 
 
-async def record(
-    conn: Connection,
-    action: str,
-    *,
-    targets: Mapping[str, object],
-    before: Mapping[str, Any] | None = None,
-    after: Mapping[str, Any] | None = None,
-    organization_id: str | None = None,
-) -> None:
-    """Chains Accounts' own action by the current caller, in `conn`'s transaction (the action's)."""
-    entry = current_record(action, targets=targets, before=before, after=after, organization_id=organization_id)
-    await append(conn, SOURCE, [entry])
+async def record(conn: Connection, found: AuditRecord) -> None:
+    """Chains one of Accounts' own actions (`runtime.audit.current_record`) in `conn`'s transaction (the action's)."""
+    await append(conn, SOURCE, [found])
 
 
 async def append(conn: Connection, source: str, records: Sequence[AuditRecord]) -> int:
@@ -60,7 +51,7 @@ async def append(conn: Connection, source: str, records: Sequence[AuditRecord]) 
         account = found.targets.get(STRIPE_ACCOUNT_TARGET)
         if not organization_id and account:
             organization_id = await repository.organization_id_of_account(conn, account)
-        placed.append((audit_chain(organization_id), _with_organization(found, organization_id)))
+        placed.append((audit_chain(organization_id), replace(found, organization_id=organization_id)))
     heads = {
         chain: await repository.lock_audit_chain(conn, chain, GENESIS_HASH) for chain in sorted({c for c, _ in placed})
     }
@@ -83,37 +74,13 @@ def local_sink(pool: asyncpg.Pool) -> AuditSink:
     return chain
 
 
-def _with_organization(found: AuditRecord, organization_id: str | None) -> AuditRecord:
-    if organization_id == found.organization_id:
-        return found
-    return AuditRecord(**{**found.__dict__, "organization_id": organization_id})
-
-
 def _entry(
     found: AuditRecord, source: str, chain: str, sequence: int, previous: bytes, recorded_at: datetime
 ) -> AuditEntry:
     entry_id = str(uuid.uuid4())
-    entry = AuditEntry(
-        id=entry_id,
-        chain=chain,
-        sequence=sequence,
-        organization_id=found.organization_id,
-        actor_id=found.actor_id,
-        actor_role=found.actor_role,
-        actor_organization_id=found.actor_organization_id,
-        action=found.action,
-        targets=dict(found.targets),
-        before=found.before,
-        after=found.after,
-        request_id=found.request_id,
-        trace_id=found.trace_id,
-        source=source,
-        source_id=found.source_id or entry_id,
-        occurred_at=found.occurred_at or recorded_at,
-        recorded_at=recorded_at,
-        previous_hash=previous,
-    )
-    return AuditEntry(**{**entry.__dict__, "hash": audit_hash(entry)})
+    found = replace(found, occurred_at=found.occurred_at or recorded_at, source_id=found.source_id or entry_id)
+    entry = AuditEntry(entry_id, chain, sequence, found, source, recorded_at, previous)
+    return replace(entry, hash=audit_hash(entry))
 
 
 async def list_entries(

@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 import asyncpg
 import stripe
 
+from runtime.audit import current_record
 from runtime.db import Connection
 from runtime.deadlines import remaining
 from runtime.errors import Conflict, FieldError, InvalidArgument, Unavailable
@@ -129,10 +130,12 @@ class Connect:
             await self._orgs.policy_changed(conn, organization_id)
             await audit_trail.record(
                 conn,
-                "stripe_account.created",
-                targets={"stripe_account": state.account_id},
-                after={"type": state.type},
-                organization_id=organization_id,
+                current_record(
+                    "stripe_account.created",
+                    targets={"stripe_account": state.account_id},
+                    after={"type": state.type},
+                    organization_id=organization_id,
+                ),
             )
         log.info("connected account created", extra={"organization_id": organization_id, "account": state.account_id})
         return replace(state, updated_at=_now())

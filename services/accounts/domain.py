@@ -6,13 +6,14 @@ import hashlib
 import ipaddress
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from runtime.addresses import Address, address_errors, normalize_address
+from runtime.audit import AuditRecord
 from runtime.auth import ROLES
 from runtime.errors import FieldError, InvalidArgument
 from runtime.money import fee_leaves_nothing, is_currency
@@ -339,24 +340,13 @@ GENESIS_HASH = bytes(32)
 
 @dataclass(frozen=True)
 class AuditEntry:
-    """One chained entry of the audit trail (ids, roles and statuses only)."""
+    """One chained entry of the audit trail: a service's record and its place in a chain."""
 
     id: str
     chain: str
     sequence: int
-    organization_id: str | None
-    actor_id: str
-    actor_role: str
-    actor_organization_id: str | None
-    action: str
-    targets: dict[str, str]
-    before: dict[str, Any] | None
-    after: dict[str, Any] | None
-    request_id: str
-    trace_id: str
+    record: AuditRecord  # its occurred_at is set
     source: str
-    source_id: str
-    occurred_at: datetime
     recorded_at: datetime
     previous_hash: bytes
     hash: bytes = b""
@@ -371,35 +361,22 @@ def audit_chain(organization_id: str | None) -> str:
     return organization_id or PLATFORM_CHAIN
 
 
-def _instant(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat()
+def _instant(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat() if moment is not None else None
 
 
 def audit_hash(entry: AuditEntry) -> bytes:
     """SHA-256 over the previous hash and a canonical encoding (sorted-key JSON) of every other field."""
-    canonical = orjson.dumps(
-        {
-            "id": entry.id,
-            "chain": entry.chain,
-            "sequence": entry.sequence,
-            "organization_id": entry.organization_id,
-            "actor_id": entry.actor_id,
-            "actor_role": entry.actor_role,
-            "actor_organization_id": entry.actor_organization_id,
-            "action": entry.action,
-            "targets": entry.targets,
-            "before": entry.before,
-            "after": entry.after,
-            "request_id": entry.request_id,
-            "trace_id": entry.trace_id,
-            "source": entry.source,
-            "source_id": entry.source_id,
-            "occurred_at": _instant(entry.occurred_at),
-            "recorded_at": _instant(entry.recorded_at),
-        },
-        option=orjson.OPT_SORT_KEYS,
-    )
-    return hashlib.sha256(entry.previous_hash + canonical).digest()
+    fields = {
+        **asdict(entry.record),
+        "occurred_at": _instant(entry.record.occurred_at),
+        "id": entry.id,
+        "chain": entry.chain,
+        "sequence": entry.sequence,
+        "source": entry.source,
+        "recorded_at": _instant(entry.recorded_at),
+    }
+    return hashlib.sha256(entry.previous_hash + orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)).digest()
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from datetime import datetime
 
 import asyncpg
 
+from runtime.audit import current_record
 from runtime.auth import AGENT, ORG_ADMIN, PLATFORM_ADMIN, Caller, TokenSigner
 from runtime.errors import (
     AlreadyExists,
@@ -109,10 +110,12 @@ async def create_member(
         if member is not None:
             await audit_trail.record(
                 conn,
-                "member.created",
-                targets={"member_id": member.id},
-                after={"role": role},
-                organization_id=organization_id,
+                current_record(
+                    "member.created",
+                    targets={"member_id": member.id},
+                    after={"role": role},
+                    organization_id=organization_id,
+                ),
             )
     if member is None:
         raise AlreadyExists("a member with this e-mail already exists", "email_taken")
@@ -161,11 +164,13 @@ async def update_member(
             before, after = audit_changes(_audited(member), _audited(updated[0]), ("role", "disabled"))
             await audit_trail.record(
                 conn,
-                "member.updated",
-                targets={"member_id": member.id},
-                before=before,
-                after=after,
-                organization_id=organization_id,
+                current_record(
+                    "member.updated",
+                    targets={"member_id": member.id},
+                    before=before,
+                    after=after,
+                    organization_id=organization_id,
+                ),
             )
     if updated is None:
         raise NotFound("member not found", "member_not_found")

@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import asyncpg
 
+from runtime.audit import current_record
 from runtime.db import Connection
 from runtime.errors import NotFound
 from runtime.notifications import notify
@@ -160,7 +161,10 @@ class Organizations:
             org = await self.rows.insert(conn, new)
             after = {name: getattr(org, name) for name in AUDITED_ORGANIZATION_FIELDS}
             await audit_trail.record(
-                conn, "organization.created", targets={"organization_id": org.id}, after=after, organization_id=org.id
+                conn,
+                current_record(
+                    "organization.created", targets={"organization_id": org.id}, after=after, organization_id=org.id
+                ),
             )
             return org
 
@@ -193,11 +197,13 @@ class Organizations:
                     )
                     await audit_trail.record(
                         conn,
-                        "organization.updated",
-                        targets={"organization_id": organization_id},
-                        before=before,
-                        after=after,
-                        organization_id=organization_id,
+                        current_record(
+                            "organization.updated",
+                            targets={"organization_id": organization_id},
+                            before=before,
+                            after=after,
+                            organization_id=organization_id,
+                        ),
                     )
             if updated is None:
                 raise organization_not_found()

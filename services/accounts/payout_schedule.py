@@ -11,6 +11,7 @@ from typing import Any
 
 from collect.accounts.v1 import accounts_pb2 as pb
 
+from runtime.audit import current_record
 from runtime.errors import FieldError, InvalidArgument
 from runtime.proto import EnumNames
 from services.accounts import audit_trail
@@ -72,9 +73,11 @@ async def update_payout_schedule(connect: Connect, organization_id: str, asked: 
     async with connect.pool.acquire() as conn:  # Stripe holds the schedule: the entry follows its answer
         await audit_trail.record(
             conn,
-            "payout_schedule.updated",
-            targets={"stripe_account": account_id},
-            after={"interval": answered.interval, "weekly_anchor": answered.weekly_anchor},
-            organization_id=organization_id,
+            current_record(
+                "payout_schedule.updated",
+                targets={"stripe_account": account_id},
+                after={"interval": answered.interval, "weekly_anchor": answered.weekly_anchor},
+                organization_id=organization_id,
+            ),
         )
     return answered

@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from runtime.audit import json_text, record_from_row
 from runtime.db import Connection
 from services.accounts.crypto import Secrets
 from services.accounts.domain import (
@@ -439,12 +440,9 @@ async def audit_entry_exists(conn: Connection, source: str, source_id: str) -> b
     return found is not None
 
 
-def _json_or_none(value: dict[str, Any] | None) -> str | None:
-    return orjson.dumps(value).decode() if value is not None else None
-
-
 async def insert_audit_entry(conn: Connection, entry: AuditEntry) -> None:
     """Adds an entry and moves its chain's head to it (the head is locked by `lock_audit_chain`)."""
+    found = entry.record
     await conn.execute(
         """INSERT INTO audit_entries (id, chain, sequence, organization_id, actor_id, actor_role,
                                       actor_organization_id, action, targets, before, after, request_id,
@@ -454,19 +452,19 @@ async def insert_audit_entry(conn: Connection, entry: AuditEntry) -> None:
         uuid.UUID(entry.id),
         entry.chain,
         entry.sequence,
-        entry.organization_id,
-        entry.actor_id,
-        entry.actor_role,
-        entry.actor_organization_id,
-        entry.action,
-        orjson.dumps(entry.targets).decode(),
-        _json_or_none(entry.before),
-        _json_or_none(entry.after),
-        entry.request_id,
-        entry.trace_id,
+        found.organization_id,
+        found.actor_id,
+        found.actor_role,
+        found.actor_organization_id,
+        found.action,
+        json_text(found.targets),
+        json_text(found.before),
+        json_text(found.after),
+        found.request_id,
+        found.trace_id,
         entry.source,
-        entry.source_id,
-        entry.occurred_at,
+        found.source_id,
+        found.occurred_at,
         entry.recorded_at,
         entry.previous_hash,
         entry.hash,
@@ -479,28 +477,13 @@ async def insert_audit_entry(conn: Connection, entry: AuditEntry) -> None:
     )
 
 
-def _loaded(value: Any) -> Any:
-    return orjson.loads(value) if isinstance(value, str | bytes) else value
-
-
 def _audit_entry(row: asyncpg.Record) -> AuditEntry:
     return AuditEntry(
         id=str(row["id"]),
         chain=row["chain"],
         sequence=row["sequence"],
-        organization_id=row["organization_id"],
-        actor_id=row["actor_id"],
-        actor_role=row["actor_role"],
-        actor_organization_id=row["actor_organization_id"],
-        action=row["action"],
-        targets=dict(_loaded(row["targets"])),
-        before=_loaded(row["before"]),
-        after=_loaded(row["after"]),
-        request_id=row["request_id"],
-        trace_id=row["trace_id"],
+        record=record_from_row(row, row["source_id"]),
         source=row["source"],
-        source_id=row["source_id"],
-        occurred_at=row["occurred_at"],
         recorded_at=row["recorded_at"],
         previous_hash=bytes(row["previous_hash"]),
         hash=bytes(row["hash"]),

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import grpc
-import orjson
 from collect.accounts.v1 import accounts_pb2 as pb
 from collect.accounts.v1 import accounts_pb2_grpc
 from collect.common.v1 import common_pb2
@@ -100,25 +99,17 @@ def account_message(organization_id: str, state: StripeAccountState) -> pb.Strip
 
 
 def audit_entry_message(entry: AuditEntry) -> pb.AuditEntry:
-    return pb.AuditEntry(
-        id=entry.id,
-        organization_id=entry.organization_id or "",
-        actor_id=entry.actor_id,
-        actor_role=entry.actor_role,
-        actor_organization_id=entry.actor_organization_id or "",
-        action=entry.action,
-        targets=entry.targets,
-        before_json=orjson.dumps(entry.before).decode() if entry.before is not None else "",
-        after_json=orjson.dumps(entry.after).decode() if entry.after is not None else "",
-        request_id=entry.request_id,
-        trace_id=entry.trace_id,
-        occurred_at=to_timestamp(entry.occurred_at),
-        recorded_at=to_timestamp(entry.recorded_at),
-        source=entry.source,
-        source_id=entry.source_id,
-        sequence=entry.sequence,
-        hash=entry.hash.hex(),
+    message = entry.record.message()
+    message.MergeFrom(
+        pb.AuditEntry(
+            id=entry.id,
+            recorded_at=to_timestamp(entry.recorded_at),
+            source=entry.source,
+            sequence=entry.sequence,
+            hash=entry.hash.hex(),
+        )
     )
+    return message
 
 
 def _new_organization(request: pb.CreateOrganizationRequest) -> NewOrganization:

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from runtime.audit import AuditRecord
 from services.accounts.domain import (
     CHANGED,
     GENESIS_HASH,
@@ -27,23 +28,26 @@ def chained(count: int, chain: str = "org-1") -> list[AuditEntry]:
     entries: list[AuditEntry] = []
     previous = GENESIS_HASH
     for sequence in range(1, count + 1):
-        entry = AuditEntry(
-            id=f"00000000-0000-0000-0000-{sequence:012d}",
-            chain=chain,
-            sequence=sequence,
+        found = AuditRecord(
+            action="member.updated",
             organization_id=chain,
             actor_id="member-1",
             actor_role="org_admin",
             actor_organization_id=chain,
-            action="member.updated",
             targets={"member_id": "member-2"},
             before={"role": "agent"},
             after={"role": "org_admin"},
             request_id="req",
             trace_id="trace",
-            source="accounts",
-            source_id=f"s-{sequence}",
             occurred_at=AT,
+            source_id=f"s-{sequence}",
+        )
+        entry = AuditEntry(
+            id=f"00000000-0000-0000-0000-{sequence:012d}",
+            chain=chain,
+            sequence=sequence,
+            record=found,
+            source="accounts",
             recorded_at=AT + timedelta(seconds=sequence),
             previous_hash=previous,
         )
@@ -71,31 +75,35 @@ def test_an_intact_chain_verifies() -> None:
     assert walk([], None) is None
 
 
-# Every field but the hash itself changes the hash.
+# Every field but the hash itself changes the hash: the chain's ...
 EDITS: dict[str, Any] = {
     "id": "00000000-0000-0000-0000-999999999999",
     "chain": "org-2",
     "sequence": 2,
+    "source": "payments",
+    "recorded_at": AT,
+    "previous_hash": b"\x01" * 32,
+}
+# ... and the record's.
+RECORD_EDITS: dict[str, Any] = {
+    "action": "member.created",
     "organization_id": None,
     "actor_id": "member-9",
     "actor_role": "platform_admin",
     "actor_organization_id": None,
-    "action": "member.created",
     "targets": {"member_id": "member-3"},
     "before": None,
     "after": {"role": "agent"},
     "request_id": "other",
     "trace_id": "other",
-    "source": "payments",
-    "source_id": "s-9",
     "occurred_at": AT + timedelta(microseconds=1),
-    "recorded_at": AT,
-    "previous_hash": b"\x01" * 32,
+    "source_id": "s-9",
 }
 
 
 def test_the_edits_cover_every_field() -> None:
-    assert set(EDITS) == {f.name for f in fields(AuditEntry)} - {"hash"}
+    assert set(EDITS) == {f.name for f in fields(AuditEntry)} - {"hash", "record"}
+    assert set(RECORD_EDITS) == {f.name for f in fields(AuditRecord)}
 
 
 @pytest.mark.parametrize("name", sorted(EDITS))
@@ -104,15 +112,25 @@ def test_every_field_is_in_the_hash(name: str) -> None:
     assert audit_hash(replace(entry, **{name: EDITS[name]})) != entry.hash
 
 
+@pytest.mark.parametrize("name", sorted(RECORD_EDITS))
+def test_every_field_of_the_record_is_in_the_hash(name: str) -> None:
+    [entry] = chained(1)
+    assert audit_hash(replace(entry, record=replace(entry.record, **{name: RECORD_EDITS[name]}))) != entry.hash
+
+
+def edited(entry: AuditEntry, **changes: Any) -> AuditEntry:
+    return replace(entry, record=replace(entry.record, **changes))
+
+
 @pytest.mark.parametrize(
     ("tamper", "found"),
     [
-        (lambda e: [e[0], replace(e[1], after={"role": "platform_admin"}), e[2], e[3]], "2: was edited"),
+        (lambda e: [e[0], edited(e[1], after={"role": "platform_admin"}), e[2], e[3]], "2: was edited"),
         (lambda e: [e[0], e[2], e[3]], "3: entries 2..2 are missing"),
         (lambda e: [e[1], e[2], e[3]], "2: entries 1..1 are missing"),
         (lambda e: [e[0], e[1], e[2]], "4: entries 4..4 are missing (the newest ones were deleted)"),
         # An edit whose hash was recomputed still breaks the next link.
-        (lambda e: [e[0], rehashed(replace(e[1], actor_id="x")), e[2], e[3]], "3: does not follow"),
+        (lambda e: [e[0], rehashed(edited(e[1], actor_id="x")), e[2], e[3]], "3: does not follow"),
     ],
 )
 def test_edits_and_deletions_are_found(tamper: Any, found: str) -> None:
