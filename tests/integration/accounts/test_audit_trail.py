@@ -21,6 +21,7 @@ from services.accounts import cli
 from tests.fixtures.organizations import OrgContext, onboarded_organization
 from tests.fixtures.polling import eventually
 from tests.fixtures.stack import Stack
+from tests.integration.payments.conftest import create_payment
 
 AT = f"{(datetime.now(UTC) - timedelta(days=1)).date().isoformat()}T10:00:00Z"
 
@@ -303,3 +304,42 @@ async def test_a_policy_change_shows_before_and_after_but_no_name(stack: Stack) 
     [created] = await _audit(stack, admin, organization_id=org.id, action="organization.created")
     assert created["after"]["fee_percent_bps"] == 100 and created["after"]["charge_model"] == "direct"
     assert not {"name", "email", "bank_account_iban"} & set(created["after"])
+
+
+async def test_a_card_payment_created_then_canceled(stack: Stack, org: OrgContext) -> None:
+    created = await create_payment(stack, org.agent_headers, amount=1200, capture_method="manual")
+    canceled = await stack.http.post(f"/v1/payments/{created['id']}/cancel", headers=org.agent_headers)
+    assert canceled.status_code == 200, canceled.text
+
+    async def both() -> dict[str, dict[str, Any]]:
+        entries = await _audit(stack, org.admin_headers, actor_id=org.agent_id)
+        found = {e["action"]: e for e in entries if e["targets"].get("payment_id") == created["id"]}
+        return found if {"payment.created", "payment.canceled"} <= set(found) else {}
+
+    found = await eventually(both, "the payment's creation and cancellation in the audit trail")
+    assert found["payment.created"]["targets"]["stripe_payment_intent"] == created["stripe_payment_intent_id"]
+    assert found["payment.created"]["after"]["amount"] == 1200
+    assert found["payment.canceled"]["after"]["status"] == "canceled"
+    assert found["payment.canceled"]["request_id"] == canceled.headers["x-request-id"]
+
+
+async def test_platform_actions_have_their_own_chain(stack: Stack, org: OrgContext) -> None:
+    admin = await stack.admin_headers()
+    model = f"audit-{uuid.uuid4().hex[:8]}"
+    upserted = await stack.http.put(
+        f"/v1/devices/tap-to-pay/android/{model}", headers=admin, json={"min_os_version": "13", "manufacturer": "X"}
+    )
+    assert upserted.status_code == 200, upserted.text
+
+    async def recorded() -> list[dict[str, Any]]:
+        entries = await _audit(stack, admin, action="tap_to_pay_device.upserted")
+        return [e for e in entries if e["targets"] == {"model_identifier": model}]
+
+    [entry] = await eventually(recorded, "the device upsert in the platform's chain")
+    assert (
+        entry["organization_id"] is None and entry["actor_role"] == "platform_admin" and entry["source"] == "terminal"
+    )
+    assert entry["after"] == {"certified": True, "min_os_version": "13"}
+    assert entry["id"] not in {e["id"] for e in await _audit(stack, org.admin_headers)}
+    status, out, err = await _verify(stack, "platform")
+    assert status == 0 and '"intact":true' in out, err
