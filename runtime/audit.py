@@ -32,6 +32,7 @@ from runtime.auth import SERVICE, current_caller
 from runtime.db import Connection
 from runtime.errors import FieldError, InvalidArgument
 from runtime.logs import current_request_id
+from runtime.metrics import add_sampler, audit_outbox_age
 from runtime.proto import from_timestamp, to_timestamp
 from runtime.tracing import current_trace_id
 
@@ -247,6 +248,12 @@ async def run_forwarder(pool: asyncpg.Pool, sink: AuditSink, every: float = DEFA
         await asyncio.sleep(every)
 
 
+async def outbox_age(pool: asyncpg.Pool) -> float:
+    """Seconds since the oldest record waiting in this service's outbox was written (0 when none)."""
+    age = await pool.fetchval("SELECT EXTRACT(EPOCH FROM clock_timestamp() - min(occurred_at)) FROM audit_outbox")
+    return float(age or 0.0)
+
+
 def accounts_sink(stub: accounts_pb2_grpc.AccountsServiceStub, service: str) -> AuditSink:
     """Chains records through Accounts' AppendAuditEntries (with the service's own token)."""
 
@@ -266,7 +273,13 @@ def register_audit_outbox(deps: Any, sink: AuditSink | None = None) -> None:
     every = deps.env.number(POLL_SETTING, DEFAULT_POLL_SECONDS)
     worker = asyncio.get_running_loop().create_task(run_forwarder(deps.pool, chosen, every), name=f"{service}-audit")
 
+    async def sample_age() -> None:
+        audit_outbox_age.set(await outbox_age(deps.pool), service=service)
+
+    stop_sampling = add_sampler(sample_age)
+
     async def stop() -> None:
+        stop_sampling()
         worker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await worker
