@@ -58,7 +58,7 @@ class AuditRecord:
 
     action: str
     organization_id: str | None
-    actor_id: str  # empty: the recording service itself (filled in when forwarded)
+    actor_id: str  # empty: the recording service itself (Accounts names it when chaining)
     actor_role: str
     actor_organization_id: str | None
     targets: dict[str, str]
@@ -69,11 +69,11 @@ class AuditRecord:
     occurred_at: datetime | None = None
     source_id: str = ""
 
-    def message(self, source: str = "") -> pb.AuditEntry:
-        """The record as an AuditEntry to append (`source`: the recording service, for its actor)."""
+    def message(self) -> pb.AuditEntry:
+        """The record as an AuditEntry (to append; Accounts adds the chain's fields when it answers)."""
         return pb.AuditEntry(
             organization_id=self.organization_id or "",
-            actor_id=self.actor_id or system_actor(source),
+            actor_id=self.actor_id,
             actor_role=self.actor_role,
             actor_organization_id=self.actor_organization_id or "",
             action=self.action,
@@ -254,11 +254,11 @@ async def outbox_age(pool: asyncpg.Pool) -> float:
     return float(age or 0.0)
 
 
-def accounts_sink(stub: accounts_pb2_grpc.AccountsServiceStub, service: str) -> AuditSink:
+def accounts_sink(stub: accounts_pb2_grpc.AccountsServiceStub) -> AuditSink:
     """Chains records through Accounts' AppendAuditEntries (with the service's own token)."""
 
     async def send(records: Sequence[AuditRecord]) -> None:
-        await stub.AppendAuditEntries(pb.AppendAuditEntriesRequest(entries=[r.message(service) for r in records]))
+        await stub.AppendAuditEntries(pb.AppendAuditEntriesRequest(entries=[r.message() for r in records]))
 
     return send
 
@@ -269,7 +269,7 @@ def register_audit_outbox(deps: Any, sink: AuditSink | None = None) -> None:
     `deps` is the service's `runtime.service.ServiceDeps`.
     """
     service = deps.settings.service
-    chosen = sink or accounts_sink(accounts_pb2_grpc.AccountsServiceStub(deps.channel("accounts")), service)
+    chosen = sink or accounts_sink(accounts_pb2_grpc.AccountsServiceStub(deps.channel("accounts")))
     every = deps.env.number(POLL_SETTING, DEFAULT_POLL_SECONDS)
     worker = asyncio.get_running_loop().create_task(run_forwarder(deps.pool, chosen, every), name=f"{service}-audit")
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from runtime.audit import STRIPE_ACCOUNT_TARGET, AuditRecord, AuditSink
+from runtime.audit import STRIPE_ACCOUNT_TARGET, AuditRecord, AuditSink, system_actor
 from runtime.db import Connection
 from runtime.pagination import decode_cursor, next_page, page_limit
 from services.accounts import repository
@@ -51,7 +51,8 @@ async def append(conn: Connection, source: str, records: Sequence[AuditRecord]) 
         account = found.targets.get(STRIPE_ACCOUNT_TARGET)
         if not organization_id and account:
             organization_id = await repository.organization_id_of_account(conn, account)
-        placed.append((audit_chain(organization_id), replace(found, organization_id=organization_id)))
+        actor = found.actor_id or system_actor(source)  # no member asked: the service itself (or its CLI)
+        placed.append((audit_chain(organization_id), replace(found, organization_id=organization_id, actor_id=actor)))
     heads = {
         chain: await repository.lock_audit_chain(conn, chain, GENESIS_HASH) for chain in sorted({c for c, _ in placed})
     }

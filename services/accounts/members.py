@@ -206,16 +206,21 @@ async def ensure_platform_admin(pool: asyncpg.Pool, email: str, password: str, n
             if member.role != PLATFORM_ADMIN:
                 raise AlreadyExists(f"{email} is already a member of an organisation", "email_taken")
             if not await verify_password(current_hash, password):
-                await repository.set_password_hash(conn, member.id, await hash_password(password))
+                async with conn.transaction():
+                    await repository.set_password_hash(conn, member.id, await hash_password(password))
+                    await audit_trail.record(
+                        conn, current_record("platform_admin.password_reset", targets={"member_id": member.id})
+                    )
             return member
-        created = await repository.insert_member(
-            conn,
-            organization_id=None,
-            email=email,
-            name=name,
-            role=PLATFORM_ADMIN,
-            password_hash=await hash_password(password),
-        )
+        password_hash = await hash_password(password)
+        async with conn.transaction():
+            created = await repository.insert_member(
+                conn, organization_id=None, email=email, name=name, role=PLATFORM_ADMIN, password_hash=password_hash
+            )
+            if created is not None:
+                await audit_trail.record(
+                    conn, current_record("platform_admin.created", targets={"member_id": created.id})
+                )
         if created is None:  # created concurrently by another replica
             found = await repository.member_credentials(conn, email)
             assert found is not None

@@ -341,5 +341,12 @@ async def test_platform_actions_have_their_own_chain(stack: Stack, org: OrgConte
     )
     assert entry["after"] == {"certified": True, "min_os_version": "13"}
     assert entry["id"] not in {e["id"] for e in await _audit(stack, org.admin_headers)}
+    # The platform admin seeded at start-up: no member asked, so the service is the actor.
+    [seeded] = await _audit(stack, admin, action="platform_admin.created")
+    assert (seeded["actor_id"], seeded["actor_role"], seeded["organization_id"]) == (
+        "service:accounts",
+        "service",
+        None,
+    )
     status, out, err = await _verify(stack, "platform")
     assert status == 0 and '"intact":true' in out, err
