@@ -44,9 +44,12 @@ async def append(conn: Connection, source: str, records: Sequence[AuditRecord]) 
     A record with a source id already chained from that source is skipped (a forwarder's retry).
     """
     placed: list[tuple[str, AuditRecord]] = []
+    skipped = await repository.chained_source_ids(conn, source, [r.source_id for r in records if r.source_id])
     for found in records:
-        if found.source_id and await repository.audit_entry_exists(conn, source, found.source_id):
+        if found.source_id in skipped:
             continue
+        if found.source_id:
+            skipped.add(found.source_id)  # sent twice in one batch: chained once
         organization_id = found.organization_id
         account = found.targets.get(STRIPE_ACCOUNT_TARGET)
         if not organization_id and account:

@@ -435,9 +435,12 @@ async def lock_audit_chain(conn: Connection, chain: str, genesis: bytes) -> tupl
     return row["sequence"], bytes(row["hash"])
 
 
-async def audit_entry_exists(conn: Connection, source: str, source_id: str) -> bool:
-    found = await conn.fetchval("SELECT 1 FROM audit_entries WHERE source = $1 AND source_id = $2", source, source_id)
-    return found is not None
+async def chained_source_ids(conn: Connection, source: str, source_ids: list[str]) -> set[str]:
+    """Which of these records of `source` are chained already."""
+    rows = await conn.fetch(
+        "SELECT source_id FROM audit_entries WHERE source = $1 AND source_id = ANY($2::text[])", source, source_ids
+    )
+    return {row["source_id"] for row in rows}
 
 
 async def insert_audit_entry(conn: Connection, entry: AuditEntry) -> None:

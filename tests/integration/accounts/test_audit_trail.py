@@ -224,9 +224,14 @@ async def test_concurrent_appends_keep_one_chain_and_retries_chain_nothing_twice
         metadata=_as_service(stack),
     )
     assert again.appended == 0
+    twice = await accounts_stub.AppendAuditEntries(
+        pb.AppendAuditEntriesRequest(entries=[_record(chain, f"{chain}-30"), _record(chain, f"{chain}-30")]),
+        metadata=_as_service(stack),
+    )
+    assert twice.appended == 1
     status, out, err = await _verify(stack, chain)
     assert status == 0, err
-    assert '"checked":30' in out and '"intact":true' in out
+    assert '"checked":31' in out and '"intact":true' in out
 
 
 async def test_only_services_append(
