@@ -26,6 +26,7 @@ from gateway.revocations import follow_revocations
 from gateway.routes import (
     accounts,
     app_config,
+    audit,
     banking,
     health,
     organizations,
@@ -56,6 +57,7 @@ ROUTE_MODULES = (
     payouts,
     pennylane,
     app_config,
+    audit,
     console,
 )
 

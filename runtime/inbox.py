@@ -31,6 +31,7 @@ from collect.events.v1 import events_pb2 as pb
 from collect.events.v1 import events_pb2_grpc
 from opentelemetry import propagate, trace
 
+from runtime import audit
 from runtime.auth import PLATFORM_ADMIN, require_caller
 from runtime.db import Connection
 from runtime.errors import FieldError, InvalidArgument
@@ -172,12 +173,22 @@ async def _apply(
     try:
         async with asyncio.timeout(budget):
             async with conn.transaction():
-                status = await handler(conn, event)
+                status = await _handled(handler, conn, event)
         return (status if status in (APPLIED, IGNORED) else APPLIED), None
     except asyncio.CancelledError:
         raise
     except Exception as error:  # recorded; retried by the worker
         return _failure(event, error, budget)
+
+
+async def _handled(handler: EventHandler, conn: Connection, event: InboundEvent) -> str:
+    """The handler's outcome; an event that changed something goes to the audit trail with its effect."""
+    status = await handler(conn, event)
+    if status != IGNORED:
+        account = audit.STRIPE_ACCOUNT_TARGET if event.source == "stripe" else "account"
+        targets = {"event_id": event.event_id, "event_type": event.type, account: event.account}
+        await audit.record(conn, f"{event.source}_event.applied", targets=targets)
+    return status
 
 
 def _trace_context() -> str | None:
@@ -272,7 +283,7 @@ async def record_and_apply(
                     return duplicate, status
                 try:
                     async with asyncio.timeout(apply_timeout):
-                        status = await handler(conn, event)
+                        status = await _handled(handler, conn, event)
                 except asyncio.CancelledError:
                     raise
                 except Exception as error:

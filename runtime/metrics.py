@@ -124,6 +124,13 @@ INBOX_OLDEST = Declared(
     "Age of the oldest event waiting in a service's inbox",
     ("service", "source"),
 )
+AUDIT_OUTBOX_AGE = Declared(
+    "collect.audit.outbox.age",
+    "gauge",
+    "s",
+    "Age of the oldest audit record a service has not yet had Accounts chain (0 when none waits)",
+    ("service",),
+)
 PAYMENTS = Declared(
     "collect.payments", "counter", "{payment}", "Payments reaching a status, by method", ("status", "method")
 )
@@ -168,6 +175,7 @@ DECLARED = (
     INBOX_INGEST_LAG,
     INBOX_BACKLOG,
     INBOX_OLDEST,
+    AUDIT_OUTBOX_AGE,
     PAYMENTS,
     REFUNDS,
     UNMATCHED_PAYOUTS,
@@ -265,6 +273,7 @@ inbox_events = _Counter(INBOX_EVENTS)
 inbox_ingest_lag = _Histogram(INBOX_INGEST_LAG)
 inbox_backlog = SampledGauge(INBOX_BACKLOG)
 inbox_oldest = SampledGauge(INBOX_OLDEST)
+audit_outbox_age = SampledGauge(AUDIT_OUTBOX_AGE)
 payments = _Counter(PAYMENTS)
 refunds = _Counter(REFUNDS)
 unmatched_payouts = SampledGauge(UNMATCHED_PAYOUTS)

@@ -5,6 +5,7 @@
         --business-type non_profit --line1 ... --city ... --postal-code ...
     python -m services.accounts.cli list-organizations
     python -m services.accounts.cli rotate-keys          (after putting a new key first in ACCOUNTS_ENCRYPTION_KEYS)
+    python -m services.accounts.cli verify-audit [--organization ID]   (exit 1 naming the first broken entry)
 
 It connects with DATABASE_URL (the accounts role), applies pending migrations, and reads
 ACCOUNTS_ENCRYPTION_KEYS / ACCOUNTS_BLIND_INDEX_KEY like the service does.
@@ -20,6 +21,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import TextIO
 
+import asyncpg
 import orjson
 
 from runtime.db import create_pool
@@ -28,7 +30,7 @@ from runtime.migrations import apply_migrations
 from runtime.money import payment_bounds
 from runtime.service import RUNTIME_MIGRATIONS
 from runtime.settings import Env, SettingsError
-from services.accounts import members
+from services.accounts import audit_trail, members
 from services.accounts.crypto import secrets_from_env
 from services.accounts.domain import Address, NewOrganization, Organization
 from services.accounts.main import MIGRATIONS, SCHEMA
@@ -61,6 +63,10 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("list-organizations", help="list organisations (JSON lines)")
     commands.add_parser("rotate-keys", help="re-encrypt organisations sealed with an older key")
+    verify = commands.add_parser("verify-audit", help="check the audit trail's hash chains (exit 1 when broken)")
+    verify.add_argument(
+        "--organization", default="", help="only this organisation's chain ('platform': the platform's)"
+    )
     return parser
 
 
@@ -87,6 +93,8 @@ async def run(argv: Sequence[str], environ: Mapping[str, str] | None = None, out
         async with pool.acquire() as conn:
             await apply_migrations(conn, SCHEMA, RUNTIME_MIGRATIONS, table="runtime_migrations")
             await apply_migrations(conn, SCHEMA, MIGRATIONS)
+        if args.command == "verify-audit":
+            return await _verify_audit(pool, args.organization, out)
         if args.command == "create-admin":
             variable = args.password_env
             password = (environ or os.environ).get(variable, "") if variable else getpass.getpass("password: ")
@@ -126,6 +134,15 @@ async def run(argv: Sequence[str], environ: Mapping[str, str] | None = None, out
                 return 0
     finally:
         await pool.close()
+
+
+async def _verify_audit(pool: asyncpg.Pool, chain: str, out: TextIO) -> int:
+    checked, breaks = await audit_trail.verify(pool, chain or None)
+    for found in breaks:
+        entry = f"entry {found.entry_id} " if found.entry_id else ""
+        print(f"audit chain {found.chain} broken at sequence {found.sequence}: {entry}{found.reason}", file=sys.stderr)
+    print(orjson.dumps({"checked": checked, "intact": not breaks, "broken_chains": len(breaks)}).decode(), file=out)
+    return 1 if breaks else 0
 
 
 def main() -> None:

@@ -11,13 +11,16 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlparse
 
+import asyncpg
 import stripe
 
+from runtime.audit import current_record
 from runtime.db import Connection
 from runtime.deadlines import remaining
 from runtime.errors import Conflict, FieldError, InvalidArgument, Unavailable
 from runtime.inbox import APPLIED, IGNORED, InboundEvent
 from runtime.stripe_api import stripe_errors
+from services.accounts import audit_trail
 from services.accounts.domain import (
     ACCOUNT_TYPES,
     Organization,
@@ -90,6 +93,10 @@ class Connect:
     def stripe(self) -> stripe.StripeClient:
         return self._stripe
 
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self._orgs.pool
+
     async def create_account(self, organization_id: str, account_type: str = "") -> StripeAccountState:
         """Creates the organisation's connected account once; later and concurrent calls return it.
 
@@ -121,6 +128,15 @@ class Connect:
             state = account_state_from_stripe(_as_dict(account), asked_at)
             await rows.set_stripe_state(conn, org.id, state, only_if_newer=False)
             await self._orgs.policy_changed(conn, organization_id)
+            await audit_trail.record(
+                conn,
+                current_record(
+                    "stripe_account.created",
+                    targets={"stripe_account": state.account_id},
+                    after={"type": state.type},
+                    organization_id=organization_id,
+                ),
+            )
         log.info("connected account created", extra={"organization_id": organization_id, "account": state.account_id})
         return replace(state, updated_at=_now())
 

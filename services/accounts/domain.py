@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
 
 from runtime.addresses import Address, address_errors, normalize_address
+from runtime.audit import AuditRecord
 from runtime.auth import ROLES
 from runtime.errors import FieldError, InvalidArgument
 from runtime.money import fee_leaves_nothing, is_currency
@@ -325,3 +330,125 @@ def event_is_newer(event_created: datetime, state_at: datetime | None) -> bool |
     if (state_at - event_created).total_seconds() >= 1:
         return False
     return None
+
+
+# The audit trail --------------------------------------------------------------------------------
+# One hash chain per organisation, and one for actions on the platform itself.
+PLATFORM_CHAIN = "platform"
+GENESIS_HASH = bytes(32)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One chained entry of the audit trail: a service's record and its place in a chain."""
+
+    id: str
+    chain: str
+    sequence: int
+    record: AuditRecord  # its occurred_at is set
+    source: str
+    recorded_at: datetime
+    previous_hash: bytes
+    hash: bytes = b""
+
+    @property
+    def created_at(self) -> datetime:
+        """The time keyset pages are ordered by (runtime.pagination)."""
+        return self.recorded_at
+
+
+def audit_chain(organization_id: str | None) -> str:
+    return organization_id or PLATFORM_CHAIN
+
+
+def _instant(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat() if moment is not None else None
+
+
+def audit_hash(entry: AuditEntry) -> bytes:
+    """SHA-256 over the previous hash and a canonical encoding (sorted-key JSON) of every other field."""
+    fields = {
+        **asdict(entry.record),
+        "occurred_at": _instant(entry.record.occurred_at),
+        "id": entry.id,
+        "chain": entry.chain,
+        "sequence": entry.sequence,
+        "source": entry.source,
+        "recorded_at": _instant(entry.recorded_at),
+    }
+    return hashlib.sha256(entry.previous_hash + orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)).digest()
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    """Where a chain stops verifying: the first entry found edited, missing or out of place."""
+
+    chain: str
+    sequence: int
+    entry_id: str
+    reason: str
+
+
+def audit_link_break(previous_sequence: int, previous_hash: bytes, entry: AuditEntry) -> ChainBreak | None:
+    """Whether `entry` follows the entry (sequence, hash) before it in its chain (0 and the
+    genesis hash for the first one) and still hashes to what was recorded."""
+
+    def broken(reason: str) -> ChainBreak:
+        return ChainBreak(entry.chain, entry.sequence, entry.id, reason)
+
+    if entry.sequence != previous_sequence + 1:
+        return broken(f"entries {previous_sequence + 1}..{entry.sequence - 1} are missing (deleted)")
+    if entry.previous_hash != previous_hash:
+        return broken("does not follow the previous entry's hash (an entry before it was changed or replaced)")
+    if audit_hash(entry) != entry.hash:
+        return broken("was edited: its content no longer matches its hash")
+    return None
+
+
+def audit_head_break(
+    chain: str, last_sequence: int, last_hash: bytes, head: tuple[int, bytes] | None
+) -> ChainBreak | None:
+    """Whether the chain's last entry is the one its head recorded (the newest ones deleted otherwise)."""
+    head_sequence, head_hash = head if head is not None else (0, GENESIS_HASH)
+    if (last_sequence, last_hash) == (head_sequence, head_hash):
+        return None
+    if last_sequence < head_sequence:
+        reason = f"entries {last_sequence + 1}..{head_sequence} are missing (the newest ones were deleted)"
+    else:
+        reason = "the chain's head does not match its last entry"
+    return ChainBreak(chain, last_sequence + 1 if last_sequence < head_sequence else last_sequence, "", reason)
+
+
+# An organisation's settings the audit trail shows before and after a change; the others
+# (its name, e-mail, IBAN: personal or secret) are only said to have changed.
+AUDITED_ORGANIZATION_FIELDS = (
+    "charge_model",
+    "fee_percent_bps",
+    "fee_minimum",
+    "legal_entity",
+    "timezone",
+    "default_currency",
+    "country",
+    "business_type",
+    "siren",
+)
+CHANGED = "[changed]"
+
+
+def audit_changes(
+    before: dict[str, Any], after: dict[str, Any], shown: tuple[str, ...]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The values that changed, before and after; a changed field not `shown` reads CHANGED."""
+    changed = [key for key in after if before.get(key) != after[key]]
+    return (
+        {key: before.get(key) if key in shown else CHANGED for key in changed},
+        {key: after[key] if key in shown else CHANGED for key in changed},
+    )
+
+
+def organization_audit_fields(org: Organization) -> dict[str, Any]:
+    """What an organisation's audit entries may hold of it (plus `name` and `bank_account_iban`,
+    which `audit_changes` hides)."""
+    fields: dict[str, Any] = {name: getattr(org, name) for name in AUDITED_ORGANIZATION_FIELDS}
+    fields.update(name=org.name, bank_account_iban=org.bank_account_iban)
+    return fields

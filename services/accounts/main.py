@@ -8,11 +8,12 @@ from pathlib import Path
 import grpc
 from collect.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 
+from runtime.audit import register_audit_outbox
 from runtime.inbox import register_event_sink
 from runtime.money import payment_bounds
 from runtime.service import ServiceDeps
 from runtime.stripe_api import close_stripe_client, make_stripe_client
-from services.accounts import members
+from services.accounts import audit_trail, members
 from services.accounts.connect import Connect
 from services.accounts.crypto import secrets_from_env
 from services.accounts.feeds import access_feed, policy_feed
@@ -47,6 +48,7 @@ def wire(deps: ServiceDeps, server: grpc.aio.Server) -> Iterable[str]:
         feed.start()
         deps.before_stop.append(feed.end_streams)
         deps.cleanups.append(feed.close)
+    register_audit_outbox(deps, audit_trail.local_sink(deps.pool))  # outside events applied here
     servicer = AccountsServicer(deps.pool, deps.signer, organizations, connect, *feeds)
     accounts_pb2_grpc.add_AccountsServiceServicer_to_server(servicer, server)
     return [SERVICE_NAME, register_event_sink(deps, server, connect.apply_event)]

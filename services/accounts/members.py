@@ -8,6 +8,7 @@ from datetime import datetime
 
 import asyncpg
 
+from runtime.audit import current_record
 from runtime.auth import AGENT, ORG_ADMIN, PLATFORM_ADMIN, Caller, TokenSigner
 from runtime.errors import (
     AlreadyExists,
@@ -19,10 +20,11 @@ from runtime.errors import (
     Unauthenticated,
 )
 from runtime.pagination import decode_cursor, next_page, page_limit
-from services.accounts import repository
+from services.accounts import audit_trail, repository
 from services.accounts.domain import (
     LOGIN_MAX_LOCK_SECONDS,
     Member,
+    audit_changes,
     ensure_valid,
     login_keys,
     login_lock_seconds,
@@ -94,7 +96,7 @@ async def create_member(
     if caller.role not in (ORG_ADMIN, PLATFORM_ADMIN, "service"):
         raise PermissionDenied()
     password_hash = await hash_password(password)
-    async with pool.acquire() as conn:
+    async with pool.acquire() as conn, conn.transaction():
         if not await repository.organization_exists(conn, organization_id):
             raise NotFound("organization not found", "organization_not_found")
         member = await repository.insert_member(
@@ -105,6 +107,16 @@ async def create_member(
             role=role,
             password_hash=password_hash,
         )
+        if member is not None:
+            await audit_trail.record(
+                conn,
+                current_record(
+                    "member.created",
+                    targets={"member_id": member.id},
+                    after={"role": role},
+                    organization_id=organization_id,
+                ),
+            )
     if member is None:
         raise AlreadyExists("a member with this e-mail already exists", "email_taken")
     return member
@@ -148,9 +160,25 @@ async def update_member(
         )
         if updated is not None and updated[1] is not None:
             await access_changed(conn, member.id, updated[1])  # its older tokens stop working
+        if updated is not None:
+            before, after = audit_changes(_audited(member), _audited(updated[0]), ("role", "disabled"))
+            await audit_trail.record(
+                conn,
+                current_record(
+                    "member.updated",
+                    targets={"member_id": member.id},
+                    before=before,
+                    after=after,
+                    organization_id=organization_id,
+                ),
+            )
     if updated is None:
         raise NotFound("member not found", "member_not_found")
     return updated[0]
+
+
+def _audited(member: Member) -> dict[str, object]:
+    return {"role": member.role, "disabled": member.disabled, "name": member.name}
 
 
 async def recent_access_changes(pool: asyncpg.Pool, seconds: int) -> list[tuple[str, datetime]]:
@@ -178,16 +206,21 @@ async def ensure_platform_admin(pool: asyncpg.Pool, email: str, password: str, n
             if member.role != PLATFORM_ADMIN:
                 raise AlreadyExists(f"{email} is already a member of an organisation", "email_taken")
             if not await verify_password(current_hash, password):
-                await repository.set_password_hash(conn, member.id, await hash_password(password))
+                async with conn.transaction():
+                    await repository.set_password_hash(conn, member.id, await hash_password(password))
+                    await audit_trail.record(
+                        conn, current_record("platform_admin.password_reset", targets={"member_id": member.id})
+                    )
             return member
-        created = await repository.insert_member(
-            conn,
-            organization_id=None,
-            email=email,
-            name=name,
-            role=PLATFORM_ADMIN,
-            password_hash=await hash_password(password),
-        )
+        password_hash = await hash_password(password)
+        async with conn.transaction():
+            created = await repository.insert_member(
+                conn, organization_id=None, email=email, name=name, role=PLATFORM_ADMIN, password_hash=password_hash
+            )
+            if created is not None:
+                await audit_trail.record(
+                    conn, current_record("platform_admin.created", targets={"member_id": created.id})
+                )
         if created is None:  # created concurrently by another replica
             found = await repository.member_credentials(conn, email)
             assert found is not None

@@ -10,19 +10,23 @@ from dataclasses import replace
 
 import asyncpg
 
+from runtime.audit import current_record
 from runtime.db import Connection
 from runtime.errors import NotFound
 from runtime.notifications import notify
 from runtime.pagination import decode_cursor, next_page, page_limit
-from services.accounts import repository
+from services.accounts import audit_trail, repository
 from services.accounts.domain import (
+    AUDITED_ORGANIZATION_FIELDS,
     NewOrganization,
     Organization,
     OrganizationChanges,
     PaymentPolicy,
+    audit_changes,
     ensure_valid,
     normalize_email,
     normalize_iban,
+    organization_audit_fields,
     validate_changes,
     validate_new_organization,
 )
@@ -153,8 +157,16 @@ class Organizations:
             siren=new.siren.strip(),
         )
         ensure_valid(validate_new_organization(new, self.min_payment))
-        async with self.pool.acquire() as conn:
-            return await self.rows.insert(conn, new)
+        async with self.pool.acquire() as conn, conn.transaction():
+            org = await self.rows.insert(conn, new)
+            after = {name: getattr(org, name) for name in AUDITED_ORGANIZATION_FIELDS}
+            await audit_trail.record(
+                conn,
+                current_record(
+                    "organization.created", targets={"organization_id": org.id}, after=after, organization_id=org.id
+                ),
+            )
+            return org
 
     async def get(self, organization_id: str) -> Organization:
         async with self.pool.acquire() as conn:
@@ -174,9 +186,25 @@ class Organizations:
         change_id = self.followers.expect()
         try:
             async with self.pool.acquire() as conn, conn.transaction():  # the NOTIFY goes with the write
+                current = await self.rows.get(conn, organization_id, for_update=True)
                 updated = await self.rows.update(conn, organization_id, changes)
-                if updated is not None:
+                if updated is not None and current is not None:
                     await self.policy_changed(conn, organization_id, change_id)
+                    before, after = audit_changes(
+                        organization_audit_fields(current),
+                        organization_audit_fields(updated),
+                        AUDITED_ORGANIZATION_FIELDS,
+                    )
+                    await audit_trail.record(
+                        conn,
+                        current_record(
+                            "organization.updated",
+                            targets={"organization_id": organization_id},
+                            before=before,
+                            after=after,
+                            organization_id=organization_id,
+                        ),
+                    )
             if updated is None:
                 raise organization_not_found()
             await self.followers.wait(change_id)  # read-your-writes: the next payment sees the change

@@ -11,8 +11,10 @@ from typing import Any
 
 from collect.accounts.v1 import accounts_pb2 as pb
 
+from runtime.audit import current_record
 from runtime.errors import FieldError, InvalidArgument
 from runtime.proto import EnumNames
+from services.accounts import audit_trail
 from services.accounts.connect import Connect, stripe_call
 
 __all__ = ["INTERVALS", "WEEKDAYS", "PayoutSchedule", "update_payout_schedule"]
@@ -67,4 +69,15 @@ async def update_payout_schedule(connect: Connect, organization_id: str, asked: 
             account_id,
             params={"settings": {"payouts": {"schedule": schedule}}},  # type: ignore[arg-type]
         )
-    return PayoutSchedule.from_stripe(account.to_dict())
+    answered = PayoutSchedule.from_stripe(account.to_dict())
+    async with connect.pool.acquire() as conn:  # Stripe holds the schedule: the entry follows its answer
+        await audit_trail.record(
+            conn,
+            current_record(
+                "payout_schedule.updated",
+                targets={"stripe_account": account_id},
+                after={"interval": answered.interval, "weekly_anchor": answered.weekly_anchor},
+                organization_id=organization_id,
+            ),
+        )
+    return answered

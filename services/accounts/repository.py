@@ -9,10 +9,12 @@ from typing import Any
 import asyncpg
 import orjson
 
+from runtime.audit import json_text, record_from_row
 from runtime.db import Connection
 from services.accounts.crypto import Secrets
 from services.accounts.domain import (
     Address,
+    AuditEntry,
     Member,
     NewOrganization,
     Organization,
@@ -415,3 +417,133 @@ async def payment_policy(conn: Connection, organization_id: str) -> PaymentPolic
         default_currency=row["default_currency"],
         timezone=row["timezone"],
     )
+
+
+# The audit trail ----------------------------------------------------------------------------------
+
+
+async def lock_audit_chain(conn: Connection, chain: str, genesis: bytes) -> tuple[int, bytes]:
+    """The chain's head (sequence, hash), locked until the transaction ends: appends to one chain
+    take turns, so it never forks."""
+    await conn.execute(
+        "INSERT INTO audit_chain_heads (chain, sequence, hash) VALUES ($1, 0, $2) ON CONFLICT (chain) DO NOTHING",
+        chain,
+        genesis,
+    )
+    row = await conn.fetchrow("SELECT sequence, hash FROM audit_chain_heads WHERE chain = $1 FOR UPDATE", chain)
+    assert row is not None
+    return row["sequence"], bytes(row["hash"])
+
+
+async def chained_source_ids(conn: Connection, source: str, source_ids: list[str]) -> set[str]:
+    """Which of these records of `source` are chained already."""
+    rows = await conn.fetch(
+        "SELECT source_id FROM audit_entries WHERE source = $1 AND source_id = ANY($2::text[])", source, source_ids
+    )
+    return {row["source_id"] for row in rows}
+
+
+async def insert_audit_entry(conn: Connection, entry: AuditEntry) -> None:
+    """Adds an entry and moves its chain's head to it (the head is locked by `lock_audit_chain`)."""
+    found = entry.record
+    await conn.execute(
+        """INSERT INTO audit_entries (id, chain, sequence, organization_id, actor_id, actor_role,
+                                      actor_organization_id, action, targets, before, after, request_id,
+                                      trace_id, source, source_id, occurred_at, recorded_at, previous_hash, hash)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10::jsonb, $11::jsonb, $12, $13, $14, $15, $16,
+                   $17, $18, $19)""",
+        uuid.UUID(entry.id),
+        entry.chain,
+        entry.sequence,
+        found.organization_id,
+        found.actor_id,
+        found.actor_role,
+        found.actor_organization_id,
+        found.action,
+        json_text(found.targets),
+        json_text(found.before),
+        json_text(found.after),
+        found.request_id,
+        found.trace_id,
+        entry.source,
+        found.source_id,
+        found.occurred_at,
+        entry.recorded_at,
+        entry.previous_hash,
+        entry.hash,
+    )
+    await conn.execute(
+        "UPDATE audit_chain_heads SET sequence = $2, hash = $3 WHERE chain = $1",
+        entry.chain,
+        entry.sequence,
+        entry.hash,
+    )
+
+
+def _audit_entry(row: asyncpg.Record) -> AuditEntry:
+    return AuditEntry(
+        id=str(row["id"]),
+        chain=row["chain"],
+        sequence=row["sequence"],
+        record=record_from_row(row, row["source_id"]),
+        source=row["source"],
+        recorded_at=row["recorded_at"],
+        previous_hash=bytes(row["previous_hash"]),
+        hash=bytes(row["hash"]),
+    )
+
+
+async def list_audit_entries(
+    conn: Connection,
+    *,
+    organization_id: str | None,
+    actor_id: str,
+    action: str,
+    from_time: datetime | None,
+    to_time: datetime | None,
+    limit: int,
+    before: tuple[datetime, str] | None,
+) -> list[AuditEntry]:
+    """Newest first; `organization_id` None means every chain; `before` is the last row of the previous page."""
+    rows = await conn.fetch(
+        """SELECT * FROM audit_entries
+            WHERE ($1::text IS NULL OR organization_id = $1)
+              AND ($2 = '' OR actor_id = $2)
+              AND ($3 = '' OR action = $3)
+              AND ($4::timestamptz IS NULL OR recorded_at >= $4)
+              AND ($5::timestamptz IS NULL OR recorded_at < $5)
+              AND ($6::timestamptz IS NULL OR (recorded_at, id) < ($6, $7::uuid))
+            ORDER BY recorded_at DESC, id DESC
+            LIMIT $8""",
+        organization_id,
+        actor_id,
+        action,
+        from_time,
+        to_time,
+        before[0] if before else None,
+        _uuid(before[1]) if before else None,
+        limit,
+    )
+    return [_audit_entry(r) for r in rows]
+
+
+async def audit_chains(conn: Connection) -> dict[str, tuple[int, bytes]]:
+    """Every chain's head: (sequence, hash) of the entry it last recorded."""
+    rows = await conn.fetch("SELECT chain, sequence, hash FROM audit_chain_heads")
+    return {row["chain"]: (row["sequence"], bytes(row["hash"])) for row in rows}
+
+
+async def audit_chain_names(conn: Connection) -> list[str]:
+    """Every chain with an entry or a head (an entry whose head was removed still gets verified)."""
+    rows = await conn.fetch("SELECT chain FROM audit_chain_heads UNION SELECT DISTINCT chain FROM audit_entries")
+    return sorted(row["chain"] for row in rows)
+
+
+async def audit_chain_entries(conn: Connection, chain: str, after_sequence: int, limit: int) -> list[AuditEntry]:
+    rows = await conn.fetch(
+        """SELECT * FROM audit_entries WHERE chain = $1 AND sequence > $2 ORDER BY sequence LIMIT $3""",
+        chain,
+        after_sequence,
+        limit,
+    )
+    return [_audit_entry(r) for r in rows]

@@ -11,6 +11,7 @@ from collect.accounts.v1 import accounts_pb2 as pb
 from collect.accounts.v1 import accounts_pb2_grpc
 from collect.common.v1 import common_pb2
 
+from runtime.audit import record_from_message
 from runtime.auth import (
     AGENT,
     ORG_ADMIN,
@@ -23,11 +24,12 @@ from runtime.auth import (
 )
 from runtime.errors import FieldError, InvalidArgument, NotFound
 from runtime.notifications import ChangeFeed
-from runtime.proto import to_timestamp
-from services.accounts import members, payout_schedule
+from runtime.proto import from_timestamp, to_timestamp
+from services.accounts import audit_trail, members, payout_schedule
 from services.accounts.connect import Connect
 from services.accounts.domain import (
     Address,
+    AuditEntry,
     Member,
     NewOrganization,
     Organization,
@@ -94,6 +96,20 @@ def account_message(organization_id: str, state: StripeAccountState) -> pb.Strip
         requirements_due=list(state.requirements_due),
         updated_at=to_timestamp(state.updated_at),
     )
+
+
+def audit_entry_message(entry: AuditEntry) -> pb.AuditEntry:
+    message = entry.record.message()
+    message.MergeFrom(
+        pb.AuditEntry(
+            id=entry.id,
+            recorded_at=to_timestamp(entry.recorded_at),
+            source=entry.source,
+            sequence=entry.sequence,
+            hash=entry.hash.hex(),
+        )
+    )
+    return message
 
 
 def _new_organization(request: pb.CreateOrganizationRequest) -> NewOrganization:
@@ -377,3 +393,34 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
             )
         organization_id = await self._orgs.organization_of_account(request.stripe_account_id)
         return pb.ResolveStripeAccountResponse(organization_id=organization_id)
+
+    # The audit trail ------------------------------------------------------------------------------
+
+    async def AppendAuditEntries(
+        self, request: pb.AppendAuditEntriesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.AppendAuditEntriesResponse:
+        caller = require_caller(min_role=SERVICE)
+        records = [record_from_message(message) for message in request.entries]
+        source = caller.member_id.removeprefix("service:")
+        async with self._pool.acquire() as conn, conn.transaction():
+            appended = await audit_trail.append(conn, source, records)
+        return pb.AppendAuditEntriesResponse(appended=appended)
+
+    async def ListAuditEntries(
+        self, request: pb.ListAuditEntriesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListAuditEntriesResponse:
+        caller = require_caller()
+        organization_id: str | None = request.organization_id or None
+        if not caller.is_platform:  # platform admins see every chain unless they name one
+            _, organization_id = scoped_caller(request.organization_id, min_role=ORG_ADMIN)
+        found, next_cursor = await audit_trail.list_entries(
+            self._pool,
+            organization_id,
+            actor_id=request.actor_id,
+            action=request.action,
+            from_time=from_timestamp(request.from_time) if request.HasField("from_time") else None,
+            to_time=from_timestamp(request.to_time) if request.HasField("to_time") else None,
+            limit=request.page.limit,
+            cursor=request.page.cursor,
+        )
+        return pb.ListAuditEntriesResponse(entries=[audit_entry_message(e) for e in found], next_cursor=next_cursor)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from runtime.errors import FieldError, InvalidArgument
 
@@ -133,3 +134,11 @@ def allocate(
         baseline_entity=baseline,
         baseline_estimated_tax=estimated_tax(total_revenue, rates.get(baseline, 0)),
     )
+
+
+def allocation_json(rules: Sequence[AllocationRule], entities: Sequence[LegalEntity]) -> dict[str, Any]:
+    """The allocation as the audit trail shows it before and after a change."""
+    return {
+        "rules": [{"organization_id": r.organization_id, "entity": r.entity, "share_bps": r.share_bps} for r in rules],
+        "entities": [{"entity": e.entity, "tax_rate_bps": e.tax_rate_bps} for e in entities],
+    }

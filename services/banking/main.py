@@ -13,6 +13,7 @@ from collect.banking.v1 import banking_pb2, banking_pb2_grpc
 from collect.payments.v1 import payments_pb2_grpc
 
 from runtime import metrics
+from runtime.audit import register_audit_outbox
 from runtime.clients import accounts_stub
 from runtime.crypto import FieldCipher, parse_keys
 from runtime.db import Connection
@@ -59,6 +60,7 @@ def event_handler(banking: Banking):  # type: ignore[no-untyped-def]
 def wire(deps: ServiceDeps, server: grpc.aio.Server) -> Iterable[str]:
     banking = make_banking(deps)
     banking_pb2_grpc.add_BankingServiceServicer_to_server(BankingServicer(banking), server)
+    register_audit_outbox(deps)  # its actions' audit records, to Accounts
     sink = register_event_sink(deps, server, event_handler(banking), apply_now=lambda e: e.source != "qonto")
     loop = asyncio.get_running_loop()
     jobs = [

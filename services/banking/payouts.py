@@ -8,6 +8,7 @@ from typing import Any
 
 from collect.accounts.v1 import accounts_pb2 as accounts_pb
 
+from runtime import audit
 from runtime.clients import call
 from runtime.db import Connection
 from runtime.errors import Conflict, FieldError, InvalidArgument
@@ -186,5 +187,13 @@ async def create_payout(banking: Banking, organization_id: str, idempotency_key:
         await repository.upsert_payout(conn, fields, organization_id, None)
         await repository.set_payout_request_payout(conn, organization_id, idempotency_key, fields.stripe_payout_id)
         row_id = await repository.payout_id(conn, fields.stripe_payout_id)
+        if not request["stripe_payout_id"]:  # not a replay of a request already answered
+            await audit.record(
+                conn,
+                "payout.created",
+                targets={"payout_id": row_id, "stripe_payout": fields.stripe_payout_id},
+                after={"amount": request["amount"], "currency": request["currency"]},
+                organization_id=organization_id,
+            )
     log.info("manual payout created", extra={"organization_id": organization_id, "payout": fields.stripe_payout_id})
     return row_id

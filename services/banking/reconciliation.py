@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 
+from runtime import audit
 from runtime.errors import Conflict, FieldError, InvalidArgument, NotFound
 from runtime.logs import event
 from services.banking import repository
@@ -114,6 +115,16 @@ async def match_manually(pool: asyncpg.Pool, payout_ids: list[str], credit_id: s
         )
         if match_id is None:
             raise Conflict("a payout or the credit is already matched; unmatch it first", "already_matched")
+        await audit.record(
+            conn,
+            "reconciliation.matched",
+            targets={
+                "match_id": match_id,
+                "bank_transaction_id": credit_id,
+                "payout_ids": ",".join(sorted(payout_ids)),
+            },
+            after={"difference": difference},
+        )
     event("payout.matched", match_id=match_id, bank_transaction_id=credit_id, payout_ids=payout_ids, rule=MANUAL)
     return match_id
 
@@ -127,3 +138,8 @@ async def unmatch(pool: asyncpg.Pool, match_id: str) -> None:
             raise NotFound("match not found", "match_not_found")
         await repository.delete_match(conn, match_id)
         await repository.set_auto_match(conn, list(found["payout_ids"]), found["bank_transaction_id"], False)
+        await audit.record(
+            conn,
+            "reconciliation.unmatched",
+            targets={"match_id": match_id, "bank_transaction_id": found["bank_transaction_id"]},
+        )

@@ -9,13 +9,14 @@ import grpc
 from collect.banking.v1 import banking_pb2 as pb
 from collect.banking.v1 import banking_pb2_grpc
 
+from runtime import audit
 from runtime.auth import ORG_ADMIN, PLATFORM_ADMIN, organization_scope, require_caller
 from runtime.dates import parse_day
 from runtime.errors import FieldError, InvalidArgument
 from runtime.pagination import decode_cursor, next_page, page_limit
 from runtime.proto import to_timestamp
 from services.banking import payouts, pennylane, reconciliation, reports, repository, sync
-from services.banking.allocation import AllocationRule, LegalEntity, validate_allocation
+from services.banking.allocation import AllocationRule, LegalEntity, allocation_json, validate_allocation
 from services.banking.context import Banking
 from services.banking.daily_report import DailyReport, report_csv
 from services.banking.pennylane_books import PLATFORM
@@ -332,8 +333,16 @@ class BankingServicer(banking_pb2_grpc.BankingServiceServicer):
         rules = [AllocationRule(r.organization_id, r.entity, r.share_bps) for r in request.rules]
         entities = [LegalEntity(e.entity, e.tax_rate_bps) for e in request.entities]
         validate_allocation(rules, entities)
-        async with self._pool.acquire() as conn:
+        async with self._pool.acquire() as conn, conn.transaction():
+            before = await repository.allocation(conn)
             await repository.replace_allocation(conn, rules, entities)
+            await audit.record(
+                conn,
+                "allocation_rules.replaced",
+                targets={},
+                before=allocation_json(*before),
+                after=allocation_json(rules, entities),
+            )
         rule_messages, entity_messages = _allocation_messages(rules, entities)
         return pb.PutAllocationRulesResponse(rules=rule_messages, entities=entity_messages)
 

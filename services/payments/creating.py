@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from runtime.auth import Caller
 from runtime.db import Connection
 from runtime.errors import Conflict, DomainError, FieldError, InvalidArgument, RateLimited, Unavailable
-from services.payments import lifecycle
+from services.payments import auditing, lifecycle
 from services.payments import repository as repo
 from services.payments.context import Context
 from services.payments.domain import (
@@ -212,6 +212,7 @@ async def _complete(ctx: Context, organization_id: str, member_id: str, key: str
             await repo.record_intent_and_response(
                 conn, payment, organization_id, member_id, key, encode_payment(payment)
             )
+            await auditing.payment_action(conn, "payment.created", payment)
     if refused is not None:
         raise refused
     payment_reached(payment, "payment.created")

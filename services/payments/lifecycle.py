@@ -7,7 +7,7 @@ from typing import Any
 from runtime.db import Connection
 from runtime.errors import Conflict, FieldError, InvalidArgument, NotFound
 from runtime.inbox import APPLIED, IGNORED, InboundEvent
-from services.payments import refunding
+from services.payments import auditing, refunding
 from services.payments import repository as repo
 from services.payments.context import Context
 from services.payments.domain import (
@@ -95,7 +95,7 @@ async def capture(ctx: Context, organization_id: str, payment_id: str, amount_to
         )
     fee = min(payment.application_fee_amount, application_fee(amount, payment.fee_percent_bps, payment.fee_minimum))
     intent = await ctx.stripe.capture(payment, amount, fee)
-    return await _record_intent(ctx, payment.id, intent)
+    return await _record_intent(ctx, payment.id, intent, "payment.captured")
 
 
 async def cancel(ctx: Context, organization_id: str, payment_id: str) -> Payment:
@@ -105,14 +105,16 @@ async def cancel(ctx: Context, organization_id: str, payment_id: str) -> Payment
     if payment.status in FINAL or not payment.stripe_payment_intent_id:
         raise Conflict(f"the payment cannot be canceled while {payment.status}", "payment_not_cancelable")
     intent = await ctx.stripe.cancel(payment)
-    return await _record_intent(ctx, payment.id, intent)
+    return await _record_intent(ctx, payment.id, intent, "payment.canceled")
 
 
-async def _record_intent(ctx: Context, payment_id: str, intent: dict[str, Any]) -> Payment:
+async def _record_intent(ctx: Context, payment_id: str, intent: dict[str, Any], action: str = "") -> Payment:
     async with ctx.pool.acquire() as conn, conn.transaction():
         payment = await repo.get_payment(conn, payment_id, for_update=True)
         assert payment is not None
         await apply_intent(conn, ctx, payment, intent)
+        if action:  # the caller's capture or cancel (a re-read records nothing)
+            await auditing.payment_action(conn, action, payment)
         payment.refunds = (await repo.refunds_of(conn, [payment.id])).get(payment.id, [])
     return payment
 

@@ -12,6 +12,7 @@ import asyncpg
 import grpc
 from collect.payments.v1 import payments_pb2, payments_pb2_grpc
 
+from runtime.audit import register_audit_outbox
 from runtime.inbox import register_event_sink
 from runtime.money import payment_bounds
 from runtime.policies import PaymentPolicies
@@ -55,6 +56,7 @@ def wire(deps: ServiceDeps, server: grpc.aio.Server) -> Iterable[str]:
     ctx = Context(deps.pool, stripe, PolicyClient(accounts, policies), read_settings(deps.env))
     deps.extras["context"] = ctx  # the seam tests inject failures through
     payments_pb2_grpc.add_PaymentsServiceServicer_to_server(PaymentsServicer(ctx), server)
+    register_audit_outbox(deps)  # its actions' audit records, to Accounts
     events = register_event_sink(deps, server, event_handler(ctx))
     loop = asyncio.get_running_loop()
     workers = [

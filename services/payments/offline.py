@@ -16,6 +16,7 @@ from typing import Any
 
 from runtime.auth import Caller
 from runtime.errors import DomainError, FieldError, InvalidArgument
+from services.payments import auditing
 from services.payments import repository as repo
 from services.payments.context import Context
 from services.payments.creating import take_rate
@@ -175,6 +176,7 @@ async def _record(
         if await repo.insert_payment(conn, payment):
             if payment.status == "succeeded":
                 await record_success(conn, ctx, payment)
+            await auditing.payment_action(conn, "payment.recorded_offline", payment)
             result.status, result.payment_id = "created", payment.id
             return
     async with ctx.pool.acquire() as conn:

@@ -15,7 +15,7 @@ from typing import Any
 from runtime.auth import Caller
 from runtime.db import Connection
 from runtime.errors import Conflict, DomainError, FieldError, InvalidArgument, NotFound, Unavailable
-from services.payments import creating
+from services.payments import auditing, creating
 from services.payments import repository as repo
 from services.payments.context import Context
 from services.payments.creating import take_rate
@@ -111,6 +111,7 @@ async def _complete(ctx: Context, organization_id: str, member_id: str, key: str
                         await _succeed(conn, payment, refund, str(created["id"]))
         if refused is None:
             await repo.store_response(conn, organization_id, member_id, key, encode_refund(refund))
+            await auditing.refund_action(conn, "refund.created", payment, refund)
     if refused is not None:
         raise refused
     return refund, False

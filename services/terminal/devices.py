@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from runtime import audit
 from runtime.auth import Caller, organization_scope
 from services.terminal import repository
 from services.terminal.domain import (
@@ -55,7 +56,13 @@ class Devices:
 
     async def upsert_android_device(self, device: AndroidDevice) -> AndroidDevice:
         valid = validate_android_device(device)
-        async with self._pool.acquire() as conn:
+        async with self._pool.acquire() as conn, conn.transaction():
+            await audit.record(
+                conn,
+                "tap_to_pay_device.upserted",
+                targets={"model_identifier": valid.model_identifier},
+                after={"certified": valid.certified, "min_os_version": valid.min_os_version},
+            )
             return await repository.upsert_android_device(conn, valid)
 
     async def applicable_floors(self, caller: Caller, organization_id: str) -> list[OsFloor]:
@@ -78,5 +85,11 @@ class Devices:
 
     async def set_os_floor(self, floor: OsFloor) -> OsFloor:
         valid = validate_floor(floor)
-        async with self._pool.acquire() as conn:
+        async with self._pool.acquire() as conn, conn.transaction():
+            await audit.record(
+                conn,
+                "tap_to_pay_os_floor.set",
+                targets={"platform": valid.platform, "country": valid.country},
+                after={"min_os_version": valid.min_os_version},
+            )
             return await repository.set_os_floor(conn, valid)

@@ -8,6 +8,7 @@ from pathlib import Path
 import grpc
 from collect.terminal.v1 import terminal_pb2, terminal_pb2_grpc
 
+from runtime.audit import register_audit_outbox
 from runtime.inbox import register_event_sink
 from runtime.service import ServiceDeps
 from runtime.stripe_api import close_stripe_client, make_stripe_client
@@ -31,4 +32,5 @@ def wire(deps: ServiceDeps, server: grpc.aio.Server) -> Iterable[str]:
     terminal = Terminal(deps.pool, accounts, StripeTerminal(stripe_client))
     servicer = TerminalServicer(terminal, Devices(deps.pool, accounts))
     terminal_pb2_grpc.add_TerminalServiceServicer_to_server(servicer, server)
+    register_audit_outbox(deps)  # its actions' audit records, to Accounts
     return [SERVICE_NAME, register_event_sink(deps, server, apply_reader_event)]

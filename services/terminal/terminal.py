@@ -8,6 +8,7 @@ from typing import TypeVar
 
 import asyncpg
 
+from runtime import audit
 from runtime.addresses import Address, normalize_address
 from runtime.db import Connection
 from runtime.errors import Conflict, FieldError, InvalidArgument, NotFound
@@ -63,6 +64,12 @@ class Terminal:
                 stripe_account_id=scope.stripe_account,
             )
             await repository.forget_stripe_creation(conn, creation_id)
+            await audit.record(
+                conn,
+                "terminal_location.created",
+                targets={"location_id": location.id, "stripe_location": stripe_location_id},
+                organization_id=organization_id,
+            )
         return location
 
     async def _create_once(
@@ -147,6 +154,12 @@ class Terminal:
                 last_seen_at=registered.last_seen_at,
             )
             await repository.forget_stripe_creation(conn, creation_id)
+            await audit.record(
+                conn,
+                "terminal_reader.registered",
+                targets={"reader_id": reader.id, "location_id": location.id, "stripe_reader": registered.id},
+                organization_id=organization_id,
+            )
         return reader
 
     async def list_readers(self, organization_id: str, limit: int, cursor: str) -> tuple[list[Reader], str]:
@@ -162,8 +175,14 @@ class Terminal:
             raise NotFound("reader not found", "reader_not_found")
         policy = await self._accounts.policy(organization_id)
         await self._stripe.delete_reader(policy.scope(), reader.stripe_reader_id)
-        async with self._pool.acquire() as conn:
+        async with self._pool.acquire() as conn, conn.transaction():
             await repository.delete_reader(conn, reader.id)
+            await audit.record(
+                conn,
+                "terminal_reader.deleted",
+                targets={"reader_id": reader.id, "stripe_reader": reader.stripe_reader_id},
+                organization_id=organization_id,
+            )
 
 
 def _ensure_can_charge(charges_enabled: bool) -> None:

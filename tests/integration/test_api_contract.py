@@ -21,7 +21,6 @@ def contract_routes() -> list[tuple[str, str]]:
 NOT_YET_SERVED: dict[str, str] = {
     "GET /v1/disputes": "issue 12 (disputes)",
     "POST /v1/disputes/{id}/evidence": "issue 12 (disputes)",
-    "GET /v1/audit": "issue 12 (audit trail)",
 }
 
 

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import asyncpg
+import grpc
 import pytest
 
+from runtime import audit
+from runtime.auth import Caller, set_current_caller
 from runtime.db import Connection, create_pool
 from runtime.inbox import FAILED, InboundEvent, record_and_apply, replay
+from runtime.logs import set_request_id
 from runtime.migrations import MigrationError, apply_migrations, load_migrations, provision_schema, service_dsn
 from runtime.service import RUNTIME_MIGRATIONS
 from services.payments.main import MIGRATIONS as PAYMENTS_MIGRATIONS
@@ -152,3 +157,46 @@ async def test_queries_are_traced_only_under_a_recorded_parent(database: Platfor
         if s.context.trace_id == parent.trace_id and (s.attributes or {}).get("db.system") == "postgresql"
     ]
     assert len(queries) == (1 if sampled else 0)
+
+
+async def test_an_audit_record_commits_with_its_action_and_waits_until_chained(inbox_pool: asyncpg.Pool) -> None:
+    member = Caller("member-1", "org-1", "org_admin", "token")
+    set_current_caller(member)
+    set_request_id("req-audit-1")
+    try:
+        with contextlib.suppress(RuntimeError):
+            async with inbox_pool.acquire() as conn, conn.transaction():
+                await audit.record(conn, "thing.changed", targets={"thing_id": "t-0"})
+                raise RuntimeError("the action failed")  # its record goes with it
+        async with inbox_pool.acquire() as conn, conn.transaction():
+            await audit.record(conn, "thing.changed", targets={"thing_id": "t-1", "none": None}, after={"n": 1})
+    finally:
+        set_current_caller(None)
+        set_request_id(None)
+    assert await inbox_pool.fetchval("SELECT count(*) FROM audit_outbox") == 1
+    assert await audit.outbox_age(inbox_pool) > 0
+
+    async def unreachable(records: Sequence[audit.AuditRecord]) -> None:
+        raise grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata())
+
+    with pytest.raises(grpc.aio.AioRpcError):
+        await audit.forward_once(inbox_pool, unreachable)
+    assert await inbox_pool.fetchval("SELECT count(*) FROM audit_outbox") == 1  # kept for the next try
+
+    chained: list[audit.AuditRecord] = []
+
+    async def accounts(records: Sequence[audit.AuditRecord]) -> None:
+        chained.extend(records)
+
+    assert await audit.forward_all(inbox_pool, accounts) == 1
+    [found] = chained
+    assert (found.action, found.targets, found.after) == ("thing.changed", {"thing_id": "t-1"}, {"n": 1})
+    assert (found.actor_id, found.actor_role, found.organization_id, found.request_id) == (
+        "member-1",
+        "org_admin",
+        "org-1",
+        "req-audit-1",
+    )
+    assert found.source_id and found.occurred_at is not None
+    assert await inbox_pool.fetchval("SELECT count(*) FROM audit_outbox") == 0
+    assert await audit.outbox_age(inbox_pool) == 0.0

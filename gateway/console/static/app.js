@@ -185,6 +185,7 @@ function navItems() {
   const items = [["/console", t("overview")]];
   if (isPlatform()) items.push(["/console/organizations", t("organizations")], ["/console/banking", t("banking")], ["/console/operations", t("operations")]);
   else items.push([`/console/organizations/${own}`, t("organizations")], [`/console/organizations/${own}/sales`, t("sales")], [`/console/organizations/${own}/terminal`, t("terminal")]);
+  items.push(["/console/audit", t("audit")]);
   return items;
 }
 function renderHeader() {
@@ -649,6 +650,45 @@ async function operationsPage(main) {
     h("button", { type: "button", id: "replay-all", onclick: () => replay({}) }, t("replay_all"))),
     h("h2", {}, t("events")), table([[t("received")], [t("service")], [t("type")], ["id"], [t("attempts"), "num"], [t("error")], [""]], rows, { id: "events" }),
     h("p", { class: "muted" }, Object.entries(page.services).map(([k, v]) => `${k}: ${v}`).join(" · ")));
+}
+
+// ---------- audit trail ----------
+Object.assign(WORDS, {
+  audit: ["Journal d'audit", "Audit trail"], actor: ["Auteur", "Actor"], action: ["Action", "Action"], targets: ["Objets", "Targets"],
+  change: ["Avant → après", "Before → after"], request: ["Requête", "Request"], first_page: ["Première page", "First page"],
+  next_page: ["Page suivante", "Next page"], filter: ["Filtrer", "Filter"], all_orgs: ["toutes", "all"],
+});
+ROUTES.push([/^\/console\/audit$/, auditPage, "admin"]);
+const AUDIT_FILTERS = ["organization_id", "actor_id", "action", "from", "to"];
+const dayStart = (day) => (day ? `${day}T00:00:00Z` : "");
+async function auditPage(main) {
+  const params = new URLSearchParams(location.search);
+  const chosen = Object.fromEntries(AUDIT_FILTERS.map((k) => [k, params.get(k) || ""]));
+  const orgs = isPlatform() ? await listAll("/v1/organizations") : [];
+  const orgName = Object.fromEntries(orgs.map((o) => [o.id, o.name]));
+  const query = { ...chosen, from: dayStart(chosen.from), to: dayStart(chosen.to), cursor: params.get("cursor") || "", limit: "50" };
+  const page = await api("GET", `/v1/audit${qs(query)}`);
+  const inputs = {
+    organization_id: isPlatform() ? h("select", {}, h("option", { value: "" }, t("all_orgs")), orgs.map((o) => h("option", { value: o.id, selected: o.id === chosen.organization_id }, o.name))) : null,
+    actor_id: h("input", { value: chosen.actor_id, size: 36 }), action: h("input", { value: chosen.action, placeholder: "payment.refunded" }),
+    from: h("input", { type: "date", value: chosen.from }), to: h("input", { type: "date", value: chosen.to }),
+  };
+  const form = h("form", { class: "card inline", id: "audit-filters", onsubmit: (event) => {
+    event.preventDefault();
+    go(location.pathname + qs(Object.fromEntries(AUDIT_FILTERS.map((k) => [k, inputs[k] ? inputs[k].value : ""]))));
+  } }, inputs.organization_id ? field(t("organization"), inputs.organization_id, "organization_id") : null, field(t("actor"), inputs.actor_id, "actor_id"),
+    field(t("action"), inputs.action, "action"), field(t("from"), inputs.from, "from"), field(t("to"), inputs.to, "to"), h("button", { type: "submit" }, t("filter")));
+  const pairs = (object) => Object.entries(object || {}).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(", ");
+  const change = (e) => (e.before || e.after ? `${pairs(e.before) || "—"} → ${pairs(e.after) || "—"}` : "");
+  const rows = page.data.map((e) => h("tr", { "data-entry": e.id }, h("td", {}, when(e.occurred_at)),
+    isPlatform() ? h("td", {}, orgName[e.organization_id] || e.organization_id || "—") : null,
+    h("td", {}, h("span", { title: e.actor_id }, `${t(e.actor_role)} ${e.actor_id.slice(0, 8)}`)), h("td", {}, h("code", {}, e.action)),
+    h("td", {}, Object.entries(e.targets).map(([k, v]) => h("div", { title: v }, `${k}: ${v.length > 20 ? v.slice(0, 8) + "…" : v}`))), h("td", {}, change(e)), h("td", { class: "muted" }, h("span", { title: `trace ${e.trace_id || "—"}` }, (e.request_id || "").slice(0, 12)))));
+  const headers = [[t("date")], isPlatform() ? [t("organization")] : null, [t("actor")], [t("action")], [t("targets")], [t("change")], [t("request")]].filter(Boolean);
+  const paging = h("div", { class: "actions" },
+    params.get("cursor") ? h("a", { href: location.pathname + qs(chosen), "data-nav": true, id: "audit-first" }, t("first_page")) : null,
+    page.next_cursor ? h("a", { href: location.pathname + qs({ ...chosen, cursor: page.next_cursor }), "data-nav": true, id: "audit-next" }, t("next_page")) : null);
+  mount(main, h("h1", {}, t("audit")), form, table(headers, rows, { id: "audit" }), paging);
 }
 
 render();

@@ -13,6 +13,7 @@ from gateway.webhooks.registration import register_sandbox_endpoints
 from sandbox.stripe.testing import RunningSandbox, run_sandbox
 from tests.fixtures.database import PlatformDatabase
 from tests.fixtures.organizations import REFRESH_URL, RETURN_URL, organization_body
+from tests.fixtures.polling import eventually
 from tests.fixtures.stack import Stack, sandbox_env, start_stack
 
 PLACEHOLDER_URL = "http://127.0.0.1:9/webhooks/stripe"
@@ -66,3 +67,19 @@ async def test_account_updated_delivery_alone_enables_charges(webhook_stack: tup
     )
     statuses = [row["status"] for row in inbox]
     assert "applied" in statuses and "failed" not in statuses, statuses
+
+    # The audit trail holds the event applied, in the organisation's chain (found from its account).
+    async def audited() -> list[dict[str, Any]]:
+        answer = await http.get(
+            "/v1/audit", headers=admin, params={"organization_id": org["id"], "action": "stripe_event.applied"}
+        )
+        return [e for e in answer.json()["data"] if e["targets"]["event_type"] == "account.updated"]
+
+    entries = await eventually(audited, "the applied account.updated in the audit trail")
+    applied = {row["event_id"] for row in inbox if row["status"] == "applied"}
+    assert {e["targets"]["event_id"] for e in entries} == applied
+    assert {(e["actor_id"], e["actor_role"]) for e in entries} <= {
+        ("service:gateway", "service"),
+        ("service:accounts", "service"),
+    }
+    assert {e["targets"]["stripe_account"] for e in entries} == {account["stripe_account_id"]}

@@ -44,6 +44,17 @@ async def test_a_manual_payout_pays_the_available_balance_once_and_is_listed(ban
     nothing_left = await _payout(stack, org.id, org.admin_headers, uuid.uuid4().hex)
     assert nothing_left.status_code == 409 and nothing_left.json()["code"] == "balance_insufficient", nothing_left.text
 
+    # The audit trail holds the payout once, though its key was used twice.
+    async def forwarded() -> bool:
+        return await stack.deps["banking"].pool.fetchval("SELECT count(*) FROM audit_outbox") == 0
+
+    await eventually(forwarded, "banking's audit records chained")
+    audit = await stack.http.get("/v1/audit", headers=org.admin_headers, params={"action": "payout.created"})
+    [entry] = audit.json()["data"]
+    assert entry["targets"] == {"payout_id": payout["id"], "stripe_payout": payout["stripe_payout_id"]}
+    assert (entry["actor_id"], entry["after"]) == (org.admin_id, {"amount": available, "currency": "eur"})
+    assert entry["request_id"] == first.headers["x-request-id"]
+
 
 async def test_payouts_are_the_organisations_own(bank_stack: Stack) -> None:
     stack = bank_stack

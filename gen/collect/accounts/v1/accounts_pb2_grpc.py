@@ -132,6 +132,16 @@ class AccountsServiceStub:
                 request_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.UpdatePayoutScheduleRequest.SerializeToString,
                 response_deserializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.UpdatePayoutScheduleResponse.FromString,
                 _registered_method=True)
+        self.AppendAuditEntries = channel.unary_unary(
+                '/collect.accounts.v1.AccountsService/AppendAuditEntries',
+                request_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.AppendAuditEntriesRequest.SerializeToString,
+                response_deserializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.AppendAuditEntriesResponse.FromString,
+                _registered_method=True)
+        self.ListAuditEntries = channel.unary_unary(
+                '/collect.accounts.v1.AccountsService/ListAuditEntries',
+                request_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.ListAuditEntriesRequest.SerializeToString,
+                response_deserializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.ListAuditEntriesResponse.FromString,
+                _registered_method=True)
 
 
 class AccountsServiceServicer:
@@ -271,6 +281,23 @@ class AccountsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AppendAuditEntries(self, request, context):
+        """The audit trail (internal callers only): chains the records a service forwards from its
+        audit outbox, each in its organisation's hash chain (or the platform's). Idempotent by the
+        calling service and each record's source_id: a record sent again is not chained twice.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAuditEntries(self, request, context):
+        """Entries of the audit trail, newest first: org_admins see their organisation's, platform
+        admins every organisation's and the platform's own (or one organisation's, when named).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AccountsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -368,6 +395,16 @@ def add_AccountsServiceServicer_to_server(servicer, server):
                     servicer.UpdatePayoutSchedule,
                     request_deserializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.UpdatePayoutScheduleRequest.FromString,
                     response_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.UpdatePayoutScheduleResponse.SerializeToString,
+            ),
+            'AppendAuditEntries': grpc.unary_unary_rpc_method_handler(
+                    servicer.AppendAuditEntries,
+                    request_deserializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.AppendAuditEntriesRequest.FromString,
+                    response_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.AppendAuditEntriesResponse.SerializeToString,
+            ),
+            'ListAuditEntries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditEntries,
+                    request_deserializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.ListAuditEntriesRequest.FromString,
+                    response_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.ListAuditEntriesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -886,6 +923,60 @@ class AccountsService:
             '/collect.accounts.v1.AccountsService/UpdatePayoutSchedule',
             collect_dot_accounts_dot_v1_dot_accounts__pb2.UpdatePayoutScheduleRequest.SerializeToString,
             collect_dot_accounts_dot_v1_dot_accounts__pb2.UpdatePayoutScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AppendAuditEntries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/collect.accounts.v1.AccountsService/AppendAuditEntries',
+            collect_dot_accounts_dot_v1_dot_accounts__pb2.AppendAuditEntriesRequest.SerializeToString,
+            collect_dot_accounts_dot_v1_dot_accounts__pb2.AppendAuditEntriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditEntries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/collect.accounts.v1.AccountsService/ListAuditEntries',
+            collect_dot_accounts_dot_v1_dot_accounts__pb2.ListAuditEntriesRequest.SerializeToString,
+            collect_dot_accounts_dot_v1_dot_accounts__pb2.ListAuditEntriesResponse.FromString,
             options,
             channel_credentials,
             insecure,

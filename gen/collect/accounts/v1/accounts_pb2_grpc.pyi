@@ -75,6 +75,15 @@ class AccountsServiceStub:
     """Maps a connected account id (from a Connect event) to its organisation."""
     UpdatePayoutSchedule: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.UpdatePayoutScheduleRequest, _accounts_pb2.UpdatePayoutScheduleResponse]
     """When Stripe pays out the organisation's balance: daily, weekly or only when asked (manual)."""
+    AppendAuditEntries: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.AppendAuditEntriesRequest, _accounts_pb2.AppendAuditEntriesResponse]
+    """The audit trail (internal callers only): chains the records a service forwards from its
+    audit outbox, each in its organisation's hash chain (or the platform's). Idempotent by the
+    calling service and each record's source_id: a record sent again is not chained twice.
+    """
+    ListAuditEntries: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.ListAuditEntriesRequest, _accounts_pb2.ListAuditEntriesResponse]
+    """Entries of the audit trail, newest first: org_admins see their organisation's, platform
+    admins every organisation's and the platform's own (or one organisation's, when named).
+    """
 
 @_typing.type_check_only
 class AccountsServiceAsyncStub(AccountsServiceStub):
@@ -123,6 +132,15 @@ class AccountsServiceAsyncStub(AccountsServiceStub):
     """Maps a connected account id (from a Connect event) to its organisation."""
     UpdatePayoutSchedule: _aio.UnaryUnaryMultiCallable[_accounts_pb2.UpdatePayoutScheduleRequest, _accounts_pb2.UpdatePayoutScheduleResponse]  # type: ignore[assignment]
     """When Stripe pays out the organisation's balance: daily, weekly or only when asked (manual)."""
+    AppendAuditEntries: _aio.UnaryUnaryMultiCallable[_accounts_pb2.AppendAuditEntriesRequest, _accounts_pb2.AppendAuditEntriesResponse]  # type: ignore[assignment]
+    """The audit trail (internal callers only): chains the records a service forwards from its
+    audit outbox, each in its organisation's hash chain (or the platform's). Idempotent by the
+    calling service and each record's source_id: a record sent again is not chained twice.
+    """
+    ListAuditEntries: _aio.UnaryUnaryMultiCallable[_accounts_pb2.ListAuditEntriesRequest, _accounts_pb2.ListAuditEntriesResponse]  # type: ignore[assignment]
+    """Entries of the audit trail, newest first: org_admins see their organisation's, platform
+    admins every organisation's and the platform's own (or one organisation's, when named).
+    """
 
 class AccountsServiceServicer(metaclass=_abc_1.ABCMeta):
     """Organisations, members, credentials and the state of their Stripe connected account.
@@ -282,5 +300,26 @@ class AccountsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_accounts_pb2.UpdatePayoutScheduleResponse, _abc.Awaitable[_accounts_pb2.UpdatePayoutScheduleResponse]]:
         """When Stripe pays out the organisation's balance: daily, weekly or only when asked (manual)."""
+
+    @_abc_1.abstractmethod
+    def AppendAuditEntries(
+        self,
+        request: _accounts_pb2.AppendAuditEntriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.AppendAuditEntriesResponse, _abc.Awaitable[_accounts_pb2.AppendAuditEntriesResponse]]:
+        """The audit trail (internal callers only): chains the records a service forwards from its
+        audit outbox, each in its organisation's hash chain (or the platform's). Idempotent by the
+        calling service and each record's source_id: a record sent again is not chained twice.
+        """
+
+    @_abc_1.abstractmethod
+    def ListAuditEntries(
+        self,
+        request: _accounts_pb2.ListAuditEntriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.ListAuditEntriesResponse, _abc.Awaitable[_accounts_pb2.ListAuditEntriesResponse]]:
+        """Entries of the audit trail, newest first: org_admins see their organisation's, platform
+        admins every organisation's and the platform's own (or one organisation's, when named).
+        """
 
 def add_AccountsServiceServicer_to_server(servicer: AccountsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,35 @@
+"""What Payments' actions write to the audit trail (runtime.audit): ids, amounts and statuses only."""
+
+from __future__ import annotations
+
+from runtime import audit
+from runtime.db import Connection
+from services.payments.domain import Payment, Refund
+
+
+async def payment_action(conn: Connection, action: str, payment: Payment) -> None:
+    """Records `action` on `payment` (by the current caller) in `conn`'s transaction."""
+    await audit.record(
+        conn,
+        action,
+        targets={"payment_id": payment.id, "stripe_payment_intent": payment.stripe_payment_intent_id},
+        after={
+            "status": payment.status,
+            "amount": payment.amount,
+            "amount_captured": payment.amount_captured,
+            "currency": payment.currency,
+            "method": payment.method,
+        },
+        organization_id=payment.organization_id,
+    )
+
+
+async def refund_action(conn: Connection, action: str, payment: Payment, refund: Refund) -> None:
+    """Records `action` on `refund` of `payment` in `conn`'s transaction."""
+    await audit.record(
+        conn,
+        action,
+        targets={"payment_id": payment.id, "refund_id": refund.id, "stripe_refund": refund.stripe_refund_id},
+        after={"status": refund.status, "amount": refund.amount, "currency": refund.currency, "reason": refund.reason},
+        organization_id=payment.organization_id,
+    )
