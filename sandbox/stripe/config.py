@@ -44,6 +44,8 @@ class SandboxConfig:
     event_retention_seconds: float = 30 * 86_400
     idempotency_retention: int = 20_000
     request_log_size: int = 5_000
+    # Objects kept as dicts; the others are packed (see store.py) until asked for.
+    live_objects: int = 5_000
 
     @classmethod
     def from_env(cls, **overrides: Any) -> SandboxConfig:

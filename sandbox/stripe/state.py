@@ -74,16 +74,16 @@ class SandboxState:
 
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
-        self.store = Store()
+        self.store = Store(config.live_objects)
         self.ledger = Ledger(self.store, config)
         self.webhooks = WebhookDispatcher(config)
         self.platform_id = new_id("acct", 16)
         self.idempotency: OrderedDict[tuple[str, str, str], IdempotentResult] = OrderedDict()
         self.inflight: dict[tuple[str, str, str], asyncio.Future[IdempotentResult]] = {}
         self.requests: deque[dict[str, Any]] = deque(maxlen=config.request_log_size)
-        # Event ids, oldest first: events beyond `event_retention` (or older than
+        # (created, id) of events, oldest first: events beyond `event_retention` (or older than
         # `event_retention_seconds`, Stripe's 30 days) are forgotten.
-        self._event_order: deque[str] = deque()
+        self._event_order: deque[tuple[int, str]] = deque()
         self.faults = Faults()
         self.onboarding_links: dict[str, dict[str, Any]] = {}
         self.current_request: RequestInfo | None = None
@@ -132,6 +132,7 @@ class SandboxState:
             try:
                 await asyncio.sleep(delay)
                 action()
+                self.store.compact()
             finally:
                 self.webhooks.end()
 
@@ -141,7 +142,7 @@ class SandboxState:
 
     def reset(self) -> None:
         """Forget every object, balance, event, endpoint and idempotency key (the platform id stays)."""
-        self.store = Store()
+        self.store = Store(self.config.live_objects)
         self.ledger = Ledger(self.store, self.config)
         self.idempotency.clear()
         self._event_order.clear()
@@ -200,10 +201,11 @@ class SandboxState:
             event["account"] = account
         self.store.add(account, event)
         self._retain(event)
+        store = self.store
         endpoints = [
             endpoint
-            for endpoint in self.store.collections.get((self.platform_id, "webhook_endpoint"), {}).values()
-            if endpoint_wants(endpoint, event, is_connect)
+            for endpoint in map(store.live, store.ids(self.platform_id, "webhook_endpoint"))
+            if endpoint is not None and endpoint_wants(endpoint, event, is_connect)
         ]
         if endpoints:
             event["pending_webhooks"] = len(endpoints)
@@ -213,15 +215,11 @@ class SandboxState:
 
     def _retain(self, event: StripeObject) -> None:
         order = self._event_order
-        order.append(event["id"])
+        order.append((event["created"], event["id"]))
         cap = self.config.event_retention
         horizon = event["created"] - self.config.event_retention_seconds
-        while order and (len(order) > cap or self._created(order[0]) < horizon):
-            self.store.remove(order.popleft())
-
-    def _created(self, object_id: str) -> int:
-        obj = self.store.objects.get(object_id)
-        return int(obj["created"]) if obj is not None else 0
+        while order and (len(order) > cap or order[0][0] < horizon):
+            self.store.remove(order.popleft()[1], "event")
 
     # --- idempotency ----------------------------------------------------------------------------
 
@@ -256,11 +254,7 @@ class SandboxState:
     def dump(self) -> dict[str, Any]:
         return {
             "platform_id": self.platform_id,
-            "objects": [
-                [self.store.owner[object_id], kind, obj]
-                for (_, kind), collection in self.store.collections.items()
-                for object_id, obj in collection.items()
-            ],
+            "objects": [[account, kind, obj] for account, kind, obj in self.store.snapshot()],
             "ledger": self.ledger.dump(),
             "onboarding_links": self.onboarding_links,
         }
@@ -273,26 +267,21 @@ class SandboxState:
         if not path.exists():
             return
         data = orjson.loads(path.read_bytes())
-        self.store = Store()
+        self.store = Store(self.config.live_objects)
         self.ledger.store = self.store
         self.platform_id = data["platform_id"]
+        events: list[tuple[int, str]] = []
         for owner, kind, obj in data["objects"]:
             self.store.add(owner, obj, kind)
-        self._relink()
-        events = [obj for obj in self.store.objects.values() if obj["object"] == "event"]
-        self._event_order = deque(event["id"] for event in sorted(events, key=lambda event: event["created"]))
+            if kind == "event":
+                events.append((obj["created"], obj["id"]))
+        del data["objects"]
+        self.store.relink_all()
+        self._event_order = deque(sorted(events, key=lambda event: event[0]))
         self.ledger.load(data.get("ledger", {}))
         self.onboarding_links = data.get("onboarding_links", {})
+        self.store.compact()
         logger.info("loaded %d objects from %s", len(self.store.objects), path)
-
-    def _relink(self) -> None:
-        # Embedded sub-lists share their items with the store in memory; restore that after loading.
-        objects = self.store.objects
-        for obj in objects.values():
-            for field_name in ("refunds", "reversals"):
-                sub = obj.get(field_name)
-                if isinstance(sub, dict) and sub.get("object") == "list":
-                    sub["data"] = [objects.get(item["id"], item) for item in sub["data"]]
 
     async def _save_periodically(self) -> None:
         assert self.config.state_file
