@@ -134,7 +134,7 @@ class Api:
                     future = state.inflight[key] = state.inflight_future()
                     try:
                         status, payload = self._execute(ctx, handler, args, request_id, idem_key, version)
-                        result = IdempotentResult.of(fingerprint, status, payload, time.time())
+                        result = IdempotentResult.of(fingerprint, status, payload, time.time(), state.answers, path)
                         if status not in _NO_STORE_STATUSES:
                             state.remember(key, result)
                         future.set_result(result)

@@ -7,6 +7,10 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+# What a million stored payments may take in memory, with events, idempotency entries, the request
+# log and the live dicts at their caps (`bench/bench_sandbox_memory.py` measures it).
+MEMORY_BUDGET_MILLION_PAYMENTS = 3 * 2**29  # 1.5 GiB
+
 
 @dataclass
 class SandboxConfig:

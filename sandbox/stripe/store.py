@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from .compact import Codec
+from .compact import BLOCK_OBJECTS, Block, Codec
 from .wire import Params, get_int, invalid, not_found
 
 StripeObject = dict[str, Any]
@@ -25,6 +25,8 @@ StripeObject = dict[str, Any]
 # refunds): one object in memory, so a change to the refund shows in the charge.
 _EMBEDDED_LISTS = ("refunds", "reversals")
 _EMBEDDED_ARRAYS = ("balance_transactions",)
+# Objects packed at once at most, past `live_limit`: a block of many objects costs less per object.
+_BATCH = 1024
 # References to an object taken out of the live set that `compact()` itself holds: its variable and
 # getrefcount's argument. Any more and someone else holds it.
 _UNHELD = 2
@@ -68,7 +70,7 @@ class Store:
         self.collections: dict[tuple[str, str], dict[str, None]] = {}
         self.live_limit = live_limit
         self._live: dict[str, StripeObject] = {}  # oldest first
-        self._packed: dict[str, bytes] = {}
+        self._packed: dict[str, Block] = {}
         # Objects made live from their packed bytes: the hash of that JSON, to skip packing them
         # again when they leave the live set unchanged.
         self._clean: dict[str, int] = {}
@@ -76,9 +78,10 @@ class Store:
 
     def add(self, account: str, obj: StripeObject, kind: str | None = None) -> StripeObject:
         object_id = obj["id"]
+        if object_id in self.owner:  # stored again (loading a file): this copy replaces the other
+            self._packed.pop(object_id, None)
+            self._clean.pop(object_id, None)
         self._live[object_id] = obj
-        self._packed.pop(object_id, None)
-        self._clean.pop(object_id, None)
         # One string per account however many requests named it.
         account = sys.intern(account)
         self.owner[object_id] = account
@@ -108,10 +111,10 @@ class Store:
         obj = self._live.get(object_id)
         if obj is not None:
             return obj
-        packed = self._packed.get(object_id)
-        if packed is None:
+        block = self._packed.get(object_id)
+        if block is None:
             return None
-        raw = self._codec.raw(packed)
+        raw = self._codec.raw(block, object_id)
         obj = orjson.loads(raw)
         self._clean[object_id] = hash(raw)
         self._live[object_id] = obj
@@ -123,8 +126,8 @@ class Store:
         obj = self._live.get(object_id)
         if obj is not None:
             return obj
-        packed = self._packed.get(object_id)
-        return None if packed is None else self._codec.unpack(packed)
+        block = self._packed.get(object_id)
+        return None if block is None else self._codec.unpack(block, object_id)
 
     def _relink(self, obj: StripeObject) -> None:
         for name in _EMBEDDED_LISTS:
@@ -142,19 +145,35 @@ class Store:
             self._relink(obj)
 
     def compact(self, limit: int | None = None) -> None:
-        """Pack the oldest live objects beyond `limit` (the store's `live_limit`) that nothing else holds."""
+        """Pack the oldest live objects beyond `limit` that nothing else holds; by default, once
+        there are a batch more than the store's `live_limit`."""
         live = self._live
-        excess = len(live) - (self.live_limit if limit is None else limit)
+        if limit is None:
+            limit = self.live_limit
+            if len(live) <= limit + min(_BATCH, limit):
+                return
+        excess = len(live) - limit
         if excess <= 0:
             return
+        changed: dict[str, tuple[list[str], list[bytes]]] = {}
         for object_id in list(islice(live, excess)):
             obj = live.pop(object_id)
             if sys.getrefcount(obj) > _UNHELD:
                 live[object_id] = obj  # still in use: stays live, now as the newest
                 continue
             raw = orjson.dumps(obj)
-            if self._clean.pop(object_id, None) != hash(raw):
-                self._packed[object_id] = self._codec.pack(_kind_key(obj), raw)
+            clean = self._clean.pop(object_id, None)
+            if clean is None or clean != hash(raw):
+                ids, raws = changed.setdefault(_kind_key(obj), ([], []))
+                ids.append(object_id)
+                raws.append(raw)
+        packed = self._packed
+        for kind, (ids, raws) in changed.items():
+            for start in range(0, len(ids), BLOCK_OBJECTS):
+                block_ids = ids[start : start + BLOCK_OBJECTS]
+                block = self._codec.pack(kind, block_ids, raws[start : start + BLOCK_OBJECTS])
+                for object_id in block_ids:
+                    packed[object_id] = block
 
     def get(self, account: str, object_id: str, kind: str, label: str | None = None) -> StripeObject:
         """The object if it exists on `account` and is a `kind`; Stripe's 404 otherwise."""
@@ -193,12 +212,14 @@ class Store:
                     yield account, kind, obj
 
     def memory_parts(self) -> dict[str, int]:
-        """How many objects are live and packed, and the bytes their packed forms take."""
+        """How many objects are live and packed, in how many blocks of how many bytes."""
+        blocks = {id(block): block for block in self._packed.values()}
         return {
             "objects": len(self.owner),
             "live": len(self._live),
             "packed": len(self._packed),
-            "packed_bytes": sum(len(packed) for packed in self._packed.values()),
+            "blocks": len(blocks),
+            "packed_bytes": sum(len(block.data) for block in blocks.values()),
         }
 
 
