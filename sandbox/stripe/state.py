@@ -257,16 +257,22 @@ class SandboxState:
 
     # --- persistence ----------------------------------------------------------------------------
 
-    def dump(self) -> dict[str, Any]:
-        return {
-            "platform_id": self.platform_id,
-            "objects": [[account, kind, obj] for account, kind, obj in self.store.snapshot()],
-            "ledger": self.ledger.dump(),
-            "onboarding_links": self.onboarding_links,
-        }
+    def _write(self, path: Path) -> None:
+        """The state as one JSON document, written object by object: packed objects go out as the
+        JSON they hold, never made dicts (a million of them would not fit)."""
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        with tmp.open("wb") as out:
+            out.write(b'{"platform_id":' + orjson.dumps(self.platform_id) + b',"objects":[')
+            separator = b""
+            for account, kind, raw in self.store.snapshot_json():
+                out.write(separator + b"[" + orjson.dumps(account) + b"," + orjson.dumps(kind) + b"," + raw + b"]")
+                separator = b","
+            out.write(b'],"ledger":' + orjson.dumps(self.ledger.dump()))
+            out.write(b',"onboarding_links":' + orjson.dumps(self.onboarding_links) + b"}")
+        os.replace(tmp, path)
 
     def save(self, path: Path) -> None:
-        _write_atomically(path, orjson.dumps(self.dump()))
+        self._write(path)
         self.dirty = False
 
     def load(self, path: Path) -> None:
@@ -311,7 +317,7 @@ class SandboxState:
         if pid == 0:  # the child: a frozen copy of the state; no cleanup, no logging
             code = 0
             try:
-                _write_atomically(path, orjson.dumps(self.dump()))
+                self._write(path)
             except BaseException:  # reported through the exit code
                 code = 1
             os._exit(code)
@@ -322,9 +328,3 @@ class SandboxState:
             logger.error("saving state to %s failed", path)
             return False
         return True
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)

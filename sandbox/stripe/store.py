@@ -203,6 +203,16 @@ class Store:
                 del obj
                 self.compact()
 
+    def snapshot_json(self) -> Iterator[tuple[str, str, bytes]]:
+        """(account, kind, the object's JSON) for every object, packed ones as they are (saving)."""
+        for (account, kind), collection in self.collections.items():
+            for object_id in collection:
+                obj = self._live.get(object_id)
+                if obj is not None:
+                    yield account, kind, orjson.dumps(obj)
+                else:
+                    yield account, kind, self._codec.raw(self._packed[object_id], object_id)
+
     def snapshot(self) -> Iterator[tuple[str, str, StripeObject]]:
         """(account, kind, object) for every object, unpacked without making them live (saving)."""
         for (account, kind), collection in self.collections.items():
