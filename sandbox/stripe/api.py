@@ -173,7 +173,7 @@ class Api:
         )
         if logger.isEnabledFor(logging.INFO):
             logger.info("%s %s account=%s -> %d %.2fms", method, path, account, status, duration_ms)
-        state.store.compact()
+        state.compact_soon()
         return Response(payload, status, response_headers, media_type="application/json")
 
     def _execute(

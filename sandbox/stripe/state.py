@@ -98,6 +98,7 @@ class SandboxState:
         self._timers: set[asyncio.Task[None]] = set()
         self._saver: asyncio.Task[None] | None = None
         self._snapshot_pid: int | None = None
+        self._compacting = False
         self._init_platform()
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -128,6 +129,17 @@ class SandboxState:
         """Wait until no webhook delivery, retry or outbound credit is in flight."""
         return await self.webhooks.idle(timeout)
 
+    def compact_soon(self) -> None:
+        """Pack what is past the store's live limit once the loop is free: after the answer in hand
+        is written, not before it (a batch takes a few milliseconds)."""
+        if self.store.over_limit and not self._compacting:
+            self._compacting = True
+            asyncio.get_running_loop().call_soon(self._compact)
+
+    def _compact(self) -> None:
+        self._compacting = False
+        self.store.compact()
+
     def later(self, delay: float, action: Any) -> None:
         """Run the sync callable `action` after `delay` seconds in a tracked background task."""
 
@@ -138,7 +150,7 @@ class SandboxState:
             try:
                 await asyncio.sleep(delay)
                 action()
-                self.store.compact()
+                self.compact_soon()
             finally:
                 self.webhooks.end()
 

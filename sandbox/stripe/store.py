@@ -144,14 +144,19 @@ class Store:
         for obj in list(self._live.values()):
             self._relink(obj)
 
+    @property
+    def over_limit(self) -> bool:
+        """A batch more live objects than `live_limit`: time to `compact()`."""
+        return len(self._live) > self.live_limit + min(_BATCH, self.live_limit)
+
     def compact(self, limit: int | None = None) -> None:
         """Pack the oldest live objects beyond `limit` that nothing else holds; by default, once
         there are a batch more than the store's `live_limit`."""
         live = self._live
         if limit is None:
-            limit = self.live_limit
-            if len(live) <= limit + min(_BATCH, limit):
+            if not self.over_limit:
                 return
+            limit = self.live_limit
         excess = len(live) - limit
         if excess <= 0:
             return
