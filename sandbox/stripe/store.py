@@ -169,9 +169,12 @@ class Store:
             raw = orjson.dumps(obj)
             clean = self._clean.pop(object_id, None)
             if clean is None or clean != hash(raw):
-                ids, raws = changed.setdefault(_kind_key(obj), ([], []))
-                ids.append(object_id)
-                raws.append(raw)
+                kind = _kind_key(obj)
+                group = changed.get(kind)
+                if group is None:
+                    group = changed[kind] = ([], [])
+                group[0].append(object_id)
+                group[1].append(raw)
         packed = self._packed
         for kind, (ids, raws) in changed.items():
             for start in range(0, len(ids), BLOCK_OBJECTS):
