@@ -243,7 +243,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--client-processes", type=int, default=2)
-    parser.add_argument("--memory-payments", type=int, default=5000, help="0: skip the memory figures")
+    parser.add_argument("--memory-payments", type=int, default=20_000, help="0: skip the memory figures")
     parser.add_argument("--serve-baseline", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_baseline:
