@@ -2,7 +2,8 @@
 
 Both servers run as separate processes (one uvicorn worker each) pinned to CPU 0; clients run in
 `--client-processes` processes on the other CPUs, each with asyncio and its share of
-`--concurrency` in flight. The first line measures the sandbox app alone (in-process ASGI calls).
+`--concurrency` in flight. The first line measures the sandbox app alone (in-process ASGI calls),
+the next ones its memory per stored payment and for a million (`bench_sandbox_memory.py`).
 Prints throughput and latency percentiles; asserts nothing.
 
     .venv/bin/python bench/bench_stripe_sandbox.py [--requests 4000] [--concurrency 16] [--client-processes 2]
@@ -208,6 +209,7 @@ async def _asgi_call(app: object, body: bytes, key: str) -> None:
             assert message["status"] == 200, message
 
     await app(scope, receive, send)  # type: ignore[operator]
+    await asyncio.sleep(0)  # back to the loop between requests, as a server is (the sandbox packs objects then)
 
 
 async def _in_process(requests: int) -> None:
@@ -236,68 +238,12 @@ async def _in_process(requests: int) -> None:
     )
 
 
-async def _memory(payments: int) -> None:
-    """Sandbox memory per stored payment (create+confirm, new idempotency key each), measured with
-    tracemalloc, and what a million payments take with the retention bounds of `SandboxConfig`."""
-    import gc
-    import tracemalloc
-
-    from sandbox.stripe.app import create_app
-    from sandbox.stripe.config import SandboxConfig
-
-    config = SandboxConfig()
-    app = create_app(config)
-    state = app.state.sandbox
-    body = b"amount=1000&currency=eur&confirm=true&payment_method=pm_card_visa"
-    async with app.router.lifespan_context(app):
-        for i in range(200):
-            await _asgi_call(app, body, f"warm-{i}")
-        gc.collect()
-        tracemalloc.start()
-        events_before = len(state._event_order)
-        for i in range(payments):
-            await _asgi_call(app, body, f"mem-{i}")
-        gc.collect()
-        total, _ = tracemalloc.get_traced_memory()
-        events = len(state._event_order) - events_before
-        tracemalloc.stop()
-        # The same again with no event or idempotency entry kept: what stays for good per payment.
-        config.event_retention, config.idempotency_retention = 0, 0
-        state._retain({"id": "evt_none", "created": 0})
-        while len(state.idempotency) > 0:
-            state.idempotency.popitem(last=False)
-        gc.collect()
-        tracemalloc.start()
-        for i in range(payments):
-            await _asgi_call(app, body, f"kept-{i}")
-        gc.collect()
-        kept, _ = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-    per_payment = total / payments
-    per_kept = kept / payments
-    per_event = max(0.0, (total - kept) / payments) * payments / max(1, events)  # events + idempotency share
-    million = 1_000_000
-    defaults = SandboxConfig()
-    bounded = min(million * events // payments, defaults.event_retention) * per_event
-    print(
-        f"sandbox memory per stored payment: {per_payment / 1024:.1f} KiB with its events and idempotency entry, "
-        f"{per_kept / 1024:.1f} KiB kept for good (PaymentIntent, charge, payment method, balance transaction)"
-    )
-    print(
-        f"a million payments: {(million * per_kept + bounded) / 2**30:.2f} GiB extrapolated "
-        f"({million * per_kept / 2**30:.2f} GiB objects + {bounded / 2**30:.2f} GiB for the "
-        f"{defaults.event_retention:,} events kept at most; idempotency entries capped at "
-        f"{defaults.idempotency_retention:,})",
-        flush=True,
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--client-processes", type=int, default=2)
-    parser.add_argument("--memory-payments", type=int, default=5000)
+    parser.add_argument("--memory-payments", type=int, default=20_000, help="0: skip the memory figures")
     parser.add_argument("--serve-baseline", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_baseline:
@@ -307,7 +253,10 @@ def main() -> None:
     print(f"cpus={os.cpu_count()} load={os.getloadavg()[0]:.2f} requests={n}", flush=True)
     _pin(0, SERVER_CPUS)
     asyncio.run(_in_process(n))
-    asyncio.run(_memory(args.memory_payments))
+    if args.memory_payments:
+        from bench.bench_sandbox_memory import measure as measure_memory
+
+        asyncio.run(measure_memory(args.memory_payments))
     _pin(0, set(range(os.cpu_count() or 1)))
     print(f"over HTTP: concurrency={c} client processes={p} (servers: one uvicorn worker each)", flush=True)
     with BaselineProcess() as baseline:

@@ -8,6 +8,7 @@ import uvicorn
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
+from runtime.asgi_server import http_protocol_for
 from runtime.logs import setup_logging
 from runtime.service import freeze_startup_objects
 from runtime.settings import SettingsError, exit_on_settings_error
@@ -30,7 +31,7 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=http_protocol_for(app, "httptools"),
         log_level="warning",
         access_log=False,  # gateway.access logs one line per request, with its route and ids
         log_config=None,  # uvicorn's loggers go through the JSON handler of setup_logging

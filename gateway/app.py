@@ -20,7 +20,7 @@ from gateway import clients as clients_module
 from gateway.access import AccessMiddleware
 from gateway.console import routes as console
 from gateway.console.sessions import ConsoleBridge, ConsoleSessions
-from gateway.errors import ApiError, from_domain, from_rpc_error, problem_response
+from gateway.errors import ApiError, from_domain, from_rpc_error, malformed_request, problem_response
 from gateway.middleware import RequestContextMiddleware
 from gateway.revocations import follow_revocations
 from gateway.routes import (
@@ -38,6 +38,7 @@ from gateway.routes import (
 )
 from gateway.settings import GatewaySettings
 from gateway.webhooks.recent import RecentEvents
+from runtime.asgi_server import MALFORMED_REQUEST_KEY
 from runtime.auth import TokenSigner
 from runtime.clients import ServiceTokens
 from runtime.errors import DomainError
@@ -145,6 +146,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    setattr(app.state, MALFORMED_REQUEST_KEY, malformed_request)  # uvicorn's 400s as problem+json too
     app.state.signer = signer
     app.state.recent_webhook_events = RecentEvents()
     app.state.console_sessions = ConsoleSessions(settings.console_idle_seconds)

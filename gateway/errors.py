@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 
 import grpc
@@ -10,6 +11,8 @@ from starlette.responses import Response
 
 from runtime.errors import CODE_KEY, DomainError, FieldError, RateLimited
 from runtime.errors import from_rpc_error as domain_error_from_rpc
+
+PROBLEM_JSON = "application/problem+json"
 
 _HTTP_STATUS = {
     grpc.StatusCode.INVALID_ARGUMENT: 400,
@@ -92,7 +95,7 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> ApiError:
     return api
 
 
-def problem_response(error: ApiError, request_id: str) -> Response:
+def _problem(error: ApiError, request_id: str) -> bytes:
     body: dict[str, object] = {
         "type": f"https://errors.collect.example/{error.code}",
         "title": _TITLES.get(error.status, "Error"),
@@ -103,7 +106,16 @@ def problem_response(error: ApiError, request_id: str) -> Response:
     }
     if error.errors:
         body["errors"] = [{"field": e.field, "message": e.message} for e in error.errors]
+    return orjson.dumps(body)
+
+
+def problem_response(error: ApiError, request_id: str) -> Response:
     headers = dict(error.headers)
     if error.retry_after is not None:
         headers["Retry-After"] = str(error.retry_after)
-    return Response(orjson.dumps(body), error.status, headers, media_type="application/problem+json")
+    return Response(_problem(error, request_id), error.status, headers, media_type=PROBLEM_JSON)
+
+
+def malformed_request(message: str) -> tuple[str, bytes]:
+    """The answer to a request the HTTP server cannot parse (`runtime.asgi_server`): problem+json too."""
+    return PROBLEM_JSON, _problem(ApiError(400, "malformed_request", message), uuid.uuid4().hex)

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 import uvicorn
 import uvloop
 
+from runtime.asgi_server import http_protocol_for
 from runtime.logs import setup_logging
 
 from .app import create_app
@@ -53,6 +54,7 @@ async def main(argv: list[str] | None = None) -> None:
             app,
             host=args.host,
             port=args.port,
+            http=http_protocol_for(app),
             log_level="warning",
             access_log=False,
             log_config=None,  # uvicorn's loggers write JSON through setup_logging's handler

@@ -134,7 +134,7 @@ class Api:
                     future = state.inflight[key] = state.inflight_future()
                     try:
                         status, payload = self._execute(ctx, handler, args, request_id, idem_key, version)
-                        result = IdempotentResult.of(fingerprint, status, payload, time.time())
+                        result = IdempotentResult.of(fingerprint, status, payload, time.time(), state.answers, path)
                         if status not in _NO_STORE_STATUSES:
                             state.remember(key, result)
                         future.set_result(result)
@@ -173,6 +173,7 @@ class Api:
         )
         if logger.isEnabledFor(logging.INFO):
             logger.info("%s %s account=%s -> %d %.2fms", method, path, account, status, duration_ms)
+        state.compact_soon()
         return Response(payload, status, response_headers, media_type="application/json")
 
     def _execute(

@@ -12,6 +12,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from runtime.asgi_server import MALFORMED_REQUEST_KEY
+
 from . import ops
 from .api import Api
 from .config import SandboxConfig
@@ -34,7 +36,7 @@ from .resources import (
 from .router import Router
 from .state import SandboxState
 from .validation import compile_operations
-from .wire import StripeError, unrecognized
+from .wire import StripeError, malformed_request, unrecognized
 
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _RESOURCES = (
@@ -77,6 +79,7 @@ def create_app(config: SandboxConfig | None = None) -> Starlette:
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
     )
     app.state.sandbox = state
+    setattr(app.state, MALFORMED_REQUEST_KEY, malformed_request)  # uvicorn's 400s as Stripe's JSON too
     app.state.operations = router.operations  # (METHOD, path pattern) served, for tests
     return app
 

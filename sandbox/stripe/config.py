@@ -7,6 +7,10 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+# What a million stored payments may take in memory, with events, idempotency entries, the request
+# log and the live dicts at their caps (`bench/bench_sandbox_memory.py` measures it).
+MEMORY_BUDGET_MILLION_PAYMENTS = 3 * 2**29  # 1.5 GiB
+
 
 @dataclass
 class SandboxConfig:
@@ -44,6 +48,8 @@ class SandboxConfig:
     event_retention_seconds: float = 30 * 86_400
     idempotency_retention: int = 20_000
     request_log_size: int = 5_000
+    # Objects kept as dicts; the others are packed (see store.py) until asked for.
+    live_objects: int = 5_000
 
     @classmethod
     def from_env(cls, **overrides: Any) -> SandboxConfig:

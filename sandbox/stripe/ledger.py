@@ -22,6 +22,8 @@ class Ledger:
         self.totals: dict[str, dict[str, list[int]]] = {}
         # account -> txn ids not yet swept into a payout
         self.unpaid: dict[str, list[str]] = {}
+        # account -> ids of its pending txns (so that releasing them reads no other)
+        self.pending: dict[str, list[str]] = {}
         self.txn_payout: dict[str, str] = {}
         self.payout_txns: dict[str, list[str]] = {}
 
@@ -66,6 +68,8 @@ class Ledger:
         }
         self.store.add(account, txn)
         self._apply(account, txn)
+        if not immediate:
+            self.pending.setdefault(account, []).append(txn["id"])
         if sweepable:
             self.unpaid.setdefault(account, []).append(txn["id"])
         return txn
@@ -79,17 +83,26 @@ class Ledger:
         """Make pending transactions available (those due, or all with `force`); returns how many."""
         now = int(time.time())
         released = 0
-        for (owner, kind), collection in self.store.collections.items():
-            if kind != "balance_transaction" or (account is not None and owner != account):
-                continue
-            for txn in collection.values():
-                if txn["status"] == "pending" and (force or txn["available_on"] <= now):
-                    pair = self.totals[owner][txn["currency"]]
-                    pair[1] -= txn["net"]
-                    pair[0] += txn["net"]
-                    txn["status"] = "available"
-                    txn["available_on"] = min(txn["available_on"], now)
-                    released += 1
+        owners = list(self.pending) if account is None else [account]
+        for owner in owners:
+            still: list[str] = []
+            for txn_id in self.pending.get(owner, ()):
+                txn = self.store.live(txn_id)
+                if txn is None or txn["status"] != "pending":
+                    continue
+                if not (force or txn["available_on"] <= now):
+                    still.append(txn_id)
+                    continue
+                pair = self.totals[owner][txn["currency"]]
+                pair[1] -= txn["net"]
+                pair[0] += txn["net"]
+                txn["status"] = "available"
+                txn["available_on"] = min(txn["available_on"], now)
+                released += 1
+            if still:
+                self.pending[owner] = still
+            else:
+                self.pending.pop(owner, None)
         return released
 
     def available(self, account: str, currency: str) -> int:
@@ -116,7 +129,7 @@ class Ledger:
         swept: list[str] = []
         kept: list[str] = []
         for txn_id in pending:
-            txn = self.store.objects.get(txn_id)
+            txn = self.store.peek(txn_id)
             if txn is not None and txn["currency"] == currency and txn["status"] == "available":
                 swept.append(txn_id)
                 self.txn_payout[txn_id] = payout_id
@@ -129,10 +142,12 @@ class Ledger:
     def rebuild(self) -> None:
         """Recompute running totals from stored transactions (after loading a state file)."""
         self.totals = {}
-        for (owner, kind), collection in self.store.collections.items():
+        self.pending = {}
+        for owner, kind, txn in self.store.snapshot():
             if kind == "balance_transaction":
-                for txn in collection.values():
-                    self._apply(owner, txn)
+                self._apply(owner, txn)
+                if txn["status"] == "pending":
+                    self.pending.setdefault(owner, []).append(txn["id"])
 
     def dump(self) -> dict[str, Any]:
         return {"unpaid": self.unpaid, "txn_payout": self.txn_payout, "payout_txns": self.payout_txns}

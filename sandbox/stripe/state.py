@@ -7,7 +7,6 @@ import contextlib
 import logging
 import os
 import time
-import zlib
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from .compact import Codec
 from .config import SandboxConfig
 from .ids import new_id
 from .ledger import Ledger
@@ -35,20 +35,25 @@ def exact(data: bytes) -> bytes:
 
 @dataclass(slots=True)
 class IdempotentResult:
-    """A remembered answer; its body kept zlib-compressed (a PaymentIntent: 2.4 KB → about 0.9 KB)."""
+    """A remembered answer; its body packed against earlier answers (a PaymentIntent: 2.4 KB → about 0.2 KB)."""
 
     fingerprint: bytes
     status: int
     packed: bytes
     created: float
+    codec: Codec
 
     @classmethod
-    def of(cls, fingerprint: bytes, status: int, body: bytes, created: float) -> IdempotentResult:
-        return cls(exact(fingerprint), status, zlib.compress(body, 1), created)
+    def of(
+        cls, fingerprint: bytes, status: int, body: bytes, created: float, codec: Codec, path: str
+    ) -> IdempotentResult:
+        # Answers alike share a dictionary: same status, same resource (`payment_intents`).
+        kind = f"{status} {path.split('/', 3)[2]}"
+        return cls(exact(fingerprint), status, codec.pack_one(kind, body), created, codec)
 
     @property
     def body(self) -> bytes:
-        return zlib.decompress(self.packed)
+        return self.codec.raw_one(self.packed)
 
 
 @dataclass
@@ -74,16 +79,17 @@ class SandboxState:
 
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
-        self.store = Store()
+        self.store = Store(config.live_objects)
         self.ledger = Ledger(self.store, config)
         self.webhooks = WebhookDispatcher(config)
         self.platform_id = new_id("acct", 16)
         self.idempotency: OrderedDict[tuple[str, str, str], IdempotentResult] = OrderedDict()
+        self.answers = Codec()
         self.inflight: dict[tuple[str, str, str], asyncio.Future[IdempotentResult]] = {}
         self.requests: deque[dict[str, Any]] = deque(maxlen=config.request_log_size)
-        # Event ids, oldest first: events beyond `event_retention` (or older than
+        # (created, id) of events, oldest first: events beyond `event_retention` (or older than
         # `event_retention_seconds`, Stripe's 30 days) are forgotten.
-        self._event_order: deque[str] = deque()
+        self._event_order: deque[tuple[int, str]] = deque()
         self.faults = Faults()
         self.onboarding_links: dict[str, dict[str, Any]] = {}
         self.current_request: RequestInfo | None = None
@@ -92,6 +98,7 @@ class SandboxState:
         self._timers: set[asyncio.Task[None]] = set()
         self._saver: asyncio.Task[None] | None = None
         self._snapshot_pid: int | None = None
+        self._compacting = False
         self._init_platform()
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -122,6 +129,17 @@ class SandboxState:
         """Wait until no webhook delivery, retry or outbound credit is in flight."""
         return await self.webhooks.idle(timeout)
 
+    def compact_soon(self) -> None:
+        """Pack what is past the store's live limit once the loop is free: after the answer in hand
+        is written, not before it (a batch takes a few milliseconds)."""
+        if self.store.over_limit and not self._compacting:
+            self._compacting = True
+            asyncio.get_running_loop().call_soon(self._compact)
+
+    def _compact(self) -> None:
+        self._compacting = False
+        self.store.compact()
+
     def later(self, delay: float, action: Any) -> None:
         """Run the sync callable `action` after `delay` seconds in a tracked background task."""
 
@@ -132,6 +150,7 @@ class SandboxState:
             try:
                 await asyncio.sleep(delay)
                 action()
+                self.compact_soon()
             finally:
                 self.webhooks.end()
 
@@ -141,7 +160,7 @@ class SandboxState:
 
     def reset(self) -> None:
         """Forget every object, balance, event, endpoint and idempotency key (the platform id stays)."""
-        self.store = Store()
+        self.store = Store(self.config.live_objects)
         self.ledger = Ledger(self.store, self.config)
         self.idempotency.clear()
         self._event_order.clear()
@@ -200,10 +219,11 @@ class SandboxState:
             event["account"] = account
         self.store.add(account, event)
         self._retain(event)
+        store = self.store
         endpoints = [
             endpoint
-            for endpoint in self.store.collections.get((self.platform_id, "webhook_endpoint"), {}).values()
-            if endpoint_wants(endpoint, event, is_connect)
+            for endpoint in map(store.live, store.ids(self.platform_id, "webhook_endpoint"))
+            if endpoint is not None and endpoint_wants(endpoint, event, is_connect)
         ]
         if endpoints:
             event["pending_webhooks"] = len(endpoints)
@@ -213,15 +233,11 @@ class SandboxState:
 
     def _retain(self, event: StripeObject) -> None:
         order = self._event_order
-        order.append(event["id"])
+        order.append((event["created"], event["id"]))
         cap = self.config.event_retention
         horizon = event["created"] - self.config.event_retention_seconds
-        while order and (len(order) > cap or self._created(order[0]) < horizon):
-            self.store.remove(order.popleft())
-
-    def _created(self, object_id: str) -> int:
-        obj = self.store.objects.get(object_id)
-        return int(obj["created"]) if obj is not None else 0
+        while order and (len(order) > cap or order[0][0] < horizon):
+            self.store.remove(order.popleft()[1], "event")
 
     # --- idempotency ----------------------------------------------------------------------------
 
@@ -253,46 +269,43 @@ class SandboxState:
 
     # --- persistence ----------------------------------------------------------------------------
 
-    def dump(self) -> dict[str, Any]:
-        return {
-            "platform_id": self.platform_id,
-            "objects": [
-                [self.store.owner[object_id], kind, obj]
-                for (_, kind), collection in self.store.collections.items()
-                for object_id, obj in collection.items()
-            ],
-            "ledger": self.ledger.dump(),
-            "onboarding_links": self.onboarding_links,
-        }
+    def _write(self, path: Path) -> None:
+        """The state as one JSON document, written object by object: packed objects go out as the
+        JSON they hold, never made dicts (a million of them would not fit)."""
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        with tmp.open("wb") as out:
+            out.write(b'{"platform_id":' + orjson.dumps(self.platform_id) + b',"objects":[')
+            separator = b""
+            for account, kind, raw in self.store.snapshot_json():
+                out.write(separator + b"[" + orjson.dumps(account) + b"," + orjson.dumps(kind) + b"," + raw + b"]")
+                separator = b","
+            out.write(b'],"ledger":' + orjson.dumps(self.ledger.dump()))
+            out.write(b',"onboarding_links":' + orjson.dumps(self.onboarding_links) + b"}")
+        os.replace(tmp, path)
 
     def save(self, path: Path) -> None:
-        _write_atomically(path, orjson.dumps(self.dump()))
+        self._write(path)
         self.dirty = False
 
     def load(self, path: Path) -> None:
         if not path.exists():
             return
         data = orjson.loads(path.read_bytes())
-        self.store = Store()
+        self.store = Store(self.config.live_objects)
         self.ledger.store = self.store
         self.platform_id = data["platform_id"]
+        events: list[tuple[int, str]] = []
         for owner, kind, obj in data["objects"]:
             self.store.add(owner, obj, kind)
-        self._relink()
-        events = [obj for obj in self.store.objects.values() if obj["object"] == "event"]
-        self._event_order = deque(event["id"] for event in sorted(events, key=lambda event: event["created"]))
+            if kind == "event":
+                events.append((obj["created"], obj["id"]))
+        del data["objects"]
+        self.store.relink_all()
+        self._event_order = deque(sorted(events, key=lambda event: event[0]))
         self.ledger.load(data.get("ledger", {}))
         self.onboarding_links = data.get("onboarding_links", {})
+        self.store.compact()
         logger.info("loaded %d objects from %s", len(self.store.objects), path)
-
-    def _relink(self) -> None:
-        # Embedded sub-lists share their items with the store in memory; restore that after loading.
-        objects = self.store.objects
-        for obj in objects.values():
-            for field_name in ("refunds", "reversals"):
-                sub = obj.get(field_name)
-                if isinstance(sub, dict) and sub.get("object") == "list":
-                    sub["data"] = [objects.get(item["id"], item) for item in sub["data"]]
 
     async def _save_periodically(self) -> None:
         assert self.config.state_file
@@ -316,7 +329,7 @@ class SandboxState:
         if pid == 0:  # the child: a frozen copy of the state; no cleanup, no logging
             code = 0
             try:
-                _write_atomically(path, orjson.dumps(self.dump()))
+                self._write(path)
             except BaseException:  # reported through the exit code
                 code = 1
             os._exit(code)
@@ -327,9 +340,3 @@ class SandboxState:
             logger.error("saving state to %s failed", path)
             return False
         return True
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)

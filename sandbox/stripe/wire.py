@@ -6,6 +6,8 @@ import base64
 from typing import Any
 from urllib.parse import parse_qsl
 
+import orjson
+
 Params = dict[str, Any]
 
 
@@ -43,6 +45,11 @@ class StripeError(Exception):
             error["decline_code"] = self.decline_code
         error.update(self.extra)
         return {"error": error}
+
+
+def malformed_request(message: str) -> tuple[str, bytes]:
+    """The answer to a request the HTTP server cannot parse (`runtime.asgi_server`), as Stripe's error."""
+    return "application/json", orjson.dumps(StripeError(400, message).body())
 
 
 def invalid(message: str, *, param: str | None = None, code: str | None = None) -> StripeError:

@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from gateway.app import ROUTE_MODULES
 from tests.fixtures.organizations import OrgContext, onboarded_organization
+from tests.fixtures.raw_http import MALFORMED_REQUESTS, send_raw
 from tests.fixtures.stack import Stack
 
 
@@ -182,3 +183,12 @@ async def test_a_method_not_allowed_names_the_allowed_ones(stack: Stack) -> None
     assert answer.status_code == 405
     assert answer.json()["code"] == "method_not_allowed"
     assert set(answer.headers["allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
+
+
+@pytest.mark.parametrize("malformed", list(MALFORMED_REQUESTS))
+async def test_a_request_the_server_cannot_parse_is_answered_as_problem_json(stack: Stack, malformed: str) -> None:
+    answer = await send_raw(stack.gateway_url, MALFORMED_REQUESTS[malformed])
+    assert answer.status == 400
+    assert answer.headers["content-type"] == "application/problem+json"
+    problem = orjson.loads(answer.body)
+    assert problem["status"] == 400 and problem["code"] == "malformed_request" and problem["request_id"]

@@ -10,14 +10,16 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from sandbox.stripe.testing import SandboxProcess, free_port, run_sandbox
 from tests.fixtures.stripe_types import given, id_of
 
 
-async def test_state_file_survives_restart(tmp_path: Path) -> None:
+@pytest.mark.parametrize("live_objects", [0, 5_000], ids=["packed", "live"])
+async def test_state_file_survives_restart(tmp_path: Path, live_objects: int) -> None:
     state_file = tmp_path / "stripe.json"
-    async with run_sandbox(state_file=str(state_file)) as sandbox:
+    async with run_sandbox(state_file=str(state_file), live_objects=live_objects) as sandbox:
         account = await sandbox.create_connected_account()
         intent = await account.client.v1.payment_intents.create_async(
             params={"amount": 3_000, "currency": "eur", "confirm": True, "payment_method": "pm_card_visa"}
@@ -29,7 +31,7 @@ async def test_state_file_survives_restart(tmp_path: Path) -> None:
         balance_before = (await account.client.v1.balance.retrieve_async()).available[0].amount
         platform_id = sandbox.state.platform_id
     assert state_file.exists()
-    async with run_sandbox(state_file=str(state_file)) as sandbox:
+    async with run_sandbox(state_file=str(state_file), live_objects=live_objects) as sandbox:
         assert sandbox.state.platform_id == platform_id
         client = sandbox.client(stripe_account=account.id)
         again = await client.v1.payment_intents.retrieve_async(intent.id)

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import signal
+import sys
+from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 import stripe
 from stripe.params import PaymentIntentCreateParams
 
-from sandbox.stripe.testing import ConnectedAccount, RunningSandbox, run_sandbox
+from runtime.asgi_server import serve_asgi
+from sandbox.stripe.app import create_app
+from sandbox.stripe.config import SandboxConfig
+from sandbox.stripe.testing import ConnectedAccount, RunningSandbox, free_port, run_sandbox
 from sandbox.stripe.wire import parse_form
+from tests.fixtures.raw_http import MALFORMED_REQUESTS, send_raw
 
+REPO = Path(__file__).resolve().parents[3]
 PI: PaymentIntentCreateParams = {"amount": 1500, "currency": "eur", "payment_method_types": ["card"]}  # type: ignore[typeddict-unknown-key]
 
 
@@ -155,3 +164,39 @@ async def test_optional_rate_limit() -> None:
         assert limited and len(limited) < 8
         assert isinstance(limited[0].json_body, dict)
         assert limited[0].http_status == 429 and limited[0].json_body["error"]["code"] == "rate_limit"
+
+
+@pytest.mark.parametrize("http", ["httptools", "h11"])
+@pytest.mark.parametrize("malformed", list(MALFORMED_REQUESTS))
+async def test_a_request_the_server_cannot_parse_is_answered_as_stripe_does(http: str, malformed: str) -> None:
+    async with serve_asgi(create_app(SandboxConfig()), http=http) as url:
+        answer = await send_raw(url, MALFORMED_REQUESTS[malformed])
+    assert answer.status == 400
+    assert answer.headers["content-type"] == "application/json"
+    error = orjson.loads(answer.body)["error"]
+    assert error["type"] == "invalid_request_error"
+    assert ("too long" in error["message"]) == (malformed == "header too long")
+
+
+async def test_the_command_line_server_answers_and_logs_a_malformed_request_in_json() -> None:
+    """`python -m sandbox.stripe` (uvloop, its own uvicorn set-up): Stripe's JSON 400, and uvicorn's
+    own warning about it is a JSON line like every other."""
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sandbox.stripe", "--port", str(port), cwd=REPO,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None and process.stderr is not None
+        await asyncio.wait_for(process.stdout.readline(), 15)  # "stripe sandbox listening on ..."
+        answer = await send_raw(f"http://127.0.0.1:{port}", MALFORMED_REQUESTS["request line"])
+        assert answer.status == 400 and orjson.loads(answer.body)["error"]["type"] == "invalid_request_error"
+        process.send_signal(signal.SIGTERM)
+        logged = (await asyncio.wait_for(process.stderr.read(), 15)).decode().splitlines()
+        assert await process.wait() == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    lines = [orjson.loads(line) for line in logged]  # every line is JSON
+    assert any(line["logger"] == "uvicorn.error" and line["level"] == "warning" for line in lines), lines
