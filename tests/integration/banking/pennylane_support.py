@@ -3,6 +3,7 @@ organisation with books, its settings, a push and its FEC, and the check that Pe
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
@@ -17,7 +18,7 @@ from collect.banking.v1 import banking_pb2_grpc
 from runtime.stripe_api import close_stripe_client
 from sandbox.pennylane.state import Company
 from sandbox.pennylane.testing import RunningPennylaneSandbox
-from services.banking import fec
+from services.banking import fec, pennylane
 from services.banking.context import Banking
 from services.banking.main import make_banking
 from tests.fixtures.fec import account_totals, checked_fec
@@ -65,6 +66,27 @@ async def in_process(bank_stack: Stack) -> AsyncIterator[Banking]:
     finally:
         await banking.http.aclose()
         await close_stripe_client(banking.stripe)
+
+
+async def stop_a_push_once_pennylane_stores(
+    pl: RunningPennylaneSandbox, banking: Banking, org: OrgContext, path: str | None = None
+) -> None:
+    """Runs a push and stops it (as a crash would) once Pennylane has stored a creation (at `path`, when
+    named) and before Banking could record it."""
+    with pl.holding_creations(path) as gate:
+        run = asyncio.create_task(pennylane.push(banking, entities=[org.id]))
+        await gate.committed.wait()
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+
+
+async def not_pushed(stack: Stack, org: OrgContext) -> list[pb.PennylaneFailure]:
+    """The organisation's entries not pushed, as its admin reads them."""
+    status = await banking_stub(stack).GetPennylaneSettings(
+        pb.GetPennylaneSettingsRequest(organization_id=org.id), metadata=as_member(org.admin_headers)
+    )
+    return list(status.failures)
 
 
 async def org_with_books(stack: Stack, amounts: list[int], refund: int = 0, cash: Sequence[int] = ()) -> OrgContext:

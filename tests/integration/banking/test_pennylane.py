@@ -29,8 +29,10 @@ from tests.integration.banking.pennylane_support import (
     configure,
     fec_rows,
     mapping,
+    not_pushed,
     org_with_books,
     push,
+    stop_a_push_once_pennylane_stores,
 )
 
 in_process = pennylane_support.in_process
@@ -68,17 +70,9 @@ async def test_a_lost_answer_and_a_run_stopped_mid_push_leave_no_duplicate(
     await configure(stack, org, company)
 
     # The run is stopped (as a crash would) after Pennylane stored an entry and before Banking recorded it.
-    with pl.holding_creations() as gate:
-        run = asyncio.create_task(pennylane.push(in_process, entities=[org.id]))
-        await gate.committed.wait()
-        run.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await run
+    await stop_a_push_once_pennylane_stores(pl, in_process, org)
     assert len(pl.entries(company)) == 1
-    status = await banking_stub(stack).GetPennylaneSettings(
-        pb.GetPennylaneSettingsRequest(organization_id=org.id), metadata=as_member(org.admin_headers)
-    )
-    assert [f.status for f in status.failures] == ["sending"]
+    assert [f.status for f in await not_pushed(stack, org)] == ["sending"]
 
     # The next creation is stored but its answer is lost (a 503).
     pl.lose_answers(503)
@@ -88,10 +82,7 @@ async def test_a_lost_answer_and_a_run_stopped_mid_push_leave_no_duplicate(
     assert result.found == 2 and not result.failures  # the stopped run's entry and the lost answer's
     assert result.pushed + result.found == len({cells[2] for cells in rows})
     assert_ledger_is_the_fec(pl, company, rows)
-    status = await banking_stub(stack).GetPennylaneSettings(
-        pb.GetPennylaneSettingsRequest(organization_id=org.id), metadata=as_member(org.admin_headers)
-    )
-    assert list(status.failures) == []
+    assert await not_pushed(stack, org) == []
 
 
 async def test_two_runs_at_once_push_once(bank_stack: Stack, in_process: Banking) -> None:

@@ -8,21 +8,17 @@ Pennylane stored an invoice and lost answers leave no duplicate; a change of `sa
 
 from __future__ import annotations
 
-import asyncio
-
 import grpc
 import pytest
 from collect.banking.v1 import banking_pb2 as pb
 
 from sandbox.pennylane.testing import RunningPennylaneSandbox
-from services.banking import pennylane
 from services.banking.context import Banking
 from services.banking.pennylane_invoices import WALK_IN_NAME
 from tests.fixtures.stack import Stack
 from tests.integration.banking import pennylane_support
 from tests.integration.banking.conftest import sell, today
 from tests.integration.banking.pennylane_support import (
-    as_member,
     as_service,
     assert_invoices_and_ledger_are_the_fec,
     assert_totals_are_the_fec,
@@ -30,8 +26,10 @@ from tests.integration.banking.pennylane_support import (
     configure,
     fec_rows,
     mapping,
+    not_pushed,
     org_with_books,
     push,
+    stop_a_push_once_pennylane_stores,
 )
 
 in_process = pennylane_support.in_process
@@ -75,17 +73,10 @@ async def test_a_run_stopped_after_an_invoice_and_lost_answers_leave_no_duplicat
     await configure(stack, org, company, INVOICES)
 
     # Stopped (as a crash would) after Pennylane stored the first invoice, before Banking recorded it.
-    with pl.holding_creations("/customer_invoices") as gate:
-        run = asyncio.create_task(pennylane.push(in_process, entities=[org.id]))
-        await gate.committed.wait()
-        run.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await run
+    await stop_a_push_once_pennylane_stores(pl, in_process, org, "/customer_invoices")
     assert len(pl.invoices(company)) == 1 and len(company.customers) == 1
-    status = await banking_stub(stack).GetPennylaneSettings(
-        pb.GetPennylaneSettingsRequest(organization_id=org.id), metadata=as_member(org.admin_headers)
-    )
-    assert [(f.status, f.document) for f in status.failures] == [("sending", pb.PENNYLANE_DOCUMENT_CUSTOMER_INVOICE)]
+    stopped = [(f.status, f.document) for f in await not_pushed(stack, org)]
+    assert stopped == [("sending", pb.PENNYLANE_DOCUMENT_CUSTOMER_INVOICE)]
 
     # The next two creations are stored but their answers lost: the stopped invoice's settlement and
     # the next invoice.
@@ -96,10 +87,7 @@ async def test_a_run_stopped_after_an_invoice_and_lost_answers_leave_no_duplicat
     assert not result.failures and result.found == 2  # the stopped run's invoice, the next lost answer's
     assert result.pushed + result.found + result.unchanged == len({cells[2] for cells in rows})
     assert_invoices_and_ledger_are_the_fec(pl, company, rows)
-    status = await banking_stub(stack).GetPennylaneSettings(
-        pb.GetPennylaneSettingsRequest(organization_id=org.id), metadata=as_member(org.admin_headers)
-    )
-    assert list(status.failures) == []
+    assert await not_pushed(stack, org) == []
 
 
 async def test_changing_sales_as_never_books_an_entry_twice(bank_stack: Stack) -> None:
