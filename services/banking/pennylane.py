@@ -200,6 +200,7 @@ class _Run:
     outcome: EntityPush
     place: dict[str, str]
     customer: tuple[int, int] | None = None  # (customer id, its ledger account id)
+    customer_refused: PennylaneError | None = None  # a refusal is not asked again in the same run
 
 
 # What became of one document, or of one book entry.
@@ -236,9 +237,10 @@ async def _push_entity(banking: Banking, http: httpx.AsyncClient, row: Pennylane
         known = await repository.pennylane_entries(conn, row.entity, [reference for reference, _ in pairs])
     for reference, entry in pairs:
         ledger, invoice = known.get((LEDGER_ENTRY, reference)), known.get((CUSTOMER_INVOICE, reference))
-        # An entry keeps the form its first push gave it: its invoice is always recorded before its settlement.
+        # An entry keeps the form of its first push that may have reached Pennylane (its invoice is
+        # always recorded before its settlement), so a change of `sales_as` never books it twice.
         as_invoice = pennylane_invoices.invoiced(entry) and (
-            invoice is not None or (ledger is None and row.sales_as == CUSTOMER_INVOICES)
+            invoice is not None or (not _maybe_at_pennylane(ledger) and row.sales_as == CUSTOMER_INVOICES)
         )
         if _pushed(ledger) and (not as_invoice or _pushed(invoice)):
             outcome.unchanged += 1
@@ -270,6 +272,11 @@ async def _push_entity(banking: Banking, http: httpx.AsyncClient, row: Pennylane
 
 def _pushed(record: asyncpg.Record | None) -> bool:
     return record is not None and record["status"] == "pushed"
+
+
+def _maybe_at_pennylane(record: asyncpg.Record | None) -> bool:
+    """Pushed, or sent without an answer: only a refusal (or an unmapped account) left nothing there."""
+    return record is not None and (record["status"] != "failed" or bool(record["maybe_sent"]))
 
 
 async def _record_failure(
@@ -311,7 +318,9 @@ async def _push_invoiced(
         customer_id, customer_account_id = await _walk_in_customer(run)
     except PennylaneError as error:
         message = f"walk-in customer: {error}"
-        await _record_failure(run, CUSTOMER_INVOICE, reference, entry, message, maybe_sent=_maybe_sent(invoice))
+        # Recorded on the document that waits for the customer: the invoice, or once pushed its settlement.
+        document, prior = (LEDGER_ENTRY, ledger) if _pushed(invoice) else (CUSTOMER_INVOICE, invoice)
+        await _record_failure(run, document, reference, entry, message, maybe_sent=_maybe_sent(prior))
         return "stop" if error.status in (401, 403) else "failed"
     found = False
     if not _pushed(invoice):
@@ -343,6 +352,8 @@ async def _push_invoiced(
 async def _walk_in_customer(run: _Run) -> tuple[int, int]:
     """The entity's walk-in customer at Pennylane (found by its unique external reference, created the
     first time): its id and its own ledger account's."""
+    if run.customer_refused is not None:
+        raise run.customer_refused
     if run.customer is None:
         client = run.client
         found = await client.find_customer(pennylane_invoices.WALK_IN_REFERENCE)
@@ -350,10 +361,12 @@ async def _walk_in_customer(run: _Run) -> tuple[int, int]:
             body = pennylane_invoices.walk_in_customer(pennylane_invoices.WALK_IN_NAME, run.place)
             try:
                 found = await client.create_company_customer(body)
-            except PennylaneError:
+            except PennylaneError as error:
                 # A lost answer, or another run's creation: its reference is unique, so look once more.
                 found = await client.find_customer(pennylane_invoices.WALK_IN_REFERENCE)
                 if found is None:
+                    if not error.retryable:  # e.g. the organisation's address refused: same for every entry
+                        run.customer_refused = error
                     raise
         account = found.get("ledger_account") or {}
         if not account.get("id"):

@@ -8,17 +8,21 @@ Pennylane stored an invoice and lost answers leave no duplicate; a change of `sa
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 import pytest
 from collect.banking.v1 import banking_pb2 as pb
 
 from sandbox.pennylane.testing import RunningPennylaneSandbox
+from services.banking import fec
 from services.banking.context import Banking
 from services.banking.pennylane_invoices import WALK_IN_NAME
 from tests.fixtures.stack import Stack
 from tests.integration.banking import pennylane_support
 from tests.integration.banking.conftest import sell, today
 from tests.integration.banking.pennylane_support import (
+    as_member,
     as_service,
     assert_invoices_and_ledger_are_the_fec,
     assert_totals_are_the_fec,
@@ -146,3 +150,43 @@ async def test_sales_as_over_http_and_the_platform_stays_on_ledger_entries(bank_
             metadata=as_service(stack),
         )
     assert refused_rpc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_an_entry_refused_as_a_ledger_entry_is_invoiced_once_mapped(bank_stack: Stack) -> None:
+    """A refusal left nothing at Pennylane: after a change to invoices the entry follows the new choice."""
+    stack = bank_stack
+    pl: RunningPennylaneSandbox = stack.extras["pennylane"]
+    org = await org_with_books(stack, [1900])
+    company = pl.add_company("unmapped then invoices")
+    partial = mapping(pl, company)
+    del partial["ledger_account_ids"][fec.SALES]
+
+    async def put(sales_as: pb.PennylaneSalesAs.ValueType, ids: dict[str, Any]) -> None:
+        await banking_stub(stack).PutPennylaneSettings(
+            pb.PutPennylaneSettingsRequest(
+                organization_id=org.id,
+                api_token=company.token,
+                start_date=today(),
+                enabled=True,
+                sales_as=sales_as,
+                **ids,
+            ),
+            metadata=as_member(org.admin_headers),
+        )
+
+    await put(pb.PENNYLANE_SALES_AS_LEDGER_ENTRIES, partial)
+    assert [f.reference.split("-")[0] for f in (await push(stack, org)).failures] == ["VE"]
+    await put(INVOICES, partial)
+    refused = await push(stack, org)
+    assert len(refused.failures) == 1 and "706000" in refused.failures[0].error
+    assert {f.document for f in await not_pushed(stack, org)} == {
+        pb.PENNYLANE_DOCUMENT_LEDGER_ENTRY,
+        pb.PENNYLANE_DOCUMENT_CUSTOMER_INVOICE,
+    }
+    assert pl.invoices(company) == []
+
+    await put(INVOICES, mapping(pl, company))
+    done = await push(stack, org)
+    assert (done.invoiced, done.failures) == (1, [])
+    assert_invoices_and_ledger_are_the_fec(pl, company, await fec_rows(stack, org))
+    assert await not_pushed(stack, org) == []
