@@ -15,8 +15,11 @@ from gateway.http import Fields, caller, json_body, json_response, require_role
 from gateway.openapi import body_schema, error_responses, json_ok
 from runtime.auth import ORG_ADMIN, PLATFORM_ADMIN
 from runtime.errors import FieldError
+from runtime.proto import EnumNames
 
 _KEY = re.compile(r"[A-Z0-9]{1,12}")
+SALES_AS = EnumNames(pb.PennylaneSalesAs)
+DOCUMENTS = EnumNames(pb.PennylaneDocument)
 
 
 def _settings_json(settings: pb.PennylaneSettings) -> dict[str, Any]:
@@ -28,12 +31,14 @@ def _settings_json(settings: pb.PennylaneSettings) -> dict[str, Any]:
         "start_date": settings.start_date or None,
         "enabled": settings.enabled,
         "api_token_set": settings.api_token_set,
+        "sales_as": SALES_AS.name(settings.sales_as) or None,
     }
 
 
 def _failure_json(failure: pb.PennylaneFailure) -> dict[str, Any]:
     return {
         "reference": failure.reference or None,
+        "document": DOCUMENTS.name(failure.document) or None,
         "journal": failure.journal or None,
         "date": failure.date or None,
         "status": failure.status or "failed",
@@ -68,6 +73,8 @@ async def _put(request: Request, organization_id: str, platform: bool) -> Respon
     account_ids = _ids(body, fields, "ledger_account_ids")
     start_date = fields.day("start_date", required=True)
     enabled = fields.boolean("enabled", default=True)
+    # Absent: Banking's default (ledger entries).
+    sales_as = fields.text("sales_as", required=False, choices=SALES_AS.names)
     fields.check()
     answer = await request.app.state.clients.banking.PutPennylaneSettings(
         pb.PutPennylaneSettingsRequest(
@@ -78,6 +85,7 @@ async def _put(request: Request, organization_id: str, platform: bool) -> Respon
             ledger_account_ids=account_ids,
             start_date=start_date,
             enabled=enabled,
+            sales_as=SALES_AS.number(sales_as),  # type: ignore[arg-type]
         )
     )
     return json_response(_settings_json(answer.settings))
@@ -125,6 +133,7 @@ async def push(request: Request) -> Response:
             "found": r.found,
             "unchanged": r.unchanged,
             "rate_limited": r.rate_limited,
+            "invoiced": r.invoiced,
             "failures": [_failure_json(f) for f in r.failures],
         }
         for r in answer.results
@@ -145,6 +154,11 @@ _SETTINGS_BODY = body_schema(
         "ledger_account_ids": {"type": "object", "additionalProperties": {"type": "integer"}},
         "start_date": {"type": "string", "format": "date"},
         "enabled": {"type": "boolean"},
+        "sales_as": {
+            "type": "string",
+            "enum": list(SALES_AS.names),
+            "description": "how the sales journal is pushed (default ledger_entries; customer_invoices: organisations only)",
+        },
     },
     ["start_date"],
 )
@@ -158,7 +172,10 @@ _ORG = [{"name": "org_id", "in": "path", "required": True, "schema": {"type": "s
 _SETTINGS_DESCRIPTION = (
     "FEC journal codes (VE, CA, ST, BQ) and account numbers mapped to the Pennylane company's journal and "
     "ledger account ids; the token is never answered (`api_token_set`). GET also lists the entries not "
-    "pushed yet with Pennylane's answer."
+    "pushed yet with Pennylane's answer. `sales_as: customer_invoices` (organisations only) pushes each card or "
+    "cash sale as a finalized customer invoice (a refund as a credit note) to one anonymous walk-in customer, "
+    "and the rest of its entry (money received, fees) as a ledger entry settling that customer; everything else "
+    "stays ledger entries, and the sum equals the FEC."
 )
 
 openapi_paths: dict[str, dict[str, object]] = {

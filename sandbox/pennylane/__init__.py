@@ -1,4 +1,4 @@
-"""A Pennylane Company API v2 compatible sandbox (ledger entries, journals, ledger accounts)."""
+"""A Pennylane Company API v2 compatible sandbox (ledger entries, journals, ledger accounts, customers, customer invoices)."""
 
 from __future__ import annotations
 

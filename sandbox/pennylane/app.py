@@ -2,9 +2,10 @@
 
 Real API (base ``/api/external/v2``, ``Authorization: Bearer <company token>``, 25 requests per
 5 s per token → 429 with ``retry-after``): ``GET|POST /journals``, ``GET|POST /ledger_accounts``,
-``GET|POST /ledger_entries``, ``GET /ledger_entries/{id}``. Lists take ``filter`` (a JSON array of
-``{"field", "operator", "value"}``); journals and ledger accounts page with ``cursor``/``limit``,
-ledger entries with ``page``/``per_page``.
+``GET|POST /ledger_entries``, ``GET /ledger_entries/{id}``, ``GET /customers``,
+``POST /company_customers``, ``GET|POST /customer_invoices``, ``GET /customer_invoices/{id}``. Lists take
+``filter`` (a JSON array of ``{"field", "operator", "value"}``); ledger entries page with
+``page``/``per_page``, the others with ``cursor``/``limit``.
 
 Sandbox only (no token, never limited): ``POST /_sandbox/companies``, ``POST|DELETE /_sandbox/faults``,
 ``POST /_sandbox/reset``, ``GET /_sandbox/health``.
@@ -26,6 +27,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox.pennylane.config import CompanyConfig, PennylaneSandboxConfig
+from sandbox.pennylane.invoicing import create_customer, create_invoice
 from sandbox.pennylane.listing import cursor_page, filtered, numbered_page
 from sandbox.pennylane.state import ApiError, Company, SandboxState
 
@@ -51,6 +53,11 @@ def create_app(config: PennylaneSandboxConfig | None = None) -> Starlette:
         Route(f"{API}/ledger_entries", _api(_list_entries), methods=["GET"]),
         Route(f"{API}/ledger_entries", _api(_create_entry), methods=["POST"]),
         Route(f"{API}/ledger_entries/{{entry_id:int}}", _api(_get_entry), methods=["GET"]),
+        Route(f"{API}/customers", _api(_list_customers), methods=["GET"]),
+        Route(f"{API}/company_customers", _api(_create_customer), methods=["POST"]),
+        Route(f"{API}/customer_invoices", _api(_list_invoices), methods=["GET"]),
+        Route(f"{API}/customer_invoices", _api(_create_invoice), methods=["POST"]),
+        Route(f"{API}/customer_invoices/{{invoice_id:int}}", _api(_get_invoice), methods=["GET"]),
         Route("/_sandbox/health", _health, methods=["GET"]),
         Route("/_sandbox/companies", _add_company, methods=["POST"]),
         Route("/_sandbox/faults", _add_faults, methods=["POST"]),
@@ -159,20 +166,56 @@ async def _list_entries(request: Request, state: SandboxState, company: Company)
     return JSONResponse(numbered_page(items, request.query_params))
 
 
-async def _create_entry(request: Request, state: SandboxState, company: Company) -> Response:
-    entry = state.create_entry(company, await _json_object(request))
+async def _created(request: Request, state: SandboxState, stored: dict[str, Any]) -> Response:
+    """The answer of a creation already stored: held by a test's gate, or lost, or 201."""
     gate = state.gate
-    if gate is not None:  # committed; the answer waits (a test stops the client meanwhile)
-        gate.committed.set()
+    if gate is not None and gate.path in (None, request.url.path.removeprefix(API)):
+        gate.committed.set()  # committed; the answer waits (a test stops the client meanwhile)
         await gate.release.wait()
     if state.lost_answers:
         status = state.lost_answers.pop(0)
         return JSONResponse({"error": "internal_server_error", "message": "answer lost"}, status_code=status)
-    return JSONResponse(entry, status_code=201)
+    return JSONResponse(stored, status_code=201)
+
+
+async def _create_entry(request: Request, state: SandboxState, company: Company) -> Response:
+    return await _created(request, state, state.create_entry(company, await _json_object(request)))
 
 
 async def _get_entry(request: Request, state: SandboxState, company: Company) -> Response:
     return JSONResponse(state.entry(company, request.path_params["entry_id"]))
+
+
+async def _list_customers(request: Request, state: SandboxState, company: Company) -> Response:
+    fields = {"id", "external_reference", "customer_type"}
+    items = filtered(list(company.customers.values()), request.query_params.get("filter"), fields)
+    return JSONResponse(cursor_page(items, request.query_params))
+
+
+async def _create_customer(request: Request, state: SandboxState, company: Company) -> Response:
+    return await _created(request, state, create_customer(state, company, await _json_object(request)))
+
+
+async def _list_invoices(request: Request, state: SandboxState, company: Company) -> Response:
+    fields = {"id", "date", "customer_id", "invoice_number", "external_reference"}
+    items = [{**i, "customer_id": i["customer"]["id"]} for i in company.invoices.values()]
+    items = filtered(items, request.query_params.get("filter"), fields)
+    return JSONResponse(cursor_page([_invoice_json(i) for i in items], request.query_params))
+
+
+def _invoice_json(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if k != "customer_id"}
+
+
+async def _create_invoice(request: Request, state: SandboxState, company: Company) -> Response:
+    return await _created(request, state, create_invoice(state, company, await _json_object(request)))
+
+
+async def _get_invoice(request: Request, state: SandboxState, company: Company) -> Response:
+    found = company.invoices.get(request.path_params["invoice_id"])
+    if found is None:
+        raise ApiError(404, "not_found", "Customer invoice not found")
+    return JSONResponse(found)
 
 
 # ---- sandbox controls --------------------------------------------------------------------
@@ -181,7 +224,9 @@ async def _get_entry(request: Request, state: SandboxState, company: Company) ->
 async def _health(request: Request) -> Response:
     state: SandboxState = request.app.state.sandbox
     entries = sum(len(c.entries) for c in state.companies.values())
-    return JSONResponse({"status": "ok", "companies": len(state.companies), "ledger_entries": entries})
+    invoices = sum(len(c.invoices) for c in state.companies.values())
+    body = {"status": "ok", "companies": len(state.companies), "ledger_entries": entries, "customer_invoices": invoices}
+    return JSONResponse(body)
 
 
 def company_json(company: Company) -> dict[str, Any]:

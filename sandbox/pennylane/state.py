@@ -20,7 +20,7 @@ from typing import Any
 from sandbox.pennylane.config import DEFAULT_ACCOUNTS, DEFAULT_JOURNALS, CompanyConfig, PennylaneSandboxConfig
 from sandbox.qonto.limits import FaultInjector, RateLimiter
 
-__all__ = ["ApiError", "Company", "CreateGate", "SandboxState"]
+__all__ = ["ApiError", "Company", "CreateGate", "SandboxState", "amount_text", "invalid", "now"]
 
 _AMOUNT = re.compile(r"^\d{1,13}(\.\d{1,2})?$")
 MAX_LINES = 1000
@@ -41,11 +41,11 @@ class ApiError(Exception):
         return found
 
 
-def _invalid(field_name: str, issue: str) -> ApiError:
+def invalid(field_name: str, issue: str) -> ApiError:
     return ApiError(422, "unprocessable_entity", f"{field_name} {issue}", field_name, issue)
 
 
-def _now() -> str:
+def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -56,7 +56,7 @@ def amount_text(cents: int) -> str:
 def _cents(value: Any, field_name: str) -> int:
     text = value if isinstance(value, str) else str(value) if isinstance(value, int | float) else ""
     if not _AMOUNT.match(text):
-        raise _invalid(field_name, "must be a positive decimal amount with at most 2 decimals")
+        raise invalid(field_name, "must be a positive decimal amount with at most 2 decimals")
     units, _, rest = text.partition(".")
     return int(units) * 100 + int((rest + "00")[:2])
 
@@ -69,6 +69,8 @@ class Company:
     journals: dict[int, dict[str, Any]] = field(default_factory=dict)
     accounts: dict[int, dict[str, Any]] = field(default_factory=dict)
     entries: dict[int, dict[str, Any]] = field(default_factory=dict)
+    customers: dict[int, dict[str, Any]] = field(default_factory=dict)
+    invoices: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     def journal_id(self, code: str) -> int:
         return next(j["id"] for j in self.journals.values() if j["code"] == code)
@@ -79,10 +81,12 @@ class Company:
 
 @dataclass
 class CreateGate:
-    """Holds the answer of ledger entry creations once they are committed (tests of a crash mid-push)."""
+    """Holds the answer of creations (of `path` only, when named) once they are committed (tests of a
+    crash mid-push)."""
 
     committed: asyncio.Event = field(default_factory=asyncio.Event)
     release: asyncio.Event = field(default_factory=asyncio.Event)
+    path: str | None = None
 
 
 class SandboxState:
@@ -107,7 +111,7 @@ class SandboxState:
 
     # ---- companies ---------------------------------------------------------------------
 
-    def _next_id(self) -> int:
+    def next_id(self) -> int:
         self._seq += 1
         return self._seq
 
@@ -115,7 +119,7 @@ class SandboxState:
         """A company with the default journals and chart of accounts."""
         if config.token in self.companies:
             raise ApiError(422, "unprocessable_entity", "a company already has this token", "token", "is taken")
-        company = Company(self._next_id(), config.name, config.token)
+        company = Company(self.next_id(), config.name, config.token)
         self.companies[config.token] = company
         for code, label, kind in DEFAULT_JOURNALS:
             self.create_journal(company, {"code": code, "label": label, "type": kind}, persist=False)
@@ -135,12 +139,12 @@ class SandboxState:
     def create_journal(self, company: Company, fields: dict[str, Any], *, persist: bool = True) -> dict[str, Any]:
         code, label = fields.get("code"), fields.get("label")
         if not isinstance(code, str) or not re.fullmatch(r"[A-Z0-9]{2,5}", code):
-            raise _invalid("code", "must be 2 to 5 capital letters or digits")
+            raise invalid("code", "must be 2 to 5 capital letters or digits")
         if not isinstance(label, str) or not label.strip():
-            raise _invalid("label", "is required")
+            raise invalid("label", "is required")
         if any(j["code"] == code for j in company.journals.values()):
-            raise _invalid("code", "has already been taken")
-        journal_id = self._next_id()
+            raise invalid("code", "has already been taken")
+        journal_id = self.next_id()
         journal: dict[str, Any] = {"id": journal_id, "code": code, "label": label, "type": fields.get("type") or "misc"}
         company.journals[journal_id] = journal
         if persist:
@@ -150,12 +154,12 @@ class SandboxState:
     def create_account(self, company: Company, fields: dict[str, Any], *, persist: bool = True) -> dict[str, Any]:
         number, label = fields.get("number"), fields.get("label")
         if not isinstance(number, str) or not re.fullmatch(r"\d{1,12}", number):
-            raise _invalid("number", "must be digits")
+            raise invalid("number", "must be digits")
         if not isinstance(label, str) or not label.strip():
-            raise _invalid("label", "is required")
+            raise invalid("label", "is required")
         if any(a["number"] == number for a in company.accounts.values()):
-            raise _invalid("number", "has already been taken")
-        account_id = self._next_id()
+            raise invalid("number", "has already been taken")
+        account_id = self.next_id()
         account: dict[str, Any] = {
             "id": account_id,
             "number": number,
@@ -163,8 +167,8 @@ class SandboxState:
             "vat_rate": fields.get("vat_rate") or "exempt",
             "country_alpha2": fields.get("country_alpha2") or "FR",
             "enabled": True,
-            "created_at": _now(),
-            "updated_at": _now(),
+            "created_at": now(),
+            "updated_at": now(),
         }
         company.accounts[account_id] = account
         if persist:
@@ -177,37 +181,37 @@ class SandboxState:
         """Validates like Pennylane (journal and accounts of this company, balanced lines) and stores it."""
         label = fields.get("label")
         if not isinstance(label, str) or not label.strip():
-            raise _invalid("label", "is required")
+            raise invalid("label", "is required")
         raw_date = fields.get("date")
         try:
             day = date.fromisoformat(raw_date) if isinstance(raw_date, str) else None
         except ValueError:
             day = None
         if day is None:
-            raise _invalid("date", "must be a date (YYYY-MM-DD)")
+            raise invalid("date", "must be a date (YYYY-MM-DD)")
         journal_id = fields.get("journal_id")
         if not isinstance(journal_id, int) or journal_id not in company.journals:
             raise ApiError(404, "not_found", "Journal not found", "journal_id", "not found")
         currency = fields.get("currency", "EUR")
         if not isinstance(currency, str) or not re.fullmatch(r"[A-Z]{3}", currency):
-            raise _invalid("currency", "must be an ISO 4217 code")
+            raise invalid("currency", "must be an ISO 4217 code")
         piece_number = fields.get("piece_number")
         if piece_number is not None and (not isinstance(piece_number, str) or len(piece_number) > 255):
-            raise _invalid("piece_number", "must be a string of at most 255 characters")
+            raise invalid("piece_number", "must be a string of at most 255 characters")
         lines = fields.get("ledger_entry_lines")
         if not isinstance(lines, list) or not lines:
-            raise _invalid("ledger_entry_lines", "is required")
+            raise invalid("ledger_entry_lines", "is required")
         if len(lines) > MAX_LINES:
-            raise _invalid("ledger_entry_lines", f"at most {MAX_LINES} lines")
+            raise invalid("ledger_entry_lines", f"at most {MAX_LINES} lines")
         stored_lines = []
         debits = credits = 0
         for i, line in enumerate(lines):
             if not isinstance(line, dict):
-                raise _invalid(f"ledger_entry_lines[{i}]", "must be an object")
+                raise invalid(f"ledger_entry_lines[{i}]", "must be an object")
             debit = _cents(line.get("debit", "0"), f"ledger_entry_lines[{i}].debit")
             credit = _cents(line.get("credit", "0"), f"ledger_entry_lines[{i}].credit")
             if (debit == 0) == (credit == 0):
-                raise _invalid(f"ledger_entry_lines[{i}]", "needs either a debit or a credit")
+                raise invalid(f"ledger_entry_lines[{i}]", "needs either a debit or a credit")
             account_id = line.get("ledger_account_id")
             if not isinstance(account_id, int) or account_id not in company.accounts:
                 raise ApiError(
@@ -222,7 +226,7 @@ class SandboxState:
             account = company.accounts[account_id]
             stored_lines.append(
                 {
-                    "id": self._next_id(),
+                    "id": self.next_id(),
                     "debit": amount_text(debit),
                     "credit": amount_text(credit),
                     "ledger_account_id": account_id,
@@ -231,8 +235,8 @@ class SandboxState:
                 }
             )
         if debits != credits:
-            raise _invalid("ledger_entry_lines", "must be balanced (debits equal credits)")
-        entry_id = self._next_id()
+            raise invalid("ledger_entry_lines", "must be balanced (debits equal credits)")
+        entry_id = self.next_id()
         entry = {
             "id": entry_id,
             "label": label,
@@ -244,8 +248,8 @@ class SandboxState:
             "ledger_attachment_id": None,
             "ledger_attachment_filename": None,
             "ledger_entry_lines": stored_lines,
-            "created_at": _now(),
-            "updated_at": _now(),
+            "created_at": now(),
+            "updated_at": now(),
         }
         company.entries[entry_id] = entry
         self.save()
@@ -290,5 +294,7 @@ class SandboxState:
                 {int(k): v for k, v in raw["journals"].items()},
                 {int(k): v for k, v in raw["accounts"].items()},
                 {int(k): v for k, v in raw["entries"].items()},
+                {int(k): v for k, v in raw.get("customers", {}).items()},
+                {int(k): v for k, v in raw.get("invoices", {}).items()},
             )
             self.companies[company.token] = company

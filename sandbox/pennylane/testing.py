@@ -58,15 +58,19 @@ class RunningPennylaneSandbox:
         """Make the next ``count`` API requests answer ``status`` (429 carries ``retry-after``)."""
         self.state.faults.add(status, count, retry_after)
 
+    def invoices(self, company: Company) -> list[dict[str, Any]]:
+        """The company's customer invoices and credit notes, oldest first."""
+        return [company.invoices[k] for k in sorted(company.invoices)]
+
     def lose_answers(self, status: int = 503, count: int = 1) -> None:
-        """The next ``count`` ledger entry creations are stored, then answered ``status``."""
+        """The next ``count`` creations (ledger entries, customers, invoices) are stored, then answered ``status``."""
         self.state.lost_answers.extend([status] * count)
 
     @contextlib.contextmanager
-    def holding_creations(self) -> Iterator[CreateGate]:
-        """While inside, a ledger entry creation is stored, sets ``gate.committed`` and waits for
-        ``gate.release`` before answering (released on exit)."""
-        gate = CreateGate()
+    def holding_creations(self, path: str | None = None) -> Iterator[CreateGate]:
+        """While inside, a creation (at ``path`` only, e.g. ``"/customer_invoices"``, when named) is stored,
+        sets ``gate.committed`` and waits for ``gate.release`` before answering (released on exit)."""
+        gate = CreateGate(path=path)
         self.state.gate = gate
         try:
             yield gate

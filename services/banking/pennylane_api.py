@@ -1,10 +1,11 @@
-"""Pennylane Company API v2 client: ledger entries, for Banking's push.
+"""Pennylane Company API v2 client: ledger entries, customer invoices and customers, for Banking's push.
 
 Authentication is `Authorization: Bearer <company token>`; Pennylane allows 25 requests per 5 s per
 token and answers 429 with `retry-after` beyond. Every request waits that long and retries on a 429
 (nothing was done); a read also retries 5xx and network failures with backoff. A creation that
 fails that way is NOT retried here: Pennylane has no idempotency key, so it may hold the entry —
-the caller looks it up by reference (`find_ledger_entry`) before creating it again.
+the caller looks it up by reference (`find_ledger_entry`, `find_customer_invoice`, `find_customer`)
+before creating it again.
 """
 
 from __future__ import annotations
@@ -130,3 +131,30 @@ class PennylaneClient:
             if page >= int(listed.get("total_pages") or 1):
                 return None
             page += 1
+
+    async def _find_one(self, path: str, field: str, value: str) -> dict[str, Any] | None:
+        """The first item of a cursor-paged list whose `field` equals `value` (a filter Pennylane serves)."""
+        params = {"filter": json.dumps([{"field": field, "operator": "eq", "value": value}]), "limit": str(PAGE)}
+        listed = (await self._send("GET", path, params=params)).json()
+        for item in listed.get("items") or []:
+            if item.get(field) == value:
+                found: dict[str, Any] = item
+                return found
+        return None
+
+    async def create_customer_invoice(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A customer invoice (a credit note when its amounts are negative)."""
+        created: dict[str, Any] = (await self._send("POST", "/customer_invoices", json=body)).json()
+        return created
+
+    async def find_customer_invoice(self, external_reference: str) -> dict[str, Any] | None:
+        """The customer invoice (or credit note) with this external reference, if Pennylane holds one."""
+        return await self._find_one("/customer_invoices", "external_reference", external_reference)
+
+    async def create_company_customer(self, body: dict[str, Any]) -> dict[str, Any]:
+        created: dict[str, Any] = (await self._send("POST", "/company_customers", json=body)).json()
+        return created
+
+    async def find_customer(self, external_reference: str) -> dict[str, Any] | None:
+        """The customer with this external reference (unique per company), if any."""
+        return await self._find_one("/customers", "external_reference", external_reference)

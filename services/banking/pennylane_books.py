@@ -11,10 +11,21 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from collect.banking.v1 import banking_pb2 as pb
+
 from runtime.errors import FieldError
+from runtime.proto import EnumNames
 from services.banking import fec
 
 PLATFORM = "platform"  # the entity of the platform's own books
+
+# The proto's closed sets as stored and answered over HTTP.
+SALES_AS = EnumNames(pb.PennylaneSalesAs)
+DOCUMENTS = EnumNames(pb.PennylaneDocument)
+LEDGER_ENTRIES = SALES_AS.name(pb.PENNYLANE_SALES_AS_LEDGER_ENTRIES)  # the default
+CUSTOMER_INVOICES = SALES_AS.name(pb.PENNYLANE_SALES_AS_CUSTOMER_INVOICES)
+LEDGER_ENTRY = DOCUMENTS.name(pb.PENNYLANE_DOCUMENT_LEDGER_ENTRY)
+CUSTOMER_INVOICE = DOCUMENTS.name(pb.PENNYLANE_DOCUMENT_CUSTOMER_INVOICE)
 
 
 class Unmapped(ValueError):

@@ -666,6 +666,7 @@ class PennylaneSettingsRow:
     ledger_account_ids: dict[str, int]
     start_date: date
     enabled: bool
+    sales_as: str  # a name of the proto's PennylaneSalesAs
 
 
 def _settings_row(row: asyncpg.Record) -> PennylaneSettingsRow:
@@ -676,18 +677,19 @@ def _settings_row(row: asyncpg.Record) -> PennylaneSettingsRow:
         _json_map(row["ledger_account_ids"]),
         row["start_date"],
         row["enabled"],
+        row["sales_as"],
     )
 
 
 async def pennylane_settings_put(conn: Connection, settings: PennylaneSettingsRow) -> PennylaneSettingsRow:
     row = await conn.fetchrow(
         """INSERT INTO pennylane_settings
-               (entity, api_token_ciphertext, journal_ids, ledger_account_ids, start_date, enabled)
-           VALUES ($1, $2, $3::jsonb, $4::jsonb, $5, $6)
+               (entity, api_token_ciphertext, journal_ids, ledger_account_ids, start_date, enabled, sales_as)
+           VALUES ($1, $2, $3::jsonb, $4::jsonb, $5, $6, $7)
            ON CONFLICT (entity) DO UPDATE SET
                api_token_ciphertext = EXCLUDED.api_token_ciphertext, journal_ids = EXCLUDED.journal_ids,
                ledger_account_ids = EXCLUDED.ledger_account_ids, start_date = EXCLUDED.start_date,
-               enabled = EXCLUDED.enabled, updated_at = now()
+               enabled = EXCLUDED.enabled, sales_as = EXCLUDED.sales_as, updated_at = now()
            RETURNING *""",
         settings.entity,
         settings.api_token_ciphertext,
@@ -695,6 +697,7 @@ async def pennylane_settings_put(conn: Connection, settings: PennylaneSettingsRo
         orjson.dumps(settings.ledger_account_ids).decode(),
         settings.start_date,
         settings.enabled,
+        settings.sales_as,
     )
     assert row is not None  # RETURNING always answers a row
     return _settings_row(row)
@@ -710,48 +713,64 @@ async def pennylane_settings_enabled(conn: Connection) -> list[PennylaneSettings
     return [_settings_row(r) for r in rows]
 
 
-async def pennylane_entries(conn: Connection, entity: str, references: Sequence[str]) -> dict[str, asyncpg.Record]:
-    """reference → row, for the references already recorded."""
+async def pennylane_entries(
+    conn: Connection, entity: str, references: Sequence[str]
+) -> dict[tuple[str, str], asyncpg.Record]:
+    """(document, reference) → row, for the references already recorded."""
     rows = await conn.fetch(
         "SELECT * FROM pennylane_entries WHERE entity = $1 AND reference = ANY($2::text[])", entity, list(references)
     )
-    return {r["reference"]: r for r in rows}
+    return {(r["document"], r["reference"]): r for r in rows}
 
 
-async def pennylane_entry_sending(conn: Connection, entity: str, reference: str, journal: str, day: date) -> None:
+async def pennylane_entry_sending(
+    conn: Connection, entity: str, document: str, reference: str, journal: str, day: date
+) -> None:
     """Recorded (and committed) before the creation is sent: from now on Pennylane may hold it."""
     await conn.execute(
-        """INSERT INTO pennylane_entries (entity, reference, journal, day, status, maybe_sent, attempts)
-           VALUES ($1, $2, $3, $4, 'sending', true, 1)
-           ON CONFLICT (entity, reference) DO UPDATE SET status = 'sending', maybe_sent = true,
+        """INSERT INTO pennylane_entries (entity, reference, journal, day, status, maybe_sent, attempts, document)
+           VALUES ($1, $2, $3, $4, 'sending', true, 1, $5)
+           ON CONFLICT (entity, reference, document) DO UPDATE SET status = 'sending', maybe_sent = true,
                attempts = pennylane_entries.attempts + 1, updated_at = now()
            WHERE pennylane_entries.status <> 'pushed'""",
         entity,
         reference,
         journal,
         day,
+        document,
     )
 
 
-async def pennylane_entry_pushed(conn: Connection, entity: str, reference: str, pennylane_id: int) -> None:
+async def pennylane_entry_pushed(
+    conn: Connection, entity: str, document: str, reference: str, pennylane_id: int
+) -> None:
     await conn.execute(
         """UPDATE pennylane_entries SET status = 'pushed', maybe_sent = false, pennylane_id = $3,
                last_error = NULL, updated_at = now()
-            WHERE entity = $1 AND reference = $2""",
+            WHERE entity = $1 AND reference = $2 AND document = $4""",
         entity,
         reference,
         pennylane_id,
+        document,
     )
 
 
 async def pennylane_entry_failed(
-    conn: Connection, entity: str, reference: str, journal: str, day: date, error: str, *, maybe_sent: bool
+    conn: Connection,
+    entity: str,
+    document: str,
+    reference: str,
+    journal: str,
+    day: date,
+    error: str,
+    *,
+    maybe_sent: bool,
 ) -> None:
     """The last try failed; `maybe_sent` when Pennylane may hold it anyway (looked up before a new creation)."""
     await conn.execute(
-        """INSERT INTO pennylane_entries (entity, reference, journal, day, status, maybe_sent, last_error)
-           VALUES ($1, $2, $3, $4, 'failed', $6, $5)
-           ON CONFLICT (entity, reference) DO UPDATE SET status = 'failed', last_error = EXCLUDED.last_error,
+        """INSERT INTO pennylane_entries (entity, reference, journal, day, status, maybe_sent, last_error, document)
+           VALUES ($1, $2, $3, $4, 'failed', $6, $5, $7)
+           ON CONFLICT (entity, reference, document) DO UPDATE SET status = 'failed', last_error = EXCLUDED.last_error,
                maybe_sent = EXCLUDED.maybe_sent, updated_at = now()
            WHERE pennylane_entries.status <> 'pushed'""",
         entity,
@@ -760,14 +779,15 @@ async def pennylane_entry_failed(
         day,
         error[:500],
         maybe_sent,
+        document,
     )
 
 
 async def pennylane_failures(conn: Connection, entity: str, limit: int = 100) -> list[asyncpg.Record]:
     """Entries of `entity` not pushed (failed, or left sending by a run that stopped), oldest first."""
     return await conn.fetch(
-        """SELECT reference, journal, day, status, attempts, last_error, maybe_sent FROM pennylane_entries
-            WHERE entity = $1 AND status <> 'pushed' ORDER BY day, reference LIMIT $2""",
+        """SELECT reference, document, journal, day, status, attempts, last_error, maybe_sent FROM pennylane_entries
+            WHERE entity = $1 AND status <> 'pushed' ORDER BY day, reference, document LIMIT $2""",
         entity,
         limit,
     )

@@ -19,7 +19,7 @@ from services.banking import payouts, pennylane, reconciliation, reports, reposi
 from services.banking.allocation import AllocationRule, LegalEntity, allocation_json, validate_allocation
 from services.banking.context import Banking
 from services.banking.daily_report import DailyReport, report_csv
-from services.banking.pennylane_books import PLATFORM
+from services.banking.pennylane_books import DOCUMENTS, PLATFORM, SALES_AS
 from services.banking.repository import PennylaneSettingsRow
 
 
@@ -187,6 +187,7 @@ def _pennylane_settings(entity: str, row: PennylaneSettingsRow | None) -> pb.Pen
         start_date=row.start_date.isoformat(),
         enabled=row.enabled,
         api_token_set=bool(row.api_token_ciphertext),
+        sales_as=SALES_AS.number(row.sales_as),  # type: ignore[arg-type]
     )
 
 
@@ -198,6 +199,7 @@ def _pennylane_failure(row: asyncpg.Record) -> pb.PennylaneFailure:
         status=row["status"],
         attempts=row["attempts"],
         error=row["last_error"] or "",
+        document=DOCUMENTS.number(row["document"]),  # type: ignore[arg-type]
     )
 
 
@@ -424,6 +426,8 @@ class BankingServicer(banking_pb2_grpc.BankingServiceServicer):
             ledger_account_ids=dict(request.ledger_account_ids),
             start_date=request.start_date,
             enabled=request.enabled,
+            # An unknown number stays visible to the validation; unspecified is the default.
+            sales_as=SALES_AS.name(request.sales_as) or (str(request.sales_as) if request.sales_as else ""),
         )
         return pb.PutPennylaneSettingsResponse(settings=_pennylane_settings(entity, row))
 
@@ -453,6 +457,7 @@ class BankingServicer(banking_pb2_grpc.BankingServiceServicer):
                     found=r.found,
                     unchanged=r.unchanged,
                     rate_limited=r.rate_limited,
+                    invoiced=r.invoiced,
                     failures=[pb.PennylaneFailure(reference=ref, error=error) for ref, error in r.failures],
                 )
                 for r in results

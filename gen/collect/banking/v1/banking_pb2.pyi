@@ -8,6 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -18,6 +19,54 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _PennylaneSalesAs:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PennylaneSalesAsEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PennylaneSalesAs.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PENNYLANE_SALES_AS_UNSPECIFIED: _PennylaneSalesAs.ValueType  # 0
+    PENNYLANE_SALES_AS_LEDGER_ENTRIES: _PennylaneSalesAs.ValueType  # 1
+    """One ledger entry per FEC entry."""
+    PENNYLANE_SALES_AS_CUSTOMER_INVOICES: _PennylaneSalesAs.ValueType  # 2
+    """Each sale a finalized customer invoice (a refund a credit note) to the organisation's one
+    anonymous walk-in customer, which Pennylane books in its sales journal; the rest of the FEC
+    entry (money received, fees) a ledger entry settling that customer. The sum is the FEC entry.
+    """
+
+class PennylaneSalesAs(_PennylaneSalesAs, metaclass=_PennylaneSalesAsEnumTypeWrapper):
+    """How an entity's sales journal (card and cash sales, refunds) reaches Pennylane. Everything else
+    (fees, payouts, disputes, bank) is always pushed as ledger entries.
+    """
+
+PENNYLANE_SALES_AS_UNSPECIFIED: PennylaneSalesAs.ValueType  # 0
+PENNYLANE_SALES_AS_LEDGER_ENTRIES: PennylaneSalesAs.ValueType  # 1
+"""One ledger entry per FEC entry."""
+PENNYLANE_SALES_AS_CUSTOMER_INVOICES: PennylaneSalesAs.ValueType  # 2
+"""Each sale a finalized customer invoice (a refund a credit note) to the organisation's one
+anonymous walk-in customer, which Pennylane books in its sales journal; the rest of the FEC
+entry (money received, fees) a ledger entry settling that customer. The sum is the FEC entry.
+"""
+Global___PennylaneSalesAs: _TypeAlias = PennylaneSalesAs  # noqa: Y015
+
+class _PennylaneDocument:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PennylaneDocumentEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PennylaneDocument.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PENNYLANE_DOCUMENT_UNSPECIFIED: _PennylaneDocument.ValueType  # 0
+    PENNYLANE_DOCUMENT_LEDGER_ENTRY: _PennylaneDocument.ValueType  # 1
+    PENNYLANE_DOCUMENT_CUSTOMER_INVOICE: _PennylaneDocument.ValueType  # 2
+
+class PennylaneDocument(_PennylaneDocument, metaclass=_PennylaneDocumentEnumTypeWrapper):
+    """What the push creates at Pennylane for a book entry."""
+
+PENNYLANE_DOCUMENT_UNSPECIFIED: PennylaneDocument.ValueType  # 0
+PENNYLANE_DOCUMENT_LEDGER_ENTRY: PennylaneDocument.ValueType  # 1
+PENNYLANE_DOCUMENT_CUSTOMER_INVOICE: PennylaneDocument.ValueType  # 2
+Global___PennylaneDocument: _TypeAlias = PennylaneDocument  # noqa: Y015
 
 @_typing.final
 class BankTransaction(_message.Message):
@@ -1254,6 +1303,7 @@ class PennylaneSettings(_message.Message):
     START_DATE_FIELD_NUMBER: _builtins.int
     ENABLED_FIELD_NUMBER: _builtins.int
     API_TOKEN_SET_FIELD_NUMBER: _builtins.int
+    SALES_AS_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
     platform: _builtins.bool
     start_date: _builtins.str
@@ -1261,6 +1311,8 @@ class PennylaneSettings(_message.Message):
     enabled: _builtins.bool
     api_token_set: _builtins.bool
     """A token is stored (it is never answered)."""
+    sales_as: Global___PennylaneSalesAs.ValueType
+    """How the sales journal (card and cash sales, refunds) reaches Pennylane; never unspecified here."""
     @_builtins.property
     def journal_ids(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
         """FEC journal code (VE, CA, ST, BQ) -> Pennylane journal id."""
@@ -1279,10 +1331,11 @@ class PennylaneSettings(_message.Message):
         start_date: _builtins.str = ...,
         enabled: _builtins.bool = ...,
         api_token_set: _builtins.bool = ...,
+        sales_as: Global___PennylaneSalesAs.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_token_set", b"api_token_set", "enabled", b"enabled", "journal_ids", b"journal_ids", "ledger_account_ids", b"ledger_account_ids", "organization_id", b"organization_id", "platform", b"platform", "start_date", b"start_date"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_token_set", b"api_token_set", "enabled", b"enabled", "journal_ids", b"journal_ids", "ledger_account_ids", b"ledger_account_ids", "organization_id", b"organization_id", "platform", b"platform", "sales_as", b"sales_as", "start_date", b"start_date"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1298,6 +1351,7 @@ class PennylaneFailure(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     ATTEMPTS_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    DOCUMENT_FIELD_NUMBER: _builtins.int
     reference: _builtins.str
     """The entry's external reference (its piece number at Pennylane); empty when the books could not be read."""
     journal: _builtins.str
@@ -1306,6 +1360,8 @@ class PennylaneFailure(_message.Message):
     """`failed`, or `sending` when a run stopped after sending it (looked up before it is sent again)."""
     attempts: _builtins.int
     error: _builtins.str
+    document: Global___PennylaneDocument.ValueType
+    """What was being created for the entry (unspecified when the books could not be read)."""
     def __init__(
         self,
         *,
@@ -1315,10 +1371,11 @@ class PennylaneFailure(_message.Message):
         status: _builtins.str = ...,
         attempts: _builtins.int = ...,
         error: _builtins.str = ...,
+        document: Global___PennylaneDocument.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "date", b"date", "error", b"error", "journal", b"journal", "reference", b"reference", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "date", b"date", "document", b"document", "error", b"error", "journal", b"journal", "reference", b"reference", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1375,12 +1432,15 @@ class PutPennylaneSettingsRequest(_message.Message):
     LEDGER_ACCOUNT_IDS_FIELD_NUMBER: _builtins.int
     START_DATE_FIELD_NUMBER: _builtins.int
     ENABLED_FIELD_NUMBER: _builtins.int
+    SALES_AS_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
     platform: _builtins.bool
     api_token: _builtins.str
     """Empty keeps the stored token."""
     start_date: _builtins.str
     enabled: _builtins.bool
+    sales_as: Global___PennylaneSalesAs.ValueType
+    """Unspecified: ledger entries. Customer invoices are an organisation's choice only."""
     @_builtins.property
     def journal_ids(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]: ...
     @_builtins.property
@@ -1395,10 +1455,11 @@ class PutPennylaneSettingsRequest(_message.Message):
         ledger_account_ids: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
         start_date: _builtins.str = ...,
         enabled: _builtins.bool = ...,
+        sales_as: Global___PennylaneSalesAs.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_token", b"api_token", "enabled", b"enabled", "journal_ids", b"journal_ids", "ledger_account_ids", b"ledger_account_ids", "organization_id", b"organization_id", "platform", b"platform", "start_date", b"start_date"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_token", b"api_token", "enabled", b"enabled", "journal_ids", b"journal_ids", "ledger_account_ids", b"ledger_account_ids", "organization_id", b"organization_id", "platform", b"platform", "sales_as", b"sales_as", "start_date", b"start_date"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1506,11 +1567,14 @@ class PennylanePushResult(_message.Message):
     UNCHANGED_FIELD_NUMBER: _builtins.int
     RATE_LIMITED_FIELD_NUMBER: _builtins.int
     FAILURES_FIELD_NUMBER: _builtins.int
+    INVOICED_FIELD_NUMBER: _builtins.int
     entity: _builtins.str
     pushed: _builtins.int
     found: _builtins.int
     unchanged: _builtins.int
     rate_limited: _builtins.int
+    invoiced: _builtins.int
+    """Of the entries pushed or found, those pushed as a customer invoice (with its settlement)."""
     @_builtins.property
     def failures(self) -> _containers.RepeatedCompositeFieldContainer[Global___PennylaneFailure]: ...
     def __init__(
@@ -1522,10 +1586,11 @@ class PennylanePushResult(_message.Message):
         unchanged: _builtins.int = ...,
         rate_limited: _builtins.int = ...,
         failures: _abc.Iterable[Global___PennylaneFailure] | None = ...,
+        invoiced: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["entity", b"entity", "failures", b"failures", "found", b"found", "pushed", b"pushed", "rate_limited", b"rate_limited", "unchanged", b"unchanged"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entity", b"entity", "failures", b"failures", "found", b"found", "invoiced", b"invoiced", "pushed", b"pushed", "rate_limited", b"rate_limited", "unchanged", b"unchanged"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,192 @@
+"""An organisation that pushes its sales as customer invoices, through the real parts (Payments' books,
+Banking's store, the Pennylane sandbox at 4 requests per second per token, so pushes meet 429s).
+
+Its card and cash sales land as finalized invoices (its refund as a credit note) to one walk-in
+customer, the rest of each sale's entry as a ledger entry settling that customer, everything else as
+ledger entries: Pennylane's ledger, its own invoice entries included, is the FEC. A run stopped after
+Pennylane stored an invoice and lost answers leave no duplicate; a change of `sales_as` books nothing twice."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import pytest
+from collect.banking.v1 import banking_pb2 as pb
+
+from sandbox.pennylane.testing import RunningPennylaneSandbox
+from services.banking import fec
+from services.banking.context import Banking
+from services.banking.pennylane_invoices import WALK_IN_NAME
+from tests.fixtures.stack import Stack
+from tests.integration.banking import pennylane_support
+from tests.integration.banking.conftest import sell, today
+from tests.integration.banking.pennylane_support import (
+    as_member,
+    as_service,
+    assert_invoices_and_ledger_are_the_fec,
+    assert_totals_are_the_fec,
+    banking_stub,
+    configure,
+    fec_rows,
+    mapping,
+    not_pushed,
+    org_with_books,
+    push,
+    stop_a_push_once_pennylane_stores,
+)
+
+in_process = pennylane_support.in_process
+INVOICES = pb.PENNYLANE_SALES_AS_CUSTOMER_INVOICES
+
+
+async def test_sales_land_as_invoices_the_rest_as_ledger_entries_equal_to_the_fec(bank_stack: Stack) -> None:
+    stack = bank_stack
+    pl: RunningPennylaneSandbox = stack.extras["pennylane"]
+    org = await org_with_books(stack, [1000, 2500, 4000, 1500], refund=700, cash=[1200, 800])
+    company = pl.add_company("invoices")
+    settings = await configure(stack, org, company, INVOICES)
+    assert settings.sales_as == INVOICES
+    refused_before = pl.state.refused
+
+    result = await push(stack, org)
+
+    rows = await fec_rows(stack, org)
+    assert {"VE", "CA", "BQ"} <= {cells[0] for cells in rows}
+    invoices = assert_invoices_and_ledger_are_the_fec(pl, company, rows)
+    assert not result.failures and result.pushed == len({cells[2] for cells in rows})
+    assert result.invoiced == len(invoices) == 7  # 4 card sales, 2 cash sales, 1 refund
+    assert sorted(i["amount"] for i in invoices if i["amount"].startswith("-")) == ["-7.00"]  # the credit note
+    assert {i["customer"]["id"] for i in invoices} == {c["id"] for c in company.customers.values()}
+    (customer,) = company.customers.values()
+    assert customer["name"] == WALK_IN_NAME and customer["emails"] == []  # nothing about the buyers
+    assert result.rate_limited > 0 and pl.state.refused > refused_before  # 429s met and waited out
+
+    again = await push(stack, org)
+    assert (again.pushed, again.found, again.unchanged, again.invoiced) == (0, 0, result.pushed, 0)
+    assert_invoices_and_ledger_are_the_fec(pl, company, rows)
+
+
+async def test_a_run_stopped_after_an_invoice_and_lost_answers_leave_no_duplicate(
+    bank_stack: Stack, in_process: Banking
+) -> None:
+    stack = bank_stack
+    pl: RunningPennylaneSandbox = stack.extras["pennylane"]
+    org = await org_with_books(stack, [1300, 900, 2100], refund=400)
+    company = pl.add_company("invoices crash")
+    await configure(stack, org, company, INVOICES)
+
+    # Stopped (as a crash would) after Pennylane stored the first invoice, before Banking recorded it.
+    await stop_a_push_once_pennylane_stores(pl, in_process, org, "/customer_invoices")
+    assert len(pl.invoices(company)) == 1 and len(company.customers) == 1
+    stopped = [(f.status, f.document) for f in await not_pushed(stack, org)]
+    assert stopped == [("sending", pb.PENNYLANE_DOCUMENT_CUSTOMER_INVOICE)]
+
+    # The next two creations are stored but their answers lost: the stopped invoice's settlement and
+    # the next invoice.
+    pl.lose_answers(503, count=2)
+    result = await push(stack, org)
+
+    rows = await fec_rows(stack, org)
+    assert not result.failures and result.found == 2  # the stopped run's invoice, the next lost answer's
+    assert result.pushed + result.found + result.unchanged == len({cells[2] for cells in rows})
+    assert_invoices_and_ledger_are_the_fec(pl, company, rows)
+    assert await not_pushed(stack, org) == []
+
+
+async def test_changing_sales_as_never_books_an_entry_twice(bank_stack: Stack) -> None:
+    stack = bank_stack
+    pl: RunningPennylaneSandbox = stack.extras["pennylane"]
+    org = await org_with_books(stack, [1100, 600])
+    company = pl.add_company("switch")
+    await configure(stack, org, company)  # ledger entries
+    first = await push(stack, org)
+    assert first.invoiced == 0 and first.pushed > 0
+
+    await configure(stack, org, company, INVOICES)
+    await sell(stack, org, [1700])  # a sale after the change
+    second = await push(stack, org)
+
+    rows = await fec_rows(stack, org)
+    # What was pushed before the change stays whole ledger entries: only the new sale is an invoice.
+    assert_totals_are_the_fec(pl, company, rows)
+    assert second.invoiced == 1 and [i["amount"] for i in pl.invoices(company)] == ["17.00"]
+    assert (second.unchanged, second.pushed) == (first.pushed, 1)
+
+
+async def test_sales_as_over_http_and_the_platform_stays_on_ledger_entries(bank_stack: Stack) -> None:
+    stack = bank_stack
+    pl: RunningPennylaneSandbox = stack.extras["pennylane"]
+    org = await org_with_books(stack, [1400])
+    company = pl.add_company("http invoices")
+    path = f"/v1/organizations/{org.id}/pennylane"
+    body = {"api_token": company.token, "start_date": today(), "sales_as": "customer_invoices", **mapping(pl, company)}
+    saved = await stack.http.put(path, headers=org.admin_headers, json=body)
+    assert saved.status_code == 200, saved.text
+    assert saved.json()["sales_as"] == "customer_invoices"
+    refused = await stack.http.put(path, headers=org.admin_headers, json={**body, "sales_as": "invoices"})
+    assert refused.status_code == 400 and refused.json()["code"] == "validation_error"
+
+    admin = await stack.admin_headers()
+    pushed = await stack.http.post(
+        "/v1/banking/pennylane/push", headers=admin, json={"entities": [org.id], "to_date": today()}
+    )
+    assert pushed.status_code == 200, pushed.text
+    (result,) = pushed.json()["results"]
+    assert result["invoiced"] == 1 and result["failures"] == []
+    assert (await stack.http.get(path, headers=org.admin_headers)).json()["sales_as"] == "customer_invoices"
+    assert_invoices_and_ledger_are_the_fec(pl, company, await fec_rows(stack, org))
+
+    platform = await stack.http.put(
+        "/v1/banking/pennylane",
+        headers=admin,
+        json={"api_token": "t" * 20, "start_date": today(), "sales_as": "customer_invoices"},
+    )
+    assert platform.status_code == 400, platform.text
+    assert [e["field"] for e in platform.json()["errors"]] == ["sales_as"]
+    with pytest.raises(grpc.aio.AioRpcError) as refused_rpc:
+        await banking_stub(stack).PutPennylaneSettings(
+            pb.PutPennylaneSettingsRequest(platform=True, api_token="t" * 20, start_date=today(), sales_as=INVOICES),
+            metadata=as_service(stack),
+        )
+    assert refused_rpc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_an_entry_refused_as_a_ledger_entry_is_invoiced_once_mapped(bank_stack: Stack) -> None:
+    """A refusal left nothing at Pennylane: after a change to invoices the entry follows the new choice."""
+    stack = bank_stack
+    pl: RunningPennylaneSandbox = stack.extras["pennylane"]
+    org = await org_with_books(stack, [1900])
+    company = pl.add_company("unmapped then invoices")
+    partial = mapping(pl, company)
+    del partial["ledger_account_ids"][fec.SALES]
+
+    async def put(sales_as: pb.PennylaneSalesAs.ValueType, ids: dict[str, Any]) -> None:
+        await banking_stub(stack).PutPennylaneSettings(
+            pb.PutPennylaneSettingsRequest(
+                organization_id=org.id,
+                api_token=company.token,
+                start_date=today(),
+                enabled=True,
+                sales_as=sales_as,
+                **ids,
+            ),
+            metadata=as_member(org.admin_headers),
+        )
+
+    await put(pb.PENNYLANE_SALES_AS_LEDGER_ENTRIES, partial)
+    assert [f.reference.split("-")[0] for f in (await push(stack, org)).failures] == ["VE"]
+    await put(INVOICES, partial)
+    refused = await push(stack, org)
+    assert len(refused.failures) == 1 and "706000" in refused.failures[0].error
+    assert {f.document for f in await not_pushed(stack, org)} == {
+        pb.PENNYLANE_DOCUMENT_LEDGER_ENTRY,
+        pb.PENNYLANE_DOCUMENT_CUSTOMER_INVOICE,
+    }
+    assert pl.invoices(company) == []
+
+    await put(INVOICES, mapping(pl, company))
+    done = await push(stack, org)
+    assert (done.invoiced, done.failures) == (1, [])
+    assert_invoices_and_ledger_are_the_fec(pl, company, await fec_rows(stack, org))
+    assert await not_pushed(stack, org) == []
