@@ -61,8 +61,11 @@ async def apply_event(conn: Connection, ctx: Context, event: InboundEvent) -> st
     return APPLIED if await sync(conn, ctx, payment, current) else IGNORED
 
 
-async def sync(conn: Connection, ctx: Context, payment: Payment, found: dict[str, Any]) -> bool:
-    """Makes our record of the dispute what Stripe says now (the payment is locked); True when it changed."""
+async def sync(
+    conn: Connection, ctx: Context, payment: Payment, found: dict[str, Any], *, retry_refused: bool = False
+) -> bool:
+    """Makes our record of the dispute what Stripe says now (the payment is locked); True when it
+    changed. A transfer move Stripe refused is tried again only by the sweeper (`retry_refused`)."""
     dispute = await repo.get_dispute_by_stripe_id(conn, str(found["id"]), for_update=True)
     changed = False
     if dispute is None:
@@ -76,7 +79,7 @@ async def sync(conn: Connection, ctx: Context, payment: Payment, found: dict[str
     if (due_by, submissions) != (dispute.evidence_due_by, dispute.evidence_submissions):
         dispute.evidence_due_by, dispute.evidence_submissions = due_by, submissions
         changed = True
-    changed = await _apply_money(conn, ctx, payment, dispute, found) or changed
+    changed = await _apply_money(conn, ctx, payment, dispute, found, retry_refused) or changed
     if changed:
         await repo.save_dispute(conn, dispute)
     return changed
@@ -109,7 +112,7 @@ async def _record(conn: Connection, ctx: Context, payment: Payment, found: dict[
 
 
 async def _apply_money(
-    conn: Connection, ctx: Context, payment: Payment, dispute: Dispute, found: dict[str, Any]
+    conn: Connection, ctx: Context, payment: Payment, dispute: Dispute, found: dict[str, Any], retry_refused: bool
 ) -> bool:
     """Withdrawal, reinstatement and loss, each recorded once; under destination charges the
     transfer reversed once the funds are withdrawn and given back once they are reinstated."""
@@ -130,14 +133,18 @@ async def _apply_money(
             day = local_day(dispute.closed_at, timezone)
             await repo.add_to_day(conn, payment, disputes_lost=dispute.amount, day=day)
         changed = True
-    if payment.charge_model == "destination" and dispute.withdrawn and payment.stripe_account_id:
+    refused_before = dispute.transfer_refused_at is not None and not retry_refused
+    if payment.charge_model == "destination" and dispute.withdrawn and payment.stripe_account_id and not refused_before:
         changed = await _recover_from_organization(ctx, payment, dispute, found) or changed
     return changed
 
 
 async def _recover_from_organization(ctx: Context, payment: Payment, dispute: Dispute, found: dict[str, Any]) -> bool:
     """Destination charges: reverse the charge's transfer (the organisation bears the dispute, as
-    Stripe advises platforms), and once the dispute is won give the reversed amount back."""
+    Stripe advises platforms), and once the dispute is won give the reversed amount back.
+
+    A move Stripe refuses (the platform's balance is short to give the amount back, say) does not
+    hold the dispute's own state back: it is recorded as due and the sweeper tries it again."""
     changed = False
     if dispute.stripe_transfer_id is None:
         charge = await ctx.stripe.retrieve_charge(str(found.get("charge") or ""), None)
@@ -148,46 +155,90 @@ async def _recover_from_organization(ctx: Context, payment: Payment, dispute: Di
             return False  # no transfer was made: nothing to take back
         dispute.stripe_transfer_id = str(transfer_id)
         changed = True
-    if dispute.stripe_transfer_reversal_id is None:
-        transfer = await ctx.stripe.retrieve_transfer(dispute.stripe_transfer_id)
-        ours = next(
-            (
-                r
-                for r in (transfer.get("reversals") or {}).get("data") or []
-                if (r.get("metadata") or {}).get("stripe_dispute_id") == dispute.stripe_dispute_id
-            ),
-            None,
-        )
-        if ours is None and not dispute.reinstated:  # a dispute already won leaves nothing to recover
-            amount = transfer_to_reverse(dispute, transfer)
-            if amount > 0:
-                key = f"dispute:{dispute.stripe_dispute_id}:reverse_transfer"
-                ours = await ctx.stripe.reverse_transfer(
-                    dispute.stripe_transfer_id, amount, dispute.stripe_dispute_id, key
-                )
-        if ours is not None:
-            dispute.stripe_transfer_reversal_id = str(ours["id"])
-            dispute.transfer_reversed = int(ours.get("amount") or 0)
-            changed = True
-    if dispute.reinstated and dispute.transfer_reversed and dispute.stripe_return_transfer_id is None:
-        group = f"dispute_{dispute.stripe_dispute_id}"
-        earlier = await ctx.stripe.transfers_in_group(group)
-        back = earlier[0] if earlier else None
-        if back is None:
-            key = f"dispute:{dispute.stripe_dispute_id}:return_transfer"
-            assert payment.stripe_account_id is not None
-            back = await ctx.stripe.create_transfer(
-                dispute.transfer_reversed,
-                dispute.currency,
-                payment.stripe_account_id,
-                group,
-                dispute.stripe_dispute_id,
-                key,
-            )
-        dispute.stripe_return_transfer_id = str(back["id"])
-        dispute.transfer_returned = int(back.get("amount") or 0)
+    try:
+        changed = await _reverse_transfer(ctx, dispute) or changed
+        changed = await _return_transfer(ctx, payment, dispute) or changed
+    except InvalidArgument as refused:
+        log.warning("dispute %s: Stripe refused a transfer move: %s", dispute.id, refused.message)
+        # Stripe answers a key's first answer again, its refusal too: the next try needs a new key.
+        dispute.transfer_refused_at = datetime.now(UTC)
+        return True
+    if dispute.transfer_refused_at is not None:
+        dispute.transfer_refused_at = None
         changed = True
     return changed
+
+
+async def _reverse_transfer(ctx: Context, dispute: Dispute) -> bool:
+    """The reversal made once: found among the transfer's reversals if an earlier call made it."""
+    if dispute.stripe_transfer_reversal_id is not None or dispute.stripe_transfer_id is None:
+        return False
+    transfer = await ctx.stripe.retrieve_transfer(dispute.stripe_transfer_id)
+    ours = next(
+        (
+            r
+            for r in (transfer.get("reversals") or {}).get("data") or []
+            if (r.get("metadata") or {}).get("stripe_dispute_id") == dispute.stripe_dispute_id
+        ),
+        None,
+    )
+    if ours is None:
+        amount = transfer_to_reverse(dispute, transfer)
+        if dispute.reinstated or amount <= 0:
+            return False  # won before anything was taken back, or nothing left to take
+        key = _key(dispute, "reverse_transfer")
+        ours = await ctx.stripe.reverse_transfer(dispute.stripe_transfer_id, amount, dispute.stripe_dispute_id, key)
+    dispute.stripe_transfer_reversal_id = str(ours["id"])
+    dispute.transfer_reversed = int(ours.get("amount") or 0)
+    return True
+
+
+async def _return_transfer(ctx: Context, payment: Payment, dispute: Dispute) -> bool:
+    """The reversed amount given back once the dispute is won: found by its transfer group if an
+    earlier call made it."""
+    if not (dispute.reinstated and dispute.transfer_reversed) or dispute.stripe_return_transfer_id is not None:
+        return False
+    group = f"dispute_{dispute.stripe_dispute_id}"
+    earlier = await ctx.stripe.transfers_in_group(group)
+    back = earlier[0] if earlier else None
+    if back is None:
+        key = _key(dispute, "return_transfer")
+        assert payment.stripe_account_id is not None
+        back = await ctx.stripe.create_transfer(
+            dispute.transfer_reversed,
+            dispute.currency,
+            payment.stripe_account_id,
+            group,
+            dispute.stripe_dispute_id,
+            key,
+        )
+    dispute.stripe_return_transfer_id = str(back["id"])
+    dispute.transfer_returned = int(back.get("amount") or 0)
+    return True
+
+
+def _key(dispute: Dispute, move: str) -> str:
+    """The Stripe idempotency key of a transfer move: from the dispute, and after a refusal from
+    when it was refused (a retry after a crash sends the key of the attempt it repeats)."""
+    attempt = int(dispute.transfer_refused_at.timestamp() * 1000) if dispute.transfer_refused_at else 0
+    return f"dispute:{dispute.stripe_dispute_id}:{move}:{attempt}"
+
+
+async def sweep_transfers(ctx: Context, older_than_seconds: float, limit: int = 50) -> int:
+    """Tries again the transfer moves Stripe refused at least `older_than_seconds` ago (see
+    `_recover_from_organization`), each dispute re-read at Stripe and applied like an event;
+    returns how many disputes it went through."""
+    done = 0
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        if not await repo.lock_dispute_sweep(conn):
+            return 0  # another replica is sweeping
+        for payment_id, stripe_dispute_id in await repo.disputes_with_transfer_due(conn, older_than_seconds, limit):
+            payment = await repo.get_payment(conn, payment_id)
+            assert payment is not None
+            found = await ctx.stripe.retrieve_dispute(stripe_dispute_id, stripe_account_option(payment))
+            await sync(conn, ctx, payment, found, retry_refused=True)
+            done += 1
+    return done
 
 
 async def list_disputes(ctx: Context, organization_id: str, limit: int, cursor: str) -> tuple[list[Dispute], str]:

@@ -432,6 +432,7 @@ class Dispute:
     stripe_transfer_reversal_id: str | None = None
     transfer_returned: int = 0
     stripe_return_transfer_id: str | None = None
+    transfer_refused_at: datetime | None = None
 
 
 def advance_dispute(dispute: Dispute, new: str) -> bool:

@@ -12,12 +12,13 @@ import asyncpg
 import grpc
 from collect.payments.v1 import payments_pb2, payments_pb2_grpc
 
+from runtime.errors import DomainError
 from runtime.inbox import register_event_sink
 from runtime.money import payment_bounds
 from runtime.policies import PaymentPolicies
 from runtime.service import ServiceDeps
 from runtime.settings import Env
-from services.payments import receipts, refunding
+from services.payments import disputes, receipts, refunding
 from services.payments import repository as repo
 from services.payments.context import Context
 from services.payments.domain import Settings
@@ -68,6 +69,14 @@ def wire(deps: ServiceDeps, server: grpc.aio.Server) -> Iterable[str]:
             ),
             name="payments-refund-sweep",
         ),
+        loop.create_task(
+            _sweep_dispute_transfers(
+                ctx,
+                deps.env.number("DISPUTE_TRANSFER_RETRY_AFTER_SECONDS", 600.0),
+                deps.env.number("DISPUTE_SWEEP_EVERY_SECONDS", 60.0),
+            ),
+            name="payments-dispute-sweep",
+        ),
     ]
 
     async def stop() -> None:
@@ -90,6 +99,16 @@ async def _sweep_refunds(ctx: Context, after: float, every: float) -> None:
             await refunding.sweep_refunds(ctx, after)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             log.warning("refund sweep: %s", error)
+
+
+async def _sweep_dispute_transfers(ctx: Context, after: float, every: float) -> None:
+    """Tries again the dispute transfer moves Stripe refused (`disputes.sweep_transfers`)."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await disputes.sweep_transfers(ctx, after)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, DomainError) as error:
+            log.warning("dispute sweep: %s", error)
 
 
 async def _expire_keys(ctx: Context, hours: int, every: float = 600.0) -> None:

@@ -567,7 +567,7 @@ async def totals_by_organization(
 _DISPUTE_COLUMNS = """id, stripe_dispute_id, payment_id, organization_id, member_id, charge_model, amount, currency, reason,
     status, evidence_due_by, evidence_submissions, withdrawn, dispute_fee, withdrawn_at, reinstated, reinstated_at,
     closed_at, stripe_transfer_id, transfer_reversed, stripe_transfer_reversal_id, transfer_returned,
-    stripe_return_transfer_id, local_date, created_at"""
+    stripe_return_transfer_id, transfer_refused_at, local_date, created_at"""
 _DISPUTE_FIELDS = [c.strip() for c in _DISPUTE_COLUMNS.split(",")]
 
 
@@ -593,7 +593,7 @@ async def insert_dispute(conn: Connection, dispute: Dispute) -> bool:
 
 async def save_dispute(conn: Connection, dispute: Dispute) -> None:
     """Writes back every field that changes after the dispute is recorded."""
-    changing = _DISPUTE_FIELDS[9:-2]  # status .. stripe_return_transfer_id
+    changing = _DISPUTE_FIELDS[9:-2]  # status .. transfer_refused_at
     sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(changing, start=2))
     await conn.execute(
         f"UPDATE disputes SET {sets}, updated_at = now() WHERE id = $1",
@@ -635,6 +635,28 @@ async def list_disputes(
         limit,
     )
     return [dispute_from_row(row) for row in rows]
+
+
+DISPUTE_SWEEP_LOCK = 0x5E_F0_4D_02  # one dispute sweeper at a time across replicas
+
+
+async def lock_dispute_sweep(conn: Connection) -> bool:
+    """The dispute sweep's lock, held until the transaction ends; False when another replica sweeps."""
+    return bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", DISPUTE_SWEEP_LOCK))
+
+
+async def disputes_with_transfer_due(conn: Connection, older_than_seconds: float, limit: int) -> list[tuple[str, str]]:
+    """(payment id, Stripe dispute id) of disputes whose transfer move Stripe refused longer than
+    `older_than_seconds` ago, their
+    payment locked (skipped while an event holds it: that event tries the move itself)."""
+    rows = await conn.fetch(
+        """SELECT p.id AS payment_id, d.stripe_dispute_id FROM disputes d JOIN payments p ON p.id = d.payment_id
+            WHERE d.transfer_refused_at <= now() - make_interval(secs => $1)
+            ORDER BY d.transfer_refused_at LIMIT $2 FOR UPDATE OF p SKIP LOCKED""",
+        older_than_seconds,
+        limit,
+    )
+    return [(str(row["payment_id"]), row["stripe_dispute_id"]) for row in rows]
 
 
 # --- receipts -----------------------------------------------------------------------------

@@ -29,6 +29,9 @@ CREATE TABLE disputes (
     stripe_transfer_reversal_id text,
     transfer_returned bigint NOT NULL DEFAULT 0,
     stripe_return_transfer_id text,
+    -- When Stripe refused one of those two moves (the platform's balance was short, say): the
+    -- dispute sweeper tries again from DISPUTE_TRANSFER_RETRY_AFTER_SECONDS later; NULL once done.
+    transfer_refused_at timestamptz,
     -- The local day it was opened (the organisation's time zone): the day its figures count.
     local_date date NOT NULL,
     created_at timestamptz NOT NULL,
@@ -38,6 +41,7 @@ CREATE TABLE disputes (
 CREATE INDEX disputes_organization_idx ON disputes (organization_id, created_at DESC, id DESC);
 CREATE INDEX disputes_listing_idx ON disputes (created_at DESC, id DESC);
 CREATE INDEX disputes_payment_idx ON disputes (payment_id);
+CREATE INDEX disputes_transfer_retry_idx ON disputes (transfer_refused_at) WHERE transfer_refused_at IS NOT NULL;
 
 -- Disputes in the per-day figures: opened (count and amount) on the day opened, lost on the day closed.
 ALTER TABLE daily_totals

@@ -1,0 +1,228 @@
+"""Disputes through the real parts: a card paid with Stripe's dispute test card under each charge
+model, Stripe's `charge.dispute.*` events delivered shuffled and duplicated, evidence submitted
+through the API, won and lost outcomes applied once, and the money on the right account."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import httpx
+
+from services.payments import disputes
+from tests.fixtures.organizations import OrgContext, onboarded_organization
+from tests.fixtures.polling import eventually
+from tests.fixtures.stack import Stack
+from tests.integration.payments.conftest import (
+    confirm,
+    create_payment,
+    deliver,
+    settle,
+    stripe_account_for,
+    stripe_events,
+)
+
+DISPUTE_FEE = 1500  # the sandbox's, as Stripe's
+
+
+def _options(account: str | None) -> dict[str, Any]:
+    return {"stripe_account": account} if account else {}
+
+
+async def disputed_payment(stack: Stack, org: OrgContext, charge_model: str, amount: int) -> dict[str, Any]:
+    """A card payment paid with the dispute test card, succeeded, and disputed at Stripe."""
+    payment = await create_payment(stack, org.agent_headers, amount=amount, method="card")
+    account = stripe_account_for(org, charge_model)
+    await confirm(stack, payment, account, pm="pm_card_createDispute")
+    done = await settle(stack, org, payment, account)
+    await stripe_dispute(stack, done, account, "needs_response")
+    return done
+
+
+async def stripe_dispute(stack: Stack, payment: dict[str, Any], account: str | None, status: str) -> Any:
+    client = stack.extras["stripe_sandbox"].client()
+
+    async def found() -> Any:
+        listed = await client.v1.disputes.list_async(
+            params={"payment_intent": payment["stripe_payment_intent_id"]}, options=_options(account)
+        )
+        return listed.data[0] if listed.data and listed.data[0].status == status else None
+
+    return await eventually(found, f"a {status} dispute on payment {payment['id']}")
+
+
+async def deliver_shuffled(stack: Stack, payment: dict[str, Any], account: str | None, seed: int) -> list[str]:
+    """Every event about the payment (the dispute's too), shuffled, half of them twice."""
+    events = await stripe_events(stack, payment["stripe_payment_intent_id"], account)
+    chosen = random.Random(seed)
+    shuffled = events + chosen.sample(events, len(events) // 2)
+    chosen.shuffle(shuffled)
+    return await deliver(stack, shuffled)
+
+
+async def listed_dispute(stack: Stack, headers: dict[str, str], payment_id: str) -> dict[str, Any]:
+    answer = await stack.http.get("/v1/disputes?limit=100", headers=headers)
+    assert answer.status_code == 200, answer.text
+    mine = [d for d in answer.json()["data"] if d["payment_id"] == payment_id]
+    assert len(mine) == 1, answer.json()
+    found: dict[str, Any] = mine[0]
+    return found
+
+
+async def submit(stack: Stack, org: OrgContext, dispute: dict[str, Any], text: str) -> dict[str, Any]:
+    answer = await stack.http.post(
+        f"/v1/disputes/{dispute['id']}/evidence",
+        headers=org.admin_headers,
+        json={"evidence": {"uncategorized_text": text, "product_description": "A calendar"}},
+    )
+    assert answer.status_code == 200, answer.text
+    result: dict[str, Any] = answer.json()
+    return result
+
+
+async def totals(stack: Stack, org: OrgContext) -> dict[str, Any]:
+    answer = await stack.http.get(f"/v1/organizations/{org.id}/stats", headers=org.admin_headers)
+    assert answer.status_code == 200, answer.text
+    result: dict[str, Any] = answer.json()["totals"]
+    return result
+
+
+async def test_a_direct_charge_dispute_debits_the_organisation_and_a_win_is_applied_once(stack: Stack) -> None:
+    org = await onboarded_organization(stack)
+    payment = await disputed_payment(stack, org, "direct", 4_000)
+    account = org.stripe_account_id
+    await deliver_shuffled(stack, payment, account, seed=1)
+    dispute = await listed_dispute(stack, org.admin_headers, payment["id"])
+    assert dispute["status"] == "needs_response" and dispute["reason"] == "fraudulent"
+    assert (dispute["amount"], dispute["currency"], dispute["charge_model"]) == (4_000, "eur", "direct")
+    assert dispute["evidence_due_by"] and dispute["evidence_submissions"] == 0
+    # The connected account was debited (Stripe did it): recorded, nothing reversed.
+    assert (dispute["withdrawn"], dispute["dispute_fee"], dispute["transfer_reversed"]) == (4_000, DISPUTE_FEE, 0)
+    withdrawal = await (
+        stack.extras["stripe_sandbox"]
+        .client()
+        .v1.balance_transactions.list_async(params={"limit": 100}, options=_options(account))
+    )
+    assert [t.amount for t in withdrawal.data if t.source == dispute["stripe_dispute_id"]] == [-4_000]
+
+    # Agents do not see disputes; another organisation's is not found.
+    assert (await stack.http.get("/v1/disputes", headers=org.agent_headers)).status_code == 403
+    other = await onboarded_organization(stack)
+    theirs = await stack.http.get("/v1/disputes", headers=other.admin_headers)
+    assert all(d["id"] != dispute["id"] for d in theirs.json()["data"])
+    hidden = await stack.http.post(
+        f"/v1/disputes/{dispute['id']}/evidence", headers=other.admin_headers, json={"evidence": {"receipt": "x"}}
+    )
+    assert hidden.status_code == 404 and hidden.json()["code"] == "dispute_not_found"
+
+    submitted = await submit(stack, org, dispute, "winning_evidence")
+    assert submitted["status"] == "under_review" and submitted["evidence_submissions"] == 1
+    await stripe_dispute(stack, payment, account, "won")
+    for seed in (2, 3):
+        await deliver_shuffled(stack, payment, account, seed)
+    won = await listed_dispute(stack, org.admin_headers, payment["id"])
+    assert (won["status"], won["reinstated"], won["withdrawn"]) == ("won", 4_000, 4_000)
+    figures = await totals(stack, org)
+    assert (figures["disputed_count"], figures["disputed"], figures["disputes_lost"]) == (1, 4_000, 0)
+    late = await stack.http.post(
+        f"/v1/disputes/{dispute['id']}/evidence", headers=org.admin_headers, json={"evidence": {"receipt": "x"}}
+    )
+    assert late.status_code == 409 and late.json()["code"] == "dispute_not_open"
+
+
+async def test_a_destination_charge_dispute_reverses_the_transfer_and_a_win_gives_it_back_once(stack: Stack) -> None:
+    org = await onboarded_organization(stack, charge_model="destination", fee_percent_bps=1000)
+    payment = await disputed_payment(stack, org, "destination", 6_000)
+    await deliver_shuffled(stack, payment, None, seed=4)
+    await deliver_shuffled(stack, payment, None, seed=5)
+    dispute = await listed_dispute(stack, org.admin_headers, payment["id"])
+    # The platform was debited; the transfer to the organisation (the amount less the fee) is reversed, once.
+    assert (dispute["withdrawn"], dispute["dispute_fee"], dispute["transfer_reversed"]) == (6_000, DISPUTE_FEE, 5_400)
+    client = stack.extras["stripe_sandbox"].client()
+    charge = await client.v1.charges.list_async(params={"payment_intent": payment["stripe_payment_intent_id"]})
+    transfer_id = charge.data[0].transfer
+    assert isinstance(transfer_id, str)
+    transfer = await client.v1.transfers.retrieve_async(transfer_id)
+    assert transfer.amount_reversed == 5_400 and len(transfer.reversals.data) == 1
+
+    await submit(stack, org, dispute, "winning_evidence")
+    await stripe_dispute(stack, payment, None, "won")
+    for seed in (6, 7, 8):
+        await deliver_shuffled(stack, payment, None, seed)
+    won = await listed_dispute(stack, org.admin_headers, payment["id"])
+    # Won and reinstated whether or not the platform could already pay the organisation back (it
+    # bore the dispute fee): a transfer Stripe refused for lack of funds is tried again by the sweeper.
+    assert (won["status"], won["reinstated"]) == ("won", 6_000)
+    await client.v1.payment_intents.create_async(
+        params={"amount": 20_000, "currency": "eur", "confirm": True, "payment_method": "pm_card_visa"}
+    )
+    sandbox = stack.extras["stripe_sandbox"]
+    async with httpx.AsyncClient() as http:  # the platform's new funds become available (days pass)
+        released = await http.post(
+            f"{sandbox.url}/_sandbox/balance/release", json={"account": sandbox.state.platform_id}
+        )
+        assert released.status_code == 200
+    await disputes.sweep_transfers(stack.deps["payments"].extras["context"], older_than_seconds=0)
+    await deliver_shuffled(stack, payment, None, seed=9)
+    won = await listed_dispute(stack, org.admin_headers, payment["id"])
+    assert won["transfer_returned"] == 5_400
+    given_back = await client.v1.transfers.list_async(params={"transfer_group": f"dispute_{won['stripe_dispute_id']}"})
+    assert [(t.amount, t.destination) for t in given_back.data] == [(5_400, org.stripe_account_id)]
+    assert len((await client.v1.transfers.retrieve_async(transfer_id)).reversals.data) == 1
+
+
+async def test_a_lost_destination_dispute_keeps_the_reversal_and_counts_as_lost(stack: Stack) -> None:
+    org = await onboarded_organization(stack, charge_model="destination")
+    payment = await disputed_payment(stack, org, "destination", 3_000)
+    await deliver_shuffled(stack, payment, None, seed=9)
+    dispute = await listed_dispute(stack, org.admin_headers, payment["id"])
+    assert dispute["transfer_reversed"] == 3_000
+    await submit(stack, org, dispute, "losing_evidence")
+    await stripe_dispute(stack, payment, None, "lost")
+    for seed in (10, 11):
+        await deliver_shuffled(stack, payment, None, seed)
+    lost = await listed_dispute(stack, org.admin_headers, payment["id"])
+    assert (lost["status"], lost["reinstated"], lost["transfer_returned"]) == ("lost", 0, 0)
+    figures = await totals(stack, org)
+    assert (figures["disputed_count"], figures["disputed"], figures["disputes_lost"]) == (1, 3_000, 3_000)
+
+
+async def test_platform_admin_lists_every_organisation_or_one_and_evidence_is_checked(stack: Stack) -> None:
+    org = await onboarded_organization(stack)
+    payment = await disputed_payment(stack, org, "direct", 2_000)
+    await deliver_shuffled(stack, payment, org.stripe_account_id, seed=12)
+    admin = await stack.admin_headers()
+    everything = await listed_dispute(stack, admin, payment["id"])
+    answer = await stack.http.get(f"/v1/disputes?organization_id={org.id}", headers=admin)
+    assert [d["id"] for d in answer.json()["data"]] == [everything["id"]]
+    url = f"/v1/disputes/{everything['id']}/evidence"
+    unknown = await stack.http.post(url, headers=admin, json={"evidence": {"favourite_colour": "blue"}})
+    assert unknown.status_code == 400 and unknown.json()["errors"][0]["field"] == "evidence.favourite_colour"
+    not_text = await stack.http.post(url, headers=admin, json={"evidence": {"receipt": 3}})
+    assert not_text.status_code == 400
+    staged = await stack.http.post(
+        url, headers=admin, json={"evidence": {"product_description": "A calendar"}, "submit": False}
+    )
+    assert staged.status_code == 200 and staged.json()["status"] == "needs_response"
+    dispute = (
+        await stack.extras["stripe_sandbox"]
+        .client()
+        .v1.disputes.retrieve_async(everything["stripe_dispute_id"], options=_options(org.stripe_account_id))
+    )
+    assert dispute.evidence.product_description == "A calendar"
+    missing = await stack.http.post(
+        "/v1/disputes/00000000-0000-0000-0000-000000000000/evidence", headers=admin, json={"evidence": {}}
+    )
+    assert missing.status_code == 404
+
+
+async def test_a_refund_is_refused_by_stripe_once_disputed(stack: Stack) -> None:
+    """A disputed charge cannot be refunded (Stripe refuses it): the API answers a clear 4xx."""
+    org = await onboarded_organization(stack)
+    payment = await disputed_payment(stack, org, "direct", 1_500)
+    answer = await stack.http.post(
+        f"/v1/payments/{payment['id']}/refunds",
+        headers={**org.admin_headers, "Idempotency-Key": payment["id"]},
+        json={},
+    )
+    assert answer.status_code == 400, answer.text
