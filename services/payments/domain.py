@@ -392,7 +392,7 @@ DISPUTE_EVIDENCE_FIELDS = (
     "uncategorized_file",
     "uncategorized_text",
 )
-EVIDENCE_MAX_CHARS = 20_000  # Stripe's limit over all the text evidence
+EVIDENCE_MAX_CHARS = 150_000  # Stripe's limit over all the text evidence
 
 
 def dispute_may_move(current: str, new: str) -> bool:
