@@ -58,6 +58,8 @@ async def create_refund(
                 raise NotFound("payment not found", "payment_not_found")
             if payment.status != "succeeded":
                 raise Conflict(f"the payment cannot be refunded while {payment.status}", "payment_not_refundable")
+            if await repo.has_dispute(conn, payment.id):  # Stripe refuses it: the bank decides now
+                raise Conflict("the payment is disputed: it cannot be refunded", "payment_disputed")
             left = (
                 payment.amount_captured - payment.amount_refunded - await repo.pending_refunds_total(conn, payment.id)
             )

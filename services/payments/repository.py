@@ -620,6 +620,10 @@ async def get_dispute_by_stripe_id(
     return dispute_from_row(row) if row else None
 
 
+async def has_dispute(conn: Connection, payment_id: str) -> bool:
+    return bool(await conn.fetchval("SELECT true FROM disputes WHERE payment_id = $1 LIMIT 1", payment_id))
+
+
 async def list_disputes(
     conn: Connection, organization_id: str, after: tuple[datetime, str] | None, limit: int
 ) -> list[Dispute]:

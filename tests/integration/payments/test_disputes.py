@@ -17,6 +17,7 @@ from tests.integration.payments.conftest import (
     confirm,
     create_payment,
     deliver,
+    key,
     settle,
     stripe_account_for,
     stripe_events,
@@ -216,13 +217,14 @@ async def test_platform_admin_lists_every_organisation_or_one_and_evidence_is_ch
     assert missing.status_code == 404
 
 
-async def test_a_refund_is_refused_by_stripe_once_disputed(stack: Stack) -> None:
-    """A disputed charge cannot be refunded (Stripe refuses it): the API answers a clear 4xx."""
+async def test_a_disputed_payment_cannot_be_refunded(stack: Stack) -> None:
+    """Stripe refuses to refund a disputed charge (400 before the dispute's events came); once it is
+    recorded the platform answers 409 itself, without asking Stripe."""
     org = await onboarded_organization(stack)
     payment = await disputed_payment(stack, org, "direct", 1_500)
-    answer = await stack.http.post(
-        f"/v1/payments/{payment['id']}/refunds",
-        headers={**org.admin_headers, "Idempotency-Key": payment["id"]},
-        json={},
-    )
-    assert answer.status_code == 400, answer.text
+    url = f"/v1/payments/{payment['id']}/refunds"
+    early = await stack.http.post(url, headers={**org.admin_headers, **key()}, json={})
+    assert early.status_code == 400 and early.json()["code"] == "stripe_charge_disputed", early.text
+    await deliver_shuffled(stack, payment, org.stripe_account_id, seed=13)
+    known = await stack.http.post(url, headers={**org.admin_headers, **key()}, json={})
+    assert known.status_code == 409 and known.json()["code"] == "payment_disputed", known.text
