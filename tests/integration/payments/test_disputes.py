@@ -4,61 +4,16 @@ through the API, won and lost outcomes applied once, and the money on the right 
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
 import httpx
 
 from services.payments import disputes
 from tests.fixtures.organizations import OrgContext, onboarded_organization
-from tests.fixtures.polling import eventually
 from tests.fixtures.stack import Stack
-from tests.integration.payments.conftest import (
-    confirm,
-    create_payment,
-    deliver,
-    key,
-    settle,
-    stripe_account_for,
-    stripe_events,
-)
+from tests.integration.payments.conftest import deliver_shuffled, disputed_payment, key, stripe_dispute, stripe_options
 
 DISPUTE_FEE = 1500  # the sandbox's, as Stripe's
-
-
-def _options(account: str | None) -> dict[str, Any]:
-    return {"stripe_account": account} if account else {}
-
-
-async def disputed_payment(stack: Stack, org: OrgContext, charge_model: str, amount: int) -> dict[str, Any]:
-    """A card payment paid with the dispute test card, succeeded, and disputed at Stripe."""
-    payment = await create_payment(stack, org.agent_headers, amount=amount, method="card")
-    account = stripe_account_for(org, charge_model)
-    await confirm(stack, payment, account, pm="pm_card_createDispute")
-    done = await settle(stack, org, payment, account)
-    await stripe_dispute(stack, done, account, "needs_response")
-    return done
-
-
-async def stripe_dispute(stack: Stack, payment: dict[str, Any], account: str | None, status: str) -> Any:
-    client = stack.extras["stripe_sandbox"].client()
-
-    async def found() -> Any:
-        listed = await client.v1.disputes.list_async(
-            params={"payment_intent": payment["stripe_payment_intent_id"]}, options=_options(account)
-        )
-        return listed.data[0] if listed.data and listed.data[0].status == status else None
-
-    return await eventually(found, f"a {status} dispute on payment {payment['id']}")
-
-
-async def deliver_shuffled(stack: Stack, payment: dict[str, Any], account: str | None, seed: int) -> list[str]:
-    """Every event about the payment (the dispute's too), shuffled, half of them twice."""
-    events = await stripe_events(stack, payment["stripe_payment_intent_id"], account)
-    chosen = random.Random(seed)
-    shuffled = events + chosen.sample(events, len(events) // 2)
-    chosen.shuffle(shuffled)
-    return await deliver(stack, shuffled)
 
 
 async def listed_dispute(stack: Stack, headers: dict[str, str], payment_id: str) -> dict[str, Any]:
@@ -102,7 +57,7 @@ async def test_a_direct_charge_dispute_debits_the_organisation_and_a_win_is_appl
     withdrawal = await (
         stack.extras["stripe_sandbox"]
         .client()
-        .v1.balance_transactions.list_async(params={"limit": 100}, options=_options(account))
+        .v1.balance_transactions.list_async(params={"limit": 100}, options=stripe_options(account))
     )
     assert [t.amount for t in withdrawal.data if t.source == dispute["stripe_dispute_id"]] == [-4_000]
 
@@ -208,7 +163,7 @@ async def test_platform_admin_lists_every_organisation_or_one_and_evidence_is_ch
     dispute = (
         await stack.extras["stripe_sandbox"]
         .client()
-        .v1.disputes.retrieve_async(everything["stripe_dispute_id"], options=_options(org.stripe_account_id))
+        .v1.disputes.retrieve_async(everything["stripe_dispute_id"], options=stripe_options(org.stripe_account_id))
     )
     assert dispute.evidence.product_description == "A calendar"
     missing = await stack.http.post(
