@@ -664,7 +664,7 @@ Object.assign(WORDS, {
   uncategorized_text: ["Autres éléments", "Other evidence"], submit_now: ["Soumettre à la banque maintenant", "Submit to the bank now"],
   send_evidence: ["Envoyer les preuves", "Send the evidence"], evidence_sent: ["Preuves envoyées.", "Evidence sent."],
   evidence_staged: ["Preuves enregistrées (non soumises).", "Evidence saved (not submitted)."],
-  withdrawn: ["Prélevé", "Withdrawn"], reversed: ["Repris à l'organisation", "Taken back from the organisation"],
+  reversed: ["Repris", "Taken back"],
 });
 const DISPUTE_OPEN = ["needs_response", "warning_needs_response"];
 const disputeBadge = (status) => h("span", { class: "badge " + (status === "won" ? "ok" : status === "lost" ? "bad" : DISPUTE_OPEN.includes(status) ? "warn" : "") }, status);
