@@ -20,6 +20,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from runtime import logs
 from runtime.auth import Caller
 from runtime.db import Connection
 from runtime.errors import Conflict, FieldError, InvalidArgument, NotFound
@@ -82,6 +83,15 @@ async def sync(
     changed = await _apply_money(conn, ctx, payment, dispute, found, retry_refused) or changed
     if changed:
         await repo.save_dispute(conn, dispute)
+        logs.event(
+            "dispute.updated",
+            dispute_id=dispute.id,
+            status=dispute.status,
+            withdrawn=dispute.withdrawn,
+            reinstated=dispute.reinstated,
+            transfer_reversed=dispute.transfer_reversed,
+            transfer_returned=dispute.transfer_returned,
+        )
     return changed
 
 
@@ -107,7 +117,7 @@ async def _record(conn: Connection, ctx: Context, payment: Payment, found: dict[
     advance_dispute(dispute, str(found.get("status") or ""))
     await repo.insert_dispute(conn, dispute)
     await repo.add_to_day(conn, payment, disputed_count=1, disputed=dispute.amount, day=dispute.local_date)
-    log.info("dispute.opened", extra={"dispute_id": dispute.id, "payment_id": payment.id})
+    logs.event("dispute.opened", dispute_id=dispute.id, payment_id=payment.id, amount=dispute.amount)
     return dispute
 
 
