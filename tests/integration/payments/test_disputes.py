@@ -80,6 +80,8 @@ async def test_a_direct_charge_dispute_debits_the_organisation_and_a_win_is_appl
     assert (won["status"], won["reinstated"], won["withdrawn"]) == ("won", 4_000, 4_000)
     figures = await totals(stack, org)
     assert (figures["disputed_count"], figures["disputed"], figures["disputes_lost"]) == (1, 4_000, 0)
+    agent = await stack.http.get(f"/v1/members/{org.agent_id}/stats", headers=org.admin_headers)
+    assert agent.json()["totals"]["disputed"] == 4_000  # the agent who made the sale
     late = await stack.http.post(
         f"/v1/disputes/{dispute['id']}/evidence", headers=org.admin_headers, json={"evidence": {"receipt": "x"}}
     )
