@@ -11,7 +11,15 @@ import httpx
 from services.payments import disputes
 from tests.fixtures.organizations import OrgContext, onboarded_organization
 from tests.fixtures.stack import Stack
-from tests.integration.payments.conftest import deliver_shuffled, disputed_payment, key, stripe_dispute, stripe_options
+from tests.integration.payments.conftest import (
+    create_payment,
+    deliver_shuffled,
+    disputed_payment,
+    key,
+    settle,
+    stripe_dispute,
+    stripe_options,
+)
 
 DISPUTE_FEE = 1500  # the sandbox's, as Stripe's
 
@@ -185,3 +193,28 @@ async def test_a_disputed_payment_cannot_be_refunded(stack: Stack) -> None:
     await deliver_shuffled(stack, payment, org.stripe_account_id, seed=13)
     known = await stack.http.post(url, headers={**org.admin_headers, **key()}, json={})
     assert known.status_code == 409 and known.json()["code"] == "payment_disputed", known.text
+
+
+async def test_a_card_present_sale_tapped_with_the_dispute_card_is_disputed_and_recorded(stack: Stack) -> None:
+    """Tap to Pay / a reader: the dispute test card presented on a simulated reader (4000 0000 0000 0259)."""
+    org = await onboarded_organization(stack)
+    payment = await create_payment(stack, org.agent_headers, amount=2_500)
+    assert payment["method"] == "card_present"
+    client = stack.extras["stripe_sandbox"].client(stripe_account=org.stripe_account_id)
+    location = await client.v1.terminal.locations.create_async(
+        params={"display_name": "Caserne", "address": {"line1": "1 rue", "city": "Paris", "country": "FR"}}
+    )
+    reader = await client.v1.terminal.readers.create_async(
+        params={"registration_code": "simulated-wpe", "location": location.id}
+    )
+    await client.v1.terminal.readers.process_payment_intent_async(
+        reader.id, params={"payment_intent": payment["stripe_payment_intent_id"]}
+    )
+    await client.v1.test_helpers.terminal.readers.present_payment_method_async(
+        reader.id, params={"card_present": {"number": "4000000000000259"}}
+    )
+    await settle(stack, org, payment, org.stripe_account_id)
+    await stripe_dispute(stack, payment, org.stripe_account_id, "needs_response")
+    await deliver_shuffled(stack, payment, org.stripe_account_id, seed=14)
+    dispute = await listed_dispute(stack, org.admin_headers, payment["id"])
+    assert (dispute["amount"], dispute["status"], dispute["withdrawn"]) == (2_500, "needs_response", 2_500)
