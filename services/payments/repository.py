@@ -569,6 +569,8 @@ _DISPUTE_COLUMNS = """id, stripe_dispute_id, payment_id, organization_id, member
     closed_at, stripe_transfer_id, transfer_reversed, stripe_transfer_reversal_id, transfer_returned,
     stripe_return_transfer_id, transfer_refused_at, local_date, created_at"""
 _DISPUTE_FIELDS = [c.strip() for c in _DISPUTE_COLUMNS.split(",")]
+# What changes after a dispute is recorded (its payment, organisation, amount and day do not).
+_DISPUTE_CHANGING = _DISPUTE_FIELDS[_DISPUTE_FIELDS.index("status") : _DISPUTE_FIELDS.index("transfer_refused_at") + 1]
 
 
 def dispute_from_row(row: asyncpg.Record) -> Dispute:
@@ -593,7 +595,7 @@ async def insert_dispute(conn: Connection, dispute: Dispute) -> bool:
 
 async def save_dispute(conn: Connection, dispute: Dispute) -> None:
     """Writes back every field that changes after the dispute is recorded."""
-    changing = _DISPUTE_FIELDS[9:-2]  # status .. transfer_refused_at
+    changing = _DISPUTE_CHANGING
     sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(changing, start=2))
     await conn.execute(
         f"UPDATE disputes SET {sets}, updated_at = now() WHERE id = $1",

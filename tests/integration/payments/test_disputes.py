@@ -161,6 +161,13 @@ async def test_platform_admin_lists_every_organisation_or_one_and_evidence_is_ch
     everything = await listed_dispute(stack, admin, payment["id"])
     answer = await stack.http.get(f"/v1/disputes?organization_id={org.id}", headers=admin)
     assert [d["id"] for d in answer.json()["data"]] == [everything["id"]]
+    another = await disputed_payment(stack, org, "direct", 2_100)
+    await deliver_shuffled(stack, another, org.stripe_account_id, seed=15)
+    pages = f"/v1/disputes?organization_id={org.id}&limit=1"
+    first = (await stack.http.get(pages, headers=admin)).json()
+    second = (await stack.http.get(f"{pages}&cursor={first['next_cursor']}", headers=admin)).json()
+    assert sorted(d["amount"] for d in first["data"] + second["data"]) == [2_000, 2_100]
+    assert second["next_cursor"] is None
     url = f"/v1/disputes/{everything['id']}/evidence"
     unknown = await stack.http.post(url, headers=admin, json={"evidence": {"favourite_colour": "blue"}})
     assert unknown.status_code == 400 and unknown.json()["errors"][0]["field"] == "evidence.favourite_colour"
