@@ -9,7 +9,14 @@ from tests.fixtures.fec import cents, checked_fec
 from tests.fixtures.organizations import OrgContext, onboarded_organization
 from tests.fixtures.stack import Stack
 from tests.integration.banking.conftest import today
-from tests.integration.payments.conftest import deliver_shuffled, disputed_payment, stripe_account_for, stripe_dispute
+from tests.integration.payments.conftest import (
+    deliver_shuffled,
+    disputed_payment,
+    listed_dispute,
+    stripe_account_for,
+    stripe_dispute,
+    submit_evidence,
+)
 
 
 async def _closed_dispute(stack: Stack, org: OrgContext, model: str, amount: int, text: str) -> dict[str, Any]:
@@ -17,18 +24,10 @@ async def _closed_dispute(stack: Stack, org: OrgContext, model: str, amount: int
     payment = await disputed_payment(stack, org, model, amount)
     account = stripe_account_for(org, model)
     await deliver_shuffled(stack, payment, account, seed=1)
-    [dispute] = (await stack.http.get("/v1/disputes", headers=org.admin_headers)).json()["data"]
-    answered = await stack.http.post(
-        f"/v1/disputes/{dispute['id']}/evidence",
-        headers=org.admin_headers,
-        json={"evidence": {"uncategorized_text": text}},
-    )
-    assert answered.status_code == 200, answered.text
+    await submit_evidence(stack, org, await listed_dispute(stack, org.admin_headers, payment["id"]), text)
     await stripe_dispute(stack, payment, account, "won" if text == "winning_evidence" else "lost")
     await deliver_shuffled(stack, payment, account, seed=2)
-    [closed] = (await stack.http.get("/v1/disputes", headers=org.admin_headers)).json()["data"]
-    result: dict[str, Any] = closed
-    return result
+    return await listed_dispute(stack, org.admin_headers, payment["id"])
 
 
 def _by_account(rows: list[list[str]], piece: str) -> dict[str, int]:

@@ -176,3 +176,25 @@ async def deliver_shuffled(stack: Stack, payment: dict[str, Any], account: str |
     shuffled = events + chosen.sample(events, len(events) // 2)
     chosen.shuffle(shuffled)
     return await deliver(stack, shuffled)
+
+
+async def listed_dispute(stack: Stack, headers: dict[str, str], payment_id: str) -> dict[str, Any]:
+    """The one dispute of the payment, as GET /v1/disputes lists it."""
+    answer = await stack.http.get("/v1/disputes?limit=100", headers=headers)
+    assert answer.status_code == 200, answer.text
+    mine = [d for d in answer.json()["data"] if d["payment_id"] == payment_id]
+    assert len(mine) == 1, answer.json()
+    found: dict[str, Any] = mine[0]
+    return found
+
+
+async def submit_evidence(stack: Stack, org: OrgContext, dispute: dict[str, Any], text: str) -> dict[str, Any]:
+    """Submits evidence whose text is Stripe's test value (`winning_evidence`, `losing_evidence`)."""
+    answer = await stack.http.post(
+        f"/v1/disputes/{dispute['id']}/evidence",
+        headers=org.admin_headers,
+        json={"evidence": {"uncategorized_text": text, "product_description": "A calendar"}},
+    )
+    assert answer.status_code == 200, answer.text
+    result: dict[str, Any] = answer.json()
+    return result

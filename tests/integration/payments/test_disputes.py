@@ -16,32 +16,14 @@ from tests.integration.payments.conftest import (
     deliver_shuffled,
     disputed_payment,
     key,
+    listed_dispute,
     settle,
     stripe_dispute,
     stripe_options,
+    submit_evidence,
 )
 
 DISPUTE_FEE = 1500  # the sandbox's, as Stripe's
-
-
-async def listed_dispute(stack: Stack, headers: dict[str, str], payment_id: str) -> dict[str, Any]:
-    answer = await stack.http.get("/v1/disputes?limit=100", headers=headers)
-    assert answer.status_code == 200, answer.text
-    mine = [d for d in answer.json()["data"] if d["payment_id"] == payment_id]
-    assert len(mine) == 1, answer.json()
-    found: dict[str, Any] = mine[0]
-    return found
-
-
-async def submit(stack: Stack, org: OrgContext, dispute: dict[str, Any], text: str) -> dict[str, Any]:
-    answer = await stack.http.post(
-        f"/v1/disputes/{dispute['id']}/evidence",
-        headers=org.admin_headers,
-        json={"evidence": {"uncategorized_text": text, "product_description": "A calendar"}},
-    )
-    assert answer.status_code == 200, answer.text
-    result: dict[str, Any] = answer.json()
-    return result
 
 
 async def totals(stack: Stack, org: OrgContext) -> dict[str, Any]:
@@ -79,7 +61,7 @@ async def test_a_direct_charge_dispute_debits_the_organisation_and_a_win_is_appl
     )
     assert hidden.status_code == 404 and hidden.json()["code"] == "dispute_not_found"
 
-    submitted = await submit(stack, org, dispute, "winning_evidence")
+    submitted = await submit_evidence(stack, org, dispute, "winning_evidence")
     assert submitted["status"] == "under_review" and submitted["evidence_submissions"] == 1
     await stripe_dispute(stack, payment, account, "won")
     for seed in (2, 3):
@@ -111,7 +93,7 @@ async def test_a_destination_charge_dispute_reverses_the_transfer_and_a_win_give
     transfer = await client.v1.transfers.retrieve_async(transfer_id)
     assert transfer.amount_reversed == 5_400 and len(transfer.reversals.data) == 1
 
-    await submit(stack, org, dispute, "winning_evidence")
+    await submit_evidence(stack, org, dispute, "winning_evidence")
     await stripe_dispute(stack, payment, None, "won")
     for seed in (6, 7, 8):
         await deliver_shuffled(stack, payment, None, seed)
@@ -143,7 +125,7 @@ async def test_a_lost_destination_dispute_keeps_the_reversal_and_counts_as_lost(
     await deliver_shuffled(stack, payment, None, seed=9)
     dispute = await listed_dispute(stack, org.admin_headers, payment["id"])
     assert dispute["transfer_reversed"] == 3_000
-    await submit(stack, org, dispute, "losing_evidence")
+    await submit_evidence(stack, org, dispute, "losing_evidence")
     await stripe_dispute(stack, payment, None, "lost")
     for seed in (10, 11):
         await deliver_shuffled(stack, payment, None, seed)
