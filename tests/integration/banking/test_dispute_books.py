@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.fixtures.fec import cents, checked_fec
+from tests.fixtures.fec import account_totals, cents, checked_fec
 from tests.fixtures.organizations import OrgContext, onboarded_organization
 from tests.fixtures.stack import Stack
-from tests.integration.banking.conftest import today
+from tests.integration.banking.conftest import pay_out, today
 from tests.integration.payments.conftest import (
     deliver_shuffled,
     disputed_payment,
@@ -66,8 +66,12 @@ async def test_disputes_in_the_report_and_both_fecs(bank_stack: Stack) -> None:
     assert "disputes_lost" in csv_report.text.splitlines()[0]
 
     # The direct organisation's books: taken by Stripe into disputed receivables, back when won.
+    await pay_out(stack, direct)  # its whole balance: the dispute's fee comes with the payout's Stripe fees
     books = await _fec(stack, f"/v1/organizations/{direct.id}/exports/fec", direct.admin_headers)
     assert _by_account(books, won["id"]) == {"416000": 0, "467000": 0}
+    dispute_fee = [c for c in books if c[4] == "627000" and won["stripe_dispute_id"] in c[10]]
+    assert [(cents(c[11]), c[0]) for c in dispute_fee] == [(1_500, "ST")]
+    assert account_totals(books, "467000")[0] == account_totals(books, "467000")[1]  # all paid out: back to zero
     # The destination organisation bears the reversed transfer, lost.
     books = await _fec(stack, f"/v1/organizations/{destination.id}/exports/fec", destination.admin_headers)
     assert _by_account(books, lost["id"]) == {"416000": 0, "467000": -5_400, "654000": 5_400}
