@@ -105,6 +105,9 @@ def report_json(report: pb.DailyReport) -> dict[str, Any]:
                 "bank_credits": line.bank_credits,
                 "reconciled": line.reconciled,
                 "difference": line.difference,
+                "disputed_count": line.disputed_count,
+                "disputed": line.disputed,
+                "disputes_lost": line.disputes_lost,
             }
             for line in report.organizations
         ],
@@ -127,6 +130,9 @@ def report_json(report: pb.DailyReport) -> dict[str, Any]:
                 "payouts": t.payouts,
                 "bank_credits": t.bank_credits,
                 "bank_debits": t.bank_debits,
+                "disputed_count": t.disputed_count,
+                "disputed": t.disputed,
+                "disputes_lost": t.disputes_lost,
             }
             for t in report.totals_by_currency
         ],

@@ -99,6 +99,9 @@ def totals_json(totals: common_pb2.DailyTotals, with_date: bool = True) -> dict[
         refunded=totals.refunded,
         net=totals.net,
         currency=totals.currency or None,
+        disputed_count=totals.disputed_count,
+        disputed=totals.disputed,
+        disputes_lost=totals.disputes_lost,
     )
     return body
 
@@ -311,7 +314,9 @@ _RANGE = [
     {"name": "from", "in": "query", "schema": {"type": "string", "format": "date"}},
     {"name": "to", "in": "query", "schema": {"type": "string", "format": "date"}},
 ]
-_STATS_OK = json_ok("{days: [{date, count, gross, fees, refunded, net}], totals}")
+_STATS_OK = json_ok(
+    "{days: [{date, count, gross, fees, refunded, net, disputed_count, disputed, disputes_lost}], totals}"
+)
 
 openapi_paths: dict[str, dict[str, Any]] = {
     "/v1/payments": {

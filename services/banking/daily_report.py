@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.banking.allocation import AllocationRule, AllocationSummary, LegalEntity, allocate
-from services.banking.fec import BookLine
+from services.banking.fec import DISPUTE_KINDS, BookLine
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,25 +24,36 @@ class OrganizationTotals:
     fees: int = 0
     refunds: int = 0
     net: int = 0
+    disputed_count: int = 0
+    disputed: int = 0
+    disputes_lost: int = 0
 
 
 def totals_from_books(lines: Iterable[BookLine]) -> list[OrganizationTotals]:
     """Per organisation and currency, as the stats count: a sale adds one to the count, its amount
     to gross and its platform fee to fees; a refund adds its amount to refunds and takes the fee
-    it gave back off fees (both on the day they happened); net = gross - refunds - fees."""
-    sums: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    it gave back off fees (both on the day they happened); net = gross - refunds - fees. Disputes
+    are told apart: the amount withdrawn (count and amount) and lost on the day; net leaves them out."""
+    sums: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * 7)
     for line in lines:
         found = sums[(line.organization_id, line.currency)]
         if line.kind == "sale":
             found[0] += 1
             found[1] += line.amount
             found[2] += line.application_fee
-        else:
+        elif line.kind == "refund":
             found[2] -= line.application_fee
             found[3] += line.amount
+        elif line.kind == "dispute":
+            found[4] += 1
+            found[5] += line.amount
+        elif line.kind == "dispute_lost":
+            found[6] += line.amount
+        else:
+            assert line.kind in DISPUTE_KINDS, line.kind
     return [
-        OrganizationTotals(org, currency, count, gross, fees, refunds, gross - refunds - fees)
-        for (org, currency), (count, gross, fees, refunds) in sorted(sums.items())
+        OrganizationTotals(org, currency, count, gross, fees, refunds, gross - refunds - fees, *disputes)
+        for (org, currency), (count, gross, fees, refunds, *disputes) in sorted(sums.items())
     ]
 
 
@@ -73,6 +84,9 @@ class OrganizationLine:
     bank_credits: int
     reconciled: bool
     difference: int
+    disputed_count: int = 0
+    disputed: int = 0
+    disputes_lost: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +100,9 @@ class CurrencyTotals:
     payouts: int = 0
     bank_credits: int = 0
     bank_debits: int = 0
+    disputed_count: int = 0
+    disputed: int = 0
+    disputes_lost: int = 0
 
 
 @dataclass(frozen=True)
@@ -161,6 +178,9 @@ def build_daily_report(
                 bank_credits=credited,
                 reconciled=all(p.match_id is not None for p in mine),
                 difference=paid_out - credited,
+                disputed_count=sales.disputed_count,
+                disputed=sales.disputed,
+                disputes_lost=sales.disputes_lost,
             )
         )
     unmatched_payouts = sum(1 for p in payouts if p.match_id is None)
@@ -182,6 +202,9 @@ def build_daily_report(
             payouts=sum(p.amount for p in payouts if p.currency == c),
             bank_credits=bank.get(c, (0, 0))[0],
             bank_debits=bank.get(c, (0, 0))[1],
+            disputed_count=sum(line.disputed_count for line in lines if line.currency == c),
+            disputed=sum(line.disputed for line in lines if line.currency == c),
+            disputes_lost=sum(line.disputes_lost for line in lines if line.currency == c),
         )
         for c in currencies
     )
@@ -211,6 +234,9 @@ _ORG_COLUMNS = (
     "bank_credits",
     "reconciled",
     "difference",
+    "disputed_count",
+    "disputed",
+    "disputes_lost",
     "currency",
 )
 
@@ -239,6 +265,9 @@ def report_csv(report: DailyReport) -> str:
                 totals.bank_credits,
                 _cell(all(line.reconciled for line in mine)),
                 sum(line.difference for line in mine),
+                totals.disputed_count,
+                totals.disputed,
+                totals.disputes_lost,
                 totals.currency,
             ]
         )
@@ -278,6 +307,13 @@ def _amounts(report: DailyReport, name: str) -> str:
     return " + ".join(shown) or money(0, report.currency)
 
 
+def _disputes(line: OrganizationLine) -> str:
+    if not (line.disputed_count or line.disputes_lost):
+        return ""
+    lost = f", lost {money(line.disputes_lost, line.currency)}" if line.disputes_lost else ""
+    return f"; disputes {line.disputed_count} ({money(line.disputed, line.currency)}){lost}"
+
+
 def slack_message(report: DailyReport) -> dict[str, Any]:
     """Slack incoming-webhook JSON: a plain `text` fallback and mrkdwn blocks."""
     cur = report.currency
@@ -288,16 +324,19 @@ def slack_message(report: DailyReport) -> dict[str, Any]:
             f"NOT reconciled ({report.unmatched_payouts} unmatched payouts, {report.unmatched_credits} unmatched credits)"
         )
     )
+    disputes = ""
+    if any(t.disputed_count or t.disputes_lost for t in report.by_currency):
+        disputes = f"disputes {_amounts(report, 'disputed')} (lost {_amounts(report, 'disputes_lost')}), "
     head = (
         f"Daily report {report.date}: net {_amounts(report, 'net')}, "
-        f"bank credits {_amounts(report, 'bank_credits')}, {status}"
+        f"bank credits {_amounts(report, 'bank_credits')}, {disputes}{status}"
     )
     org_lines = [
         f"• *{line.organization_name or line.organization_id}*: gross {money(line.gross, line.currency)}, "
         f"fees {money(line.fees, line.currency)}, refunds {money(line.refunds, line.currency)}, "
         f"net {money(line.net, line.currency)}; "
         f"payouts {money(line.payouts, line.currency)}, bank {money(line.bank_credits, line.currency)}"
-        f"{'' if line.reconciled else ' ⚠ unreconciled'}"
+        f"{_disputes(line)}{'' if line.reconciled else ' ⚠ unreconciled'}"
         for line in report.organizations
     ] or ["No sales and no payouts."]
     entity_lines = [

@@ -5,11 +5,17 @@ Two kinds of books, each from plain values:
 - an **organisation's** (the merchant of record under direct charges, and the one the platform
   transfers to under destination charges): card sales and refunds (VE) and cash sales (CA) on the
   day they were made, its platform fees, the Stripe fees it bears (direct charges), payouts from
-  Stripe to its bank (BQ);
+  Stripe to its bank (BQ), and disputes (VE): what was taken from it (withdrawn by Stripe under
+  direct charges, the transfer reversed under destination charges) into disputed receivables,
+  back when won, a loss when lost;
 - the **platform's**: its application fees (and their refunds), for destination charges the
   money collected for the organisation, the transfer to it and its reversal on refunds (VE, ST),
-  the Stripe fees it bears, its own payouts and its bank (BQ). An organisation's sales are never
-  the platform's revenue.
+  the Stripe fees it bears, its own payouts and its bank (BQ), and under destination charges the
+  disputes Stripe debits it for, the transfer reversed to recover them and given back when won.
+  An organisation's sales are never the platform's revenue.
+
+Stripe's dispute fee is one of the Stripe fees (ST) of the balance transaction that withdrew the
+dispute, booked with the payout that carries it like every other fee, so never twice.
 
 Every entry has one currency and balances (its debits equal its credits); EcritureNum is
 sequential per journal without gaps. Amounts of different currencies are never added: an entry
@@ -50,6 +56,8 @@ _JOURNAL_ORDER = {code: i for i, code in enumerate(JOURNALS)}
 STRIPE, CASH, BANK, TRANSIT, SUSPENSE = "467000", "530000", "512000", "580000", "471000"
 OWED_TO_ORGANIZATIONS = "467100"
 SALES, REFUNDS, FEES_EARNED, FEES_REFUNDED = "706000", "709000", "706100", "709100"
+DISPUTED, DISPUTE_LOSSES = "416000", "654000"
+DISPUTE_KINDS = ("dispute", "dispute_won", "dispute_lost")
 STRIPE_FEES, PLATFORM_FEES = "627000", "622000"
 ACCOUNTS = {
     STRIPE: "Stripe - compte de passage",
@@ -64,14 +72,17 @@ ACCOUNTS = {
     FEES_REFUNDED: "Commissions remboursées",
     STRIPE_FEES: "Frais Stripe",
     PLATFORM_FEES: "Commissions de la plateforme (charge)",
+    DISPUTED: "Clients douteux ou litigieux",
+    DISPUTE_LOSSES: "Pertes sur créances irrécouvrables",
 }
 
 
 @dataclass(frozen=True, slots=True)
 class BookLine:
-    """A succeeded sale or refund as Payments books it (amounts positive, minor units)."""
+    """A succeeded sale or refund, or a dispute's movement, as Payments books it (amounts positive,
+    minor units; `transfer_reversed` is a destination charge's dispute's part of the transfer)."""
 
-    kind: str  # "sale" or "refund"
+    kind: str  # "sale", "refund", or one of DISPUTE_KINDS
     id: str
     payment_id: str
     organization_id: str
@@ -81,6 +92,8 @@ class BookLine:
     currency: str
     amount: int
     application_fee: int
+    dispute_fee: int = 0
+    transfer_reversed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +156,31 @@ def _entry(journal: str, day: date, piece: str, label: str, currency: str, legs:
 # ---- an organisation's books -------------------------------------------------------------
 
 
+def _dispute_legs(kind: str, taken: int, disputed: int, recovered: int, aux: str = "") -> list[Leg]:
+    """A dispute's movement: `taken` leaves (or comes back to) Stripe into disputed receivables;
+    lost, the receivable is written off, `recovered` of it from the organisation (`aux`)."""
+    if kind == "dispute":
+        return [Leg(DISPUTED, taken, 0), Leg(STRIPE, 0, taken)]
+    if kind == "dispute_won":
+        return [Leg(STRIPE, taken, 0), Leg(DISPUTED, 0, taken)]
+    return [
+        Leg(OWED_TO_ORGANIZATIONS, recovered, 0, aux),
+        Leg(DISPUTE_LOSSES, disputed - recovered, 0),
+        Leg(DISPUTED, 0, disputed),
+    ]
+
+
+_DISPUTE_LABELS = {"dispute": "litige", "dispute_won": "litige gagné", "dispute_lost": "litige perdu"}
+
+
 def _organization_entry(line: BookLine) -> Entry | None:
     fee = line.application_fee
+    if line.kind in DISPUTE_KINDS:
+        # What the organisation bears: all of it under direct charges, the reversed transfer under destination.
+        taken = line.amount if line.charge_model == "direct" else line.transfer_reversed
+        legs = _dispute_legs(line.kind, taken, taken, 0)
+        label = f"{_DISPUTE_LABELS[line.kind]} {line.payment_id}"
+        return _entry("VE", line.day, line.id, label, line.currency, legs)
     if line.method == "cash":
         money = CASH
         journal = "CA"
@@ -195,6 +231,8 @@ def _platform_entries(line: BookLine) -> list[Entry]:
     if line.charge_model not in ("direct", "destination"):
         return []  # cash: never the platform's money
     fee, org = line.application_fee, line.organization_id
+    if line.kind in DISPUTE_KINDS:
+        return _platform_dispute_entries(line)
     found: list[Entry | None] = []
     if line.charge_model == "direct":
         if line.kind == "sale":
@@ -228,6 +266,37 @@ def _platform_entries(line: BookLine) -> list[Entry]:
         found.append(_entry("VE", line.day, line.id, f"remboursement {line.payment_id}", line.currency, refunded))
         found.append(
             _entry("ST", line.day, line.id, f"reprise de transfert {line.payment_id}", line.currency, reversal)
+        )
+    return [e for e in found if e is not None]
+
+
+def _platform_dispute_entries(line: BookLine) -> list[Entry]:
+    """Destination charges only (under direct charges Stripe debits the organisation): the platform
+    is debited and reverses the transfer to the organisation (given back when won); a lost dispute
+    is written off, the reversed part borne by the organisation."""
+    if line.charge_model != "destination":
+        return []
+    org, reversed_ = line.organization_id, line.transfer_reversed
+    label = f"{_DISPUTE_LABELS[line.kind]} {line.payment_id}"
+    found = [
+        _entry(
+            "VE",
+            line.day,
+            line.id,
+            label,
+            line.currency,
+            _dispute_legs(line.kind, line.amount, line.amount, reversed_, org),
+        )
+    ]
+    if line.kind == "dispute":
+        legs = [Leg(STRIPE, reversed_, 0), Leg(OWED_TO_ORGANIZATIONS, 0, reversed_, org)]
+        found.append(
+            _entry("ST", line.day, line.id, f"reprise de transfert (litige) {line.payment_id}", line.currency, legs)
+        )
+    elif line.kind == "dispute_won":
+        legs = [Leg(OWED_TO_ORGANIZATIONS, reversed_, 0, org), Leg(STRIPE, 0, reversed_)]
+        found.append(
+            _entry("ST", line.day, line.id, f"transfert rendu (litige) {line.payment_id}", line.currency, legs)
         )
     return [e for e in found if e is not None]
 

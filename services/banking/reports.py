@@ -57,7 +57,7 @@ def day_bounds(day: date, banking: Banking) -> tuple[datetime, datetime]:
 
 
 async def book_lines(banking: Banking, organization_id: str, first: date, last: date) -> list[fec.BookLine]:
-    """Sales and refunds of [first, last] from Payments (every organisation when organization_id is empty),
+    """Sales, refunds and disputes' movements of [first, last] from Payments (every organisation when organization_id is empty),
     each on the local day it happened."""
     lines: list[fec.BookLine] = []
     cursor = ""
@@ -83,6 +83,8 @@ async def book_lines(banking: Banking, organization_id: str, first: date, last: 
                 currency=e.currency,
                 amount=e.amount,
                 application_fee=e.application_fee,
+                dispute_fee=e.dispute_fee,
+                transfer_reversed=e.transfer_reversed,
             )
             for e in answer.entries
         ]

@@ -98,6 +98,9 @@ def report_message(report: DailyReport) -> pb.DailyReport:
                 bank_credits=line.bank_credits,
                 reconciled=line.reconciled,
                 difference=line.difference,
+                disputed_count=line.disputed_count,
+                disputed=line.disputed,
+                disputes_lost=line.disputes_lost,
             )
             for line in report.organizations
         ],
@@ -132,6 +135,9 @@ def report_message(report: DailyReport) -> pb.DailyReport:
                 payouts=t.payouts,
                 bank_credits=t.bank_credits,
                 bank_debits=t.bank_debits,
+                disputed_count=t.disputed_count,
+                disputed=t.disputed,
+                disputes_lost=t.disputes_lost,
             )
             for t in report.by_currency
         ],

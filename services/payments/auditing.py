@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from runtime import audit
 from runtime.db import Connection
-from services.payments.domain import Payment, Refund
+from services.payments.domain import Dispute, Payment, Refund
 
 
 async def payment_action(conn: Connection, action: str, payment: Payment) -> None:
@@ -32,4 +32,20 @@ async def refund_action(conn: Connection, action: str, payment: Payment, refund:
         targets={"payment_id": payment.id, "refund_id": refund.id, "stripe_refund": refund.stripe_refund_id},
         after={"status": refund.status, "amount": refund.amount, "currency": refund.currency, "reason": refund.reason},
         organization_id=payment.organization_id,
+    )
+
+
+async def evidence_action(conn: Connection, dispute: Dispute, fields: list[str], submitted: bool) -> None:
+    """Records evidence given for `dispute`: which fields and whether it went to the bank, never
+    their content (it holds the customer's data)."""
+    await audit.record(
+        conn,
+        "dispute.evidence_submitted" if submitted else "dispute.evidence_staged",
+        targets={
+            "dispute_id": dispute.id,
+            "payment_id": dispute.payment_id,
+            "stripe_dispute": dispute.stripe_dispute_id,
+        },
+        after={"status": dispute.status, "fields": sorted(fields)},
+        organization_id=dispute.organization_id,
     )

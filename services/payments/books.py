@@ -1,8 +1,9 @@
-"""What sales and refunds put in an organisation's books (read only), for Banking's FEC and daily report.
+"""What sales, refunds and disputes put in an organisation's books (read only), for Banking's FEC and daily report.
 
 A sale counts on its payment's local day, as the stats do. A refund counts on the local day it
 was made (the organisation's time zone), never on its sale's day, so that a day already
 reported or exported does not change afterwards. Only succeeded payments and refunds are books.
+A dispute books its withdrawal, its reinstatement (won) and its loss each on the local day it happened.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ DEFAULT_PAGE = 500
 
 @dataclass(frozen=True)
 class BookEntry:
-    kind: str  # "sale" or "refund"
+    kind: str  # "sale", "refund", "dispute", "dispute_won" or "dispute_lost"
     id: str
     payment_id: str
     organization_id: str
@@ -35,6 +36,8 @@ class BookEntry:
     application_fee: int
     stripe_account_id: str
     stripe_payment_intent_id: str
+    dispute_fee: int = 0
+    transfer_reversed: int = 0
 
 
 def _limit(limit: int) -> int:
@@ -86,6 +89,8 @@ async def entries(
             application_fee=r["application_fee"],
             stripe_account_id=r["stripe_account_id"],
             stripe_payment_intent_id=r["stripe_payment_intent_id"],
+            dispute_fee=r["dispute_fee"],
+            transfer_reversed=r["transfer_reversed"],
         )
         for r in rows
     ]

@@ -342,3 +342,146 @@ def decode_refund_dict(data: dict[str, Any]) -> Refund:
     if data.get("local_date"):
         data["local_date"] = date.fromisoformat(data["local_date"])
     return Refund(**data)
+
+
+# ---- disputes ------------------------------------------------------------------------------
+
+# Stripe's dispute statuses (the proto's DisputeStatus, checked by the unit tests) on a ladder: a
+# dispute is opened, answered (evidence submitted, under review), then closed; an older event
+# never moves it back, and a closed one stays closed.
+_DISPUTE_RANK = {
+    "warning_needs_response": 0,
+    "needs_response": 0,
+    "warning_under_review": 1,
+    "under_review": 1,
+    "won": 2,
+    "lost": 2,
+    "warning_closed": 2,
+    "charge_refunded": 2,
+}
+DISPUTE_STATUSES = tuple(_DISPUTE_RANK)
+DISPUTE_CLOSED = frozenset({"won", "lost", "warning_closed", "charge_refunded"})
+DISPUTE_OPEN = frozenset({"warning_needs_response", "needs_response"})
+# The evidence Stripe takes (`evidence[...]` of POST /v1/disputes/{id}), all text or file ids.
+DISPUTE_EVIDENCE_FIELDS = (
+    "access_activity_log",
+    "billing_address",
+    "cancellation_policy",
+    "cancellation_policy_disclosure",
+    "cancellation_rebuttal",
+    "customer_communication",
+    "customer_email_address",
+    "customer_name",
+    "customer_purchase_ip",
+    "customer_signature",
+    "duplicate_charge_documentation",
+    "duplicate_charge_explanation",
+    "duplicate_charge_id",
+    "product_description",
+    "receipt",
+    "refund_policy",
+    "refund_policy_disclosure",
+    "refund_refusal_explanation",
+    "service_date",
+    "service_documentation",
+    "shipping_address",
+    "shipping_carrier",
+    "shipping_date",
+    "shipping_documentation",
+    "shipping_tracking_number",
+    "uncategorized_file",
+    "uncategorized_text",
+)
+EVIDENCE_MAX_CHARS = 150_000  # Stripe's limit over all the text evidence
+
+
+def dispute_may_move(current: str, new: str) -> bool:
+    """Whether a dispute re-read at Stripe may take status `new`: forward only (same rank allowed
+    while open: a warning becomes a dispute), a closed dispute stays as it closed."""
+    if new not in _DISPUTE_RANK or current == new:
+        return False
+    if current in DISPUTE_CLOSED:
+        return False
+    return _DISPUTE_RANK[new] >= _DISPUTE_RANK.get(current, 0)
+
+
+@dataclass
+class Dispute:
+    id: str
+    stripe_dispute_id: str
+    payment_id: str
+    organization_id: str
+    member_id: str
+    charge_model: str
+    amount: int
+    currency: str
+    reason: str
+    status: str
+    evidence_due_by: datetime | None
+    local_date: date
+    created_at: datetime
+    evidence_submissions: int = 0
+    withdrawn: int = 0
+    dispute_fee: int = 0
+    withdrawn_at: datetime | None = None
+    reinstated: int = 0
+    reinstated_at: datetime | None = None
+    closed_at: datetime | None = None
+    stripe_transfer_id: str | None = None
+    transfer_reversed: int = 0
+    stripe_transfer_reversal_id: str | None = None
+    transfer_returned: int = 0
+    stripe_return_transfer_id: str | None = None
+    transfer_refused_at: datetime | None = None
+
+
+def advance_dispute(dispute: Dispute, new: str) -> bool:
+    """The one place a dispute's status changes; True when it moved."""
+    if not dispute_may_move(dispute.status, new):
+        return False
+    dispute.status = new
+    return True
+
+
+def dispute_money(stripe_dispute: dict[str, Any]) -> tuple[int, int, int | None, int, int | None]:
+    """What Stripe's dispute says moved: (withdrawn, fee, when, reinstated, when), from its balance
+    transactions (a negative one withdraws the amount and the fee, a positive one reinstates)."""
+    withdrawn = fee = reinstated = 0
+    withdrawn_at: int | None = None
+    reinstated_at: int | None = None
+    for txn in stripe_dispute.get("balance_transactions") or []:
+        if not isinstance(txn, dict):
+            continue
+        amount = int(txn.get("amount") or 0)
+        if amount < 0:
+            withdrawn += -amount
+            fee += int(txn.get("fee") or 0)
+            withdrawn_at = withdrawn_at or int(txn.get("created") or 0) or None
+        elif amount > 0:
+            reinstated += amount
+            reinstated_at = reinstated_at or int(txn.get("created") or 0) or None
+    return withdrawn, fee, withdrawn_at, reinstated, reinstated_at
+
+
+def transfer_to_reverse(dispute: Dispute, transfer: dict[str, Any]) -> int:
+    """Under a destination charge, what to take back from the organisation once the funds are
+    withdrawn: the disputed amount, at most what is left of the charge's transfer (a refund may
+    have reversed part of it already)."""
+    left = int(transfer.get("amount") or 0) - int(transfer.get("amount_reversed") or 0)
+    return max(0, min(dispute.withdrawn, left))
+
+
+def evidence_problems(evidence: dict[str, Any]) -> list[tuple[str, str]]:
+    """(field, message) for each evidence entry Stripe would refuse; empty when it can be sent."""
+    problems: list[tuple[str, str]] = []
+    total = 0
+    for name, value in evidence.items():
+        if name not in DISPUTE_EVIDENCE_FIELDS:
+            problems.append((f"evidence.{name}", "is not evidence Stripe takes"))
+        elif not isinstance(value, str):
+            problems.append((f"evidence.{name}", "must be text"))
+        else:
+            total += len(value)
+    if total > EVIDENCE_MAX_CHARS:
+        problems.append(("evidence", f"at most {EVIDENCE_MAX_CHARS} characters in all"))
+    return problems

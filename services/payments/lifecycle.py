@@ -7,7 +7,7 @@ from typing import Any
 from runtime.db import Connection
 from runtime.errors import Conflict, FieldError, InvalidArgument, NotFound
 from runtime.inbox import APPLIED, IGNORED, InboundEvent
-from services.payments import auditing, refunding
+from services.payments import auditing, disputes, refunding
 from services.payments import repository as repo
 from services.payments.context import Context
 from services.payments.domain import (
@@ -124,7 +124,7 @@ _NOTHING_NEW = frozenset({"payment_intent.created", "charge.updated", "charge.pe
 
 
 def event_handler(ctx: Context) -> Any:
-    """The inbox handler for `payment_intent.*`, `charge.*` and refund events.
+    """The inbox handler for `payment_intent.*`, `charge.*` (disputes: `disputes.apply_event`) and refund events.
 
     Stripe sends events in any order: a charge or refund event about a payment not yet known as
     final first re-reads its PaymentIntent, and refund events re-read the charge's refunds, so
@@ -135,6 +135,8 @@ def event_handler(ctx: Context) -> Any:
         if event.type in _NOTHING_NEW:
             return IGNORED  # and no lock: it arrives while the create still holds the payment
         obj = event.data_object
+        if event.type.startswith(disputes.EVENT_PREFIX):
+            return await disputes.apply_event(conn, ctx, event)
         if event.type.startswith("payment_intent."):
             payment = await _payment_for(conn, str(obj.get("id") or ""), obj.get("metadata") or {})
             if payment is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
 import asyncpg
@@ -13,12 +13,13 @@ import grpc
 from collect.payments.v1 import payments_pb2, payments_pb2_grpc
 
 from runtime.audit import register_audit_outbox
+from runtime.errors import DomainError
 from runtime.inbox import register_event_sink
 from runtime.money import payment_bounds
 from runtime.policies import PaymentPolicies
 from runtime.service import ServiceDeps
 from runtime.settings import Env
-from services.payments import receipts, refunding
+from services.payments import disputes, receipts, refunding
 from services.payments import repository as repo
 from services.payments.context import Context
 from services.payments.domain import Settings
@@ -58,17 +59,28 @@ def wire(deps: ServiceDeps, server: grpc.aio.Server) -> Iterable[str]:
     payments_pb2_grpc.add_PaymentsServiceServicer_to_server(PaymentsServicer(ctx), server)
     register_audit_outbox(deps)  # its actions' audit records, to Accounts
     events = register_event_sink(deps, server, event_handler(ctx))
+    refund_sweep_after = deps.env.number("REFUND_SWEEP_AFTER_SECONDS", 120.0)
+    dispute_retry_after = deps.env.number("DISPUTE_TRANSFER_RETRY_AFTER_SECONDS", 600.0)
     loop = asyncio.get_running_loop()
     workers = [
         loop.create_task(receipts.run_worker(ctx), name="payments-receipts"),
         loop.create_task(_expire_keys(ctx, deps.env.integer("IDEMPOTENCY_KEY_TTL_HOURS", 24)), name="payments-keys"),
+        # Refunds left pending by an unknown outcome; dispute transfer moves Stripe refused.
         loop.create_task(
-            _sweep_refunds(
-                ctx,
-                deps.env.number("REFUND_SWEEP_AFTER_SECONDS", 120.0),
+            _repeat(
                 deps.env.number("REFUND_SWEEP_EVERY_SECONDS", 60.0),
+                lambda: refunding.sweep_refunds(ctx, refund_sweep_after),
+                "refund sweep",
             ),
             name="payments-refund-sweep",
+        ),
+        loop.create_task(
+            _repeat(
+                deps.env.number("DISPUTE_SWEEP_EVERY_SECONDS", 60.0),
+                lambda: disputes.sweep_transfers(ctx, dispute_retry_after),
+                "dispute sweep",
+            ),
+            name="payments-dispute-sweep",
         ),
     ]
 
@@ -84,14 +96,14 @@ def wire(deps: ServiceDeps, server: grpc.aio.Server) -> Iterable[str]:
     return [SERVICE_NAME, events]
 
 
-async def _sweep_refunds(ctx: Context, after: float, every: float) -> None:
-    """Settles refunds left pending by an unknown outcome (`refunding.sweep_refunds`)."""
+async def _repeat(every: float, job: Callable[[], Awaitable[object]], what: str) -> None:
+    """Runs `job` every `every` seconds; a database or Stripe failure is logged and the next run tries again."""
     while True:
         await asyncio.sleep(every)
         try:
-            await refunding.sweep_refunds(ctx, after)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-            log.warning("refund sweep: %s", error)
+            await job()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, DomainError) as error:
+            log.warning("%s: %s", what, error)
 
 
 async def _expire_keys(ctx: Context, hours: int, every: float = 600.0) -> None:

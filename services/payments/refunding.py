@@ -58,6 +58,8 @@ async def create_refund(
                 raise NotFound("payment not found", "payment_not_found")
             if payment.status != "succeeded":
                 raise Conflict(f"the payment cannot be refunded while {payment.status}", "payment_not_refundable")
+            if await repo.has_dispute(conn, payment.id):  # Stripe refuses it: the bank decides now
+                raise Conflict("the payment is disputed: it cannot be refunded", "payment_disputed")
             left = (
                 payment.amount_captured - payment.amount_refunded - await repo.pending_refunds_total(conn, payment.id)
             )
@@ -98,6 +100,13 @@ async def _complete(ctx: Context, organization_id: str, member_id: str, key: str
                     raise
                 except DomainError as error:
                     refused = error
+                    if error.code == "stripe_amount_too_large":
+                        # Refunded elsewhere (the dashboard) meanwhile, its event not here yet: what
+                        # is left is less than this platform knows, the same answer as when it knows.
+                        refused = Conflict(
+                            f"the refund is more than what is left to refund at Stripe: {error.message}",
+                            "refund_exceeds_remaining",
+                        )
                     refund.status = "failed"
                     refund.failure_reason = error.message[:500]
                     await repo.save_refund(conn, refund)

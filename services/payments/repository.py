@@ -10,7 +10,7 @@ import asyncpg
 import orjson
 
 from runtime.db import Connection
-from services.payments.domain import Payment, Refund
+from services.payments.domain import Dispute, Payment, Refund
 
 _PAYMENT_COLUMNS = """id, organization_id, member_id, amount, currency, method, capture_method, status, charge_model,
     stripe_account_id, application_fee_amount, amount_captured, amount_refunded, application_fee_refunded,
@@ -496,15 +496,22 @@ async def add_to_day(
     gross: int = 0,
     fees: int = 0,
     refunded: int = 0,
+    disputed_count: int = 0,
+    disputed: int = 0,
+    disputes_lost: int = 0,
     day: date | None = None,
 ) -> None:
-    """Adds to the rollup row of the payment's day (or `day`: a refund's), in the transaction that changed it."""
+    """Adds to the rollup row of the payment's day (or `day`: a refund's or a dispute's), in the
+    transaction that changed it."""
     await conn.execute(
-        """INSERT INTO daily_totals AS t (organization_id, day, member_id, currency, count, gross, fees, refunded)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        """INSERT INTO daily_totals AS t (organization_id, day, member_id, currency, count, gross, fees, refunded,
+                                          disputed_count, disputed, disputes_lost)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
            ON CONFLICT (organization_id, day, member_id, currency) DO UPDATE
               SET count = t.count + excluded.count, gross = t.gross + excluded.gross,
-                  fees = t.fees + excluded.fees, refunded = t.refunded + excluded.refunded""",
+                  fees = t.fees + excluded.fees, refunded = t.refunded + excluded.refunded,
+                  disputed_count = t.disputed_count + excluded.disputed_count,
+                  disputed = t.disputed + excluded.disputed, disputes_lost = t.disputes_lost + excluded.disputes_lost""",
         payment.organization_id,
         day or payment.local_date,
         payment.member_id,
@@ -513,6 +520,9 @@ async def add_to_day(
         gross,
         fees,
         refunded,
+        disputed_count,
+        disputed,
+        disputes_lost,
     )
 
 
@@ -522,7 +532,9 @@ async def daily_totals(
     """Per day and currency, for an organisation (member_id '') or one member."""
     return await conn.fetch(
         """SELECT day, currency, sum(count)::bigint AS count, sum(gross)::bigint AS gross, sum(fees)::bigint AS fees,
-                  sum(refunded)::bigint AS refunded
+                  sum(refunded)::bigint AS refunded,
+                  sum(disputed_count)::bigint AS disputed_count, sum(disputed)::bigint AS disputed,
+                  sum(disputes_lost)::bigint AS disputes_lost
              FROM daily_totals
             WHERE organization_id = $1 AND ($2 = '' OR member_id = $2) AND day BETWEEN $3 AND $4
             GROUP BY day, currency ORDER BY day, currency""",
@@ -538,7 +550,9 @@ async def totals_by_organization(
 ) -> list[asyncpg.Record]:
     return await conn.fetch(
         """SELECT organization_id, day, currency, sum(count)::bigint AS count, sum(gross)::bigint AS gross,
-                  sum(fees)::bigint AS fees, sum(refunded)::bigint AS refunded
+                  sum(fees)::bigint AS fees, sum(refunded)::bigint AS refunded,
+                  sum(disputed_count)::bigint AS disputed_count, sum(disputed)::bigint AS disputed,
+                  sum(disputes_lost)::bigint AS disputes_lost
              FROM daily_totals
             WHERE ($1 = '' OR organization_id = $1) AND day BETWEEN $2 AND $3
             GROUP BY organization_id, day, currency ORDER BY organization_id, day, currency""",
@@ -546,6 +560,109 @@ async def totals_by_organization(
         first,
         last,
     )
+
+
+# --- disputes -----------------------------------------------------------------------------
+
+_DISPUTE_COLUMNS = """id, stripe_dispute_id, payment_id, organization_id, member_id, charge_model, amount, currency, reason,
+    status, evidence_due_by, evidence_submissions, withdrawn, dispute_fee, withdrawn_at, reinstated, reinstated_at,
+    closed_at, stripe_transfer_id, transfer_reversed, stripe_transfer_reversal_id, transfer_returned,
+    stripe_return_transfer_id, transfer_refused_at, local_date, created_at"""
+_DISPUTE_FIELDS = [c.strip() for c in _DISPUTE_COLUMNS.split(",")]
+# What changes after a dispute is recorded (its payment, organisation, amount and day do not).
+_DISPUTE_CHANGING = _DISPUTE_FIELDS[_DISPUTE_FIELDS.index("status") : _DISPUTE_FIELDS.index("transfer_refused_at") + 1]
+
+
+def dispute_from_row(row: asyncpg.Record) -> Dispute:
+    values = {name: row[name] for name in _DISPUTE_FIELDS}
+    values["id"], values["payment_id"] = str(row["id"]), str(row["payment_id"])
+    return Dispute(**values)
+
+
+def _dispute_values(dispute: Dispute) -> list[Any]:
+    return [getattr(dispute, name) for name in _DISPUTE_FIELDS]
+
+
+async def insert_dispute(conn: Connection, dispute: Dispute) -> bool:
+    """Records a dispute first seen; False when its Stripe id is recorded already."""
+    places = ", ".join(f"${i}" for i in range(1, len(_DISPUTE_FIELDS) + 1))
+    inserted = await conn.fetchval(
+        f"INSERT INTO disputes ({_DISPUTE_COLUMNS}) VALUES ({places}) ON CONFLICT DO NOTHING RETURNING true",
+        *_dispute_values(dispute),
+    )
+    return bool(inserted)
+
+
+async def save_dispute(conn: Connection, dispute: Dispute) -> None:
+    """Writes back every field that changes after the dispute is recorded."""
+    changing = _DISPUTE_CHANGING
+    sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(changing, start=2))
+    await conn.execute(
+        f"UPDATE disputes SET {sets}, updated_at = now() WHERE id = $1",
+        dispute.id,
+        *[getattr(dispute, name) for name in changing],
+    )
+
+
+async def get_dispute(conn: Connection, dispute_id: str, *, for_update: bool = False) -> Dispute | None:
+    if parse_uuid(dispute_id) is None:
+        return None
+    lock = " FOR UPDATE" if for_update else ""
+    row = await conn.fetchrow(f"SELECT {_DISPUTE_COLUMNS} FROM disputes WHERE id = $1{lock}", dispute_id)
+    return dispute_from_row(row) if row else None
+
+
+async def get_dispute_by_stripe_id(
+    conn: Connection, stripe_dispute_id: str, *, for_update: bool = False
+) -> Dispute | None:
+    lock = " FOR UPDATE" if for_update else ""
+    row = await conn.fetchrow(
+        f"SELECT {_DISPUTE_COLUMNS} FROM disputes WHERE stripe_dispute_id = $1{lock}", stripe_dispute_id
+    )
+    return dispute_from_row(row) if row else None
+
+
+async def has_dispute(conn: Connection, payment_id: str) -> bool:
+    return bool(await conn.fetchval("SELECT true FROM disputes WHERE payment_id = $1 LIMIT 1", payment_id))
+
+
+async def list_disputes(
+    conn: Connection, organization_id: str, after: tuple[datetime, str] | None, limit: int
+) -> list[Dispute]:
+    """Newest first; every organisation's when `organization_id` is ''."""
+    rows = await conn.fetch(
+        f"""SELECT {_DISPUTE_COLUMNS} FROM disputes
+             WHERE ($1 = '' OR organization_id = $1)
+               AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))
+             ORDER BY created_at DESC, id DESC LIMIT $4""",
+        organization_id,
+        after[0] if after else None,
+        after[1] if after else None,
+        limit,
+    )
+    return [dispute_from_row(row) for row in rows]
+
+
+DISPUTE_SWEEP_LOCK = 0x5E_F0_4D_02  # one dispute sweeper at a time across replicas
+
+
+async def lock_dispute_sweep(conn: Connection) -> bool:
+    """The dispute sweep's lock, held until the transaction ends; False when another replica sweeps."""
+    return bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", DISPUTE_SWEEP_LOCK))
+
+
+async def disputes_with_transfer_due(conn: Connection, older_than_seconds: float, limit: int) -> list[tuple[str, str]]:
+    """(payment id, Stripe dispute id) of disputes whose transfer move Stripe refused longer than
+    `older_than_seconds` ago, their
+    payment locked (skipped while an event holds it: that event tries the move itself)."""
+    rows = await conn.fetch(
+        """SELECT p.id AS payment_id, d.stripe_dispute_id FROM disputes d JOIN payments p ON p.id = d.payment_id
+            WHERE d.transfer_refused_at <= now() - make_interval(secs => $1)
+            ORDER BY d.transfer_refused_at LIMIT $2 FOR UPDATE OF p SKIP LOCKED""",
+        older_than_seconds,
+        limit,
+    )
+    return [(str(row["payment_id"]), row["stripe_dispute_id"]) for row in rows]
 
 
 # --- receipts -----------------------------------------------------------------------------
@@ -595,13 +712,18 @@ async def expire_keys(conn: Connection, hours: int) -> int:
 
 
 async def book_organizations(conn: Connection, first: date, last: date) -> list[str]:
-    """Organisations with a sale or a refund around [first, last] (a day either side for time zones)."""
+    """Organisations with a sale, a refund or a dispute's movement around [first, last] (a day either
+    side for time zones)."""
     rows = await conn.fetch(
         """SELECT organization_id FROM payments
             WHERE status = 'succeeded' AND local_date BETWEEN $1::date - 1 AND $2::date + 1
            UNION
            SELECT p.organization_id FROM refunds r JOIN payments p ON p.id = r.payment_id
-            WHERE r.status = 'succeeded' AND r.created_at >= $1::date - 2 AND r.created_at < $2::date + 3""",
+            WHERE r.status = 'succeeded' AND r.created_at >= $1::date - 2 AND r.created_at < $2::date + 3
+           UNION
+           SELECT organization_id FROM disputes
+            WHERE greatest(withdrawn_at, reinstated_at, closed_at) >= $1::date - 2
+              AND least(withdrawn_at, reinstated_at, closed_at) < $2::date + 3""",
         first,
         last,
     )
@@ -617,20 +739,35 @@ async def book_entries(
     after: tuple[date, str, str] | None,
     limit: int,
 ) -> list[asyncpg.Record]:
-    """Sales on their local day and refunds on the local day they were made (each organisation's zone)."""
+    """Sales on their local day, refunds and disputes' movements on the local day they happened (each
+    organisation's zone)."""
     return await conn.fetch(
         """WITH zones AS (SELECT * FROM unnest($1::text[], $2::text[]) AS z (organization_id, timezone)),
            entries AS (
              SELECT 'sale' AS kind, p.id::text AS id, p.id::text AS payment_id, p.organization_id,
                     p.local_date AS day, p.method, p.charge_model, p.currency, p.amount_captured AS amount,
                     p.application_fee_amount AS application_fee, coalesce(p.stripe_account_id, '') AS stripe_account_id,
-                    coalesce(p.stripe_payment_intent_id, '') AS stripe_payment_intent_id
+                    coalesce(p.stripe_payment_intent_id, '') AS stripe_payment_intent_id, 0::bigint AS dispute_fee,
+                    0::bigint AS transfer_reversed
                FROM payments p JOIN zones z ON z.organization_id = p.organization_id
               WHERE p.status = 'succeeded' AND p.local_date BETWEEN $3 AND $4
              UNION ALL
+             SELECT e.kind, d.id::text, p.id::text, p.organization_id, (e.at AT TIME ZONE z.timezone)::date,
+                    p.method, p.charge_model, d.currency, e.amount, 0, coalesce(p.stripe_account_id, ''),
+                    coalesce(p.stripe_payment_intent_id, ''), e.fee, e.reversed
+               FROM disputes d JOIN payments p ON p.id = d.payment_id
+               JOIN zones z ON z.organization_id = p.organization_id
+              CROSS JOIN LATERAL (VALUES
+                    ('dispute', d.withdrawn_at, d.withdrawn, d.dispute_fee, d.transfer_reversed),
+                    ('dispute_won', d.reinstated_at, d.reinstated, 0::bigint, d.transfer_returned),
+                    ('dispute_lost', CASE WHEN d.status = 'lost' THEN d.closed_at END, d.amount, 0::bigint,
+                     d.transfer_reversed)) AS e (kind, at, amount, fee, reversed)
+              WHERE e.at IS NOT NULL AND e.at >= $3::date - 2 AND e.at < $4::date + 3
+                AND (e.at AT TIME ZONE z.timezone)::date BETWEEN $3 AND $4
+             UNION ALL
              SELECT 'refund', r.id::text, p.id::text, p.organization_id, (r.created_at AT TIME ZONE z.timezone)::date,
                     p.method, p.charge_model, r.currency, r.amount, r.application_fee_refunded,
-                    coalesce(p.stripe_account_id, ''), coalesce(p.stripe_payment_intent_id, '')
+                    coalesce(p.stripe_account_id, ''), coalesce(p.stripe_payment_intent_id, ''), 0::bigint, 0::bigint
                FROM refunds r JOIN payments p ON p.id = r.payment_id
                JOIN zones z ON z.organization_id = p.organization_id
               WHERE r.status = 'succeeded' AND r.created_at >= $3::date - 2 AND r.created_at < $4::date + 3

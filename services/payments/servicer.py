@@ -10,11 +10,13 @@ from collect.payments.v1 import payments_pb2_grpc
 from runtime.auth import AGENT, ORG_ADMIN, PLATFORM_ADMIN, organization_scope, require_caller
 from runtime.errors import NotFound
 from runtime.pagination import decode_cursor, next_page, page_limit
-from runtime.proto import from_timestamp, to_timestamp
-from services.payments import books, creating, lifecycle, offline, refunding, stats
+from runtime.proto import EnumNames, from_timestamp, to_timestamp
+from services.payments import books, creating, disputes, lifecycle, offline, refunding, stats
 from services.payments import repository as repo
 from services.payments.context import Context
-from services.payments.domain import METHODS, Payment, Refund
+from services.payments.domain import METHODS, Dispute, Payment, Refund
+
+DISPUTE_STATUSES = EnumNames(pb.DisputeStatus)
 
 
 def refund_message(refund: Refund) -> pb.Refund:
@@ -70,6 +72,32 @@ def totals_message(day: stats.DayTotals) -> common_pb2.DailyTotals:
         refunded=day.refunded,
         net=day.net,
         currency=day.currency,
+        disputed_count=day.disputed_count,
+        disputed=day.disputed,
+        disputes_lost=day.disputes_lost,
+    )
+
+
+def dispute_message(dispute: Dispute) -> pb.Dispute:
+    return pb.Dispute(
+        id=dispute.id,
+        payment_id=dispute.payment_id,
+        organization_id=dispute.organization_id,
+        member_id=dispute.member_id,
+        amount=dispute.amount,
+        currency=dispute.currency,
+        reason=dispute.reason,
+        status=DISPUTE_STATUSES.number(dispute.status),  # type: ignore[arg-type]
+        evidence_due_by=to_timestamp(dispute.evidence_due_by),
+        charge_model=dispute.charge_model,
+        evidence_submissions=dispute.evidence_submissions,
+        withdrawn=dispute.withdrawn,
+        dispute_fee=dispute.dispute_fee,
+        reinstated=dispute.reinstated,
+        transfer_reversed=dispute.transfer_reversed,
+        transfer_returned=dispute.transfer_returned,
+        stripe_dispute_id=dispute.stripe_dispute_id,
+        created_at=to_timestamp(dispute.created_at),
     )
 
 
@@ -275,8 +303,30 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
                     application_fee=e.application_fee,
                     stripe_account_id=e.stripe_account_id,
                     stripe_payment_intent_id=e.stripe_payment_intent_id,
+                    dispute_fee=e.dispute_fee,
+                    transfer_reversed=e.transfer_reversed,
                 )
                 for e in found
             ],
             next_cursor=next_cursor,
         )
+
+    async def ListDisputes(
+        self, request: pb.ListDisputesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListDisputesResponse:
+        caller = require_caller(min_role=ORG_ADMIN)
+        organization_id = request.organization_id
+        if organization_id or not caller.is_platform:  # a platform admin without one sees every organisation's
+            organization_id = organization_scope(caller, organization_id)
+        found, next_cursor = await disputes.list_disputes(
+            self._ctx, organization_id, request.page.limit, request.page.cursor
+        )
+        return pb.ListDisputesResponse(disputes=[dispute_message(d) for d in found], next_cursor=next_cursor)
+
+    async def SubmitDisputeEvidence(
+        self, request: pb.SubmitDisputeEvidenceRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SubmitDisputeEvidenceResponse:
+        caller = require_caller(min_role=ORG_ADMIN)
+        submit = request.submit if request.HasField("submit") else True
+        dispute = await disputes.submit_evidence(self._ctx, caller, request.dispute_id, dict(request.evidence), submit)
+        return pb.SubmitDisputeEvidenceResponse(dispute=dispute_message(dispute))

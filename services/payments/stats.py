@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from runtime.dates import parse_day
 from runtime.errors import FieldError, InvalidArgument
@@ -22,6 +23,9 @@ class DayTotals:
     gross: int
     fees: int
     refunded: int
+    disputed_count: int = 0
+    disputed: int = 0
+    disputes_lost: int = 0
 
     @property
     def net(self) -> int:
@@ -51,9 +55,7 @@ async def daily(
     start, end = date_range(first, last, policy.timezone)
     async with ctx.pool.acquire() as conn:
         rows = await repo.daily_totals(conn, organization_id, member_id, start, end)
-    days = [
-        DayTotals(r["day"].isoformat(), r["currency"], r["count"], r["gross"], r["fees"], r["refunded"]) for r in rows
-    ]
+    days = [_day(r) for r in rows]
     by_currency = [
         _sum(currency, [d for d in days if d.currency == currency]) for currency in sorted({d.currency for d in days})
     ]
@@ -69,6 +71,9 @@ def _sum(currency: str, days: list[DayTotals]) -> DayTotals:
         sum(d.gross for d in days),
         sum(d.fees for d in days),
         sum(d.refunded for d in days),
+        sum(d.disputed_count for d in days),
+        sum(d.disputed for d in days),
+        sum(d.disputes_lost for d in days),
     )
 
 
@@ -76,10 +81,18 @@ async def by_organization(ctx: Context, organization_id: str, first: str, last: 
     start, end = date_range(first, last, "UTC")
     async with ctx.pool.acquire() as conn:
         rows = await repo.totals_by_organization(conn, organization_id, start, end)
-    return [
-        (
-            r["organization_id"],
-            DayTotals(r["day"].isoformat(), r["currency"], r["count"], r["gross"], r["fees"], r["refunded"]),
-        )
-        for r in rows
-    ]
+    return [(r["organization_id"], _day(r)) for r in rows]
+
+
+def _day(row: Any) -> DayTotals:
+    return DayTotals(
+        row["day"].isoformat(),
+        row["currency"],
+        row["count"],
+        row["gross"],
+        row["fees"],
+        row["refunded"],
+        row["disputed_count"],
+        row["disputed"],
+        row["disputes_lost"],
+    )

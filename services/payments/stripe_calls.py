@@ -108,3 +108,55 @@ class StripePayments:
         return await self._call(
             "post", "/v1/refunds", params, stripe_account_option(payment), f"refund:{refund.id}:create"
         )
+
+    # --- disputes: re-read, evidence, and under destination charges the transfer's reversal ---
+
+    async def retrieve_dispute(self, dispute_id: str, account: str | None) -> dict[str, Any]:
+        """The dispute as Stripe has it now, with its balance transactions (what was withdrawn)."""
+        return await self._call("get", f"/v1/disputes/{_path(dispute_id)}", {}, account)
+
+    async def update_dispute(
+        self, dispute_id: str, account: str | None, evidence: dict[str, str], submit: bool
+    ) -> dict[str, Any]:
+        """Stages (`submit` false) or submits evidence; answers the dispute as it is then."""
+        return await self._call(
+            "post", f"/v1/disputes/{_path(dispute_id)}", {"evidence": evidence, "submit": submit}, account
+        )
+
+    async def retrieve_charge(self, charge_id: str, account: str | None) -> dict[str, Any]:
+        return await self._call("get", f"/v1/charges/{_path(charge_id)}", {}, account)
+
+    async def retrieve_transfer(self, transfer_id: str) -> dict[str, Any]:
+        """A transfer of the platform's, with its reversals (the first 10; a charge's has few)."""
+        return await self._call("get", f"/v1/transfers/{_path(transfer_id)}", {}, None)
+
+    async def reverse_transfer(self, transfer_id: str, amount: int, dispute_id: str, key: str) -> dict[str, Any]:
+        return await self._call(
+            "post",
+            f"/v1/transfers/{_path(transfer_id)}/reversals",
+            {"amount": amount, "metadata": {"stripe_dispute_id": dispute_id}},
+            None,
+            key,
+        )
+
+    async def transfers_in_group(self, group: str) -> list[dict[str, Any]]:
+        listed = await self._call("get", "/v1/transfers", {"transfer_group": group, "limit": 10}, None)
+        data: list[dict[str, Any]] = list(listed.get("data") or [])
+        return data
+
+    async def create_transfer(
+        self, amount: int, currency: str, destination: str, group: str, dispute_id: str, key: str
+    ) -> dict[str, Any]:
+        return await self._call(
+            "post",
+            "/v1/transfers",
+            {
+                "amount": amount,
+                "currency": currency,
+                "destination": destination,
+                "transfer_group": group,
+                "metadata": {"stripe_dispute_id": dispute_id},
+            },
+            None,
+            key,
+        )

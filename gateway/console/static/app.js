@@ -55,7 +55,7 @@ const WORDS = {
   rule: ["Règle", "Rule"], explanation: ["Explication", "Explanation"], credit: ["Crédit", "Credit"], payout: ["Virement", "Payout"],
   no_data: ["Aucune donnée.", "No data."], per_org: ["Par organisation", "Per organisation"], net_30: ["Net par jour, 30 jours", "Net per day, 30 days"],
   agent_only: ["Vos ventes", "Your sales"], sent: ["Envoyé.", "Sent."], language: ["English", "Français"],
-  coming: ["Bientôt : litiges, virements par organisation, journal d'audit, FEC par organisation.", "Coming: disputes, payouts per organisation, audit trail, per-organisation FEC."],
+  coming: ["Bientôt : virements par organisation, FEC par organisation.", "Coming: payouts per organisation, per-organisation FEC."],
 };
 let lang = localStorage.getItem("console.lang") === "en" ? "en" : "fr";
 const t = (key) => (WORDS[key] ? WORDS[key][lang === "fr" ? 0 : 1] : key);
@@ -177,6 +177,7 @@ const ROUTES = [  // [pattern, page, who]; new pages (disputes, payouts, audit) 
   [/^\/console\/organizations\/([^/]+)\/terminal$/, terminalPage, "admin"],
   [/^\/console\/banking$/, bankingPage, "platform"],
   [/^\/console\/operations$/, operationsPage, "platform"],
+  [/^\/console\/disputes$/, disputesPage, "admin"],
 ];
 function navItems() {
   const m = state.member; if (!m) return [];
@@ -186,6 +187,7 @@ function navItems() {
   if (isPlatform()) items.push(["/console/organizations", t("organizations")], ["/console/banking", t("banking")], ["/console/operations", t("operations")]);
   else items.push([`/console/organizations/${own}`, t("organizations")], [`/console/organizations/${own}/sales`, t("sales")], [`/console/organizations/${own}/terminal`, t("terminal")]);
   items.push(["/console/audit", t("audit")]);
+  items.push(["/console/disputes", t("disputes")]);
   return items;
 }
 function renderHeader() {
@@ -689,6 +691,61 @@ async function auditPage(main) {
     params.get("cursor") ? h("a", { href: location.pathname + qs(chosen), "data-nav": true, id: "audit-first" }, t("first_page")) : null,
     page.next_cursor ? h("a", { href: location.pathname + qs({ ...chosen, cursor: page.next_cursor }), "data-nav": true, id: "audit-next" }, t("next_page")) : null);
   mount(main, h("h1", {}, t("audit")), form, table(headers, rows, { id: "audit" }), paging);
+}
+
+// ---------- disputes ----------
+// Chargebacks of card payments: each with its evidence due date; open ones take evidence (staged,
+// or submitted to the bank). Platform admins see every organisation's, org admins their own.
+Object.assign(WORDS, {
+  disputes: ["Litiges", "Disputes"], due_by: ["Preuves à fournir avant le", "Evidence due by"],
+  answer: ["Répondre", "Answer"], evidence: ["Preuves", "Evidence"], submitted: ["Soumissions", "Submissions"],
+  product_description: ["Description du produit", "Product description"],
+  customer_communication: ["Échanges avec le client", "Customer communication"],
+  uncategorized_text: ["Autres éléments", "Other evidence"], submit_now: ["Soumettre à la banque maintenant", "Submit to the bank now"],
+  send_evidence: ["Envoyer les preuves", "Send the evidence"], evidence_sent: ["Preuves envoyées.", "Evidence sent."],
+  evidence_staged: ["Preuves enregistrées (non soumises).", "Evidence saved (not submitted)."],
+  reversed: ["Repris", "Taken back"],
+});
+const DISPUTE_OPEN = ["needs_response", "warning_needs_response"];
+const disputeBadge = (status) => h("span", { class: "badge " + (status === "won" ? "ok" : status === "lost" ? "bad" : DISPUTE_OPEN.includes(status) ? "warn" : "") }, status);
+async function disputesPage(main) {
+  const orgFilter = new URLSearchParams(location.search).get("organization_id") || "";
+  const orgs = isPlatform() ? await myOrganizations() : [];
+  const names = Object.fromEntries(orgs.map((o) => [o.id, o.name]));
+  const disputes = await listAll(`/v1/disputes${qs({ organization_id: orgFilter })}`);
+  const chooser = isPlatform() ? h("form", { class: "card inline", onsubmit: (e) => e.preventDefault() }, field(t("organization"),
+    h("select", { id: "dispute-org", onchange: (e) => go(location.pathname + qs({ organization_id: e.target.value })) },
+      h("option", { value: "" }, t("all")), orgs.map((o) => h("option", { value: o.id, selected: o.id === orgFilter }, o.name))))) : null;
+  const answer = h("div", { id: "dispute-answer" });
+  const soon = Date.now() + 3 * 86_400_000;
+  const rows = disputes.map((d) => h("tr", { id: `dispute-${d.id}` },
+    h("td", {}, when(d.created_at)),
+    isPlatform() ? h("td", {}, names[d.organization_id] || d.organization_id) : null,
+    h("td", {}, h("a", { href: `/console/organizations/${d.organization_id}/payments/${d.payment_id}`, "data-nav": true }, t("payment"))),
+    num(money(d.amount, d.currency)), h("td", {}, d.reason || ""), h("td", {}, disputeBadge(d.status)),
+    h("td", { class: DISPUTE_OPEN.includes(d.status) && d.evidence_due_by && Date.parse(d.evidence_due_by) < soon ? "error" : "" }, d.evidence_due_by ? when(d.evidence_due_by) : "—"),
+    num(String(d.evidence_submissions)),
+    num(d.transfer_reversed ? money(d.transfer_reversed, d.currency) : "—"),
+    h("td", {}, DISPUTE_OPEN.includes(d.status) ? h("button", { type: "button", class: "secondary", onclick: () => answer.replaceChildren(evidenceForm(d)) }, t("answer")) : "")));
+  const headers = [[t("date")], isPlatform() ? [t("organization")] : null, [t("payment")], [t("amount"), "num"], [t("reason")], [t("status")],
+    [t("due_by")], [t("submitted"), "num"], [t("reversed"), "num"], [""]].filter(Boolean);
+  mount(main, h("h1", {}, t("disputes")), chooser, table(headers, rows, { id: "disputes" }), answer);
+}
+function evidenceForm(d) {
+  const inputs = Object.fromEntries(["product_description", "customer_communication", "uncategorized_text"].map((name) => [name, h("textarea", { rows: 3, cols: 60 })]));
+  const submitNow = h("input", { type: "checkbox", checked: true });
+  const form = h("form", { class: "card", id: "evidence-form", onsubmit: async (event) => {
+    event.preventDefault();
+    const evidence = Object.fromEntries(Object.entries(inputs).map(([k, input]) => [k, input.value.trim()]).filter(([, v]) => v));
+    try {
+      await api("POST", `/v1/disputes/${d.id}/evidence`, { evidence, submit: submitNow.checked });
+      toast(t(submitNow.checked ? "evidence_sent" : "evidence_staged")); render();
+    } catch (error) { if (error instanceof Problem) showErrors(form, error); else throw error; }
+  } }, h("h2", {}, `${t("evidence")} — ${money(d.amount, d.currency)}${d.evidence_due_by ? ` (${t("due_by")} ${when(d.evidence_due_by)})` : ""}`),
+    Object.entries(inputs).map(([name, input]) => field(t(name), input, `evidence.${name}`)),
+    h("label", {}, h("span", {}, t("submit_now")), submitNow),
+    h("div", { class: "actions" }, h("button", { type: "submit", id: "send-evidence" }, t("send_evidence"))));
+  return form;
 }
 
 render();

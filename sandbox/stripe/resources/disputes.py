@@ -24,6 +24,7 @@ from ..context import Ctx
 from ..ids import new_id
 from ..state import SandboxState
 from ..store import StripeObject, created_filter, paginate
+from ..validation import load_spec
 from ..wire import StripeError, apply_metadata, get_bool, get_dict
 
 DISPUTE_LAST4 = "0259"  # Stripe's test card 4000 0000 0000 0259
@@ -31,35 +32,8 @@ WINNING = "winning_evidence"
 LOSING = "losing_evidence"
 _DUE_DAYS = 7
 _OPEN = ("needs_response", "warning_needs_response")
-_EVIDENCE_FIELDS = (
-    "access_activity_log",
-    "billing_address",
-    "cancellation_policy",
-    "cancellation_policy_disclosure",
-    "cancellation_rebuttal",
-    "customer_communication",
-    "customer_email_address",
-    "customer_name",
-    "customer_purchase_ip",
-    "customer_signature",
-    "duplicate_charge_documentation",
-    "duplicate_charge_explanation",
-    "duplicate_charge_id",
-    "product_description",
-    "receipt",
-    "refund_policy",
-    "refund_policy_disclosure",
-    "refund_refusal_explanation",
-    "service_date",
-    "service_documentation",
-    "shipping_address",
-    "shipping_carrier",
-    "shipping_date",
-    "shipping_documentation",
-    "shipping_tracking_number",
-    "uncategorized_file",
-    "uncategorized_text",
-)
+# The evidence fields Stripe takes, as its description (openapi/spec3.json) has them.
+_EVIDENCE_FIELDS = tuple(load_spec()["components"]["schemas"]["dispute_evidence"]["properties"])
 
 
 def disputes_on_capture(charge: StripeObject) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import random
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from collect.events.v1 import events_pb2, events_pb2_grpc
 
 from tests.fixtures.organizations import OrgContext, onboarded_organization
+from tests.fixtures.polling import eventually
 from tests.fixtures.stack import Stack
 
 
@@ -135,3 +137,64 @@ def crash_after_stripe(stack: Stack, call: str) -> Iterator[None]:
 @pytest.fixture
 async def org(stack: Stack) -> OrgContext:
     return await onboarded_organization(stack)
+
+
+# --- disputes ---------------------------------------------------------------------------
+
+
+def stripe_options(account: str | None) -> dict[str, Any]:
+    """The SDK options of a call on `account` (None: the platform)."""
+    return {"stripe_account": account} if account else {}
+
+
+async def disputed_payment(stack: Stack, org: OrgContext, charge_model: str, amount: int) -> dict[str, Any]:
+    """A card payment paid with the dispute test card, succeeded, and disputed at Stripe."""
+    payment = await create_payment(stack, org.agent_headers, amount=amount, method="card")
+    account = stripe_account_for(org, charge_model)
+    await confirm(stack, payment, account, pm="pm_card_createDispute")
+    done = await settle(stack, org, payment, account)
+    await stripe_dispute(stack, done, account, "needs_response")
+    return done
+
+
+async def stripe_dispute(stack: Stack, payment: dict[str, Any], account: str | None, status: str) -> Any:
+    client = stack.extras["stripe_sandbox"].client()
+
+    async def found() -> Any:
+        listed = await client.v1.disputes.list_async(
+            params={"payment_intent": payment["stripe_payment_intent_id"]}, options=stripe_options(account)
+        )
+        return listed.data[0] if listed.data and listed.data[0].status == status else None
+
+    return await eventually(found, f"a {status} dispute on payment {payment['id']}")
+
+
+async def deliver_shuffled(stack: Stack, payment: dict[str, Any], account: str | None, seed: int) -> list[str]:
+    """Every event about the payment (the dispute's too), shuffled, half of them twice."""
+    events = await stripe_events(stack, payment["stripe_payment_intent_id"], account)
+    chosen = random.Random(seed)
+    shuffled = events + chosen.sample(events, len(events) // 2)
+    chosen.shuffle(shuffled)
+    return await deliver(stack, shuffled)
+
+
+async def listed_dispute(stack: Stack, headers: dict[str, str], payment_id: str) -> dict[str, Any]:
+    """The one dispute of the payment, as GET /v1/disputes lists it."""
+    answer = await stack.http.get("/v1/disputes?limit=100", headers=headers)
+    assert answer.status_code == 200, answer.text
+    mine = [d for d in answer.json()["data"] if d["payment_id"] == payment_id]
+    assert len(mine) == 1, answer.json()
+    found: dict[str, Any] = mine[0]
+    return found
+
+
+async def submit_evidence(stack: Stack, org: OrgContext, dispute: dict[str, Any], text: str) -> dict[str, Any]:
+    """Submits evidence whose text is Stripe's test value (`winning_evidence`, `losing_evidence`)."""
+    answer = await stack.http.post(
+        f"/v1/disputes/{dispute['id']}/evidence",
+        headers=org.admin_headers,
+        json={"evidence": {"uncategorized_text": text, "product_description": "A calendar"}},
+    )
+    assert answer.status_code == 200, answer.text
+    result: dict[str, Any] = answer.json()
+    return result

@@ -1,5 +1,5 @@
-"""Random sequences of sales, captures, refunds, offline batches and shuffled, duplicated Stripe
-events against the real services; after each step the money invariants hold, and the organisation's
+"""Random sequences of sales, captures, refunds, offline batches, disputes won and lost, and
+shuffled, duplicated Stripe events against the real services; after each step the money invariants hold, and the organisation's
 FEC balances and books what its stats say."""
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ steps = st.lists(
             st.lists(st.tuples(st.integers(1, 4), st.integers(1, 5000), st.integers(0, 240)), min_size=1, max_size=4),
         ),
         st.tuples(st.just("events"), st.randoms(use_true_random=False)),
+        st.tuples(st.just("disputed_sale"), st.integers(100, 5000)),
+        st.tuples(st.just("evidence"), st.sampled_from(["winning_evidence", "losing_evidence"])),
     ),
     min_size=2,
     max_size=8,
@@ -56,6 +58,7 @@ async def _check(stack: Stack, org: OrgContext) -> None:
         t["currency"]: [t["count"], t["gross"], t["refunded"], t["fees"]] for t in stats.json()["totals_by_currency"]
     }
     assert seen == expected, (seen, expected)
+    disputes = {t["currency"]: (t["disputed"], t["disputes_lost"]) for t in stats.json()["totals_by_currency"]}
     # The organisation's books on the same days: balanced, numbered without gaps, and saying the same.
     fec = await stack.http.get(f"/v1/organizations/{org.id}/exports/fec", params=days, headers=org.admin_headers)
     assert fec.status_code == 200, fec.text
@@ -65,6 +68,10 @@ async def _check(stack: Stack, org: OrgContext) -> None:
         assert account_totals(rows, "709000", currency.upper())[0] == refunded
         fee_debits, fee_credits = account_totals(rows, "622000", currency.upper())
         assert fee_debits - fee_credits == fees
+        # Disputes (direct charges: all the organisation's): taken into disputed receivables, lost to losses.
+        disputed, lost = disputes.get(currency, (0, 0))
+        assert account_totals(rows, "416000", currency.upper())[0] == disputed
+        assert account_totals(rows, "654000", currency.upper())[0] == lost
     intents = (
         await stack.extras["stripe_sandbox"]
         .client()
@@ -84,6 +91,19 @@ async def _step(stack: Stack, org: OrgContext, sales: list[dict[str, Any]], step
         )
         await confirm(stack, payment, account)
         sales.append(payment)
+    elif kind == "disputed_sale":
+        payment = await create_payment(stack, org.agent_headers, amount=step[1], method="card")
+        await confirm(stack, payment, account, pm="pm_card_createDispute")
+    elif kind == "evidence":
+        listed = await stack.http.get("/v1/disputes?limit=100", headers=org.admin_headers)
+        open_ = [d for d in listed.json()["data"] if d["status"] == "needs_response"]
+        if open_:
+            answer = await stack.http.post(
+                f"/v1/disputes/{open_[0]['id']}/evidence",
+                headers=org.admin_headers,
+                json={"evidence": {"uncategorized_text": step[1]}},
+            )
+            assert answer.status_code == 200, answer.text
     elif kind == "offline":
         now = datetime.now(UTC)
         items = [

@@ -227,3 +227,16 @@ async def test_charge_refunded_without_its_refund_list_reads_the_refunds_from_st
         await asyncio.sleep(0.05)
     assert await deliver(stack, late) == ["ignored"]
     assert (await get_payment(stack, org.admin_headers, failing["id"]))["amount_refunded"] == 0
+
+
+async def test_a_refund_over_what_stripe_has_left_is_a_conflict(stack: Stack, org: OrgContext) -> None:
+    """Refunded in the dashboard, its event not here yet: Stripe refuses more than what is left there,
+    and the platform answers as it does when it knows (409), the key freed for a retry."""
+    payment = await paid(stack, org)
+    client = stack.extras["stripe_sandbox"].client()
+    await client.v1.refunds.create_async(
+        params={"payment_intent": payment["stripe_payment_intent_id"], "amount": 900},
+        options={"stripe_account": org.stripe_account_id},
+    )
+    answer = await stack.http.post(refund_url(payment), headers={**org.admin_headers, **key()}, json={"amount": 500})
+    assert answer.status_code == 409 and answer.json()["code"] == "refund_exceeds_remaining", answer.text

@@ -22,6 +22,7 @@ from services.banking.daily_report import (
     totals_from_books,
 )
 from services.banking.fec import (
+    DISPUTE_KINDS,
     BankLine,
     BookLine,
     PayoutLine,
@@ -170,7 +171,7 @@ def test_totals_from_books_count_refunds_on_their_day() -> None:
 DAY = date(2026, 11, 20)
 _lines = st.builds(
     BookLine,
-    kind=st.sampled_from(["sale", "refund"]),
+    kind=st.sampled_from(["sale", "refund", *DISPUTE_KINDS]),
     id=st.uuids().map(str),
     payment_id=st.uuids().map(str),
     organization_id=st.sampled_from(["org-a", "org-b"]),
@@ -180,7 +181,12 @@ _lines = st.builds(
     currency=st.sampled_from(["eur", "usd"]),
     amount=st.integers(min_value=1, max_value=1_000_000),
     application_fee=st.integers(min_value=0, max_value=1_000),
+    transfer_reversed=st.integers(min_value=0, max_value=1_000_000),
 ).map(lambda b: replace(b, charge_model="none", application_fee=0) if b.method == "cash" else b)
+# A dispute is on a card payment; a destination charge's takes back at most the disputed amount.
+_lines = _lines.filter(lambda b: b.kind not in DISPUTE_KINDS or b.method != "cash").map(
+    lambda b: replace(b, transfer_reversed=min(b.transfer_reversed, b.amount))
+)
 _fees = st.builds(
     StripeFee, id=st.uuids().map(str), fee=st.integers(-500, 500), currency=st.just("eur"), day=st.just(DAY)
 )

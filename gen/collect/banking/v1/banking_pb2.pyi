@@ -885,6 +885,9 @@ class OrganizationReportLine(_message.Message):
     RECONCILED_FIELD_NUMBER: _builtins.int
     DIFFERENCE_FIELD_NUMBER: _builtins.int
     CURRENCY_FIELD_NUMBER: _builtins.int
+    DISPUTED_COUNT_FIELD_NUMBER: _builtins.int
+    DISPUTED_FIELD_NUMBER: _builtins.int
+    DISPUTES_LOST_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
     organization_name: _builtins.str
     count: _builtins.int
@@ -898,6 +901,12 @@ class OrganizationReportLine(_message.Message):
     difference: _builtins.int
     currency: _builtins.str
     """Every amount of the line is in this currency (an organisation has one line per currency)."""
+    disputed_count: _builtins.int
+    """Disputes whose funds were withdrawn on the day (count, amount) and disputed amounts lost on
+    the day; net leaves them out.
+    """
+    disputed: _builtins.int
+    disputes_lost: _builtins.int
     def __init__(
         self,
         *,
@@ -913,10 +922,13 @@ class OrganizationReportLine(_message.Message):
         reconciled: _builtins.bool = ...,
         difference: _builtins.int = ...,
         currency: _builtins.str = ...,
+        disputed_count: _builtins.int = ...,
+        disputed: _builtins.int = ...,
+        disputes_lost: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_credits", b"bank_credits", "count", b"count", "currency", b"currency", "difference", b"difference", "fees", b"fees", "gross", b"gross", "net", b"net", "organization_id", b"organization_id", "organization_name", b"organization_name", "payouts", b"payouts", "reconciled", b"reconciled", "refunds", b"refunds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_credits", b"bank_credits", "count", b"count", "currency", b"currency", "difference", b"difference", "disputed", b"disputed", "disputed_count", b"disputed_count", "disputes_lost", b"disputes_lost", "fees", b"fees", "gross", b"gross", "net", b"net", "organization_id", b"organization_id", "organization_name", b"organization_name", "payouts", b"payouts", "reconciled", b"reconciled", "refunds", b"refunds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -937,6 +949,9 @@ class CurrencyTotals(_message.Message):
     PAYOUTS_FIELD_NUMBER: _builtins.int
     BANK_CREDITS_FIELD_NUMBER: _builtins.int
     BANK_DEBITS_FIELD_NUMBER: _builtins.int
+    DISPUTED_COUNT_FIELD_NUMBER: _builtins.int
+    DISPUTED_FIELD_NUMBER: _builtins.int
+    DISPUTES_LOST_FIELD_NUMBER: _builtins.int
     currency: _builtins.str
     count: _builtins.int
     gross: _builtins.int
@@ -946,6 +961,9 @@ class CurrencyTotals(_message.Message):
     payouts: _builtins.int
     bank_credits: _builtins.int
     bank_debits: _builtins.int
+    disputed_count: _builtins.int
+    disputed: _builtins.int
+    disputes_lost: _builtins.int
     def __init__(
         self,
         *,
@@ -958,10 +976,13 @@ class CurrencyTotals(_message.Message):
         payouts: _builtins.int = ...,
         bank_credits: _builtins.int = ...,
         bank_debits: _builtins.int = ...,
+        disputed_count: _builtins.int = ...,
+        disputed: _builtins.int = ...,
+        disputes_lost: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_credits", b"bank_credits", "bank_debits", b"bank_debits", "count", b"count", "currency", b"currency", "fees", b"fees", "gross", b"gross", "net", b"net", "payouts", b"payouts", "refunds", b"refunds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_credits", b"bank_credits", "bank_debits", b"bank_debits", "count", b"count", "currency", b"currency", "disputed", b"disputed", "disputed_count", b"disputed_count", "disputes_lost", b"disputes_lost", "fees", b"fees", "gross", b"gross", "net", b"net", "payouts", b"payouts", "refunds", b"refunds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -92,6 +92,9 @@ class DailyTotals(_message.Message):
     REFUNDED_FIELD_NUMBER: _builtins.int
     NET_FIELD_NUMBER: _builtins.int
     CURRENCY_FIELD_NUMBER: _builtins.int
+    DISPUTED_COUNT_FIELD_NUMBER: _builtins.int
+    DISPUTED_FIELD_NUMBER: _builtins.int
+    DISPUTES_LOST_FIELD_NUMBER: _builtins.int
     date: _builtins.str
     """YYYY-MM-DD in the organisation's time zone."""
     count: _builtins.int
@@ -100,6 +103,12 @@ class DailyTotals(_message.Message):
     refunded: _builtins.int
     net: _builtins.int
     currency: _builtins.str
+    disputed_count: _builtins.int
+    """Disputes opened on the day (count and amount) and disputed amounts lost on the day; net does
+    not include them (a dispute's outcome comes weeks after the sale).
+    """
+    disputed: _builtins.int
+    disputes_lost: _builtins.int
     def __init__(
         self,
         *,
@@ -110,10 +119,13 @@ class DailyTotals(_message.Message):
         refunded: _builtins.int = ...,
         net: _builtins.int = ...,
         currency: _builtins.str = ...,
+        disputed_count: _builtins.int = ...,
+        disputed: _builtins.int = ...,
+        disputes_lost: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "currency", b"currency", "date", b"date", "fees", b"fees", "gross", b"gross", "net", b"net", "refunded", b"refunded"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "currency", b"currency", "date", b"date", "disputed", b"disputed", "disputed_count", b"disputed_count", "disputes_lost", b"disputes_lost", "fees", b"fees", "gross", b"gross", "net", b"net", "refunded", b"refunded"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -9,6 +9,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -19,6 +20,36 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _DisputeStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DisputeStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DisputeStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DISPUTE_STATUS_UNSPECIFIED: _DisputeStatus.ValueType  # 0
+    DISPUTE_STATUS_WARNING_NEEDS_RESPONSE: _DisputeStatus.ValueType  # 1
+    DISPUTE_STATUS_WARNING_UNDER_REVIEW: _DisputeStatus.ValueType  # 2
+    DISPUTE_STATUS_WARNING_CLOSED: _DisputeStatus.ValueType  # 3
+    DISPUTE_STATUS_NEEDS_RESPONSE: _DisputeStatus.ValueType  # 4
+    DISPUTE_STATUS_UNDER_REVIEW: _DisputeStatus.ValueType  # 5
+    DISPUTE_STATUS_CHARGE_REFUNDED: _DisputeStatus.ValueType  # 6
+    DISPUTE_STATUS_WON: _DisputeStatus.ValueType  # 7
+    DISPUTE_STATUS_LOST: _DisputeStatus.ValueType  # 8
+
+class DisputeStatus(_DisputeStatus, metaclass=_DisputeStatusEnumTypeWrapper):
+    """Stripe's dispute statuses."""
+
+DISPUTE_STATUS_UNSPECIFIED: DisputeStatus.ValueType  # 0
+DISPUTE_STATUS_WARNING_NEEDS_RESPONSE: DisputeStatus.ValueType  # 1
+DISPUTE_STATUS_WARNING_UNDER_REVIEW: DisputeStatus.ValueType  # 2
+DISPUTE_STATUS_WARNING_CLOSED: DisputeStatus.ValueType  # 3
+DISPUTE_STATUS_NEEDS_RESPONSE: DisputeStatus.ValueType  # 4
+DISPUTE_STATUS_UNDER_REVIEW: DisputeStatus.ValueType  # 5
+DISPUTE_STATUS_CHARGE_REFUNDED: DisputeStatus.ValueType  # 6
+DISPUTE_STATUS_WON: DisputeStatus.ValueType  # 7
+DISPUTE_STATUS_LOST: DisputeStatus.ValueType  # 8
+Global___DisputeStatus: _TypeAlias = DisputeStatus  # noqa: Y015
 
 @_typing.final
 class Refund(_message.Message):
@@ -934,10 +965,15 @@ class BookEntry(_message.Message):
     APPLICATION_FEE_FIELD_NUMBER: _builtins.int
     STRIPE_ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     STRIPE_PAYMENT_INTENT_ID_FIELD_NUMBER: _builtins.int
+    DISPUTE_FEE_FIELD_NUMBER: _builtins.int
+    TRANSFER_REVERSED_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
-    """"sale" (a succeeded payment, on its day) or "refund" (a succeeded refund, on the day it was made)."""
+    """"sale" (a succeeded payment, on its day), "refund" (a succeeded refund, on the day it was made),
+    "dispute" (a dispute's funds withdrawn, on that day), "dispute_won" (reinstated, on that day) or
+    "dispute_lost" (closed lost, on that day).
+    """
     id: _builtins.str
-    """The payment's id for a sale, the refund's for a refund."""
+    """The payment's id for a sale, the refund's for a refund, the dispute's for a dispute."""
     payment_id: _builtins.str
     organization_id: _builtins.str
     date: _builtins.str
@@ -947,11 +983,19 @@ class BookEntry(_message.Message):
     """"direct", "destination" or "none" (cash)."""
     currency: _builtins.str
     amount: _builtins.int
-    """Amount captured (sale) or refunded (refund), minor units, positive."""
+    """Amount captured (sale), refunded (refund), withdrawn (dispute), reinstated (dispute_won) or
+    disputed (dispute_lost); minor units, positive.
+    """
     application_fee: _builtins.int
     """Platform fee taken (sale) or given back (refund)."""
     stripe_account_id: _builtins.str
     stripe_payment_intent_id: _builtins.str
+    dispute_fee: _builtins.int
+    """A dispute: Stripe's dispute fee withdrawn with the amount (the account that owns the charge pays it)."""
+    transfer_reversed: _builtins.int
+    """Destination charges, a dispute: the part of the transfer reversed (dispute), or given back
+    (dispute_won), to the organisation; 0 under direct charges.
+    """
     def __init__(
         self,
         *,
@@ -967,10 +1011,12 @@ class BookEntry(_message.Message):
         application_fee: _builtins.int = ...,
         stripe_account_id: _builtins.str = ...,
         stripe_payment_intent_id: _builtins.str = ...,
+        dispute_fee: _builtins.int = ...,
+        transfer_reversed: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "application_fee", b"application_fee", "charge_model", b"charge_model", "currency", b"currency", "date", b"date", "id", b"id", "kind", b"kind", "method", b"method", "organization_id", b"organization_id", "payment_id", b"payment_id", "stripe_account_id", b"stripe_account_id", "stripe_payment_intent_id", b"stripe_payment_intent_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "application_fee", b"application_fee", "charge_model", b"charge_model", "currency", b"currency", "date", b"date", "dispute_fee", b"dispute_fee", "id", b"id", "kind", b"kind", "method", b"method", "organization_id", b"organization_id", "payment_id", b"payment_id", "stripe_account_id", b"stripe_account_id", "stripe_payment_intent_id", b"stripe_payment_intent_id", "transfer_reversed", b"transfer_reversed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -998,3 +1044,202 @@ class ListBookEntriesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListBookEntriesResponse: _TypeAlias = ListBookEntriesResponse  # noqa: Y015
+
+@_typing.final
+class Dispute(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    PAYMENT_ID_FIELD_NUMBER: _builtins.int
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    EVIDENCE_DUE_BY_FIELD_NUMBER: _builtins.int
+    CHARGE_MODEL_FIELD_NUMBER: _builtins.int
+    EVIDENCE_SUBMISSIONS_FIELD_NUMBER: _builtins.int
+    WITHDRAWN_FIELD_NUMBER: _builtins.int
+    DISPUTE_FEE_FIELD_NUMBER: _builtins.int
+    REINSTATED_FIELD_NUMBER: _builtins.int
+    TRANSFER_REVERSED_FIELD_NUMBER: _builtins.int
+    TRANSFER_RETURNED_FIELD_NUMBER: _builtins.int
+    STRIPE_DISPUTE_ID_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    MEMBER_ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    payment_id: _builtins.str
+    organization_id: _builtins.str
+    amount: _builtins.int
+    """Disputed amount, minor units."""
+    currency: _builtins.str
+    reason: _builtins.str
+    """Stripe's reason ("fraudulent", "product_not_received", ...)."""
+    status: Global___DisputeStatus.ValueType
+    charge_model: _builtins.str
+    """"direct" (the organisation's account was debited) or "destination" (the platform's, which
+    reverses the transfer to the organisation).
+    """
+    evidence_submissions: _builtins.int
+    withdrawn: _builtins.int
+    """Withdrawn from the charge's account, with Stripe's dispute fee; reinstated when won."""
+    dispute_fee: _builtins.int
+    reinstated: _builtins.int
+    transfer_reversed: _builtins.int
+    """Destination charges: taken back from the organisation, and given back when won."""
+    transfer_returned: _builtins.int
+    stripe_dispute_id: _builtins.str
+    member_id: _builtins.str
+    @_builtins.property
+    def evidence_due_by(self) -> _timestamp_pb2.Timestamp:
+        """Unset when Stripe gives none."""
+
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        payment_id: _builtins.str = ...,
+        organization_id: _builtins.str = ...,
+        amount: _builtins.int = ...,
+        currency: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        status: Global___DisputeStatus.ValueType = ...,
+        evidence_due_by: _timestamp_pb2.Timestamp | None = ...,
+        charge_model: _builtins.str = ...,
+        evidence_submissions: _builtins.int = ...,
+        withdrawn: _builtins.int = ...,
+        dispute_fee: _builtins.int = ...,
+        reinstated: _builtins.int = ...,
+        transfer_reversed: _builtins.int = ...,
+        transfer_returned: _builtins.int = ...,
+        stripe_dispute_id: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        member_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "evidence_due_by", b"evidence_due_by"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "charge_model", b"charge_model", "created_at", b"created_at", "currency", b"currency", "dispute_fee", b"dispute_fee", "evidence_due_by", b"evidence_due_by", "evidence_submissions", b"evidence_submissions", "id", b"id", "member_id", b"member_id", "organization_id", b"organization_id", "payment_id", b"payment_id", "reason", b"reason", "reinstated", b"reinstated", "status", b"status", "stripe_dispute_id", b"stripe_dispute_id", "transfer_returned", b"transfer_returned", "transfer_reversed", b"transfer_reversed", "withdrawn", b"withdrawn"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Dispute: _TypeAlias = Dispute  # noqa: Y015
+
+@_typing.final
+class ListDisputesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    """Empty: the caller's organisation (members), every organisation (platform admins)."""
+    @_builtins.property
+    def page(self) -> _common_pb2.PageRequest: ...
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        page: _common_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "page", b"page"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDisputesRequest: _TypeAlias = ListDisputesRequest  # noqa: Y015
+
+@_typing.final
+class ListDisputesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISPUTES_FIELD_NUMBER: _builtins.int
+    NEXT_CURSOR_FIELD_NUMBER: _builtins.int
+    next_cursor: _builtins.str
+    @_builtins.property
+    def disputes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Dispute]: ...
+    def __init__(
+        self,
+        *,
+        disputes: _abc.Iterable[Global___Dispute] | None = ...,
+        next_cursor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["disputes", b"disputes", "next_cursor", b"next_cursor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDisputesResponse: _TypeAlias = ListDisputesResponse  # noqa: Y015
+
+@_typing.final
+class SubmitDisputeEvidenceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class EvidenceEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    DISPUTE_ID_FIELD_NUMBER: _builtins.int
+    EVIDENCE_FIELD_NUMBER: _builtins.int
+    SUBMIT_FIELD_NUMBER: _builtins.int
+    dispute_id: _builtins.str
+    submit: _builtins.bool
+    """False stages the evidence; unset or true submits it (as Stripe's default)."""
+    @_builtins.property
+    def evidence(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Stripe's evidence fields (product_description, uncategorized_text, ...), text or file ids."""
+
+    def __init__(
+        self,
+        *,
+        dispute_id: _builtins.str = ...,
+        evidence: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        submit: _builtins.bool | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_submit", b"_submit", "submit", b"submit"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_submit", b"_submit", "dispute_id", b"dispute_id", "evidence", b"evidence", "submit", b"submit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__submit: _TypeAlias = _typing.Literal["submit"]  # noqa: Y015
+    _WhichOneofArgType__submit: _TypeAlias = _typing.Literal["_submit", b"_submit"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__submit) -> _WhichOneofReturnType__submit | None: ...
+
+Global___SubmitDisputeEvidenceRequest: _TypeAlias = SubmitDisputeEvidenceRequest  # noqa: Y015
+
+@_typing.final
+class SubmitDisputeEvidenceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISPUTE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def dispute(self) -> Global___Dispute: ...
+    def __init__(
+        self,
+        *,
+        dispute: Global___Dispute | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["dispute", b"dispute"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dispute", b"dispute"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitDisputeEvidenceResponse: _TypeAlias = SubmitDisputeEvidenceResponse  # noqa: Y015

@@ -95,6 +95,16 @@ class PaymentsServiceStub:
                 request_serializer=collect_dot_payments_dot_v1_dot_payments__pb2.ListBookEntriesRequest.SerializeToString,
                 response_deserializer=collect_dot_payments_dot_v1_dot_payments__pb2.ListBookEntriesResponse.FromString,
                 _registered_method=True)
+        self.ListDisputes = channel.unary_unary(
+                '/collect.payments.v1.PaymentsService/ListDisputes',
+                request_serializer=collect_dot_payments_dot_v1_dot_payments__pb2.ListDisputesRequest.SerializeToString,
+                response_deserializer=collect_dot_payments_dot_v1_dot_payments__pb2.ListDisputesResponse.FromString,
+                _registered_method=True)
+        self.SubmitDisputeEvidence = channel.unary_unary(
+                '/collect.payments.v1.PaymentsService/SubmitDisputeEvidence',
+                request_serializer=collect_dot_payments_dot_v1_dot_payments__pb2.SubmitDisputeEvidenceRequest.SerializeToString,
+                response_deserializer=collect_dot_payments_dot_v1_dot_payments__pb2.SubmitDisputeEvidenceResponse.FromString,
+                _registered_method=True)
 
 
 class PaymentsServiceServicer:
@@ -179,6 +189,22 @@ class PaymentsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDisputes(self, request, context):
+        """Disputes (chargebacks) on card payments, newest first: an org_admin sees its organisation's,
+        a platform admin every organisation's or one's (organization_id).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitDisputeEvidence(self, request, context):
+        """Stages (submit false) or submits evidence for a dispute to Stripe (org_admin of the dispute's
+        organisation, platform_admin); answers the dispute as Stripe has it then.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PaymentsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -241,6 +267,16 @@ def add_PaymentsServiceServicer_to_server(servicer, server):
                     servicer.ListBookEntries,
                     request_deserializer=collect_dot_payments_dot_v1_dot_payments__pb2.ListBookEntriesRequest.FromString,
                     response_serializer=collect_dot_payments_dot_v1_dot_payments__pb2.ListBookEntriesResponse.SerializeToString,
+            ),
+            'ListDisputes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDisputes,
+                    request_deserializer=collect_dot_payments_dot_v1_dot_payments__pb2.ListDisputesRequest.FromString,
+                    response_serializer=collect_dot_payments_dot_v1_dot_payments__pb2.ListDisputesResponse.SerializeToString,
+            ),
+            'SubmitDisputeEvidence': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitDisputeEvidence,
+                    request_deserializer=collect_dot_payments_dot_v1_dot_payments__pb2.SubmitDisputeEvidenceRequest.FromString,
+                    response_serializer=collect_dot_payments_dot_v1_dot_payments__pb2.SubmitDisputeEvidenceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -568,6 +604,60 @@ class PaymentsService:
             '/collect.payments.v1.PaymentsService/ListBookEntries',
             collect_dot_payments_dot_v1_dot_payments__pb2.ListBookEntriesRequest.SerializeToString,
             collect_dot_payments_dot_v1_dot_payments__pb2.ListBookEntriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDisputes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/collect.payments.v1.PaymentsService/ListDisputes',
+            collect_dot_payments_dot_v1_dot_payments__pb2.ListDisputesRequest.SerializeToString,
+            collect_dot_payments_dot_v1_dot_payments__pb2.ListDisputesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitDisputeEvidence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/collect.payments.v1.PaymentsService/SubmitDisputeEvidence',
+            collect_dot_payments_dot_v1_dot_payments__pb2.SubmitDisputeEvidenceRequest.SerializeToString,
+            collect_dot_payments_dot_v1_dot_payments__pb2.SubmitDisputeEvidenceResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -52,6 +52,14 @@ class PaymentsServiceStub:
     """Read only: what each sale and refund puts in an organisation's books, on the local day it
     happened (org_admin of the organisation, platform_admin, services).
     """
+    ListDisputes: _grpc.UnaryUnaryMultiCallable[_payments_pb2.ListDisputesRequest, _payments_pb2.ListDisputesResponse]
+    """Disputes (chargebacks) on card payments, newest first: an org_admin sees its organisation's,
+    a platform admin every organisation's or one's (organization_id).
+    """
+    SubmitDisputeEvidence: _grpc.UnaryUnaryMultiCallable[_payments_pb2.SubmitDisputeEvidenceRequest, _payments_pb2.SubmitDisputeEvidenceResponse]
+    """Stages (submit false) or submits evidence for a dispute to Stripe (org_admin of the dispute's
+    organisation, platform_admin); answers the dispute as Stripe has it then.
+    """
 
 @_typing.type_check_only
 class PaymentsServiceAsyncStub(PaymentsServiceStub):
@@ -76,6 +84,14 @@ class PaymentsServiceAsyncStub(PaymentsServiceStub):
     ListBookEntries: _aio.UnaryUnaryMultiCallable[_payments_pb2.ListBookEntriesRequest, _payments_pb2.ListBookEntriesResponse]  # type: ignore[assignment]
     """Read only: what each sale and refund puts in an organisation's books, on the local day it
     happened (org_admin of the organisation, platform_admin, services).
+    """
+    ListDisputes: _aio.UnaryUnaryMultiCallable[_payments_pb2.ListDisputesRequest, _payments_pb2.ListDisputesResponse]  # type: ignore[assignment]
+    """Disputes (chargebacks) on card payments, newest first: an org_admin sees its organisation's,
+    a platform admin every organisation's or one's (organization_id).
+    """
+    SubmitDisputeEvidence: _aio.UnaryUnaryMultiCallable[_payments_pb2.SubmitDisputeEvidenceRequest, _payments_pb2.SubmitDisputeEvidenceResponse]  # type: ignore[assignment]
+    """Stages (submit false) or submits evidence for a dispute to Stripe (org_admin of the dispute's
+    organisation, platform_admin); answers the dispute as Stripe has it then.
     """
 
 class PaymentsServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -170,6 +186,26 @@ class PaymentsServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_payments_pb2.ListBookEntriesResponse, _abc.Awaitable[_payments_pb2.ListBookEntriesResponse]]:
         """Read only: what each sale and refund puts in an organisation's books, on the local day it
         happened (org_admin of the organisation, platform_admin, services).
+        """
+
+    @_abc_1.abstractmethod
+    def ListDisputes(
+        self,
+        request: _payments_pb2.ListDisputesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payments_pb2.ListDisputesResponse, _abc.Awaitable[_payments_pb2.ListDisputesResponse]]:
+        """Disputes (chargebacks) on card payments, newest first: an org_admin sees its organisation's,
+        a platform admin every organisation's or one's (organization_id).
+        """
+
+    @_abc_1.abstractmethod
+    def SubmitDisputeEvidence(
+        self,
+        request: _payments_pb2.SubmitDisputeEvidenceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payments_pb2.SubmitDisputeEvidenceResponse, _abc.Awaitable[_payments_pb2.SubmitDisputeEvidenceResponse]]:
+        """Stages (submit false) or submits evidence for a dispute to Stripe (org_admin of the dispute's
+        organisation, platform_admin); answers the dispute as Stripe has it then.
         """
 
 def add_PaymentsServiceServicer_to_server(servicer: PaymentsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
