@@ -224,9 +224,9 @@ def test_make_run_starts_everything_and_ctrl_c_leaves_no_process(run_dir: Path) 
                 _every_process_exports_metrics_and_logs_json(run_dir, stack, banner)
             assert stack["gateway"] == gateway
             assert set(stack["services"]) == {"accounts", "payments", "terminal", "banking"}
-            assert set(stack["sandboxes"]) == {"stripe", "qonto"}
+            assert set(stack["sandboxes"]) == {"stripe", "qonto", "pennylane"}
             pids = [int(p) for p in (run_dir / "stack.pids").read_text().split()]
-            assert len(pids) == 9, attempt  # postgres, Slack sink, 2 sandboxes, 4 services, gateway
+            assert len(pids) == 10, attempt  # postgres, Slack sink, 3 sandboxes, 4 services, gateway
             process.send_signal(signal.SIGINT)
             assert process.wait(30) == 0
             assert not [pid for pid in pids if _alive(pid)]
@@ -291,7 +291,7 @@ def test_make_run_plays_the_walkthrough_and_stops_on_sigterm_to_make(run_dir: Pa
         day = _sales_payout_and_bank_reconcile(gateway, admin, org, run_dir)
         _the_daily_report_lands_in_the_local_slack(gateway, admin, run_dir, day)
         pids = [int(p) for p in (run_dir / "stack.pids").read_text().split()]
-        assert len(pids) == 9
+        assert len(pids) == 10  # postgres, Slack sink, 3 sandboxes, 4 services, gateway
         launcher = int(Path(f"/proc/{pids[-1]}/stat").read_text().rsplit(")", 1)[1].split()[1])
         assert b"stack" in Path(f"/proc/{launcher}/cmdline").read_bytes()
         process.send_signal(signal.SIGTERM)  # to make's pid only, not to its process group
