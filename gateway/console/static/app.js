@@ -580,7 +580,7 @@ async function bankingPage(main) {
     h("h2", {}, `${t("unmatched_payouts")} (${recon.unmatched_payouts.length}) · ${t("unmatched_credits")} (${recon.unmatched_credits.length})`),
     recon.unmatched_payouts.length && recon.unmatched_credits.length ? matchForm : null,
     h("h2", {}, t("transactions")), table([[t("date")], [t("bank_label")], [t("reference")], [t("side")], [t("amount"), "num"], [t("reconciliation")]], txnRows, { id: "transactions" }),
-    rulesEditor(rules, orgs), dailyReport(), await pennylaneSection("/v1/banking/pennylane", true));
+    rulesEditor(rules, orgs), dailyReport(), await pennylaneSection("/v1/banking/pennylane", true, orgName));
 }
 function rulesEditor(current, orgs) {
   const rulesBody = h("div", {}), entitiesBody = h("div", {});
@@ -918,7 +918,7 @@ function idRows(name, ids) {  // `{code: id}` as editable lines; each id input n
     h("button", { type: "button", class: "secondary", "data-add": name, onclick: () => body.append(row()) }, t("add_line")));
   return { box, read };
 }
-async function pennylaneSection(path, platform) {
+async function pennylaneSection(path, platform, names = {}) {
   const [settings, salesAs] = await Promise.all([api("GET", path), apiEnum(platform ? "/v1/banking/pennylane" : "/v1/organizations/{org_id}/pennylane", "put", "sales_as")]);
   const token = h("input", { type: "password", autocomplete: "new-password", placeholder: settings.api_token_set ? t("token_kept") : "" });
   const start = h("input", { type: "date", value: settings.start_date || "" });
@@ -944,9 +944,9 @@ async function pennylaneSection(path, platform) {
       h("td", {}, f.date || "—"), h("td", {}, h("span", { class: "badge bad" }, f.status)), num(String(f.attempts)), h("td", { class: "wrap" }, f.error))),
     { id: platform ? "platform-pennylane-failures" : "pennylane-failures" });
   return h("section", { id: platform ? "platform-pennylane-section" : "pennylane-section" }, form,
-    h("h3", {}, `${t("not_pushed")} (${settings.failures.length})`), failures, platform ? pushForm() : null);
+    h("h3", {}, `${t("not_pushed")} (${settings.failures.length})`), failures, platform ? pushForm(names) : null);
 }
-function pushForm() {  // the platform admin runs the scheduled push now (every configured entity)
+function pushForm(names) {  // the platform admin runs the scheduled push now (every configured entity)
   const until = h("input", { type: "date", value: dayIn("Europe/Paris") });
   const out = h("div", { id: "push-results" });
   const form = h("form", { class: "card inline", id: "pennylane-push", onsubmit: async (event) => {
@@ -954,9 +954,11 @@ function pushForm() {  // the platform admin runs the scheduled push now (every 
     try {
       const answer = await api("POST", "/v1/banking/pennylane/push", { to_date: until.value });
       if (!answer.ran) { toast(t("push_running")); return; }
-      out.replaceChildren(table([[t("entity")], [t("pushed"), "num"], [t("found"), "num"], [t("unchanged"), "num"], [t("invoiced"), "num"], [t("not_pushed"), "num"]],
-        answer.results.map((r) => h("tr", { class: r.failures.length ? "failed" : null }, h("td", {}, r.entity), num(String(r.pushed)), num(String(r.found)),
-          num(String(r.unchanged)), num(String(r.invoiced)), num(String(r.failures.length)))), { id: "push-table" }));
+      const reasons = (r) => [...new Set(r.failures.map((f) => f.error))].join(" · ");
+      out.replaceChildren(table([[t("entity")], [t("pushed"), "num"], [t("found"), "num"], [t("unchanged"), "num"], [t("invoiced"), "num"], [t("not_pushed"), "num"], [t("error")]],
+        answer.results.map((r) => h("tr", { class: r.failures.length ? "failed" : null }, h("td", {}, r.entity === "platform" ? t("platform_books") : names[r.entity] || r.entity),
+          num(String(r.pushed)), num(String(r.found)), num(String(r.unchanged)), num(String(r.invoiced)), num(String(r.failures.length)),
+          h("td", { class: "wrap" }, reasons(r)))), { id: "push-table" }));
     } catch (error) { if (error instanceof Problem) showErrors(form, error); else throw error; }
   } }, field(t("until"), until, "to_date"), h("button", { type: "submit", id: "push-now" }, t("push_now")), out);
   return form;

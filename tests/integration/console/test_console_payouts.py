@@ -177,8 +177,25 @@ async def test_the_operator_sees_a_failed_payout_and_pushes_to_pennylane(console
     await expect(page.locator(f'#payouts tr.failed[data-payout="{failed["stripe_payout_id"]}"]')).to_contain_text(
         "account_closed", timeout=WAIT
     )
+    # Pennylane: the organisation's company is set without any mapping; the push cannot send its entries,
+    # and both the push's answer and the organisation's settings say why.
+    company = stack.extras["pennylane"].add_company("operator")
+    admin = await stack.admin_headers()
+    assert (await stack.http.patch(f"/v1/organizations/{org.id}", headers=admin, json={"siren": "552100554"})).is_success
+    put = await stack.http.put(
+        f"/v1/organizations/{org.id}/pennylane", headers=admin, json={"api_token": company.token, "start_date": today()}
+    )
+    assert put.status_code == 200, put.text
     section = page.locator("#platform-pennylane-section")
-    await expect(section.locator("#platform-pennylane-status")).to_contain_text("non configuré")
+    await expect(section.locator("#platform-pennylane-status")).to_be_visible()
     await section.locator("#push-now").click()
-    await expect(section.locator("#push-table")).to_be_visible(timeout=WAIT)
+    pushed = section.locator("#push-table tr.failed", has_text=org.organization["name"])
+    await expect(pushed).to_be_visible(timeout=WAIT)
     await console.shot("banking-pennylane")
+    push_row = await pushed.inner_text()
+    await page.goto(f"{console.url}/organizations/{org.id}/books")
+    failures = page.locator("#pennylane-failures tbody tr.failed")
+    await expect(failures.first).to_be_visible(timeout=WAIT)
+    reason = (await failures.first.locator("td").last.inner_text()).strip()
+    assert reason and reason in push_row
+    assert company.token not in await page.content()
