@@ -24,6 +24,13 @@ async def _org_payouts(stack: Stack, org: OrgContext) -> list[dict[str, Any]]:
     return data
 
 
+async def _set_siren(stack: Stack, org: OrgContext, siren: str) -> None:
+    """An organisation's FEC names it by its SIREN, which the platform admin sets."""
+    admin = await stack.admin_headers()
+    patched = await stack.http.patch(f"/v1/organizations/{org.id}", headers=admin, json={"siren": siren})
+    assert patched.status_code == 200, patched.text
+
+
 async def _failed_payout(stack: Stack, org: OrgContext) -> dict[str, Any]:
     """A payout of a sale that Stripe fails (the sandbox's testing helper), its `payout.failed` handed to Banking."""
     assert org.stripe_account_id
@@ -95,9 +102,8 @@ async def test_an_org_admin_sees_a_failed_payout_pays_out_once_downloads_its_fec
     await expect(page.locator("#org-payouts tbody tr[data-payout]")).to_have_count(2, timeout=WAIT)
     await console.shot("payouts")
     assert keys and len(set(keys)) == 1, keys
-    at_stripe = await stack.extras["stripe_sandbox"].client().v1.payouts.list_async(
-        params={"limit": 100}, options={"stripe_account": org.stripe_account_id}
-    )
+    sandbox = stack.extras["stripe_sandbox"].client(stripe_account=org.stripe_account_id)
+    at_stripe = await sandbox.v1.payouts.list_async(params={"limit": 100})
     assert len(at_stripe.data) == 2, "the failed payout and one payout on demand"
     assert len(await _org_payouts(stack, org)) == 2
 
@@ -105,9 +111,7 @@ async def test_an_org_admin_sees_a_failed_payout_pays_out_once_downloads_its_fec
     await page.locator("#top").get_by_role("link", name="Comptabilité").click()
     await page.locator("#download-org-fec").click()
     await expect(page.locator("#org-fec .form-error")).to_contain_text("SIREN", timeout=WAIT)
-    admin = await stack.admin_headers()
-    patched = await stack.http.patch(f"/v1/organizations/{org.id}", headers=admin, json={"siren": "732829320"})
-    assert patched.status_code == 200, patched.text
+    await _set_siren(stack, org, "732829320")
     async with page.expect_download() as fec_download:
         await page.locator("#download-org-fec").click()
     fec = await fec_download.value
@@ -180,8 +184,8 @@ async def test_the_operator_sees_a_failed_payout_and_pushes_to_pennylane(console
     # Pennylane: the organisation's company is set without any mapping; the push cannot send its entries,
     # and both the push's answer and the organisation's settings say why.
     company = stack.extras["pennylane"].add_company("operator")
+    await _set_siren(stack, org, "552100554")
     admin = await stack.admin_headers()
-    assert (await stack.http.patch(f"/v1/organizations/{org.id}", headers=admin, json={"siren": "552100554"})).is_success
     put = await stack.http.put(
         f"/v1/organizations/{org.id}/pennylane", headers=admin, json={"api_token": company.token, "start_date": today()}
     )
