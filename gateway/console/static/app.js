@@ -778,8 +778,7 @@ async function apiEnum(path, method, name) {  // a closed set as the API declare
 const day = (stamp) => (stamp ? new Intl.DateTimeFormat(locale(), { dateStyle: "short" }).format(new Date(stamp)) : "—");
 const failureText = (p) => [p.failure_message, p.failure_code && `(${p.failure_code})`].filter(Boolean).join(" ");
 function payoutStatus(p, withReason = true) {
-  const cls = p.status === "paid" ? "ok" : p.status === "failed" ? "bad" : "";
-  return [h("span", { class: "badge " + cls }, p.status), withReason && p.status === "failed" ? h("span", { class: "error" }, " " + failureText(p)) : null];
+  return [h("span", { class: p.status === "failed" ? "badge bad" : "badge" }, p.status), withReason && p.status === "failed" ? h("span", { class: "error" }, " " + failureText(p)) : null];
 }
 async function organizationPayouts(orgId) {  // the API lists oldest first: every page, then newest first
   const all = [];
