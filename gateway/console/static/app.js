@@ -770,7 +770,7 @@ ROUTES.push([/^\/console\/organizations\/([^/]+)\/payouts$/, payoutsPage, "admin
 state.schedules = {};  // organisation id -> the schedule the API answered to this page's last change
 let openapiDocument = null;
 async function apiEnum(path, method, name) {  // a closed set as the API declares it (/openapi.json), never a copy
-  openapiDocument = openapiDocument || api("GET", "/openapi.json");
+  openapiDocument = openapiDocument || api("GET", "/openapi.json").catch((error) => { openapiDocument = null; throw error; });
   const operation = (((await openapiDocument).paths || {})[path] || {})[method] || {};
   const schema = (((operation.requestBody || {}).content || {})["application/json"] || {}).schema || {};
   return ((schema.properties || {})[name] || {}).enum || [];
