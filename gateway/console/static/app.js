@@ -55,7 +55,6 @@ const WORDS = {
   rule: ["Règle", "Rule"], explanation: ["Explication", "Explanation"], credit: ["Crédit", "Credit"], payout: ["Virement", "Payout"],
   no_data: ["Aucune donnée.", "No data."], per_org: ["Par organisation", "Per organisation"], net_30: ["Net par jour, 30 jours", "Net per day, 30 days"],
   agent_only: ["Vos ventes", "Your sales"], sent: ["Envoyé.", "Sent."], language: ["English", "Français"],
-  coming: ["Bientôt : virements par organisation, FEC par organisation.", "Coming: payouts per organisation, per-organisation FEC."],
 };
 let lang = localStorage.getItem("console.lang") === "en" ? "en" : "fr";
 const t = (key) => (WORDS[key] ? WORDS[key][lang === "fr" ? 0 : 1] : key);
@@ -185,7 +184,8 @@ function navItems() {
   if (m.role === "agent") return [[`/console/organizations/${own}/sales`, t("agent_only")]];
   const items = [["/console", t("overview")]];
   if (isPlatform()) items.push(["/console/organizations", t("organizations")], ["/console/banking", t("banking")], ["/console/operations", t("operations")]);
-  else items.push([`/console/organizations/${own}`, t("organizations")], [`/console/organizations/${own}/sales`, t("sales")], [`/console/organizations/${own}/terminal`, t("terminal")]);
+  else items.push([`/console/organizations/${own}`, t("organizations")], [`/console/organizations/${own}/sales`, t("sales")], [`/console/organizations/${own}/terminal`, t("terminal")],
+    [`/console/organizations/${own}/payouts`, t("payouts")], [`/console/organizations/${own}/books`, t("books")]);
   items.push(["/console/audit", t("audit")]);
   items.push(["/console/disputes", t("disputes")]);
   return items;
@@ -312,6 +312,7 @@ async function attention(orgs) {
     const late = recon ? recon.unmatched_payouts.filter((p) => p.arrival_date && Date.parse(p.arrival_date) < old) : [];
     if (late.length) items.push(h("li", {}, h("a", { href: "/console/banking", "data-nav": true }, `${t("unmatched_payouts")} : ${late.length}`)));
   }
+  items.push(...(await failedPayouts(orgs)));
   const recent = await Promise.all(orgs.slice(0, 20).map((o) => api("GET", `/v1/payments?limit=100${isPlatform() ? "&organization_id=" + o.id : ""}`).catch(() => ({ data: [] }))));
   const failed = recent.flatMap((page) => page.data.flatMap((p) => p.refunds.filter((r) => r.status === "failed").map((r) => [p, r])));
   for (const [p, r] of failed) items.push(h("li", {}, `${t("failed_refunds")} : `, h("a", { href: `/console/organizations/${p.organization_id}/payments/${p.id}`, "data-nav": true }, `${money(r.amount, r.currency)} (${r.failure_reason || ""})`)));
@@ -341,7 +342,8 @@ async function organizationsPage(main) {
 }
 function orgTabs(orgId) {
   const items = [[`/console/organizations/${orgId}`, t("details")]];
-  if (state.member.role !== "agent") items.push([`/console/organizations/${orgId}/sales`, t("sales")], [`/console/organizations/${orgId}/terminal`, t("terminal")]);
+  if (state.member.role !== "agent") items.push([`/console/organizations/${orgId}/sales`, t("sales")], [`/console/organizations/${orgId}/terminal`, t("terminal")],
+    [`/console/organizations/${orgId}/payouts`, t("payouts")], [`/console/organizations/${orgId}/books`, t("books")]);
   return h("nav", { class: "actions", "aria-label": t("organization") }, items.map(([href, label]) => h("a", { href, "data-nav": true, "aria-current": location.pathname === href ? "page" : null }, label)));
 }
 async function organizationPage(main, orgId) {
@@ -555,8 +557,9 @@ async function bankingPage(main) {
     api("GET", "/v1/banking/allocation-rules"), listAll("/v1/organizations")]);
   const orgName = Object.fromEntries(orgs.map((o) => [o.id, o.name]));
   const action = (label, path) => h("button", { type: "button", class: "secondary", onclick: async () => { const r = await api("POST", path, {}); toast(summary(r)); render(); } }, label);
-  const payoutRows = payouts.map((p) => h("tr", { "data-payout": p.stripe_payout_id }, h("td", {}, p.stripe_payout_id), h("td", {}, orgName[p.organization_id] || p.organization_id || ""),
-    num(money(p.amount, p.currency)), h("td", {}, p.status), h("td", {}, when(p.arrival_date)), h("td", {}, badge(p.reconciled, t("reconciled"), t("not_reconciled")))));
+  const payoutRows = payouts.map((p) => h("tr", { "data-payout": p.stripe_payout_id, class: p.status === "failed" ? "failed" : null }, h("td", {}, p.stripe_payout_id),
+    h("td", {}, p.organization_id ? h("a", { href: `/console/organizations/${p.organization_id}/payouts`, "data-nav": true }, orgName[p.organization_id] || p.organization_id) : ""),
+    num(money(p.amount, p.currency)), h("td", {}, payoutStatus(p)), h("td", {}, when(p.arrival_date)), h("td", {}, badge(p.reconciled, t("reconciled"), t("not_reconciled")))));
   const txnRows = transactions.map((x) => h("tr", {}, h("td", {}, when(x.settled_at)), h("td", {}, x.label || ""), h("td", {}, x.reference || ""), h("td", {}, x.side),
     num(money(x.amount, x.currency)), h("td", {}, badge(x.reconciled, t("reconciled"), t("not_reconciled")))));
   const matchRows = recon.matches.map((m) => h("tr", {}, h("td", {}, m.rule + (m.manual ? " ✋" : "")), h("td", {}, m.explanation), num(money(m.payouts_amount, m.currency)),
@@ -577,7 +580,7 @@ async function bankingPage(main) {
     h("h2", {}, `${t("unmatched_payouts")} (${recon.unmatched_payouts.length}) · ${t("unmatched_credits")} (${recon.unmatched_credits.length})`),
     recon.unmatched_payouts.length && recon.unmatched_credits.length ? matchForm : null,
     h("h2", {}, t("transactions")), table([[t("date")], [t("bank_label")], [t("reference")], [t("side")], [t("amount"), "num"], [t("reconciliation")]], txnRows, { id: "transactions" }),
-    rulesEditor(rules, orgs), dailyReport());
+    rulesEditor(rules, orgs), dailyReport(), await pennylaneSection("/v1/banking/pennylane", true, orgName));
 }
 function rulesEditor(current, orgs) {
   const rulesBody = h("div", {}), entitiesBody = h("div", {});
@@ -633,7 +636,7 @@ function dailyReport() {
   } }, t("send_slack"));
   const section = h("section", { class: "card", id: "report" }, h("h2", {}, t("daily_report")),
     h("form", { class: "inline", onsubmit: (e) => { e.preventDefault(); show(); } }, field(t("date"), date), h("button", { type: "submit" }, t("show"))),
-    h("div", { class: "actions" }, send, csv, fec), out, h("p", { class: "muted" }, t("coming")));
+    h("div", { class: "actions" }, send, csv, fec), out);
   show().catch((error) => { out.textContent = error.message; });
   return section;
 }
@@ -745,6 +748,218 @@ function evidenceForm(d) {
     Object.entries(inputs).map(([name, input]) => field(t(name), input, `evidence.${name}`)),
     h("label", {}, h("span", {}, t("submit_now")), submitNow),
     h("div", { class: "actions" }, h("button", { type: "submit", id: "send-evidence" }, t("send_evidence"))));
+  return form;
+}
+
+
+// ---------- payouts of an organisation ----------
+// Its Stripe payouts (a failed one stands out, with Stripe's reason), the schedule Stripe pays out on,
+// and a payout on demand when that schedule is manual. Org admins: their own; platform admins: any.
+Object.assign(WORDS, {
+  books: ["Comptabilité", "Books"], schedule: ["Calendrier des virements", "Payout schedule"], interval: ["Fréquence", "Interval"],
+  weekly_anchor: ["Jour de la semaine", "Day of the week"], daily: ["quotidien", "daily"], weekly: ["hebdomadaire", "weekly"],
+  manual: ["manuel (à la demande)", "manual (on demand)"], monday: ["lundi", "Monday"], tuesday: ["mardi", "Tuesday"],
+  wednesday: ["mercredi", "Wednesday"], thursday: ["jeudi", "Thursday"], friday: ["vendredi", "Friday"], saturday: ["samedi", "Saturday"],
+  sunday: ["dimanche", "Sunday"], schedule_now: ["Calendrier actuel", "Current schedule"],
+  schedule_unread: ["non affiché (l'API ne le donne qu'après un changement)", "not shown (the API answers it only when changed)"],
+  pay_out_now: ["Virer maintenant", "Pay out now"], payout_amount: ["Montant (vide : tout le solde disponible)", "Amount (empty: the whole available balance)"],
+  payout_made: ["Virement demandé.", "Payout requested."], manual_only: ["Le virement à la demande demande un calendrier manuel.", "Payouts on demand need a manual schedule."],
+  failed_payouts: ["Virements en échec", "Failed payouts"], failure: ["Motif de l'échec", "Failure reason"], created: ["Créé", "Created"],
+});
+ROUTES.push([/^\/console\/organizations\/([^/]+)\/payouts$/, payoutsPage, "admin"], [/^\/console\/organizations\/([^/]+)\/books$/, booksPage, "admin"]);
+state.schedules = {};  // organisation id -> the schedule the API answered to this page's last change
+let openapiDocument = null;
+async function apiEnum(path, method, name) {  // a closed set as the API declares it (/openapi.json), never a copy
+  openapiDocument = openapiDocument || api("GET", "/openapi.json").catch((error) => { openapiDocument = null; throw error; });
+  const operation = (((await openapiDocument).paths || {})[path] || {})[method] || {};
+  const schema = (((operation.requestBody || {}).content || {})["application/json"] || {}).schema || {};
+  return ((schema.properties || {})[name] || {}).enum || [];
+}
+const day = (stamp) => (stamp ? new Intl.DateTimeFormat(locale(), { dateStyle: "short" }).format(new Date(stamp)) : "—");
+const failureText = (p) => [p.failure_message, p.failure_code && `(${p.failure_code})`].filter(Boolean).join(" ");
+function payoutStatus(p, withReason = true) {
+  return [h("span", { class: p.status === "failed" ? "badge bad" : "badge" }, p.status), withReason && p.status === "failed" ? h("span", { class: "error" }, " " + failureText(p)) : null];
+}
+async function organizationPayouts(orgId) {  // the API lists oldest first: every page, then newest first
+  const all = [];
+  let cursor = "";
+  for (let pages = 0; pages < 20; pages++) {
+    const page = await api("GET", `/v1/organizations/${orgId}/payouts${qs({ limit: "100", cursor })}`);
+    all.push(...page.data); cursor = page.next_cursor;
+    if (!cursor) break;
+  }
+  return all.reverse();
+}
+async function failedPayouts(orgs) {  // the overview's "needs attention" lines
+  const payouts = isPlatform() ? await listAll("/v1/banking/payouts").catch(() => [])
+    : (await Promise.all(orgs.map((o) => organizationPayouts(o.id).catch(() => [])))).flat();
+  const names = Object.fromEntries(orgs.map((o) => [o.id, o.name]));
+  return payouts.filter((p) => p.status === "failed").map((p) => h("li", { class: "error" }, `${t("failed_payouts")} : `,
+    h("a", { href: `/console/organizations/${p.organization_id}/payouts`, "data-nav": true }, `${names[p.organization_id] || p.organization_id} ${money(p.amount, p.currency)}`),
+    ` — ${failureText(p)}`));
+}
+async function payoutsPage(main, orgId) {
+  const [org, payouts] = await Promise.all([api("GET", `/v1/organizations/${orgId}`), organizationPayouts(orgId)]);
+  const failed = payouts.filter((p) => p.status === "failed");
+  const rows = payouts.map((p) => h("tr", { "data-payout": p.id, class: p.status === "failed" ? "failed" : null },
+    h("td", {}, when(p.created_at)), num(money(p.amount, p.currency)), h("td", {}, payoutStatus(p, false)), h("td", {}, day(p.arrival_date)),
+    h("td", { class: "error" }, p.status === "failed" ? failureText(p) : ""), h("td", { class: "muted" }, p.stripe_payout_id)));
+  const alert = failed.length ? h("div", { class: "card alert", role: "alert", id: "failed-payouts" }, h("h2", {}, `⚠ ${t("failed_payouts")} (${failed.length})`),
+    h("ul", {}, failed.map((p) => h("li", {}, `${day(p.created_at)} · ${money(p.amount, p.currency)} — ${failureText(p)}`)))) : null;
+  mount(main, h("h1", {}, `${t("payouts")} — ${org.name}`), orgTabs(orgId), alert,
+    table([[t("created")], [t("amount"), "num"], [t("status")], [t("arrival")], [t("failure")], ["Stripe"]], rows, { id: "org-payouts" }),
+    await scheduleForm(orgId), manualPayoutForm(orgId, org));
+}
+async function scheduleForm(orgId) {
+  const path = "/v1/organizations/{org_id}/payout-schedule";
+  const [intervals, weekdays] = await Promise.all([apiEnum(path, "patch", "interval"), apiEnum(path, "patch", "weekly_anchor")]);
+  const known = state.schedules[orgId];
+  const interval = h("select", {}, intervals.map((v) => h("option", { value: v, selected: known && known.interval === v }, t(v))));
+  const anchor = h("select", {}, weekdays.map((v) => h("option", { value: v, selected: known && known.weekly_anchor === v }, t(v))));
+  const anchorField = field(t("weekly_anchor"), anchor, "weekly_anchor");
+  const showAnchor = () => { anchorField.hidden = interval.value !== "weekly"; };
+  interval.addEventListener("change", showAnchor); showAnchor();
+  const form = h("form", { class: "card inline", id: "payout-schedule", onsubmit: async (event) => {
+    event.preventDefault();
+    try {
+      state.schedules[orgId] = await api("PATCH", `/v1/organizations/${orgId}/payout-schedule`,
+        { interval: interval.value, weekly_anchor: interval.value === "weekly" ? anchor.value : undefined });
+      toast(t("saved")); render();
+    } catch (error) { if (error instanceof Problem) showErrors(form, error); else throw error; }
+  } }, h("h2", {}, t("schedule")),
+    h("p", { class: "muted", id: "schedule-now" }, `${t("schedule_now")} : `, known ? [t(known.interval), known.weekly_anchor ? ` (${t(known.weekly_anchor)})` : ""] : t("schedule_unread")),
+    field(t("interval"), interval, "interval"), anchorField, h("button", { type: "submit", id: "save-schedule" }, t("save")));
+  return form;
+}
+function manualPayoutForm(orgId, org) {
+  const known = state.schedules[orgId];
+  // Unknown (the API has no read of the schedule): offered, and the API's 409 says when it is not manual.
+  if (known && known.interval !== "manual") return h("p", { class: "card muted", id: "manual-payout" }, t("manual_only"));
+  const currency = org.default_currency || "eur";
+  const amount = h("input", { inputmode: "decimal", placeholder: "—" });
+  let key = crypto.randomUUID(), busy = false;  // one key per payout asked: a double click or a retry pays once
+  amount.addEventListener("input", () => { key = crypto.randomUUID(); });
+  const button = h("button", { type: "submit", id: "pay-out-now" }, t("pay_out_now"));
+  const form = h("form", { class: "card inline", id: "manual-payout", onsubmit: async (event) => {
+    event.preventDefault();
+    if (busy) return;
+    const cents = amount.value.trim() ? parseEuros(amount.value) : undefined;
+    if (Number.isNaN(cents) || cents === 0) { showErrors(form, new Problem(400, { errors: [{ field: "amount", message: `> ${money(0, currency)}` }] })); return; }
+    busy = true; button.disabled = true;
+    try {
+      await api("POST", `/v1/organizations/${orgId}/payouts`, { amount: cents }, { idempotencyKey: key });
+      key = crypto.randomUUID(); toast(t("payout_made")); render();
+    } catch (error) { if (error instanceof Problem) showErrors(form, error); else throw error; }
+    finally { busy = false; button.disabled = false; }
+  } }, h("h2", {}, t("pay_out_now")), field(t("payout_amount"), amount, "amount"), button);
+  return form;
+}
+
+// ---------- books of an organisation: its FEC and Pennylane ----------
+Object.assign(WORDS, {
+  fec_title: ["Fichier des écritures comptables (FEC)", "Accounting entries file (FEC)"], pennylane: ["Pennylane", "Pennylane"],
+  configured: ["configuré", "configured"], not_configured: ["non configuré", "not configured"], enabled: ["Actif", "Enabled"],
+  start_date: ["À partir du", "Starting on"], sales_as: ["Ventes envoyées comme", "Sales sent as"], default: ["par défaut", "default"],
+  ledger_entries: ["écritures comptables", "ledger entries"], customer_invoices: ["factures client", "customer invoices"],
+  api_token: ["Jeton d'API Pennylane", "Pennylane API token"], token_kept: ["déjà enregistré : laisser vide pour le garder", "already saved: leave empty to keep it"],
+  journal_ids: ["Journaux (code FEC → id Pennylane)", "Journals (FEC code → Pennylane id)"],
+  ledger_account_ids: ["Comptes (numéro FEC → id Pennylane)", "Accounts (FEC number → Pennylane id)"],
+  code: ["Code", "Code"], pennylane_id: ["Id Pennylane", "Pennylane id"], add_line: ["Ajouter une ligne", "Add a line"],
+  not_pushed: ["Écritures non envoyées", "Entries not pushed"], document: ["Document", "Document"], journal: ["Journal", "Journal"],
+  push_now: ["Envoyer à Pennylane maintenant", "Push to Pennylane now"], push_running: ["Un envoi est déjà en cours.", "A push is already running."],
+  pushed: ["Envoyées", "Pushed"], found: ["Retrouvées", "Found"], unchanged: ["Inchangées", "Unchanged"], invoiced: ["Facturées", "Invoiced"],
+  platform_books: ["Comptabilité de la plateforme", "The platform's books"], until: ["Jusqu'au", "Until"],
+});
+async function booksPage(main, orgId) {
+  const org = await api("GET", `/v1/organizations/${orgId}`);
+  mount(main, h("h1", {}, `${t("books")} — ${org.name}`), orgTabs(orgId), fecSection(orgId, org),
+    await pennylaneSection(`/v1/organizations/${orgId}/pennylane`, false));
+}
+async function download(path) {  // a file from the API, its problem+json thrown like api()'s
+  const answer = await fetch(path, { credentials: "same-origin" });
+  if (!answer.ok) {
+    const text = await answer.text();
+    throw new Problem(answer.status, (answer.headers.get("content-type") || "").includes("json") && text ? JSON.parse(text) : {});
+  }
+  const name = ((answer.headers.get("content-disposition") || "").match(/filename="([^"]+)"/) || [])[1] || "export.txt";
+  const link = h("a", { href: URL.createObjectURL(await answer.blob()), download: name });
+  document.body.append(link); link.click(); link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+}
+function fecSection(orgId, org) {
+  const zone = org.timezone || "Europe/Paris";
+  const from = h("input", { type: "date", value: dayIn(zone).slice(0, 8) + "01" }), to = h("input", { type: "date", value: dayIn(zone) });
+  const form = h("form", { class: "card inline", id: "org-fec", onsubmit: async (event) => {
+    event.preventDefault();
+    try {
+      await download(`/v1/organizations/${orgId}/exports/fec${qs({ from: from.value, to: to.value })}`);
+      form.querySelectorAll(".field-error, .form-error").forEach((e) => { e.textContent = ""; });
+    }
+    catch (error) { if (error instanceof Problem) showErrors(form, error); else throw error; }
+  } }, h("h2", {}, t("fec_title")), field(t("from"), from, "from"), field(t("to"), to, "to"), h("button", { type: "submit", id: "download-org-fec" }, t("download_fec")));
+  return form;
+}
+function idRows(name, ids) {  // `{code: id}` as editable lines; each id input named after the API's field
+  const body = h("div", { class: "id-rows", "data-map": name });
+  const row = (code = "", id = "") => {
+    const line = h("div", { class: "actions id-row" });
+    line.append(field(t("code"), h("input", { value: code, size: 8, class: "map-code" })), field(t("pennylane_id"), h("input", { type: "number", min: 1, value: id, class: "map-id" })),
+      h("button", { type: "button", class: "secondary", onclick: () => line.remove() }, t("remove")));
+    return line;
+  };
+  Object.entries(ids || {}).forEach(([code, id]) => body.append(row(code, String(id))));
+  const read = () => Object.fromEntries([...body.querySelectorAll(".id-row")].map((line) => {
+    const code = line.querySelector(".map-code"), id = line.querySelector(".map-id");
+    id.dataset.field = `${name}.${code.value.trim()}`;
+    return [code.value.trim(), id.value.trim() === "" ? null : Number(id.value)];
+  }).filter(([code]) => code));
+  const box = h("fieldset", { class: "id-map" }, h("legend", {}, t(name)), body,
+    h("button", { type: "button", class: "secondary", "data-add": name, onclick: () => body.append(row()) }, t("add_line")));
+  return { box, read };
+}
+async function pennylaneSection(path, platform, names = {}) {
+  const [settings, salesAs] = await Promise.all([api("GET", path), apiEnum(platform ? "/v1/banking/pennylane" : "/v1/organizations/{org_id}/pennylane", "put", "sales_as")]);
+  const token = h("input", { type: "password", autocomplete: "new-password", placeholder: settings.api_token_set ? t("token_kept") : "" });
+  const start = h("input", { type: "date", value: settings.start_date || "" });
+  const enabled = h("input", { type: "checkbox", checked: settings.enabled || !settings.api_token_set });
+  const sales = h("select", {}, h("option", { value: "" }, `— (${t("default")})`), salesAs.map((v) => h("option", { value: v, selected: v === settings.sales_as }, t(v))));
+  const journals = idRows("journal_ids", settings.journal_ids), accounts = idRows("ledger_account_ids", settings.ledger_account_ids);
+  const form = h("form", { class: "card", id: platform ? "platform-pennylane" : "pennylane", onsubmit: async (event) => {
+    event.preventDefault();
+    const body = { start_date: start.value, enabled: enabled.checked, journal_ids: journals.read(), ledger_account_ids: accounts.read(),
+      sales_as: sales.value || undefined, api_token: token.value || undefined };
+    try { await api("PUT", path, body); token.value = ""; toast(t("saved")); render(); }
+    catch (error) { if (error instanceof Problem) showErrors(form, error); else throw error; }
+  } }, h("h2", {}, platform ? `${t("pennylane")} — ${t("platform_books")}` : t("pennylane")),
+    h("dl", { class: "facts", id: platform ? "platform-pennylane-status" : "pennylane-status" },
+      h("dt", {}, t("status")), h("dd", {}, badge(settings.api_token_set, t("configured"), t("not_configured"))),
+      h("dt", {}, t("enabled")), h("dd", {}, settings.enabled ? "✓" : "✗"),
+      h("dt", {}, t("sales_as")), h("dd", {}, settings.sales_as ? t(settings.sales_as) : "—")),
+    h("div", { class: "inline" }, field(t("api_token"), token, "api_token"), field(t("start_date"), start, "start_date"), field(t("sales_as"), sales, "sales_as"),
+      h("label", {}, h("span", {}, t("enabled")), enabled)),
+    journals.box, accounts.box, h("div", { class: "actions" }, h("button", { type: "submit", class: "save-pennylane" }, t("save"))));
+  const failures = table([[t("reference")], [t("document")], [t("journal")], [t("date")], [t("status")], [t("attempts"), "num"], [t("error")]],
+    settings.failures.map((f) => h("tr", { class: "failed" }, h("td", {}, f.reference || "—"), h("td", {}, f.document ? t(f.document) : "—"), h("td", {}, f.journal || "—"),
+      h("td", {}, f.date || "—"), h("td", {}, h("span", { class: "badge bad" }, f.status)), num(String(f.attempts)), h("td", { class: "wrap" }, f.error))),
+    { id: platform ? "platform-pennylane-failures" : "pennylane-failures" });
+  return h("section", { id: platform ? "platform-pennylane-section" : "pennylane-section" }, form,
+    h("h3", {}, `${t("not_pushed")} (${settings.failures.length})`), failures, platform ? pushForm(names) : null);
+}
+function pushForm(names) {  // the platform admin runs the scheduled push now (every configured entity)
+  const until = h("input", { type: "date", value: dayIn("Europe/Paris") });
+  const out = h("div", { id: "push-results" });
+  const form = h("form", { class: "card inline", id: "pennylane-push", onsubmit: async (event) => {
+    event.preventDefault();
+    try {
+      const answer = await api("POST", "/v1/banking/pennylane/push", { to_date: until.value });
+      if (!answer.ran) { toast(t("push_running")); return; }
+      const reasons = (r) => [...new Set(r.failures.map((f) => f.error))].join(" · ");
+      out.replaceChildren(table([[t("entity")], [t("pushed"), "num"], [t("found"), "num"], [t("unchanged"), "num"], [t("invoiced"), "num"], [t("not_pushed"), "num"], [t("error")]],
+        answer.results.map((r) => h("tr", { class: r.failures.length ? "failed" : null }, h("td", {}, r.entity === "platform" ? t("platform_books") : names[r.entity] || r.entity),
+          num(String(r.pushed)), num(String(r.found)), num(String(r.unchanged)), num(String(r.invoiced)), num(String(r.failures.length)),
+          h("td", { class: "wrap" }, reasons(r)))), { id: "push-table" }));
+    } catch (error) { if (error instanceof Problem) showErrors(form, error); else throw error; }
+  } }, field(t("until"), until, "to_date"), h("button", { type: "submit", id: "push-now" }, t("push_now")), out);
   return form;
 }
 
