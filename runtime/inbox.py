@@ -475,6 +475,13 @@ class EventSinkServicer(events_pb2_grpc.EventSinkServiceServicer):
         replayed, applied, failed = await replay(
             self._pool, self._handler, event_id=request.event_id, source=request.source, service=self._service
         )
+        async with self._pool.acquire() as conn, conn.transaction():  # each event applied is recorded too
+            await audit.record(
+                conn,
+                "inbox_events.replayed",
+                targets={"event_id": request.event_id, "source": request.source},
+                after={"replayed": replayed, "applied": applied, "failed": failed},
+            )
         return pb.ReplayEventsResponse(replayed=replayed, applied=applied, failed=failed)
 
     async def run_worker(self, every: float = 1.0) -> None:

@@ -445,3 +445,22 @@ async def test_onboarding_links_and_account_refreshes_are_recorded(stack: Stack,
     assert plain.status_code == 200
     recorded = await _audit(stack, admin, organization_id=org.id, action="stripe_account.refreshed")
     assert plain.headers["x-request-id"] not in {e["request_id"] for e in recorded}
+
+
+async def test_an_admin_replaying_events_is_recorded_even_when_nothing_was_replayed(stack: Stack) -> None:
+    admin = await stack.admin_headers()
+    event_id = f"evt_audit_{uuid.uuid4().hex[:12]}"
+    replayed = await stack.http.post(
+        "/v1/ops/events/replay", headers=admin, json={"service": "terminal", "event_id": event_id}
+    )
+    assert replayed.status_code == 200, replayed.text
+    assert replayed.json()["replayed"] == 0
+
+    async def recorded() -> list[dict[str, Any]]:
+        entries = await _audit(stack, admin, action="inbox_events.replayed")
+        return [e for e in entries if e["targets"].get("event_id") == event_id]
+
+    [entry] = await eventually(recorded, "the replay's audit entry")
+    assert (entry["source"], entry["actor_role"], entry["organization_id"]) == ("terminal", "platform_admin", None)
+    assert entry["after"] == {"replayed": 0, "applied": 0, "failed": 0}
+    assert entry["request_id"] == replayed.headers["x-request-id"]
