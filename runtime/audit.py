@@ -15,8 +15,8 @@ the inbox's payloads (`runtime.inbox.redact`) in case a personal value slips in.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,19 +32,58 @@ from runtime.auth import SERVICE, current_caller
 from runtime.db import Connection
 from runtime.errors import FieldError, InvalidArgument
 from runtime.logs import current_request_id
-from runtime.metrics import add_sampler, audit_outbox_age
+from runtime.metrics import audit_outbox_age
 from runtime.proto import from_timestamp, to_timestamp
 from runtime.tracing import current_trace_id
+from runtime.workers import start_worker
 
 log = logging.getLogger("runtime.audit")
 
 # The target naming a connected account: Accounts chains such a record in the account's
 # organisation when the recording service did not know it (an outside event applied).
 STRIPE_ACCOUNT_TARGET = "stripe_account"
+# What a record says of a value that changed but is not shown (a name, an IBAN, a token).
+CHANGED = "[changed]"
 # A service's forwarder sends at most this many records per call, and looks again this often.
 BATCH_SIZE = 100
 POLL_SETTING = "AUDIT_OUTBOX_POLL_SECONDS"
 DEFAULT_POLL_SECONDS = 0.5
+
+
+# How much of a chain head's hash an anchor keeps: 64 bits, beyond forging by trial, short enough to read.
+ANCHOR_HASH_CHARS = 16
+_ANCHOR_HASH = re.compile(r"[0-9a-f]{8,64}")
+
+
+@dataclass(frozen=True)
+class AuditAnchor:
+    """A chain's head kept outside the database (the daily report), `<chain>:<sequence>:<hash prefix>`:
+    `verify-audit --anchor` checks that the chain still reaches that entry and that it hashes the same."""
+
+    chain: str
+    sequence: int
+    hash_prefix: str
+
+    def __str__(self) -> str:
+        return f"{self.chain}:{self.sequence}:{self.hash_prefix}"
+
+    @classmethod
+    def of_head(cls, chain: str, sequence: int, hash_hex: str) -> AuditAnchor:
+        """The anchor of a chain head (`ListAuditHeads`)."""
+        return cls(chain, sequence, hash_hex[:ANCHOR_HASH_CHARS])
+
+    @classmethod
+    def parse(cls, text: str) -> AuditAnchor:
+        """An anchor as `str` writes it; InvalidArgument naming what is wrong otherwise."""
+        parts = text.strip().split(":")
+        if len(parts) != 3 or not parts[0] or not parts[1].isdigit() or int(parts[1]) < 1:
+            raise InvalidArgument(
+                f"an anchor is <chain>:<sequence>:<hash prefix>, not {text.strip()!r}", "invalid_anchor"
+            )
+        chain, sequence, prefix = parts[0], int(parts[1]), parts[2].lower()
+        if not _ANCHOR_HASH.fullmatch(prefix):
+            raise InvalidArgument(f"an anchor's hash prefix is 8 to 64 hex digits, not {prefix!r}", "invalid_anchor")
+        return cls(chain, sequence, prefix)
 
 
 def system_actor(service: str) -> str:
@@ -271,17 +310,8 @@ def register_audit_outbox(deps: Any, sink: AuditSink | None = None) -> None:
     service = deps.settings.service
     chosen = sink or accounts_sink(accounts_pb2_grpc.AccountsServiceStub(deps.channel("accounts")))
     every = deps.env.number(POLL_SETTING, DEFAULT_POLL_SECONDS)
-    worker = asyncio.get_running_loop().create_task(run_forwarder(deps.pool, chosen, every), name=f"{service}-audit")
 
     async def sample_age() -> None:
         audit_outbox_age.set(await outbox_age(deps.pool), service=service)
 
-    stop_sampling = add_sampler(sample_age)
-
-    async def stop() -> None:
-        stop_sampling()
-        worker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await worker
-
-    deps.cleanups.append(stop)
+    start_worker(deps, run_forwarder(deps.pool, chosen, every), f"{service}-audit", sample_age)

@@ -35,9 +35,10 @@ from runtime import audit
 from runtime.auth import PLATFORM_ADMIN, require_caller
 from runtime.db import Connection
 from runtime.errors import FieldError, InvalidArgument
-from runtime.metrics import add_sampler, inbox_backlog, inbox_events, inbox_ingest_lag, inbox_oldest
+from runtime.metrics import inbox_backlog, inbox_events, inbox_ingest_lag, inbox_oldest
 from runtime.proto import from_timestamp, to_timestamp
 from runtime.settings import SettingsError
+from runtime.workers import start_worker
 
 log = logging.getLogger("runtime.inbox")
 _tracer = trace.get_tracer("runtime.inbox")
@@ -474,6 +475,13 @@ class EventSinkServicer(events_pb2_grpc.EventSinkServiceServicer):
         replayed, applied, failed = await replay(
             self._pool, self._handler, event_id=request.event_id, source=request.source, service=self._service
         )
+        async with self._pool.acquire() as conn, conn.transaction():  # each event applied is recorded too
+            await audit.record(
+                conn,
+                "inbox_events.replayed",
+                targets={"event_id": request.event_id, "source": request.source},
+                after={"replayed": replayed, "applied": applied, "failed": failed},
+            )
         return pb.ReplayEventsResponse(replayed=replayed, applied=applied, failed=failed)
 
     async def run_worker(self, every: float = 1.0) -> None:
@@ -537,16 +545,7 @@ def register_event_sink(
         service=deps.settings.service,
     )
     events_pb2_grpc.add_EventSinkServiceServicer_to_server(servicer, server)
-    worker = asyncio.get_running_loop().create_task(servicer.run_worker(), name=f"{deps.settings.service}-inbox")
-    stop_sampling = add_sampler(servicer.sample_backlog)
-
-    async def stop() -> None:
-        stop_sampling()
-        worker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await worker
-
-    deps.cleanups.append(stop)
+    start_worker(deps, servicer.run_worker(), f"{deps.settings.service}-inbox", servicer.sample_backlog)
     return SERVICE_NAME
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 from collections.abc import Awaitable, Callable, Iterable
@@ -24,6 +23,7 @@ from runtime.migrations import apply_migrations
 from runtime.server import RunningServer, serve_until_signalled, start_grpc_server
 from runtime.settings import Env, SettingsError, exit_on_settings_error
 from runtime.tracing import setup_tracing, shutdown_tracing
+from runtime.workers import cancel_and_wait
 
 log = logging.getLogger("runtime.service")
 RUNTIME_MIGRATIONS = Path(__file__).parent / "migrations"
@@ -106,12 +106,7 @@ async def start_service(
     running.before_stop = deps.before_stop
     watchdog = asyncio.create_task(_watch_database(pool, running), name=f"{schema}-db-watchdog")
 
-    async def stop_watchdog() -> None:
-        watchdog.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watchdog
-
-    deps.cleanups.insert(0, stop_watchdog)
+    deps.cleanups.insert(0, lambda: cancel_and_wait(watchdog))
     return running, deps
 
 

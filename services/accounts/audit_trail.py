@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from runtime.audit import STRIPE_ACCOUNT_TARGET, AuditRecord, AuditSink, system_actor
+from runtime.audit import STRIPE_ACCOUNT_TARGET, AuditAnchor, AuditRecord, AuditSink, system_actor
 from runtime.db import Connection
 from runtime.pagination import decode_cursor, next_page, page_limit
 from services.accounts import repository
@@ -23,6 +23,7 @@ from services.accounts.domain import (
     GENESIS_HASH,
     AuditEntry,
     ChainBreak,
+    audit_anchor_break,
     audit_chain,
     audit_hash,
     audit_head_break,
@@ -114,15 +115,28 @@ async def list_entries(
     return next_page(found, size)
 
 
-async def verify(pool: asyncpg.Pool, chain: str | None = None) -> tuple[int, list[ChainBreak]]:
+async def heads(pool: asyncpg.Pool) -> list[tuple[str, int, bytes]]:
+    """Every chain's head (chain, sequence, hash), by chain."""
+    async with pool.acquire() as conn:
+        found = await repository.audit_chains(conn)
+    return [(chain, sequence, hash_) for chain, (sequence, hash_) in sorted(found.items())]
+
+
+async def verify(
+    pool: asyncpg.Pool, chain: str | None = None, anchors: Sequence[AuditAnchor] = ()
+) -> tuple[int, list[ChainBreak]]:
     """Walks every chain (or one) from its first entry; returns the entries checked and, per
-    broken chain, the first entry found edited, deleted or out of place."""
+    broken chain, the first entry found edited, deleted or out of place, or an anchor (a head
+    kept outside the database) the chain no longer reaches or matches."""
     checked = 0
     breaks: list[ChainBreak] = []
     async with pool.acquire() as conn:
         heads = await repository.audit_chains(conn)
-        chains = [chain] if chain else await repository.audit_chain_names(conn)
+        # An anchored chain is walked even when nothing of it is left.
+        chains = [chain] if chain else sorted({*await repository.audit_chain_names(conn), *(a.chain for a in anchors)})
         for name in chains:
+            anchored = {a.sequence: a for a in anchors if a.chain == name}
+            at_anchor: dict[int, AuditEntry] = {}
             sequence, previous, broken = 0, GENESIS_HASH, None
             while broken is None:
                 batch = await repository.audit_chain_entries(conn, name, sequence, _VERIFY_BATCH)
@@ -131,9 +145,13 @@ async def verify(pool: asyncpg.Pool, chain: str | None = None) -> tuple[int, lis
                     broken = audit_link_break(sequence, previous, entry)
                     if broken is not None:
                         break
+                    if entry.sequence in anchored:
+                        at_anchor[entry.sequence] = entry
                     sequence, previous = entry.sequence, entry.hash
                 if len(batch) < _VERIFY_BATCH:
                     break
+            for anchor in sorted(anchored.values(), key=lambda a: a.sequence):
+                broken = broken or audit_anchor_break(anchor, sequence, at_anchor.get(anchor.sequence))
             if broken is None:
                 broken = audit_head_break(name, sequence, previous, heads.get(name))
             if broken is not None:

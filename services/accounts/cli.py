@@ -5,7 +5,8 @@
         --business-type non_profit --line1 ... --city ... --postal-code ...
     python -m services.accounts.cli list-organizations
     python -m services.accounts.cli rotate-keys          (after putting a new key first in ACCOUNTS_ENCRYPTION_KEYS)
-    python -m services.accounts.cli verify-audit [--organization ID]   (exit 1 naming the first broken entry)
+    python -m services.accounts.cli verify-audit [--organization ID] [--anchor CHAIN:SEQ:HASH ...] [--anchors-file F]
+        (exit 1 naming the first broken entry; an anchor is a chain head the daily report carried)
 
 It connects with DATABASE_URL (the accounts role), applies pending migrations, and reads
 ACCOUNTS_ENCRYPTION_KEYS / ACCOUNTS_BLIND_INDEX_KEY like the service does.
@@ -24,8 +25,9 @@ from typing import TextIO
 import asyncpg
 import orjson
 
+from runtime.audit import AuditAnchor
 from runtime.db import create_pool
-from runtime.errors import DomainError
+from runtime.errors import DomainError, InvalidArgument
 from runtime.migrations import apply_migrations
 from runtime.money import payment_bounds
 from runtime.service import RUNTIME_MIGRATIONS
@@ -67,7 +69,34 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument(
         "--organization", default="", help="only this organisation's chain ('platform': the platform's)"
     )
+    verify.add_argument(
+        "--anchor",
+        action="append",
+        default=[],
+        type=_anchor,
+        help="a chain head kept outside the database (the daily report's <chain>:<sequence>:<hash prefix>);"
+        " the chain must still reach and match it (repeatable)",
+    )
+    verify.add_argument(
+        "--anchors-file", type=_anchors_file, default=[], help="a file of anchors, one a line ('#' comments)"
+    )
     return parser
+
+
+def _anchor(text: str) -> AuditAnchor:
+    try:
+        return AuditAnchor.parse(text)
+    except InvalidArgument as error:
+        raise argparse.ArgumentTypeError(error.message) from None
+
+
+def _anchors_file(path: str) -> list[AuditAnchor]:
+    try:
+        with open(path, encoding="utf-8") as lines:
+            texts = [line.split("#", 1)[0].strip() for line in lines]
+    except OSError as error:
+        raise argparse.ArgumentTypeError(f"cannot read {path}: {error.strerror}") from None
+    return [_anchor(text) for text in texts if text]
 
 
 def _org_json(org: Organization) -> dict[str, object]:
@@ -94,7 +123,7 @@ async def run(argv: Sequence[str], environ: Mapping[str, str] | None = None, out
             await apply_migrations(conn, SCHEMA, RUNTIME_MIGRATIONS, table="runtime_migrations")
             await apply_migrations(conn, SCHEMA, MIGRATIONS)
         if args.command == "verify-audit":
-            return await _verify_audit(pool, args.organization, out)
+            return await _verify_audit(pool, args.organization, [*args.anchor, *args.anchors_file], out)
         if args.command == "create-admin":
             variable = args.password_env
             password = (environ or os.environ).get(variable, "") if variable else getpass.getpass("password: ")
@@ -136,8 +165,8 @@ async def run(argv: Sequence[str], environ: Mapping[str, str] | None = None, out
         await pool.close()
 
 
-async def _verify_audit(pool: asyncpg.Pool, chain: str, out: TextIO) -> int:
-    checked, breaks = await audit_trail.verify(pool, chain or None)
+async def _verify_audit(pool: asyncpg.Pool, chain: str, anchors: Sequence[AuditAnchor], out: TextIO) -> int:
+    checked, breaks = await audit_trail.verify(pool, chain or None, anchors)
     for found in breaks:
         entry = f"entry {found.entry_id} " if found.entry_id else ""
         print(f"audit chain {found.chain} broken at sequence {found.sequence}: {entry}{found.reason}", file=sys.stderr)

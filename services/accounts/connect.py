@@ -25,6 +25,7 @@ from services.accounts.domain import (
     ACCOUNT_TYPES,
     Organization,
     StripeAccountState,
+    account_audit_fields,
     account_state_from_stripe,
     event_is_newer,
 )
@@ -162,7 +163,18 @@ class Connect:
                     "type": "account_onboarding",
                 }
             )
-        return str(link.url), datetime.fromtimestamp(int(link.expires_at), UTC)
+        expires_at = datetime.fromtimestamp(int(link.expires_at), UTC)
+        async with self._orgs.pool.acquire() as conn, conn.transaction():
+            await audit_trail.record(
+                conn,
+                current_record(
+                    "stripe_account.onboarding_link_created",
+                    targets={"stripe_account": account.account_id},
+                    after={"expires_at": expires_at.isoformat()},  # never the URL: it signs the person in
+                    organization_id=organization_id,
+                ),
+            )
+        return str(link.url), expires_at
 
     async def status(self, organization_id: str, *, refresh: bool = False) -> StripeAccountState:
         """The stored status; with `refresh`, read again from Stripe first (and stored unless newer is known)."""
@@ -174,8 +186,19 @@ class Connect:
             account = await self._stripe.v1.accounts.retrieve_async(stored.account_id)
         fresh = account_state_from_stripe(_as_dict(account), asked_at)
         async with self._orgs.pool.acquire() as conn, conn.transaction():  # the NOTIFY goes with the write
-            if await self._orgs.rows.set_stripe_state(conn, organization_id, fresh):
+            written = await self._orgs.rows.set_stripe_state(conn, organization_id, fresh)
+            if written:
                 await self._orgs.policy_changed(conn, organization_id)
+            await audit_trail.record(
+                conn,
+                current_record(
+                    "stripe_account.refreshed",
+                    targets={"stripe_account": stored.account_id},
+                    before=account_audit_fields(stored),
+                    after={**account_audit_fields(fresh), "stored": written},
+                    organization_id=organization_id,
+                ),
+            )
         return await self.account_of(organization_id)
 
     async def apply_event(self, conn: Connection, event: InboundEvent) -> str:

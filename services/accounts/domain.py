@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from runtime.addresses import Address, address_errors, normalize_address
-from runtime.audit import AuditRecord
+from runtime.audit import CHANGED, AuditAnchor, AuditRecord
 from runtime.auth import ROLES
 from runtime.errors import FieldError, InvalidArgument
 from runtime.money import fee_leaves_nothing, is_currency
@@ -419,6 +419,23 @@ def audit_head_break(
     return ChainBreak(chain, last_sequence + 1 if last_sequence < head_sequence else last_sequence, "", reason)
 
 
+def audit_anchor_break(anchor: AuditAnchor, last_sequence: int, anchored: AuditEntry | None) -> ChainBreak | None:
+    """Whether a chain walked up to `last_sequence` still holds the entry `anchor` (kept outside the
+    database) recorded: `anchored` is the chain's entry at the anchor's sequence, if any. This is
+    what catches the newest entries deleted together with the head rewound."""
+    if anchored is None or last_sequence < anchor.sequence:
+        reason = (
+            f"the chain ends at {last_sequence} but its anchor {anchor} was taken at {anchor.sequence}"
+            " (the newest entries were deleted and the head rewound)"
+        )
+        return ChainBreak(anchor.chain, min(last_sequence, anchor.sequence - 1) + 1, "", reason)
+    if not anchored.hash.hex().startswith(anchor.hash_prefix):
+        return ChainBreak(
+            anchor.chain, anchor.sequence, anchored.id, f"does not match its anchor {anchor} (it was replaced)"
+        )
+    return None
+
+
 # An organisation's settings the audit trail shows before and after a change; the others
 # (its name, e-mail, IBAN: personal or secret) are only said to have changed.
 AUDITED_ORGANIZATION_FIELDS = (
@@ -432,7 +449,6 @@ AUDITED_ORGANIZATION_FIELDS = (
     "business_type",
     "siren",
 )
-CHANGED = "[changed]"
 
 
 def audit_changes(
@@ -444,6 +460,16 @@ def audit_changes(
         {key: before.get(key) if key in shown else CHANGED for key in changed},
         {key: after[key] if key in shown else CHANGED for key in changed},
     )
+
+
+def account_audit_fields(state: StripeAccountState) -> dict[str, Any]:
+    """What an audit entry holds of a connected account's status (no personal data in it)."""
+    return {
+        "charges_enabled": state.charges_enabled,
+        "payouts_enabled": state.payouts_enabled,
+        "details_submitted": state.details_submitted,
+        "requirements_due": len(state.requirements_due),
+    }
 
 
 def organization_audit_fields(org: Organization) -> dict[str, Any]:

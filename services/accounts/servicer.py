@@ -424,3 +424,12 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
             cursor=request.page.cursor,
         )
         return pb.ListAuditEntriesResponse(entries=[audit_entry_message(e) for e in found], next_cursor=next_cursor)
+
+    async def ListAuditHeads(
+        self, request: pb.ListAuditHeadsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListAuditHeadsResponse:
+        require_caller(min_role=PLATFORM_ADMIN)  # services pass too (the daily report anchors them)
+        found = await audit_trail.heads(self._pool)
+        return pb.ListAuditHeadsResponse(
+            heads=[pb.AuditHead(chain=chain, sequence=sequence, hash=hash_.hex()) for chain, sequence, hash_ in found]
+        )

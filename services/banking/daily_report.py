@@ -121,6 +121,9 @@ class DailyReport:
     by_currency: tuple[CurrencyTotals, ...] = ()
     # Book entries tried and not pushed to Pennylane yet (every entity).
     pennylane_unpushed: int = 0
+    # The audit trail's chain heads as the report was built (`runtime.audit.AuditAnchor` as text):
+    # carried out of the database, they let `verify-audit --anchor` see entries deleted since.
+    audit_anchors: tuple[str, ...] = ()
 
     def totals(self, currency: str | None = None) -> CurrencyTotals:
         wanted = currency or self.currency
@@ -142,6 +145,7 @@ def build_daily_report(
     entities: Sequence[LegalEntity],
     baseline_entity: str | None = None,
     pennylane_unpushed: int = 0,
+    audit_anchors: Sequence[str] = (),
 ) -> DailyReport:
     """``bank`` is (credits, debits) per currency. ``match_differences`` is credit - payouts of each
     match; it counts once, for the organisation of the match's first payout."""
@@ -219,6 +223,7 @@ def build_daily_report(
         allocation=allocation,
         by_currency=by_currency,
         pennylane_unpushed=pennylane_unpushed,
+        audit_anchors=tuple(audit_anchors),
     )
 
 
@@ -359,4 +364,33 @@ def slack_message(report: DailyReport) -> dict[str, Any]:
     if report.pennylane_unpushed:
         warning = f"⚠ Pennylane: {report.pennylane_unpushed} book entries not pushed (GetPennylaneSettings says why)"
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": warning}]})
+    blocks += _anchor_blocks(report.audit_anchors, SLACK_MAX_BLOCKS - len(blocks))
     return {"text": head, "blocks": blocks}
+
+
+# Slack takes at most 50 blocks per message and 3,000 characters per text.
+SLACK_MAX_BLOCKS = 50
+_BLOCK_TEXT = 2900
+_ANCHORS_TITLE = "Audit chain heads (`verify-audit --anchor`):"
+
+
+def _anchor_blocks(anchors: Sequence[str], room: int) -> list[dict[str, Any]]:
+    """The audit chain heads as context blocks, as many as fit in `room` blocks (all of them are in
+    the report's JSON; the last block says how many did not fit)."""
+    if not anchors or room <= 0:
+        return []
+    groups: list[list[str]] = [[]]
+    size = len(_ANCHORS_TITLE)
+    for anchor in anchors:
+        item = f" `{anchor}`"
+        if size + len(item) > _BLOCK_TEXT:
+            groups.append([])
+            size = 0
+        groups[-1].append(item)
+        size += len(item)
+    texts = ["".join(group) for group in groups]
+    texts[0] = _ANCHORS_TITLE + texts[0]
+    if len(texts) > room:
+        left = len(anchors) - sum(len(group) for group in groups[: room - 1])
+        texts = [*texts[: room - 1], f"… and {left} more chain heads in the report's JSON"]
+    return [{"type": "context", "elements": [{"type": "mrkdwn", "text": text}]} for text in texts]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +15,7 @@ from runtime.db import Connection
 from runtime.errors import Conflict, FieldError, InvalidArgument
 from runtime.inbox import APPLIED, IGNORED, InboundEvent
 from runtime.stripe_api import stripe_errors
-from services.banking import repository
+from services.banking import auditing, repository
 from services.banking.context import Banking
 from services.banking.repository import PayoutFields
 from services.banking.sync import SyncCounts
@@ -137,6 +138,12 @@ async def sync_payouts(banking: Banking) -> SyncCounts:
             organization_id = await banking.organization_of(account)
             if organization_id:
                 await repository.set_payout_organization(conn, account, organization_id)
+        await auditing.run_action(
+            conn,
+            "payouts.synced",
+            {**dataclasses.asdict(counts), "accounts": len(accounts)},
+            changed=bool(counts.inserted or counts.updated),
+        )
     return counts
 
 

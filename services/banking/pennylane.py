@@ -40,7 +40,7 @@ from runtime.clients import call
 from runtime.crypto import DecryptionError
 from runtime.errors import Conflict, DomainError, FieldError, InvalidArgument
 from runtime.logs import event
-from services.banking import fec, pennylane_books, pennylane_invoices, reports, repository
+from services.banking import auditing, fec, pennylane_books, pennylane_invoices, reports, repository
 from services.banking.context import PENNYLANE_LOCK, Banking
 from services.banking.pennylane_api import PennylaneClient, PennylaneError
 from services.banking.pennylane_books import (
@@ -118,6 +118,7 @@ async def put_settings(
             entity, sealed, dict(journal_ids), dict(ledger_account_ids), first, enabled, sales_as
         )
         saved = await repository.pennylane_settings_put(conn, row)
+        await auditing.pennylane_settings_saved(conn, current, saved, token_given=bool(api_token))
     event("pennylane.settings_saved", entity=entity, enabled=enabled, sales_as=sales_as)
     return saved
 
@@ -147,6 +148,24 @@ async def push(
             for row in rows:
                 if entities is None or row.entity in entities:
                     results.append(await _push_entity(banking, http, row, last))
+        async with banking.pool.acquire() as conn, conn.transaction():
+            for result in results:
+                await auditing.run_action(
+                    conn,
+                    "pennylane.pushed",
+                    {
+                        "to": last.isoformat(),
+                        "pushed": result.pushed,
+                        "found": result.found,
+                        "unchanged": result.unchanged,
+                        "invoiced": result.invoiced,
+                        "rate_limited": result.rate_limited,
+                        "failed": len(result.failures),
+                    },
+                    changed=bool(result.pushed or result.found or result.failures),
+                    targets={"entity": result.entity},
+                    organization_id=auditing.entity_organization(result.entity),
+                )
         return results
 
 

@@ -15,7 +15,7 @@ import asyncpg
 from runtime import audit
 from runtime.errors import Conflict, FieldError, InvalidArgument, NotFound
 from runtime.logs import event
-from services.banking import repository
+from services.banking import auditing, repository
 from services.banking.context import RECONCILE_LOCK
 from services.banking.matching import MANUAL, CreditItem, MatchRules, PayoutItem, match_payouts
 from services.banking.sync import advisory_lock
@@ -59,15 +59,30 @@ async def run_reconciliation(
     credit_end = _utc_start(to_day, 1 + rules.days_after)
     async with advisory_lock(pool, RECONCILE_LOCK, wait=True) as conn:
         assert conn is not None
-        removed = await repository.drop_stale_automatic_matches(conn)
-        payouts = [_payout_item(r) for r in await repository.open_payouts(conn, payout_start, payout_end)]
-        credits = [_credit_item(r) for r in await repository.open_credits(conn, credit_start, credit_end)]
-        result = match_payouts(payouts, credits, rules)
-        # Manual matches and unmatches wait for this lock, so what was open when read is still open.
-        created = await repository.insert_rule_matches(
-            conn, [(m.credit_id, m.payout_ids, m.rule, m.explanation, m.difference) for m in result.matches]
-        )
-        matched = await repository.count_matches(conn, credit_start, credit_end)
+        async with conn.transaction():  # the run's changes and its audit record commit together
+            removed = await repository.drop_stale_automatic_matches(conn)
+            payouts = [_payout_item(r) for r in await repository.open_payouts(conn, payout_start, payout_end)]
+            credits = [_credit_item(r) for r in await repository.open_credits(conn, credit_start, credit_end)]
+            result = match_payouts(payouts, credits, rules)
+            # Manual matches and unmatches wait for this lock, so what was open when read is still open.
+            created = await repository.insert_rule_matches(
+                conn, [(m.credit_id, m.payout_ids, m.rule, m.explanation, m.difference) for m in result.matches]
+            )
+            matched = await repository.count_matches(conn, credit_start, credit_end)
+            await auditing.run_action(
+                conn,
+                "reconciliation.ran",
+                {
+                    "from": from_day.isoformat() if from_day else None,
+                    "to": to_day.isoformat() if to_day else None,
+                    "created": created,
+                    "removed": removed,
+                    "matched": matched,
+                    "unmatched_payouts": len(result.unmatched_payouts),
+                    "unmatched_credits": len(result.unmatched_credits),
+                },
+                changed=bool(created or removed),
+            )
     for match in result.matches:
         event(
             "payout.matched",

@@ -19,6 +19,7 @@ from collect.accounts.v1 import accounts_pb2 as accounts_pb
 from collect.common.v1 import common_pb2 as common_pb
 from collect.payments.v1 import payments_pb2 as payments_pb
 
+from runtime import audit
 from runtime.clients import call
 from runtime.dates import parse_day
 from runtime.errors import Conflict, DomainError, FieldError, InvalidArgument
@@ -130,7 +131,15 @@ async def daily_report(banking: Banking, day: date) -> DailyReport:
         entities=entities,
         baseline_entity=settings.baseline_entity,
         pennylane_unpushed=pennylane_unpushed,
+        audit_anchors=await audit_anchors(banking),
     )
+
+
+async def audit_anchors(banking: Banking) -> list[str]:
+    """The audit trail's chain heads now, as anchors (Accounts must answer: a report without them
+    would leave a rewound chain undetected, so it waits for the next try instead)."""
+    answer = await call(banking.accounts.ListAuditHeads, accounts_pb.ListAuditHeadsRequest())
+    return [str(audit.AuditAnchor.of_head(h.chain, h.sequence, h.hash)) for h in answer.heads]
 
 
 def looks_like_stripe_row(label: str | None, reference: str | None, labels: tuple[str, ...]) -> bool:
@@ -174,11 +183,12 @@ async def send_daily_report(banking: Banking, day: date, *, force: bool = False)
         message = slack_message(await daily_report(banking, day))
         async with banking.pool.acquire() as conn:
             await repository.outbox_put(conn, day, message, force=force)
-    return await deliver(banking, day)
+    return await deliver(banking, day, forced=force)
 
 
-async def deliver(banking: Banking, day: date) -> SendOutcome:
-    """Delivers the pending outbox row of `day` (row-locked, so two replicas never both send it)."""
+async def deliver(banking: Banking, day: date, *, forced: bool = False) -> SendOutcome:
+    """Delivers the pending outbox row of `day` (row-locked, so two replicas never both send it);
+    `forced`: a resend asked for, recorded as such on the audit trail."""
     url = banking.settings.slack_webhook_url
     async with banking.pool.acquire() as conn, conn.transaction():
         row = await repository.lock_outbox_row(conn, day)
@@ -193,6 +203,12 @@ async def deliver(banking: Banking, day: date) -> SendOutcome:
         error = await _post(banking, url, body)
         if error is None:
             await repository.outbox_sent(conn, day)
+            await audit.record(
+                conn,
+                "daily_report.sent",
+                targets={"report_date": day.isoformat()},
+                after={"forced": forced, "attempts": row["attempts"] + 1},
+            )
             event("report.sent", report_date=day.isoformat())
             return SendOutcome(sent=True)
         retry_in = min(3600.0, banking.settings.report_retry_base_seconds * 2 ** min(row["attempts"], 10))

@@ -118,6 +118,7 @@ def report_message(report: DailyReport) -> pb.DailyReport:
         estimated_tax_total=allocation.estimated_tax_total,
         baseline_estimated_tax=allocation.baseline_estimated_tax,
         tax_difference=allocation.tax_difference,
+        audit_anchors=report.audit_anchors,
         baseline_entity=allocation.baseline_entity,
         payouts=totals.payouts,
         gross=totals.gross,

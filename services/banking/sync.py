@@ -14,7 +14,7 @@ import asyncpg
 from runtime.db import Connection
 from runtime.errors import Unavailable, UpstreamError
 from runtime.inbox import APPLIED, IGNORED, InboundEvent
-from services.banking import repository
+from services.banking import auditing, repository
 from services.banking.context import SYNC_LOCK, Banking
 from services.banking.qonto import (
     QontoAuthError,
@@ -62,6 +62,7 @@ async def advisory_lock(pool: asyncpg.Pool, key: int, *, wait: bool) -> AsyncIte
 async def sync_transactions(banking: Banking, *, wait: bool = True) -> SyncCounts | None:
     """Pulls every bank account since its cursor (minus an overlap); None when another replica is syncing."""
     counts = SyncCounts()
+    accounts: list[str] = []
     overlap = timedelta(seconds=banking.settings.sync_overlap_seconds)
     async with advisory_lock(banking.pool, SYNC_LOCK, wait=wait) as conn:
         if conn is None:
@@ -86,6 +87,14 @@ async def sync_transactions(banking: Banking, *, wait: bool = True) -> SyncCount
                         if txn.updated_at and (newest is None or txn.updated_at > newest):
                             newest = txn.updated_at
                     await repository.set_sync_cursor(conn, account_id, newest)
+                    accounts.append(account_id)
+        await auditing.run_action(
+            conn,
+            "bank_transactions.synced",
+            dataclasses.asdict(counts),
+            changed=bool(counts.inserted or counts.updated),
+            targets={"bank_accounts": ",".join(accounts)},
+        )
     return counts
 
 

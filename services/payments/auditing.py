@@ -49,3 +49,27 @@ async def evidence_action(conn: Connection, dispute: Dispute, fields: list[str],
         after={"status": dispute.status, "fields": sorted(fields)},
         organization_id=dispute.organization_id,
     )
+
+
+async def transfer_action(conn: Connection, action: str, dispute: Dispute) -> None:
+    """Records a transfer move of a destination charge's dispute (the reversal taken from the
+    organisation, or the amount given back once won), made on an event or by the sweeper."""
+    returned = action == "dispute.transfer_returned"
+    await audit.record(
+        conn,
+        action,
+        targets={
+            "dispute_id": dispute.id,
+            "payment_id": dispute.payment_id,
+            "stripe_dispute": dispute.stripe_dispute_id,
+            "stripe_transfer": dispute.stripe_transfer_id,
+            "stripe_transfer_reversal": dispute.stripe_transfer_reversal_id,
+            **({"stripe_return_transfer": dispute.stripe_return_transfer_id} if returned else {}),
+        },
+        after={
+            "status": dispute.status,
+            "amount": dispute.transfer_returned if returned else dispute.transfer_reversed,
+            "currency": dispute.currency,
+        },
+        organization_id=dispute.organization_id,
+    )

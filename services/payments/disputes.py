@@ -146,7 +146,12 @@ async def _apply_money(
         changed = True
     refused_before = dispute.transfer_refused_at is not None and not retry_refused
     if payment.charge_model == "destination" and dispute.withdrawn and payment.stripe_account_id and not refused_before:
+        reversal, returned = dispute.stripe_transfer_reversal_id, dispute.stripe_return_transfer_id
         changed = await _recover_from_organization(ctx, payment, dispute, found) or changed
+        if dispute.stripe_transfer_reversal_id != reversal:
+            await auditing.transfer_action(conn, "dispute.transfer_reversed", dispute)
+        if dispute.stripe_return_transfer_id != returned:
+            await auditing.transfer_action(conn, "dispute.transfer_returned", dispute)
     return changed
 
 

@@ -9,6 +9,7 @@ import io
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -17,6 +18,7 @@ import pytest
 from collect.accounts.v1 import accounts_pb2 as pb
 from collect.accounts.v1 import accounts_pb2_grpc
 
+from runtime.audit import AuditAnchor
 from services.accounts import cli
 from tests.fixtures.organizations import OrgContext, onboarded_organization
 from tests.fixtures.polling import eventually
@@ -201,11 +203,11 @@ async def _chain(
     return chain
 
 
-async def _verify(stack: Stack, chain: str) -> tuple[int, str, str]:
+async def _verify(stack: Stack, chain: str, *options: str) -> tuple[int, str, str]:
     env = {**stack.env, "DATABASE_URL": stack.database.urls["accounts"]}
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stderr(err):
-        status = await cli.run(["verify-audit", "--organization", chain], env, out)
+        status = await cli.run(["verify-audit", *(["--organization", chain] if chain else []), *options], env, out)
     return status, out.getvalue(), err.getvalue()
 
 
@@ -355,3 +357,110 @@ async def test_platform_actions_have_their_own_chain(stack: Stack, org: OrgConte
     )
     status, out, err = await _verify(stack, "platform")
     assert status == 0 and '"intact":true' in out, err
+
+
+async def _anchor(stack: Stack, accounts_stub: accounts_pb2_grpc.AccountsServiceStub, chain: str) -> str:
+    """The chain's head as the daily report carries it."""
+    heads = await accounts_stub.ListAuditHeads(pb.ListAuditHeadsRequest(), metadata=_as_service(stack, "banking"))
+    [head] = [h for h in heads.heads if h.chain == chain]
+    return str(AuditAnchor.of_head(head.chain, head.sequence, head.hash))
+
+
+async def test_an_anchor_detects_the_newest_entries_deleted_and_the_head_rewound(
+    stack: Stack, accounts_stub: accounts_pb2_grpc.AccountsServiceStub, tmp_path: Path
+) -> None:
+    chain = await _chain(stack, accounts_stub, 5)
+    anchor = await _anchor(stack, accounts_stub, chain)
+    assert anchor.startswith(f"{chain}:5:")
+    assert (await _verify(stack, chain, "--anchor", anchor))[0] == 0
+    # The chain grows after the report: the anchor still holds (walking every chain too, where
+    # other tests' tampered chains are named, not this one).
+    for i in range(5, 7):
+        appended = pb.AppendAuditEntriesRequest(entries=[_record(chain, f"{chain}-{i}")])
+        await accounts_stub.AppendAuditEntries(appended, metadata=_as_service(stack))
+    status, out, err = await _verify(stack, chain, "--anchor", anchor)
+    assert status == 0 and '"intact":true' in out, err
+    assert chain not in (await _verify(stack, "", "--anchor", anchor))[2]
+
+    # A superuser deletes entries 4 to 7 and rewinds the head to entry 3: nothing inside the database shows it.
+    await _tamper(stack, "DELETE FROM accounts.audit_entries WHERE chain = $1 AND sequence > 3", chain)
+    await _tamper(
+        stack,
+        """UPDATE accounts.audit_chain_heads SET sequence = 3,
+                  hash = (SELECT hash FROM accounts.audit_entries WHERE chain = $1 AND sequence = 3)
+           WHERE chain = $1""",
+        chain,
+    )
+    assert (await _verify(stack, chain))[0] == 0
+    # The anchor the report kept does.
+    status, out, err = await _verify(stack, chain, "--anchor", anchor)
+    assert status == 1 and '"intact":false' in out
+    assert f"audit chain {chain} broken at sequence 4" in err and "head rewound" in err, err
+    anchors = tmp_path / "anchors.txt"
+    anchors.write_text(f"# daily report\n{anchor}\n\nplatform:1:{'0' * 16}\n")
+    status, out, err = await _verify(stack, "", "--anchors-file", str(anchors))
+    assert status == 1 and f"audit chain {chain} broken at sequence 4" in err, err
+    # The platform's first entry is not all zeros: a wrong hash is named too.
+    assert "audit chain platform broken at sequence 1" in err and "does not match its anchor" in err, err
+
+
+async def test_a_bad_anchor_is_refused_before_anything_is_checked(stack: Stack) -> None:
+    for bad in ("platform", "platform:0:0123456789abcdef", "platform:3:xyz", "platform:x:0123456789abcdef"):
+        with contextlib.redirect_stderr(io.StringIO()), pytest.raises(SystemExit) as refused:
+            await _verify(stack, "", "--anchor", bad)
+        assert refused.value.code == 2
+
+
+async def test_onboarding_links_and_account_refreshes_are_recorded(stack: Stack, org: OrgContext) -> None:
+    linked = await stack.http.post(
+        f"/v1/organizations/{org.id}/onboarding-link",
+        headers=org.admin_headers,
+        json={"return_url": "https://example.test/done", "refresh_url": "https://example.test/again"},
+    )
+    assert linked.status_code in (200, 201), linked.text
+    [link] = [
+        e
+        for e in await _audit(stack, org.admin_headers, action="stripe_account.onboarding_link_created")
+        if e["request_id"] == linked.headers["x-request-id"]
+    ]
+    assert (link["actor_id"], link["actor_role"]) == (org.admin_id, "org_admin")
+    assert link["targets"] == {"stripe_account": org.stripe_account_id}
+    assert link["after"]["expires_at"] and linked.json()["url"] not in str(link)  # the link signs someone in
+
+    admin = await stack.admin_headers()
+    refreshed = await stack.http.get(
+        f"/v1/organizations/{org.id}/stripe-account", headers=admin, params={"refresh": "true"}
+    )
+    assert refreshed.status_code == 200, refreshed.text
+    [entry] = [
+        e
+        for e in await _audit(stack, admin, organization_id=org.id, action="stripe_account.refreshed")
+        if e["request_id"] == refreshed.headers["x-request-id"]
+    ]
+    assert entry["actor_role"] == "platform_admin" and entry["targets"] == {"stripe_account": org.stripe_account_id}
+    assert entry["after"]["charges_enabled"] is refreshed.json()["charges_enabled"]
+    assert set(entry["before"]) == {"charges_enabled", "payouts_enabled", "details_submitted", "requirements_due"}
+    # Reading the stored status changes nothing and records nothing.
+    plain = await stack.http.get(f"/v1/organizations/{org.id}/stripe-account", headers=admin)
+    assert plain.status_code == 200
+    recorded = await _audit(stack, admin, organization_id=org.id, action="stripe_account.refreshed")
+    assert plain.headers["x-request-id"] not in {e["request_id"] for e in recorded}
+
+
+async def test_an_admin_replaying_events_is_recorded_even_when_nothing_was_replayed(stack: Stack) -> None:
+    admin = await stack.admin_headers()
+    event_id = f"evt_audit_{uuid.uuid4().hex[:12]}"
+    replayed = await stack.http.post(
+        "/v1/ops/events/replay", headers=admin, json={"service": "terminal", "event_id": event_id}
+    )
+    assert replayed.status_code == 200, replayed.text
+    assert replayed.json()["replayed"] == 0
+
+    async def recorded() -> list[dict[str, Any]]:
+        entries = await _audit(stack, admin, action="inbox_events.replayed")
+        return [e for e in entries if e["targets"].get("event_id") == event_id]
+
+    [entry] = await eventually(recorded, "the replay's audit entry")
+    assert (entry["source"], entry["actor_role"], entry["organization_id"]) == ("terminal", "platform_admin", None)
+    assert entry["after"] == {"replayed": 0, "applied": 0, "failed": 0}
+    assert entry["request_id"] == replayed.headers["x-request-id"]

@@ -132,6 +132,30 @@ async def test_a_destination_charge_dispute_reverses_the_transfer_and_a_win_give
     given_back = await client.v1.transfers.list_async(params={"transfer_group": f"dispute_{won['stripe_dispute_id']}"})
     assert [(t.amount, t.destination) for t in given_back.data] == [(5_400, org.stripe_account_id)]
     assert len((await client.v1.transfers.retrieve_async(transfer_id)).reversals.data) == 1
+    # Both moves are on the organisation's audit trail, once each, made by a service (an event
+    # applied, or the sweeper), with the Stripe ids that prove them.
+    reversed_entry = await _transfer_entry(stack, org, "dispute.transfer_reversed", won["id"])
+    assert reversed_entry["targets"]["stripe_transfer"] == transfer_id
+    assert reversed_entry["targets"]["stripe_transfer_reversal"] == transfer.reversals.data[0].id
+    assert (reversed_entry["after"]["amount"], reversed_entry["after"]["currency"]) == (5_400, "eur")
+    returned_entry = await _transfer_entry(stack, org, "dispute.transfer_returned", won["id"])
+    assert returned_entry["targets"]["stripe_return_transfer"] == given_back.data[0].id
+    assert returned_entry["after"]["amount"] == 5_400 and returned_entry["after"]["status"] == "won"
+    for entry in (reversed_entry, returned_entry):
+        assert entry["actor_role"] == "service" and entry["actor_id"].startswith("service:")
+        assert entry["organization_id"] == org.id and entry["source"] == "payments"
+
+
+async def _transfer_entry(stack: Stack, org: OrgContext, action: str, dispute_id: str) -> dict[str, Any]:
+    """The one audit entry of a dispute's transfer move, once Payments' outbox has been forwarded."""
+
+    async def found() -> list[dict[str, Any]]:
+        answer = await stack.http.get("/v1/audit", headers=org.admin_headers, params={"action": action})
+        return [e for e in answer.json()["data"] if e["targets"].get("dispute_id") == dispute_id]
+
+    [entry] = await eventually(found, f"the dispute's {action} audit entry")
+    result: dict[str, Any] = entry
+    return result
 
 
 async def test_a_lost_destination_dispute_keeps_the_reversal_and_counts_as_lost(stack: Stack) -> None:

@@ -10,11 +10,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runtime.audit import AuditRecord
+from runtime.audit import AuditAnchor, AuditRecord
+from runtime.errors import InvalidArgument
 from services.accounts.domain import (
     CHANGED,
     GENESIS_HASH,
     AuditEntry,
+    audit_anchor_break,
     audit_changes,
     audit_hash,
     audit_head_break,
@@ -170,3 +172,43 @@ def test_audit_changes(
     before: dict[str, Any], after: dict[str, Any], shown: tuple[str, ...], expected: tuple[dict[str, Any], ...]
 ) -> None:
     assert audit_changes(before, after, shown) == expected
+
+
+def anchor_of(entry: AuditEntry) -> AuditAnchor:
+    return AuditAnchor.of_head(entry.chain, entry.sequence, entry.hash.hex())
+
+
+@pytest.mark.parametrize(
+    ("last", "at", "found"),
+    [
+        (4, 3, None),  # the chain grew past the anchor
+        (3, 3, None),  # still at the anchor
+        (2, None, "3: the chain ends at 2 but its anchor"),  # the newest deleted, the head rewound
+        (0, None, "1: the chain ends at 0 but its anchor"),  # everything deleted
+        (4, "other", "3: does not match its anchor"),  # entry 3 rewritten (and every later one rehashed)
+    ],
+)
+def test_an_anchor_holds_while_the_chain_reaches_and_matches_it(last: int, at: Any, found: str | None) -> None:
+    entries = chained(4)
+    anchor = anchor_of(entries[2])
+    anchored = {None: None, 3: entries[2], "other": rehashed(edited(entries[2], actor_id="x"))}[at]
+    broken = audit_anchor_break(anchor, last, anchored)
+    said = None if broken is None else f"{broken.sequence}: {broken.reason}"
+    assert said == found if found is None else (said or "").startswith(found), said
+
+
+def test_an_anchor_reads_back_what_it_writes() -> None:
+    [entry] = chained(1)
+    anchor = anchor_of(entry)
+    assert str(anchor) == f"org-1:1:{entry.hash.hex()[:16]}"
+    assert AuditAnchor.parse(f"  {str(anchor).upper().replace('ORG-1', 'org-1')}\n") == anchor
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "org-1", "org-1:1", ":1:0123456789abcdef", "org-1:0:0123456789abcdef", "org-1:-1:0123456789abcdef",
+     "org-1:x:0123456789abcdef", "org-1:1:0123456", "org-1:1:" + "0" * 65, "org-1:1:0123456789abcdeg", "a:b:1:2"],
+)  # fmt: skip
+def test_a_malformed_anchor_is_refused(text: str) -> None:
+    with pytest.raises(InvalidArgument):
+        AuditAnchor.parse(text)

@@ -233,3 +233,32 @@ def test_cash_sales_go_to_the_cash_journal_and_the_file_is_named_by_the_siren() 
     assert file_name("123456789", date(2026, 12, 31)) == "123456789FEC20261231.txt"
     with pytest.raises(ValueError):
         file_name("12345678", DAY)
+
+
+@pytest.mark.parametrize("chains", [1, 40, 5_000])
+def test_the_slack_message_carries_the_audit_anchors_within_slacks_limits(chains: int) -> None:
+    anchors = [f"{i:08d}-0000-4000-8000-000000000000:{i + 1}:{i:016x}" for i in range(chains)]
+    report = build_daily_report(
+        date="2026-11-20",
+        currency="eur",
+        timezone="Europe/Paris",
+        totals=[],
+        names={},
+        payouts=[],
+        match_differences={},
+        bank={},
+        unmatched_credits=0,
+        rules=[],
+        entities=ENTITIES,
+        audit_anchors=anchors,
+    )
+    assert report.audit_anchors == tuple(anchors)
+    blocks = slack_message(report)["blocks"]
+    texts = [b["elements"][0]["text"] for b in blocks if b["type"] == "context"]
+    assert len(blocks) <= 50 and all(len(t) <= 3000 for t in texts)
+    shown = [a for a in anchors if f"`{a}`" in "".join(texts)]
+    if len(shown) == chains:
+        assert "more chain heads" not in texts[-1]
+    else:  # what did not fit is counted, and is in the report's JSON
+        assert len(blocks) == 50 and texts[-1] == f"… and {chains - len(shown)} more chain heads in the report's JSON"
+        assert shown == anchors[: len(shown)]

@@ -142,6 +142,11 @@ class AccountsServiceStub:
                 request_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.ListAuditEntriesRequest.SerializeToString,
                 response_deserializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.ListAuditEntriesResponse.FromString,
                 _registered_method=True)
+        self.ListAuditHeads = channel.unary_unary(
+                '/collect.accounts.v1.AccountsService/ListAuditHeads',
+                request_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.ListAuditHeadsRequest.SerializeToString,
+                response_deserializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.ListAuditHeadsResponse.FromString,
+                _registered_method=True)
 
 
 class AccountsServiceServicer:
@@ -298,6 +303,15 @@ class AccountsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAuditHeads(self, request, context):
+        """The head of every audit chain (services and platform admins): what the daily report carries
+        out of the database, so that `verify-audit --anchor` detects the newest entries deleted
+        together with the head rewound.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AccountsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -405,6 +419,11 @@ def add_AccountsServiceServicer_to_server(servicer, server):
                     servicer.ListAuditEntries,
                     request_deserializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.ListAuditEntriesRequest.FromString,
                     response_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.ListAuditEntriesResponse.SerializeToString,
+            ),
+            'ListAuditHeads': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditHeads,
+                    request_deserializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.ListAuditHeadsRequest.FromString,
+                    response_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.ListAuditHeadsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -977,6 +996,33 @@ class AccountsService:
             '/collect.accounts.v1.AccountsService/ListAuditEntries',
             collect_dot_accounts_dot_v1_dot_accounts__pb2.ListAuditEntriesRequest.SerializeToString,
             collect_dot_accounts_dot_v1_dot_accounts__pb2.ListAuditEntriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditHeads(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/collect.accounts.v1.AccountsService/ListAuditHeads',
+            collect_dot_accounts_dot_v1_dot_accounts__pb2.ListAuditHeadsRequest.SerializeToString,
+            collect_dot_accounts_dot_v1_dot_accounts__pb2.ListAuditHeadsResponse.FromString,
             options,
             channel_credentials,
             insecure,

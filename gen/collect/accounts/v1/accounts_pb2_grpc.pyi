@@ -84,6 +84,11 @@ class AccountsServiceStub:
     """Entries of the audit trail, newest first: org_admins see their organisation's, platform
     admins every organisation's and the platform's own (or one organisation's, when named).
     """
+    ListAuditHeads: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.ListAuditHeadsRequest, _accounts_pb2.ListAuditHeadsResponse]
+    """The head of every audit chain (services and platform admins): what the daily report carries
+    out of the database, so that `verify-audit --anchor` detects the newest entries deleted
+    together with the head rewound.
+    """
 
 @_typing.type_check_only
 class AccountsServiceAsyncStub(AccountsServiceStub):
@@ -140,6 +145,11 @@ class AccountsServiceAsyncStub(AccountsServiceStub):
     ListAuditEntries: _aio.UnaryUnaryMultiCallable[_accounts_pb2.ListAuditEntriesRequest, _accounts_pb2.ListAuditEntriesResponse]  # type: ignore[assignment]
     """Entries of the audit trail, newest first: org_admins see their organisation's, platform
     admins every organisation's and the platform's own (or one organisation's, when named).
+    """
+    ListAuditHeads: _aio.UnaryUnaryMultiCallable[_accounts_pb2.ListAuditHeadsRequest, _accounts_pb2.ListAuditHeadsResponse]  # type: ignore[assignment]
+    """The head of every audit chain (services and platform admins): what the daily report carries
+    out of the database, so that `verify-audit --anchor` detects the newest entries deleted
+    together with the head rewound.
     """
 
 class AccountsServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -320,6 +330,17 @@ class AccountsServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_accounts_pb2.ListAuditEntriesResponse, _abc.Awaitable[_accounts_pb2.ListAuditEntriesResponse]]:
         """Entries of the audit trail, newest first: org_admins see their organisation's, platform
         admins every organisation's and the platform's own (or one organisation's, when named).
+        """
+
+    @_abc_1.abstractmethod
+    def ListAuditHeads(
+        self,
+        request: _accounts_pb2.ListAuditHeadsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.ListAuditHeadsResponse, _abc.Awaitable[_accounts_pb2.ListAuditHeadsResponse]]:
+        """The head of every audit chain (services and platform admins): what the daily report carries
+        out of the database, so that `verify-audit --anchor` detects the newest entries deleted
+        together with the head rewound.
         """
 
 def add_AccountsServiceServicer_to_server(servicer: AccountsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1040,6 +1040,7 @@ class DailyReport(_message.Message):
     REFUNDS_FIELD_NUMBER: _builtins.int
     NET_FIELD_NUMBER: _builtins.int
     TOTALS_BY_CURRENCY_FIELD_NUMBER: _builtins.int
+    AUDIT_ANCHORS_FIELD_NUMBER: _builtins.int
     date: _builtins.str
     currency: _builtins.str
     bank_credits: _builtins.int
@@ -1067,6 +1068,12 @@ class DailyReport(_message.Message):
     def totals_by_currency(self) -> _containers.RepeatedCompositeFieldContainer[Global___CurrencyTotals]:
         """One row per currency seen on the day; the fields above are those of `currency`."""
 
+    @_builtins.property
+    def audit_anchors(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The audit trail's chain heads as the report was built, `<chain>:<sequence>:<hash prefix>`:
+        kept outside the database, each is an anchor for `verify-audit --anchor`.
+        """
+
     def __init__(
         self,
         *,
@@ -1090,10 +1097,11 @@ class DailyReport(_message.Message):
         refunds: _builtins.int = ...,
         net: _builtins.int = ...,
         totals_by_currency: _abc.Iterable[Global___CurrencyTotals] | None = ...,
+        audit_anchors: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocation", b"allocation", "bank_credits", b"bank_credits", "bank_debits", b"bank_debits", "baseline_entity", b"baseline_entity", "baseline_estimated_tax", b"baseline_estimated_tax", "currency", b"currency", "date", b"date", "estimated_tax_total", b"estimated_tax_total", "fees", b"fees", "gross", b"gross", "net", b"net", "organizations", b"organizations", "payouts", b"payouts", "reconciled", b"reconciled", "refunds", b"refunds", "tax_difference", b"tax_difference", "timezone", b"timezone", "totals_by_currency", b"totals_by_currency", "unmatched_credits", b"unmatched_credits", "unmatched_payouts", b"unmatched_payouts"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocation", b"allocation", "audit_anchors", b"audit_anchors", "bank_credits", b"bank_credits", "bank_debits", b"bank_debits", "baseline_entity", b"baseline_entity", "baseline_estimated_tax", b"baseline_estimated_tax", "currency", b"currency", "date", b"date", "estimated_tax_total", b"estimated_tax_total", "fees", b"fees", "gross", b"gross", "net", b"net", "organizations", b"organizations", "payouts", b"payouts", "reconciled", b"reconciled", "refunds", b"refunds", "tax_difference", b"tax_difference", "timezone", b"timezone", "totals_by_currency", b"totals_by_currency", "unmatched_credits", b"unmatched_credits", "unmatched_payouts", b"unmatched_payouts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
