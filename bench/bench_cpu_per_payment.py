@@ -23,7 +23,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -32,10 +31,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import uvloop
 
-from bench.bench_payments import FLOOR_APP, _organisation, _settle
+from bench.bench_payments import FLOOR_APP, _organisation, _settle, payments_stack
 from bench.loadgen import _read_response
-from bench.stacks import running_stack, uvicorn_source
-from runtime.embedded_pg import start_embedded_postgres
+from bench.stacks import uvicorn_source
 
 PAYMENTS = int(os.environ.get("BENCH_PAYMENTS", "2000"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "0"))  # instead of a count: load for this long
@@ -170,35 +168,29 @@ def _profilers(pids: dict[str, int]) -> list[subprocess.Popen[bytes]]:
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        postgres = start_embedded_postgres(Path(tmp) / "pg")
-        try:
-            env = {"DATABASE_URL": postgres.url, "PAYMENT_RATE_LIMIT_PER_MINUTE": "0", "DB_POOL_MAX": "20"}
-            with running_stack(env) as stack:
-                gateway = str(stack["gateway"])
-                sandbox = str(stack["sandboxes"]["stripe"])  # type: ignore[index]
-                run_dir = Path(str(stack["run_dir"]))
-                pids = {_name(int(p)): int(p) for p in (run_dir / "stack.pids").read_text().split()}
-                pids = {n: p for n, p in pids.items() if not n.startswith(("stack.", "sandbox.qonto"))}
-                _org_id, _agent_id, account, agent_token, _admin = _organisation(gateway)
-                headers = {"Authorization": f"Bearer {agent_token}"}
-                floor = _floor(sandbox, account, postgres.url, pids["sandbox.stripe"], postgres.process.pid)
-                uvloop.run(_create(gateway, headers, WARMUP, CONCURRENCY))
-                _settle(sandbox)
-                profilers = _profilers(pids)
-                load_before = os.getloadavg()[0]
-                _together("stack")
-                before = _snapshot(pids, postgres.process.pid)
-                started = time.perf_counter()
-                made = uvloop.run(_create(gateway, headers, PAYMENTS, CONCURRENCY, SECONDS))
-                created = time.perf_counter() - started
-                _settle(sandbox)
-                after = _snapshot(pids, postgres.process.pid)
-                for profiler in profilers:
-                    profiler.send_signal(signal.SIGINT)  # py-spy writes its file and exits
-                    profiler.wait(30)
-        finally:
-            postgres.discard()
+    with payments_stack() as (postgres, stack):
+        gateway = str(stack["gateway"])
+        sandbox = str(stack["sandboxes"]["stripe"])  # type: ignore[index]
+        run_dir = Path(str(stack["run_dir"]))
+        pids = {_name(int(p)): int(p) for p in (run_dir / "stack.pids").read_text().split()}
+        pids = {n: p for n, p in pids.items() if not n.startswith(("stack.", "sandbox.qonto"))}
+        _org_id, _agent_id, account, agent_token, _admin = _organisation(gateway)
+        headers = {"Authorization": f"Bearer {agent_token}"}
+        floor = _floor(sandbox, account, postgres.url, pids["sandbox.stripe"], postgres.process.pid)
+        uvloop.run(_create(gateway, headers, WARMUP, CONCURRENCY))
+        _settle(sandbox)
+        profilers = _profilers(pids)
+        load_before = os.getloadavg()[0]
+        _together("stack")
+        before = _snapshot(pids, postgres.process.pid)
+        started = time.perf_counter()
+        made = uvloop.run(_create(gateway, headers, PAYMENTS, CONCURRENCY, SECONDS))
+        created = time.perf_counter() - started
+        _settle(sandbox)
+        after = _snapshot(pids, postgres.process.pid)
+        for profiler in profilers:
+            profiler.send_signal(signal.SIGINT)  # py-spy writes its file and exits
+            profiler.wait(30)
     print(
         f"{made} payment creates, {CONCURRENCY} in flight, in {created:.1f} s ({made / created:.0f}/s); "
         f"load average {load_before:.2f} / {os.getloadavg()[0]:.2f}, {os.cpu_count()} cores"
