@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.loadgen import Summary, measure
 from bench.stacks import login, running_stack, uvicorn_source
-from runtime.embedded_pg import start_embedded_postgres
+from runtime.embedded_pg import EmbeddedPostgres, start_embedded_postgres
 
 # Requests in flight, one pair of lines each. The target is an operating point: at 300/s with at
 # most 50 ms p99, about 8 are in flight (Little's law: 300/s x ~27 ms mean); 16 shows saturation.
@@ -152,6 +152,20 @@ def _organisation(gateway: str) -> tuple[str, str, str, str, str]:
 
 
 @contextlib.contextmanager
+def payments_stack() -> Iterator[tuple[EmbeddedPostgres, dict[str, object]]]:
+    """Embedded PostgreSQL and the stack (`python -m stack`) as the payment benches run them: no
+    rate limit, pools of 20; yields the database and .run/stack.json."""
+    with tempfile.TemporaryDirectory() as tmp:
+        postgres = start_embedded_postgres(Path(tmp) / "pg")
+        try:
+            env = {"DATABASE_URL": postgres.url, "PAYMENT_RATE_LIMIT_PER_MINUTE": "0", "DB_POOL_MAX": "20"}
+            with running_stack(env) as stack:
+                yield postgres, stack
+        finally:
+            postgres.discard()
+
+
+@contextlib.contextmanager
 def _floor_server(sandbox: str, account: str, dsn: str) -> Iterator[str]:
     with uvicorn_source(FLOOR_APP, {"FLOOR_SANDBOX": sandbox, "FLOOR_ACCOUNT": account, "FLOOR_DSN": dsn}) as url:
         yield url
@@ -217,38 +231,30 @@ def _timed_gets(label: str, url: str, token: str, count: int = 200) -> str:
 def main() -> None:
     load_before = f"{os.getloadavg()[0]:.2f}"
     lines: list[str] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        postgres = start_embedded_postgres(Path(tmp) / "pg")
-        try:
-            env = {"DATABASE_URL": postgres.url, "PAYMENT_RATE_LIMIT_PER_MINUTE": "0", "DB_POOL_MAX": "20"}
-            with running_stack(env) as stack:
-                gateway = str(stack["gateway"])
-                sandbox = str(stack["sandboxes"]["stripe"])  # type: ignore[index]
-                org_id, agent_id, account, agent_token, admin_token = _organisation(gateway)
-                agent = {"Authorization": f"Bearer {agent_token}"}
-                for concurrency in CONCURRENCY:
-                    _settle(sandbox)
-                    with _floor_server(sandbox, account, postgres.url) as floor_url:
-                        floor = _create_load(
-                            f"floor, {concurrency} in flight", f"{floor_url}/v1/payments", {}, concurrency, DURATION
-                        )
-                    _settle(sandbox)
-                    full = _create_load(
-                        f"all hops, {concurrency} in flight", f"{gateway}/v1/payments", agent, concurrency, DURATION
-                    )
-                    lines += [floor.line(), f"{full.line()}   {full.rps / floor.rps:.2f} x floor"]
-                _settle(sandbox)
-                seconds, rollup = asyncio.run(_seed_stats(postgres.url, org_id, agent_id, STATS_ROWS))
-                lines.append(f"seeded {STATS_ROWS:,} payments and {rollup:,} rollup rows in {seconds:.1f} s")
-                base = f"{gateway}/v1/organizations/{org_id}/stats"
-                lines.append(
-                    _timed_gets("org stats, a year (365 days)", f"{base}?from=2025-01-01&to=2025-12-31", admin_token)
+    with payments_stack() as (postgres, stack):
+        gateway = str(stack["gateway"])
+        sandbox = str(stack["sandboxes"]["stripe"])  # type: ignore[index]
+        org_id, agent_id, account, agent_token, admin_token = _organisation(gateway)
+        agent = {"Authorization": f"Bearer {agent_token}"}
+        for concurrency in CONCURRENCY:
+            _settle(sandbox)
+            with _floor_server(sandbox, account, postgres.url) as floor_url:
+                floor = _create_load(
+                    f"floor, {concurrency} in flight", f"{floor_url}/v1/payments", {}, concurrency, DURATION
                 )
-                lines.append(_timed_gets("org stats, 30 days", f"{base}?from=2025-06-01&to=2025-06-30", admin_token))
-                member = f"{gateway}/v1/members/{agent_id}/stats?organization_id={org_id}&from=2025-01-01&to=2025-12-31"
-                lines.append(_timed_gets("member stats, a year (1/20 of the rows)", member, admin_token))
-        finally:
-            postgres.discard()
+            _settle(sandbox)
+            full = _create_load(
+                f"all hops, {concurrency} in flight", f"{gateway}/v1/payments", agent, concurrency, DURATION
+            )
+            lines += [floor.line(), f"{full.line()}   {full.rps / floor.rps:.2f} x floor"]
+        _settle(sandbox)
+        seconds, rollup = asyncio.run(_seed_stats(postgres.url, org_id, agent_id, STATS_ROWS))
+        lines.append(f"seeded {STATS_ROWS:,} payments and {rollup:,} rollup rows in {seconds:.1f} s")
+        base = f"{gateway}/v1/organizations/{org_id}/stats"
+        lines.append(_timed_gets("org stats, a year (365 days)", f"{base}?from=2025-01-01&to=2025-12-31", admin_token))
+        lines.append(_timed_gets("org stats, 30 days", f"{base}?from=2025-06-01&to=2025-06-30", admin_token))
+        member = f"{gateway}/v1/members/{agent_id}/stats?organization_id={org_id}&from=2025-01-01&to=2025-12-31"
+        lines.append(_timed_gets("member stats, a year (1/20 of the rows)", member, admin_token))
     print(f"POST /v1/payments (new key each): {DURATION:.0f} s per line, {os.cpu_count()} cores")
     print(f"load average before/after: {load_before} / {os.getloadavg()[0]:.2f} (other processes share the cores)")
     print("\n".join(lines))

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+from opentelemetry.metrics import NoOpMeterProvider
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -133,7 +134,13 @@ def create_app(settings: GatewaySettings) -> Starlette:
     app = Starlette(
         routes=[route for module in ROUTE_MODULES for route in module.routes],
         middleware=[
-            Middleware(OpenTelemetryMiddleware, exclude_spans=["receive", "send"]),  # type: ignore[arg-type]
+            # Spans only: its own request metrics would repeat http.server.request.duration (by raw
+            # target), and five measurements per request through the SDK cost more than the route's work.
+            Middleware(
+                OpenTelemetryMiddleware,  # type: ignore[arg-type]
+                exclude_spans=["receive", "send"],
+                meter_provider=NoOpMeterProvider(),
+            ),
             Middleware(AccessMiddleware),  # type: ignore[arg-type]
             Middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes),  # type: ignore[arg-type]
             Middleware(ConsoleBridge),  # type: ignore[arg-type]

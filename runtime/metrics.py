@@ -358,7 +358,6 @@ def watch_pool(pool: object, name: str) -> Callable[[], None]:
 # ---- the provider and the endpoint ------------------------------------------------------
 
 _configured = False
-_ASGI_METER = "opentelemetry.instrumentation.asgi"
 
 
 def setup_metrics(service: str) -> None:
@@ -368,7 +367,7 @@ def setup_metrics(service: str) -> None:
         return
     from opentelemetry.exporter.prometheus import PrometheusMetricReader
     from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.view import DropAggregation, ExplicitBucketHistogramAggregation, View
+    from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
     from opentelemetry.sdk.resources import Resource
 
     views = [
@@ -376,8 +375,6 @@ def setup_metrics(service: str) -> None:
         for d in DECLARED
         if d.kind == "histogram"
     ]
-    # The ASGI instrumentation's own request metrics repeat http.server.request.duration (by raw target).
-    views.append(View(instrument_name="*", meter_name=_ASGI_METER, aggregation=DropAggregation()))
     provider = MeterProvider(
         resource=Resource.create({"service.name": service}),
         metric_readers=[PrometheusMetricReader()],

@@ -30,7 +30,6 @@ from services.payments.domain import (
     application_fee,
     currency_problem,
     decode_payment,
-    encode_payment,
     fee_problem,
     fingerprint,
     local_day,
@@ -208,10 +207,10 @@ async def _complete(ctx: Context, organization_id: str, member_id: str, key: str
             await repo.delete_payment(conn, payment.id)
         else:
             payment.client_secret = payment.client_secret or intent.get("client_secret")
-            await lifecycle.apply_intent(conn, ctx, payment, intent)  # the one status writer
-            await repo.record_intent_and_response(
-                conn, payment, organization_id, member_id, key, encode_payment(payment)
-            )
+            # The one status writer saves the payment and the key's answer in one statement.
+            answering = repo.KeyAnswer(organization_id, member_id, key)
+            if not await lifecycle.apply_intent(conn, ctx, payment, intent, answering):
+                await repo.save_payment(conn, payment, answering)
             await auditing.payment_action(conn, "payment.created", payment)
     if refused is not None:
         raise refused

@@ -30,8 +30,15 @@ async def record_success(conn: Connection, ctx: Context | None, payment: Payment
         ctx.receipts_due.set()
 
 
-async def apply_intent(conn: Connection, ctx: Context | None, payment: Payment, intent: dict[str, Any]) -> bool:
-    """Moves the (locked) payment to the PaymentIntent's state, forward only; True when it changed."""
+async def apply_intent(
+    conn: Connection,
+    ctx: Context | None,
+    payment: Payment,
+    intent: dict[str, Any],
+    answering: repo.KeyAnswer | None = None,
+) -> bool:
+    """Moves the (locked) payment to the PaymentIntent's state, forward only; True when it changed
+    (and was saved: with `answering`, together with that idempotency key's answer)."""
     new = intent_status(intent)
     error = intent.get("last_payment_error") or None
     changed = False
@@ -52,11 +59,11 @@ async def apply_intent(conn: Connection, ctx: Context | None, payment: Payment, 
             payment.amount_captured = int(intent.get("amount_received") or payment.amount)
             fee = intent.get("application_fee_amount")
             payment.application_fee_amount = int(fee) if fee is not None else payment.application_fee_amount
-            await repo.save_payment(conn, payment)
+            await repo.save_payment(conn, payment, answering)
             await record_success(conn, ctx, payment)
             return True
     if changed:
-        await repo.save_payment(conn, payment)
+        await repo.save_payment(conn, payment, answering)
     return changed
 
 

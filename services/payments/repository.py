@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -10,7 +11,7 @@ import asyncpg
 import orjson
 
 from runtime.db import Connection
-from services.payments.domain import Dispute, Payment, Refund
+from services.payments.domain import Dispute, Payment, Refund, encode_payment
 
 _PAYMENT_COLUMNS = """id, organization_id, member_id, amount, currency, method, capture_method, status, charge_model,
     stripe_account_id, application_fee_amount, amount_captured, amount_refunded, application_fee_refunded,
@@ -257,24 +258,13 @@ async def lock_key_and_payment(
     return alone["fingerprint"], alone["operation"], bytes(response) if response else None, None
 
 
-async def record_intent_and_response(
-    conn: Connection, payment: Payment, organization_id: str, member_id: str, key: str, response: bytes
-) -> None:
-    """The intent's id and client secret with the key's answer (the status is `lifecycle.apply_intent`'s)."""
-    await conn.execute(
-        """WITH p AS (
-               UPDATE payments SET stripe_payment_intent_id = coalesce(stripe_payment_intent_id, $5),
-                      client_secret = coalesce(client_secret, $6), updated_at = now()
-                WHERE id = $4::uuid)
-           UPDATE idempotency_keys SET response = $7 WHERE organization_id = $1 AND member_id = $2 AND key = $3""",
-        organization_id,
-        member_id,
-        key,
-        payment.id,
-        payment.stripe_payment_intent_id,
-        payment.client_secret,
-        response,
-    )
+@dataclass(frozen=True)
+class KeyAnswer:
+    """An idempotency key whose answer is written with the payment (`save_payment(..., answering=)`)."""
+
+    organization_id: str
+    member_id: str
+    key: str
 
 
 # --- payments -----------------------------------------------------------------------------
@@ -348,13 +338,19 @@ async def payment_ids_by_local_id(
     return {row["local_id"]: str(row["id"]) for row in rows}
 
 
-async def save_payment(conn: Connection, payment: Payment) -> None:
-    """Writes back the fields that change after creation."""
-    await conn.execute(
-        """UPDATE payments SET status = $2, application_fee_amount = $3, amount_captured = $4, amount_refunded = $5,
-                  application_fee_refunded = $6, stripe_payment_intent_id = $7, client_secret = $8,
-                  decline_code = $9, failure_message = $10, updated_at = now()
-            WHERE id = $1""",
+_SAVE_PAYMENT = """UPDATE payments SET status = $2, application_fee_amount = $3, amount_captured = $4,
+       amount_refunded = $5, application_fee_refunded = $6, stripe_payment_intent_id = $7, client_secret = $8,
+       decline_code = $9, failure_message = $10, updated_at = now()
+ WHERE id = $1"""
+# The same write and the key's answer in one round trip (a create's phase 2 records both).
+_SAVE_PAYMENT_AND_ANSWER = f"""WITH p AS ({_SAVE_PAYMENT})
+UPDATE idempotency_keys SET response = $11 WHERE organization_id = $12 AND member_id = $13 AND key = $14"""
+
+
+async def save_payment(conn: Connection, payment: Payment, answering: KeyAnswer | None = None) -> None:
+    """Writes back the fields that change after creation; with `answering`, the payment as answered
+    (`encode_payment`) becomes that idempotency key's answer in the same statement."""
+    values = (
         payment.id,
         payment.status,
         payment.application_fee_amount,
@@ -365,6 +361,17 @@ async def save_payment(conn: Connection, payment: Payment) -> None:
         payment.client_secret,
         payment.decline_code,
         payment.failure_message,
+    )
+    if answering is None:
+        await conn.execute(_SAVE_PAYMENT, *values)
+        return
+    await conn.execute(
+        _SAVE_PAYMENT_AND_ANSWER,
+        *values,
+        encode_payment(payment),
+        answering.organization_id,
+        answering.member_id,
+        answering.key,
     )
 
 
