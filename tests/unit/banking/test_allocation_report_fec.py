@@ -169,23 +169,39 @@ def test_totals_from_books_count_refunds_on_their_day() -> None:
 
 
 DAY = date(2026, 11, 20)
-_lines = st.builds(
-    BookLine,
-    kind=st.sampled_from(["sale", "refund", *DISPUTE_KINDS]),
-    id=st.uuids().map(str),
-    payment_id=st.uuids().map(str),
-    organization_id=st.sampled_from(["org-a", "org-b"]),
-    day=st.dates(min_value=DAY, max_value=date(2026, 11, 25)),
-    method=st.sampled_from(["card_present", "card", "cash"]),
-    charge_model=st.sampled_from(["direct", "destination"]),
-    currency=st.sampled_from(["eur", "usd"]),
-    amount=st.integers(min_value=1, max_value=1_000_000),
-    application_fee=st.integers(min_value=0, max_value=1_000),
-    transfer_reversed=st.integers(min_value=0, max_value=1_000_000),
-).map(lambda b: replace(b, charge_model="none", application_fee=0) if b.method == "cash" else b)
-# A dispute is on a card payment; a destination charge's takes back at most the disputed amount.
-_lines = _lines.filter(lambda b: b.kind not in DISPUTE_KINDS or b.method != "cash").map(
-    lambda b: replace(b, transfer_reversed=min(b.transfer_reversed, b.amount))
+
+
+def _plausible(line: BookLine) -> BookLine:
+    """Cash has no charge model nor fee; a destination dispute takes back at most the disputed amount."""
+    if line.method == "cash":
+        line = replace(line, charge_model="none", application_fee=0)
+    return replace(line, transfer_reversed=min(line.transfer_reversed, line.amount))
+
+
+def _on_a_card(line: BookLine) -> bool:
+    """A dispute is on a card payment."""
+    return line.kind not in DISPUTE_KINDS or line.method != "cash"
+
+
+# Named functions, not lambdas: Hypothesis describes a lambda by parsing its source with `ast`,
+# which CPython 3.11.7 can fail with "AST constructor recursion depth mismatch" (gh-106905).
+_lines = (
+    st.builds(
+        BookLine,
+        kind=st.sampled_from(["sale", "refund", *DISPUTE_KINDS]),
+        id=st.uuids().map(str),
+        payment_id=st.uuids().map(str),
+        organization_id=st.sampled_from(["org-a", "org-b"]),
+        day=st.dates(min_value=DAY, max_value=date(2026, 11, 25)),
+        method=st.sampled_from(["card_present", "card", "cash"]),
+        charge_model=st.sampled_from(["direct", "destination"]),
+        currency=st.sampled_from(["eur", "usd"]),
+        amount=st.integers(min_value=1, max_value=1_000_000),
+        application_fee=st.integers(min_value=0, max_value=1_000),
+        transfer_reversed=st.integers(min_value=0, max_value=1_000_000),
+    )
+    .filter(_on_a_card)
+    .map(_plausible)
 )
 _fees = st.builds(
     StripeFee, id=st.uuids().map(str), fee=st.integers(-500, 500), currency=st.just("eur"), day=st.just(DAY)
