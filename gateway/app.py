@@ -25,6 +25,7 @@ from gateway.middleware import RequestContextMiddleware
 from gateway.revocations import follow_revocations
 from gateway.routes import accounts, app_config, banking, health, organizations, payments, payouts, terminal, webhooks
 from gateway.settings import GatewaySettings
+from gateway.transcoding.schema import openapi_document
 from gateway.webhooks.recent import RecentEvents
 from runtime.auth import TokenSigner
 from runtime.clients import ServiceTokens
@@ -120,6 +121,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.openapi = openapi_document(ROUTE_MODULES)
     app.state.signer = signer
     app.state.recent_webhook_events = RecentEvents()
     app.state.console_sessions = ConsoleSessions(settings.console_idle_seconds)

@@ -9,12 +9,15 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
+from collect.payments.v1 import payments_pb2 as pb
 
+from runtime.contract import enum_names
 from runtime.money import fee_leaves_nothing, platform_fee
 
-METHODS = ("card_present", "card", "sepa_debit")
-CAPTURE_METHODS = ("automatic", "manual")
-REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
+# The closed sets are the proto's enums (payments.proto), read here once.
+METHODS = enum_names(pb.PaymentMethod.DESCRIPTOR)
+OFFLINE_METHODS = enum_names(pb.OfflineMethod.DESCRIPTOR)
+CAPTURE_METHODS = enum_names(pb.CaptureMethod.DESCRIPTOR)
 CHARGE_MODELS = ("direct", "destination")
 DEFAULT_TIMEZONE = "Europe/Paris"
 
