@@ -29,9 +29,9 @@ class Format:
 
 # The named formats a field may declare (`rules.format`); "date-time" is every Timestamp's.
 FORMATS = {
-    "email": Format(r"[^@\s]+@[^@\s]+\.[^@\s]+", "an e-mail address"),
+    "email": Format(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}", "an e-mail address"),
     "currency": Format(r"[a-z]{3}", "a three-letter ISO 4217 code in lower case"),
-    "country": Format(r"[A-Z]{2}", "a two-letter ISO 3166-1 country code in upper case"),
+    "country": Format(r"[A-Za-z]{2}", "a two-letter ISO 3166-1 country code"),
     "date": Format(r"\d{4}-\d{2}-\d{2}", "a YYYY-MM-DD day"),
 }
 

@@ -288,7 +288,7 @@ def writer(descriptor: Descriptor) -> Callable[[Message], dict[str, Any]]:
     lines = ["def write(m):", "    d = {}"]
     for proto_field in descriptor.fields:
         field_rules = rules(proto_field)
-        if field_rules.header:
+        if field_rules.header or field_rules.server_only:
             continue
         name, key = proto_field.name, repr(json_name(proto_field))
         access = f"m.{name}" if name.isidentifier() else f"getattr(m, {name!r})"

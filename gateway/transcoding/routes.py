@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.errors import ApiError
-from gateway.http import caller, idempotency_key, json_body, json_response, require_role
+from gateway.http import caller, client_address, idempotency_key, json_body, json_response, require_role
 from gateway.transcoding.codec import Reading, read_object, writer
 from runtime.auth import ROLES
 from runtime.contract import message_type
@@ -89,6 +89,7 @@ def _handler(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
     path_params = frozenset(operation.path_params)
     body_field = operation.body
     key_field = operation.route.idempotency_key
+    address_field = operation.route.client_address
     org_param = operation.route.organization_param
     roles, public = operation.roles, operation.route.public
     write = writer(method.output_type)
@@ -122,6 +123,8 @@ def _handler(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
             read_object(request_descriptor, query, message, reading, from_text=True, skip=path_params)
         if key_field:
             setattr(message, key_field, idempotency_key(request))
+        if address_field:
+            setattr(message, address_field, client_address(request))
         if reading.errors:
             raise ApiError(400, "validation_error", "the request is invalid", reading.errors)
         answer = await getattr(getattr(request.app.state.clients, service), name)(message)

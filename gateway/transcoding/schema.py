@@ -53,7 +53,7 @@ class Components:
         required: list[str] = []
         for proto_field in descriptor.fields:
             field_rules = rules(proto_field)
-            if field_rules.header:
+            if field_rules.header or field_rules.server_only:
                 continue
             if field_rules.inline and proto_field.message_type is not None:
                 inner = self.output_object(proto_field.message_type)

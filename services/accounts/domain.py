@@ -8,14 +8,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from collect.accounts.v1 import accounts_pb2
+
 from runtime.addresses import Address, address_errors, normalize_address
 from runtime.auth import ROLES
+from runtime.contract import FORMATS, rules
 from runtime.errors import FieldError, InvalidArgument
 from runtime.money import fee_leaves_nothing, is_currency
 from runtime.siren import SIREN_RULE, is_siren
 
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
-MIN_PASSWORD_LENGTH = 10
+_EMAIL = re.compile(FORMATS["email"].pattern)  # the contract's e-mail form (runtime/contract.py)
+# The contract's bound (accounts.proto, CreateMemberRequest.password).
+MIN_PASSWORD_LENGTH = rules(accounts_pb2.CreateMemberRequest.DESCRIPTOR.fields_by_name["password"]).min_len
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,7 @@ def normalize_email(email: str) -> str:
 
 def validate_new_member(email: str, name: str, role: str, password: str) -> list[FieldError]:
     errors: list[FieldError] = []
-    if not _EMAIL.match(normalize_email(email)) or len(email) > 254:
+    if not _EMAIL.fullmatch(normalize_email(email)) or len(email) > 254:
         errors.append(FieldError("email", "must be a valid e-mail address"))
     if not name.strip() or len(name) > 200:
         errors.append(FieldError("name", "must be 1..200 characters"))
@@ -268,7 +272,7 @@ def _siren_errors(siren: str | None) -> list[FieldError]:
 
 def validate_new_organization(new: NewOrganization, min_payment: int) -> list[FieldError]:
     errors = _name_errors(new.name)
-    if not _EMAIL.match(normalize_email(new.email)) or len(new.email) > 254:
+    if not _EMAIL.fullmatch(normalize_email(new.email)) or len(new.email) > 254:
         errors.append(FieldError("email", "must be a valid e-mail address"))
     if new.country not in STRIPE_COUNTRIES:
         errors.append(FieldError("country", "must be an ISO 3166-1 alpha-2 code of a country Stripe supports"))

@@ -169,7 +169,7 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
             self._pool, self._signer, request.email, request.password, request.client_address, self._orgs.rows.index
         )
         return pb.AuthenticateResponse(
-            access_token=token, expires_in=self._signer.ttl_seconds, member=member_message(member)
+            access_token=token, token_type="bearer", expires_in=self._signer.ttl_seconds, member=member_message(member)
         )
 
     async def GetMe(self, request: pb.GetMeRequest, context: grpc.aio.ServicerContext) -> pb.GetMeResponse:

@@ -21,6 +21,44 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _Role:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Role.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ROLE_UNSPECIFIED: _Role.ValueType  # 0
+    ROLE_AGENT: _Role.ValueType  # 1
+    ROLE_ORG_ADMIN: _Role.ValueType  # 2
+    ROLE_PLATFORM_ADMIN: _Role.ValueType  # 3
+
+class Role(_Role, metaclass=_RoleEnumTypeWrapper):
+    """A member's role, lowest first (runtime.auth ranks them in this order)."""
+
+ROLE_UNSPECIFIED: Role.ValueType  # 0
+ROLE_AGENT: Role.ValueType  # 1
+ROLE_ORG_ADMIN: Role.ValueType  # 2
+ROLE_PLATFORM_ADMIN: Role.ValueType  # 3
+Global___Role: _TypeAlias = Role  # noqa: Y015
+
+class _MemberRole:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _MemberRoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MemberRole.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MEMBER_ROLE_UNSPECIFIED: _MemberRole.ValueType  # 0
+    MEMBER_ROLE_AGENT: _MemberRole.ValueType  # 1
+    MEMBER_ROLE_ORG_ADMIN: _MemberRole.ValueType  # 2
+
+class MemberRole(_MemberRole, metaclass=_MemberRoleEnumTypeWrapper):
+    """The roles a member of an organisation may be given."""
+
+MEMBER_ROLE_UNSPECIFIED: MemberRole.ValueType  # 0
+MEMBER_ROLE_AGENT: MemberRole.ValueType  # 1
+MEMBER_ROLE_ORG_ADMIN: MemberRole.ValueType  # 2
+Global___MemberRole: _TypeAlias = MemberRole  # noqa: Y015
+
 class _PayoutInterval:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -87,7 +125,6 @@ class Member(_message.Message):
     email: _builtins.str
     name: _builtins.str
     role: _builtins.str
-    """"agent", "org_admin" or "platform_admin"."""
     disabled: _builtins.bool
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
@@ -150,6 +187,7 @@ class Organization(_message.Message):
     details_submitted: _builtins.bool
     legal_entity: _builtins.str
     bank_account_iban: _builtins.str
+    """Never in the HTTP API."""
     timezone: _builtins.str
     """IANA time zone used for daily figures, e.g. "Europe/Paris"."""
     default_currency: _builtins.str
@@ -269,8 +307,11 @@ class AuthenticateResponse(_message.Message):
     ACCESS_TOKEN_FIELD_NUMBER: _builtins.int
     EXPIRES_IN_FIELD_NUMBER: _builtins.int
     MEMBER_FIELD_NUMBER: _builtins.int
+    TOKEN_TYPE_FIELD_NUMBER: _builtins.int
     access_token: _builtins.str
     expires_in: _builtins.int
+    token_type: _builtins.str
+    """Always "bearer"."""
     @_builtins.property
     def member(self) -> Global___Member: ...
     def __init__(
@@ -279,10 +320,11 @@ class AuthenticateResponse(_message.Message):
         access_token: _builtins.str = ...,
         expires_in: _builtins.int = ...,
         member: Global___Member | None = ...,
+        token_type: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["member", b"member"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "expires_in", b"expires_in", "member", b"member"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "expires_in", b"expires_in", "member", b"member", "token_type", b"token_type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -481,7 +523,6 @@ class UpdateMemberRequest(_message.Message):
     member_id: _builtins.str
     name: _builtins.str
     role: _builtins.str
-    """"agent" or "org_admin"."""
     disabled: _builtins.bool
     def __init__(
         self,

@@ -33,7 +33,7 @@ class Address(_message.Message):
     city: _builtins.str
     postal_code: _builtins.str
     country: _builtins.str
-    """ISO 3166-1 alpha-2, upper case."""
+    """ISO 3166-1 alpha-2 (upper case when answered); the organisation's when empty."""
     state: _builtins.str
     def __init__(
         self,

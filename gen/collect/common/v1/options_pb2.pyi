@@ -36,6 +36,7 @@ class HttpRoute(_message.Message):
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     ORGANIZATION_PARAM_FIELD_NUMBER: _builtins.int
     EXTRA_STATUSES_FIELD_NUMBER: _builtins.int
+    CLIENT_ADDRESS_FIELD_NUMBER: _builtins.int
     summary: _builtins.str
     """One line for the OpenAPI operation (its description is the RPC's comment)."""
     tag: _builtins.str
@@ -52,6 +53,8 @@ class HttpRoute(_message.Message):
     """The request field the `Idempotency-Key` header fills (required, up to 255 characters)."""
     organization_param: _builtins.str
     """The path parameter naming an organisation: a member of another one gets 404 before the body."""
+    client_address: _builtins.str
+    """The request field the gateway fills with the client's address (sign-in throttling)."""
     @_builtins.property
     def extra_statuses(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """Statuses the operation answers besides 200/201, 400, 401, 403, 404, 409, 429, 502, 503."""
@@ -67,10 +70,11 @@ class HttpRoute(_message.Message):
         idempotency_key: _builtins.str = ...,
         organization_param: _builtins.str = ...,
         extra_statuses: _abc.Iterable[_builtins.int] | None = ...,
+        client_address: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["extra_statuses", b"extra_statuses", "idempotency_key", b"idempotency_key", "min_role", b"min_role", "organization_param", b"organization_param", "public", b"public", "status", b"status", "summary", b"summary", "tag", b"tag"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_address", b"client_address", "extra_statuses", b"extra_statuses", "idempotency_key", b"idempotency_key", "min_role", b"min_role", "organization_param", b"organization_param", "public", b"public", "status", b"status", "summary", b"summary", "tag", b"tag"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -138,7 +142,7 @@ class FieldRules(_message.Message):
     service to reject the item alone (offline batches), instead of refusing the request.
     """
     server_only: _builtins.bool
-    """Not read from JSON (filled by the gateway: a header, the caller)."""
+    """Never read from nor written to JSON (filled by the gateway, or kept from the HTTP API)."""
     example: _builtins.str
     """An example value for the documentation."""
     def __init__(
