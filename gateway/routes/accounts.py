@@ -1,4 +1,5 @@
-"""Auth and members: served from the HTTP mappings of protos/collect/accounts/v1/accounts.proto."""
+"""Auth, members, organisations and Stripe Connect: served from the HTTP mappings of
+protos/collect/accounts/v1/accounts.proto."""
 
 from __future__ import annotations
 

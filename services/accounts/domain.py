@@ -12,7 +12,7 @@ from collect.accounts.v1 import accounts_pb2
 
 from runtime.addresses import Address, address_errors, normalize_address
 from runtime.auth import ROLES
-from runtime.contract import FORMATS, rules
+from runtime.contract import FORMATS, enum_names, rules
 from runtime.errors import FieldError, InvalidArgument
 from runtime.money import fee_leaves_nothing, is_currency
 from runtime.siren import SIREN_RULE, is_siren
@@ -139,9 +139,10 @@ STRIPE_COUNTRIES = frozenset(
         "US",
     ]
 )
-BUSINESS_TYPES = ("non_profit", "company", "individual")
-CHARGE_MODELS = ("direct", "destination")
-ACCOUNT_TYPES = ("express", "custom")
+# The closed sets are the proto's enums (accounts.proto).
+BUSINESS_TYPES = enum_names(accounts_pb2.BusinessType.DESCRIPTOR)
+CHARGE_MODELS = enum_names(accounts_pb2.ChargeModel.DESCRIPTOR)
+ACCOUNT_TYPES = enum_names(accounts_pb2.AccountType.DESCRIPTOR)
 MAX_FEE_PERCENT_BPS = 10_000
 _IBAN = re.compile(r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{10,30}$")
 

@@ -93,6 +93,7 @@ def account_message(organization_id: str, state: StripeAccountState) -> pb.Strip
         details_submitted=state.details_submitted,
         requirements_due=list(state.requirements_due),
         updated_at=to_timestamp(state.updated_at),
+        requirements=pb.StripeRequirements(currently_due=list(state.requirements_due)),
     )
 
 
