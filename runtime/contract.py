@@ -57,6 +57,8 @@ class Rules:
     lenient: bool = False
     server_only: bool = False
     example: str = ""
+    default: str = ""
+    output_only: bool = False
 
     @property
     def validates(self) -> bool:
@@ -132,6 +134,8 @@ def _rules(field: FieldDescriptor) -> Rules:
         lenient=declared.lenient,
         server_only=declared.server_only,
         example=declared.example,
+        default=declared.default,
+        output_only=declared.output_only,
     )
 
 

@@ -87,7 +87,7 @@ def slots(descriptor: Descriptor) -> tuple[Slot, ...]:
     found: list[Slot] = []
     for proto_field in descriptor.fields:
         field_rules = rules(proto_field)
-        if field_rules.server_only or field_rules.header:
+        if field_rules.server_only or field_rules.header or field_rules.output_only:
             continue
         if field_rules.inline and proto_field.message_type is not None:
             found.extend(
@@ -132,12 +132,15 @@ def read_object(
         if slot.json in skip or (only is not None and slot.json not in only):
             continue
         raw = data.get(slot.json)
+        text = from_text
         if raw is None:
             if slot.rules.required:
                 reading.fail(prefix + slot.json, "is required")
-            continue
+            if not slot.rules.default:
+                continue
+            raw, text = slot.rules.default, True
         holder = target if slot.parent is None else getattr(target, slot.parent)
-        _read_field(slot, raw, holder, reading, prefix + slot.json, from_text)
+        _read_field(slot, raw, holder, reading, prefix + slot.json, text)
 
 
 def _read_field(slot: Slot, raw: Any, holder: Message, reading: Reading, path: str, from_text: bool) -> None:

@@ -8,6 +8,7 @@ JSON (or `{data, next_cursor}` by the response's `json_name`s), with its declare
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -35,14 +36,25 @@ class Operation:
     service: str  # the Clients attribute holding the stub ("payments")
     method: MethodDescriptor
     verb: str
-    path: str
+    template: str  # google.api.http's path
     body: str  # "", "*" or a field name (google.api.HttpRule.body)
     response_body: str
     route: options_pb2.HttpRoute
 
     @property
+    def path_fields(self) -> tuple[str, ...]:
+        """The request fields the path names (`device.model_identifier`: a field of a field)."""
+        return tuple(part[1:-1] for part in self.template.split("/") if part.startswith("{"))
+
+    @property
     def path_params(self) -> tuple[str, ...]:
-        return tuple(part[1:-1] for part in self.path.split("/") if part.startswith("{"))
+        """The path's parameter names: each field's own name."""
+        return tuple(field.rsplit(".", 1)[-1] for field in self.path_fields)
+
+    @property
+    def path(self) -> str:
+        """The path as Starlette and OpenAPI write it."""
+        return re.sub(r"\{(?:[a-z_]+\.)*([a-z_]+)\}", r"{\1}", self.template)
 
     @property
     def status(self) -> int:
@@ -87,6 +99,9 @@ def _handler(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
     request_type = _message_class(method.input_type)
     request_descriptor = method.input_type
     path_params = frozenset(operation.path_params)
+    # Path parameters that name a field of a field: (its parent field, its name).
+    nested_params = [tuple(f.rsplit(".", 1)) for f in operation.path_fields if "." in f]
+    top_params = frozenset(f for f in operation.path_fields if "." not in f)
     body_field = operation.body
     key_field = operation.route.idempotency_key
     address_field = operation.route.client_address
@@ -100,7 +115,8 @@ def _handler(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
     ]
     answer_field = operation.response_body
     write_answer = writer(method.output_type.fields_by_name[answer_field].message_type) if answer_field else write
-    status, service, name = operation.status, operation.service, method.name
+    status, service, rpc = operation.status, operation.service, method.name
+    cache_control = operation.route.cache_control
 
     async def handle(request: Request) -> Response:
         if not public:
@@ -110,14 +126,18 @@ def _handler(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
             require_role(found, *roles, organization_id=org)
         message = request_type()
         reading = Reading()
-        read_object(request_descriptor, request.path_params, message, reading, from_text=True, only=path_params)
+        path = request.path_params
+        read_object(request_descriptor, path, message, reading, from_text=True, only=top_params)
+        for parent, param in nested_params:
+            holder = getattr(message, parent)
+            read_object(holder.DESCRIPTOR, path, holder, reading, from_text=True, only=frozenset((param,)))
         if body_field:
             data = await json_body(request)
             if body_field == "*":
                 read_object(request_descriptor, data, message, reading, skip=path_params)
             else:
                 target = request_descriptor.fields_by_name[body_field]
-                read_object(message_type(target), data, getattr(message, body_field), reading)
+                read_object(message_type(target), data, getattr(message, body_field), reading, skip=path_params)
         else:
             query = request.query_params
             read_object(request_descriptor, query, message, reading, from_text=True, skip=path_params)
@@ -127,8 +147,12 @@ def _handler(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
             setattr(message, address_field, client_address(request))
         if reading.errors:
             raise ApiError(400, "validation_error", "the request is invalid", reading.errors)
-        answer = await getattr(getattr(request.app.state.clients, service), name)(message)
+        answer = await getattr(getattr(request.app.state.clients, service), rpc)(message)
+        if status == 204:
+            return Response(status_code=204)
         extra = {header: _header_value(getattr(answer, field)) for field, header in headers if getattr(answer, field)}
+        if cache_control:
+            extra["Cache-Control"] = cache_control
         data_out = write_answer(getattr(answer, answer_field)) if answer_field else write(answer)
         return json_response(data_out, status, extra or None)
 

@@ -54,7 +54,7 @@ class Components:
         for proto_field in descriptor.fields:
             field_rules = rules(proto_field)
             if field_rules.header or field_rules.server_only:
-                continue
+                continue  # output_only fields are answered
             if field_rules.inline and proto_field.message_type is not None:
                 inner = self.output_object(proto_field.message_type)
                 properties.update(inner["properties"])
@@ -154,6 +154,15 @@ def input_field(slot: Slot) -> dict[str, Any]:
 
 
 def _input_scalar(slot: Slot) -> dict[str, Any]:
+    schema = _input_type(slot)
+    default = slot.rules.default
+    if default:
+        kind = schema.get("type")
+        schema["default"] = default == "true" if kind == "boolean" else int(default) if kind == "integer" else default
+    return schema
+
+
+def _input_type(slot: Slot) -> dict[str, Any]:
     proto_field, field_rules = slot.field, slot.rules
     if proto_field.message_type is not None:  # Timestamp
         return {"type": "string", "format": "date-time", "maxLength": field_rules.max_len or DEFAULT_MAX_LEN}
@@ -175,6 +184,14 @@ def _input_scalar(slot: Slot) -> dict[str, Any]:
     return _described(schema, proto_field, field_rules)
 
 
+def _slot(descriptor: Descriptor, path: str) -> Slot:
+    """The slot a (dotted) field path names."""
+    head, _, rest = path.partition(".")
+    if rest:
+        return _slot(message_type(descriptor.fields_by_name[head]), rest)
+    return next(slot for slot in slots(descriptor) if slot.name == head)
+
+
 def operation_object(operation: Operation, components: Components) -> dict[str, Any]:
     method = operation.method
     route = operation.route
@@ -188,10 +205,9 @@ def operation_object(operation: Operation, components: Components) -> dict[str, 
         "summary": route.summary or method.name,
         "description": f"Served by `{method.full_name}`; {'public' if route.public else roles}.",
     }
-    by_json = {slot.json: slot for slot in slots(request)}
     parameters: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True, "schema": _input_scalar(by_json[name])}
-        for name in operation.path_params
+        {"name": name, "in": "path", "required": True, "schema": _input_scalar(_slot(request, field))}
+        for name, field in zip(operation.path_params, operation.path_fields, strict=True)
     ]
     if route.idempotency_key:
         parameters.append(IDEMPOTENCY_HEADER)
@@ -205,7 +221,7 @@ def operation_object(operation: Operation, components: Components) -> dict[str, 
         body = (
             input_object(request, path_params)
             if operation.body == "*"
-            else input_object(message_type(request.fields_by_name[operation.body]))
+            else input_object(message_type(request.fields_by_name[operation.body]), path_params)
         )
         document["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
     answer = method.output_type
@@ -217,6 +233,8 @@ def operation_object(operation: Operation, components: Components) -> dict[str, 
         if (header := rules(f).header)
     }
     success: dict[str, Any] = {"description": "OK", "content": {"application/json": {"schema": components.ref(answer)}}}
+    if operation.status == 204:
+        success = {"description": "Done (no content)"}
     if headers:
         success["headers"] = headers
     statuses = [*ERROR_STATUSES, *(413,) * bool(operation.body), *route.extra_statuses]

@@ -37,6 +37,7 @@ class HttpRoute(_message.Message):
     ORGANIZATION_PARAM_FIELD_NUMBER: _builtins.int
     EXTRA_STATUSES_FIELD_NUMBER: _builtins.int
     CLIENT_ADDRESS_FIELD_NUMBER: _builtins.int
+    CACHE_CONTROL_FIELD_NUMBER: _builtins.int
     summary: _builtins.str
     """One line for the OpenAPI operation (its description is the RPC's comment)."""
     tag: _builtins.str
@@ -55,6 +56,8 @@ class HttpRoute(_message.Message):
     """The path parameter naming an organisation: a member of another one gets 404 before the body."""
     client_address: _builtins.str
     """The request field the gateway fills with the client's address (sign-in throttling)."""
+    cache_control: _builtins.str
+    """A Cache-Control header the answer carries (secrets: "no-store")."""
     @_builtins.property
     def extra_statuses(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """Statuses the operation answers besides 200/201, 400, 401, 403, 404, 409, 429, 502, 503."""
@@ -71,10 +74,11 @@ class HttpRoute(_message.Message):
         organization_param: _builtins.str = ...,
         extra_statuses: _abc.Iterable[_builtins.int] | None = ...,
         client_address: _builtins.str = ...,
+        cache_control: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_address", b"client_address", "extra_statuses", b"extra_statuses", "idempotency_key", b"idempotency_key", "min_role", b"min_role", "organization_param", b"organization_param", "public", b"public", "status", b"status", "summary", b"summary", "tag", b"tag"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_control", b"cache_control", "client_address", b"client_address", "extra_statuses", b"extra_statuses", "idempotency_key", b"idempotency_key", "min_role", b"min_role", "organization_param", b"organization_param", "public", b"public", "status", b"status", "summary", b"summary", "tag", b"tag"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -105,6 +109,8 @@ class FieldRules(_message.Message):
     LENIENT_FIELD_NUMBER: _builtins.int
     SERVER_ONLY_FIELD_NUMBER: _builtins.int
     EXAMPLE_FIELD_NUMBER: _builtins.int
+    DEFAULT_FIELD_NUMBER: _builtins.int
+    OUTPUT_ONLY_FIELD_NUMBER: _builtins.int
     required: _builtins.bool
     """Present and not empty (not 0, not "")."""
     min_len: _builtins.int
@@ -145,6 +151,10 @@ class FieldRules(_message.Message):
     """Never read from nor written to JSON (filled by the gateway, or kept from the HTTP API)."""
     example: _builtins.str
     """An example value for the documentation."""
+    default: _builtins.str
+    """The value the gateway reads when the field is absent from JSON, written as in a query string."""
+    output_only: _builtins.bool
+    """Written to JSON, never read from it (a request message reused as an answer: updated_at)."""
     def __init__(
         self,
         *,
@@ -165,10 +175,12 @@ class FieldRules(_message.Message):
         lenient: _builtins.bool = ...,
         server_only: _builtins.bool = ...,
         example: _builtins.str = ...,
+        default: _builtins.str = ...,
+        output_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_maximum", b"_maximum", "_minimum", b"_minimum", "maximum", b"maximum", "minimum", b"minimum"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_maximum", b"_maximum", "_minimum", b"_minimum", "enum", b"enum", "example", b"example", "format", b"format", "header", b"header", "hint", b"hint", "inline", b"inline", "lenient", b"lenient", "max_items", b"max_items", "max_len", b"max_len", "maximum", b"maximum", "min_len", b"min_len", "minimum", b"minimum", "nullable", b"nullable", "omit_empty", b"omit_empty", "pattern", b"pattern", "required", b"required", "server_only", b"server_only"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_maximum", b"_maximum", "_minimum", b"_minimum", "default", b"default", "enum", b"enum", "example", b"example", "format", b"format", "header", b"header", "hint", b"hint", "inline", b"inline", "lenient", b"lenient", "max_items", b"max_items", "max_len", b"max_len", "maximum", b"maximum", "min_len", b"min_len", "minimum", b"minimum", "nullable", b"nullable", "omit_empty", b"omit_empty", "output_only", b"output_only", "pattern", b"pattern", "required", b"required", "server_only", b"server_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__maximum: _TypeAlias = _typing.Literal["maximum"]  # noqa: Y015
     _WhichOneofArgType__maximum: _TypeAlias = _typing.Literal["_maximum", b"_maximum"]  # noqa: Y015
