@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
 
+from gateway import apidocs
 from gateway import clients as clients_module
 from gateway.access import AccessMiddleware
 from gateway.console import routes as console
@@ -35,7 +36,7 @@ from runtime.metrics import serve_metrics
 log = logging.getLogger("gateway")
 
 # Webhooks first: the busiest paths are matched before the ~50 API routes.
-ROUTE_MODULES = (webhooks, health, accounts, terminal, payments, banking, payouts, app_config, console)
+ROUTE_MODULES = (webhooks, health, accounts, terminal, payments, banking, payouts, app_config, console, apidocs)
 
 
 def _request_id(request: Request) -> str:

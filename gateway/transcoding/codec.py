@@ -229,9 +229,10 @@ def _scalar(slot: Slot, raw: Any, reading: Reading, path: str, from_text: bool) 
             if raw not in slot.choices:
                 return reading.fail(path, f"must be one of {', '.join(slot.choices)}")
             return _enum_numbers(slot.field.enum_type)[raw]
-        if raw and (problem := slot.rules.problem(raw)) is not None:
+        # A value sent is judged even when empty (leave the field out to take its default).
+        if (problem := slot.rules.problem(raw)) is not None:
             return reading.fail(path, problem)
-        if raw and slot.rules.format == "date" and _parsed(parse_day, raw, reading, path) is _BAD:
+        if slot.rules.format == "date" and _parsed(parse_day, raw, reading, path) is _BAD:
             return _BAD
         return raw
     if kind == _T.TYPE_BOOL:
