@@ -24,7 +24,7 @@ from gateway.console.sessions import ConsoleBridge, ConsoleSessions
 from gateway.errors import ApiError, from_domain, from_rpc_error, problem_response
 from gateway.middleware import RequestContextMiddleware
 from gateway.revocations import follow_revocations
-from gateway.routes import accounts, app_config, banking, health, payments, payouts, terminal, webhooks
+from gateway.routes import accounts, app_config, banking, health, payments, terminal, webhooks
 from gateway.settings import GatewaySettings
 from gateway.transcoding.schema import openapi_document
 from gateway.webhooks.recent import RecentEvents
@@ -36,7 +36,7 @@ from runtime.metrics import serve_metrics
 log = logging.getLogger("gateway")
 
 # Webhooks first: the busiest paths are matched before the ~50 API routes.
-ROUTE_MODULES = (webhooks, health, accounts, terminal, payments, banking, payouts, app_config, console, apidocs)
+ROUTE_MODULES = (webhooks, health, accounts, terminal, payments, banking, app_config, console, apidocs)
 
 
 def _request_id(request: Request) -> str:

@@ -21,6 +21,8 @@ from gateway.http import (
     timestamp_json,
 )
 from gateway.openapi import body_schema, error_responses, json_ok
+from gateway.transcoding import served
+from gateway.transcoding.codec import writer
 from runtime.auth import ORG_ADMIN, PLATFORM_ADMIN
 from runtime.errors import FieldError
 
@@ -52,22 +54,8 @@ def transaction_json(txn: pb.BankTransaction) -> dict[str, Any]:
     }
 
 
-def payout_json(payout: pb.Payout) -> dict[str, Any]:
-    return {
-        "id": payout.id,
-        "stripe_payout_id": payout.stripe_payout_id,
-        "stripe_account_id": payout.stripe_account_id or None,
-        "organization_id": payout.organization_id or None,
-        "amount": payout.amount,
-        "currency": payout.currency,
-        "status": payout.status,
-        "arrival_date": timestamp_json(payout.arrival_date),
-        "statement_descriptor": payout.statement_descriptor or None,
-        "reconciled": payout.reconciled,
-        "created_at": timestamp_json(payout.created_at),
-        "failure_code": payout.failure_code or None,
-        "failure_message": payout.failure_message or None,
-    }
+# As the generated routes write one (GET /v1/organizations/{organization_id}/payouts).
+payout_json = writer(pb.Payout.DESCRIPTOR)
 
 
 def match_json(match: pb.ReconciliationMatch) -> dict[str, Any]:
@@ -391,7 +379,12 @@ def _fec_file(answer: pb.ExportFecResponse | pb.ExportOrganizationFecResponse) -
     )
 
 
+# The Banking RPCs that declare their HTTP mapping (payouts of an organisation); the others are
+# still written by hand below.
+generated_routes, operations = served("banking", pb.DESCRIPTOR.services_by_name["BankingService"])
+
 routes: list[BaseRoute] = [
+    *generated_routes,
     Route("/v1/banking/sync", sync_transactions, methods=["POST"]),
     Route("/v1/banking/transactions", list_transactions, methods=["GET"]),
     Route("/v1/banking/payouts/sync", sync_payouts, methods=["POST"]),

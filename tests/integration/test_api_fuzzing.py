@@ -99,6 +99,7 @@ def _fuzz(
     return count, failures
 
 
+@pytest.mark.timeout(900)
 # schemathesis' e-mail strategy draws from `random` (a deprecation hypothesis warns about).
 @pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning")
 async def test_the_gateway_answers_as_its_document_says(fuzzed: Stack) -> None:

@@ -1305,6 +1305,7 @@ class PayoutSchedule(_message.Message):
     weekly_anchor: Global___Weekday.ValueType
     """Required with a weekly interval, unspecified otherwise."""
     delay_days: _builtins.int
+    """Set by Stripe (answered, never asked)."""
     def __init__(
         self,
         *,

@@ -332,6 +332,7 @@ class ListPayoutsRequest(_message.Message):
     CURSOR_FIELD_NUMBER: _builtins.int
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
     limit: _builtins.int
+    """1..100; 0 means the default (20)."""
     cursor: _builtins.str
     organization_id: _builtins.str
     """Only this organisation's payouts; required unless the caller is a platform admin."""
