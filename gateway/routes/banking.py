@@ -34,28 +34,9 @@ def _admin(request: Request) -> Any:
     return request.app.state.clients.banking
 
 
-def transaction_json(txn: pb.BankTransaction) -> dict[str, Any]:
-    return {
-        "id": txn.id,
-        "transaction_id": txn.transaction_id,
-        "bank_account_id": txn.bank_account_id or None,
-        "iban": txn.iban or None,
-        "legal_entity": txn.legal_entity or None,
-        "amount": txn.amount_cents,
-        "currency": txn.currency,
-        "side": txn.side,
-        "operation_type": txn.operation_type or None,
-        "label": txn.label or None,
-        "reference": txn.reference or None,
-        "status": txn.status,
-        "settled_at": timestamp_json(txn.settled_at),
-        "updated_at": timestamp_json(txn.updated_at),
-        "reconciled": txn.reconciled,
-    }
-
-
-# As the generated routes write one (GET /v1/organizations/{organization_id}/payouts).
+# As the generated routes write them (GET /v1/organizations/{organization_id}/payouts, /v1/banking/transactions).
 payout_json = writer(pb.Payout.DESCRIPTOR)
+transaction_json = writer(pb.BankTransaction.DESCRIPTOR)
 
 
 def match_json(match: pb.ReconciliationMatch) -> dict[str, Any]:
@@ -151,58 +132,11 @@ def _day_query(request: Request, name: str, *, required: bool) -> str:
     return value
 
 
-async def sync_transactions(request: Request) -> Response:
-    answer = await _admin(request).SyncTransactions(pb.SyncTransactionsRequest())
-    return json_response({"fetched": answer.fetched, "inserted": answer.inserted, "updated": answer.updated})
-
-
-async def sync_payouts(request: Request) -> Response:
-    answer = await _admin(request).SyncPayouts(pb.SyncPayoutsRequest())
-    return json_response({"fetched": answer.fetched, "inserted": answer.inserted, "updated": answer.updated})
-
-
-async def list_transactions(request: Request) -> Response:
-    stub = _admin(request)
-    limit, cursor = page_params(request)
-    reconciled = request.query_params.get("reconciled", "")
-    if reconciled not in ("", "true", "false"):
-        raise ApiError(
-            400,
-            "validation_error",
-            "reconciled must be true or false",
-            [FieldError("reconciled", "must be true or false")],
-        )
-    answer = await stub.ListBankTransactions(
-        pb.ListBankTransactionsRequest(limit=limit, cursor=cursor, reconciled=reconciled)
-    )
-    return json_response(
-        {"data": [transaction_json(t) for t in answer.transactions], "next_cursor": answer.next_cursor or None}
-    )
-
-
 async def list_payouts(request: Request) -> Response:
     stub = _admin(request)
     limit, cursor = page_params(request)
     answer = await stub.ListPayouts(pb.ListPayoutsRequest(limit=limit, cursor=cursor))
     return json_response({"data": [payout_json(p) for p in answer.payouts], "next_cursor": answer.next_cursor or None})
-
-
-async def run_reconciliation(request: Request) -> Response:
-    stub = _admin(request)
-    fields = Fields(await json_body(request))
-    from_day = fields.day("from")
-    to_day = fields.day("to")
-    fields.check()
-    answer = await stub.RunReconciliation(pb.RunReconciliationRequest(from_date=from_day, to_date=to_day))
-    return json_response(
-        {
-            "matched": answer.matched,
-            "unmatched_payouts": answer.unmatched_payouts,
-            "unmatched_credits": answer.unmatched_credits,
-            "created": answer.created,
-            "removed": answer.removed,
-        }
-    )
 
 
 async def get_reconciliation(request: Request) -> Response:
@@ -379,17 +313,13 @@ def _fec_file(answer: pb.ExportFecResponse | pb.ExportOrganizationFecResponse) -
     )
 
 
-# The Banking RPCs that declare their HTTP mapping (payouts of an organisation); the others are
-# still written by hand below.
+# The Banking RPCs that declare their HTTP mapping (an organisation's payouts, syncs, transactions,
+# reconciliation runs); the others are still written by hand below.
 generated_routes, operations = served("banking", pb.DESCRIPTOR.services_by_name["BankingService"])
 
 routes: list[BaseRoute] = [
     *generated_routes,
-    Route("/v1/banking/sync", sync_transactions, methods=["POST"]),
-    Route("/v1/banking/transactions", list_transactions, methods=["GET"]),
-    Route("/v1/banking/payouts/sync", sync_payouts, methods=["POST"]),
     Route("/v1/banking/payouts", list_payouts, methods=["GET"]),
-    Route("/v1/banking/reconciliation/run", run_reconciliation, methods=["POST"]),
     Route("/v1/banking/reconciliation", get_reconciliation, methods=["GET"]),
     Route("/v1/banking/reconciliation/matches", match_manually, methods=["POST"]),
     Route("/v1/banking/reconciliation/matches/{match_id}", unmatch, methods=["DELETE"]),
@@ -409,38 +339,8 @@ _ORG_FEC_RESPONSES: dict[str, Any] = {
 }
 
 openapi_paths: dict[str, dict[str, object]] = {
-    "/v1/banking/sync": {
-        "post": {
-            "summary": "Pull Qonto transactions of every bank account since the last cursor",
-            "responses": {**json_ok("{fetched, inserted, updated}"), **_ADMIN_ERRORS},
-        }
-    },
-    "/v1/banking/transactions": {
-        "get": {
-            "summary": "Bank transactions with their `reconciled` flag (`?reconciled=true|false`, limit, cursor)",
-            "responses": {**json_ok("{data: [bank transaction], next_cursor}"), **_ADMIN_ERRORS},
-        }
-    },
-    "/v1/banking/payouts/sync": {
-        "post": {
-            "summary": "Pull payouts (platform and connected accounts) and their balance transactions from Stripe",
-            "responses": {**json_ok("{fetched, inserted, updated}"), **_ADMIN_ERRORS},
-        }
-    },
     "/v1/banking/payouts": {
         "get": {"summary": "Stripe payouts", "responses": {**json_ok("{data: [payout], next_cursor}"), **_ADMIN_ERRORS}}
-    },
-    "/v1/banking/reconciliation/run": {
-        "post": {
-            "summary": "Match paid payouts to bank credits (idempotent; manual matches are kept)",
-            "requestBody": body_schema(
-                {"from": {"type": "string", "format": "date"}, "to": {"type": "string", "format": "date"}}
-            ),
-            "responses": {
-                **json_ok("{matched, unmatched_payouts, unmatched_credits, created, removed}"),
-                **_ADMIN_ERRORS,
-            },
-        }
     },
     "/v1/banking/reconciliation": {
         "get": {

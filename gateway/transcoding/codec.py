@@ -9,6 +9,7 @@ The writer is generated Python code (one function per message type), as fast as 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -66,19 +67,23 @@ class Slot:
     rules: Rules
     parent: str | None = None
     choices: tuple[str, ...] = ()
+    # Worked out once from the descriptor (reading a request looks at them for every field).
+    is_map: bool = dataclasses.field(init=False)
+    repeated: bool = dataclasses.field(init=False)
+    message: Descriptor | None = dataclasses.field(init=False)
+    is_text: bool = dataclasses.field(init=False)
+    scalar: bool = dataclasses.field(init=False)  # one value set by setattr (not a Timestamp)
 
-    @property
-    def repeated(self) -> bool:
-        return self.field.is_repeated and not self.is_map
-
-    @property
-    def is_map(self) -> bool:
-        return self.field.message_type is not None and self.field.message_type.GetOptions().map_entry
-
-    @property
-    def message(self) -> Descriptor | None:
+    def __post_init__(self) -> None:
         kind = self.field.message_type
-        return None if kind is None or kind.full_name == TIMESTAMP or self.is_map else kind
+        is_map = kind is not None and kind.GetOptions().map_entry
+        message = None if kind is None or kind.full_name == TIMESTAMP or is_map else kind
+        text = self.field.type in (_T.TYPE_STRING, _T.TYPE_ENUM) or (kind is not None and message is None)
+        object.__setattr__(self, "is_map", is_map)
+        object.__setattr__(self, "repeated", self.field.is_repeated and not is_map)
+        object.__setattr__(self, "message", message)
+        object.__setattr__(self, "is_text", text)
+        object.__setattr__(self, "scalar", kind is None and not self.field.is_repeated)
 
 
 @functools.cache
@@ -144,6 +149,11 @@ def read_object(
 
 
 def _read_field(slot: Slot, raw: Any, holder: Message, reading: Reading, path: str, from_text: bool) -> None:
+    if slot.scalar:  # most fields: checked and set at once
+        value = _scalar(slot, raw, reading, path, from_text)
+        if value is not _BAD:
+            setattr(holder, slot.name, value)
+        return
     limit = slot.rules.max_items or (DEFAULT_MAP_MAX_ITEMS if slot.is_map else DEFAULT_MAX_ITEMS)
     if slot.is_map:
         if not isinstance(raw, dict):
@@ -153,7 +163,7 @@ def _read_field(slot: Slot, raw: Any, holder: Message, reading: Reading, path: s
             reading.fail(path, f"must have at most {limit} keys")
             return
         entries = getattr(holder, slot.name)
-        value_slot = Slot(slot.json, "value", message_type(slot.field).fields_by_name["value"], Rules())
+        value_slot = _value_slot(slot.field)
         for key, item in raw.items():
             if len(key) > MAP_KEY_MAX_LEN or has_control_characters(key):
                 reading.fail(path, f"keys must be at most {MAP_KEY_MAX_LEN} characters, without control characters")
@@ -201,6 +211,11 @@ def _read_field(slot: Slot, raw: Any, holder: Message, reading: Reading, path: s
         setattr(holder, slot.name, value)
 
 
+@functools.cache
+def _value_slot(map_field: FieldDescriptor) -> Slot:
+    return Slot("value", "value", message_type(map_field).fields_by_name["value"], Rules())
+
+
 def _read_lenient(descriptor: Descriptor, raw: Any, target: Message) -> None:
     if not isinstance(raw, dict):
         return
@@ -215,7 +230,7 @@ def _read_lenient(descriptor: Descriptor, raw: Any, target: Message) -> None:
 def _scalar(slot: Slot, raw: Any, reading: Reading, path: str, from_text: bool) -> Any:
     """One value checked against its type and rules; _BAD (with the error recorded) otherwise."""
     kind = slot.field.type
-    if kind == _T.TYPE_STRING or slot.field.message_type is not None or kind == _T.TYPE_ENUM:
+    if slot.is_text:
         if not isinstance(raw, str):
             return reading.fail(path, "must be a string")
         limit = slot.rules.max_len or DEFAULT_MAX_LEN
@@ -289,7 +304,8 @@ def _timestamp(stamp: Any) -> str | None:
 def writer(descriptor: Descriptor) -> Callable[[Message], dict[str, Any]]:
     """The function writing a message of this type as the contract's JSON object."""
     namespace: dict[str, Any] = {"_ts": _timestamp}
-    lines = ["def write(m):", "    d = {}"]
+    entries: list[str] = []  # written as one dict literal, the fastest way to build it
+    lines: list[str] = []
     for proto_field in descriptor.fields:
         field_rules = rules(proto_field)
         if field_rules.header or field_rules.server_only:
@@ -306,9 +322,9 @@ def writer(descriptor: Descriptor) -> Callable[[Message], dict[str, Any]]:
             lines.append(f"    v = {access}")
             lines.append(f"    if v: d[{key}] = {expression.replace(access, 'v')}")
         else:
-            lines.append(f"    d[{key}] = {expression}")
-    lines.append("    return d")
-    exec("\n".join(lines), namespace)
+            entries.append(f"        {key}: {expression},")
+    source = ["def write(m):", "    d = {", *entries, "    }", *lines, "    return d"]
+    exec("\n".join(source), namespace)
     return namespace["write"]  # type: ignore[no-any-return]
 
 

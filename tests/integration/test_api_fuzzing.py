@@ -12,8 +12,6 @@ from typing import Any
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -24,6 +22,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.fixtures.database import PlatformDatabase
+from tests.fixtures.fuzzing import draw_cases
 from tests.fixtures.organizations import OrgContext, onboarded_organization
 from tests.fixtures.stack import Stack, sandbox_env, start_stack
 
@@ -51,29 +50,11 @@ async def fuzzed(
 
 
 def _cases(operation: Any, mode: GenerationMode, org: OrgContext) -> list[schemathesis.Case]:
-    drawn: list[schemathesis.Case] = []
     ids = {
         parameter.name: org.id if parameter.name in ("organization_id", "org_id") else MADE_UP_ID
         for parameter in operation.path_parameters
     }
-
-    @given(operation.as_strategy(generation_mode=mode, path_parameters=ids or None))
-    @settings(
-        max_examples=EXAMPLES,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
-    def draw(case: schemathesis.Case) -> None:
-        drawn.append(case)
-
-    try:
-        draw()
-    except Unsatisfiable:  # nothing to make invalid (an operation without parameters or body)
-        assert mode is GenerationMode.NEGATIVE, operation.label
-    return drawn
+    return draw_cases(operation, mode, EXAMPLES, ids)
 
 
 def _fuzz(

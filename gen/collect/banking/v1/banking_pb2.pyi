@@ -243,9 +243,10 @@ class ListBankTransactionsRequest(_message.Message):
     CURSOR_FIELD_NUMBER: _builtins.int
     RECONCILED_FIELD_NUMBER: _builtins.int
     limit: _builtins.int
+    """1..100; 0 means the default (20)."""
     cursor: _builtins.str
     reconciled: _builtins.str
-    """"", "true" or "false"."""
+    """Only the reconciled ("true") or unreconciled ("false") ones; all when empty."""
     def __init__(
         self,
         *,
