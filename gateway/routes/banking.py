@@ -18,7 +18,6 @@ from gateway.http import (
     page_params,
     query_fields,
     require_role,
-    timestamp_json,
 )
 from gateway.openapi import body_schema, error_responses, json_ok
 from gateway.transcoding import served
@@ -39,20 +38,7 @@ payout_json = writer(pb.Payout.DESCRIPTOR)
 transaction_json = writer(pb.BankTransaction.DESCRIPTOR)
 
 
-def match_json(match: pb.ReconciliationMatch) -> dict[str, Any]:
-    return {
-        "id": match.id,
-        "payout_ids": list(match.payout_ids),
-        "bank_transaction_id": match.bank_transaction_id,
-        "rule": match.rule,
-        "explanation": match.explanation,
-        "manual": match.manual,
-        "payouts_amount": match.payouts_amount,
-        "bank_amount": match.bank_amount,
-        "difference": match.difference,
-        "currency": match.currency,
-        "created_at": timestamp_json(match.created_at),
-    }
+match_json = writer(pb.ReconciliationMatch.DESCRIPTOR)
 
 
 def report_json(report: pb.DailyReport) -> dict[str, Any]:
@@ -148,27 +134,6 @@ async def get_reconciliation(request: Request) -> Response:
             "unmatched_credits": [transaction_json(t) for t in answer.unmatched_credits],
         }
     )
-
-
-async def match_manually(request: Request) -> Response:
-    stub = _admin(request)
-    fields = Fields(await json_body(request))
-    payout_ids = fields.array("payout_ids", max_items=100)
-    credit_id = fields.text("bank_transaction_id", max_len=200)
-    note = fields.text("note", required=False, max_len=500)
-    if not all(isinstance(p, str) and p for p in payout_ids):
-        fields.errors.append(FieldError("payout_ids", "must be payout ids"))
-    fields.check()
-    answer = await stub.MatchManually(
-        pb.MatchManuallyRequest(payout_ids=payout_ids, bank_transaction_id=credit_id, note=note)
-    )
-    return json_response(match_json(answer.match), status=201)
-
-
-async def unmatch(request: Request) -> Response:
-    stub = _admin(request)
-    await stub.Unmatch(pb.UnmatchRequest(match_id=request.path_params["match_id"]))
-    return Response(status_code=204)
 
 
 def _allocation_json(answer: Any) -> dict[str, Any]:
@@ -321,8 +286,6 @@ routes: list[BaseRoute] = [
     *generated_routes,
     Route("/v1/banking/payouts", list_payouts, methods=["GET"]),
     Route("/v1/banking/reconciliation", get_reconciliation, methods=["GET"]),
-    Route("/v1/banking/reconciliation/matches", match_manually, methods=["POST"]),
-    Route("/v1/banking/reconciliation/matches/{match_id}", unmatch, methods=["DELETE"]),
     Route("/v1/banking/allocation-rules", put_allocation_rules, methods=["PUT"]),
     Route("/v1/banking/allocation-rules", get_allocation_rules, methods=["GET"]),
     Route("/v1/banking/allocation-report", allocation_report, methods=["GET"]),
@@ -346,26 +309,6 @@ openapi_paths: dict[str, dict[str, object]] = {
         "get": {
             "summary": "Matches (with rule and explanation) and what is unmatched",
             "responses": {**json_ok("{matches, unmatched_payouts, unmatched_credits}"), **_ADMIN_ERRORS},
-        }
-    },
-    "/v1/banking/reconciliation/matches": {
-        "post": {
-            "summary": "Match payouts with a bank credit by hand",
-            "requestBody": body_schema(
-                {
-                    "payout_ids": {"type": "array", "items": {"type": "string"}},
-                    "bank_transaction_id": {"type": "string"},
-                    "note": {"type": "string"},
-                },
-                ["payout_ids", "bank_transaction_id"],
-            ),
-            "responses": {**json_ok("match", 201), **error_responses(400, 401, 403, 404, 409)},
-        }
-    },
-    "/v1/banking/reconciliation/matches/{match_id}": {
-        "delete": {
-            "summary": "Undo a match; its payouts and credit are then left to manual matching",
-            "responses": {"204": {"description": "removed"}, **error_responses(401, 403, 404)},
         }
     },
     "/v1/banking/allocation-rules": {
