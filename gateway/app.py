@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
 
+from gateway import apidocs
 from gateway import clients as clients_module
 from gateway.access import AccessMiddleware
 from gateway.console import routes as console
@@ -31,14 +32,13 @@ from gateway.routes import (
     banking,
     disputes,
     health,
-    organizations,
     payments,
-    payouts,
     pennylane,
     terminal,
     webhooks,
 )
 from gateway.settings import GatewaySettings
+from gateway.transcoding.schema import openapi_document
 from gateway.webhooks.recent import RecentEvents
 from runtime.asgi_server import MALFORMED_REQUEST_KEY
 from runtime.auth import TokenSigner
@@ -53,16 +53,15 @@ ROUTE_MODULES = (
     webhooks,
     health,
     accounts,
-    organizations,
     terminal,
     payments,
     disputes,
     banking,
-    payouts,
     pennylane,
     app_config,
     audit,
     console,
+    apidocs,
 )
 
 
@@ -156,6 +155,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
     )
     app.state.settings = settings
     setattr(app.state, MALFORMED_REQUEST_KEY, malformed_request)  # uvicorn's 400s as problem+json too
+    app.state.openapi = openapi_document(ROUTE_MODULES)
     app.state.signer = signer
     app.state.recent_webhook_events = RecentEvents()
     app.state.console_sessions = ConsoleSessions(settings.console_idle_seconds)

@@ -182,6 +182,8 @@ class Fields:
     def day(self, name: str, *, required: bool = False) -> str:
         """A `YYYY-MM-DD` day in the supported range (runtime.dates), as sent."""
         value = self.text(name, required=required, max_len=10)
+        if not value and self._data.get(name) == "":
+            self._error(name, "must be a YYYY-MM-DD day")  # sent empty: leave it out for no bound
         self._parsed(parse_day, name, value)
         return value
 

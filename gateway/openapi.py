@@ -1,8 +1,8 @@
-"""The OpenAPI 3 document, assembled from the `openapi_paths` of each route module."""
+"""OpenAPI parts shared by hand-written route modules (their `openapi_paths`); the document itself is
+assembled by `gateway.transcoding.schema.openapi_document` (generated operations and these)."""
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from runtime.pagination import MAX_LIMIT
@@ -48,23 +48,3 @@ def json_ok(description: str, status: int = 200) -> dict[str, Any]:
 def error_responses(*statuses: int) -> dict[str, Any]:
     problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
     return {str(status): {"description": "problem", "content": problem} for status in statuses}
-
-
-@functools.cache
-def openapi_document() -> dict[str, Any]:
-    from gateway.app import ROUTE_MODULES
-
-    paths: dict[str, Any] = {}
-    for module in ROUTE_MODULES:
-        for path, operations in module.openapi_paths.items():
-            paths.setdefault(path, {}).update(operations)
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": "Collect platform gateway", "version": "1.0.0"},
-        "paths": paths,
-        "security": [{"bearer": []}],
-        "components": {
-            "schemas": {"Problem": PROBLEM},
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-        },
-    }

@@ -7,6 +7,7 @@ problem+json.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import grpc
@@ -92,7 +93,8 @@ def trailing_metadata(error: DomainError) -> tuple[tuple[str, str], ...]:
     metadata: list[tuple[str, str]] = [(CODE_KEY, error.code)]
     if error.fields:
         payload = [{"field": f.field, "message": f.message} for f in error.fields]
-        metadata.append((FIELDS_KEY, orjson.dumps(payload).decode()))
+        # A header value is printable ASCII: a field error quoting the input (an entity's name) is escaped.
+        metadata.append((FIELDS_KEY, json.dumps(payload, ensure_ascii=True, separators=(",", ":"))))
     if isinstance(error, RateLimited):
         metadata.append((RETRY_AFTER_KEY, str(error.retry_after)))
     return tuple(metadata)

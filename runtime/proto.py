@@ -29,6 +29,12 @@ class _Enum(Protocol):
     DESCRIPTOR: EnumDescriptor
 
 
+def enum_value_name(enum: EnumDescriptor, value_name: str) -> str:
+    """`PAYOUT_INTERVAL_DAILY` of enum `PayoutInterval` as the API spells it: "daily"."""
+    prefix = re.sub(r"(?<!^)(?=[A-Z])", "_", enum.name).upper() + "_"
+    return value_name.removeprefix(prefix).lower()
+
+
 class EnumNames:
     """A proto enum as the HTTP API and Stripe spell it: `PAYOUT_INTERVAL_DAILY` is "daily".
 
@@ -36,9 +42,8 @@ class EnumNames:
     carry the enum's name as prefix (buf's ENUM_VALUE_PREFIX rule)."""
 
     def __init__(self, enum: _Enum) -> None:
-        prefix = re.sub(r"(?<!^)(?=[A-Z])", "_", enum.DESCRIPTOR.name).upper() + "_"
         self._by_name = {
-            value.name.removeprefix(prefix).lower(): value.number
+            enum_value_name(enum.DESCRIPTOR, value.name): value.number
             for value in enum.DESCRIPTOR.values
             if value.number != 0
         }

@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
+from runtime import contract
 from runtime.auth import TokenSigner, set_current_caller
 from runtime.clients import KEEPALIVE_TIME_MS
 from runtime.deadlines import set_deadline
@@ -71,6 +73,8 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
             else:
                 set_current_caller(None)
             set_deadline(context.time_remaining())
+            if isinstance(request, Message):  # a unary request (not a client stream)
+                contract.check(request)  # the rules the proto declares on its fields
 
         async def fail(context: grpc.aio.ServicerContext, error: Exception) -> None:
             if isinstance(error, DomainError):

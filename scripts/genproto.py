@@ -21,7 +21,8 @@ def generate(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     well_known = Path(grpc_tools.__file__).parent / "_proto"
     bin_dir = Path(sys.executable).parent
-    files = sorted(str(p.relative_to(PROTOS)) for p in PROTOS.rglob("*.proto"))
+    # Only ours: google/api/*.proto are vendored for imports, their code comes with googleapis-common-protos.
+    files = sorted(str(p.relative_to(PROTOS)) for p in (PROTOS / "collect").rglob("*.proto"))
     args = [
         "protoc",
         f"-I{PROTOS}",

@@ -147,7 +147,7 @@ openapi_paths: dict[str, dict[str, Any]] = {
             "requestBody": body_schema(
                 {"email": {"type": "string"}, "password": {"type": "string"}}, ["email", "password"]
             ),
-            "responses": {**_SESSION, **error_responses(400, 401, 403, 415)},
+            "responses": {**_SESSION, **error_responses(400, 401, 403, 415, 429)},
         },
         "get": {
             "summary": "The console session of this browser: member and CSRF token",

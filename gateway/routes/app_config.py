@@ -18,8 +18,9 @@ from starlette.routing import BaseRoute, Route
 
 from gateway.http import caller, json_response, org_query
 from gateway.openapi import error_responses, json_ok
-from gateway.routes.terminal import location_json
+from gateway.transcoding.codec import writer
 
+location_json = writer(terminal_pb2.Location.DESCRIPTOR)  # as GET /v1/terminal/locations writes one
 # Stripe's Terminal SDK reads at most this many locations at once; an organisation has a handful.
 _LOCATIONS = 100
 

@@ -18,9 +18,10 @@ from gateway.http import (
     page_params,
     query_fields,
     require_role,
-    timestamp_json,
 )
 from gateway.openapi import body_schema, error_responses, json_ok
+from gateway.transcoding import served
+from gateway.transcoding.codec import writer
 from runtime.auth import ORG_ADMIN, PLATFORM_ADMIN
 from runtime.errors import FieldError
 
@@ -32,58 +33,12 @@ def _admin(request: Request) -> Any:
     return request.app.state.clients.banking
 
 
-def transaction_json(txn: pb.BankTransaction) -> dict[str, Any]:
-    return {
-        "id": txn.id,
-        "transaction_id": txn.transaction_id,
-        "bank_account_id": txn.bank_account_id or None,
-        "iban": txn.iban or None,
-        "legal_entity": txn.legal_entity or None,
-        "amount": txn.amount_cents,
-        "currency": txn.currency,
-        "side": txn.side,
-        "operation_type": txn.operation_type or None,
-        "label": txn.label or None,
-        "reference": txn.reference or None,
-        "status": txn.status,
-        "settled_at": timestamp_json(txn.settled_at),
-        "updated_at": timestamp_json(txn.updated_at),
-        "reconciled": txn.reconciled,
-    }
+# As the generated routes write them (GET /v1/organizations/{organization_id}/payouts, /v1/banking/transactions).
+payout_json = writer(pb.Payout.DESCRIPTOR)
+transaction_json = writer(pb.BankTransaction.DESCRIPTOR)
 
 
-def payout_json(payout: pb.Payout) -> dict[str, Any]:
-    return {
-        "id": payout.id,
-        "stripe_payout_id": payout.stripe_payout_id,
-        "stripe_account_id": payout.stripe_account_id or None,
-        "organization_id": payout.organization_id or None,
-        "amount": payout.amount,
-        "currency": payout.currency,
-        "status": payout.status,
-        "arrival_date": timestamp_json(payout.arrival_date),
-        "statement_descriptor": payout.statement_descriptor or None,
-        "reconciled": payout.reconciled,
-        "created_at": timestamp_json(payout.created_at),
-        "failure_code": payout.failure_code or None,
-        "failure_message": payout.failure_message or None,
-    }
-
-
-def match_json(match: pb.ReconciliationMatch) -> dict[str, Any]:
-    return {
-        "id": match.id,
-        "payout_ids": list(match.payout_ids),
-        "bank_transaction_id": match.bank_transaction_id,
-        "rule": match.rule,
-        "explanation": match.explanation,
-        "manual": match.manual,
-        "payouts_amount": match.payouts_amount,
-        "bank_amount": match.bank_amount,
-        "difference": match.difference,
-        "currency": match.currency,
-        "created_at": timestamp_json(match.created_at),
-    }
+match_json = writer(pb.ReconciliationMatch.DESCRIPTOR)
 
 
 def report_json(report: pb.DailyReport) -> dict[str, Any]:
@@ -137,6 +92,8 @@ def report_json(report: pb.DailyReport) -> dict[str, Any]:
             for t in report.totals_by_currency
         ],
         "bank": {"credits": report.bank_credits, "debits": report.bank_debits},
+        # The audit chains' heads as the report was built: anchors for `verify-audit --anchor`.
+        "audit_anchors": list(report.audit_anchors),
         "bank_credits": report.bank_credits,
         "reconciled": report.reconciled,
         "reconciliation": {
@@ -169,58 +126,11 @@ def _day_query(request: Request, name: str, *, required: bool) -> str:
     return value
 
 
-async def sync_transactions(request: Request) -> Response:
-    answer = await _admin(request).SyncTransactions(pb.SyncTransactionsRequest())
-    return json_response({"fetched": answer.fetched, "inserted": answer.inserted, "updated": answer.updated})
-
-
-async def sync_payouts(request: Request) -> Response:
-    answer = await _admin(request).SyncPayouts(pb.SyncPayoutsRequest())
-    return json_response({"fetched": answer.fetched, "inserted": answer.inserted, "updated": answer.updated})
-
-
-async def list_transactions(request: Request) -> Response:
-    stub = _admin(request)
-    limit, cursor = page_params(request)
-    reconciled = request.query_params.get("reconciled", "")
-    if reconciled not in ("", "true", "false"):
-        raise ApiError(
-            400,
-            "validation_error",
-            "reconciled must be true or false",
-            [FieldError("reconciled", "must be true or false")],
-        )
-    answer = await stub.ListBankTransactions(
-        pb.ListBankTransactionsRequest(limit=limit, cursor=cursor, reconciled=reconciled)
-    )
-    return json_response(
-        {"data": [transaction_json(t) for t in answer.transactions], "next_cursor": answer.next_cursor or None}
-    )
-
-
 async def list_payouts(request: Request) -> Response:
     stub = _admin(request)
     limit, cursor = page_params(request)
     answer = await stub.ListPayouts(pb.ListPayoutsRequest(limit=limit, cursor=cursor))
     return json_response({"data": [payout_json(p) for p in answer.payouts], "next_cursor": answer.next_cursor or None})
-
-
-async def run_reconciliation(request: Request) -> Response:
-    stub = _admin(request)
-    fields = Fields(await json_body(request))
-    from_day = fields.day("from")
-    to_day = fields.day("to")
-    fields.check()
-    answer = await stub.RunReconciliation(pb.RunReconciliationRequest(from_date=from_day, to_date=to_day))
-    return json_response(
-        {
-            "matched": answer.matched,
-            "unmatched_payouts": answer.unmatched_payouts,
-            "unmatched_credits": answer.unmatched_credits,
-            "created": answer.created,
-            "removed": answer.removed,
-        }
-    )
 
 
 async def get_reconciliation(request: Request) -> Response:
@@ -232,27 +142,6 @@ async def get_reconciliation(request: Request) -> Response:
             "unmatched_credits": [transaction_json(t) for t in answer.unmatched_credits],
         }
     )
-
-
-async def match_manually(request: Request) -> Response:
-    stub = _admin(request)
-    fields = Fields(await json_body(request))
-    payout_ids = fields.array("payout_ids", max_items=100)
-    credit_id = fields.text("bank_transaction_id", max_len=200)
-    note = fields.text("note", required=False, max_len=500)
-    if not all(isinstance(p, str) and p for p in payout_ids):
-        fields.errors.append(FieldError("payout_ids", "must be payout ids"))
-    fields.check()
-    answer = await stub.MatchManually(
-        pb.MatchManuallyRequest(payout_ids=payout_ids, bank_transaction_id=credit_id, note=note)
-    )
-    return json_response(match_json(answer.match), status=201)
-
-
-async def unmatch(request: Request) -> Response:
-    stub = _admin(request)
-    await stub.Unmatch(pb.UnmatchRequest(match_id=request.path_params["match_id"]))
-    return Response(status_code=204)
 
 
 def _allocation_json(answer: Any) -> dict[str, Any]:
@@ -397,15 +286,14 @@ def _fec_file(answer: pb.ExportFecResponse | pb.ExportOrganizationFecResponse) -
     )
 
 
+# The Banking RPCs that declare their HTTP mapping (an organisation's payouts, syncs, transactions,
+# reconciliation runs); the others are still written by hand below.
+generated_routes, operations = served("banking", pb.DESCRIPTOR.services_by_name["BankingService"])
+
 routes: list[BaseRoute] = [
-    Route("/v1/banking/sync", sync_transactions, methods=["POST"]),
-    Route("/v1/banking/transactions", list_transactions, methods=["GET"]),
-    Route("/v1/banking/payouts/sync", sync_payouts, methods=["POST"]),
+    *generated_routes,
     Route("/v1/banking/payouts", list_payouts, methods=["GET"]),
-    Route("/v1/banking/reconciliation/run", run_reconciliation, methods=["POST"]),
     Route("/v1/banking/reconciliation", get_reconciliation, methods=["GET"]),
-    Route("/v1/banking/reconciliation/matches", match_manually, methods=["POST"]),
-    Route("/v1/banking/reconciliation/matches/{match_id}", unmatch, methods=["DELETE"]),
     Route("/v1/banking/allocation-rules", put_allocation_rules, methods=["PUT"]),
     Route("/v1/banking/allocation-rules", get_allocation_rules, methods=["GET"]),
     Route("/v1/banking/allocation-report", allocation_report, methods=["GET"]),
@@ -422,63 +310,13 @@ _ORG_FEC_RESPONSES: dict[str, Any] = {
 }
 
 openapi_paths: dict[str, dict[str, object]] = {
-    "/v1/banking/sync": {
-        "post": {
-            "summary": "Pull Qonto transactions of every bank account since the last cursor",
-            "responses": {**json_ok("{fetched, inserted, updated}"), **_ADMIN_ERRORS},
-        }
-    },
-    "/v1/banking/transactions": {
-        "get": {
-            "summary": "Bank transactions with their `reconciled` flag (`?reconciled=true|false`, limit, cursor)",
-            "responses": {**json_ok("{data: [bank transaction], next_cursor}"), **_ADMIN_ERRORS},
-        }
-    },
-    "/v1/banking/payouts/sync": {
-        "post": {
-            "summary": "Pull payouts (platform and connected accounts) and their balance transactions from Stripe",
-            "responses": {**json_ok("{fetched, inserted, updated}"), **_ADMIN_ERRORS},
-        }
-    },
     "/v1/banking/payouts": {
         "get": {"summary": "Stripe payouts", "responses": {**json_ok("{data: [payout], next_cursor}"), **_ADMIN_ERRORS}}
-    },
-    "/v1/banking/reconciliation/run": {
-        "post": {
-            "summary": "Match paid payouts to bank credits (idempotent; manual matches are kept)",
-            "requestBody": body_schema(
-                {"from": {"type": "string", "format": "date"}, "to": {"type": "string", "format": "date"}}
-            ),
-            "responses": {
-                **json_ok("{matched, unmatched_payouts, unmatched_credits, created, removed}"),
-                **_ADMIN_ERRORS,
-            },
-        }
     },
     "/v1/banking/reconciliation": {
         "get": {
             "summary": "Matches (with rule and explanation) and what is unmatched",
             "responses": {**json_ok("{matches, unmatched_payouts, unmatched_credits}"), **_ADMIN_ERRORS},
-        }
-    },
-    "/v1/banking/reconciliation/matches": {
-        "post": {
-            "summary": "Match payouts with a bank credit by hand",
-            "requestBody": body_schema(
-                {
-                    "payout_ids": {"type": "array", "items": {"type": "string"}},
-                    "bank_transaction_id": {"type": "string"},
-                    "note": {"type": "string"},
-                },
-                ["payout_ids", "bank_transaction_id"],
-            ),
-            "responses": {**json_ok("match", 201), **error_responses(400, 401, 403, 404, 409)},
-        }
-    },
-    "/v1/banking/reconciliation/matches/{match_id}": {
-        "delete": {
-            "summary": "Undo a match; its payouts and credit are then left to manual matching",
-            "responses": {"204": {"description": "removed"}, **error_responses(401, 403, 404)},
         }
     },
     "/v1/banking/allocation-rules": {

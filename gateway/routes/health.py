@@ -11,7 +11,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.http import json_response
-from gateway.openapi import openapi_document
 
 
 async def healthz(request: Request) -> Response:
@@ -35,7 +34,7 @@ async def readyz(request: Request) -> Response:
 
 
 async def openapi(request: Request) -> Response:
-    return json_response(openapi_document())
+    return json_response(request.app.state.openapi)
 
 
 routes = [

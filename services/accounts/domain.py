@@ -11,16 +11,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from collect.accounts.v1 import accounts_pb2
 
 from runtime.addresses import Address, address_errors, normalize_address
 from runtime.audit import CHANGED, AuditAnchor, AuditRecord
 from runtime.auth import ROLES
+from runtime.contract import FORMATS, enum_names, rules
 from runtime.errors import FieldError, InvalidArgument
 from runtime.money import fee_leaves_nothing, is_currency
 from runtime.siren import SIREN_RULE, is_siren
 
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
-MIN_PASSWORD_LENGTH = 10
+_EMAIL = re.compile(FORMATS["email"].pattern)  # the contract's e-mail form (runtime/contract.py)
+# The contract's bound (accounts.proto, CreateMemberRequest.password).
+MIN_PASSWORD_LENGTH = rules(accounts_pb2.CreateMemberRequest.DESCRIPTOR.fields_by_name["password"]).min_len
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,7 @@ def normalize_email(email: str) -> str:
 
 def validate_new_member(email: str, name: str, role: str, password: str) -> list[FieldError]:
     errors: list[FieldError] = []
-    if not _EMAIL.match(normalize_email(email)) or len(email) > 254:
+    if not _EMAIL.fullmatch(normalize_email(email)) or len(email) > 254:
         errors.append(FieldError("email", "must be a valid e-mail address"))
     if not name.strip() or len(name) > 200:
         errors.append(FieldError("name", "must be 1..200 characters"))
@@ -140,9 +143,10 @@ STRIPE_COUNTRIES = frozenset(
         "US",
     ]
 )
-BUSINESS_TYPES = ("non_profit", "company", "individual")
-CHARGE_MODELS = ("direct", "destination")
-ACCOUNT_TYPES = ("express", "custom")
+# The closed sets are the proto's enums (accounts.proto).
+BUSINESS_TYPES = enum_names(accounts_pb2.BusinessType.DESCRIPTOR)
+CHARGE_MODELS = enum_names(accounts_pb2.ChargeModel.DESCRIPTOR)
+ACCOUNT_TYPES = enum_names(accounts_pb2.AccountType.DESCRIPTOR)
 MAX_FEE_PERCENT_BPS = 10_000
 _IBAN = re.compile(r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{10,30}$")
 
@@ -273,7 +277,7 @@ def _siren_errors(siren: str | None) -> list[FieldError]:
 
 def validate_new_organization(new: NewOrganization, min_payment: int) -> list[FieldError]:
     errors = _name_errors(new.name)
-    if not _EMAIL.match(normalize_email(new.email)) or len(new.email) > 254:
+    if not _EMAIL.fullmatch(normalize_email(new.email)) or len(new.email) > 254:
         errors.append(FieldError("email", "must be a valid e-mail address"))
     if new.country not in STRIPE_COUNTRIES:
         errors.append(FieldError("country", "must be an ISO 3166-1 alpha-2 code of a country Stripe supports"))

@@ -95,6 +95,7 @@ def account_message(organization_id: str, state: StripeAccountState) -> pb.Strip
         details_submitted=state.details_submitted,
         requirements_due=list(state.requirements_due),
         updated_at=to_timestamp(state.updated_at),
+        requirements=pb.StripeRequirements(currently_due=list(state.requirements_due)),
     )
 
 
@@ -185,7 +186,7 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
             self._pool, self._signer, request.email, request.password, request.client_address, self._orgs.rows.index
         )
         return pb.AuthenticateResponse(
-            access_token=token, expires_in=self._signer.ttl_seconds, member=member_message(member)
+            access_token=token, token_type="bearer", expires_in=self._signer.ttl_seconds, member=member_message(member)
         )
 
     async def GetMe(self, request: pb.GetMeRequest, context: grpc.aio.ServicerContext) -> pb.GetMeResponse:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from runtime.auth import Caller, organization_scope
 from runtime.db import Connection
 from runtime.errors import Conflict, FieldError, InvalidArgument, NotFound
 from runtime.inbox import APPLIED, IGNORED, InboundEvent
@@ -65,6 +66,18 @@ async def apply_intent(
     if changed:
         await repo.save_payment(conn, payment, answering)
     return changed
+
+
+async def payment_scope(ctx: Context, caller: Caller, requested: str, payment_id: str) -> str:
+    """The organisation a call on one payment acts on: the caller's (members), the one named, or
+    for a platform admin naming none, the payment's own (its id is enough)."""
+    if caller.is_platform and not requested:
+        async with ctx.pool.acquire() as conn:
+            payment = await repo.get_payment(conn, payment_id)
+        if payment is None:
+            raise NotFound("payment not found", "payment_not_found")
+        return payment.organization_id
+    return organization_scope(caller, requested)
 
 
 async def load(ctx: Context, organization_id: str, payment_id: str) -> Payment:

@@ -20,7 +20,7 @@ from services.payments import auditing
 from services.payments import repository as repo
 from services.payments.context import Context
 from services.payments.creating import take_rate
-from services.payments.domain import Payment, Policy, currency_problem
+from services.payments.domain import OFFLINE_METHODS, Payment, Policy, currency_problem
 from services.payments.lifecycle import record_success
 
 MAX_ITEMS = 500
@@ -48,7 +48,7 @@ class ItemResult:
 def _problem(item: OfflineItem, ctx: Context, policy: Policy, now: datetime) -> str:
     if not item.local_id or len(item.local_id) > 200:
         return "local_id is required (up to 200 characters)"
-    if item.method not in ("cash", "card"):
+    if item.method not in OFFLINE_METHODS:
         return "method must be cash or card"
     low = ctx.settings.min_amount if item.method == "card" else 1
     if not low <= item.amount <= ctx.settings.max_amount:

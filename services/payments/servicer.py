@@ -133,7 +133,7 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
         self, request: pb.GetPaymentRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetPaymentResponse:
         caller = require_caller(min_role=AGENT)
-        organization_id = organization_scope(caller, request.organization_id)
+        organization_id = await lifecycle.payment_scope(self._ctx, caller, request.organization_id, request.payment_id)
         payment = await lifecycle.load(self._ctx, organization_id, request.payment_id)
         return pb.GetPaymentResponse(payment=payment_message(payment))
 
@@ -166,7 +166,7 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
         self, request: pb.CapturePaymentRequest, context: grpc.aio.ServicerContext
     ) -> pb.CapturePaymentResponse:
         caller = require_caller(min_role=AGENT)
-        organization_id = organization_scope(caller, request.organization_id)
+        organization_id = await lifecycle.payment_scope(self._ctx, caller, request.organization_id, request.payment_id)
         payment = await lifecycle.capture(self._ctx, organization_id, request.payment_id, request.amount_to_capture)
         return pb.CapturePaymentResponse(payment=payment_message(payment))
 
@@ -174,7 +174,7 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
         self, request: pb.CancelPaymentRequest, context: grpc.aio.ServicerContext
     ) -> pb.CancelPaymentResponse:
         caller = require_caller(min_role=AGENT)
-        organization_id = organization_scope(caller, request.organization_id)
+        organization_id = await lifecycle.payment_scope(self._ctx, caller, request.organization_id, request.payment_id)
         payment = await lifecycle.cancel(self._ctx, organization_id, request.payment_id)
         return pb.CancelPaymentResponse(payment=payment_message(payment))
 
@@ -182,7 +182,7 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
         self, request: pb.CreateRefundRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateRefundResponse:
         caller = require_caller(min_role=ORG_ADMIN)
-        organization_id = organization_scope(caller, request.organization_id)
+        organization_id = await lifecycle.payment_scope(self._ctx, caller, request.organization_id, request.payment_id)
         refund, replayed = await refunding.create_refund(
             self._ctx,
             caller,

@@ -14,11 +14,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from collect.terminal.v1 import terminal_pb2
+
 from runtime.addresses import Address, address_errors
+from runtime.contract import enum_names
 from runtime.errors import FieldError, InvalidArgument
 
-IOS, ANDROID = "ios", "android"
-PLATFORMS = (IOS, ANDROID)
+# The proto's closed set (terminal.proto, Platform).
+PLATFORMS = enum_names(terminal_pb2.Platform.DESCRIPTOR)
+IOS, ANDROID = PLATFORMS
 EVERY_COUNTRY = "*"
 DESTINATION = "destination"
 

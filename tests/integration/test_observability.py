@@ -84,7 +84,7 @@ async def test_http_and_rpc_metrics_by_route_template_and_method(stack: Stack, m
     )
     assert token and token[0].value >= 1
     assert find(samples, http, http_route="/v1/me", http_request_method="GET", http_response_status_code="200")
-    assert find(samples, http, http_route="/v1/organizations/{org_id}", http_response_status_code="404")
+    assert find(samples, http, http_route="/v1/organizations/{organization_id}", http_response_status_code="404")
     assert find(samples, http, http_route="unmatched", http_response_status_code="404")
     assert not [s for s in samples if missing in s.labels.get("http_route", "")]  # templates, never raw paths
     buckets = find(samples, "http_server_request_duration_seconds_bucket", http_route="/v1/me")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ from gateway.errors import from_domain
 from runtime.errors import (
     AlreadyExists,
     Conflict,
+    FieldError,
     InvalidArgument,
     NotFound,
     PermissionDenied,
@@ -19,6 +21,7 @@ from runtime.errors import (
     Unauthenticated,
     Unavailable,
     UpstreamError,
+    trailing_metadata,
 )
 from runtime.settings import Env, SettingsError
 
@@ -78,3 +81,11 @@ def test_domain_errors_map_to_one_grpc_and_one_http_status(error, grpc_status, h
     assert api_error.status == http_status and api_error.code == error.code
     if isinstance(error, RateLimited):
         assert api_error.retry_after == 7
+
+
+def test_field_errors_quoting_the_input_travel_as_a_printable_header() -> None:
+    """gRPC refuses a trailing-metadata value outside printable ASCII (the call then ended in a 500)."""
+    error = InvalidArgument("invalid", "invalid_rules", [FieldError("rules[0].entity", "unknown entity ÐÀ\x01")])
+    value = dict(trailing_metadata(error))["x-error-fields"]
+    assert value.isascii() and value.isprintable()
+    assert json.loads(value) == [{"field": "rules[0].entity", "message": "unknown entity ÐÀ\x01"}]

@@ -134,6 +134,10 @@ async def test_the_daily_report_sent_and_forced_carries_the_chain_heads(bank_sta
     assert {h.chain for h in heads.heads} <= {a.chain for a in listed}
     for anchor in listed:
         assert len(anchor.hash_prefix) == 16
+    # And over HTTP, where an operator copies them from.
+    over_http = await stack.http.get("/v1/reports/daily", headers=admin, params={"date": day})
+    assert over_http.status_code == 200, over_http.text
+    assert {AuditAnchor.parse(a).chain for a in over_http.json()["audit_anchors"]} >= {h.chain for h in heads.heads}
 
 
 async def test_pennylane_settings_and_a_push_run(bank_stack: Stack) -> None:

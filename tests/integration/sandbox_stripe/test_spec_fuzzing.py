@@ -10,7 +10,6 @@ from urllib.parse import urlencode
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import negative_data_rejection, response_schema_conformance
@@ -18,6 +17,7 @@ from schemathesis.specs.openapi.checks import negative_data_rejection, response_
 from sandbox.stripe.app import create_app
 from sandbox.stripe.testing import SandboxProcess
 from sandbox.stripe.validation import load_spec, normalise
+from tests.fixtures.fuzzing import draw_cases
 
 EXAMPLES_PER_OPERATION = 1  # per mode: about 290 cases over the 145 operations served
 AUTH = {"Authorization": "Bearer sk_test_sandbox"}
@@ -67,26 +67,10 @@ def _stripe_form(ctx: schemathesis.SerializationContext, value: Any) -> bytes:
 
 
 def _cases(operation: Any, mode: GenerationMode) -> list[schemathesis.Case]:
-    drawn: list[schemathesis.Case] = []
-
     # Ids in the path name objects that do not exist (a 404 either way); generating them only slows
     # the run, and huge random ones cannot even be sent.
     ids = {parameter.name: "made_up_id_1" for parameter in operation.path_parameters}
-
-    @given(operation.as_strategy(generation_mode=mode, path_parameters=ids or None))
-    @settings(
-        max_examples=EXAMPLES_PER_OPERATION,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
-    def draw(case: schemathesis.Case) -> None:
-        drawn.append(case)
-
-    draw()
-    return drawn
+    return draw_cases(operation, mode, EXAMPLES_PER_OPERATION, ids)
 
 
 @pytest.fixture(scope="module")

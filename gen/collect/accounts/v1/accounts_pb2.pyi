@@ -21,6 +21,99 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _Role:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Role.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ROLE_UNSPECIFIED: _Role.ValueType  # 0
+    ROLE_AGENT: _Role.ValueType  # 1
+    ROLE_ORG_ADMIN: _Role.ValueType  # 2
+    ROLE_PLATFORM_ADMIN: _Role.ValueType  # 3
+
+class Role(_Role, metaclass=_RoleEnumTypeWrapper):
+    """A member's role, lowest first (runtime.auth ranks them in this order)."""
+
+ROLE_UNSPECIFIED: Role.ValueType  # 0
+ROLE_AGENT: Role.ValueType  # 1
+ROLE_ORG_ADMIN: Role.ValueType  # 2
+ROLE_PLATFORM_ADMIN: Role.ValueType  # 3
+Global___Role: _TypeAlias = Role  # noqa: Y015
+
+class _MemberRole:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _MemberRoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MemberRole.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MEMBER_ROLE_UNSPECIFIED: _MemberRole.ValueType  # 0
+    MEMBER_ROLE_AGENT: _MemberRole.ValueType  # 1
+    MEMBER_ROLE_ORG_ADMIN: _MemberRole.ValueType  # 2
+
+class MemberRole(_MemberRole, metaclass=_MemberRoleEnumTypeWrapper):
+    """The roles a member of an organisation may be given."""
+
+MEMBER_ROLE_UNSPECIFIED: MemberRole.ValueType  # 0
+MEMBER_ROLE_AGENT: MemberRole.ValueType  # 1
+MEMBER_ROLE_ORG_ADMIN: MemberRole.ValueType  # 2
+Global___MemberRole: _TypeAlias = MemberRole  # noqa: Y015
+
+class _BusinessType:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _BusinessTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BusinessType.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    BUSINESS_TYPE_UNSPECIFIED: _BusinessType.ValueType  # 0
+    BUSINESS_TYPE_NON_PROFIT: _BusinessType.ValueType  # 1
+    BUSINESS_TYPE_COMPANY: _BusinessType.ValueType  # 2
+    BUSINESS_TYPE_INDIVIDUAL: _BusinessType.ValueType  # 3
+
+class BusinessType(_BusinessType, metaclass=_BusinessTypeEnumTypeWrapper): ...
+
+BUSINESS_TYPE_UNSPECIFIED: BusinessType.ValueType  # 0
+BUSINESS_TYPE_NON_PROFIT: BusinessType.ValueType  # 1
+BUSINESS_TYPE_COMPANY: BusinessType.ValueType  # 2
+BUSINESS_TYPE_INDIVIDUAL: BusinessType.ValueType  # 3
+Global___BusinessType: _TypeAlias = BusinessType  # noqa: Y015
+
+class _ChargeModel:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ChargeModelEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ChargeModel.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CHARGE_MODEL_UNSPECIFIED: _ChargeModel.ValueType  # 0
+    CHARGE_MODEL_DIRECT: _ChargeModel.ValueType  # 1
+    CHARGE_MODEL_DESTINATION: _ChargeModel.ValueType  # 2
+
+class ChargeModel(_ChargeModel, metaclass=_ChargeModelEnumTypeWrapper):
+    """Who charges: the connected account (direct) or the platform on its behalf (destination)."""
+
+CHARGE_MODEL_UNSPECIFIED: ChargeModel.ValueType  # 0
+CHARGE_MODEL_DIRECT: ChargeModel.ValueType  # 1
+CHARGE_MODEL_DESTINATION: ChargeModel.ValueType  # 2
+Global___ChargeModel: _TypeAlias = ChargeModel  # noqa: Y015
+
+class _AccountType:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AccountTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AccountType.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ACCOUNT_TYPE_UNSPECIFIED: _AccountType.ValueType  # 0
+    ACCOUNT_TYPE_EXPRESS: _AccountType.ValueType  # 1
+    ACCOUNT_TYPE_CUSTOM: _AccountType.ValueType  # 2
+
+class AccountType(_AccountType, metaclass=_AccountTypeEnumTypeWrapper):
+    """The kinds of connected account the platform creates."""
+
+ACCOUNT_TYPE_UNSPECIFIED: AccountType.ValueType  # 0
+ACCOUNT_TYPE_EXPRESS: AccountType.ValueType  # 1
+ACCOUNT_TYPE_CUSTOM: AccountType.ValueType  # 2
+Global___AccountType: _TypeAlias = AccountType  # noqa: Y015
+
 class _PayoutInterval:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -87,7 +180,6 @@ class Member(_message.Message):
     email: _builtins.str
     name: _builtins.str
     role: _builtins.str
-    """"agent", "org_admin" or "platform_admin"."""
     disabled: _builtins.bool
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
@@ -150,6 +242,7 @@ class Organization(_message.Message):
     details_submitted: _builtins.bool
     legal_entity: _builtins.str
     bank_account_iban: _builtins.str
+    """Never in the HTTP API."""
     timezone: _builtins.str
     """IANA time zone used for daily figures, e.g. "Europe/Paris"."""
     default_currency: _builtins.str
@@ -194,6 +287,26 @@ class Organization(_message.Message):
 Global___Organization: _TypeAlias = Organization  # noqa: Y015
 
 @_typing.final
+class StripeRequirements(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CURRENTLY_DUE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def currently_due(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        currently_due: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["currently_due", b"currently_due"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StripeRequirements: _TypeAlias = StripeRequirements  # noqa: Y015
+
+@_typing.final
 class StripeAccountStatus(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -205,6 +318,7 @@ class StripeAccountStatus(_message.Message):
     DETAILS_SUBMITTED_FIELD_NUMBER: _builtins.int
     REQUIREMENTS_DUE_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    REQUIREMENTS_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
     stripe_account_id: _builtins.str
     type: _builtins.str
@@ -216,6 +330,10 @@ class StripeAccountStatus(_message.Message):
     def requirements_due(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def requirements(self) -> Global___StripeRequirements:
+        """requirements_due again, in Stripe's shape."""
+
     def __init__(
         self,
         *,
@@ -227,10 +345,11 @@ class StripeAccountStatus(_message.Message):
         details_submitted: _builtins.bool = ...,
         requirements_due: _abc.Iterable[_builtins.str] | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        requirements: Global___StripeRequirements | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["requirements", b"requirements", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["charges_enabled", b"charges_enabled", "details_submitted", b"details_submitted", "organization_id", b"organization_id", "payouts_enabled", b"payouts_enabled", "requirements_due", b"requirements_due", "stripe_account_id", b"stripe_account_id", "type", b"type", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["charges_enabled", b"charges_enabled", "details_submitted", b"details_submitted", "organization_id", b"organization_id", "payouts_enabled", b"payouts_enabled", "requirements", b"requirements", "requirements_due", b"requirements_due", "stripe_account_id", b"stripe_account_id", "type", b"type", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -269,8 +388,11 @@ class AuthenticateResponse(_message.Message):
     ACCESS_TOKEN_FIELD_NUMBER: _builtins.int
     EXPIRES_IN_FIELD_NUMBER: _builtins.int
     MEMBER_FIELD_NUMBER: _builtins.int
+    TOKEN_TYPE_FIELD_NUMBER: _builtins.int
     access_token: _builtins.str
     expires_in: _builtins.int
+    token_type: _builtins.str
+    """Always "bearer"."""
     @_builtins.property
     def member(self) -> Global___Member: ...
     def __init__(
@@ -279,10 +401,11 @@ class AuthenticateResponse(_message.Message):
         access_token: _builtins.str = ...,
         expires_in: _builtins.int = ...,
         member: Global___Member | None = ...,
+        token_type: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["member", b"member"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "expires_in", b"expires_in", "member", b"member"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "expires_in", b"expires_in", "member", b"member", "token_type", b"token_type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -481,7 +604,6 @@ class UpdateMemberRequest(_message.Message):
     member_id: _builtins.str
     name: _builtins.str
     role: _builtins.str
-    """"agent" or "org_admin"."""
     disabled: _builtins.bool
     def __init__(
         self,
@@ -798,7 +920,7 @@ class CreateStripeAccountRequest(_message.Message):
     TYPE_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
     type: _builtins.str
-    """"express" (default) or "custom"."""
+    """express when empty."""
     def __init__(
         self,
         *,
@@ -1183,6 +1305,7 @@ class PayoutSchedule(_message.Message):
     weekly_anchor: Global___Weekday.ValueType
     """Required with a weekly interval, unspecified otherwise."""
     delay_days: _builtins.int
+    """Set by Stripe (answered, never asked)."""
     def __init__(
         self,
         *,

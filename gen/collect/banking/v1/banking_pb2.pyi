@@ -292,9 +292,10 @@ class ListBankTransactionsRequest(_message.Message):
     CURSOR_FIELD_NUMBER: _builtins.int
     RECONCILED_FIELD_NUMBER: _builtins.int
     limit: _builtins.int
+    """1..100; 0 means the default (20)."""
     cursor: _builtins.str
     reconciled: _builtins.str
-    """"", "true" or "false"."""
+    """Only the reconciled ("true") or unreconciled ("false") ones; all when empty."""
     def __init__(
         self,
         *,
@@ -381,6 +382,7 @@ class ListPayoutsRequest(_message.Message):
     CURSOR_FIELD_NUMBER: _builtins.int
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
     limit: _builtins.int
+    """1..100; 0 means the default (20)."""
     cursor: _builtins.str
     organization_id: _builtins.str
     """Only this organisation's payouts; required unless the caller is a platform admin."""

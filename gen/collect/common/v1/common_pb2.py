@@ -22,19 +22,40 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from collect.common.v1 import options_pb2 as collect_dot_common_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63ollect/common/v1/common.proto\x12\x11\x63ollect.common.v1\"j\n\x07\x41\x64\x64ress\x12\r\n\x05line1\x18\x01 \x01(\t\x12\r\n\x05line2\x18\x02 \x01(\t\x12\x0c\n\x04\x63ity\x18\x03 \x01(\t\x12\x13\n\x0bpostal_code\x18\x04 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x05 \x01(\t\x12\r\n\x05state\x18\x06 \x01(\t\",\n\x0bPageRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\"\xb9\x01\n\x0b\x44\x61ilyTotals\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\x12\r\n\x05gross\x18\x03 \x01(\x03\x12\x0c\n\x04\x66\x65\x65s\x18\x04 \x01(\x03\x12\x10\n\x08refunded\x18\x05 \x01(\x03\x12\x0b\n\x03net\x18\x06 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x07 \x01(\t\x12\x16\n\x0e\x64isputed_count\x18\x08 \x01(\x03\x12\x10\n\x08\x64isputed\x18\t \x01(\x03\x12\x15\n\rdisputes_lost\x18\n \x01(\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63ollect/common/v1/common.proto\x12\x11\x63ollect.common.v1\x1a\x1f\x63ollect/common/v1/options.proto\"\xad\x01\n\x07\x41\x64\x64ress\x12\x18\n\x05line1\x18\x01 \x01(\tB\t\xea\xc7\x18\x05\x08\x01\x18\xc8\x01\x12\x18\n\x05line2\x18\x02 \x01(\tB\t\xea\xc7\x18\x05\x18\xc8\x01`\x01\x12\x16\n\x04\x63ity\x18\x03 \x01(\tB\x08\xea\xc7\x18\x04\x08\x01\x18\x64\x12\x1d\n\x0bpostal_code\x18\x04 \x01(\tB\x08\xea\xc7\x18\x04\x08\x01\x18\x14\x12\x1e\n\x07\x63ountry\x18\x05 \x01(\tB\r\xea\xc7\x18\tJ\x07\x63ountry\x12\x17\n\x05state\x18\x06 \x01(\tB\x08\xea\xc7\x18\x04\x18\x64`\x01\"=\n\x0bPageRequest\x12\x15\n\x05limit\x18\x01 \x01(\x05\x42\x06\xea\xc7\x18\x02\x30\x01\x12\x17\n\x06\x63ursor\x18\x02 \x01(\tB\x07\xea\xc7\x18\x03\x18\xe8\x07\"\xc9\x01\n\x0b\x44\x61ilyTotals\x12\x14\n\x04\x64\x61te\x18\x01 \x01(\tB\x06\xea\xc7\x18\x02h\x01\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\x12\r\n\x05gross\x18\x03 \x01(\x03\x12\x0c\n\x04\x66\x65\x65s\x18\x04 \x01(\x03\x12\x10\n\x08refunded\x18\x05 \x01(\x03\x12\x0b\n\x03net\x18\x06 \x01(\x03\x12\x18\n\x08\x63urrency\x18\x07 \x01(\tB\x06\xea\xc7\x18\x02`\x01\x12\x16\n\x0e\x64isputed_count\x18\x08 \x01(\x03\x12\x10\n\x08\x64isputed\x18\t \x01(\x03\x12\x15\n\rdisputes_lost\x18\n \x01(\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'collect.common.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ADDRESS']._serialized_start=53
-  _globals['_ADDRESS']._serialized_end=159
-  _globals['_PAGEREQUEST']._serialized_start=161
-  _globals['_PAGEREQUEST']._serialized_end=205
-  _globals['_DAILYTOTALS']._serialized_start=208
-  _globals['_DAILYTOTALS']._serialized_end=393
+  _globals['_ADDRESS'].fields_by_name['line1']._loaded_options = None
+  _globals['_ADDRESS'].fields_by_name['line1']._serialized_options = b'\352\307\030\005\010\001\030\310\001'
+  _globals['_ADDRESS'].fields_by_name['line2']._loaded_options = None
+  _globals['_ADDRESS'].fields_by_name['line2']._serialized_options = b'\352\307\030\005\030\310\001`\001'
+  _globals['_ADDRESS'].fields_by_name['city']._loaded_options = None
+  _globals['_ADDRESS'].fields_by_name['city']._serialized_options = b'\352\307\030\004\010\001\030d'
+  _globals['_ADDRESS'].fields_by_name['postal_code']._loaded_options = None
+  _globals['_ADDRESS'].fields_by_name['postal_code']._serialized_options = b'\352\307\030\004\010\001\030\024'
+  _globals['_ADDRESS'].fields_by_name['country']._loaded_options = None
+  _globals['_ADDRESS'].fields_by_name['country']._serialized_options = b'\352\307\030\tJ\007country'
+  _globals['_ADDRESS'].fields_by_name['state']._loaded_options = None
+  _globals['_ADDRESS'].fields_by_name['state']._serialized_options = b'\352\307\030\004\030d`\001'
+  _globals['_PAGEREQUEST'].fields_by_name['limit']._loaded_options = None
+  _globals['_PAGEREQUEST'].fields_by_name['limit']._serialized_options = b'\352\307\030\0020\001'
+  _globals['_PAGEREQUEST'].fields_by_name['cursor']._loaded_options = None
+  _globals['_PAGEREQUEST'].fields_by_name['cursor']._serialized_options = b'\352\307\030\003\030\350\007'
+  _globals['_DAILYTOTALS'].fields_by_name['date']._loaded_options = None
+  _globals['_DAILYTOTALS'].fields_by_name['date']._serialized_options = b'\352\307\030\002h\001'
+  _globals['_DAILYTOTALS'].fields_by_name['currency']._loaded_options = None
+  _globals['_DAILYTOTALS'].fields_by_name['currency']._serialized_options = b'\352\307\030\002`\001'
+  _globals['_ADDRESS']._serialized_start=87
+  _globals['_ADDRESS']._serialized_end=260
+  _globals['_PAGEREQUEST']._serialized_start=262
+  _globals['_PAGEREQUEST']._serialized_end=323
+  _globals['_DAILYTOTALS']._serialized_start=326
+  _globals['_DAILYTOTALS']._serialized_end=527
 # @@protoc_insertion_point(module_scope)

@@ -33,7 +33,7 @@ class Address(_message.Message):
     city: _builtins.str
     postal_code: _builtins.str
     country: _builtins.str
-    """ISO 3166-1 alpha-2, upper case."""
+    """ISO 3166-1 alpha-2 (upper case when answered); the organisation's when empty."""
     state: _builtins.str
     def __init__(
         self,
@@ -62,7 +62,7 @@ class PageRequest(_message.Message):
     LIMIT_FIELD_NUMBER: _builtins.int
     CURSOR_FIELD_NUMBER: _builtins.int
     limit: _builtins.int
-    """1..100; 0 means the default (20)."""
+    """1..100 (runtime.pagination; book entries: 1..1000); 0 means the default (20)."""
     cursor: _builtins.str
     """Opaque cursor returned as next_cursor by the previous page."""
     def __init__(
@@ -96,7 +96,7 @@ class DailyTotals(_message.Message):
     DISPUTED_FIELD_NUMBER: _builtins.int
     DISPUTES_LOST_FIELD_NUMBER: _builtins.int
     date: _builtins.str
-    """YYYY-MM-DD in the organisation's time zone."""
+    """YYYY-MM-DD in the organisation's time zone (left out of a range's totals)."""
     count: _builtins.int
     gross: _builtins.int
     fees: _builtins.int

@@ -21,6 +21,131 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _PaymentMethod:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PaymentMethodEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PaymentMethod.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PAYMENT_METHOD_UNSPECIFIED: _PaymentMethod.ValueType  # 0
+    PAYMENT_METHOD_CARD_PRESENT: _PaymentMethod.ValueType  # 1
+    PAYMENT_METHOD_CARD: _PaymentMethod.ValueType  # 2
+    PAYMENT_METHOD_SEPA_DEBIT: _PaymentMethod.ValueType  # 3
+
+class PaymentMethod(_PaymentMethod, metaclass=_PaymentMethodEnumTypeWrapper):
+    """A payment method a payment is created with."""
+
+PAYMENT_METHOD_UNSPECIFIED: PaymentMethod.ValueType  # 0
+PAYMENT_METHOD_CARD_PRESENT: PaymentMethod.ValueType  # 1
+PAYMENT_METHOD_CARD: PaymentMethod.ValueType  # 2
+PAYMENT_METHOD_SEPA_DEBIT: PaymentMethod.ValueType  # 3
+Global___PaymentMethod: _TypeAlias = PaymentMethod  # noqa: Y015
+
+class _OfflineMethod:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _OfflineMethodEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OfflineMethod.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    OFFLINE_METHOD_UNSPECIFIED: _OfflineMethod.ValueType  # 0
+    OFFLINE_METHOD_CASH: _OfflineMethod.ValueType  # 1
+    OFFLINE_METHOD_CARD: _OfflineMethod.ValueType  # 2
+
+class OfflineMethod(_OfflineMethod, metaclass=_OfflineMethodEnumTypeWrapper):
+    """How a sale recorded offline was paid."""
+
+OFFLINE_METHOD_UNSPECIFIED: OfflineMethod.ValueType  # 0
+OFFLINE_METHOD_CASH: OfflineMethod.ValueType  # 1
+OFFLINE_METHOD_CARD: OfflineMethod.ValueType  # 2
+Global___OfflineMethod: _TypeAlias = OfflineMethod  # noqa: Y015
+
+class _CaptureMethod:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CaptureMethodEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CaptureMethod.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CAPTURE_METHOD_UNSPECIFIED: _CaptureMethod.ValueType  # 0
+    CAPTURE_METHOD_AUTOMATIC: _CaptureMethod.ValueType  # 1
+    CAPTURE_METHOD_MANUAL: _CaptureMethod.ValueType  # 2
+
+class CaptureMethod(_CaptureMethod, metaclass=_CaptureMethodEnumTypeWrapper): ...
+
+CAPTURE_METHOD_UNSPECIFIED: CaptureMethod.ValueType  # 0
+CAPTURE_METHOD_AUTOMATIC: CaptureMethod.ValueType  # 1
+CAPTURE_METHOD_MANUAL: CaptureMethod.ValueType  # 2
+Global___CaptureMethod: _TypeAlias = CaptureMethod  # noqa: Y015
+
+class _RefundReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RefundReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RefundReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REFUND_REASON_UNSPECIFIED: _RefundReason.ValueType  # 0
+    REFUND_REASON_DUPLICATE: _RefundReason.ValueType  # 1
+    REFUND_REASON_FRAUDULENT: _RefundReason.ValueType  # 2
+    REFUND_REASON_REQUESTED_BY_CUSTOMER: _RefundReason.ValueType  # 3
+
+class RefundReason(_RefundReason, metaclass=_RefundReasonEnumTypeWrapper): ...
+
+REFUND_REASON_UNSPECIFIED: RefundReason.ValueType  # 0
+REFUND_REASON_DUPLICATE: RefundReason.ValueType  # 1
+REFUND_REASON_FRAUDULENT: RefundReason.ValueType  # 2
+REFUND_REASON_REQUESTED_BY_CUSTOMER: RefundReason.ValueType  # 3
+Global___RefundReason: _TypeAlias = RefundReason  # noqa: Y015
+
+class _PaymentStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PaymentStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PaymentStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PAYMENT_STATUS_UNSPECIFIED: _PaymentStatus.ValueType  # 0
+    PAYMENT_STATUS_PENDING: _PaymentStatus.ValueType  # 1
+    PAYMENT_STATUS_REQUIRES_PAYMENT_METHOD: _PaymentStatus.ValueType  # 2
+    PAYMENT_STATUS_REQUIRES_CONFIRMATION: _PaymentStatus.ValueType  # 3
+    PAYMENT_STATUS_REQUIRES_ACTION: _PaymentStatus.ValueType  # 4
+    PAYMENT_STATUS_REQUIRES_CAPTURE: _PaymentStatus.ValueType  # 5
+    PAYMENT_STATUS_PROCESSING: _PaymentStatus.ValueType  # 6
+    PAYMENT_STATUS_SUCCEEDED: _PaymentStatus.ValueType  # 7
+    PAYMENT_STATUS_CANCELED: _PaymentStatus.ValueType  # 8
+    PAYMENT_STATUS_FAILED: _PaymentStatus.ValueType  # 9
+
+class PaymentStatus(_PaymentStatus, metaclass=_PaymentStatusEnumTypeWrapper):
+    """A payment's status; the last three are final."""
+
+PAYMENT_STATUS_UNSPECIFIED: PaymentStatus.ValueType  # 0
+PAYMENT_STATUS_PENDING: PaymentStatus.ValueType  # 1
+PAYMENT_STATUS_REQUIRES_PAYMENT_METHOD: PaymentStatus.ValueType  # 2
+PAYMENT_STATUS_REQUIRES_CONFIRMATION: PaymentStatus.ValueType  # 3
+PAYMENT_STATUS_REQUIRES_ACTION: PaymentStatus.ValueType  # 4
+PAYMENT_STATUS_REQUIRES_CAPTURE: PaymentStatus.ValueType  # 5
+PAYMENT_STATUS_PROCESSING: PaymentStatus.ValueType  # 6
+PAYMENT_STATUS_SUCCEEDED: PaymentStatus.ValueType  # 7
+PAYMENT_STATUS_CANCELED: PaymentStatus.ValueType  # 8
+PAYMENT_STATUS_FAILED: PaymentStatus.ValueType  # 9
+Global___PaymentStatus: _TypeAlias = PaymentStatus  # noqa: Y015
+
+class _RefundStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RefundStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RefundStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REFUND_STATUS_UNSPECIFIED: _RefundStatus.ValueType  # 0
+    REFUND_STATUS_PENDING: _RefundStatus.ValueType  # 1
+    REFUND_STATUS_SUCCEEDED: _RefundStatus.ValueType  # 2
+    REFUND_STATUS_FAILED: _RefundStatus.ValueType  # 3
+
+class RefundStatus(_RefundStatus, metaclass=_RefundStatusEnumTypeWrapper): ...
+
+REFUND_STATUS_UNSPECIFIED: RefundStatus.ValueType  # 0
+REFUND_STATUS_PENDING: RefundStatus.ValueType  # 1
+REFUND_STATUS_SUCCEEDED: RefundStatus.ValueType  # 2
+REFUND_STATUS_FAILED: RefundStatus.ValueType  # 3
+Global___RefundStatus: _TypeAlias = RefundStatus  # noqa: Y015
+
 class _DisputeStatus:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -71,7 +196,6 @@ class Refund(_message.Message):
     currency: _builtins.str
     reason: _builtins.str
     status: _builtins.str
-    """"pending", "succeeded" or "failed"."""
     stripe_refund_id: _builtins.str
     application_fee_refunded: _builtins.int
     failure_reason: _builtins.str
@@ -156,9 +280,6 @@ class Payment(_message.Message):
     """"card_present", "card", "sepa_debit" or "cash"."""
     capture_method: _builtins.str
     status: _builtins.str
-    """"pending", "requires_payment_method", "requires_capture", "processing", "succeeded",
-    "canceled" or "failed".
-    """
     application_fee_amount: _builtins.int
     amount_captured: _builtins.int
     amount_refunded: _builtins.int
@@ -255,9 +376,13 @@ class CreatePaymentRequest(_message.Message):
     organization_id: _builtins.str
     idempotency_key: _builtins.str
     amount: _builtins.int
+    """Minor units, within the bounds GET /v1/config gives."""
     currency: _builtins.str
+    """The organisation's default currency when empty."""
     method: _builtins.str
+    """card_present when empty."""
     capture_method: _builtins.str
+    """automatic when empty."""
     description: _builtins.str
     receipt_email: _builtins.str
     @_builtins.property
@@ -366,9 +491,13 @@ class ListPaymentsRequest(_message.Message):
     status: _builtins.str
     member_id: _builtins.str
     @_builtins.property
-    def from_time(self) -> _timestamp_pb2.Timestamp: ...
+    def from_time(self) -> _timestamp_pb2.Timestamp:
+        """Created at or after this instant."""
+
     @_builtins.property
-    def to_time(self) -> _timestamp_pb2.Timestamp: ...
+    def to_time(self) -> _timestamp_pb2.Timestamp:
+        """Created before this instant."""
+
     @_builtins.property
     def page(self) -> _common_pb2.PageRequest: ...
     def __init__(
@@ -513,7 +642,7 @@ class CreateRefundRequest(_message.Message):
     payment_id: _builtins.str
     idempotency_key: _builtins.str
     amount: _builtins.int
-    """0 refunds everything that is left."""
+    """Everything that is left when absent."""
     reason: _builtins.str
     def __init__(
         self,
@@ -569,7 +698,6 @@ class OfflineItem(_message.Message):
     amount: _builtins.int
     currency: _builtins.str
     method: _builtins.str
-    """"cash" or "card"."""
     stripe_payment_intent_id: _builtins.str
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
@@ -732,6 +860,7 @@ class GetMemberStatsRequest(_message.Message):
     organization_id: _builtins.str
     member_id: _builtins.str
     from_date: _builtins.str
+    """YYYY-MM-DD, inclusive, in the organisation's time zone."""
     to_date: _builtins.str
     def __init__(
         self,

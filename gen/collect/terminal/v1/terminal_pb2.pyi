@@ -9,6 +9,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -19,6 +20,24 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _Platform:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PlatformEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Platform.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PLATFORM_UNSPECIFIED: _Platform.ValueType  # 0
+    PLATFORM_IOS: _Platform.ValueType  # 1
+    PLATFORM_ANDROID: _Platform.ValueType  # 2
+
+class Platform(_Platform, metaclass=_PlatformEnumTypeWrapper):
+    """The platforms Tap to Pay runs on."""
+
+PLATFORM_UNSPECIFIED: Platform.ValueType  # 0
+PLATFORM_IOS: Platform.ValueType  # 1
+PLATFORM_ANDROID: Platform.ValueType  # 2
+Global___Platform: _TypeAlias = Platform  # noqa: Y015
 
 @_typing.final
 class Location(_message.Message):
@@ -154,7 +173,6 @@ class OsFloor(_message.Message):
     MIN_OS_VERSION_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     platform: _builtins.str
-    """"ios" or "android"."""
     country: _builtins.str
     """ISO 3166-1 alpha-2, or "*" for every country (the Android global floor)."""
     min_os_version: _builtins.str
@@ -460,7 +478,7 @@ class CheckTapToPayRequest(_message.Message):
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
     IS_BETA_FIELD_NUMBER: _builtins.int
     platform: _builtins.str
-    """"ios" or "android"."""
+    """A Platform, in any case (the service answers unsupported_platform for another)."""
     model: _builtins.str
     manufacturer: _builtins.str
     os_version: _builtins.str
