@@ -78,8 +78,12 @@ def account_params(org: Organization, account_type: str) -> dict[str, Any]:
 
 
 def _check_url(name: str, value: str, errors: list[FieldError]) -> None:
-    parsed = urlparse(value)
-    if parsed.scheme not in ("https", "http") or not parsed.netloc or len(value) > 2000:
+    try:
+        parsed = urlparse(value)
+        absolute = parsed.scheme in ("https", "http") and bool(parsed.hostname)
+    except ValueError:  # e.g. an unbalanced "[" (urllib: "Invalid IPv6 URL"), a port out of range
+        absolute = False
+    if not absolute or len(value) > 2000:
         errors.append(FieldError(name, "must be an absolute http(s) URL"))
 
 

@@ -42,6 +42,14 @@ async def test_onboarding_through_the_gateway(stack: Stack) -> None:
     )
     assert link.status_code == 200, link.text
     assert link.json()["expires_at"]
+    for bad in ("http://[::1", "http://:80/back", "mailto:treasurer@example.org", "/relative"):
+        refused = await http.post(
+            f"/v1/organizations/{org['id']}/onboarding-link",
+            headers=admin,
+            json={"return_url": RETURN_URL, "refresh_url": bad},
+        )
+        assert refused.status_code == 400, (bad, refused.text)
+        assert [e["field"] for e in refused.json()["errors"]] == ["refresh_url"], refused.text
     async with httpx.AsyncClient() as browser:
         visit = await browser.get(link.json()["url"], follow_redirects=False)
     assert visit.status_code in (302, 303) and visit.headers["location"] == RETURN_URL
