@@ -771,7 +771,11 @@ state.schedules = {};  // organisation id -> the schedule the API answered to th
 let openapiDocument = null;
 async function apiEnum(path, method, name) {  // a closed set as the API declares it (/openapi.json), never a copy
   openapiDocument = openapiDocument || api("GET", "/openapi.json").catch((error) => { openapiDocument = null; throw error; });
-  const operation = (((await openapiDocument).paths || {})[path] || {})[method] || {};
+  // Matched by shape: a path parameter's name ({org_id}, {organization_id}) is the document's business.
+  const shape = (template) => template.replace(/\{[^}]*\}/g, "{}");
+  const paths = (await openapiDocument).paths || {};
+  const found = Object.keys(paths).find((template) => shape(template) === shape(path));
+  const operation = (found ? paths[found] : {})[method] || {};
   const schema = (((operation.requestBody || {}).content || {})["application/json"] || {}).schema || {};
   return ((schema.properties || {})[name] || {}).enum || [];
 }
