@@ -7,12 +7,13 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+import stripe
 from collect.accounts.v1 import accounts_pb2 as accounts_pb
 
 from runtime import audit
 from runtime.clients import call
 from runtime.db import Connection
-from runtime.errors import Conflict, FieldError, InvalidArgument
+from runtime.errors import Conflict, FieldError, InvalidArgument, UpstreamError
 from runtime.inbox import APPLIED, IGNORED, InboundEvent
 from runtime.stripe_api import stripe_errors
 from services.banking import auditing, repository
@@ -118,11 +119,20 @@ async def sync_payouts(banking: Banking) -> SyncCounts:
         for account in sorted(accounts):
             params: dict[str, Any] = {"limit": 100}
             while True:
-                with stripe_errors():
-                    page = await banking.stripe.v1.payouts.list_async(
-                        params=params,  # type: ignore[arg-type]
-                        options=_options(account),  # type: ignore[arg-type]
-                    )
+                try:
+                    with stripe_errors():
+                        page = await banking.stripe.v1.payouts.list_async(
+                            params=params,  # type: ignore[arg-type]
+                            options=_options(account),  # type: ignore[arg-type]
+                        )
+                except UpstreamError as error:
+                    # An account that left the platform (access revoked, deleted) answers 403
+                    # account_invalid: the other organisations' payouts are still pulled.
+                    if account and isinstance(error.__cause__, stripe.PermissionError):
+                        counts.inaccessible += 1
+                        log.warning("payouts of %s not pulled: the platform has no access to it", account)
+                        break
+                    raise
                 for payout in page.data:
                     counts.fetched += 1
                     outcome = await _store(banking, conn, payout_fields(payout.to_dict(), account), None)

@@ -249,7 +249,12 @@ class BankingServicer(banking_pb2_grpc.BankingServiceServicer):
     ) -> pb.SyncPayoutsResponse:
         require_caller(min_role=PLATFORM_ADMIN)
         counts = await payouts.sync_payouts(self._banking)
-        return pb.SyncPayoutsResponse(fetched=counts.fetched, inserted=counts.inserted, updated=counts.updated)
+        return pb.SyncPayoutsResponse(
+            fetched=counts.fetched,
+            inserted=counts.inserted,
+            updated=counts.updated,
+            inaccessible_accounts=counts.inaccessible,
+        )
 
     async def ListPayouts(
         self, request: pb.ListPayoutsRequest, context: grpc.aio.ServicerContext

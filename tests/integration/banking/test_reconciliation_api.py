@@ -135,6 +135,25 @@ async def test_payouts_pulled_from_stripe(bank_stack: Stack) -> None:
     assert any(p["stripe_payout_id"] == payout.id and p["organization_id"] == org.id for p in stored)
 
 
+async def test_an_account_gone_from_the_platform_does_not_stop_the_payouts_sync(bank_stack: Stack) -> None:
+    stack = bank_stack
+    admin = await stack.admin_headers()
+    gone, kept = await onboarded_organization(stack), await onboarded_organization(stack)
+    assert gone.stripe_account_id and kept.stripe_account_id
+    await sell(stack, kept, [2500])
+    client = stack.extras["stripe_sandbox"].client(stripe_account=kept.stripe_account_id)
+    available = (await client.v1.balance.retrieve_async()).available[0].amount
+    payout = await client.v1.payouts.create_async(params={"amount": available, "currency": "eur"})
+    # The first organisation's account is deleted at Stripe: reading it answers 403 account_invalid.
+    await stack.extras["stripe_sandbox"].client().v1.accounts.delete_async(gone.stripe_account_id)
+
+    synced = await stack.http.post("/v1/banking/payouts/sync", headers=admin)
+    assert synced.status_code == 200, synced.text
+    assert synced.json()["inaccessible_accounts"] >= 1
+    stored = (await stack.http.get("/v1/banking/payouts", params={"limit": "100"}, headers=admin)).json()["data"]
+    assert payout.id in {p["stripe_payout_id"] for p in stored}
+
+
 async def test_allocation_rules_are_validated(bank_stack: Stack) -> None:
     stack = bank_stack
     admin = await stack.admin_headers()

@@ -356,19 +356,25 @@ class SyncPayoutsResponse(_message.Message):
     FETCHED_FIELD_NUMBER: _builtins.int
     INSERTED_FIELD_NUMBER: _builtins.int
     UPDATED_FIELD_NUMBER: _builtins.int
+    INACCESSIBLE_ACCOUNTS_FIELD_NUMBER: _builtins.int
     fetched: _builtins.int
     inserted: _builtins.int
     updated: _builtins.int
+    inaccessible_accounts: _builtins.int
+    """Connected accounts whose payouts could not be read: the platform's access was revoked or the
+    account deleted (Stripe's 403 account_invalid); the others were pulled.
+    """
     def __init__(
         self,
         *,
         fetched: _builtins.int = ...,
         inserted: _builtins.int = ...,
         updated: _builtins.int = ...,
+        inaccessible_accounts: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["fetched", b"fetched", "inserted", b"inserted", "updated", b"updated"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fetched", b"fetched", "inaccessible_accounts", b"inaccessible_accounts", "inserted", b"inserted", "updated", b"updated"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
