@@ -17,7 +17,7 @@ from runtime.proto import EnumNames
 from services.accounts import audit_trail
 from services.accounts.connect import Connect, stripe_call
 
-__all__ = ["INTERVALS", "WEEKDAYS", "PayoutSchedule", "update_payout_schedule"]
+__all__ = ["INTERVALS", "WEEKDAYS", "PayoutSchedule", "payout_schedule", "update_payout_schedule"]
 
 INTERVALS = EnumNames(pb.PayoutInterval)
 WEEKDAYS = EnumNames(pb.Weekday)
@@ -81,3 +81,11 @@ async def update_payout_schedule(connect: Connect, organization_id: str, asked: 
             ),
         )
     return answered
+
+
+async def payout_schedule(connect: Connect, organization_id: str) -> PayoutSchedule:
+    """The account's schedule as Stripe has it now."""
+    account_id = (await connect.account_of(organization_id)).account_id
+    async with stripe_call():
+        account = await connect.stripe.v1.accounts.retrieve_async(account_id)
+    return PayoutSchedule.from_stripe(account.to_dict())

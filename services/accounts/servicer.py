@@ -309,6 +309,13 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
         schedule = await payout_schedule.update_payout_schedule(self._connect, organization_id, request.schedule)
         return pb.UpdatePayoutScheduleResponse(schedule=schedule.message())
 
+    async def GetPayoutSchedule(
+        self, request: pb.GetPayoutScheduleRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetPayoutScheduleResponse:
+        organization_id = organization_scope(require_caller(min_role=ORG_ADMIN), request.organization_id)
+        schedule = await payout_schedule.payout_schedule(self._connect, organization_id)
+        return pb.GetPayoutScheduleResponse(schedule=schedule.message())
+
     # For the other services --------------------------------------------------------------------
 
     async def GetPaymentPolicy(

@@ -767,7 +767,7 @@ Object.assign(WORDS, {
   failed_payouts: ["Virements en échec", "Failed payouts"], failure: ["Motif de l'échec", "Failure reason"], created: ["Créé", "Created"],
 });
 ROUTES.push([/^\/console\/organizations\/([^/]+)\/payouts$/, payoutsPage, "admin"], [/^\/console\/organizations\/([^/]+)\/books$/, booksPage, "admin"]);
-state.schedules = {};  // organisation id -> the schedule the API answered to this page's last change
+state.schedules = {};  // organisation id -> its payout schedule as the API last answered it
 let openapiDocument = null;
 async function apiEnum(path, method, name) {  // a closed set as the API declares it (/openapi.json), never a copy
   openapiDocument = openapiDocument || api("GET", "/openapi.json").catch((error) => { openapiDocument = null; throw error; });
@@ -817,6 +817,8 @@ async function payoutsPage(main, orgId) {
 async function scheduleForm(orgId) {
   const path = "/v1/organizations/{org_id}/payout-schedule";
   const [intervals, weekdays] = await Promise.all([apiEnum(path, "patch", "interval"), apiEnum(path, "patch", "weekly_anchor")]);
+  // As Stripe has it now (a failed read leaves it unknown: the form still offers every choice).
+  state.schedules[orgId] = await api("GET", `/v1/organizations/${orgId}/payout-schedule`).catch(() => state.schedules[orgId]);
   const known = state.schedules[orgId];
   const interval = h("select", {}, intervals.map((v) => h("option", { value: v, selected: known && known.interval === v }, t(v))));
   const anchor = h("select", {}, weekdays.map((v) => h("option", { value: v, selected: known && known.weekly_anchor === v }, t(v))));
@@ -837,7 +839,7 @@ async function scheduleForm(orgId) {
 }
 function manualPayoutForm(orgId, org) {
   const known = state.schedules[orgId];
-  // Unknown (the API has no read of the schedule): offered, and the API's 409 says when it is not manual.
+  // Unknown (its read failed): offered, and the API's 409 says when it is not manual.
   if (known && known.interval !== "manual") return h("p", { class: "card muted", id: "manual-payout" }, t("manual_only"));
   const currency = org.default_currency || "eur";
   const amount = h("input", { inputmode: "decimal", placeholder: "—" });

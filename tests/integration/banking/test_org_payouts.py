@@ -87,6 +87,13 @@ async def test_the_schedule_is_set_at_stripe_and_an_automatic_one_refuses_manual
     assert weekly.json()["interval"] == "weekly" and weekly.json()["weekly_anchor"] == "friday"
     account = await stack.extras["stripe_sandbox"].client().v1.accounts.retrieve_async(org.stripe_account_id)
     assert account.settings.payouts.schedule.interval == "weekly"
+    read = await stack.http.get(url, headers=org.admin_headers)
+    assert read.status_code == 200 and read.json()["weekly_anchor"] == "friday", read.text
+    assert (await stack.http.get(url, headers=org.agent_headers)).status_code == 403
+    other = await onboarded_organization(stack, onboard=False)
+    assert (await stack.http.get(url, headers=other.admin_headers)).status_code == 404
+    # An agent is refused before its body is read, whatever the body.
+    assert (await stack.http.patch(url, headers=org.agent_headers, content=b"\xff")).status_code == 403
 
     refused = await _payout(stack, org.id, org.admin_headers, uuid.uuid4().hex)
     assert refused.status_code == 409 and refused.json()["code"] == "payout_schedule_not_manual", refused.text

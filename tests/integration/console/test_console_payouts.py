@@ -86,6 +86,9 @@ async def test_an_org_admin_sees_a_failed_payout_pays_out_once_downloads_its_fec
     await schedule.locator("#save-schedule").click()
     await expect(page.locator("#schedule-now")).to_contain_text("hebdomadaire (vendredi)", timeout=WAIT)
     await expect(page.locator("#pay-out-now")).to_have_count(0)
+    await page.reload()  # read back from Stripe, not remembered by the page
+    await expect(page.locator("#schedule-now")).to_contain_text("hebdomadaire (vendredi)", timeout=WAIT)
+    await expect(page.locator("#pay-out-now")).to_have_count(0)
     await page.locator("#payout-schedule").get_by_label("Fréquence").select_option("manual")
     await expect(page.locator("#payout-schedule").get_by_label("Jour de la semaine")).to_be_hidden()
     await page.locator("#save-schedule").click()

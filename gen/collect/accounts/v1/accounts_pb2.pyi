@@ -1365,6 +1365,45 @@ class UpdatePayoutScheduleResponse(_message.Message):
 Global___UpdatePayoutScheduleResponse: _TypeAlias = UpdatePayoutScheduleResponse  # noqa: Y015
 
 @_typing.final
+class GetPayoutScheduleRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPayoutScheduleRequest: _TypeAlias = GetPayoutScheduleRequest  # noqa: Y015
+
+@_typing.final
+class GetPayoutScheduleResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCHEDULE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def schedule(self) -> Global___PayoutSchedule: ...
+    def __init__(
+        self,
+        *,
+        schedule: Global___PayoutSchedule | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["schedule", b"schedule"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["schedule", b"schedule"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPayoutScheduleResponse: _TypeAlias = GetPayoutScheduleResponse  # noqa: Y015
+
+@_typing.final
 class AuditEntry(_message.Message):
     """One action of the audit trail: who did what to which objects, when, in which request.
     Ids, roles, amounts and statuses only: never e-mails, names or card data.

@@ -132,6 +132,11 @@ class AccountsServiceStub:
                 request_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.UpdatePayoutScheduleRequest.SerializeToString,
                 response_deserializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.UpdatePayoutScheduleResponse.FromString,
                 _registered_method=True)
+        self.GetPayoutSchedule = channel.unary_unary(
+                '/collect.accounts.v1.AccountsService/GetPayoutSchedule',
+                request_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.GetPayoutScheduleRequest.SerializeToString,
+                response_deserializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.GetPayoutScheduleResponse.FromString,
+                _registered_method=True)
         self.AppendAuditEntries = channel.unary_unary(
                 '/collect.accounts.v1.AccountsService/AppendAuditEntries',
                 request_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.AppendAuditEntriesRequest.SerializeToString,
@@ -286,6 +291,13 @@ class AccountsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPayoutSchedule(self, request, context):
+        """The payout schedule as Stripe has it now (Stripe holds it; no copy here to drift).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def AppendAuditEntries(self, request, context):
         """The audit trail (internal callers only): chains the records a service forwards from its
         audit outbox, each in its organisation's hash chain (or the platform's). Idempotent by the
@@ -409,6 +421,11 @@ def add_AccountsServiceServicer_to_server(servicer, server):
                     servicer.UpdatePayoutSchedule,
                     request_deserializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.UpdatePayoutScheduleRequest.FromString,
                     response_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.UpdatePayoutScheduleResponse.SerializeToString,
+            ),
+            'GetPayoutSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPayoutSchedule,
+                    request_deserializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.GetPayoutScheduleRequest.FromString,
+                    response_serializer=collect_dot_accounts_dot_v1_dot_accounts__pb2.GetPayoutScheduleResponse.SerializeToString,
             ),
             'AppendAuditEntries': grpc.unary_unary_rpc_method_handler(
                     servicer.AppendAuditEntries,
@@ -942,6 +959,33 @@ class AccountsService:
             '/collect.accounts.v1.AccountsService/UpdatePayoutSchedule',
             collect_dot_accounts_dot_v1_dot_accounts__pb2.UpdatePayoutScheduleRequest.SerializeToString,
             collect_dot_accounts_dot_v1_dot_accounts__pb2.UpdatePayoutScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPayoutSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/collect.accounts.v1.AccountsService/GetPayoutSchedule',
+            collect_dot_accounts_dot_v1_dot_accounts__pb2.GetPayoutScheduleRequest.SerializeToString,
+            collect_dot_accounts_dot_v1_dot_accounts__pb2.GetPayoutScheduleResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -75,6 +75,8 @@ class AccountsServiceStub:
     """Maps a connected account id (from a Connect event) to its organisation."""
     UpdatePayoutSchedule: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.UpdatePayoutScheduleRequest, _accounts_pb2.UpdatePayoutScheduleResponse]
     """When Stripe pays out the organisation's balance: daily, weekly or only when asked (manual)."""
+    GetPayoutSchedule: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.GetPayoutScheduleRequest, _accounts_pb2.GetPayoutScheduleResponse]
+    """The payout schedule as Stripe has it now (Stripe holds it; no copy here to drift)."""
     AppendAuditEntries: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.AppendAuditEntriesRequest, _accounts_pb2.AppendAuditEntriesResponse]
     """The audit trail (internal callers only): chains the records a service forwards from its
     audit outbox, each in its organisation's hash chain (or the platform's). Idempotent by the
@@ -137,6 +139,8 @@ class AccountsServiceAsyncStub(AccountsServiceStub):
     """Maps a connected account id (from a Connect event) to its organisation."""
     UpdatePayoutSchedule: _aio.UnaryUnaryMultiCallable[_accounts_pb2.UpdatePayoutScheduleRequest, _accounts_pb2.UpdatePayoutScheduleResponse]  # type: ignore[assignment]
     """When Stripe pays out the organisation's balance: daily, weekly or only when asked (manual)."""
+    GetPayoutSchedule: _aio.UnaryUnaryMultiCallable[_accounts_pb2.GetPayoutScheduleRequest, _accounts_pb2.GetPayoutScheduleResponse]  # type: ignore[assignment]
+    """The payout schedule as Stripe has it now (Stripe holds it; no copy here to drift)."""
     AppendAuditEntries: _aio.UnaryUnaryMultiCallable[_accounts_pb2.AppendAuditEntriesRequest, _accounts_pb2.AppendAuditEntriesResponse]  # type: ignore[assignment]
     """The audit trail (internal callers only): chains the records a service forwards from its
     audit outbox, each in its organisation's hash chain (or the platform's). Idempotent by the
@@ -310,6 +314,14 @@ class AccountsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_accounts_pb2.UpdatePayoutScheduleResponse, _abc.Awaitable[_accounts_pb2.UpdatePayoutScheduleResponse]]:
         """When Stripe pays out the organisation's balance: daily, weekly or only when asked (manual)."""
+
+    @_abc_1.abstractmethod
+    def GetPayoutSchedule(
+        self,
+        request: _accounts_pb2.GetPayoutScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.GetPayoutScheduleResponse, _abc.Awaitable[_accounts_pb2.GetPayoutScheduleResponse]]:
+        """The payout schedule as Stripe has it now (Stripe holds it; no copy here to drift)."""
 
     @_abc_1.abstractmethod
     def AppendAuditEntries(
