@@ -53,39 +53,39 @@ async def test_a_generated_client_signs_in_sells_refunds_and_reads_stats(
     generated = _generate(document, tmp_path)
     models, client_module = generated["models"], generated["client"]
 
-    anonymous = client_module.Client(base_url=stack.gateway_url)
-    token = await generated["api.accounts.authenticate"].asyncio(
-        client=anonymous, body=models.AuthenticateBody(email=org.admin_email, password=org.password)
-    )
-    assert isinstance(token, models.AuthenticateResponse), token
-    assert token.token_type == "bearer" and token.member.organization_id == org.id
-    signed_in = client_module.AuthenticatedClient(base_url=stack.gateway_url, token=token.access_token)
+    # Each client holds an httpx connection pool: closed when done (no socket left to the collector).
+    async with client_module.Client(base_url=stack.gateway_url) as anonymous:
+        token = await generated["api.accounts.authenticate"].asyncio(
+            client=anonymous, body=models.AuthenticateBody(email=org.admin_email, password=org.password)
+        )
+        assert isinstance(token, models.AuthenticateResponse), token
+        assert token.token_type == "bearer" and token.member.organization_id == org.id
+    async with client_module.AuthenticatedClient(base_url=stack.gateway_url, token=token.access_token) as signed_in:
+        payment = await generated["api.payments.create_payment"].asyncio(
+            client=signed_in,
+            body=models.CreatePaymentBody(amount=2500, currency="eur", description="generated client"),
+            idempotency_key=str(uuid.uuid4()),
+        )
+        assert isinstance(payment, models.CreatePaymentResponse), payment
+        assert payment.amount == 2500 and payment.status.value == "requires_payment_method"
+        account = stripe_account_for(org, "direct")
+        await confirm(stack, payment.to_dict(), account)
+        assert (await settle(stack, org, payment.to_dict(), account))["status"] == "succeeded"
 
-    payment = await generated["api.payments.create_payment"].asyncio(
-        client=signed_in,
-        body=models.CreatePaymentBody(amount=2500, currency="eur", description="generated client"),
-        idempotency_key=str(uuid.uuid4()),
-    )
-    assert isinstance(payment, models.CreatePaymentResponse), payment
-    assert payment.amount == 2500 and payment.status.value == "requires_payment_method"
-    account = stripe_account_for(org, "direct")
-    await confirm(stack, payment.to_dict(), account)
-    assert (await settle(stack, org, payment.to_dict(), account))["status"] == "succeeded"
+        refund = await generated["api.payments.create_refund"].asyncio(
+            payment.id,
+            client=signed_in,
+            body=models.CreateRefundBody(amount=1000, reason=models.CreateRefundBodyReason("requested_by_customer")),
+            idempotency_key=str(uuid.uuid4()),
+        )
+        assert isinstance(refund, models.Refund), refund
+        assert refund.amount == 1000 and refund.payment_id == payment.id
 
-    refund = await generated["api.payments.create_refund"].asyncio(
-        payment.id,
-        client=signed_in,
-        body=models.CreateRefundBody(amount=1000, reason=models.CreateRefundBodyReason("requested_by_customer")),
-        idempotency_key=str(uuid.uuid4()),
-    )
-    assert isinstance(refund, models.Refund), refund
-    assert refund.amount == 1000 and refund.payment_id == payment.id
+        stats = await generated["api.payments.get_organization_stats"].asyncio(org.id, client=signed_in)
+        assert isinstance(stats, models.GetOrganizationStatsResponse), stats
+        assert stats.totals.gross >= 2500 and stats.totals.refunded >= 1000
 
-    stats = await generated["api.payments.get_organization_stats"].asyncio(org.id, client=signed_in)
-    assert isinstance(stats, models.GetOrganizationStatsResponse), stats
-    assert stats.totals.gross >= 2500 and stats.totals.refunded >= 1000
-
-    refused = await generated["api.payments.create_refund"].asyncio(
-        payment.id, client=signed_in, body=models.CreateRefundBody(amount=10**9), idempotency_key=str(uuid.uuid4())
-    )
-    assert isinstance(refused, models.Problem) and refused.status == 409, refused
+        refused = await generated["api.payments.create_refund"].asyncio(
+            payment.id, client=signed_in, body=models.CreateRefundBody(amount=10**9), idempotency_key=str(uuid.uuid4())
+        )
+        assert isinstance(refused, models.Problem) and refused.status == 409, refused
