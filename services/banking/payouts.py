@@ -110,9 +110,14 @@ async def apply_payout_event(banking: Banking, conn: Connection, event: InboundE
     return APPLIED
 
 
-async def sync_payouts(banking: Banking) -> SyncCounts:
+@dataclasses.dataclass
+class PayoutSyncCounts(SyncCounts):
+    inaccessible_accounts: int = 0  # connected accounts the platform can no longer read
+
+
+async def sync_payouts(banking: Banking) -> PayoutSyncCounts:
     """Pulls the payouts of the platform and of every known connected account from Stripe."""
-    counts = SyncCounts()
+    counts = PayoutSyncCounts()
     await banking.organization_names()  # learns connected accounts of every organisation
     async with banking.pool.acquire() as conn:
         accounts = {"", *banking.connected_accounts, *await repository.known_accounts(conn)}
@@ -129,7 +134,7 @@ async def sync_payouts(banking: Banking) -> SyncCounts:
                     # An account that left the platform (access revoked, deleted) answers 403
                     # account_invalid: the other organisations' payouts are still pulled.
                     if account and isinstance(error.__cause__, stripe.PermissionError):
-                        counts.inaccessible += 1
+                        counts.inaccessible_accounts += 1
                         log.warning("payouts of %s not pulled: the platform has no access to it", account)
                         break
                     raise

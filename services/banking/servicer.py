@@ -253,7 +253,7 @@ class BankingServicer(banking_pb2_grpc.BankingServiceServicer):
             fetched=counts.fetched,
             inserted=counts.inserted,
             updated=counts.updated,
-            inaccessible_accounts=counts.inaccessible,
+            inaccessible_accounts=counts.inaccessible_accounts,
         )
 
     async def ListPayouts(

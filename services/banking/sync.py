@@ -29,7 +29,6 @@ class SyncCounts:
     fetched: int = 0
     inserted: int = 0
     updated: int = 0
-    inaccessible: int = 0  # connected accounts the platform can no longer read (payouts sync)
 
 
 @contextlib.contextmanager
