@@ -422,7 +422,7 @@ async function salesPage(main, orgId) {
   const method = h("select", {}, h("option", { value: "" }, t("all")), METHODS.map((v) => h("option", { value: v, selected: params.get("method") === v }, v)));
   const status = h("select", {}, h("option", { value: "" }, t("all")), PAYMENT_STATUSES.map((v) => h("option", { value: v, selected: params.get("status") === v }, v)));
   const body = h("tbody", {});
-  const seen = new Set();
+  const seen = new Map();  // payment id -> the status last shown: the ranking follows new sales and changed ones
   let first = true;
   const rankingBox = h("div", {});
   const updateRanking = async () => { if (isAdmin()) rankingBox.replaceChildren(await ranking(orgId, org, members)); };
@@ -434,11 +434,12 @@ async function salesPage(main, orgId) {
     }
     const page = await api("GET", `/v1/payments?limit=100${scope}${agent.value ? "&member_id=" + agent.value : ""}${status.value ? "&status=" + status.value : ""}${window}`, undefined, { background });
     const shown = page.data.filter((p) => (!method.value || p.method === method.value) && (!day.value || p.local_date === day.value));
-    let arrived = false;
+    let arrived = false, changed = false;
     body.replaceChildren(...(shown.length ? shown.map((p) => {
       const fresh = !first && !seen.has(p.id);
       arrived = arrived || fresh;
-      seen.add(p.id);
+      changed = changed || (seen.has(p.id) && seen.get(p.id) !== p.status);
+      seen.set(p.id, p.status);
       return h("tr", { class: fresh ? "new" : null, "data-payment": p.id },
         h("td", {}, h("a", { href: `/console/organizations/${orgId}/payments/${p.id}`, "data-nav": true }, when(p.created_at))),
         num(money(p.amount, p.currency)), h("td", {}, p.method, p.local_id ? h("span", { class: "badge" }, " " + t("offline")) : null),
@@ -446,7 +447,7 @@ async function salesPage(main, orgId) {
         num(p.amount_refunded ? money(p.amount_refunded, p.currency) : ""), h("td", {}, names[p.member_id] || (p.member_id === state.member.id ? state.member.email : "")));
     }) : [h("tr", {}, h("td", { colspan: 6, class: "muted" }, t("no_data")))]));
     first = false;
-    if (arrived) await updateRanking();
+    if (arrived || changed) await updateRanking();
   }
   const onFilter = () => {
     const q = qs({ agent: agent.value, day: day.value, method: method.value, status: status.value });

@@ -133,8 +133,9 @@ async def test_a_sale_appears_in_the_feed_without_reload_then_a_refund(console: 
     row = page.locator(f'#feed tr[data-payment="{payment["id"]}"]')
     await expect(row).to_contain_text("25,00", timeout=WAIT)
     assert await page.evaluate("window.sameDocument") is True  # no reload
-    await expect(page.locator("#ranking")).to_contain_text("Agent")
-    await expect(page.locator("#ranking svg rect")).to_have_count(1)
+    # The ranking follows with the feed's next refresh of the stats.
+    await expect(page.locator("#ranking")).to_contain_text("Agent", timeout=WAIT)
+    await expect(page.locator("#ranking svg rect")).to_have_count(1, timeout=WAIT)
     await console.shot("sales")
     await page.set_viewport_size({"width": 375, "height": 800})
     await console.shot("sales-phone")
