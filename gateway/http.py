@@ -74,8 +74,8 @@ async def raw_body(request: Request) -> bytes:
 async def json_body(request: Request) -> dict[str, Any]:
     """The JSON object in the body; 413 over the limit, 400 when it is not a JSON object."""
     raw = await raw_body(request)
-    if not raw.strip():
-        return {}
+    if not raw:
+        return {}  # no body: every field absent (whitespace alone is not a JSON document)
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
