@@ -244,7 +244,7 @@ class BankingServicer(banking_pb2_grpc.BankingServiceServicer):
         self, request: pb.ListBankTransactionsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListBankTransactionsResponse:
         require_caller(min_role=PLATFORM_ADMIN)
-        size = page_limit(request.limit)
+        size = page_limit(request.page.limit)
         if request.reconciled not in ("", "true", "false"):
             raise InvalidArgument(
                 "reconciled must be true or false",
@@ -254,7 +254,7 @@ class BankingServicer(banking_pb2_grpc.BankingServiceServicer):
         reconciled = None if not request.reconciled else request.reconciled == "true"
         async with self._pool.acquire() as conn:
             rows = await repository.list_bank_transactions(
-                conn, size + 1, decode_cursor(request.cursor, uuid_id=False), reconciled
+                conn, size + 1, decode_cursor(request.page.cursor, uuid_id=False), reconciled
             )
         page, next_cursor = next_page(rows, size, _created_and_id)
         return pb.ListBankTransactionsResponse(
@@ -278,8 +278,8 @@ class BankingServicer(banking_pb2_grpc.BankingServiceServicer):
             if caller.is_platform and not request.organization_id
             else organization_scope(caller, request.organization_id)
         )
-        size = page_limit(request.limit)
-        after = decode_cursor(request.cursor)
+        size = page_limit(request.page.limit)
+        after = decode_cursor(request.page.cursor)
         async with self._pool.acquire() as conn:
             rows = await repository.list_payouts(conn, size + 1, after, organization_id)
         page, next_cursor = next_page(rows, size, _created_and_id)

@@ -3,6 +3,7 @@
 isort:skip_file
 """
 
+from collect.common.v1 import common_pb2 as _common_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -306,24 +307,21 @@ Global___SyncTransactionsResponse: _TypeAlias = SyncTransactionsResponse  # noqa
 class ListBankTransactionsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    LIMIT_FIELD_NUMBER: _builtins.int
-    CURSOR_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
     RECONCILED_FIELD_NUMBER: _builtins.int
-    limit: _builtins.int
-    """1..100; 0 means the default (20)."""
-    cursor: _builtins.str
     reconciled: _builtins.str
     """Only the reconciled ("true") or unreconciled ("false") ones; all when empty."""
+    @_builtins.property
+    def page(self) -> _common_pb2.PageRequest: ...
     def __init__(
         self,
         *,
-        limit: _builtins.int = ...,
-        cursor: _builtins.str = ...,
+        page: _common_pb2.PageRequest | None = ...,
         reconciled: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "limit", b"limit", "reconciled", b"reconciled"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page", b"page", "reconciled", b"reconciled"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -396,24 +394,21 @@ Global___SyncPayoutsResponse: _TypeAlias = SyncPayoutsResponse  # noqa: Y015
 class ListPayoutsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    LIMIT_FIELD_NUMBER: _builtins.int
-    CURSOR_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
-    limit: _builtins.int
-    """1..100; 0 means the default (20)."""
-    cursor: _builtins.str
     organization_id: _builtins.str
     """Only this organisation's payouts; required unless the caller is a platform admin."""
+    @_builtins.property
+    def page(self) -> _common_pb2.PageRequest: ...
     def __init__(
         self,
         *,
-        limit: _builtins.int = ...,
-        cursor: _builtins.str = ...,
+        page: _common_pb2.PageRequest | None = ...,
         organization_id: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "limit", b"limit", "organization_id", b"organization_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "page", b"page"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
