@@ -139,6 +139,10 @@ def read_object(
         raw = data.get(slot.json)
         text = from_text
         if raw is None:
+            if not from_text and slot.json in data and not slot.rules.nullable:
+                # JSON null is taken as absent only where the contract answers null itself.
+                reading.fail(prefix + slot.json, "must not be null")
+                continue
             if slot.rules.required:
                 reading.fail(prefix + slot.json, "is required")
             if not slot.rules.default:

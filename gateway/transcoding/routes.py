@@ -11,11 +11,11 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from collect.common.v1 import options_pb2
 from google.api import annotations_pb2, http_pb2
-from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+from google.protobuf.descriptor import Descriptor, MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
 from starlette.requests import Request
 from starlette.responses import Response
@@ -185,7 +185,8 @@ def read_query(request: Request, message: Message, skip: frozenset[str] = frozen
     """Fills a request message from the query string by its declared rules (one 400 with every
     field error): for hand-written routes that have no JSON answer (the FEC downloads)."""
     reading = Reading()
-    read_object(message.DESCRIPTOR, request.query_params, message, reading, from_text=True, skip=skip)
+    descriptor = cast(Descriptor, message.DESCRIPTOR)
+    read_object(descriptor, request.query_params, message, reading, from_text=True, skip=skip)
     if reading.errors:
         raise ApiError(400, "validation_error", "the request is invalid", reading.errors)
 

@@ -145,6 +145,10 @@ def input_field(slot: Slot) -> dict[str, Any]:
             "additionalProperties": _input_scalar(value),
         }
     item = input_object(slot.message) if slot.message is not None else _input_scalar(slot)
+    if slot.rules.nullable and not slot.repeated and "type" in item:
+        item = {**item, "type": [item["type"], "null"]}  # null reads as absent, as it is answered
+        if "enum" in item:
+            item["enum"] = [*item["enum"], None]
     if slot.repeated:
         if slot.rules.lenient:
             # Any item is taken; the service accepts or rejects each one alone, with its reason.
