@@ -190,6 +190,8 @@ class Fields:
     def instant(self, name: str, *, required: bool = False) -> datetime | None:
         """An RFC 3339 timestamp with its offset, in the supported range (runtime.dates)."""
         value = self.text(name, required=required, max_len=40)
+        if not value and self._data.get(name) == "":
+            self._error(name, "must be an RFC 3339 timestamp")  # sent empty: leave it out for no bound
         return self._parsed(parse_instant, name, value)
 
     def _parsed(self, parse: Callable[[str, str], T | None], name: str, value: str) -> T | None:

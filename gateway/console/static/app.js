@@ -773,7 +773,7 @@ async function apiEnum(path, method, name) {  // a closed set as the API declare
   openapiDocument = openapiDocument || api("GET", "/openapi.json").catch((error) => { openapiDocument = null; throw error; });
   const operation = (((await openapiDocument).paths || {})[path] || {})[method] || {};
   const schema = (((operation.requestBody || {}).content || {})["application/json"] || {}).schema || {};
-  return ((schema.properties || {})[name] || {}).enum || [];
+  return (((schema.properties || {})[name] || {}).enum || []).filter((value) => value !== null);  // null: "left out"
 }
 const day = (stamp) => (stamp ? new Intl.DateTimeFormat(locale(), { dateStyle: "short" }).format(new Date(stamp)) : "—");
 const failureText = (p) => [p.failure_message, p.failure_code && `(${p.failure_code})`].filter(Boolean).join(" ");
@@ -811,7 +811,7 @@ async function payoutsPage(main, orgId) {
     await scheduleForm(orgId), manualPayoutForm(orgId, org));
 }
 async function scheduleForm(orgId) {
-  const path = "/v1/organizations/{org_id}/payout-schedule";
+  const path = "/v1/organizations/{organization_id}/payout-schedule";  // as /openapi.json names it
   const [intervals, weekdays] = await Promise.all([apiEnum(path, "patch", "interval"), apiEnum(path, "patch", "weekly_anchor")]);
   const known = state.schedules[orgId];
   const interval = h("select", {}, intervals.map((v) => h("option", { value: v, selected: known && known.interval === v }, t(v))));
