@@ -78,11 +78,7 @@ def account_params(org: Organization, account_type: str) -> dict[str, Any]:
 
 
 def _check_url(name: str, value: str, errors: list[FieldError]) -> None:
-    try:
-        parsed = urlparse(value)
-    except ValueError:  # "http://[" : urllib refuses a malformed IPv6 host
-        errors.append(FieldError(name, "must be an absolute http(s) URL"))
-        return
+    parsed = urlparse(value)
     if parsed.scheme not in ("https", "http") or not parsed.netloc or len(value) > 2000:
         errors.append(FieldError(name, "must be an absolute http(s) URL"))
 

@@ -811,7 +811,7 @@ async function payoutsPage(main, orgId) {
     await scheduleForm(orgId), manualPayoutForm(orgId, org));
 }
 async function scheduleForm(orgId) {
-  const path = "/v1/organizations/{organization_id}/payout-schedule";  // as /openapi.json names it
+  const path = "/v1/organizations/{org_id}/payout-schedule";
   const [intervals, weekdays] = await Promise.all([apiEnum(path, "patch", "interval"), apiEnum(path, "patch", "weekly_anchor")]);
   const known = state.schedules[orgId];
   const interval = h("select", {}, intervals.map((v) => h("option", { value: v, selected: known && known.interval === v }, t(v))));
