@@ -74,8 +74,8 @@ async def raw_body(request: Request) -> bytes:
 async def json_body(request: Request) -> dict[str, Any]:
     """The JSON object in the body; 413 over the limit, 400 when it is not a JSON object."""
     raw = await raw_body(request)
-    if not raw.strip():
-        return {}
+    if not raw:
+        return {}  # no body: every field absent (whitespace alone is not a JSON document)
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -190,6 +190,8 @@ class Fields:
     def instant(self, name: str, *, required: bool = False) -> datetime | None:
         """An RFC 3339 timestamp with its offset, in the supported range (runtime.dates)."""
         value = self.text(name, required=required, max_len=40)
+        if not value and self._data.get(name) == "":
+            self._error(name, "must be an RFC 3339 timestamp")  # sent empty: leave it out for no bound
         return self._parsed(parse_instant, name, value)
 
     def _parsed(self, parse: Callable[[str, str], T | None], name: str, value: str) -> T | None:

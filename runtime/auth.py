@@ -12,16 +12,18 @@ import uuid
 from dataclasses import dataclass
 
 import jwt
+from collect.accounts.v1 import accounts_pb2
 
+from runtime.contract import enum_names
 from runtime.errors import FieldError, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from runtime.settings import Env, SettingsError
 
-AGENT = "agent"
-ORG_ADMIN = "org_admin"
-PLATFORM_ADMIN = "platform_admin"
+# A member's roles are accounts.proto's Role enum (declared once), in rising order of rights.
+ROLES: tuple[str, ...] = enum_names(accounts_pb2.Role.DESCRIPTOR)
+AGENT, ORG_ADMIN, PLATFORM_ADMIN = ROLES
+# Another service calling on its own behalf: above every member, never a member's role.
 SERVICE = "service"
-ROLES = (AGENT, ORG_ADMIN, PLATFORM_ADMIN)
-_RANK = {AGENT: 1, ORG_ADMIN: 2, PLATFORM_ADMIN: 3, SERVICE: 4}
+_RANK = {**{role: rank for rank, role in enumerate(ROLES, 1)}, SERVICE: len(ROLES) + 1}
 _ALGORITHM = "HS256"
 _CACHE_SIZE = 10_000
 MIN_SECRET_LENGTH = 32

@@ -14,6 +14,7 @@ from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
 from runtime.auth import TokenSigner, current_caller
 from runtime.deadlines import remaining
+from runtime.defaults import DEFAULT_TIMEZONE
 from runtime.logs import REQUEST_ID_KEY, current_request_id
 
 log = logging.getLogger("runtime.clients")
@@ -132,7 +133,7 @@ async def payment_policy(channel: grpc.aio.Channel, organization_id: str) -> Any
     policy.organization_id = policy.organization_id or organization_id
     policy.charge_model = policy.charge_model or "direct"
     policy.default_currency = (policy.default_currency or "eur").lower()
-    policy.timezone = policy.timezone or "Europe/Paris"
+    policy.timezone = policy.timezone or DEFAULT_TIMEZONE
     return policy
 
 

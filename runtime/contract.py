@@ -17,6 +17,7 @@ from collect.common.v1 import options_pb2
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
 
+from runtime.dates import DAY
 from runtime.errors import FieldError, InvalidArgument
 from runtime.proto import enum_value_name
 
@@ -32,7 +33,7 @@ FORMATS = {
     "email": Format(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}", "an e-mail address"),
     "currency": Format(r"[a-z]{3}", "a three-letter ISO 4217 code in lower case"),
     "country": Format(r"[A-Za-z]{2}", "a two-letter ISO 3166-1 country code"),
-    "date": Format(r"\d{4}-\d{2}-\d{2}", "a YYYY-MM-DD day"),
+    "date": Format(DAY.pattern, "a YYYY-MM-DD day"),
 }
 
 

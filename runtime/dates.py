@@ -6,11 +6,17 @@ A date outside the range is refused as bad input instead of overflowing later (a
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 
 from runtime.errors import FieldError, InvalidArgument
 
-__all__ = ["EARLIEST_DAY", "LATEST_DAY", "parse_day", "parse_instant", "supported_instant"]
+__all__ = ["DAY", "EARLIEST_DAY", "INSTANT", "LATEST_DAY", "parse_day", "parse_instant", "supported_instant"]
+
+# The two forms, to the letter (Python's fromisoformat also takes week dates, basic formats and
+# commas, which no other reader of the API would): a day, and an RFC 3339 instant with its offset.
+DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})")
 
 EARLIEST_DAY = date(1970, 1, 1)
 # The last day whose next day exists in every time zone.
@@ -29,7 +35,7 @@ def parse_day(value: str, name: str) -> date | None:
     if not value:
         return None
     try:
-        if len(value) != 10 or not value.isascii():
+        if not DAY.fullmatch(value) or not value.isascii():
             raise ValueError(value)
         day = date.fromisoformat(value)
     except ValueError:
@@ -44,7 +50,7 @@ def parse_instant(value: str, name: str) -> datetime | None:
     if not value:
         return None
     try:
-        if not value.isascii():
+        if not INSTANT.fullmatch(value) or not value.isascii():
             raise ValueError(value)
         moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:

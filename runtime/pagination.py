@@ -10,22 +10,41 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import orjson
+from collect.common.v1 import common_pb2
+from google.protobuf.descriptor import Descriptor
 
+from runtime.contract import rules
 from runtime.dates import supported_instant
 from runtime.errors import FieldError, InvalidArgument
 
 T = TypeVar("T")
 
-DEFAULT_LIMIT = 20
-MAX_LIMIT = 100
+_PAGE = common_pb2.PageRequest.DESCRIPTOR
 
 
-def page_limit(limit: int) -> int:
+def page_limit(limit: int, page: Descriptor = _PAGE) -> int:
+    """The page size a request asks for: its page message's declared default when 0, else within
+    the declared bounds (common.proto's PageRequest unless another page message is named)."""
+    field_rules = rules(page.fields_by_name["limit"])
     if limit == 0:
-        return DEFAULT_LIMIT
-    if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidArgument("limit must be 1..100", "invalid_limit", [FieldError("limit", "must be 1..100")])
+        return int(field_rules.default)
+    low, high = field_rules.minimum or 1, max_limit(page)
+    if not low <= limit <= high:
+        raise InvalidArgument(
+            f"limit must be {low}..{high}", "invalid_limit", [FieldError("limit", f"must be {low}..{high}")]
+        )
     return limit
+
+
+def max_limit(page: Descriptor = _PAGE) -> int:
+    """The largest page a page message declares."""
+    high = rules(page.fields_by_name["limit"]).maximum
+    assert high is not None, page.full_name
+    return high
+
+
+DEFAULT_LIMIT = page_limit(0)
+MAX_LIMIT = max_limit()
 
 
 def encode_cursor(created_at: datetime, row_id: str) -> str:

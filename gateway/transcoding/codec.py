@@ -140,7 +140,11 @@ def read_object(
         text = from_text
         if raw is None:
             if slot.rules.required:
-                reading.fail(prefix + slot.json, "is required")
+                reading.fail(prefix + slot.json, "is required")  # null or left out
+            elif not from_text and slot.json in data and not slot.rules.nullable:
+                # JSON null is taken as absent only where the contract answers null itself.
+                reading.fail(prefix + slot.json, "must not be null")
+                continue
             if not slot.rules.default:
                 continue
             raw, text = slot.rules.default, True
@@ -239,6 +243,8 @@ def _scalar(slot: Slot, raw: Any, reading: Reading, path: str, from_text: bool) 
         if has_control_characters(raw):
             return reading.fail(path, "must not contain control characters")
         if slot.field.message_type is not None:  # Timestamp: RFC 3339 with its offset, in range
+            if not raw:  # sent empty: leave it out for no bound
+                return reading.fail(path, "must be an RFC 3339 timestamp")
             return _parsed(parse_instant, raw, reading, path)
         if kind == _T.TYPE_ENUM:
             if raw not in slot.choices:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from collect.common.v1 import options_pb2
 from google.api import annotations_pb2, http_pb2
-from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+from google.protobuf.descriptor import Descriptor, MethodDescriptor, ServiceDescriptor
+from google.protobuf.message import Message
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -40,6 +41,8 @@ class Operation:
     body: str  # "", "*" or a field name (google.api.HttpRule.body)
     response_body: str
     route: options_pb2.HttpRoute
+    # 0 for the RPC's own mapping, n for its n-th `additional_bindings` (another path, same RPC).
+    binding: int = 0
 
     @property
     def path_fields(self) -> tuple[str, ...]:
@@ -73,20 +76,23 @@ def operations(service: str, descriptor: ServiceDescriptor) -> list[Operation]:
         if not options.HasExtension(annotations_pb2.http):
             continue
         rule: http_pb2.HttpRule = options.Extensions[annotations_pb2.http]
-        verb = rule.WhichOneof("pattern")
-        if verb not in _VERBS:
-            raise ValueError(f"{method.full_name}: unsupported HTTP mapping {verb}")
-        found.append(
-            Operation(
-                service,
-                method,
-                verb,
-                getattr(rule, verb),
-                rule.body,
-                rule.response_body,
-                options.Extensions[options_pb2.http_route],
+        route_options = options.Extensions[options_pb2.http_route]
+        for binding, mapping in enumerate((rule, *rule.additional_bindings)):
+            verb = mapping.WhichOneof("pattern")
+            if verb not in _VERBS:
+                raise ValueError(f"{method.full_name}: unsupported HTTP mapping {verb}")
+            found.append(
+                Operation(
+                    service,
+                    method,
+                    verb,
+                    getattr(mapping, verb),
+                    mapping.body,
+                    mapping.response_body,
+                    route_options,
+                    binding,
+                )
             )
-        )
     return found
 
 
@@ -94,7 +100,10 @@ def route(operation: Operation) -> Route:
     return Route(operation.path, _handler(operation), methods=[operation.verb.upper()], name=operation.method.name)
 
 
-def _handler(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
+def reader(operation: Operation) -> Callable[[Request], Awaitable[Message]]:
+    """What the generic handler does before the call: the caller, its role and organisation, then
+    path, query or body and headers read into the request message (one 400 with every field error).
+    A hand-written variant of a route (the daily report's CSV) reads its request with it."""
     method = operation.method
     request_type = _message_class(method.input_type)
     request_descriptor = method.input_type
@@ -107,18 +116,8 @@ def _handler(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
     address_field = operation.route.client_address
     org_param = operation.route.organization_param
     roles, public = operation.roles, operation.route.public
-    write = writer(method.output_type)
-    headers = [
-        (f.name, rules_header)
-        for f in method.output_type.fields
-        if (rules_header := f.GetOptions().Extensions[options_pb2.rules].header)
-    ]
-    answer_field = operation.response_body
-    write_answer = writer(method.output_type.fields_by_name[answer_field].message_type) if answer_field else write
-    status, service, rpc = operation.status, operation.service, method.name
-    cache_control = operation.route.cache_control
 
-    async def handle(request: Request) -> Response:
+    async def read(request: Request) -> Message:
         if not public:
             found = caller(request)
             # Who may call, and on which organisation, is decided before the body is read.
@@ -147,6 +146,28 @@ def _handler(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
             setattr(message, address_field, client_address(request))
         if reading.errors:
             raise ApiError(400, "validation_error", "the request is invalid", reading.errors)
+        return message
+
+    return read
+
+
+def _handler(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
+    method = operation.method
+    read = reader(operation)
+    write = writer(method.output_type)
+    headers = [
+        (f.name, rules_header)
+        for f in method.output_type.fields
+        if (rules_header := f.GetOptions().Extensions[options_pb2.rules].header)
+    ]
+    answer_field = operation.response_body
+    write_answer = writer(method.output_type.fields_by_name[answer_field].message_type) if answer_field else write
+    status, service, rpc = operation.status, operation.service, method.name
+    cache_control = operation.route.cache_control
+    accepted_when = operation.route.accepted_when
+
+    async def handle(request: Request) -> Response:
+        message = await read(request)
         answer = await getattr(getattr(request.app.state.clients, service), rpc)(message)
         if status == 204:
             return Response(status_code=204)
@@ -154,9 +175,20 @@ def _handler(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
         if cache_control:
             extra["Cache-Control"] = cache_control
         data_out = write_answer(getattr(answer, answer_field)) if answer_field else write(answer)
-        return json_response(data_out, status, extra or None)
+        done = 202 if accepted_when and getattr(answer, accepted_when) else status
+        return json_response(data_out, done, extra or None)
 
     return handle
+
+
+def read_query(request: Request, message: Message, skip: frozenset[str] = frozenset()) -> None:
+    """Fills a request message from the query string by its declared rules (one 400 with every
+    field error): for hand-written routes that have no JSON answer (the FEC downloads)."""
+    reading = Reading()
+    descriptor = cast(Descriptor, message.DESCRIPTOR)
+    read_object(descriptor, request.query_params, message, reading, from_text=True, skip=skip)
+    if reading.errors:
+        raise ApiError(400, "validation_error", "the request is invalid", reading.errors)
 
 
 def _header_value(value: Any) -> str:

@@ -145,6 +145,10 @@ def input_field(slot: Slot) -> dict[str, Any]:
             "additionalProperties": _input_scalar(value),
         }
     item = input_object(slot.message) if slot.message is not None else _input_scalar(slot)
+    if slot.rules.nullable and not slot.repeated and "type" in item:
+        item = {**item, "type": [item["type"], "null"]}  # null reads as absent, as it is answered
+        if "enum" in item:
+            item["enum"] = [*item["enum"], None]
     if slot.repeated:
         if slot.rules.lenient:
             # Any item is taken; the service accepts or rejects each one alone, with its reason.
@@ -193,6 +197,21 @@ def _slot(descriptor: Descriptor, path: str) -> Slot:
     return next(slot for slot in slots(descriptor) if slot.name == head)
 
 
+def query_parameters(request: Descriptor, skip: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+    """A request message's fields as query parameters (also for hand-written routes that read it:
+    the FEC downloads)."""
+    return [
+        {
+            "name": slot.json,
+            "in": "query",
+            "schema": input_field(slot),
+            **({"required": True} if slot.rules.required else {}),
+        }
+        for slot in slots(request)
+        if slot.json not in skip
+    ]
+
+
 def operation_object(operation: Operation, components: Components) -> dict[str, Any]:
     method = operation.method
     route = operation.route
@@ -201,7 +220,10 @@ def operation_object(operation: Operation, components: Components) -> dict[str, 
     tag = route.tag or re.sub(r"Service$", "", method.containing_service.name).lower()
     roles = "any member" if not route.min_role else f"{route.min_role} and above"
     document: dict[str, Any] = {
-        "operationId": method.name[:1].lower() + method.name[1:],
+        # An RPC's additional bindings (another path) are numbered: listPayouts, listPayouts2.
+        "operationId": method.name[:1].lower()
+        + method.name[1:]
+        + (str(operation.binding + 1) if operation.binding else ""),
         "tags": [tag],
         "summary": route.summary or method.name,
         "description": f"Served by `{method.full_name}`; {'public' if route.public else roles}.",
@@ -213,9 +235,7 @@ def operation_object(operation: Operation, components: Components) -> dict[str, 
     if route.idempotency_key:
         parameters.append(IDEMPOTENCY_HEADER)
     if not operation.body:
-        for slot in slots(request):
-            if slot.json not in path_params:
-                parameters.append({"name": slot.json, "in": "query", "schema": input_field(slot)})
+        parameters.extend(query_parameters(request, path_params))
     if parameters:
         document["parameters"] = parameters
     if operation.body:
@@ -224,7 +244,11 @@ def operation_object(operation: Operation, components: Components) -> dict[str, 
             if operation.body == "*"
             else input_object(message_type(request.fields_by_name[operation.body]), path_params)
         )
-        document["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+        # An empty body is every field absent: it may be left out when no field is required.
+        document["requestBody"] = {
+            "required": bool(body.get("required")),
+            "content": {"application/json": {"schema": body}},
+        }
     answer = method.output_type
     if operation.response_body:
         answer = message_type(answer.fields_by_name[operation.response_body])
@@ -234,12 +258,18 @@ def operation_object(operation: Operation, components: Components) -> dict[str, 
         if (header := rules(f).header)
     }
     success: dict[str, Any] = {"description": "OK", "content": {"application/json": {"schema": components.ref(answer)}}}
+    for media_type in route.media_types:
+        success["content"][media_type] = {"schema": {"type": "string"}}
     if operation.status == 204:
         success = {"description": "Done (no content)"}
     if headers:
         success["headers"] = headers
-    statuses = [*ERROR_STATUSES, *(413,) * bool(operation.body), *route.extra_statuses]
-    document["responses"] = {str(operation.status): success, **error_responses(*sorted(set(statuses)))}
+    # Another success (202 when `accepted_when`) answers the same schema.
+    successes = {str(code): success for code in sorted({operation.status, *route.extra_statuses}) if code < 300}
+    if route.accepted_when:
+        successes["202"] = {**success, "description": f"Accepted: recorded, finished later ({route.accepted_when})"}
+    statuses = [*ERROR_STATUSES, *(413,) * bool(operation.body), *(c for c in route.extra_statuses if c >= 300)]
+    document["responses"] = {**successes, **error_responses(*sorted(set(statuses)))}
     if route.public:
         document["security"] = []
     return document

@@ -14,6 +14,7 @@ from starlette.routing import Route
 from gateway.errors import ApiError
 from gateway.http import Fields, caller, json_body, json_response, query_fields, require_role, timestamp_json
 from gateway.openapi import body_schema, error_responses, json_ok
+from runtime.auth import PLATFORM_ADMIN
 from runtime.config import SERVICES
 from runtime.errors import FieldError
 
@@ -52,7 +53,7 @@ def _unreachable(error: grpc.aio.AioRpcError) -> str:
 
 
 async def list_events(request: Request) -> Response:
-    require_role(caller(request), "platform_admin")
+    require_role(caller(request), PLATFORM_ADMIN)
     statuses = request.query_params.getlist("status") or ["failed", "pending"]
     fields = query_fields(request)
     limit = fields.count("limit", default=100, minimum=1, maximum=1000)
@@ -76,7 +77,7 @@ async def list_events(request: Request) -> Response:
 
 
 async def replay_events(request: Request) -> Response:
-    require_role(caller(request), "platform_admin")
+    require_role(caller(request), PLATFORM_ADMIN)
     fields = Fields(await json_body(request))
     service = fields.text("service", required=False, max_len=40)
     event_id = fields.text("event_id", required=False, max_len=255)

@@ -27,6 +27,7 @@ import orjson
 
 from runtime.audit import AuditAnchor
 from runtime.db import create_pool
+from runtime.defaults import DEFAULT_TIMEZONE
 from runtime.errors import DomainError, InvalidArgument
 from runtime.migrations import apply_migrations
 from runtime.money import payment_bounds
@@ -61,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     org.add_argument("--fee-percent-bps", type=int, default=0)
     org.add_argument("--fee-minimum", type=int, default=0, help="minor units")
     org.add_argument("--legal-entity", default="")
-    org.add_argument("--timezone", default="Europe/Paris")
+    org.add_argument("--timezone", default=DEFAULT_TIMEZONE)
 
     commands.add_parser("list-organizations", help="list organisations (JSON lines)")
     commands.add_parser("rotate-keys", help="re-encrypt organisations sealed with an older key")

@@ -17,6 +17,7 @@ from runtime.addresses import Address, address_errors, normalize_address
 from runtime.audit import CHANGED, AuditAnchor, AuditRecord
 from runtime.auth import ROLES
 from runtime.contract import FORMATS, enum_names, rules
+from runtime.defaults import DEFAULT_TIMEZONE
 from runtime.errors import FieldError, InvalidArgument
 from runtime.money import fee_leaves_nothing, is_currency
 from runtime.siren import SIREN_RULE, is_siren
@@ -198,7 +199,7 @@ class NewOrganization:
     fee_minimum: int = 0
     legal_entity: str = ""
     bank_account_iban: str = ""
-    timezone: str = "Europe/Paris"
+    timezone: str = DEFAULT_TIMEZONE
     default_currency: str = "eur"
     siren: str = ""
 

@@ -12,6 +12,7 @@ import asyncpg
 
 from runtime.audit import current_record
 from runtime.db import Connection
+from runtime.defaults import DEFAULT_TIMEZONE
 from runtime.errors import NotFound
 from runtime.notifications import notify
 from runtime.pagination import decode_cursor, next_page, page_limit
@@ -152,7 +153,7 @@ class Organizations:
             fee_minimum=new.fee_minimum,
             legal_entity=new.legal_entity.strip(),
             bank_account_iban=normalize_iban(new.bank_account_iban),
-            timezone=new.timezone or "Europe/Paris",
+            timezone=new.timezone or DEFAULT_TIMEZONE,
             default_currency=(new.default_currency or "eur").lower(),
             siren=new.siren.strip(),
         )

@@ -22,6 +22,7 @@ from runtime.auth import (
     require_caller,
     scoped_caller,
 )
+from runtime.defaults import DEFAULT_TIMEZONE
 from runtime.errors import FieldError, InvalidArgument, NotFound
 from runtime.notifications import ChangeFeed
 from runtime.proto import from_timestamp, to_timestamp
@@ -133,7 +134,7 @@ def _new_organization(request: pb.CreateOrganizationRequest) -> NewOrganization:
         fee_minimum=request.fee_minimum,
         legal_entity=request.legal_entity,
         bank_account_iban=request.bank_account_iban,
-        timezone=request.timezone or "Europe/Paris",
+        timezone=request.timezone or DEFAULT_TIMEZONE,
         default_currency=request.default_currency or "eur",
         siren=request.siren,
     )

@@ -16,7 +16,6 @@ import asyncpg
 import httpx
 import orjson
 from collect.accounts.v1 import accounts_pb2 as accounts_pb
-from collect.common.v1 import common_pb2 as common_pb
 from collect.payments.v1 import payments_pb2 as payments_pb
 
 from runtime import audit
@@ -25,6 +24,7 @@ from runtime.dates import parse_day
 from runtime.errors import Conflict, DomainError, FieldError, InvalidArgument
 from runtime.logs import event
 from runtime.metrics import job_run
+from runtime.pagination import max_limit
 from services.banking import fec, repository
 from services.banking.allocation import AllocationSummary, allocate
 from services.banking.context import REPORT_LOCK, Banking
@@ -36,7 +36,7 @@ from services.banking.sync import advisory_lock, sync_transactions
 log = logging.getLogger("services.banking.reports")
 
 # Book entries asked of Payments per call.
-BOOK_PAGE = 1000
+BOOK_PAGE = max_limit(payments_pb.BookPageRequest.DESCRIPTOR)
 
 
 def report_day(value: str, banking: Banking) -> date:
@@ -69,7 +69,7 @@ async def book_lines(banking: Banking, organization_id: str, first: date, last: 
                 organization_id=organization_id,
                 from_date=first.isoformat(),
                 to_date=last.isoformat(),
-                page=common_pb.PageRequest(limit=BOOK_PAGE, cursor=cursor),
+                page=payments_pb.BookPageRequest(limit=BOOK_PAGE, cursor=cursor),
             ),
         )
         lines += [

@@ -16,7 +16,13 @@ from runtime.errors import FieldError, InvalidArgument
 from runtime.pagination import decode_cursor, next_page, page_limit
 from runtime.proto import to_timestamp
 from services.banking import payouts, pennylane, reconciliation, reports, repository, sync
-from services.banking.allocation import AllocationRule, LegalEntity, allocation_json, validate_allocation
+from services.banking.allocation import (
+    AllocationRule,
+    AllocationSummary,
+    LegalEntity,
+    allocation_json,
+    validate_allocation,
+)
 from services.banking.context import Banking
 from services.banking.daily_report import DailyReport, report_csv
 from services.banking.pennylane_books import DOCUMENTS, PLATFORM, SALES_AS
@@ -77,6 +83,24 @@ def match_message(row: asyncpg.Record) -> pb.ReconciliationMatch:
     )
 
 
+def _entity_messages(allocation: AllocationSummary) -> list[pb.EntityAllocation]:
+    return [
+        pb.EntityAllocation(
+            entity=e.entity, revenue=e.revenue, tax_rate_bps=e.tax_rate_bps, estimated_tax=e.estimated_tax
+        )
+        for e in allocation.entities
+    ]
+
+
+def _tax_message(allocation: AllocationSummary) -> pb.TaxEstimate:
+    return pb.TaxEstimate(
+        estimated_total=allocation.estimated_tax_total,
+        baseline_entity=allocation.baseline_entity,
+        baseline_estimated=allocation.baseline_estimated_tax,
+        difference=allocation.tax_difference,
+    )
+
+
 def report_message(report: DailyReport) -> pb.DailyReport:
     allocation = report.allocation
     totals = report.totals()
@@ -105,26 +129,19 @@ def report_message(report: DailyReport) -> pb.DailyReport:
             for line in report.organizations
         ],
         bank_credits=totals.bank_credits,
-        bank_debits=totals.bank_debits,
+        bank=pb.BankTotals(credits=totals.bank_credits, debits=totals.bank_debits),
         reconciled=report.reconciled,
-        unmatched_payouts=report.unmatched_payouts,
-        unmatched_credits=report.unmatched_credits,
-        allocation=[
-            pb.EntityAllocation(
-                entity=e.entity, revenue=e.revenue, tax_rate_bps=e.tax_rate_bps, estimated_tax=e.estimated_tax
-            )
-            for e in allocation.entities
-        ],
-        estimated_tax_total=allocation.estimated_tax_total,
-        baseline_estimated_tax=allocation.baseline_estimated_tax,
-        tax_difference=allocation.tax_difference,
+        reconciliation=pb.ReconciliationSummary(
+            reconciled=report.reconciled,
+            unmatched_payouts=report.unmatched_payouts,
+            unmatched_credits=report.unmatched_credits,
+        ),
+        allocation=_entity_messages(allocation),
+        tax=_tax_message(allocation),
         audit_anchors=report.audit_anchors,
-        baseline_entity=allocation.baseline_entity,
-        payouts=totals.payouts,
-        gross=totals.gross,
-        fees=totals.fees,
-        refunds=totals.refunds,
-        net=totals.net,
+        totals=pb.ReportTotals(
+            gross=totals.gross, fees=totals.fees, refunds=totals.refunds, net=totals.net, payouts=totals.payouts
+        ),
         totals_by_currency=[
             pb.CurrencyTotals(
                 currency=t.currency,
@@ -227,7 +244,7 @@ class BankingServicer(banking_pb2_grpc.BankingServiceServicer):
         self, request: pb.ListBankTransactionsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListBankTransactionsResponse:
         require_caller(min_role=PLATFORM_ADMIN)
-        size = page_limit(request.limit)
+        size = page_limit(request.page.limit)
         if request.reconciled not in ("", "true", "false"):
             raise InvalidArgument(
                 "reconciled must be true or false",
@@ -237,7 +254,7 @@ class BankingServicer(banking_pb2_grpc.BankingServiceServicer):
         reconciled = None if not request.reconciled else request.reconciled == "true"
         async with self._pool.acquire() as conn:
             rows = await repository.list_bank_transactions(
-                conn, size + 1, decode_cursor(request.cursor, uuid_id=False), reconciled
+                conn, size + 1, decode_cursor(request.page.cursor, uuid_id=False), reconciled
             )
         page, next_cursor = next_page(rows, size, _created_and_id)
         return pb.ListBankTransactionsResponse(
@@ -266,8 +283,8 @@ class BankingServicer(banking_pb2_grpc.BankingServiceServicer):
             if caller.is_platform and not request.organization_id
             else organization_scope(caller, request.organization_id)
         )
-        size = page_limit(request.limit)
-        after = decode_cursor(request.cursor)
+        size = page_limit(request.page.limit)
+        after = decode_cursor(request.page.cursor)
         async with self._pool.acquire() as conn:
             rows = await repository.list_payouts(conn, size + 1, after, organization_id)
         page, next_cursor = next_page(rows, size, _created_and_id)
@@ -380,16 +397,8 @@ class BankingServicer(banking_pb2_grpc.BankingServiceServicer):
             to_date=to_day.isoformat(),
             currency=self._banking.settings.report_currency,
             net=net,
-            allocation=[
-                pb.EntityAllocation(
-                    entity=e.entity, revenue=e.revenue, tax_rate_bps=e.tax_rate_bps, estimated_tax=e.estimated_tax
-                )
-                for e in summary.entities
-            ],
-            estimated_tax_total=summary.estimated_tax_total,
-            baseline_entity=summary.baseline_entity,
-            baseline_estimated_tax=summary.baseline_estimated_tax,
-            tax_difference=summary.tax_difference,
+            allocation=_entity_messages(summary),
+            tax=_tax_message(summary),
         )
 
     async def GetDailyReport(
@@ -397,7 +406,9 @@ class BankingServicer(banking_pb2_grpc.BankingServiceServicer):
     ) -> pb.GetDailyReportResponse:
         require_caller(min_role=PLATFORM_ADMIN)
         report = await reports.daily_report(self._banking, reports.report_day(request.date, self._banking))
-        return pb.GetDailyReportResponse(report=report_message(report), csv=report_csv(report))
+        # The CSV is built only when asked for (the gateway's text/csv variant of the route).
+        csv = report_csv(report) if request.format == "csv" else ""
+        return pb.GetDailyReportResponse(report=report_message(report), csv=csv)
 
     async def SendDailyReport(
         self, request: pb.SendDailyReportRequest, context: grpc.aio.ServicerContext

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from runtime.defaults import DEFAULT_TIMEZONE
 from runtime.settings import Env, SettingsError
 from runtime.siren import SIREN_RULE, is_siren
 from services.banking.matching import MatchRules
@@ -26,7 +27,7 @@ class BankingSettings:
     days_before: int = 1
     days_after: int = 3
     stripe_labels: tuple[str, ...] = ("STRIPE",)
-    report_timezone: str = "Europe/Paris"
+    report_timezone: str = DEFAULT_TIMEZONE
     report_currency: str = "eur"
     # Local time (report time zone) after which the previous day's report is sent.
     report_time: time = time(8, 0)
@@ -70,7 +71,7 @@ class BankingSettings:
                 if not sep or not key.strip() or not entity.strip():
                     raise SettingsError("setting BANK_ACCOUNT_ENTITIES must be IBAN=entity,IBAN=entity")
                 entities.append((key.strip().replace(" ", "").upper(), entity.strip()))
-        zone = env.text("REPORT_TIMEZONE", "Europe/Paris")
+        zone = env.text("REPORT_TIMEZONE", DEFAULT_TIMEZONE)
         try:
             ZoneInfo(zone)
         except (ZoneInfoNotFoundError, ValueError):

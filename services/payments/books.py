@@ -11,15 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from runtime.errors import FieldError, InvalidArgument
-from runtime.pagination import decode_cursor, encode_cursor
+from collect.payments.v1 import payments_pb2 as pb
+
+from runtime.pagination import decode_cursor, encode_cursor, page_limit
 from services.payments import repository as repo
 from services.payments.context import Context
 from services.payments.stats import date_range
-
-# Entries per page (a FEC export reads a year of them).
-MAX_PAGE = 1000
-DEFAULT_PAGE = 500
 
 
 @dataclass(frozen=True)
@@ -41,13 +38,8 @@ class BookEntry:
 
 
 def _limit(limit: int) -> int:
-    if limit == 0:
-        return DEFAULT_PAGE
-    if not 1 <= limit <= MAX_PAGE:
-        raise InvalidArgument(
-            f"limit must be 1..{MAX_PAGE}", "invalid_limit", [FieldError("limit", f"must be 1..{MAX_PAGE}")]
-        )
-    return limit
+    # Entries per page: payments.proto's BookPageRequest declares the bound and default.
+    return page_limit(limit, pb.BookPageRequest.DESCRIPTOR)
 
 
 def _after(cursor: str) -> tuple[date, str, str] | None:

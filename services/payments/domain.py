@@ -13,6 +13,7 @@ from collect.accounts.v1 import accounts_pb2
 from collect.payments.v1 import payments_pb2 as pb
 
 from runtime.contract import enum_names
+from runtime.defaults import DEFAULT_TIMEZONE
 from runtime.money import fee_leaves_nothing, platform_fee
 
 # The closed sets are the proto's enums (payments.proto), read here once.
@@ -20,7 +21,6 @@ METHODS = enum_names(pb.PaymentMethod.DESCRIPTOR)
 OFFLINE_METHODS = enum_names(pb.OfflineMethod.DESCRIPTOR)
 CAPTURE_METHODS = enum_names(pb.CaptureMethod.DESCRIPTOR)
 CHARGE_MODELS = enum_names(accounts_pb2.ChargeModel.DESCRIPTOR)
-DEFAULT_TIMEZONE = "Europe/Paris"
 
 # A status only moves up this ladder (an older event never regresses a payment); the last
 # rung holds the final states.

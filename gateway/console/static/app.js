@@ -778,7 +778,7 @@ async function apiEnum(path, method, name) {  // a closed set as the API declare
   const found = Object.keys(paths).find((template) => shape(template) === shape(path));
   const operation = (found ? paths[found] : {})[method] || {};
   const schema = (((operation.requestBody || {}).content || {})["application/json"] || {}).schema || {};
-  return ((schema.properties || {})[name] || {}).enum || [];
+  return (((schema.properties || {})[name] || {}).enum || []).filter((value) => value !== null);  // null: "left out"
 }
 const day = (stamp) => (stamp ? new Intl.DateTimeFormat(locale(), { dateStyle: "short" }).format(new Date(stamp)) : "—");
 const failureText = (p) => [p.failure_message, p.failure_code && `(${p.failure_code})`].filter(Boolean).join(" ");

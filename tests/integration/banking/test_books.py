@@ -12,7 +12,6 @@ from zoneinfo import ZoneInfo
 
 import grpc
 import httpx
-from collect.common.v1 import common_pb2
 from collect.payments.v1 import payments_pb2, payments_pb2_grpc
 
 from tests.fixtures.fec import account_totals, cents, checked_fec
@@ -313,7 +312,7 @@ async def test_book_entries_come_in_pages_that_add_up_to_one(bank_stack: Stack) 
                 organization_id=org.id,
                 from_date=today(),
                 to_date=today(),
-                page=common_pb2.PageRequest(limit=limit, cursor=cursor),
+                page=payments_pb2.BookPageRequest(limit=limit, cursor=cursor),
             )
             answer: payments_pb2.ListBookEntriesResponse = await stub.ListBookEntries(request, metadata=metadata)
             return answer

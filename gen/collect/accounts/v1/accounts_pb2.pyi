@@ -681,6 +681,7 @@ class CreateOrganizationRequest(_message.Message):
     legal_entity: _builtins.str
     bank_account_iban: _builtins.str
     timezone: _builtins.str
+    """The one declaration of the default time zone (runtime.defaults.DEFAULT_TIMEZONE reads it)."""
     default_currency: _builtins.str
     siren: _builtins.str
     """9 digits, or empty."""

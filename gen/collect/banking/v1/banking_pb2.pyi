@@ -3,6 +3,7 @@
 isort:skip_file
 """
 
+from collect.common.v1 import common_pb2 as _common_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -19,6 +20,24 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _ReportFormat:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ReportFormatEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReportFormat.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REPORT_FORMAT_UNSPECIFIED: _ReportFormat.ValueType  # 0
+    REPORT_FORMAT_JSON: _ReportFormat.ValueType  # 1
+    REPORT_FORMAT_CSV: _ReportFormat.ValueType  # 2
+
+class ReportFormat(_ReportFormat, metaclass=_ReportFormatEnumTypeWrapper):
+    """How the daily report is answered: JSON, or CSV (text/csv)."""
+
+REPORT_FORMAT_UNSPECIFIED: ReportFormat.ValueType  # 0
+REPORT_FORMAT_JSON: ReportFormat.ValueType  # 1
+REPORT_FORMAT_CSV: ReportFormat.ValueType  # 2
+Global___ReportFormat: _TypeAlias = ReportFormat  # noqa: Y015
 
 class _PennylaneSalesAs:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -288,24 +307,21 @@ Global___SyncTransactionsResponse: _TypeAlias = SyncTransactionsResponse  # noqa
 class ListBankTransactionsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    LIMIT_FIELD_NUMBER: _builtins.int
-    CURSOR_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
     RECONCILED_FIELD_NUMBER: _builtins.int
-    limit: _builtins.int
-    """1..100; 0 means the default (20)."""
-    cursor: _builtins.str
     reconciled: _builtins.str
     """Only the reconciled ("true") or unreconciled ("false") ones; all when empty."""
+    @_builtins.property
+    def page(self) -> _common_pb2.PageRequest: ...
     def __init__(
         self,
         *,
-        limit: _builtins.int = ...,
-        cursor: _builtins.str = ...,
+        page: _common_pb2.PageRequest | None = ...,
         reconciled: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "limit", b"limit", "reconciled", b"reconciled"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page", b"page", "reconciled", b"reconciled"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -384,24 +400,21 @@ Global___SyncPayoutsResponse: _TypeAlias = SyncPayoutsResponse  # noqa: Y015
 class ListPayoutsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    LIMIT_FIELD_NUMBER: _builtins.int
-    CURSOR_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
-    limit: _builtins.int
-    """1..100; 0 means the default (20)."""
-    cursor: _builtins.str
     organization_id: _builtins.str
     """Only this organisation's payouts; required unless the caller is a platform admin."""
+    @_builtins.property
+    def page(self) -> _common_pb2.PageRequest: ...
     def __init__(
         self,
         *,
-        limit: _builtins.int = ...,
-        cursor: _builtins.str = ...,
+        page: _common_pb2.PageRequest | None = ...,
         organization_id: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "limit", b"limit", "organization_id", b"organization_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "page", b"page"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -666,6 +679,7 @@ class AllocationRule(_message.Message):
     """Empty applies to every organisation without a rule of its own."""
     entity: _builtins.str
     share_bps: _builtins.int
+    """Basis points of the organisation's revenue (its rules' shares sum to 10000)."""
     def __init__(
         self,
         *,
@@ -822,20 +836,15 @@ class GetAllocationReportResponse(_message.Message):
     CURRENCY_FIELD_NUMBER: _builtins.int
     NET_FIELD_NUMBER: _builtins.int
     ALLOCATION_FIELD_NUMBER: _builtins.int
-    ESTIMATED_TAX_TOTAL_FIELD_NUMBER: _builtins.int
-    BASELINE_ENTITY_FIELD_NUMBER: _builtins.int
-    BASELINE_ESTIMATED_TAX_FIELD_NUMBER: _builtins.int
-    TAX_DIFFERENCE_FIELD_NUMBER: _builtins.int
+    TAX_FIELD_NUMBER: _builtins.int
     from_date: _builtins.str
     to_date: _builtins.str
     currency: _builtins.str
     net: _builtins.int
-    estimated_tax_total: _builtins.int
-    baseline_entity: _builtins.str
-    baseline_estimated_tax: _builtins.int
-    tax_difference: _builtins.int
     @_builtins.property
     def allocation(self) -> _containers.RepeatedCompositeFieldContainer[Global___EntityAllocation]: ...
+    @_builtins.property
+    def tax(self) -> Global___TaxEstimate: ...
     def __init__(
         self,
         *,
@@ -844,34 +853,66 @@ class GetAllocationReportResponse(_message.Message):
         currency: _builtins.str = ...,
         net: _builtins.int = ...,
         allocation: _abc.Iterable[Global___EntityAllocation] | None = ...,
-        estimated_tax_total: _builtins.int = ...,
-        baseline_entity: _builtins.str = ...,
-        baseline_estimated_tax: _builtins.int = ...,
-        tax_difference: _builtins.int = ...,
+        tax: Global___TaxEstimate | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["tax", b"tax"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocation", b"allocation", "baseline_entity", b"baseline_entity", "baseline_estimated_tax", b"baseline_estimated_tax", "currency", b"currency", "estimated_tax_total", b"estimated_tax_total", "from_date", b"from_date", "net", b"net", "tax_difference", b"tax_difference", "to_date", b"to_date"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocation", b"allocation", "currency", b"currency", "from_date", b"from_date", "net", b"net", "tax", b"tax", "to_date", b"to_date"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetAllocationReportResponse: _TypeAlias = GetAllocationReportResponse  # noqa: Y015
 
 @_typing.final
+class TaxEstimate(_message.Message):
+    """The estimated tax of an allocation, and what it would be if one baseline entity took all revenue."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ESTIMATED_TOTAL_FIELD_NUMBER: _builtins.int
+    BASELINE_ENTITY_FIELD_NUMBER: _builtins.int
+    BASELINE_ESTIMATED_FIELD_NUMBER: _builtins.int
+    DIFFERENCE_FIELD_NUMBER: _builtins.int
+    estimated_total: _builtins.int
+    baseline_entity: _builtins.str
+    baseline_estimated: _builtins.int
+    difference: _builtins.int
+    """estimated_total - baseline_estimated."""
+    def __init__(
+        self,
+        *,
+        estimated_total: _builtins.int = ...,
+        baseline_entity: _builtins.str = ...,
+        baseline_estimated: _builtins.int = ...,
+        difference: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["baseline_entity", b"baseline_entity", "baseline_estimated", b"baseline_estimated", "difference", b"difference", "estimated_total", b"estimated_total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TaxEstimate: _TypeAlias = TaxEstimate  # noqa: Y015
+
+@_typing.final
 class GetDailyReportRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     DATE_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
     date: _builtins.str
-    """YYYY-MM-DD."""
+    """YYYY-MM-DD; empty: yesterday in the report's time zone."""
+    format: _builtins.str
+    """"json" (the default) or "csv"; the CSV is built only when asked."""
     def __init__(
         self,
         *,
         date: _builtins.str = ...,
+        format: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["date", b"date"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["date", b"date", "format", b"format"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1025,91 +1066,151 @@ class EntityAllocation(_message.Message):
 Global___EntityAllocation: _TypeAlias = EntityAllocation  # noqa: Y015
 
 @_typing.final
+class ReportTotals(_message.Message):
+    """The day's figures in the report's currency."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROSS_FIELD_NUMBER: _builtins.int
+    FEES_FIELD_NUMBER: _builtins.int
+    REFUNDS_FIELD_NUMBER: _builtins.int
+    NET_FIELD_NUMBER: _builtins.int
+    PAYOUTS_FIELD_NUMBER: _builtins.int
+    gross: _builtins.int
+    fees: _builtins.int
+    refunds: _builtins.int
+    net: _builtins.int
+    payouts: _builtins.int
+    def __init__(
+        self,
+        *,
+        gross: _builtins.int = ...,
+        fees: _builtins.int = ...,
+        refunds: _builtins.int = ...,
+        net: _builtins.int = ...,
+        payouts: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fees", b"fees", "gross", b"gross", "net", b"net", "payouts", b"payouts", "refunds", b"refunds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportTotals: _TypeAlias = ReportTotals  # noqa: Y015
+
+@_typing.final
+class BankTotals(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CREDITS_FIELD_NUMBER: _builtins.int
+    DEBITS_FIELD_NUMBER: _builtins.int
+    credits: _builtins.int
+    debits: _builtins.int
+    def __init__(
+        self,
+        *,
+        credits: _builtins.int = ...,
+        debits: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credits", b"credits", "debits", b"debits"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BankTotals: _TypeAlias = BankTotals  # noqa: Y015
+
+@_typing.final
+class ReconciliationSummary(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECONCILED_FIELD_NUMBER: _builtins.int
+    UNMATCHED_PAYOUTS_FIELD_NUMBER: _builtins.int
+    UNMATCHED_CREDITS_FIELD_NUMBER: _builtins.int
+    reconciled: _builtins.bool
+    unmatched_payouts: _builtins.int
+    unmatched_credits: _builtins.int
+    def __init__(
+        self,
+        *,
+        reconciled: _builtins.bool = ...,
+        unmatched_payouts: _builtins.int = ...,
+        unmatched_credits: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reconciled", b"reconciled", "unmatched_credits", b"unmatched_credits", "unmatched_payouts", b"unmatched_payouts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReconciliationSummary: _TypeAlias = ReconciliationSummary  # noqa: Y015
+
+@_typing.final
 class DailyReport(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     DATE_FIELD_NUMBER: _builtins.int
     CURRENCY_FIELD_NUMBER: _builtins.int
-    ORGANIZATIONS_FIELD_NUMBER: _builtins.int
-    BANK_CREDITS_FIELD_NUMBER: _builtins.int
-    BANK_DEBITS_FIELD_NUMBER: _builtins.int
-    RECONCILED_FIELD_NUMBER: _builtins.int
-    UNMATCHED_PAYOUTS_FIELD_NUMBER: _builtins.int
-    UNMATCHED_CREDITS_FIELD_NUMBER: _builtins.int
-    ALLOCATION_FIELD_NUMBER: _builtins.int
-    ESTIMATED_TAX_TOTAL_FIELD_NUMBER: _builtins.int
-    BASELINE_ESTIMATED_TAX_FIELD_NUMBER: _builtins.int
-    TAX_DIFFERENCE_FIELD_NUMBER: _builtins.int
-    BASELINE_ENTITY_FIELD_NUMBER: _builtins.int
     TIMEZONE_FIELD_NUMBER: _builtins.int
-    PAYOUTS_FIELD_NUMBER: _builtins.int
-    GROSS_FIELD_NUMBER: _builtins.int
-    FEES_FIELD_NUMBER: _builtins.int
-    REFUNDS_FIELD_NUMBER: _builtins.int
-    NET_FIELD_NUMBER: _builtins.int
+    ORGANIZATIONS_FIELD_NUMBER: _builtins.int
+    TOTALS_FIELD_NUMBER: _builtins.int
     TOTALS_BY_CURRENCY_FIELD_NUMBER: _builtins.int
+    BANK_FIELD_NUMBER: _builtins.int
     AUDIT_ANCHORS_FIELD_NUMBER: _builtins.int
+    BANK_CREDITS_FIELD_NUMBER: _builtins.int
+    RECONCILED_FIELD_NUMBER: _builtins.int
+    RECONCILIATION_FIELD_NUMBER: _builtins.int
+    ALLOCATION_FIELD_NUMBER: _builtins.int
+    TAX_FIELD_NUMBER: _builtins.int
     date: _builtins.str
     currency: _builtins.str
-    bank_credits: _builtins.int
-    bank_debits: _builtins.int
-    reconciled: _builtins.bool
-    unmatched_payouts: _builtins.int
-    unmatched_credits: _builtins.int
-    estimated_tax_total: _builtins.int
-    baseline_estimated_tax: _builtins.int
-    """Estimated tax if all revenue went to the single baseline entity."""
-    tax_difference: _builtins.int
-    baseline_entity: _builtins.str
     timezone: _builtins.str
     """IANA time zone the date is read in."""
-    payouts: _builtins.int
-    gross: _builtins.int
-    fees: _builtins.int
-    refunds: _builtins.int
-    net: _builtins.int
+    bank_credits: _builtins.int
+    """The bank credits of the day (as `bank.credits`) and whether every payout met its credit."""
+    reconciled: _builtins.bool
     @_builtins.property
     def organizations(self) -> _containers.RepeatedCompositeFieldContainer[Global___OrganizationReportLine]: ...
     @_builtins.property
-    def allocation(self) -> _containers.RepeatedCompositeFieldContainer[Global___EntityAllocation]: ...
+    def totals(self) -> Global___ReportTotals: ...
     @_builtins.property
     def totals_by_currency(self) -> _containers.RepeatedCompositeFieldContainer[Global___CurrencyTotals]:
-        """One row per currency seen on the day; the fields above are those of `currency`."""
+        """One row per currency seen on the day; `totals`, `bank`, allocation and tax are those of `currency`."""
 
+    @_builtins.property
+    def bank(self) -> Global___BankTotals: ...
     @_builtins.property
     def audit_anchors(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The audit trail's chain heads as the report was built, `<chain>:<sequence>:<hash prefix>`:
         kept outside the database, each is an anchor for `verify-audit --anchor`.
         """
 
+    @_builtins.property
+    def reconciliation(self) -> Global___ReconciliationSummary: ...
+    @_builtins.property
+    def allocation(self) -> _containers.RepeatedCompositeFieldContainer[Global___EntityAllocation]: ...
+    @_builtins.property
+    def tax(self) -> Global___TaxEstimate: ...
     def __init__(
         self,
         *,
         date: _builtins.str = ...,
         currency: _builtins.str = ...,
-        organizations: _abc.Iterable[Global___OrganizationReportLine] | None = ...,
-        bank_credits: _builtins.int = ...,
-        bank_debits: _builtins.int = ...,
-        reconciled: _builtins.bool = ...,
-        unmatched_payouts: _builtins.int = ...,
-        unmatched_credits: _builtins.int = ...,
-        allocation: _abc.Iterable[Global___EntityAllocation] | None = ...,
-        estimated_tax_total: _builtins.int = ...,
-        baseline_estimated_tax: _builtins.int = ...,
-        tax_difference: _builtins.int = ...,
-        baseline_entity: _builtins.str = ...,
         timezone: _builtins.str = ...,
-        payouts: _builtins.int = ...,
-        gross: _builtins.int = ...,
-        fees: _builtins.int = ...,
-        refunds: _builtins.int = ...,
-        net: _builtins.int = ...,
+        organizations: _abc.Iterable[Global___OrganizationReportLine] | None = ...,
+        totals: Global___ReportTotals | None = ...,
         totals_by_currency: _abc.Iterable[Global___CurrencyTotals] | None = ...,
+        bank: Global___BankTotals | None = ...,
         audit_anchors: _abc.Iterable[_builtins.str] | None = ...,
+        bank_credits: _builtins.int = ...,
+        reconciled: _builtins.bool = ...,
+        reconciliation: Global___ReconciliationSummary | None = ...,
+        allocation: _abc.Iterable[Global___EntityAllocation] | None = ...,
+        tax: Global___TaxEstimate | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bank", b"bank", "reconciliation", b"reconciliation", "tax", b"tax", "totals", b"totals"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocation", b"allocation", "audit_anchors", b"audit_anchors", "bank_credits", b"bank_credits", "bank_debits", b"bank_debits", "baseline_entity", b"baseline_entity", "baseline_estimated_tax", b"baseline_estimated_tax", "currency", b"currency", "date", b"date", "estimated_tax_total", b"estimated_tax_total", "fees", b"fees", "gross", b"gross", "net", b"net", "organizations", b"organizations", "payouts", b"payouts", "reconciled", b"reconciled", "refunds", b"refunds", "tax_difference", b"tax_difference", "timezone", b"timezone", "totals_by_currency", b"totals_by_currency", "unmatched_credits", b"unmatched_credits", "unmatched_payouts", b"unmatched_payouts"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocation", b"allocation", "audit_anchors", b"audit_anchors", "bank", b"bank", "bank_credits", b"bank_credits", "currency", b"currency", "date", b"date", "organizations", b"organizations", "reconciled", b"reconciled", "reconciliation", b"reconciliation", "tax", b"tax", "timezone", b"timezone", "totals", b"totals", "totals_by_currency", b"totals_by_currency"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1122,6 +1223,7 @@ class GetDailyReportResponse(_message.Message):
     REPORT_FIELD_NUMBER: _builtins.int
     CSV_FIELD_NUMBER: _builtins.int
     csv: _builtins.str
+    """The report as CSV, when asked (format "csv")."""
     @_builtins.property
     def report(self) -> Global___DailyReport: ...
     def __init__(
@@ -1145,6 +1247,7 @@ class SendDailyReportRequest(_message.Message):
     DATE_FIELD_NUMBER: _builtins.int
     FORCE_FIELD_NUMBER: _builtins.int
     date: _builtins.str
+    """YYYY-MM-DD; empty: yesterday in the report's time zone."""
     force: _builtins.bool
     """Send even if the report for this date was already sent."""
     def __init__(
@@ -1192,6 +1295,8 @@ Global___SendDailyReportResponse: _TypeAlias = SendDailyReportResponse  # noqa: 
 
 @_typing.final
 class ExportFecRequest(_message.Message):
+    """Read from the query string by the hand-written FEC download, which documents it as its parameters."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     FROM_DATE_FIELD_NUMBER: _builtins.int

@@ -216,7 +216,11 @@ class BankingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetDailyReport(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Totals per organisation and currency and `totals_by_currency`: amounts of different currencies
+        are never added (`totals`, `bank`, allocation and tax are in the report's `currency`). A refund
+        counts on the day it was made, so a reported day does not change afterwards. `format=csv`
+        answers the report as text/csv (a hand-written variant of the route).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

@@ -53,6 +53,11 @@ class BankingServiceStub:
     GetAllocationReport: _grpc.UnaryUnaryMultiCallable[_banking_pb2.GetAllocationReportRequest, _banking_pb2.GetAllocationReportResponse]
     """Net revenue per legal entity over a date range, estimated tax, and the single-entity baseline."""
     GetDailyReport: _grpc.UnaryUnaryMultiCallable[_banking_pb2.GetDailyReportRequest, _banking_pb2.GetDailyReportResponse]
+    """Totals per organisation and currency and `totals_by_currency`: amounts of different currencies
+    are never added (`totals`, `bank`, allocation and tax are in the report's `currency`). A refund
+    counts on the day it was made, so a reported day does not change afterwards. `format=csv`
+    answers the report as text/csv (a hand-written variant of the route).
+    """
     SendDailyReport: _grpc.UnaryUnaryMultiCallable[_banking_pb2.SendDailyReportRequest, _banking_pb2.SendDailyReportResponse]
     """Pushes the daily report to Slack; sent once per day."""
     ExportFec: _grpc.UnaryUnaryMultiCallable[_banking_pb2.ExportFecRequest, _banking_pb2.ExportFecResponse]
@@ -95,6 +100,11 @@ class BankingServiceAsyncStub(BankingServiceStub):
     GetAllocationReport: _aio.UnaryUnaryMultiCallable[_banking_pb2.GetAllocationReportRequest, _banking_pb2.GetAllocationReportResponse]  # type: ignore[assignment]
     """Net revenue per legal entity over a date range, estimated tax, and the single-entity baseline."""
     GetDailyReport: _aio.UnaryUnaryMultiCallable[_banking_pb2.GetDailyReportRequest, _banking_pb2.GetDailyReportResponse]  # type: ignore[assignment]
+    """Totals per organisation and currency and `totals_by_currency`: amounts of different currencies
+    are never added (`totals`, `bank`, allocation and tax are in the report's `currency`). A refund
+    counts on the day it was made, so a reported day does not change afterwards. `format=csv`
+    answers the report as text/csv (a hand-written variant of the route).
+    """
     SendDailyReport: _aio.UnaryUnaryMultiCallable[_banking_pb2.SendDailyReportRequest, _banking_pb2.SendDailyReportResponse]  # type: ignore[assignment]
     """Pushes the daily report to Slack; sent once per day."""
     ExportFec: _aio.UnaryUnaryMultiCallable[_banking_pb2.ExportFecRequest, _banking_pb2.ExportFecResponse]  # type: ignore[assignment]
@@ -211,7 +221,12 @@ class BankingServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _banking_pb2.GetDailyReportRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_banking_pb2.GetDailyReportResponse, _abc.Awaitable[_banking_pb2.GetDailyReportResponse]]: ...
+    ) -> _typing.Union[_banking_pb2.GetDailyReportResponse, _abc.Awaitable[_banking_pb2.GetDailyReportResponse]]:
+        """Totals per organisation and currency and `totals_by_currency`: amounts of different currencies
+        are never added (`totals`, `bank`, allocation and tax are in the report's `currency`). A refund
+        counts on the day it was made, so a reported day does not change afterwards. `format=csv`
+        answers the report as text/csv (a hand-written variant of the route).
+        """
 
     @_abc_1.abstractmethod
     def SendDailyReport(

@@ -55,14 +55,17 @@ Global___Address: _TypeAlias = Address  # noqa: Y015
 
 @_typing.final
 class PageRequest(_message.Message):
-    """Cursor pagination for every list RPC."""
+    """Cursor pagination for every list RPC.
+    A page of a list (runtime.pagination reads its bound and default here; book entries take a
+    larger one: payments.proto's BookPageRequest).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     LIMIT_FIELD_NUMBER: _builtins.int
     CURSOR_FIELD_NUMBER: _builtins.int
     limit: _builtins.int
-    """1..100 (runtime.pagination; book entries: 1..1000); 0 means the default (20)."""
+    """0 means the default."""
     cursor: _builtins.str
     """Opaque cursor returned as next_cursor by the previous page."""
     def __init__(

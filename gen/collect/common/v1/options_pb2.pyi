@@ -38,6 +38,8 @@ class HttpRoute(_message.Message):
     EXTRA_STATUSES_FIELD_NUMBER: _builtins.int
     CLIENT_ADDRESS_FIELD_NUMBER: _builtins.int
     CACHE_CONTROL_FIELD_NUMBER: _builtins.int
+    ACCEPTED_WHEN_FIELD_NUMBER: _builtins.int
+    MEDIA_TYPES_FIELD_NUMBER: _builtins.int
     summary: _builtins.str
     """One line for the OpenAPI operation (its description is the RPC's comment)."""
     tag: _builtins.str
@@ -58,9 +60,17 @@ class HttpRoute(_message.Message):
     """The request field the gateway fills with the client's address (sign-in throttling)."""
     cache_control: _builtins.str
     """A Cache-Control header the answer carries (secrets: "no-store")."""
+    accepted_when: _builtins.str
+    """A bool field of the response: when true the answer is 202 Accepted (recorded, finished later)."""
     @_builtins.property
     def extra_statuses(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """Statuses the operation answers besides 200/201, 400, 401, 403, 404, 409, 429, 502, 503."""
+
+    @_builtins.property
+    def media_types(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Other media types the success may answer, served by a hand-written variant of the route
+        (the daily report's text/csv); documented beside the JSON answer.
+        """
 
     def __init__(
         self,
@@ -75,10 +85,12 @@ class HttpRoute(_message.Message):
         extra_statuses: _abc.Iterable[_builtins.int] | None = ...,
         client_address: _builtins.str = ...,
         cache_control: _builtins.str = ...,
+        accepted_when: _builtins.str = ...,
+        media_types: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_control", b"cache_control", "client_address", b"client_address", "extra_statuses", b"extra_statuses", "idempotency_key", b"idempotency_key", "min_role", b"min_role", "organization_param", b"organization_param", "public", b"public", "status", b"status", "summary", b"summary", "tag", b"tag"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_when", b"accepted_when", "cache_control", b"cache_control", "client_address", b"client_address", "extra_statuses", b"extra_statuses", "idempotency_key", b"idempotency_key", "media_types", b"media_types", "min_role", b"min_role", "organization_param", b"organization_param", "public", b"public", "status", b"status", "summary", b"summary", "tag", b"tag"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1061,14 +1061,14 @@ class ListBookEntriesRequest(_message.Message):
     """YYYY-MM-DD, inclusive, in each organisation's time zone."""
     to_date: _builtins.str
     @_builtins.property
-    def page(self) -> _common_pb2.PageRequest: ...
+    def page(self) -> Global___BookPageRequest: ...
     def __init__(
         self,
         *,
         organization_id: _builtins.str = ...,
         from_date: _builtins.str = ...,
         to_date: _builtins.str = ...,
-        page: _common_pb2.PageRequest | None = ...,
+        page: Global___BookPageRequest | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
@@ -1077,6 +1077,31 @@ class ListBookEntriesRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListBookEntriesRequest: _TypeAlias = ListBookEntriesRequest  # noqa: Y015
+
+@_typing.final
+class BookPageRequest(_message.Message):
+    """A page of book entries: larger than a list's page (a FEC export reads a year of them)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIMIT_FIELD_NUMBER: _builtins.int
+    CURSOR_FIELD_NUMBER: _builtins.int
+    limit: _builtins.int
+    """0 means the default."""
+    cursor: _builtins.str
+    def __init__(
+        self,
+        *,
+        limit: _builtins.int = ...,
+        cursor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "limit", b"limit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BookPageRequest: _TypeAlias = BookPageRequest  # noqa: Y015
 
 @_typing.final
 class BookEntry(_message.Message):
