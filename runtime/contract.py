@@ -91,6 +91,19 @@ class Rules:
 NO_RULES = Rules()
 
 
+def map_value_rules(map_rules: Rules) -> Rules:
+    """What each value of a map must be: the map field's bounds and pattern (its `max_items`
+    counts the keys)."""
+    return Rules(
+        min_len=map_rules.min_len,
+        max_len=map_rules.max_len,
+        pattern=map_rules.pattern,
+        hint=map_rules.hint,
+        minimum=map_rules.minimum,
+        maximum=map_rules.maximum,
+    )
+
+
 def enum_names(enum: EnumDescriptor) -> tuple[str, ...]:
     """An enum's values as the API spells them ("card_present"), without the unspecified one."""
     return tuple(enum_value_name(enum, value.name) for value in enum.values if value.number != 0)
@@ -182,6 +195,11 @@ def problems(message: Message, prefix: str = "") -> list[FieldError]:
         if field.is_repeated:
             if field_rules.max_items and len(value) > field_rules.max_items:
                 errors.append(FieldError(prefix + name, f"must have at most {field_rules.max_items} items"))
+            if field.message_type is not None and field.message_type.GetOptions().map_entry:
+                value_rules = map_value_rules(field_rules)
+                for key, item in value.items():
+                    if item and (problem := value_rules.problem(item)) is not None:
+                        errors.append(FieldError(f"{prefix}{name}.{key}", problem))
             continue
         if value and (problem := field_rules.problem(value)) is not None:
             errors.append(FieldError(prefix + name, problem))

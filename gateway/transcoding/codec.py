@@ -19,7 +19,7 @@ from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescript
 from google.protobuf.message import Message
 
 from gateway.http import INT64_MAX, INT64_MIN, has_control_characters, rfc3339
-from runtime.contract import Rules, enum_names, message_type, rules
+from runtime.contract import Rules, enum_names, map_value_rules, message_type, rules
 from runtime.dates import parse_day, parse_instant
 from runtime.errors import FieldError, InvalidArgument
 from runtime.proto import enum_value_name, from_timestamp
@@ -163,7 +163,7 @@ def _read_field(slot: Slot, raw: Any, holder: Message, reading: Reading, path: s
             reading.fail(path, f"must have at most {limit} keys")
             return
         entries = getattr(holder, slot.name)
-        value_slot = _value_slot(slot.field)
+        value_slot = map_value_slot(slot.field)
         for key, item in raw.items():
             if len(key) > MAP_KEY_MAX_LEN or has_control_characters(key):
                 reading.fail(path, f"keys must be at most {MAP_KEY_MAX_LEN} characters, without control characters")
@@ -212,8 +212,10 @@ def _read_field(slot: Slot, raw: Any, holder: Message, reading: Reading, path: s
 
 
 @functools.cache
-def _value_slot(map_field: FieldDescriptor) -> Slot:
-    return Slot("value", "value", message_type(map_field).fields_by_name["value"], Rules())
+def map_value_slot(map_field: FieldDescriptor) -> Slot:
+    """A map's values as one slot: they take the map field's value rules (bounds, pattern)."""
+    value = message_type(map_field).fields_by_name["value"]
+    return Slot("value", "value", value, map_value_rules(rules(map_field)))
 
 
 def _read_lenient(descriptor: Descriptor, raw: Any, target: Message) -> None:

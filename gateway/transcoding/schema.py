@@ -19,6 +19,7 @@ from gateway.transcoding.codec import (
     TIMESTAMP,
     Slot,
     json_name,
+    map_value_slot,
     slots,
 )
 from gateway.transcoding.routes import Operation
@@ -137,7 +138,7 @@ def input_field(slot: Slot) -> dict[str, Any]:
     """A field as a request may send it, with every bound the gateway checks."""
     if slot.is_map:
         limit = slot.rules.max_items or DEFAULT_MAP_MAX_ITEMS
-        value = Slot(slot.json, "value", message_type(slot.field).fields_by_name["value"], Rules())
+        value = map_value_slot(slot.field)
         return {
             "type": "object",
             "maxProperties": limit,

@@ -114,7 +114,9 @@ class FieldRules(_message.Message):
     required: _builtins.bool
     """Present and not empty (not 0, not "")."""
     min_len: _builtins.int
-    """Bounds of a string's length in characters (max 500 when unset, at the gateway)."""
+    """Bounds of a string's length in characters (max 500 when unset, at the gateway). On a map,
+    the bounds and pattern below apply to each value.
+    """
     max_len: _builtins.int
     pattern: _builtins.str
     """The whole string matches this regular expression (when not empty)."""
