@@ -28,7 +28,6 @@ from gateway.revocations import follow_revocations
 from gateway.routes import (
     accounts,
     app_config,
-    audit,
     banking,
     health,
     payments,
@@ -57,7 +56,6 @@ ROUTE_MODULES = (
     banking,
     pennylane,
     app_config,
-    audit,
     console,
     apidocs,
 )

@@ -59,6 +59,7 @@ class Rules:
     example: str = ""
     default: str = ""
     output_only: bool = False
+    json: bool = False
 
     @property
     def validates(self) -> bool:
@@ -149,6 +150,7 @@ def _rules(field: FieldDescriptor) -> Rules:
         example=declared.example,
         default=declared.default,
         output_only=declared.output_only,
+        json=declared.json,
     )
 
 

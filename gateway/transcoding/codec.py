@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
 
@@ -92,7 +93,7 @@ def slots(descriptor: Descriptor) -> tuple[Slot, ...]:
     found: list[Slot] = []
     for proto_field in descriptor.fields:
         field_rules = rules(proto_field)
-        if field_rules.server_only or field_rules.header or field_rules.output_only:
+        if field_rules.server_only or field_rules.header or field_rules.output_only or field_rules.json:
             continue
         if field_rules.inline and proto_field.message_type is not None:
             found.extend(
@@ -302,10 +303,14 @@ def _timestamp(stamp: Any) -> str | None:
     return rfc3339(from_timestamp(stamp))
 
 
+def _json(text: str) -> Any:
+    return orjson.loads(text) if text else None
+
+
 @functools.cache
 def writer(descriptor: Descriptor) -> Callable[[Message], dict[str, Any]]:
     """The function writing a message of this type as the contract's JSON object."""
-    namespace: dict[str, Any] = {"_ts": _timestamp}
+    namespace: dict[str, Any] = {"_ts": _timestamp, "_json": _json}
     entries: list[str] = []  # written as one dict literal, the fastest way to build it
     lines: list[str] = []
     for proto_field in descriptor.fields:
@@ -348,6 +353,8 @@ def _value(proto_field: FieldDescriptor, field_rules: Rules, access: str, namesp
         item = f"e_{name}.get({{}}, {empty})"
     elif kind is not None and kind.full_name == TIMESTAMP:
         item = "_ts({})"
+    elif field_rules.json:
+        item = "_json({})"
     elif kind is not None:
         namespace[f"w_{name}"] = writer(kind)
         item = f"w_{name}({{}})"

@@ -76,6 +76,8 @@ class Components:
             value = kind.fields_by_name["value"]
             return {"type": "object", "additionalProperties": self.output_field(value, rules(value))}
         nullable = field_rules.nullable
+        if field_rules.json:
+            return _described({"description": "a JSON value, null when none"}, proto_field, field_rules)
         if proto_field.enum_type is not None:
             item: dict[str, Any] = {"type": "string", "enum": [*enum_names(proto_field.enum_type), ""]}
         elif kind is not None and kind.full_name == TIMESTAMP:
