@@ -31,7 +31,6 @@ from gateway.routes import (
     banking,
     health,
     payments,
-    pennylane,
     terminal,
     webhooks,
 )
@@ -54,7 +53,6 @@ ROUTE_MODULES = (
     terminal,
     payments,
     banking,
-    pennylane,
     app_config,
     console,
     apidocs,

@@ -202,6 +202,10 @@ def problems(message: Message, prefix: str = "") -> list[FieldError]:
                 for key, item in value.items():
                     if item and (problem := value_rules.problem(item)) is not None:
                         errors.append(FieldError(f"{prefix}{name}.{key}", problem))
+            else:  # each item of a repeated scalar takes the field's rules
+                for index, item in enumerate(value):
+                    if item and (problem := field_rules.problem(item)) is not None:
+                        errors.append(FieldError(f"{prefix}{name}[{index}]", problem))
             continue
         if value and (problem := field_rules.problem(value)) is not None:
             errors.append(FieldError(prefix + name, problem))
