@@ -78,11 +78,8 @@ def account_params(org: Organization, account_type: str) -> dict[str, Any]:
 
 
 def _check_url(name: str, value: str, errors: list[FieldError]) -> None:
-    try:
-        parsed = urlparse(value)
-    except ValueError:  # urlparse refuses some text outright ("http://[", an unclosed IPv6 host)
-        parsed = None
-    if parsed is None or parsed.scheme not in ("https", "http") or not parsed.netloc or len(value) > 2000:
+    parsed = urlparse(value)
+    if parsed.scheme not in ("https", "http") or not parsed.netloc or len(value) > 2000:
         errors.append(FieldError(name, "must be an absolute http(s) URL"))
 
 

@@ -35,13 +35,6 @@ async def test_onboarding_through_the_gateway(stack: Stack) -> None:
     again = await http.post(f"/v1/organizations/{org['id']}/stripe-account", headers=admin, json={"type": "custom"})
     assert again.status_code == 200 and again.json()["stripe_account_id"] == account["stripe_account_id"]
 
-    # A URL that urlparse refuses outright is a 400 like any other (found by the gateway fuzzer).
-    bad = await http.post(
-        f"/v1/organizations/{org['id']}/onboarding-link",
-        headers=admin,
-        json={"return_url": "http://[", "refresh_url": REFRESH_URL},
-    )
-    assert bad.status_code == 400 and [e["field"] for e in bad.json()["errors"]] == ["return_url"], bad.text
     link = await http.post(
         f"/v1/organizations/{org['id']}/onboarding-link",
         headers=admin,
