@@ -73,7 +73,6 @@ async def test_expired_tampered_and_missing_tokens_are_401(platform: Stack) -> N
     [
         (b"{not json", 400, "invalid_json"),
         (b"[1, 2]", 400, "invalid_json"),
-        (b"\x0c", 400, "invalid_json"),  # not JSON's white space: not an empty body
         (b'{"email": 5, "password": "x"}', 400, "validation_error"),
         (b'{"email": "a@b.co"}', 400, "validation_error"),
         (b'{"email": "a@b.co", "password": "' + b"x" * (1024 * 1024 + 10) + b'"}', 413, "body_too_large"),
