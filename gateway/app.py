@@ -28,12 +28,9 @@ from gateway.revocations import follow_revocations
 from gateway.routes import (
     accounts,
     app_config,
-    audit,
     banking,
-    disputes,
     health,
     payments,
-    pennylane,
     terminal,
     webhooks,
 )
@@ -55,11 +52,8 @@ ROUTE_MODULES = (
     accounts,
     terminal,
     payments,
-    disputes,
     banking,
-    pennylane,
     app_config,
-    audit,
     console,
     apidocs,
 )

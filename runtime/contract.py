@@ -60,6 +60,7 @@ class Rules:
     example: str = ""
     default: str = ""
     output_only: bool = False
+    json: bool = False
 
     @property
     def validates(self) -> bool:
@@ -90,6 +91,19 @@ class Rules:
 
 
 NO_RULES = Rules()
+
+
+def map_value_rules(map_rules: Rules) -> Rules:
+    """What each value of a map must be: the map field's bounds and pattern (its `max_items`
+    counts the keys)."""
+    return Rules(
+        min_len=map_rules.min_len,
+        max_len=map_rules.max_len,
+        pattern=map_rules.pattern,
+        hint=map_rules.hint,
+        minimum=map_rules.minimum,
+        maximum=map_rules.maximum,
+    )
 
 
 def enum_names(enum: EnumDescriptor) -> tuple[str, ...]:
@@ -137,6 +151,7 @@ def _rules(field: FieldDescriptor) -> Rules:
         example=declared.example,
         default=declared.default,
         output_only=declared.output_only,
+        json=declared.json,
     )
 
 
@@ -183,6 +198,15 @@ def problems(message: Message, prefix: str = "") -> list[FieldError]:
         if field.is_repeated:
             if field_rules.max_items and len(value) > field_rules.max_items:
                 errors.append(FieldError(prefix + name, f"must have at most {field_rules.max_items} items"))
+            if field.message_type is not None and field.message_type.GetOptions().map_entry:
+                value_rules = map_value_rules(field_rules)
+                for key, item in value.items():
+                    if item and (problem := value_rules.problem(item)) is not None:
+                        errors.append(FieldError(f"{prefix}{name}.{key}", problem))
+            else:  # each item of a repeated scalar takes the field's rules
+                for index, item in enumerate(value):
+                    if item and (problem := field_rules.problem(item)) is not None:
+                        errors.append(FieldError(f"{prefix}{name}[{index}]", problem))
             continue
         if value and (problem := field_rules.problem(value)) is not None:
             errors.append(FieldError(prefix + name, problem))

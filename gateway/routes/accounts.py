@@ -1,4 +1,4 @@
-"""Auth, members, organisations and Stripe Connect: served from the HTTP mappings of
+"""Auth, members, organisations, Stripe Connect and the audit trail: served from the HTTP mappings of
 protos/collect/accounts/v1/accounts.proto."""
 
 from __future__ import annotations

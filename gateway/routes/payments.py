@@ -1,4 +1,4 @@
-"""Payments: create (idempotent), read, list, capture, cancel, refunds, offline batches and stats.
+"""Payments: create (idempotent), read, list, capture, cancel, refunds, offline batches, stats and disputes.
 
 Every route is the HTTP mapping its RPC declares in protos/collect/payments/v1/payments.proto
 (paths, bodies, closed sets, bounds and JSON names live there, once)."""

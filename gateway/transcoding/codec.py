@@ -15,11 +15,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from gateway.http import INT64_MAX, INT64_MIN, has_control_characters, rfc3339
-from runtime.contract import Rules, enum_names, message_type, rules
+from runtime.contract import Rules, enum_names, map_value_rules, message_type, rules
 from runtime.dates import parse_day, parse_instant
 from runtime.errors import FieldError, InvalidArgument
 from runtime.proto import enum_value_name, from_timestamp
@@ -92,7 +93,7 @@ def slots(descriptor: Descriptor) -> tuple[Slot, ...]:
     found: list[Slot] = []
     for proto_field in descriptor.fields:
         field_rules = rules(proto_field)
-        if field_rules.server_only or field_rules.header or field_rules.output_only:
+        if field_rules.server_only or field_rules.header or field_rules.output_only or field_rules.json:
             continue
         if field_rules.inline and proto_field.message_type is not None:
             found.extend(
@@ -167,7 +168,7 @@ def _read_field(slot: Slot, raw: Any, holder: Message, reading: Reading, path: s
             reading.fail(path, f"must have at most {limit} keys")
             return
         entries = getattr(holder, slot.name)
-        value_slot = _value_slot(slot.field)
+        value_slot = map_value_slot(slot.field)
         for key, item in raw.items():
             if len(key) > MAP_KEY_MAX_LEN or has_control_characters(key):
                 reading.fail(path, f"keys must be at most {MAP_KEY_MAX_LEN} characters, without control characters")
@@ -216,8 +217,10 @@ def _read_field(slot: Slot, raw: Any, holder: Message, reading: Reading, path: s
 
 
 @functools.cache
-def _value_slot(map_field: FieldDescriptor) -> Slot:
-    return Slot("value", "value", message_type(map_field).fields_by_name["value"], Rules())
+def map_value_slot(map_field: FieldDescriptor) -> Slot:
+    """A map's values as one slot: they take the map field's value rules (bounds, pattern)."""
+    value = message_type(map_field).fields_by_name["value"]
+    return Slot("value", "value", value, map_value_rules(rules(map_field)))
 
 
 def _read_lenient(descriptor: Descriptor, raw: Any, target: Message) -> None:
@@ -306,10 +309,14 @@ def _timestamp(stamp: Any) -> str | None:
     return rfc3339(from_timestamp(stamp))
 
 
+def _json(text: str) -> Any:
+    return orjson.loads(text) if text else None
+
+
 @functools.cache
 def writer(descriptor: Descriptor) -> Callable[[Message], dict[str, Any]]:
     """The function writing a message of this type as the contract's JSON object."""
-    namespace: dict[str, Any] = {"_ts": _timestamp}
+    namespace: dict[str, Any] = {"_ts": _timestamp, "_json": _json}
     entries: list[str] = []  # written as one dict literal, the fastest way to build it
     lines: list[str] = []
     for proto_field in descriptor.fields:
@@ -352,6 +359,8 @@ def _value(proto_field: FieldDescriptor, field_rules: Rules, access: str, namesp
         item = f"e_{name}.get({{}}, {empty})"
     elif kind is not None and kind.full_name == TIMESTAMP:
         item = "_ts({})"
+    elif field_rules.json:
+        item = "_json({})"
     elif kind is not None:
         namespace[f"w_{name}"] = writer(kind)
         item = f"w_{name}({{}})"

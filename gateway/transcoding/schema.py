@@ -19,6 +19,7 @@ from gateway.transcoding.codec import (
     TIMESTAMP,
     Slot,
     json_name,
+    map_value_slot,
     slots,
 )
 from gateway.transcoding.routes import Operation
@@ -75,6 +76,8 @@ class Components:
             value = kind.fields_by_name["value"]
             return {"type": "object", "additionalProperties": self.output_field(value, rules(value))}
         nullable = field_rules.nullable
+        if field_rules.json:
+            return _described({"description": "a JSON value, null when none"}, proto_field, field_rules)
         if proto_field.enum_type is not None:
             item: dict[str, Any] = {"type": "string", "enum": [*enum_names(proto_field.enum_type), ""]}
         elif kind is not None and kind.full_name == TIMESTAMP:
@@ -137,7 +140,7 @@ def input_field(slot: Slot) -> dict[str, Any]:
     """A field as a request may send it, with every bound the gateway checks."""
     if slot.is_map:
         limit = slot.rules.max_items or DEFAULT_MAP_MAX_ITEMS
-        value = Slot(slot.json, "value", message_type(slot.field).fields_by_name["value"], Rules())
+        value = map_value_slot(slot.field)
         return {
             "type": "object",
             "maxProperties": limit,

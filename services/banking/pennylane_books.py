@@ -84,7 +84,8 @@ def ledger_entry(
 
 
 def mapping_errors(journal_ids: Mapping[str, int], account_ids: Mapping[str, int]) -> list[FieldError]:
-    """What is wrong with an entity's mapping: only the FEC's journals and accounts, positive ids."""
+    """What is wrong with an entity's mapping: only the FEC's journals and accounts (positive ids are
+    the proto's rule, PennylaneSettingsChange)."""
     errors = [
         FieldError(f"journal_ids.{code}", f"not one of {', '.join(fec.JOURNALS)}")
         for code in journal_ids
@@ -95,6 +96,4 @@ def mapping_errors(journal_ids: Mapping[str, int], account_ids: Mapping[str, int
         for n in account_ids
         if n not in fec.ACCOUNTS
     ]
-    errors += [FieldError(f"journal_ids.{k}", "must be a positive id") for k, v in journal_ids.items() if v <= 0]
-    errors += [FieldError(f"ledger_account_ids.{k}", "must be a positive id") for k, v in account_ids.items() if v <= 0]
     return errors

@@ -191,12 +191,15 @@ def _created_and_id(row: asyncpg.Record) -> tuple[datetime, str]:
     return row["created_at"], str(row["id"])
 
 
-def _pennylane_entity(organization_id: str, platform: bool) -> str:
-    """`platform` (platform admins) or the organisation the caller may act on (its org_admins, platform admins)."""
-    if platform:
-        require_caller(min_role=PLATFORM_ADMIN)
-        return PLATFORM
+def _pennylane_organization(organization_id: str) -> str:
+    """The organisation the caller may act on (its org_admins, platform admins)."""
     return organization_scope(require_caller(min_role=ORG_ADMIN), organization_id)
+
+
+def _platform_books() -> str:
+    """The platform's own books (platform admins)."""
+    require_caller(min_role=PLATFORM_ADMIN)
+    return PLATFORM
 
 
 def _pennylane_settings(entity: str, row: PennylaneSettingsRow | None) -> pb.PennylaneSettings:
@@ -440,24 +443,40 @@ class BankingServicer(banking_pb2_grpc.BankingServiceServicer):
     async def PutPennylaneSettings(
         self, request: pb.PutPennylaneSettingsRequest, context: grpc.aio.ServicerContext
     ) -> pb.PutPennylaneSettingsResponse:
-        entity = _pennylane_entity(request.organization_id, request.platform)
+        entity = _pennylane_organization(request.organization_id)
+        return pb.PutPennylaneSettingsResponse(settings=await self._put_pennylane(entity, request.settings))
+
+    async def PutPlatformPennylaneSettings(
+        self, request: pb.PutPlatformPennylaneSettingsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PutPlatformPennylaneSettingsResponse:
+        settings = await self._put_pennylane(_platform_books(), request.settings)
+        return pb.PutPlatformPennylaneSettingsResponse(settings=settings)
+
+    async def _put_pennylane(self, entity: str, change: pb.PennylaneSettingsChange) -> pb.PennylaneSettings:
         row = await pennylane.put_settings(
             self._banking,
             entity,
-            api_token=request.api_token,
-            journal_ids=dict(request.journal_ids),
-            ledger_account_ids=dict(request.ledger_account_ids),
-            start_date=request.start_date,
-            enabled=request.enabled,
+            api_token=change.api_token,
+            journal_ids=dict(change.journal_ids),
+            ledger_account_ids=dict(change.ledger_account_ids),
+            start_date=change.start_date,
+            enabled=change.enabled,
             # An unknown number stays visible to the validation; unspecified is the default.
-            sales_as=SALES_AS.name(request.sales_as) or (str(request.sales_as) if request.sales_as else ""),
+            sales_as=SALES_AS.name(change.sales_as) or (str(change.sales_as) if change.sales_as else ""),
         )
-        return pb.PutPennylaneSettingsResponse(settings=_pennylane_settings(entity, row))
+        return _pennylane_settings(entity, row)
 
     async def GetPennylaneSettings(
         self, request: pb.GetPennylaneSettingsRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetPennylaneSettingsResponse:
-        entity = _pennylane_entity(request.organization_id, request.platform)
+        return await self._get_pennylane(_pennylane_organization(request.organization_id))
+
+    async def GetPlatformPennylaneSettings(
+        self, request: pb.GetPlatformPennylaneSettingsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetPlatformPennylaneSettingsResponse:
+        return pb.GetPlatformPennylaneSettingsResponse(books=await self._get_pennylane(_platform_books()))
+
+    async def _get_pennylane(self, entity: str) -> pb.GetPennylaneSettingsResponse:
         row, failures = await pennylane.get_settings(self._banking, entity)
         return pb.GetPennylaneSettingsResponse(
             settings=_pennylane_settings(entity, row), failures=[_pennylane_failure(f) for f in failures]
@@ -481,7 +500,9 @@ class BankingServicer(banking_pb2_grpc.BankingServiceServicer):
                     unchanged=r.unchanged,
                     rate_limited=r.rate_limited,
                     invoiced=r.invoiced,
-                    failures=[pb.PennylaneFailure(reference=ref, error=error) for ref, error in r.failures],
+                    failures=[
+                        pb.PennylaneFailure(reference=ref, error=error, status="failed") for ref, error in r.failures
+                    ],
                 )
                 for r in results
             ],

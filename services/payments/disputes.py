@@ -276,7 +276,7 @@ async def _visible(ctx: Context, caller: Caller, dispute_id: str) -> Dispute:
 
 
 async def submit_evidence(
-    ctx: Context, caller: Caller, dispute_id: str, evidence: dict[str, Any], submit: bool
+    ctx: Context, caller: Caller, dispute_id: str, evidence: dict[str, str], submit: bool
 ) -> Dispute:
     """Sends evidence to Stripe (staged, or submitted for the bank's decision) and records the
     dispute as Stripe answers it. The evidence itself is not stored: it holds the customer's data."""

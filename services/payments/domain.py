@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -475,15 +476,15 @@ def transfer_to_reverse(dispute: Dispute, transfer: dict[str, Any]) -> int:
     return max(0, min(dispute.withdrawn, left))
 
 
-def evidence_problems(evidence: dict[str, Any]) -> list[tuple[str, str]]:
-    """(field, message) for each evidence entry Stripe would refuse; empty when it can be sent."""
+def evidence_problems(evidence: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(field, message) for each evidence entry Stripe would refuse; empty when it can be sent.
+    Each value's own bound is the proto's (SubmitDisputeEvidenceRequest.evidence); this is the
+    rest: which fields Stripe takes and their total length."""
     problems: list[tuple[str, str]] = []
     total = 0
     for name, value in evidence.items():
         if name not in DISPUTE_EVIDENCE_FIELDS:
             problems.append((f"evidence.{name}", "is not evidence Stripe takes"))
-        elif not isinstance(value, str):
-            problems.append((f"evidence.{name}", "must be text"))
         else:
             total += len(value)
     if total > EVIDENCE_MAX_CHARS:

@@ -925,7 +925,7 @@ function idRows(name, ids) {  // `{code: id}` as editable lines; each id input n
   return { box, read };
 }
 async function pennylaneSection(path, platform, names = {}) {
-  const [settings, salesAs] = await Promise.all([api("GET", path), apiEnum(platform ? "/v1/banking/pennylane" : "/v1/organizations/{org_id}/pennylane", "put", "sales_as")]);
+  const [settings, salesAs] = await Promise.all([api("GET", path), apiEnum(platform ? "/v1/banking/pennylane" : "/v1/organizations/{organization_id}/pennylane", "put", "sales_as")]);
   const token = h("input", { type: "password", autocomplete: "new-password", placeholder: settings.api_token_set ? t("token_kept") : "" });
   const start = h("input", { type: "date", value: settings.start_date || "" });
   const enabled = h("input", { type: "checkbox", checked: settings.enabled || !settings.api_token_set });

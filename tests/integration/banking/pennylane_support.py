@@ -125,11 +125,13 @@ async def configure(
     answer = await banking_stub(stack).PutPennylaneSettings(
         pb.PutPennylaneSettingsRequest(
             organization_id=org.id,
-            api_token=company.token,
-            start_date=today(),
-            enabled=True,
-            sales_as=sales_as,
-            **mapping(stack.extras["pennylane"], company),
+            settings=pb.PennylaneSettingsChange(
+                api_token=company.token,
+                start_date=today(),
+                enabled=True,
+                sales_as=sales_as,
+                **mapping(stack.extras["pennylane"], company),
+            ),
         ),
         metadata=as_member(org.admin_headers),
     )

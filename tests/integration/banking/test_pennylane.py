@@ -116,7 +116,8 @@ async def test_the_token_is_sealed_and_failures_are_reported(bank_stack: Stack) 
     stub = banking_stub(stack)
     await stub.PutPennylaneSettings(
         pb.PutPennylaneSettingsRequest(
-            organization_id=org.id, api_token=company.token, start_date=today(), enabled=True, **partial
+            organization_id=org.id,
+            settings=pb.PennylaneSettingsChange(api_token=company.token, start_date=today(), enabled=True, **partial),
         ),
         metadata=as_member(org.admin_headers),
     )
@@ -141,7 +142,10 @@ async def test_the_token_is_sealed_and_failures_are_reported(bank_stack: Stack) 
     # Keeping the token (empty) and completing the mapping lets the next run push it.
     await stub.PutPennylaneSettings(
         pb.PutPennylaneSettingsRequest(
-            organization_id=org.id, start_date=today(), enabled=True, **mapping(stack.extras["pennylane"], company)
+            organization_id=org.id,
+            settings=pb.PennylaneSettingsChange(
+                start_date=today(), enabled=True, **mapping(stack.extras["pennylane"], company)
+            ),
         ),
         metadata=as_member(org.admin_headers),
     )
@@ -156,12 +160,15 @@ async def test_settings_are_checked_and_scoped(bank_stack: Stack) -> None:
     other = await onboarded_organization(stack)
     stub = banking_stub(stack)
     bad = pb.PutPennylaneSettingsRequest(
-        organization_id=org.id, api_token="t" * 20, start_date="2026-13-01", journal_ids={"XX": 1}
+        organization_id=org.id,
+        settings=pb.PennylaneSettingsChange(api_token="t" * 20, start_date="2026-13-01", journal_ids={"XX": 1}),
     )
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await stub.PutPennylaneSettings(bad, metadata=as_member(org.admin_headers))
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    fine = pb.PutPennylaneSettingsRequest(organization_id=other.id, api_token="t" * 20, start_date=today())
+    fine = pb.PutPennylaneSettingsRequest(
+        organization_id=other.id, settings=pb.PennylaneSettingsChange(api_token="t" * 20, start_date=today())
+    )
     with pytest.raises(grpc.aio.AioRpcError) as hidden:
         await stub.PutPennylaneSettings(fine, metadata=as_member(org.admin_headers))
     assert hidden.value.code() == grpc.StatusCode.NOT_FOUND
@@ -171,12 +178,14 @@ async def test_settings_are_checked_and_scoped(bank_stack: Stack) -> None:
         )
     assert agent.value.code() == grpc.StatusCode.PERMISSION_DENIED
     with pytest.raises(grpc.aio.AioRpcError) as platform:
-        await stub.GetPennylaneSettings(
-            pb.GetPennylaneSettingsRequest(platform=True), metadata=as_member(org.admin_headers)
+        await stub.GetPlatformPennylaneSettings(
+            pb.GetPlatformPennylaneSettingsRequest(), metadata=as_member(org.admin_headers)
         )
     assert platform.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    empty = await stub.GetPennylaneSettings(pb.GetPennylaneSettingsRequest(platform=True), metadata=as_service(stack))
-    assert empty.settings.platform and not empty.settings.api_token_set
+    empty = await stub.GetPlatformPennylaneSettings(
+        pb.GetPlatformPennylaneSettingsRequest(), metadata=as_service(stack)
+    )
+    assert empty.books.settings.platform and not empty.books.settings.api_token_set
 
 
 async def test_settings_and_push_over_http(bank_stack: Stack) -> None:

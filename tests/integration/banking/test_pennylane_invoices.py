@@ -145,8 +145,10 @@ async def test_sales_as_over_http_and_the_platform_stays_on_ledger_entries(bank_
     assert platform.status_code == 400, platform.text
     assert [e["field"] for e in platform.json()["errors"]] == ["sales_as"]
     with pytest.raises(grpc.aio.AioRpcError) as refused_rpc:
-        await banking_stub(stack).PutPennylaneSettings(
-            pb.PutPennylaneSettingsRequest(platform=True, api_token="t" * 20, start_date=today(), sales_as=INVOICES),
+        await banking_stub(stack).PutPlatformPennylaneSettings(
+            pb.PutPlatformPennylaneSettingsRequest(
+                settings=pb.PennylaneSettingsChange(api_token="t" * 20, start_date=today(), sales_as=INVOICES)
+            ),
             metadata=as_service(stack),
         )
     assert refused_rpc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -165,11 +167,9 @@ async def test_an_entry_refused_as_a_ledger_entry_is_invoiced_once_mapped(bank_s
         await banking_stub(stack).PutPennylaneSettings(
             pb.PutPennylaneSettingsRequest(
                 organization_id=org.id,
-                api_token=company.token,
-                start_date=today(),
-                enabled=True,
-                sales_as=sales_as,
-                **ids,
+                settings=pb.PennylaneSettingsChange(
+                    api_token=company.token, start_date=today(), enabled=True, sales_as=sales_as, **ids
+                ),
             ),
             metadata=as_member(org.admin_headers),
         )

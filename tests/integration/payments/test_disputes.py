@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import grpc
 import httpx
+import pytest
+from collect.payments.v1 import payments_pb2, payments_pb2_grpc
 
 from services.payments import disputes
 from tests.fixtures.organizations import OrgContext, onboarded_organization
@@ -62,6 +65,26 @@ async def test_a_direct_charge_dispute_debits_the_organisation_and_a_win_is_appl
     )
     assert hidden.status_code == 404 and hidden.json()["code"] == "dispute_not_found"
 
+    # Each text takes Stripe's 20,000 characters (the proto's bound, not the gateway's 500 default).
+    evidence = f"/v1/disputes/{dispute['id']}/evidence"
+    staged = await stack.http.post(
+        evidence, headers=org.admin_headers, json={"evidence": {"refund_policy": "x" * 20_000}, "submit": False}
+    )
+    assert staged.status_code == 200 and staged.json()["evidence_submissions"] == 0, staged.text
+    too_long = await stack.http.post(
+        evidence, headers=org.admin_headers, json={"evidence": {"refund_policy": "x" * 20_001}}
+    )
+    assert [e["field"] for e in too_long.json()["errors"]] == ["evidence.refund_policy"]
+    # The service's runtime holds the same bound against a gRPC caller.
+    async with grpc.aio.insecure_channel(stack.target("payments")) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await payments_pb2_grpc.PaymentsServiceStub(channel).SubmitDisputeEvidence(
+                payments_pb2.SubmitDisputeEvidenceRequest(
+                    dispute_id=dispute["id"], evidence={"refund_policy": "x" * 20_001}
+                ),
+                metadata=(("authorization", org.admin_headers["Authorization"]),),
+            )
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     submitted = await submit_evidence(stack, org, dispute, "winning_evidence")
     assert submitted["status"] == "under_review" and submitted["evidence_submissions"] == 1
 

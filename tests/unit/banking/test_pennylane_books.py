@@ -105,7 +105,7 @@ def test_unbalanced_entries_are_never_sent() -> None:
         ({"VE": 1}, {fec.SALES: 2}, []),
         ({"XX": 1}, {}, ["journal_ids.XX"]),
         ({}, {"999999": 1}, ["ledger_account_ids.999999"]),
-        ({"VE": 0}, {fec.SALES: -1}, ["journal_ids.VE", "ledger_account_ids.706000"]),
+        ({"VE": 1, "XX": 2}, {fec.SALES: 2, "1": 3}, ["journal_ids.XX", "ledger_account_ids.1"]),
     ],
 )
 def test_mapping_errors(journals: dict[str, int], accounts: dict[str, int], fields: list[str]) -> None:

@@ -11,6 +11,7 @@ from collect.payments.v1 import payments_pb2 as pb
 
 from runtime.proto import EnumNames
 from services.payments.domain import (
+    DISPUTE_EVIDENCE_FIELDS,
     DISPUTE_STATUSES,
     Dispute,
     advance_dispute,
@@ -109,9 +110,9 @@ def test_what_a_destination_dispute_takes_back(withdrawn: int, transfer: dict[st
         ({"uncategorized_text": "winning_evidence", "product_description": "A calendar"}, []),
         ({}, []),
         ({"favourite_colour": "blue"}, ["evidence.favourite_colour"]),
-        ({"receipt": 3}, ["evidence.receipt"]),
-        ({"uncategorized_text": "x" * 150_001}, ["evidence"]),
+        ({name: "x" * 20_000 for name in DISPUTE_EVIDENCE_FIELDS[:7]} | {"receipt": "x" * 10_000}, []),
+        ({name: "x" * 20_000 for name in DISPUTE_EVIDENCE_FIELDS[:7]} | {"receipt": "x" * 10_001}, ["evidence"]),
     ],
 )
-def test_which_evidence_stripe_takes(evidence: dict[str, Any], fields: list[str]) -> None:
+def test_which_evidence_stripe_takes(evidence: dict[str, str], fields: list[str]) -> None:
     assert [field for field, _ in evidence_problems(evidence)] == fields

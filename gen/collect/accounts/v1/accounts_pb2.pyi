@@ -1567,11 +1567,17 @@ class ListAuditEntriesRequest(_message.Message):
     organization_id: _builtins.str
     """Required for nobody: org_admins get their own; platform admins every organisation without it."""
     actor_id: _builtins.str
+    """Only this member's actions (or `service:<name>`)."""
     action: _builtins.str
+    """e.g. `payment.refunded`, `member.updated`, `stripe_event.applied`."""
     @_builtins.property
-    def from_time(self) -> _timestamp_pb2.Timestamp: ...
+    def from_time(self) -> _timestamp_pb2.Timestamp:
+        """Recorded at or after this instant."""
+
     @_builtins.property
-    def to_time(self) -> _timestamp_pb2.Timestamp: ...
+    def to_time(self) -> _timestamp_pb2.Timestamp:
+        """Recorded before this instant."""
+
     @_builtins.property
     def page(self) -> _common_pb2.PageRequest: ...
     def __init__(

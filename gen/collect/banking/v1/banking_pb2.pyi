@@ -1524,7 +1524,9 @@ class PennylaneFailure(_message.Message):
 Global___PennylaneFailure: _TypeAlias = PennylaneFailure  # noqa: Y015
 
 @_typing.final
-class PutPennylaneSettingsRequest(_message.Message):
+class PennylaneSettingsChange(_message.Message):
+    """What a caller sets of an entity's Pennylane settings (the organisation's or the platform's)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     @_typing.final
@@ -1567,31 +1569,30 @@ class PutPennylaneSettingsRequest(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
-    PLATFORM_FIELD_NUMBER: _builtins.int
     API_TOKEN_FIELD_NUMBER: _builtins.int
     JOURNAL_IDS_FIELD_NUMBER: _builtins.int
     LEDGER_ACCOUNT_IDS_FIELD_NUMBER: _builtins.int
     START_DATE_FIELD_NUMBER: _builtins.int
     ENABLED_FIELD_NUMBER: _builtins.int
     SALES_AS_FIELD_NUMBER: _builtins.int
-    organization_id: _builtins.str
-    platform: _builtins.bool
     api_token: _builtins.str
-    """Empty keeps the stored token."""
+    """Write only; empty keeps the stored one (required the first time)."""
     start_date: _builtins.str
+    """First day pushed."""
     enabled: _builtins.bool
     sales_as: Global___PennylaneSalesAs.ValueType
     """Unspecified: ledger entries. Customer invoices are an organisation's choice only."""
     @_builtins.property
-    def journal_ids(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]: ...
+    def journal_ids(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """FEC journal code (VE, CA, ST, BQ) -> Pennylane journal id."""
+
     @_builtins.property
-    def ledger_account_ids(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]: ...
+    def ledger_account_ids(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """FEC account number (706000, 467000, ...) -> Pennylane ledger account id."""
+
     def __init__(
         self,
         *,
-        organization_id: _builtins.str = ...,
-        platform: _builtins.bool = ...,
         api_token: _builtins.str = ...,
         journal_ids: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
         ledger_account_ids: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
@@ -1601,7 +1602,30 @@ class PutPennylaneSettingsRequest(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_token", b"api_token", "enabled", b"enabled", "journal_ids", b"journal_ids", "ledger_account_ids", b"ledger_account_ids", "organization_id", b"organization_id", "platform", b"platform", "sales_as", b"sales_as", "start_date", b"start_date"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_token", b"api_token", "enabled", b"enabled", "journal_ids", b"journal_ids", "ledger_account_ids", b"ledger_account_ids", "sales_as", b"sales_as", "start_date", b"start_date"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PennylaneSettingsChange: _TypeAlias = PennylaneSettingsChange  # noqa: Y015
+
+@_typing.final
+class PutPennylaneSettingsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    @_builtins.property
+    def settings(self) -> Global___PennylaneSettingsChange: ...
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        settings: Global___PennylaneSettingsChange | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "settings", b"settings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1628,22 +1652,59 @@ class PutPennylaneSettingsResponse(_message.Message):
 Global___PutPennylaneSettingsResponse: _TypeAlias = PutPennylaneSettingsResponse  # noqa: Y015
 
 @_typing.final
+class PutPlatformPennylaneSettingsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settings(self) -> Global___PennylaneSettingsChange: ...
+    def __init__(
+        self,
+        *,
+        settings: Global___PennylaneSettingsChange | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PutPlatformPennylaneSettingsRequest: _TypeAlias = PutPlatformPennylaneSettingsRequest  # noqa: Y015
+
+@_typing.final
+class PutPlatformPennylaneSettingsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settings(self) -> Global___PennylaneSettings: ...
+    def __init__(
+        self,
+        *,
+        settings: Global___PennylaneSettings | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PutPlatformPennylaneSettingsResponse: _TypeAlias = PutPlatformPennylaneSettingsResponse  # noqa: Y015
+
+@_typing.final
 class GetPennylaneSettingsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
-    PLATFORM_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
-    platform: _builtins.bool
     def __init__(
         self,
         *,
         organization_id: _builtins.str = ...,
-        platform: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "platform", b"platform"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1674,13 +1735,48 @@ class GetPennylaneSettingsResponse(_message.Message):
 Global___GetPennylaneSettingsResponse: _TypeAlias = GetPennylaneSettingsResponse  # noqa: Y015
 
 @_typing.final
+class GetPlatformPennylaneSettingsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPlatformPennylaneSettingsRequest: _TypeAlias = GetPlatformPennylaneSettingsRequest  # noqa: Y015
+
+@_typing.final
+class GetPlatformPennylaneSettingsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOOKS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def books(self) -> Global___GetPennylaneSettingsResponse: ...
+    def __init__(
+        self,
+        *,
+        books: Global___GetPennylaneSettingsResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["books", b"books"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["books", b"books"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPlatformPennylaneSettingsResponse: _TypeAlias = GetPlatformPennylaneSettingsResponse  # noqa: Y015
+
+@_typing.final
 class PushToPennylaneRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ENTITIES_FIELD_NUMBER: _builtins.int
     TO_DATE_FIELD_NUMBER: _builtins.int
     to_date: _builtins.str
-    """Last day pushed (YYYY-MM-DD); empty: PENNYLANE_PUSH_DELAY_DAYS ago."""
+    """Last day pushed; empty: PENNYLANE_PUSH_DELAY_DAYS ago."""
     @_builtins.property
     def entities(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Only these entities (organisation ids, `platform`); empty: every enabled one."""

@@ -126,6 +126,16 @@ class BankingServiceStub:
                 request_serializer=collect_dot_banking_dot_v1_dot_banking__pb2.GetPennylaneSettingsRequest.SerializeToString,
                 response_deserializer=collect_dot_banking_dot_v1_dot_banking__pb2.GetPennylaneSettingsResponse.FromString,
                 _registered_method=True)
+        self.PutPlatformPennylaneSettings = channel.unary_unary(
+                '/collect.banking.v1.BankingService/PutPlatformPennylaneSettings',
+                request_serializer=collect_dot_banking_dot_v1_dot_banking__pb2.PutPlatformPennylaneSettingsRequest.SerializeToString,
+                response_deserializer=collect_dot_banking_dot_v1_dot_banking__pb2.PutPlatformPennylaneSettingsResponse.FromString,
+                _registered_method=True)
+        self.GetPlatformPennylaneSettings = channel.unary_unary(
+                '/collect.banking.v1.BankingService/GetPlatformPennylaneSettings',
+                request_serializer=collect_dot_banking_dot_v1_dot_banking__pb2.GetPlatformPennylaneSettingsRequest.SerializeToString,
+                response_deserializer=collect_dot_banking_dot_v1_dot_banking__pb2.GetPlatformPennylaneSettingsResponse.FromString,
+                _registered_method=True)
         self.PushToPennylane = channel.unary_unary(
                 '/collect.banking.v1.BankingService/PushToPennylane',
                 request_serializer=collect_dot_banking_dot_v1_dot_banking__pb2.PushToPennylaneRequest.SerializeToString,
@@ -248,22 +258,43 @@ class BankingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def PutPennylaneSettings(self, request, context):
-        """Pennylane settings of the platform's books (platform_admin) or of one organisation's (its
-        org_admin, platform_admin): API token (write only, encrypted at rest), journal and account ids.
+        """Pennylane settings of one organisation's books (its org_admin, platform_admin): API token
+        (write only, encrypted at rest), journal and account ids, how its sales are pushed.
+
+        FEC journal codes (VE, CA, ST, BQ) and account numbers map to the Pennylane company's journal
+        and ledger account ids; the token is never answered (`api_token_set`). `sales_as:
+        customer_invoices` (organisations only) pushes each card or cash sale as a finalized customer
+        invoice (a refund as a credit note) to one anonymous walk-in customer, and the rest of its
+        entry (money received, fees) as a ledger entry settling that customer; everything else stays
+        ledger entries, and the sum equals the FEC.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetPennylaneSettings(self, request, context):
-        """The settings (never the token) and the entries not pushed yet, with what went wrong.
+        """The settings (never the token) and the entries not pushed yet, with Pennylane's answer.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PutPlatformPennylaneSettings(self, request, context):
+        """The same for the platform's own books (platform_admin); they are pushed as ledger entries.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPlatformPennylaneSettings(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def PushToPennylane(self, request, context):
-        """Runs the push now (platform_admin), as the scheduled job does; one run at a time.
+        """Runs the push now, as the scheduled job does; one run at a time (`ran` is false when a run is
+        already under way: nothing done). Each entry is pushed once.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -361,6 +392,16 @@ def add_BankingServiceServicer_to_server(servicer, server):
                     servicer.GetPennylaneSettings,
                     request_deserializer=collect_dot_banking_dot_v1_dot_banking__pb2.GetPennylaneSettingsRequest.FromString,
                     response_serializer=collect_dot_banking_dot_v1_dot_banking__pb2.GetPennylaneSettingsResponse.SerializeToString,
+            ),
+            'PutPlatformPennylaneSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutPlatformPennylaneSettings,
+                    request_deserializer=collect_dot_banking_dot_v1_dot_banking__pb2.PutPlatformPennylaneSettingsRequest.FromString,
+                    response_serializer=collect_dot_banking_dot_v1_dot_banking__pb2.PutPlatformPennylaneSettingsResponse.SerializeToString,
+            ),
+            'GetPlatformPennylaneSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPlatformPennylaneSettings,
+                    request_deserializer=collect_dot_banking_dot_v1_dot_banking__pb2.GetPlatformPennylaneSettingsRequest.FromString,
+                    response_serializer=collect_dot_banking_dot_v1_dot_banking__pb2.GetPlatformPennylaneSettingsResponse.SerializeToString,
             ),
             'PushToPennylane': grpc.unary_unary_rpc_method_handler(
                     servicer.PushToPennylane,
@@ -856,6 +897,60 @@ class BankingService:
             '/collect.banking.v1.BankingService/GetPennylaneSettings',
             collect_dot_banking_dot_v1_dot_banking__pb2.GetPennylaneSettingsRequest.SerializeToString,
             collect_dot_banking_dot_v1_dot_banking__pb2.GetPennylaneSettingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutPlatformPennylaneSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/collect.banking.v1.BankingService/PutPlatformPennylaneSettings',
+            collect_dot_banking_dot_v1_dot_banking__pb2.PutPlatformPennylaneSettingsRequest.SerializeToString,
+            collect_dot_banking_dot_v1_dot_banking__pb2.PutPlatformPennylaneSettingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPlatformPennylaneSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/collect.banking.v1.BankingService/GetPlatformPennylaneSettings',
+            collect_dot_banking_dot_v1_dot_banking__pb2.GetPlatformPennylaneSettingsRequest.SerializeToString,
+            collect_dot_banking_dot_v1_dot_banking__pb2.GetPlatformPennylaneSettingsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -67,13 +67,25 @@ class BankingServiceStub:
     platform fees, refunds, payouts to its bank.
     """
     PutPennylaneSettings: _grpc.UnaryUnaryMultiCallable[_banking_pb2.PutPennylaneSettingsRequest, _banking_pb2.PutPennylaneSettingsResponse]
-    """Pennylane settings of the platform's books (platform_admin) or of one organisation's (its
-    org_admin, platform_admin): API token (write only, encrypted at rest), journal and account ids.
+    """Pennylane settings of one organisation's books (its org_admin, platform_admin): API token
+    (write only, encrypted at rest), journal and account ids, how its sales are pushed.
+
+    FEC journal codes (VE, CA, ST, BQ) and account numbers map to the Pennylane company's journal
+    and ledger account ids; the token is never answered (`api_token_set`). `sales_as:
+    customer_invoices` (organisations only) pushes each card or cash sale as a finalized customer
+    invoice (a refund as a credit note) to one anonymous walk-in customer, and the rest of its
+    entry (money received, fees) as a ledger entry settling that customer; everything else stays
+    ledger entries, and the sum equals the FEC.
     """
     GetPennylaneSettings: _grpc.UnaryUnaryMultiCallable[_banking_pb2.GetPennylaneSettingsRequest, _banking_pb2.GetPennylaneSettingsResponse]
-    """The settings (never the token) and the entries not pushed yet, with what went wrong."""
+    """The settings (never the token) and the entries not pushed yet, with Pennylane's answer."""
+    PutPlatformPennylaneSettings: _grpc.UnaryUnaryMultiCallable[_banking_pb2.PutPlatformPennylaneSettingsRequest, _banking_pb2.PutPlatformPennylaneSettingsResponse]
+    """The same for the platform's own books (platform_admin); they are pushed as ledger entries."""
+    GetPlatformPennylaneSettings: _grpc.UnaryUnaryMultiCallable[_banking_pb2.GetPlatformPennylaneSettingsRequest, _banking_pb2.GetPlatformPennylaneSettingsResponse]
     PushToPennylane: _grpc.UnaryUnaryMultiCallable[_banking_pb2.PushToPennylaneRequest, _banking_pb2.PushToPennylaneResponse]
-    """Runs the push now (platform_admin), as the scheduled job does; one run at a time."""
+    """Runs the push now, as the scheduled job does; one run at a time (`ran` is false when a run is
+    already under way: nothing done). Each entry is pushed once.
+    """
 
 @_typing.type_check_only
 class BankingServiceAsyncStub(BankingServiceStub):
@@ -114,13 +126,25 @@ class BankingServiceAsyncStub(BankingServiceStub):
     platform fees, refunds, payouts to its bank.
     """
     PutPennylaneSettings: _aio.UnaryUnaryMultiCallable[_banking_pb2.PutPennylaneSettingsRequest, _banking_pb2.PutPennylaneSettingsResponse]  # type: ignore[assignment]
-    """Pennylane settings of the platform's books (platform_admin) or of one organisation's (its
-    org_admin, platform_admin): API token (write only, encrypted at rest), journal and account ids.
+    """Pennylane settings of one organisation's books (its org_admin, platform_admin): API token
+    (write only, encrypted at rest), journal and account ids, how its sales are pushed.
+
+    FEC journal codes (VE, CA, ST, BQ) and account numbers map to the Pennylane company's journal
+    and ledger account ids; the token is never answered (`api_token_set`). `sales_as:
+    customer_invoices` (organisations only) pushes each card or cash sale as a finalized customer
+    invoice (a refund as a credit note) to one anonymous walk-in customer, and the rest of its
+    entry (money received, fees) as a ledger entry settling that customer; everything else stays
+    ledger entries, and the sum equals the FEC.
     """
     GetPennylaneSettings: _aio.UnaryUnaryMultiCallable[_banking_pb2.GetPennylaneSettingsRequest, _banking_pb2.GetPennylaneSettingsResponse]  # type: ignore[assignment]
-    """The settings (never the token) and the entries not pushed yet, with what went wrong."""
+    """The settings (never the token) and the entries not pushed yet, with Pennylane's answer."""
+    PutPlatformPennylaneSettings: _aio.UnaryUnaryMultiCallable[_banking_pb2.PutPlatformPennylaneSettingsRequest, _banking_pb2.PutPlatformPennylaneSettingsResponse]  # type: ignore[assignment]
+    """The same for the platform's own books (platform_admin); they are pushed as ledger entries."""
+    GetPlatformPennylaneSettings: _aio.UnaryUnaryMultiCallable[_banking_pb2.GetPlatformPennylaneSettingsRequest, _banking_pb2.GetPlatformPennylaneSettingsResponse]  # type: ignore[assignment]
     PushToPennylane: _aio.UnaryUnaryMultiCallable[_banking_pb2.PushToPennylaneRequest, _banking_pb2.PushToPennylaneResponse]  # type: ignore[assignment]
-    """Runs the push now (platform_admin), as the scheduled job does; one run at a time."""
+    """Runs the push now, as the scheduled job does; one run at a time (`ran` is false when a run is
+    already under way: nothing done). Each entry is pushed once.
+    """
 
 class BankingServiceServicer(metaclass=_abc_1.ABCMeta):
     """Bank transactions (Qonto), Stripe payouts, reconciliation, revenue allocation,
@@ -260,8 +284,15 @@ class BankingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _banking_pb2.PutPennylaneSettingsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_banking_pb2.PutPennylaneSettingsResponse, _abc.Awaitable[_banking_pb2.PutPennylaneSettingsResponse]]:
-        """Pennylane settings of the platform's books (platform_admin) or of one organisation's (its
-        org_admin, platform_admin): API token (write only, encrypted at rest), journal and account ids.
+        """Pennylane settings of one organisation's books (its org_admin, platform_admin): API token
+        (write only, encrypted at rest), journal and account ids, how its sales are pushed.
+
+        FEC journal codes (VE, CA, ST, BQ) and account numbers map to the Pennylane company's journal
+        and ledger account ids; the token is never answered (`api_token_set`). `sales_as:
+        customer_invoices` (organisations only) pushes each card or cash sale as a finalized customer
+        invoice (a refund as a credit note) to one anonymous walk-in customer, and the rest of its
+        entry (money received, fees) as a ledger entry settling that customer; everything else stays
+        ledger entries, and the sum equals the FEC.
         """
 
     @_abc_1.abstractmethod
@@ -270,7 +301,22 @@ class BankingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _banking_pb2.GetPennylaneSettingsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_banking_pb2.GetPennylaneSettingsResponse, _abc.Awaitable[_banking_pb2.GetPennylaneSettingsResponse]]:
-        """The settings (never the token) and the entries not pushed yet, with what went wrong."""
+        """The settings (never the token) and the entries not pushed yet, with Pennylane's answer."""
+
+    @_abc_1.abstractmethod
+    def PutPlatformPennylaneSettings(
+        self,
+        request: _banking_pb2.PutPlatformPennylaneSettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_banking_pb2.PutPlatformPennylaneSettingsResponse, _abc.Awaitable[_banking_pb2.PutPlatformPennylaneSettingsResponse]]:
+        """The same for the platform's own books (platform_admin); they are pushed as ledger entries."""
+
+    @_abc_1.abstractmethod
+    def GetPlatformPennylaneSettings(
+        self,
+        request: _banking_pb2.GetPlatformPennylaneSettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_banking_pb2.GetPlatformPennylaneSettingsResponse, _abc.Awaitable[_banking_pb2.GetPlatformPennylaneSettingsResponse]]: ...
 
     @_abc_1.abstractmethod
     def PushToPennylane(
@@ -278,6 +324,8 @@ class BankingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _banking_pb2.PushToPennylaneRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_banking_pb2.PushToPennylaneResponse, _abc.Awaitable[_banking_pb2.PushToPennylaneResponse]]:
-        """Runs the push now (platform_admin), as the scheduled job does; one run at a time."""
+        """Runs the push now, as the scheduled job does; one run at a time (`ran` is false when a run is
+        already under way: nothing done). Each entry is pushed once.
+        """
 
 def add_BankingServiceServicer_to_server(servicer: BankingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -123,10 +123,13 @@ class FieldRules(_message.Message):
     EXAMPLE_FIELD_NUMBER: _builtins.int
     DEFAULT_FIELD_NUMBER: _builtins.int
     OUTPUT_ONLY_FIELD_NUMBER: _builtins.int
+    JSON_FIELD_NUMBER: _builtins.int
     required: _builtins.bool
     """Present and not empty (not 0, not "")."""
     min_len: _builtins.int
-    """Bounds of a string's length in characters (max 500 when unset, at the gateway)."""
+    """Bounds of a string's length in characters (max 500 when unset, at the gateway). On a map,
+    the bounds and pattern below apply to each value.
+    """
     max_len: _builtins.int
     pattern: _builtins.str
     """The whole string matches this regular expression (when not empty)."""
@@ -167,6 +170,10 @@ class FieldRules(_message.Message):
     """The value the gateway reads when the field is absent from JSON, written as in a query string."""
     output_only: _builtins.bool
     """Written to JSON, never read from it (a request message reused as an answer: updated_at)."""
+    json: _builtins.bool
+    """A string holding JSON text (a stored object), answered as the JSON value it encodes, null
+    when empty; never read from JSON.
+    """
     def __init__(
         self,
         *,
@@ -189,10 +196,11 @@ class FieldRules(_message.Message):
         example: _builtins.str = ...,
         default: _builtins.str = ...,
         output_only: _builtins.bool = ...,
+        json: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_maximum", b"_maximum", "_minimum", b"_minimum", "maximum", b"maximum", "minimum", b"minimum"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_maximum", b"_maximum", "_minimum", b"_minimum", "default", b"default", "enum", b"enum", "example", b"example", "format", b"format", "header", b"header", "hint", b"hint", "inline", b"inline", "lenient", b"lenient", "max_items", b"max_items", "max_len", b"max_len", "maximum", b"maximum", "min_len", b"min_len", "minimum", b"minimum", "nullable", b"nullable", "omit_empty", b"omit_empty", "output_only", b"output_only", "pattern", b"pattern", "required", b"required", "server_only", b"server_only"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_maximum", b"_maximum", "_minimum", b"_minimum", "default", b"default", "enum", b"enum", "example", b"example", "format", b"format", "header", b"header", "hint", b"hint", "inline", b"inline", "json", b"json", "lenient", b"lenient", "max_items", b"max_items", "max_len", b"max_len", "maximum", b"maximum", "min_len", b"min_len", "minimum", b"minimum", "nullable", b"nullable", "omit_empty", b"omit_empty", "output_only", b"output_only", "pattern", b"pattern", "required", b"required", "server_only", b"server_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__maximum: _TypeAlias = _typing.Literal["maximum"]  # noqa: Y015
     _WhichOneofArgType__maximum: _TypeAlias = _typing.Literal["_maximum", b"_maximum"]  # noqa: Y015

@@ -1359,7 +1359,9 @@ class SubmitDisputeEvidenceRequest(_message.Message):
     """False stages the evidence; unset or true submits it (as Stripe's default)."""
     @_builtins.property
     def evidence(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """Stripe's evidence fields (product_description, uncategorized_text, ...), text or file ids."""
+        """Stripe's evidence fields (product_description, uncategorized_text, ...), text or file ids;
+        Stripe takes up to 20,000 characters in each (and 150,000 in all: the service's rule).
+        """
 
     def __init__(
         self,
