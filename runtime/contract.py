@@ -17,7 +17,7 @@ from collect.common.v1 import options_pb2
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from runtime.dates import DAY
+from runtime.dates import DAY, INSTANT
 from runtime.errors import FieldError, InvalidArgument
 from runtime.proto import enum_value_name
 
@@ -34,6 +34,10 @@ FORMATS = {
     "currency": Format(r"[a-z]{3}", "a three-letter ISO 4217 code in lower case"),
     "country": Format(r"[A-Za-z]{2}", "a two-letter ISO 3166-1 country code"),
     "date": Format(DAY.pattern, "a YYYY-MM-DD day"),
+    # A bound a list and the stats both take: a day (the organisation's, inclusive) or an instant.
+    "date_or_date_time": Format(
+        f"{DAY.pattern}|{INSTANT.pattern}", "a YYYY-MM-DD day (the organisation's, inclusive) or an RFC 3339 timestamp"
+    ),
 }
 
 

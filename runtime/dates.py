@@ -11,7 +11,16 @@ from datetime import UTC, date, datetime
 
 from runtime.errors import FieldError, InvalidArgument
 
-__all__ = ["DAY", "EARLIEST_DAY", "INSTANT", "LATEST_DAY", "parse_day", "parse_instant", "supported_instant"]
+__all__ = [
+    "DAY",
+    "EARLIEST_DAY",
+    "INSTANT",
+    "LATEST_DAY",
+    "parse_day",
+    "parse_day_or_instant",
+    "parse_instant",
+    "supported_instant",
+]
 
 # The two forms, to the letter (Python's fromisoformat also takes week dates, basic formats and
 # commas, which no other reader of the API would): a day, and an RFC 3339 instant with its offset.
@@ -58,6 +67,15 @@ def parse_instant(value: str, name: str) -> datetime | None:
     if moment.tzinfo is None:
         raise _invalid(name, "must carry a time zone (RFC 3339)")
     return supported_instant(moment, name)
+
+
+def parse_day_or_instant(value: str, name: str) -> date | datetime | None:
+    """A bound given either way the API takes dates: a `YYYY-MM-DD` day or an RFC 3339 instant."""
+    if DAY.fullmatch(value):
+        return parse_day(value, name)
+    if not value or INSTANT.fullmatch(value):
+        return parse_instant(value, name)
+    raise _invalid(name, "must be a date YYYY-MM-DD or an RFC 3339 timestamp")
 
 
 def supported_instant(moment: datetime, name: str) -> datetime:

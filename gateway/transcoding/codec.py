@@ -21,7 +21,7 @@ from google.protobuf.message import Message
 
 from gateway.http import INT64_MAX, INT64_MIN, has_control_characters, rfc3339
 from runtime.contract import Rules, enum_names, map_value_rules, message_type, rules
-from runtime.dates import parse_day, parse_instant
+from runtime.dates import parse_day, parse_day_or_instant, parse_instant
 from runtime.errors import FieldError, InvalidArgument
 from runtime.proto import enum_value_name, from_timestamp
 
@@ -257,6 +257,8 @@ def _scalar(slot: Slot, raw: Any, reading: Reading, path: str, from_text: bool) 
         if (problem := slot.rules.problem(raw)) is not None:
             return reading.fail(path, problem)
         if slot.rules.format == "date" and _parsed(parse_day, raw, reading, path) is _BAD:
+            return _BAD
+        if slot.rules.format == "date_or_date_time" and _parsed(parse_day_or_instant, raw, reading, path) is _BAD:
             return _BAD
         return raw
     if kind == _T.TYPE_BOOL:

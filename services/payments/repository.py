@@ -381,26 +381,30 @@ async def list_payments(
     *,
     status: str,
     member_id: str,
-    from_time: datetime | None,
-    to_time: datetime | None,
+    since: date | datetime | None,
+    until: date | datetime | None,
     after: tuple[datetime, str] | None,
     limit: int,
 ) -> list[Payment]:
+    """Newest first. A day bound is on the payment's local day (inclusive); an instant on its creation."""
     rows = await conn.fetch(
         f"""SELECT {_PAYMENT_COLUMNS} FROM payments
              WHERE organization_id = $1
                AND ($2 = '' OR status = $2) AND ($3 = '' OR member_id = $3)
                AND ($4::timestamptz IS NULL OR created_at >= $4) AND ($5::timestamptz IS NULL OR created_at < $5)
+               AND ($9::date IS NULL OR local_date >= $9) AND ($10::date IS NULL OR local_date <= $10)
                AND ($6::timestamptz IS NULL OR (created_at, id) < ($6, $7::uuid))
              ORDER BY created_at DESC, id DESC LIMIT $8""",
         organization_id,
         status,
         member_id,
-        from_time,
-        to_time,
+        since if isinstance(since, datetime) else None,
+        until if isinstance(until, datetime) else None,
         after[0] if after else None,
         after[1] if after else None,
         limit,
+        since if isinstance(since, date) and not isinstance(since, datetime) else None,
+        until if isinstance(until, date) and not isinstance(until, datetime) else None,
     )
     return [payment_from_row(row) for row in rows]
 

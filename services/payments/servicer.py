@@ -8,6 +8,7 @@ from collect.payments.v1 import payments_pb2 as pb
 from collect.payments.v1 import payments_pb2_grpc
 
 from runtime.auth import AGENT, ORG_ADMIN, PLATFORM_ADMIN, organization_scope, require_caller
+from runtime.dates import parse_day_or_instant
 from runtime.errors import NotFound
 from runtime.pagination import decode_cursor, next_page, page_limit
 from runtime.proto import EnumNames, from_timestamp, to_timestamp
@@ -151,8 +152,8 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
                 organization_id,
                 status=request.status,
                 member_id=member_id,
-                from_time=from_timestamp(request.from_time) if request.HasField("from_time") else None,
-                to_time=from_timestamp(request.to_time) if request.HasField("to_time") else None,
+                since=parse_day_or_instant(request.since, "from"),
+                until=parse_day_or_instant(request.until, "to"),
                 after=after,
                 limit=limit + 1,
             )

@@ -427,11 +427,7 @@ async function salesPage(main, orgId) {
   const rankingBox = h("div", {});
   const updateRanking = async () => { if (isAdmin()) rankingBox.replaceChildren(await ranking(orgId, org, members)); };
   async function refresh(background) {
-    let window = "";
-    if (day.value) {  // a day in the organisation's time zone: ask a wider window, keep the day's local sales
-      const start = new Date(day.value + "T00:00:00Z");
-      window = `&from=${new Date(start - 86400000).toISOString()}&to=${new Date(+start + 2 * 86400000).toISOString()}`;
-    }
+    const window = day.value ? `&from=${day.value}&to=${day.value}` : "";  // the organisation's local day, as the stats
     const page = await api("GET", `/v1/payments?limit=100${scope}${agent.value ? "&member_id=" + agent.value : ""}${status.value ? "&status=" + status.value : ""}${window}`, undefined, { background });
     const shown = page.data.filter((p) => (!method.value || p.method === method.value) && (!day.value || p.local_date === day.value));
     let arrived = false, changed = false;

@@ -62,6 +62,21 @@ async def test_stats_use_the_organisation_time_zone(stack: Stack, org: OrgContex
     assert [(d["date"], d["gross"]) for d in stats.json()["days"]] == [(first, 300), (next_day, 700)]
     member = await stack.http.get(f"/v1/members/{org.agent_id}/stats?from={first}&to={last}", headers=org.admin_headers)
     assert member.json()["totals"]["gross"] == 1000
+    # The list takes the stats' form too: local days, inclusive; and an instant still means an instant.
+    for since, until, amounts in (
+        (first, first, [300]),
+        (next_day, next_day, [700]),
+        (first, next_day, [700, 300]),
+        (f"{first}T22:00:00Z", next_day, [700]),
+    ):
+        listed = await stack.http.get("/v1/payments", params={"from": since, "to": until}, headers=org.agent_headers)
+        assert listed.status_code == 200, listed.text
+        assert [
+            p["amount"] for p in listed.json()["data"] if p["local_id"] in (late["local_id"], early["local_id"])
+        ] == (amounts), (since, until)
+    for bad_bound in ("2026-13-01", "2026-12-01T10:00", "0001-01-01", "1 déc."):
+        refused = await stack.http.get("/v1/payments", params={"from": bad_bound}, headers=org.agent_headers)
+        assert refused.status_code == 400 and refused.json()["errors"][0]["field"] == "from", (bad_bound, refused.text)
     # An agent sees only itself: another member's figures are not found (as GET of the member is).
     forbidden = await stack.http.get(f"/v1/members/{org.admin_id}/stats", headers=org.agent_headers)
     assert forbidden.status_code == 404

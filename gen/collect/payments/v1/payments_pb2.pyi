@@ -484,20 +484,17 @@ class ListPaymentsRequest(_message.Message):
     ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     MEMBER_ID_FIELD_NUMBER: _builtins.int
-    FROM_TIME_FIELD_NUMBER: _builtins.int
-    TO_TIME_FIELD_NUMBER: _builtins.int
     PAGE_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    UNTIL_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
     status: _builtins.str
     member_id: _builtins.str
-    @_builtins.property
-    def from_time(self) -> _timestamp_pb2.Timestamp:
-        """Created at or after this instant."""
-
-    @_builtins.property
-    def to_time(self) -> _timestamp_pb2.Timestamp:
-        """Created before this instant."""
-
+    since: _builtins.str
+    """The same forms the stats take: a day YYYY-MM-DD (the payment's local day in its organisation's
+    time zone, inclusive at both ends) or an RFC 3339 instant (created at or after `from`, before `to`).
+    """
+    until: _builtins.str
     @_builtins.property
     def page(self) -> _common_pb2.PageRequest: ...
     def __init__(
@@ -506,13 +503,13 @@ class ListPaymentsRequest(_message.Message):
         organization_id: _builtins.str = ...,
         status: _builtins.str = ...,
         member_id: _builtins.str = ...,
-        from_time: _timestamp_pb2.Timestamp | None = ...,
-        to_time: _timestamp_pb2.Timestamp | None = ...,
         page: _common_pb2.PageRequest | None = ...,
+        since: _builtins.str = ...,
+        until: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["from_time", b"from_time", "page", b"page", "to_time", b"to_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_time", b"from_time", "member_id", b"member_id", "organization_id", b"organization_id", "page", b"page", "status", b"status", "to_time", b"to_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["member_id", b"member_id", "organization_id", b"organization_id", "page", b"page", "since", b"since", "status", b"status", "until", b"until"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
