@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from runtime.dates import parse_day
+from runtime.dates import parse_day_or_instant
 from runtime.errors import FieldError, InvalidArgument
 from services.payments import repository as repo
 from services.payments.context import Context
@@ -32,9 +32,18 @@ class DayTotals:
         return self.gross - self.refunded - self.fees
 
 
+def _day_of(bound: date | datetime | None, timezone: str, *, until: bool) -> date | None:
+    """A bound given as an instant picks the local day it falls in (`to`, being exclusive: the day
+    of the last moment before it); a day is itself."""
+    if not isinstance(bound, datetime):
+        return bound
+    return local_day(bound - timedelta(microseconds=1) if until else bound, timezone)
+
+
 def date_range(first: str, last: str, timezone: str) -> tuple[date, date]:
-    """The inclusive range asked for; the last 30 days (organisation's time zone) by default."""
-    start, end = parse_day(first, "from"), parse_day(last, "to")
+    """The inclusive range of days asked for, in `timezone`; the last 30 days by default."""
+    start = _day_of(parse_day_or_instant(first, "from"), timezone, until=False)
+    end = _day_of(parse_day_or_instant(last, "to"), timezone, until=True)
     end = end or local_day(datetime.now(UTC), timezone)
     start = start or end - timedelta(days=29)
     if start > end or (end - start).days >= MAX_DAYS:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from tests.fixtures.organizations import OrgContext, onboarded_organization
 from tests.fixtures.polling import eventually
@@ -62,6 +63,15 @@ async def test_stats_use_the_organisation_time_zone(stack: Stack, org: OrgContex
     assert [(d["date"], d["gross"]) for d in stats.json()["days"]] == [(first, 300), (next_day, 700)]
     member = await stack.http.get(f"/v1/members/{org.agent_id}/stats?from={first}&to={last}", headers=org.admin_headers)
     assert member.json()["totals"]["gross"] == 1000
+    # An instant picks the local day it falls in; `to` is exclusive (Paris midnight ends the day before).
+    paris_midnight = datetime.combine(day + timedelta(days=1), time(), ZoneInfo("Europe/Paris")).isoformat()
+    by_instants = await stack.http.get(
+        f"/v1/organizations/{org.id}/stats",
+        params={"from": f"{first}T12:00:00Z", "to": paris_midnight},
+        headers=org.agent_headers,
+    )
+    assert by_instants.status_code == 200, by_instants.text
+    assert [(d["date"], d["gross"]) for d in by_instants.json()["days"]] == [(first, 300)]
     # The list takes the stats' form too: local days, inclusive; and an instant still means an instant.
     for since, until, amounts in (
         (first, first, [300]),

@@ -797,7 +797,9 @@ class GetOrganizationStatsRequest(_message.Message):
     TO_DATE_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
     from_date: _builtins.str
-    """YYYY-MM-DD, inclusive, in the organisation's time zone."""
+    """YYYY-MM-DD, inclusive, in the organisation's time zone; or an RFC 3339 instant, which picks
+    the local day it falls in (`to` is exclusive: the day of the last moment before it).
+    """
     to_date: _builtins.str
     def __init__(
         self,
@@ -857,7 +859,9 @@ class GetMemberStatsRequest(_message.Message):
     organization_id: _builtins.str
     member_id: _builtins.str
     from_date: _builtins.str
-    """YYYY-MM-DD, inclusive, in the organisation's time zone."""
+    """YYYY-MM-DD, inclusive, in the organisation's time zone; or an RFC 3339 instant, which picks
+    the local day it falls in (`to` is exclusive: the day of the last moment before it).
+    """
     to_date: _builtins.str
     def __init__(
         self,
