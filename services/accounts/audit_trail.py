@@ -61,11 +61,13 @@ async def append(conn: Connection, source: str, records: Sequence[AuditRecord]) 
         chain: await repository.lock_audit_chain(conn, chain, GENESIS_HASH) for chain in sorted({c for c, _ in placed})
     }
     recorded_at = datetime.now(UTC)
+    entries = []
     for chain, found in placed:
         sequence, previous = heads[chain]
         entry = _entry(found, source, chain, sequence + 1, previous, recorded_at)
-        await repository.insert_audit_entry(conn, entry)
+        entries.append(entry)
         heads[chain] = (entry.sequence, entry.hash)
+    await repository.insert_audit_entries(conn, entries)
     return len(placed)
 
 

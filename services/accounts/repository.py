@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -443,15 +444,16 @@ async def chained_source_ids(conn: Connection, source: str, source_ids: list[str
     return {row["source_id"] for row in rows}
 
 
-async def insert_audit_entry(conn: Connection, entry: AuditEntry) -> None:
-    """Adds an entry and moves its chain's head to it (the head is locked by `lock_audit_chain`)."""
+_INSERT_AUDIT_ENTRY = """INSERT INTO audit_entries (id, chain, sequence, organization_id, actor_id, actor_role,
+                              actor_organization_id, action, targets, before, after, request_id,
+                              trace_id, source, source_id, occurred_at, recorded_at, previous_hash, hash)
+   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10::jsonb, $11::jsonb, $12, $13, $14, $15, $16,
+           $17, $18, $19)"""
+
+
+def _audit_entry_args(entry: AuditEntry) -> tuple[Any, ...]:
     found = entry.record
-    await conn.execute(
-        """INSERT INTO audit_entries (id, chain, sequence, organization_id, actor_id, actor_role,
-                                      actor_organization_id, action, targets, before, after, request_id,
-                                      trace_id, source, source_id, occurred_at, recorded_at, previous_hash, hash)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10::jsonb, $11::jsonb, $12, $13, $14, $15, $16,
-                   $17, $18, $19)""",
+    return (
         uuid.UUID(entry.id),
         entry.chain,
         entry.sequence,
@@ -472,12 +474,22 @@ async def insert_audit_entry(conn: Connection, entry: AuditEntry) -> None:
         entry.previous_hash,
         entry.hash,
     )
-    await conn.execute(
-        "UPDATE audit_chain_heads SET sequence = $2, hash = $3 WHERE chain = $1",
-        entry.chain,
-        entry.sequence,
-        entry.hash,
-    )
+
+
+async def insert_audit_entries(conn: Connection, entries: Sequence[AuditEntry]) -> None:
+    """Adds entries, in each chain's order, and moves every chain's head to its last one (the heads
+    are locked by `lock_audit_chain`). One pipelined statement for the batch, not a round trip each."""
+    if not entries:
+        return
+    await conn.executemany(_INSERT_AUDIT_ENTRY, [_audit_entry_args(e) for e in entries])
+    heads = {entry.chain: entry for entry in entries}
+    for entry in heads.values():
+        await conn.execute(
+            "UPDATE audit_chain_heads SET sequence = $2, hash = $3 WHERE chain = $1",
+            entry.chain,
+            entry.sequence,
+            entry.hash,
+        )
 
 
 def _audit_entry(row: asyncpg.Record) -> AuditEntry:
