@@ -11,10 +11,10 @@ $(VENV)/bin/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 2; }
 	$(PYTHON) -m venv $(VENV)
 
-# Every dependency, dev tools included, comes from requirements.txt (exact versions and hashes);
+# Every dependency, dev tools included, comes from requirements.lock (exact versions and hashes);
 # `make lock` re-resolves it from pyproject.toml.
-$(STAMP): pyproject.toml requirements.txt | $(VENV)/bin/python
-	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements.txt
+$(STAMP): pyproject.toml requirements.lock | $(VENV)/bin/python
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements.lock
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(PY) -c "import pathlib, site; pathlib.Path(site.getsitepackages()[0], 'collect_paths.pth').write_text('$(CURDIR)\n$(CURDIR)/gen\n')"
 	touch $(STAMP)
@@ -40,7 +40,7 @@ chromium:
 
 lock: $(STAMP)
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 --universal \
-		--quiet --custom-compile-command "make lock" -o requirements.txt
+		--quiet --custom-compile-command "make lock" -o requirements.lock
 
 proto: $(STAMP)
 	$(PY) scripts/genproto.py
