@@ -15,7 +15,6 @@ from gateway.errors import ApiError
 from runtime.auth import Caller, TokenSigner, set_current_caller
 from runtime.dates import parse_day, parse_instant
 from runtime.errors import FieldError, InvalidArgument, Unauthenticated
-from runtime.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from runtime.proto import from_timestamp
 
 
@@ -274,14 +273,6 @@ def query_fields(request: Request) -> Fields:
 def org_query(request: Request) -> str:
     """The `organization_id` query parameter (platform admins name the organisation)."""
     return request.query_params.get("organization_id", "")
-
-
-def page_params(request: Request) -> tuple[int, str]:
-    query = query_fields(request)
-    limit = query.count("limit", default=DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
-    cursor = query.text("cursor", required=False, max_len=1000)
-    query.check()
-    return limit, cursor
 
 
 def rfc3339(value: datetime | None) -> str | None:

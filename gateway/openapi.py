@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.pagination import MAX_LIMIT
-
 PROBLEM = {
     "type": "object",
     "required": ["type", "title", "status", "detail", "code", "request_id"],
@@ -26,11 +24,6 @@ PROBLEM = {
 
 
 # `?limit&cursor` of every list (runtime.pagination's bounds).
-PAGE_PARAMETERS: list[dict[str, Any]] = [
-    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}},
-    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
-]
-
 IDEMPOTENCY_HEADER = {"name": "Idempotency-Key", "in": "header", "required": True, "schema": {"type": "string"}}
 
 

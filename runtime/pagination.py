@@ -43,10 +43,6 @@ def max_limit(page: Descriptor = _PAGE) -> int:
     return high
 
 
-DEFAULT_LIMIT = page_limit(0)
-MAX_LIMIT = max_limit()
-
-
 def encode_cursor(created_at: datetime, row_id: str) -> str:
     raw = orjson.dumps([created_at.isoformat(), row_id])
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
