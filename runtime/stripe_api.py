@@ -83,6 +83,9 @@ def stripe_errors(what: str = "Stripe") -> Iterator[None]:
         raise
     except (stripe.APIConnectionError, stripe.RateLimitError) as error:
         raise Unavailable(f"{what} is unavailable, try again later", "stripe_unavailable") from error
+    except stripe.PermissionError as error:
+        # 403 account_invalid: the connected account left the platform (access revoked, deleted).
+        raise Conflict(f"{what} gives no access to this account", "stripe_account_inaccessible") from error
     except stripe.IdempotencyError as error:
         raise Conflict(
             f"{what} refused a replayed request: {error.user_message or ''}", "stripe_idempotency"

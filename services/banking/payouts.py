@@ -7,13 +7,12 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-import stripe
 from collect.accounts.v1 import accounts_pb2 as accounts_pb
 
 from runtime import audit
 from runtime.clients import call
 from runtime.db import Connection
-from runtime.errors import Conflict, FieldError, InvalidArgument, UpstreamError
+from runtime.errors import Conflict, FieldError, InvalidArgument
 from runtime.inbox import APPLIED, IGNORED, InboundEvent
 from runtime.stripe_api import stripe_errors
 from services.banking import auditing, repository
@@ -130,10 +129,9 @@ async def sync_payouts(banking: Banking) -> PayoutSyncCounts:
                             params=params,  # type: ignore[arg-type]
                             options=_options(account),  # type: ignore[arg-type]
                         )
-                except UpstreamError as error:
-                    # An account that left the platform (access revoked, deleted) answers 403
-                    # account_invalid: the other organisations' payouts are still pulled.
-                    if account and isinstance(error.__cause__, stripe.PermissionError):
+                except Conflict as error:
+                    # An account that left the platform: the other organisations' payouts are still pulled.
+                    if account and error.code == "stripe_account_inaccessible":
                         counts.inaccessible_accounts += 1
                         log.warning("payouts of %s not pulled: the platform has no access to it", account)
                         break
