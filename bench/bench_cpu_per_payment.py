@@ -9,8 +9,9 @@ The floor of `bench_payments.py` (bare app, sandbox, PostgreSQL) is counted the 
 floor / all is the CPU analogue of that bench's ratio. The figures still move with the machine's
 load (about 10-30 % here): compare runs made one after the other, alternating.
 With BENCH_PROFILE_DIR=<dir>, py-spy (`pip install py-spy`, not in the lock) samples the gateway,
-Payments and the Stripe sandbox during the measured span into <dir>/<process>.txt (collapsed
-stacks; BENCH_PYSPY adds py-spy options, default --nonblocking).
+Payments and the Stripe sandbox (or the processes named in BENCH_PROFILE, comma-separated) during
+the measured span into <dir>/<process>.txt (collapsed stacks; BENCH_PYSPY adds py-spy options,
+default --nonblocking).
 To compare two checkouts, run both at once with BENCH_TOGETHER=<empty dir>:2 and BENCH_SECONDS.
 Run: `.venv/bin/python bench/bench_cpu_per_payment.py` (BENCH_PAYMENTS, BENCH_WARMUP, BENCH_CONCURRENCY).
 """
@@ -41,6 +42,7 @@ TOGETHER = os.environ.get("BENCH_TOGETHER", "")
 WARMUP = int(os.environ.get("BENCH_WARMUP", "300"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "8"))
 PROFILE_DIR = os.environ.get("BENCH_PROFILE_DIR", "")
+PROFILED = os.environ.get("BENCH_PROFILE", "gateway,payments,sandbox.stripe").split(",")
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -149,7 +151,7 @@ def _floor(sandbox: str, account: str, dsn: str, sandbox_pid: int, postmaster: i
 
 
 def _profilers(pids: dict[str, int]) -> list[subprocess.Popen[bytes]]:
-    """py-spy on the gateway, Payments and the Stripe sandbox when BENCH_PROFILE_DIR is set."""
+    """py-spy on the processes named in BENCH_PROFILE when BENCH_PROFILE_DIR is set."""
     if not PROFILE_DIR or not shutil.which("py-spy"):
         return []
     Path(PROFILE_DIR).mkdir(parents=True, exist_ok=True)
@@ -161,7 +163,7 @@ def _profilers(pids: dict[str, int]) -> list[subprocess.Popen[bytes]]:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        for name in ("gateway", "payments", "sandbox.stripe")
+        for name in PROFILED
     ]
     time.sleep(1.0)  # attached before the measured span
     return profilers

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from runtime import audit
 from runtime.db import Connection
 from services.payments.domain import Dispute, Payment, Refund
@@ -9,19 +11,26 @@ from services.payments.domain import Dispute, Payment, Refund
 
 async def payment_action(conn: Connection, action: str, payment: Payment) -> None:
     """Records `action` on `payment` (by the current caller) in `conn`'s transaction."""
-    await audit.record(
-        conn,
-        action,
-        targets={"payment_id": payment.id, "stripe_payment_intent": payment.stripe_payment_intent_id},
-        after={
+    await audit.record(conn, action, **_payment_fields(payment))
+
+
+def payment_record(action: str, payment: Payment) -> audit.AuditRecord:
+    """The record `payment_action` writes, for a statement that writes it with the payment (a create's)."""
+    return audit.current_record(action, **_payment_fields(payment))
+
+
+def _payment_fields(payment: Payment) -> dict[str, Any]:
+    return {
+        "targets": {"payment_id": payment.id, "stripe_payment_intent": payment.stripe_payment_intent_id},
+        "after": {
             "status": payment.status,
             "amount": payment.amount,
             "amount_captured": payment.amount_captured,
             "currency": payment.currency,
             "method": payment.method,
         },
-        organization_id=payment.organization_id,
-    )
+        "organization_id": payment.organization_id,
+    }
 
 
 async def refund_action(conn: Connection, action: str, payment: Payment, refund: Refund) -> None:

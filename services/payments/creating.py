@@ -1,8 +1,10 @@
 """Creating a payment, idempotent end to end (atomic phases).
 
-1. record the idempotency key and the payment (`pending`) in one transaction;
-2. lock the key, call Stripe with a key derived from the payment id, record the result and
-   the answer in the same transaction.
+1. record the idempotency key and the payment (`pending`) in one statement;
+2. call Stripe with a key derived from the payment id, then record the result, the key's answer
+   and the audit record in one statement, if nothing else recorded them meanwhile (`_first_attempt`);
+   a retry, a concurrent duplicate and anything more to record go through `_complete`, under the
+   key's and the payment's row locks.
 A request that died in phase 2 leaves the payment `pending`; a retry with the same key
 completes it with the same PaymentIntent (Stripe replays its first answer), never a second one.
 """
@@ -13,6 +15,7 @@ import math
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from runtime.auth import Caller
 from runtime.db import Connection
@@ -30,10 +33,12 @@ from services.payments.domain import (
     fee_problem,
     fingerprint,
     local_day,
+    take_intent,
 )
 from services.payments.telemetry import payment_reached
 
 OPERATION = "create_payment"
+EVENT = "payment.created"  # its audit record and telemetry
 
 
 @dataclass(frozen=True)
@@ -97,7 +102,9 @@ async def create_payment(
         if claimed and 0 < limit < used:
             await repo.delete_key(conn, organization_id, member_id, key)
             raise rate_limited(limit, since)
-    return await _complete(ctx, organization_id, member_id, key, print_)
+    if not claimed:  # the same key, claimed by a request in flight a moment ago
+        return await _complete(ctx, organization_id, member_id, key, print_)
+    return await _first_attempt(ctx, payment, repo.KeyAnswer(organization_id, member_id, key), print_)
 
 
 def rate_limited(limit: int, since: datetime | None) -> RateLimited:
@@ -172,8 +179,43 @@ async def _new_payment(ctx: Context, organization_id: str, member_id: str, reque
     )
 
 
-async def _complete(ctx: Context, organization_id: str, member_id: str, key: str, print_: str) -> tuple[Payment, bool]:
-    """Phase 2 under the key's and the payment's row locks: concurrent duplicates wait here, then get the answer."""
+async def _first_attempt(
+    ctx: Context, payment: Payment, answering: repo.KeyAnswer, print_: str
+) -> tuple[Payment, bool]:
+    """Phase 2 of the request that claimed the key, holding no connection during Stripe's call:
+    then the payment, the key's answer and the audit record are written by one statement, if
+    nothing moved the payment since phase 1 (an event, a retry that got there first) and the
+    intent needs nothing more recorded (a success's totals). Otherwise `_complete` does it under
+    the rows' locks, with the intent already in hand."""
+    try:
+        intent = await ctx.stripe.create_intent(payment)
+    except (Unavailable, Conflict):
+        raise  # outcome unknown or Stripe busy: the retry completes this same payment
+    except DomainError as error:
+        return await _complete(ctx, answering.organization_id, answering.member_id, answering.key, print_, error)
+    payment.client_secret = payment.client_secret or intent.get("client_secret")
+    take_intent(payment, intent)
+    if payment.status != "succeeded":
+        async with ctx.pool.acquire() as conn:
+            recorded = await repo.record_created(conn, payment, answering, auditing.payment_record(EVENT, payment))
+        if recorded:
+            payment_reached(payment, EVENT)
+            return payment, False
+    return await _complete(ctx, answering.organization_id, answering.member_id, answering.key, print_, intent)
+
+
+async def _complete(
+    ctx: Context,
+    organization_id: str,
+    member_id: str,
+    key: str,
+    print_: str,
+    outcome: dict[str, Any] | DomainError | None = None,
+) -> tuple[Payment, bool]:
+    """Phase 2 under the key's and the payment's row locks: a retry, a request that found its key
+    claimed, and whatever `_first_attempt` could not record alone. Concurrent duplicates wait here,
+    then get the answer. `outcome` is Stripe's answer to this payment's create when already asked
+    (the intent, or the error it refused it with); else Stripe is asked (with the same key)."""
     refused: DomainError | None = None
     async with ctx.pool.acquire() as conn, conn.transaction():
         found = await repo.lock_key_and_payment(conn, organization_id, member_id, key)
@@ -186,7 +228,9 @@ async def _complete(ctx: Context, organization_id: str, member_id: str, key: str
         if payment is None:
             raise Unavailable("the payment could not be recorded, retry with the same key", "idempotency_retry")
         try:
-            intent = await ctx.stripe.create_intent(payment)
+            if isinstance(outcome, DomainError):
+                raise outcome
+            intent = outcome if outcome is not None else await ctx.stripe.create_intent(payment)
         except (Unavailable, Conflict):
             raise  # outcome unknown or Stripe busy: the retry completes this same payment
         except DomainError as error:
@@ -198,10 +242,9 @@ async def _complete(ctx: Context, organization_id: str, member_id: str, key: str
             payment.client_secret = payment.client_secret or intent.get("client_secret")
             # The one status writer saves the payment and the key's answer in one statement.
             answering = repo.KeyAnswer(organization_id, member_id, key)
-            if not await lifecycle.apply_intent(conn, ctx, payment, intent, answering):
+            if not await lifecycle.apply_intent(conn, ctx, payment, intent, answering, EVENT):
                 await repo.save_payment(conn, payment, answering)
-            await auditing.payment_action(conn, "payment.created", payment)
+            await auditing.payment_action(conn, EVENT, payment)
     if refused is not None:
         raise refused
-    payment_reached(payment, "payment.created")
     return payment, False

@@ -264,6 +264,31 @@ def advance(payment: Payment, new: str) -> bool:
     return True
 
 
+def take_intent(payment: Payment, intent: dict[str, Any]) -> bool:
+    """Moves `payment` to its PaymentIntent's state, forward only: the intent's id, a decline
+    while it can still be paid, the status (a success brings the amount received and the fee);
+    True when anything changed."""
+    new = intent_status(intent)
+    error = intent.get("last_payment_error") or None
+    changed = False
+    if payment.stripe_payment_intent_id is None and intent.get("id"):
+        payment.stripe_payment_intent_id = str(intent["id"])
+        changed = True
+    if error and new == "requires_payment_method" and payment.status not in FINAL:
+        decline = error.get("decline_code") or error.get("code")
+        if decline != payment.decline_code:
+            payment.decline_code = decline
+            payment.failure_message = error.get("message")
+            changed = True
+    if advance(payment, new):
+        changed = True
+        if new == "succeeded":
+            payment.amount_captured = int(intent.get("amount_received") or payment.amount)
+            fee = intent.get("application_fee_amount")
+            payment.application_fee_amount = int(fee) if fee is not None else payment.application_fee_amount
+    return changed
+
+
 def local_day(moment: datetime, timezone: str) -> date:
     return moment.astimezone(zone(timezone)).date()
 

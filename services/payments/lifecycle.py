@@ -14,11 +14,10 @@ from services.payments.context import Context
 from services.payments.domain import (
     FINAL,
     Payment,
-    advance,
     application_fee,
     fee_problem,
-    intent_status,
     stripe_account_option,
+    take_intent,
 )
 from services.payments.telemetry import payment_reached
 
@@ -37,35 +36,20 @@ async def apply_intent(
     payment: Payment,
     intent: dict[str, Any],
     answering: repo.KeyAnswer | None = None,
+    event: str = "",
 ) -> bool:
     """Moves the (locked) payment to the PaymentIntent's state, forward only; True when it changed
-    (and was saved: with `answering`, together with that idempotency key's answer)."""
-    new = intent_status(intent)
-    error = intent.get("last_payment_error") or None
-    changed = False
-    if payment.stripe_payment_intent_id is None and intent.get("id"):
-        payment.stripe_payment_intent_id = str(intent["id"])
-        changed = True
-    if error and new == "requires_payment_method" and payment.status not in FINAL:
-        decline = error.get("decline_code") or error.get("code")
-        if decline != payment.decline_code:
-            payment.decline_code = decline
-            payment.failure_message = error.get("message")
-            changed = True
-    if advance(payment, new):
-        changed = True
-        if new != "succeeded":  # a success is told by record_success
-            payment_reached(payment)
-        if new == "succeeded":
-            payment.amount_captured = int(intent.get("amount_received") or payment.amount)
-            fee = intent.get("application_fee_amount")
-            payment.application_fee_amount = int(fee) if fee is not None else payment.application_fee_amount
-            await repo.save_payment(conn, payment, answering)
-            await record_success(conn, ctx, payment)
-            return True
-    if changed:
-        await repo.save_payment(conn, payment, answering)
-    return changed
+    (and was saved: with `answering`, together with that idempotency key's answer). `event` names
+    the status reached in telemetry (default `payment.<status>`)."""
+    before = payment.status
+    if not take_intent(payment, intent):
+        return False
+    await repo.save_payment(conn, payment, answering)
+    if payment.status == "succeeded" != before:
+        await record_success(conn, ctx, payment)
+    elif payment.status != before:
+        payment_reached(payment, event)
+    return True
 
 
 async def payment_scope(ctx: Context, caller: Caller, requested: str, payment_id: str) -> str:

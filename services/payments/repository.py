@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from runtime import audit
 from runtime.db import Connection
 from services.payments.domain import Dispute, Payment, Refund, encode_payment
 
@@ -347,10 +348,9 @@ _SAVE_PAYMENT_AND_ANSWER = f"""WITH p AS ({_SAVE_PAYMENT})
 UPDATE idempotency_keys SET response = $11 WHERE organization_id = $12 AND member_id = $13 AND key = $14"""
 
 
-async def save_payment(conn: Connection, payment: Payment, answering: KeyAnswer | None = None) -> None:
-    """Writes back the fields that change after creation; with `answering`, the payment as answered
-    (`encode_payment`) becomes that idempotency key's answer in the same statement."""
-    values = (
+def _saved_values(payment: Payment) -> tuple[Any, ...]:
+    """`_SAVE_PAYMENT`'s parameters $1..$10."""
+    return (
         payment.id,
         payment.status,
         payment.application_fee_amount,
@@ -362,6 +362,12 @@ async def save_payment(conn: Connection, payment: Payment, answering: KeyAnswer 
         payment.decline_code,
         payment.failure_message,
     )
+
+
+async def save_payment(conn: Connection, payment: Payment, answering: KeyAnswer | None = None) -> None:
+    """Writes back the fields that change after creation; with `answering`, the payment as answered
+    (`encode_payment`) becomes that idempotency key's answer in the same statement."""
+    values = _saved_values(payment)
     if answering is None:
         await conn.execute(_SAVE_PAYMENT, *values)
         return
@@ -373,6 +379,37 @@ async def save_payment(conn: Connection, payment: Payment, answering: KeyAnswer 
         answering.member_id,
         answering.key,
     )
+
+
+# A create's phase 2 when nothing moved the payment since phase 1 (`record_created`). The key's
+# row is locked first, as `lock_key_and_payment` locks it (key, then payment), so the two never
+# deadlock; a payment no longer pending without an intent (an event or a retry saved it) writes nothing.
+_RECORD_CREATED = f"""WITH k AS (
+        SELECT 1 FROM idempotency_keys WHERE organization_id = $12 AND member_id = $13 AND key = $14
+           AND response IS NULL FOR UPDATE),
+    p AS ({_SAVE_PAYMENT} AND status = 'pending' AND stripe_payment_intent_id IS NULL AND EXISTS (SELECT 1 FROM k)
+        RETURNING id),
+    answered AS (
+        UPDATE idempotency_keys SET response = $11 WHERE organization_id = $12 AND member_id = $13 AND key = $14
+           AND EXISTS (SELECT 1 FROM p) RETURNING 1),
+    audited AS (INSERT INTO audit_outbox {audit.outbox_row(15)} WHERE EXISTS (SELECT 1 FROM answered))
+SELECT count(*) FROM answered"""
+
+
+async def record_created(conn: Connection, payment: Payment, answering: KeyAnswer, record: audit.AuditRecord) -> bool:
+    """Saves a new payment as Stripe created it, with its key's answer and its audit record, in
+    one statement, unless anything saved the payment or answered the key since it was claimed
+    (then False, and nothing is written)."""
+    recorded = await conn.fetchval(
+        _RECORD_CREATED,
+        *_saved_values(payment),
+        encode_payment(payment),
+        answering.organization_id,
+        answering.member_id,
+        answering.key,
+        *audit.outbox_values(record),
+    )
+    return bool(recorded)
 
 
 async def list_payments(

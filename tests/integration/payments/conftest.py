@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import grpc
@@ -110,28 +110,39 @@ async def get_payment(stack: Stack, headers: dict[str, str], payment_id: str) ->
 
 
 @contextlib.contextmanager
-def crash_after_stripe(stack: Stack, call: str) -> Iterator[None]:
-    """The next `call` (a `StripePayments` method) reaches Stripe, then Payments "dies" before
-    recording the answer: injected through Payments' Context, nothing test-only in its code."""
+def after_stripe(stack: Stack, call: str, meanwhile: Callable[[Any], Awaitable[None]]) -> Iterator[None]:
+    """The next `call` (a `StripePayments` method) reaches Stripe, then `meanwhile(answer)` runs
+    before Payments goes on with the answer: injected through Payments' Context, nothing
+    test-only in its code."""
     ctx = stack.deps["payments"].extras["context"]
     real = ctx.stripe
 
-    class CrashAfter:
+    class After:
         def __getattr__(self, name: str) -> Any:
             return getattr(real, name)
 
-    async def crashing(*args: Any, **kwargs: Any) -> Any:
+    async def calling(*args: Any, **kwargs: Any) -> Any:
         ctx.stripe = real
-        await getattr(real, call)(*args, **kwargs)
-        raise RuntimeError(f"crashed after Stripe answered {call}")
+        answer = await getattr(real, call)(*args, **kwargs)
+        await meanwhile(answer)
+        return answer
 
-    wrapper = CrashAfter()
-    setattr(wrapper, call, crashing)
+    wrapper = After()
+    setattr(wrapper, call, calling)
     ctx.stripe = wrapper
     try:
         yield
     finally:
         ctx.stripe = real
+
+
+def crash_after_stripe(stack: Stack, call: str) -> contextlib.AbstractContextManager[None]:
+    """The next `call` reaches Stripe, then Payments "dies" before recording the answer."""
+
+    async def crash(_answer: Any) -> None:
+        raise RuntimeError(f"crashed after Stripe answered {call}")
+
+    return after_stripe(stack, call, crash)
 
 
 @pytest.fixture

@@ -7,8 +7,16 @@ import uuid
 from typing import Any
 
 from tests.fixtures.organizations import OrgContext
+from tests.fixtures.polling import eventually
 from tests.fixtures.stack import Stack
-from tests.integration.payments.conftest import confirm, crash_after_stripe, deliver, get_payment, stripe_events
+from tests.integration.payments.conftest import (
+    after_stripe,
+    confirm,
+    crash_after_stripe,
+    deliver,
+    get_payment,
+    stripe_events,
+)
 
 
 async def intents_on(stack: Stack, account: str | None) -> list[Any]:
@@ -117,6 +125,64 @@ async def test_a_payment_confirmed_while_unrecorded_never_goes_back_on_the_retry
     assert final["stripe_payment_intent_id"] == made.id
     stats = (await stack.http.get(f"/v1/organizations/{org.id}/stats", headers=org.admin_headers)).json()["totals"]
     assert stats["count"] == 1 and stats["gross"] == 2500
+
+
+async def _created_records(stack: Stack, payment_id: str) -> int:
+    """`payment.created` audit records of the payment, once Payments' outbox has forwarded them all."""
+
+    async def forwarded() -> int | None:
+        waiting = await stack.deps["payments"].pool.fetchval(
+            "SELECT count(*) FROM audit_outbox WHERE targets->>'payment_id' = $1", payment_id
+        )
+        chained = await stack.deps["accounts"].pool.fetchval(
+            "SELECT count(*) FROM audit_entries WHERE action = 'payment.created' AND targets->>'payment_id' = $1",
+            payment_id,
+        )
+        return None if waiting else int(chained)
+
+    return await eventually(forwarded, "the payment's audit records forwarded")
+
+
+async def test_a_payment_an_event_moved_while_at_stripe_keeps_its_status_and_is_counted_once(
+    stack: Stack, org: OrgContext
+) -> None:
+    """The phone confirms and Stripe's events are applied between Stripe's answer to the create and
+    its recording: the create's answer follows the payment (succeeded), never takes it back."""
+    headers = {**org.agent_headers, "Idempotency-Key": uuid.uuid4().hex}
+
+    async def paid_meanwhile(intent: Any) -> None:
+        await confirm(stack, {"stripe_payment_intent_id": intent["id"]}, org.stripe_account_id)
+        await deliver(stack, await stripe_events(stack, intent["id"], org.stripe_account_id))
+
+    with after_stripe(stack, "create_intent", paid_meanwhile):
+        created = await stack.http.post("/v1/payments", headers=headers, json={"amount": 2700})
+    assert created.status_code == 201, created.text
+    assert created.json()["status"] == "succeeded" and created.json()["amount_captured"] == 2700
+    again = await stack.http.post("/v1/payments", headers=headers, json={"amount": 2700})
+    assert again.json() == created.json() and again.headers.get("idempotent-replayed") == "true"
+    stats = (await stack.http.get(f"/v1/organizations/{org.id}/stats", headers=org.admin_headers)).json()["totals"]
+    assert stats["count"] == 1 and stats["gross"] == 2700
+    assert await _created_records(stack, created.json()["id"]) == 1
+
+
+async def test_a_duplicate_answered_while_the_first_was_at_stripe_gives_both_one_answer(
+    stack: Stack, org: OrgContext
+) -> None:
+    """A retry with the same key completes the payment while the first request waits for Stripe's
+    answer: the first then answers what the retry recorded, with one intent and one audit record."""
+    headers = {**org.agent_headers, "Idempotency-Key": uuid.uuid4().hex}
+    retried: list[Any] = []
+
+    async def retry_meanwhile(_intent: Any) -> None:
+        retried.append(await stack.http.post("/v1/payments", headers=headers, json={"amount": 2800}))
+
+    with after_stripe(stack, "create_intent", retry_meanwhile):
+        first = await stack.http.post("/v1/payments", headers=headers, json={"amount": 2800})
+    assert first.status_code == retried[0].status_code == 201, (first.text, retried[0].text)
+    assert first.json() == retried[0].json()
+    assert first.json()["status"] == "requires_payment_method"
+    assert len(await intents_on(stack, org.stripe_account_id)) == 1
+    assert await _created_records(stack, first.json()["id"]) == 1
 
 
 async def test_stripe_unavailable_then_retry_completes(stack: Stack, org: OrgContext) -> None:

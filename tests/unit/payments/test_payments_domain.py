@@ -17,6 +17,7 @@ from services.payments.domain import (
     local_day,
     may_move,
     stripe_payment_intent_params,
+    take_intent,
 )
 
 
@@ -106,6 +107,64 @@ def _payment(**overrides: object) -> Payment:
     )
     values.update(overrides)
     return Payment(**values)  # type: ignore[arg-type]
+
+
+_DECLINED = {"decline_code": "insufficient_funds", "message": "Your card has insufficient funds."}
+
+
+@pytest.mark.parametrize(
+    ("before", "intent", "changed", "after"),
+    [
+        # A new intent: its id, and the status it starts in.
+        (
+            {},
+            {"id": "pi_1", "status": "requires_payment_method"},
+            True,
+            {"stripe_payment_intent_id": "pi_1", "status": "requires_payment_method"},
+        ),
+        # The same intent told again: nothing moves.
+        (
+            {"stripe_payment_intent_id": "pi_1", "status": "requires_payment_method"},
+            {"id": "pi_1", "status": "requires_payment_method"},
+            False,
+            {"status": "requires_payment_method"},
+        ),
+        # A success brings what was received and the fee Stripe took.
+        (
+            {"stripe_payment_intent_id": "pi_1", "status": "processing"},
+            {"id": "pi_1", "status": "succeeded", "amount_received": 900, "application_fee_amount": 18},
+            True,
+            {"status": "succeeded", "amount_captured": 900, "application_fee_amount": 18},
+        ),
+        # An older answer (the create's) after the payment succeeded: never back.
+        (
+            {"stripe_payment_intent_id": "pi_1", "status": "succeeded", "amount_captured": 1000},
+            {"id": "pi_1", "status": "requires_payment_method"},
+            False,
+            {"status": "succeeded", "amount_captured": 1000},
+        ),
+        # A declined attempt: the payment can still be paid, the decline is kept.
+        (
+            {"stripe_payment_intent_id": "pi_1", "status": "requires_payment_method"},
+            {"id": "pi_1", "status": "requires_payment_method", "last_payment_error": _DECLINED},
+            True,
+            {"decline_code": "insufficient_funds", "failure_message": "Your card has insufficient funds."},
+        ),
+        # A decline told after the payment failed for good changes nothing.
+        (
+            {"stripe_payment_intent_id": "pi_1", "status": "failed"},
+            {"id": "pi_1", "status": "requires_payment_method", "last_payment_error": _DECLINED},
+            False,
+            {"status": "failed", "decline_code": None},
+        ),
+    ],
+)
+def test_take_intent_moves_the_payment_forward_only(
+    before: dict[str, object], intent: dict[str, object], changed: bool, after: dict[str, object]
+) -> None:
+    payment = _payment(**before)
+    assert take_intent(payment, intent) is changed
+    assert {name: getattr(payment, name) for name in after} == after
 
 
 def test_intent_params_follow_the_charge_model() -> None:
