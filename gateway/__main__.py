@@ -21,7 +21,7 @@ def main() -> None:
     except SettingsError as error:
         exit_on_settings_error(error)
         return
-    setup_logging("gateway")
+    setup_logging("gateway", settings.log_level)
     setup_tracing("gateway")
     logging.getLogger("gateway").info(f"gateway listening on http://{settings.host}:{settings.port}")
     app = create_app(settings)

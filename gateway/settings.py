@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from runtime.auth import token_secret_from_env
+from runtime.logs import DEFAULT_LOG_LEVEL, log_level
 from runtime.settings import Env
 
 
@@ -30,6 +31,7 @@ class GatewaySettings:
     stripe_publishable_key: str = ""
     # A console session ends after this long without the person's activity (and when its token expires).
     console_idle_seconds: float = 600.0
+    log_level: str = DEFAULT_LOG_LEVEL
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> GatewaySettings:
@@ -55,4 +57,5 @@ class GatewaySettings:
             metrics_port=env.integer("METRICS_PORT", 0),
             stripe_publishable_key=env.text("STRIPE_PUBLISHABLE_KEY", ""),
             console_idle_seconds=env.number("CONSOLE_IDLE_SECONDS", 600.0),
+            log_level=log_level(env),
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from runtime.auth import token_secret_from_env
+from runtime.logs import DEFAULT_LOG_LEVEL, log_level
 from runtime.settings import Env, SettingsError
 
 SERVICES = ("accounts", "payments", "terminal", "banking")
@@ -24,7 +25,7 @@ class ServiceSettings:
     stripe_api_base: str = "https://api.stripe.com"
     rpc_timeout_seconds: float = 5.0
     db_pool_max: int = 10
-    log_level: str = "INFO"
+    log_level: str = DEFAULT_LOG_LEVEL
     # The /metrics endpoint's port (runtime/metrics.py); 0 = none.
     metrics_port: int = 0
 
@@ -51,6 +52,6 @@ class ServiceSettings:
             stripe_api_base=env.text("STRIPE_API_BASE", "https://api.stripe.com"),
             rpc_timeout_seconds=env.number("RPC_TIMEOUT_SECONDS", 5.0),
             db_pool_max=env.integer("DB_POOL_MAX", 10),
-            log_level=env.text("LOG_LEVEL", "INFO"),
+            log_level=log_level(env),
             metrics_port=env.integer("METRICS_PORT", 0),
         )

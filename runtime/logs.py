@@ -15,12 +15,17 @@ import time
 
 import orjson
 
+from runtime.settings import Env, SettingsError
 from runtime.tracing import current_trace_id
 
 _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 REQUEST_ID_KEY = "x-request-id"
 _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 _events = logging.getLogger("events")
+
+# `LOG_LEVEL`: every process (services, the gateway, migrations) reads it through `log_level`.
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DEFAULT_LOG_LEVEL = "INFO"
 
 
 def set_request_id(request_id: str | None) -> None:
@@ -65,7 +70,16 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
-def setup_logging(service: str, level: str = "INFO") -> None:
+def log_level(env: Env) -> str:
+    """The `LOG_LEVEL` setting (any case; `INFO` when unset); a name logging does not know is a SettingsError."""
+    level = env.text("LOG_LEVEL", DEFAULT_LOG_LEVEL).upper()
+    if level not in LOG_LEVELS:
+        raise SettingsError(f"setting LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
+    return level
+
+
+def setup_logging(service: str, level: str = DEFAULT_LOG_LEVEL) -> None:
+    """JSON lines on stderr from `level` up, for every logger (uvicorn's included)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service))
     root = logging.getLogger()

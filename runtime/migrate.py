@@ -15,7 +15,7 @@ import sys
 import asyncpg
 
 from runtime.config import SERVICES
-from runtime.logs import setup_logging
+from runtime.logs import log_level, setup_logging
 from runtime.service import migrate
 from runtime.settings import Env, SettingsError, exit_on_settings_error
 
@@ -36,7 +36,7 @@ def main(argv: list[str]) -> int:
     env = Env()
     try:
         url = env.text("DATABASE_URL")
-        setup_logging(f"{argv[0]}-migrate", env.text("LOG_LEVEL", "INFO"))
+        setup_logging(f"{argv[0]}-migrate", log_level(env))
     except SettingsError as error:
         exit_on_settings_error(error)
         return 2

@@ -356,11 +356,14 @@ async def unmatched_payouts_summary(conn: Connection) -> asyncpg.Record:
 async def open_credits(
     conn: Connection, start: datetime | None, end: datetime | None, *, rules_only: bool = True
 ) -> list[asyncpg.Record]:
-    """Completed credits in no match; `rules_only` leaves out those a person unmatched."""
+    """Completed credits in no match (`day` is when it settled, else when it was emitted); `rules_only`
+    leaves out those the rules cannot take: a person unmatched them, or they carry no date (a Qonto
+    webhook may omit both times, and the rules' window is counted from the day), which people match."""
     return await conn.fetch(
         """SELECT t.id, t.amount_cents, t.currency, COALESCE(t.settled_at, t.emitted_at) AS day, t.label, t.reference
              FROM bank_transactions t
-            WHERE t.side = 'credit' AND t.status = 'completed' AND (t.auto_match OR NOT $3)
+            WHERE t.side = 'credit' AND t.status = 'completed'
+              AND ((t.auto_match AND COALESCE(t.settled_at, t.emitted_at) IS NOT NULL) OR NOT $3)
               AND ($1::timestamptz IS NULL OR COALESCE(t.settled_at, t.emitted_at) >= $1)
               AND ($2::timestamptz IS NULL OR COALESCE(t.settled_at, t.emitted_at) < $2)
               AND NOT EXISTS (SELECT 1 FROM reconciliation_matches m WHERE m.bank_transaction_id = t.id)""",

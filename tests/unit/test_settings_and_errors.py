@@ -23,6 +23,7 @@ from runtime.errors import (
     UpstreamError,
     trailing_metadata,
 )
+from runtime.logs import log_level
 from runtime.settings import Env, SettingsError
 
 
@@ -59,6 +60,28 @@ def test_a_missing_setting_stops_start_up_with_one_line_and_status_2(module: str
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("configuration error: missing required setting"), result.stderr
+
+
+@pytest.mark.parametrize(("environ", "level"), [({}, "INFO"), ({"LOG_LEVEL": " warning "}, "WARNING")])
+def test_log_level_is_read_in_any_case_with_info_by_default(environ: dict[str, str], level: str) -> None:
+    assert log_level(Env(environ)) == level
+
+
+@pytest.mark.parametrize("module", ["services.accounts", "gateway"])
+def test_an_unknown_log_level_stops_start_up_with_one_line_and_status_2(module: str) -> None:
+    environ = {
+        "PATH": "/usr/bin:/bin",
+        "AUTH_TOKEN_SECRET": "a-secret-long-enough-for-the-settings-0123",
+        "DATABASE_URL": "postgresql://nowhere/none",
+        **{f"{name}_ADDR": "127.0.0.1:9" for name in ("ACCOUNTS", "PAYMENTS", "TERMINAL", "BANKING")},
+        "LOG_LEVEL": "LOUD",
+    }
+    result = subprocess.run([sys.executable, "-m", module], env=environ, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("configuration error: setting LOG_LEVEL must be one of"), (
+        result.stderr
+    )
 
 
 @pytest.mark.parametrize(

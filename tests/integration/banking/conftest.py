@@ -115,8 +115,8 @@ def today() -> str:
     return datetime.now(ZoneInfo("Europe/Paris")).date().isoformat()
 
 
-async def deliver(stack: Stack, service: str, events: list[dict[str, Any]]) -> list[str]:
-    """Hands Stripe events to a service's EventSinkService, as the webhook ingress does."""
+async def deliver(stack: Stack, service: str, events: list[dict[str, Any]], source: str = "stripe") -> list[str]:
+    """Hands events (Stripe's unless `source` says) to a service's EventSinkService, as the webhook ingress does."""
     channel = grpc.aio.insecure_channel(stack.target(service))
     try:
         stub = events_pb2_grpc.EventSinkServiceStub(channel)
@@ -126,7 +126,7 @@ async def deliver(stack: Stack, service: str, events: list[dict[str, Any]]) -> l
             answer = await stub.DeliverEvent(
                 events_pb2.DeliverEventRequest(
                     event=events_pb2.Event(
-                        source="stripe",
+                        source=source,
                         event_id=event["id"],
                         type=event["type"],
                         account=event.get("account") or "",

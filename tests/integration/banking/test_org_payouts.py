@@ -128,3 +128,61 @@ async def test_a_failed_payout_shows_why(bank_stack: Stack) -> None:
 
     shown = await eventually(failure_listed, what="the failed payout listed as failed")
     assert shown["failure_code"] == "account_closed" and shown["failure_message"]
+
+
+async def _pages(stack: Stack, path: str, headers: dict[str, str], **params: str) -> list[dict[str, Any]]:
+    """Every payout a listing answers, one per page (each page's cursor followed)."""
+    found: list[dict[str, Any]] = []
+    cursor = ""
+    while True:
+        query = {"limit": "1", **params, **({"cursor": cursor} if cursor else {})}
+        answer = await stack.http.get(path, params=query, headers=headers)
+        assert answer.status_code == 200, answer.text
+        found += answer.json()["data"]
+        cursor = answer.json()["next_cursor"] or ""
+        if not cursor:
+            return found
+
+
+async def test_the_banking_payouts_listing_gives_an_org_admin_only_its_own(bank_stack: Stack) -> None:
+    # `GET /v1/banking/payouts` is ListPayouts' second binding: every account's payouts for a
+    # platform admin, the caller's own organisation's for an org_admin, whatever it names.
+    stack = bank_stack
+    admin = await stack.admin_headers()
+    org, other = await onboarded_organization(stack), await onboarded_organization(stack)
+    made: dict[str, set[str]] = {org.id: set(), other.id: set()}
+    for owner in (org, other, org, other):  # two payouts each, interleaved in time
+        await sell(stack, owner, [1200])
+        paid = await _payout(stack, owner.id, owner.admin_headers, uuid.uuid4().hex)
+        assert paid.status_code == 201, paid.text
+        made[owner.id].add(paid.json()["id"])
+
+    everything = {p["id"]: p["organization_id"] for p in await _pages(stack, "/v1/banking/payouts", admin)}
+    assert made[org.id] | made[other.id] <= everything.keys()
+    narrowed = await _pages(stack, "/v1/banking/payouts", admin, organization_id=org.id)
+    assert {p["id"] for p in narrowed} == made[org.id]
+
+    for path in ("/v1/banking/payouts", f"/v1/organizations/{org.id}/payouts"):
+        own = await _pages(stack, path, org.admin_headers)
+        assert {p["id"] for p in own} == made[org.id], path
+        assert {p["organization_id"] for p in own} == {org.id}
+        assert (await stack.http.get(path, headers=org.agent_headers)).status_code == 403
+
+    # Naming the other organisation, in the query or in the path: 404 and none of its ids.
+    for path, params in (
+        ("/v1/banking/payouts", {"organization_id": other.id}),
+        (f"/v1/organizations/{other.id}/payouts", {}),
+    ):
+        refused = await stack.http.get(path, params=params, headers=org.admin_headers)
+        assert refused.status_code == 404, refused.text
+        assert not any(payout_id in refused.text for payout_id in made[other.id])
+
+    # The other organisation's cursors only position the org_admin's own listing.
+    first = await stack.http.get("/v1/banking/payouts", params={"limit": "1"}, headers=other.admin_headers)
+    cursor = first.json()["next_cursor"]
+    assert cursor and [p["organization_id"] for p in first.json()["data"]] == [other.id]
+    for path in ("/v1/banking/payouts", f"/v1/organizations/{org.id}/payouts"):
+        after = await stack.http.get(path, params={"cursor": cursor, "limit": "100"}, headers=org.admin_headers)
+        assert after.status_code == 200, after.text
+        assert {p["organization_id"] for p in after.json()["data"]} <= {org.id}
+        assert not made[other.id] & {p["id"] for p in after.json()["data"]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -288,3 +289,33 @@ async def test_a_bounded_run_finds_a_credit_settling_days_after_the_arrival_date
     state = await _state(stack, admin)
     assert late["id"] not in {p["stripe_payout_id"] for p in state["unmatched_payouts"]}
     assert any(m["bank_transaction_id"] == credit["id"] for m in state["matches"])
+
+
+async def test_a_credit_without_a_date_is_left_to_people_not_a_server_error(bank_stack: Stack) -> None:
+    # A Qonto webhook may carry a completed credit with neither `settled_at` nor `emitted_at`: the
+    # rules cannot place it in their window (a run over every date used to crash on it, a 500), so
+    # they leave it and it is listed for a person to match.
+    stack = bank_stack
+    admin = await stack.admin_headers()
+    transaction = {
+        "id": str(uuid.uuid4()),
+        "amount_cents": 4321,
+        "side": "credit",
+        "status": "completed",
+        "label": "STRIPE",
+        "reference": f"UNDATED {uuid.uuid4().hex[:8]}",
+    }
+    event_id = str(uuid.uuid4())
+    event = {"id": event_id, "type": "transaction.created", "data": {"transaction": transaction}}
+    assert await deliver(stack, "banking", [event], source="qonto") == ["pending"]  # applied by the inbox worker
+
+    async def applied() -> bool:
+        status = await stack.deps["banking"].pool.fetchval(
+            "SELECT status FROM inbox_events WHERE source = 'qonto' AND event_id = $1", event_id
+        )
+        return status == "applied"
+
+    await eventually(applied, "the Qonto event applied")
+    assert (await _run(stack, admin))["created"] == 0  # every date: the undated credit is read too
+    state = await _state(stack, admin)
+    assert transaction["id"] in {t["transaction_id"] for t in state["unmatched_credits"]}
