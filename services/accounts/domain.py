@@ -6,7 +6,7 @@ import hashlib
 import ipaddress
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -373,7 +373,7 @@ def _instant(moment: datetime | None) -> str | None:
 def audit_hash(entry: AuditEntry) -> bytes:
     """SHA-256 over the previous hash and a canonical encoding (sorted-key JSON) of every other field."""
     fields = {
-        **asdict(entry.record),
+        **vars(entry.record),  # its fields, as `asdict` has them, without its deep copy
         "occurred_at": _instant(entry.record.occurred_at),
         "id": entry.id,
         "chain": entry.chain,

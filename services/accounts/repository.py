@@ -444,11 +444,12 @@ async def chained_source_ids(conn: Connection, source: str, source_ids: list[str
     return {row["source_id"] for row in rows}
 
 
-_INSERT_AUDIT_ENTRY = """INSERT INTO audit_entries (id, chain, sequence, organization_id, actor_id, actor_role,
+_INSERT_AUDIT_ENTRIES = """INSERT INTO audit_entries (id, chain, sequence, organization_id, actor_id, actor_role,
                               actor_organization_id, action, targets, before, after, request_id,
                               trace_id, source, source_id, occurred_at, recorded_at, previous_hash, hash)
-   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10::jsonb, $11::jsonb, $12, $13, $14, $15, $16,
-           $17, $18, $19)"""
+   SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
+                        $8::text[], $9::jsonb[], $10::jsonb[], $11::jsonb[], $12::text[], $13::text[], $14::text[],
+                        $15::text[], $16::timestamptz[], $17::timestamptz[], $18::bytea[], $19::bytea[])"""
 
 
 def _audit_entry_args(entry: AuditEntry) -> tuple[Any, ...]:
@@ -478,10 +479,11 @@ def _audit_entry_args(entry: AuditEntry) -> tuple[Any, ...]:
 
 async def insert_audit_entries(conn: Connection, entries: Sequence[AuditEntry]) -> None:
     """Adds entries, in each chain's order, and moves every chain's head to its last one (the heads
-    are locked by `lock_audit_chain`). One pipelined statement for the batch, not a round trip each."""
+    are locked by `lock_audit_chain`). One statement for the batch (a row per array element), not
+    an execution each."""
     if not entries:
         return
-    await conn.executemany(_INSERT_AUDIT_ENTRY, [_audit_entry_args(e) for e in entries])
+    await conn.execute(_INSERT_AUDIT_ENTRIES, *map(list, zip(*(_audit_entry_args(e) for e in entries), strict=True)))
     heads = {entry.chain: entry for entry in entries}
     for entry in heads.values():
         await conn.execute(
