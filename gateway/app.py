@@ -34,6 +34,7 @@ from gateway.routes import (
     terminal,
     webhooks,
 )
+from gateway.routing import IndexedRouter
 from gateway.settings import GatewaySettings
 from gateway.transcoding.schema import openapi_document
 from gateway.webhooks.recent import RecentEvents
@@ -147,6 +148,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
         },
         lifespan=lifespan,
     )
+    app.router = IndexedRouter(app.router.routes, lifespan=lifespan)
     app.state.settings = settings
     setattr(app.state, MALFORMED_REQUEST_KEY, malformed_request)  # uvicorn's 400s as problem+json too
     app.state.openapi = openapi_document(ROUTE_MODULES)
