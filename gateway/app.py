@@ -23,7 +23,7 @@ from gateway.access import AccessMiddleware
 from gateway.console import routes as console
 from gateway.console.sessions import ConsoleBridge, ConsoleSessions
 from gateway.errors import ApiError, from_domain, from_rpc_error, malformed_request, problem_response
-from gateway.middleware import RequestContextMiddleware
+from gateway.middleware import RequestContextMiddleware, TraceContextMiddleware
 from gateway.revocations import follow_revocations
 from gateway.routes import (
     accounts,
@@ -38,6 +38,7 @@ from gateway.routing import IndexedRouter
 from gateway.settings import GatewaySettings
 from gateway.transcoding.schema import openapi_document
 from gateway.webhooks.recent import RecentEvents
+from runtime import tracing
 from runtime.asgi_server import MALFORMED_REQUEST_KEY
 from runtime.auth import TokenSigner
 from runtime.clients import ServiceTokens
@@ -134,7 +135,9 @@ def create_app(settings: GatewaySettings) -> Starlette:
                 OpenTelemetryMiddleware,  # type: ignore[arg-type]
                 exclude_spans=["receive", "send"],
                 meter_provider=NoOpMeterProvider(),
-            ),
+            )
+            if tracing.recording()
+            else Middleware(TraceContextMiddleware),  # type: ignore[arg-type]
             Middleware(AccessMiddleware),  # type: ignore[arg-type]
             Middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes),  # type: ignore[arg-type]
             Middleware(ConsoleBridge),  # type: ignore[arg-type]

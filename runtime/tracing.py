@@ -13,6 +13,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler
 
 _configured = False
+# Whether spans are kept anywhere (an exporter or a processor): else they only carry ids.
+_recording = False
 # Whether the sampler never records a child of an unrecorded span (ours, or any parentbased_*):
 # then instrumentation may skip building such children altogether.
 _parent_based = True
@@ -24,7 +26,7 @@ def setup_tracing(service_name: str, *, extra_processor: SpanProcessor | None = 
     Spans go to OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set; `extra_processor` lets tests
     collect spans in memory.
     """
-    global _configured, _parent_based
+    global _configured, _parent_based, _recording
     provider = trace.get_tracer_provider()
     if os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
         return TracerProvider()  # tracing off: the global provider stays a no-op
@@ -34,6 +36,7 @@ def setup_tracing(service_name: str, *, extra_processor: SpanProcessor | None = 
             resource=Resource.create({"service.name": service_name}),
             sampler=_default_sampler(exporting or extra_processor is not None),
         )
+        _recording = exporting
         if exporting:
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
@@ -45,7 +48,14 @@ def setup_tracing(service_name: str, *, extra_processor: SpanProcessor | None = 
     assert isinstance(provider, TracerProvider)
     if extra_processor is not None:
         provider.add_span_processor(extra_processor)
+        _recording = True
     return provider
+
+
+def recording() -> bool:
+    """Whether this process keeps spans (OTLP, or a processor a test added): instrumentation that
+    costs more than its ids may be left out otherwise (see gateway.middleware.TraceContextMiddleware)."""
+    return _recording
 
 
 def _default_sampler(recording: bool) -> Sampler | None:
