@@ -257,3 +257,35 @@ async def test_a_credit_note_waits_for_the_invoice_it_credits(bank_stack: Stack)
     assert credited_invoices(pl, company) == {refund_reference: f"VE-{payment_id}"}
     assert_invoices_and_ledger_are_the_fec(pl, company, await fec_rows(stack, org))
     assert await not_pushed(stack, org) == []
+
+
+async def test_an_invoiced_entry_whose_books_changed_is_listed_until_they_are_back(
+    bank_stack: Stack, in_process: Banking
+) -> None:
+    """A finalized invoice is not amended by the push: the divergence is recorded, listed with the
+    failures (and so counted and alerted on) at each run, and gone once the books are what was pushed.
+    (What Pennylane got is stood for by the digest the push kept of it.)"""
+    stack = bank_stack
+    pl: RunningPennylaneSandbox = stack.extras["pennylane"]
+    org = await org_with_books(stack, [2700])
+    company = pl.add_company("invoiced diverged")
+    await configure(stack, org, company, INVOICES)
+    assert (await push(stack, org)).invoiced == 1
+    (invoice,) = pl.invoices(company)
+    reference = invoice["external_reference"]
+    where = "WHERE entity = $1 AND reference = $2"
+    async with in_process.pool.acquire() as conn:
+        kept = await conn.fetchval(f"SELECT DISTINCT digest FROM pennylane_entries {where}", org.id, reference)
+        await conn.execute(f"UPDATE pennylane_entries SET digest = $3 {where}", org.id, reference, "0" * 64)
+    sent_before = (len(pl.entries(company)), len(pl.invoices(company)))
+
+    diverged = await push(stack, org)
+
+    assert [(f.reference, "books changed" in f.error) for f in diverged.failures] == [(reference, True)]
+    assert [(f.reference, f.status) for f in await not_pushed(stack, org)] == [(reference, "pushed")]
+    assert (len(pl.entries(company)), len(pl.invoices(company))) == sent_before  # nothing sent
+    async with in_process.pool.acquire() as conn:
+        await conn.execute(f"UPDATE pennylane_entries SET digest = $3 {where}", org.id, reference, kept)
+    back = await push(stack, org)
+    assert (list(back.failures), back.pushed) == ([], 0)
+    assert await not_pushed(stack, org) == []
