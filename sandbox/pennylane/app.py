@@ -2,7 +2,8 @@
 
 Real API (base ``/api/external/v2``, ``Authorization: Bearer <company token>``, 25 requests per
 5 s per token → 429 with ``retry-after``): ``GET|POST /journals``, ``GET|POST /ledger_accounts``,
-``GET|POST /ledger_entries``, ``GET /ledger_entries/{id}``, ``GET /customers``,
+``GET|POST /ledger_entries``, ``GET /ledger_entries/{id}``, ``GET /ledger_entries/{id}/ledger_entry_lines``,
+``GET /customers``,
 ``POST /company_customers``, ``GET|POST /customer_invoices``, ``GET /customer_invoices/{id}``,
 ``POST /customer_invoices/{id}/link_credit_note``. Lists take
 ``filter`` (a JSON array of ``{"field", "operator", "value"}``); ledger entries page with
@@ -54,6 +55,7 @@ def create_app(config: PennylaneSandboxConfig | None = None) -> Starlette:
         Route(f"{API}/ledger_entries", _api(_list_entries), methods=["GET"]),
         Route(f"{API}/ledger_entries", _api(_create_entry), methods=["POST"]),
         Route(f"{API}/ledger_entries/{{entry_id:int}}", _api(_get_entry), methods=["GET"]),
+        Route(f"{API}/ledger_entries/{{entry_id:int}}/ledger_entry_lines", _api(_entry_lines), methods=["GET"]),
         Route(f"{API}/customers", _api(_list_customers), methods=["GET"]),
         Route(f"{API}/company_customers", _api(_create_customer), methods=["POST"]),
         Route(f"{API}/customer_invoices", _api(_list_invoices), methods=["GET"]),
@@ -188,6 +190,11 @@ async def _create_entry(request: Request, state: SandboxState, company: Company)
 
 async def _get_entry(request: Request, state: SandboxState, company: Company) -> Response:
     return JSONResponse(state.entry(company, request.path_params["entry_id"]))
+
+
+async def _entry_lines(request: Request, state: SandboxState, company: Company) -> Response:
+    lines = state.entry(company, request.path_params["entry_id"])["ledger_entry_lines"]
+    return JSONResponse(cursor_page(lines, request.query_params))
 
 
 async def _list_customers(request: Request, state: SandboxState, company: Company) -> Response:

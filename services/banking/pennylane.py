@@ -463,7 +463,8 @@ async def _link(run: _Run, reference: str, entry: fec.Entry, note_id: int, prior
             try:
                 await client.link_credit_note(invoice_id, note_id)
             except PennylaneError as error:
-                if not error.maybe_created or await _credits(client, note_id) != invoice_id:
+                # A lost answer, or a refusal of a link made by a run stopped before it recorded it.
+                if not (error.maybe_created or error.status == 422) or await _credits(client, note_id) != invoice_id:
                     raise
     except PennylaneError as error:
         await _record_problem(run, CUSTOMER_INVOICE, reference, f"credit note not linked to {credited}: {error}")
@@ -490,6 +491,8 @@ async def _check_pushed(
         if await _link(run, reference, entry, note_id, invoice) == "stop":
             return "stop"
     digest = pennylane_books.digest(entry)
+    if ledger["digest"] is None and invoice is None and not _reversed(run, reference, ledger):
+        return await _adopt(run, reference, entry, ledger, digest)
     if not _reversed(run, reference, ledger) and ledger["digest"] in (None, digest):
         if ledger["digest"] is None or ledger["last_error"] is not None:
             async with run.banking.pool.acquire() as conn:
@@ -506,6 +509,44 @@ async def _check_pushed(
         metrics.pennylane_entries.add(outcome="diverged")
         return "failed"
     return await _correct(run, reference, entry, ledger)
+
+
+async def _adopt(run: _Run, reference: str, entry: fec.Entry, ledger: asyncpg.Record, digest: str) -> _Status:
+    """A ledger entry pushed before digests and bodies were kept: what Pennylane holds is read back once.
+    The books' lines → adopted (`unchanged`); other lines (the books changed since its push) → corrected:
+    what Pennylane holds reversed, the books' entry pushed."""
+    try:
+        expected = pennylane_books.ledger_entry(entry, reference, run.row.journal_ids, run.row.ledger_account_ids)
+        held = await _read_back(run.client, ledger)
+    except Unmapped:  # not comparable (an account unmapped since): the books as they are now
+        async with run.banking.pool.acquire() as conn:
+            await repository.pennylane_entry_digest(conn, run.row.entity, reference, digest)
+        return "unchanged"
+    except PennylaneError as error:
+        await _record_problem(run, LEDGER_ENTRY, reference, f"not compared with Pennylane: {error}")
+        return "stop" if error.status in (401, 403) else "failed"
+    same = (held["date"], held["label"]) == (expected["date"], expected["label"]) and pennylane_books.held_lines(
+        held["ledger_entry_lines"]
+    ) == pennylane_books.held_lines(expected["ledger_entry_lines"])
+    async with run.banking.pool.acquire() as conn:
+        await repository.pennylane_entry_adopted(conn, run.row.entity, reference, digest if same else "", held)
+    if same:
+        return "unchanged"
+    return await _correct(run, reference, entry, ledger, sent=held)
+
+
+async def _read_back(client: PennylaneClient, record: asyncpg.Record) -> dict[str, Any]:
+    """What Pennylane holds of a ledger entry we pushed, in the form it was sent (what a reversal gives back)."""
+    held = await client.ledger_entry(int(record["pennylane_id"]))
+    lines = await client.ledger_entry_lines(int(record["pennylane_id"]))
+    return {
+        "date": str(held.get("date") or record["day"].isoformat()),
+        "label": str(held.get("label") or record["reference"]),
+        "journal_id": int(held.get("journal_id") or (held.get("journal") or {}).get("id") or 0),
+        "currency": str(held.get("currency") or "EUR"),
+        "piece_number": str(held.get("piece_number") or record["reference"]),
+        "ledger_entry_lines": pennylane_books.as_sent(lines),
+    }
 
 
 def _reversed(run: _Run, reference: str, ledger: asyncpg.Record) -> bool:
@@ -525,12 +566,19 @@ async def _gone(run: _Run, reference: str, ledger: asyncpg.Record) -> _Status:
     return await _correct(run, reference, None, ledger)
 
 
-async def _correct(run: _Run, reference: str, entry: fec.Entry | None, ledger: asyncpg.Record) -> _Status:
+async def _correct(
+    run: _Run,
+    reference: str,
+    entry: fec.Entry | None,
+    ledger: asyncpg.Record,
+    sent: dict[str, Any] | None = None,
+) -> _Status:
     """The books of a pushed entry changed (or it left them): as accountants do, a ledger entry reversing
     what Pennylane holds (`<reference>.x<n>`), then the entry as the books now say (`<reference>.v<n+1>`),
     both on the entry's own day so that Pennylane's ledger stays the FEC per account and per day. Each
     document under the same guarantees as any other (recorded before it is sent, looked up after a lost
-    answer): a run stopped between the two resumes, nothing is sent twice."""
+    answer): a run stopped between the two resumes, nothing is sent twice. `sent`: what Pennylane holds
+    when just read back (otherwise the body recorded with the revision)."""
     revision, where = ledger["revision"], (ledger["journal"], ledger["day"])
     metrics.pennylane_entries.add(outcome="diverged")
     event("pennylane.entry_diverged", entity=run.row.entity, reference=reference, revision=revision)
@@ -538,11 +586,17 @@ async def _correct(run: _Run, reference: str, entry: fec.Entry | None, ledger: a
     reversal_row = run.known.get((LEDGER_ENTRY, reversal_reference))
     if not _pushed(reversal_row):
         current = run.known.get((LEDGER_ENTRY, pennylane_books.revision_reference(reference, revision)))
-        sent = repository.pennylane_body(current)
-        if sent is None:  # pushed before bodies were kept: what Pennylane holds is not known here
-            message = "books changed after the push (sent before its body was kept): correct it at Pennylane"
-            await _record_problem(run, LEDGER_ENTRY, reference, message)
-            return "failed"
+        sent = sent or repository.pennylane_body(current)
+        if sent is None:  # pushed before bodies were kept: read back from Pennylane
+            if current is None or current["pennylane_id"] is None:
+                message = "books changed after the push (what Pennylane holds is not known): correct it at Pennylane"
+                await _record_problem(run, LEDGER_ENTRY, reference, message)
+                return "failed"
+            try:
+                sent = await _read_back(run.client, current)
+            except PennylaneError as error:
+                await _record_problem(run, LEDGER_ENTRY, reference, f"not read back from Pennylane: {error}")
+                return "stop" if error.status in (401, 403) else "failed"
         body = pennylane_books.reversal(sent, reversal_reference)
         client = run.client
         status = await _create_once(

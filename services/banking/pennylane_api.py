@@ -133,6 +133,23 @@ class PennylaneClient:
                 return None
             page += 1
 
+    async def ledger_entry(self, entry_id: int) -> dict[str, Any]:
+        """One ledger entry (`date`, `label`, `journal_id`, `currency`, `piece_number`; its lines apart)."""
+        found: dict[str, Any] = (await self._send("GET", f"/ledger_entries/{entry_id}")).json()
+        return found
+
+    async def ledger_entry_lines(self, entry_id: int) -> list[dict[str, Any]]:
+        """The lines of a ledger entry as Pennylane holds them (`debit`, `credit`, `ledger_account: {"id"}`,
+        `label`), every page."""
+        lines: list[dict[str, Any]] = []
+        params = {"limit": str(PAGE)}
+        while True:
+            listed = (await self._send("GET", f"/ledger_entries/{entry_id}/ledger_entry_lines", params=params)).json()
+            lines += listed.get("items") or []
+            if not listed.get("has_more") or not listed.get("next_cursor"):
+                return lines
+            params = {"limit": str(PAGE), "cursor": str(listed["next_cursor"])}
+
     async def _find_one(self, path: str, field: str, value: str) -> dict[str, Any] | None:
         """The first item of a cursor-paged list whose `field` equals `value` (a filter Pennylane serves)."""
         params = {"filter": json.dumps([{"field": field, "operator": "eq", "value": value}]), "limit": str(PAGE)}

@@ -53,6 +53,35 @@ def amount_text(cents: int) -> str:
     return f"{cents // 100}.{cents % 100:02d}"
 
 
+def cents_of(text: str) -> int:
+    """Minor units of a decimal string as Pennylane answers it ("12.5", "12.50", "12"): the inverse of `amount_text`."""
+    units, _, rest = text.strip().lstrip("-").partition(".")
+    cents = int(units or "0") * 100 + int((rest + "00")[:2])
+    return -cents if text.strip().startswith("-") else cents
+
+
+def _account_id(line: Mapping[str, Any]) -> int:
+    return int(line.get("ledger_account_id") or (line.get("ledger_account") or {}).get("id") or 0)
+
+
+def as_sent(lines: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Lines as Pennylane answers them (`ledger_account: {"id"}`, amounts as "12.5") in the form they are sent."""
+    return [
+        {
+            "debit": amount_text(cents_of(str(line["debit"]))),
+            "credit": amount_text(cents_of(str(line["credit"]))),
+            "ledger_account_id": _account_id(line),
+            "label": str(line.get("label") or ""),
+        }
+        for line in lines
+    ]
+
+
+def held_lines(lines: Sequence[Mapping[str, Any]]) -> list[tuple[int, int, int]]:
+    """(ledger account id, debit, credit) of each line, sorted: what two versions of an entry are compared on."""
+    return sorted((_account_id(line), cents_of(str(line["debit"])), cents_of(str(line["credit"]))) for line in lines)
+
+
 def ledger_entry(
     entry: fec.Entry, reference: str, journal_ids: Mapping[str, int], account_ids: Mapping[str, int]
 ) -> dict[str, Any]:

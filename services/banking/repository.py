@@ -844,6 +844,21 @@ async def pennylane_entry_digest(conn: Connection, entity: str, reference: str, 
     )
 
 
+async def pennylane_entry_adopted(
+    conn: Connection, entity: str, reference: str, digest: str, body: Mapping[str, Any]
+) -> None:
+    """A ledger entry pushed before digests and bodies were kept, as Pennylane holds it (read back): its body,
+    and the books' digest when they agree (an empty one when they do not: a correction follows)."""
+    await conn.execute(
+        """UPDATE pennylane_entries SET digest = $3, body = $4::jsonb, last_error = NULL, updated_at = now()
+            WHERE entity = $1 AND reference = $2 AND document = 'ledger_entry'""",
+        entity,
+        reference,
+        digest,
+        orjson.dumps(body).decode(),
+    )
+
+
 async def pennylane_entry_revised(
     conn: Connection, entity: str, document: str, reference: str, revision: int, digest: str
 ) -> None:

@@ -2,7 +2,9 @@
 reversed): the next push corrects what Pennylane holds the way accountants do — a reversing entry
 (`<reference>.x<n>`) and the entry as the books now say (`<reference>.v<n+1>`) — so that Pennylane's
 ledger is again the FEC per account, nothing is pushed twice, and a run stopped between the reversal
-and the new revision resumes without a duplicate. Its own module: the platform's books are the stack's."""
+and the new revision resumes without a duplicate. Rows pushed before digests and bodies were kept are
+compared with what Pennylane holds (read back) and corrected alike. Its own module: the platform's books
+are the stack's."""
 
 from __future__ import annotations
 
@@ -118,7 +120,28 @@ async def test_books_changed_after_their_push_are_corrected_by_reversal_once(
     assert list(resumed.failures) == []
     pieces = _assert_ledger_is_the_fec(pl, company, await _fec(stack))
     assert {f"{fees_piece}.x2", f"{fees_piece}.v3"} <= set(pieces)  # the stored reversal found, not sent again
-    status = await banking_stub(stack).GetPlatformPennylaneSettings(
+    assert list((await _platform_status(stack)).failures) == []
+
+    # Rows as a push before digests and bodies were kept left them: what Pennylane holds is read back.
+    async with in_process.pool.acquire() as conn:
+        await conn.execute("UPDATE pennylane_entries SET digest = NULL, body = NULL WHERE entity = $1", PLATFORM)
+    await qonto.update(kept["transaction_id"], label="REMISE CHEQUE 0042")  # changed since its push
+    await qonto.update(fees["transaction_id"], status="reversed")  # gone since (its revision 3 at Pennylane)
+    await _sync(stack)
+    legacy = await _push(stack)
+
+    assert (legacy.pushed, legacy.unchanged, list(legacy.failures)) == (0, 0, [])
+    pieces = _assert_ledger_is_the_fec(pl, company, await _fec(stack))
+    kept_piece = f"BQ-{kept['transaction_id']}"
+    assert {f"{kept_piece}.x1", f"{kept_piece}.v2", f"{fees_piece}.x3"} <= set(pieces)
+    settled = await _push(stack)
+    assert (settled.pushed, settled.unchanged, list(settled.failures)) == (0, 1, [])
+    assert len(pl.entries(company)) == len(pieces)
+    assert list((await _platform_status(stack)).failures) == []
+
+
+async def _platform_status(stack: Stack) -> pb.GetPennylaneSettingsResponse:
+    answer = await banking_stub(stack).GetPlatformPennylaneSettings(
         pb.GetPlatformPennylaneSettingsRequest(), metadata=as_service(stack)
     )
-    assert list(status.books.failures) == []
+    return answer.books
