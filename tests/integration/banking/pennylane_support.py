@@ -139,8 +139,10 @@ async def configure(
     org: OrgContext,
     company: Company,
     sales_as: pb.PennylaneSalesAs.ValueType = pb.PENNYLANE_SALES_AS_UNSPECIFIED,
+    ids: dict[str, Any] | None = None,
 ) -> pb.PennylaneSettings:
-    """The organisation's own admin sets its Pennylane company (token, journals, accounts, how its sales go)."""
+    """The organisation's own admin sets its Pennylane company (token, journals, accounts — `ids`, by default
+    every one of the books' — and how its sales go)."""
     answer = await banking_stub(stack).PutPennylaneSettings(
         pb.PutPennylaneSettingsRequest(
             organization_id=org.id,
@@ -149,7 +151,7 @@ async def configure(
                 start_date=today(),
                 enabled=True,
                 sales_as=sales_as,
-                **mapping(stack.extras["pennylane"], company),
+                **(ids if ids is not None else mapping(stack.extras["pennylane"], company)),
             ),
         ),
         metadata=as_member(org.admin_headers),

@@ -9,8 +9,6 @@ Pennylane stored an invoice and lost answers leave no duplicate; a change of `sa
 
 from __future__ import annotations
 
-from typing import Any
-
 import grpc
 import pytest
 from collect.banking.v1 import banking_pb2 as pb
@@ -23,7 +21,6 @@ from tests.fixtures.stack import Stack
 from tests.integration.banking import pennylane_support
 from tests.integration.banking.conftest import sell, today
 from tests.integration.banking.pennylane_support import (
-    as_member,
     as_service,
     assert_invoices_and_ledger_are_the_fec,
     assert_totals_are_the_fec,
@@ -168,20 +165,9 @@ async def test_an_entry_refused_as_a_ledger_entry_is_invoiced_once_mapped(bank_s
     partial = mapping(pl, company)
     del partial["ledger_account_ids"][fec.SALES]
 
-    async def put(sales_as: pb.PennylaneSalesAs.ValueType, ids: dict[str, Any]) -> None:
-        await banking_stub(stack).PutPennylaneSettings(
-            pb.PutPennylaneSettingsRequest(
-                organization_id=org.id,
-                settings=pb.PennylaneSettingsChange(
-                    api_token=company.token, start_date=today(), enabled=True, sales_as=sales_as, **ids
-                ),
-            ),
-            metadata=as_member(org.admin_headers),
-        )
-
-    await put(pb.PENNYLANE_SALES_AS_LEDGER_ENTRIES, partial)
+    await configure(stack, org, company, pb.PENNYLANE_SALES_AS_LEDGER_ENTRIES, partial)
     assert [f.reference.split("-")[0] for f in (await push(stack, org)).failures] == ["VE"]
-    await put(INVOICES, partial)
+    await configure(stack, org, company, INVOICES, partial)
     refused = await push(stack, org)
     assert len(refused.failures) == 1 and "706000" in refused.failures[0].error
     assert {f.document for f in await not_pushed(stack, org)} == {
@@ -190,7 +176,7 @@ async def test_an_entry_refused_as_a_ledger_entry_is_invoiced_once_mapped(bank_s
     }
     assert pl.invoices(company) == []
 
-    await put(INVOICES, mapping(pl, company))
+    await configure(stack, org, company, INVOICES)
     done = await push(stack, org)
     assert (done.invoiced, done.failures) == (1, [])
     assert_invoices_and_ledger_are_the_fec(pl, company, await fec_rows(stack, org))
@@ -231,18 +217,7 @@ async def test_a_credit_note_waits_for_the_invoice_it_credits(bank_stack: Stack)
     partial = mapping(pl, company)
     del partial["ledger_account_ids"][fec.SALES]
 
-    async def put(ids: dict[str, Any]) -> None:
-        await banking_stub(stack).PutPennylaneSettings(
-            pb.PutPennylaneSettingsRequest(
-                organization_id=org.id,
-                settings=pb.PennylaneSettingsChange(
-                    api_token=company.token, start_date=today(), enabled=True, sales_as=INVOICES, **ids
-                ),
-            ),
-            metadata=as_member(org.admin_headers),
-        )
-
-    await put(partial)
+    await configure(stack, org, company, INVOICES, partial)
     waiting = await push(stack, org)
     errors = {f.reference: f.error for f in waiting.failures}
     assert "706000" in errors[f"VE-{payment_id}"]
@@ -250,7 +225,7 @@ async def test_a_credit_note_waits_for_the_invoice_it_credits(bank_stack: Stack)
     assert f"waits for the invoice it credits (VE-{payment_id})" in errors[refund_reference]
     assert pl.invoices(company) == []  # no credit note without its invoice
 
-    await put(mapping(pl, company))
+    await configure(stack, org, company, INVOICES)
     done = await push(stack, org)
 
     assert (done.invoiced, list(done.failures)) == (2, [])
