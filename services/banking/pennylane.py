@@ -18,7 +18,11 @@ FEC exports (`reports.platform_books` / `organization_books`) over the last
   customer invoice (credit note) to its walk-in customer and the rest of the entry as a ledger entry
   settling it (`pennylane_invoices`), the invoice first, each document under the same guarantees
   (found by external reference). Each entry keeps the form its first push gave it, so a change of
-  `sales_as` never books an entry twice.
+  `sales_as` never books an entry twice. A refund's credit note is linked to the invoice of its sale
+  (`link_credit_note`), and waits for that invoice when it is not pushed yet;
+- each pushed entry keeps the digest of the book entry it came from (and a ledger entry its body): an
+  entry whose books changed since (or that left them) is corrected by a reversal and a new revision, as
+  accountants do; what is not corrected automatically (an invoiced entry) is recorded and listed.
 """
 
 from __future__ import annotations
