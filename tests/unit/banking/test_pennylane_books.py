@@ -4,6 +4,7 @@ tells a change of the books after a push, and the corrections (reversal, revisio
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -13,7 +14,10 @@ from services.banking import fec
 from services.banking.pennylane_books import (
     Unmapped,
     amount_text,
+    as_sent,
+    cents_of,
     digest,
+    held_lines,
     ledger_entry,
     mapping_errors,
     references,
@@ -165,3 +169,29 @@ def test_a_reversal_cancels_what_was_sent(amount: int, fee: int) -> None:
         net[line["ledger_account_id"]] = net.get(line["ledger_account_id"], 0) + cents
     assert set(net.values()) == {0}
     assert sent["piece_number"] == "VE-pi_1"  # what was sent is left as it was
+
+
+@pytest.mark.parametrize(
+    ("text", "cents"), [("12.50", 1250), ("12.5", 1250), ("12", 1200), ("0.07", 7), ("-7.00", -700)]
+)
+def test_cents_of_pennylanes_amounts(text: str, cents: int) -> None:
+    assert cents_of(text) == cents
+
+
+@given(st.integers(min_value=0, max_value=10**12))
+def test_cents_of_inverts_amount_text(cents: int) -> None:
+    assert cents_of(amount_text(cents)) == cents
+
+
+def test_lines_read_back_compare_with_lines_sent() -> None:
+    read: list[dict[str, Any]] = [
+        {"debit": "0.0", "credit": "12.5", "ledger_account": {"id": 2, "number": "706000"}, "label": "vente"},
+        {"debit": "12.5", "credit": "0.0", "ledger_account": {"id": 1, "number": "467000"}, "label": None},
+    ]
+    sent: list[dict[str, Any]] = [
+        {"debit": "12.50", "credit": "0.00", "ledger_account_id": 1, "label": "vente"},
+        {"debit": "0.00", "credit": "12.50", "ledger_account_id": 2, "label": "vente"},
+    ]
+    assert held_lines(read) == held_lines(sent) == [(1, 1250, 0), (2, 0, 1250)]
+    assert as_sent(read)[0] == {"debit": "0.00", "credit": "12.50", "ledger_account_id": 2, "label": "vente"}
+    assert held_lines([{**sent[0], "debit": "12.51"}, sent[1]]) != held_lines(read)
