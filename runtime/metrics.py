@@ -148,14 +148,16 @@ PENNYLANE_ENTRIES = Declared(
     "collect.banking.pennylane.entries",
     "counter",
     "{entry}",
-    "Book entries pushed to Pennylane by outcome (pushed, found already there after a lost answer, failed)",
+    "Book entries pushed to Pennylane by outcome (pushed, found already there after a lost answer, failed,"
+    " diverged: its books changed after its push)",
     ("outcome",),
 )
 PENNYLANE_UNPUSHED = Declared(
     "collect.banking.pennylane.unpushed",
     "gauge",
     "{entry}",
-    "Book entries tried and not pushed to Pennylane yet (failed, or left sending by a stopped run)",
+    "Book entries tried and not pushed to Pennylane yet (failed, or left sending by a stopped run), or pushed"
+    " and not right any more (books changed since, credit note not linked)",
 )
 JOB_RUNS = Declared(
     "collect.jobs.runs",

@@ -2,8 +2,10 @@
 
 Real API (base ``/api/external/v2``, ``Authorization: Bearer <company token>``, 25 requests per
 5 s per token → 429 with ``retry-after``): ``GET|POST /journals``, ``GET|POST /ledger_accounts``,
-``GET|POST /ledger_entries``, ``GET /ledger_entries/{id}``, ``GET /customers``,
-``POST /company_customers``, ``GET|POST /customer_invoices``, ``GET /customer_invoices/{id}``. Lists take
+``GET|POST /ledger_entries``, ``GET /ledger_entries/{id}``, ``GET /ledger_entries/{id}/ledger_entry_lines``,
+``GET /customers``,
+``POST /company_customers``, ``GET|POST /customer_invoices``, ``GET /customer_invoices/{id}``,
+``POST /customer_invoices/{id}/link_credit_note``. Lists take
 ``filter`` (a JSON array of ``{"field", "operator", "value"}``); ledger entries page with
 ``page``/``per_page``, the others with ``cursor``/``limit``.
 
@@ -27,7 +29,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox.pennylane.config import CompanyConfig, PennylaneSandboxConfig
-from sandbox.pennylane.invoicing import create_customer, create_invoice
+from sandbox.pennylane.invoicing import create_customer, create_invoice, link_credit_note
 from sandbox.pennylane.listing import cursor_page, filtered, numbered_page
 from sandbox.pennylane.state import ApiError, Company, SandboxState
 
@@ -53,11 +55,15 @@ def create_app(config: PennylaneSandboxConfig | None = None) -> Starlette:
         Route(f"{API}/ledger_entries", _api(_list_entries), methods=["GET"]),
         Route(f"{API}/ledger_entries", _api(_create_entry), methods=["POST"]),
         Route(f"{API}/ledger_entries/{{entry_id:int}}", _api(_get_entry), methods=["GET"]),
+        Route(f"{API}/ledger_entries/{{entry_id:int}}/ledger_entry_lines", _api(_entry_lines), methods=["GET"]),
         Route(f"{API}/customers", _api(_list_customers), methods=["GET"]),
         Route(f"{API}/company_customers", _api(_create_customer), methods=["POST"]),
         Route(f"{API}/customer_invoices", _api(_list_invoices), methods=["GET"]),
         Route(f"{API}/customer_invoices", _api(_create_invoice), methods=["POST"]),
         Route(f"{API}/customer_invoices/{{invoice_id:int}}", _api(_get_invoice), methods=["GET"]),
+        Route(
+            f"{API}/customer_invoices/{{invoice_id:int}}/link_credit_note", _api(_link_credit_note), methods=["POST"]
+        ),
         Route("/_sandbox/health", _health, methods=["GET"]),
         Route("/_sandbox/companies", _add_company, methods=["POST"]),
         Route("/_sandbox/faults", _add_faults, methods=["POST"]),
@@ -166,16 +172,16 @@ async def _list_entries(request: Request, state: SandboxState, company: Company)
     return JSONResponse(numbered_page(items, request.query_params))
 
 
-async def _created(request: Request, state: SandboxState, stored: dict[str, Any]) -> Response:
-    """The answer of a creation already stored: held by a test's gate, or lost, or 201."""
+async def _created(request: Request, state: SandboxState, stored: dict[str, Any], status: int = 201) -> Response:
+    """The answer of a creation (or a link) already stored: held by a test's gate, or lost, or 201."""
     gate = state.gate
     if gate is not None and gate.path in (None, request.url.path.removeprefix(API)):
         gate.committed.set()  # committed; the answer waits (a test stops the client meanwhile)
         await gate.release.wait()
     if state.lost_answers:
-        status = state.lost_answers.pop(0)
-        return JSONResponse({"error": "internal_server_error", "message": "answer lost"}, status_code=status)
-    return JSONResponse(stored, status_code=201)
+        lost = state.lost_answers.pop(0)
+        return JSONResponse({"error": "internal_server_error", "message": "answer lost"}, status_code=lost)
+    return JSONResponse(stored, status_code=status)
 
 
 async def _create_entry(request: Request, state: SandboxState, company: Company) -> Response:
@@ -184,6 +190,11 @@ async def _create_entry(request: Request, state: SandboxState, company: Company)
 
 async def _get_entry(request: Request, state: SandboxState, company: Company) -> Response:
     return JSONResponse(state.entry(company, request.path_params["entry_id"]))
+
+
+async def _entry_lines(request: Request, state: SandboxState, company: Company) -> Response:
+    lines = state.entry(company, request.path_params["entry_id"])["ledger_entry_lines"]
+    return JSONResponse(cursor_page(lines, request.query_params))
 
 
 async def _list_customers(request: Request, state: SandboxState, company: Company) -> Response:
@@ -209,6 +220,12 @@ def _invoice_json(item: dict[str, Any]) -> dict[str, Any]:
 
 async def _create_invoice(request: Request, state: SandboxState, company: Company) -> Response:
     return await _created(request, state, create_invoice(state, company, await _json_object(request)))
+
+
+async def _link_credit_note(request: Request, state: SandboxState, company: Company) -> Response:
+    fields = await _json_object(request)
+    linked = link_credit_note(state, company, request.path_params["invoice_id"], fields)
+    return await _created(request, state, linked, status=200)  # a link is answered like a creation
 
 
 async def _get_invoice(request: Request, state: SandboxState, company: Company) -> Response:

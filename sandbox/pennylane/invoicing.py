@@ -5,11 +5,16 @@
   gets its own ledger account (411…), answered as `ledger_account: {"id"}`.
 - `POST /customer_invoices`: `date`, `deadline`, `customer_id`, `draft` (boolean) and `invoice_lines`
   (`label`, `quantity`, `unit`, `vat_rate`, `raw_currency_unit_price` a signed decimal string,
-  `ledger_account_id`?) required; `currency` (EUR), `label`, `external_reference`, `credited_invoice_id`
-  optional. Negative amounts make a credit note. A finalized invoice gets a number and is booked in
-  the company's sales journal (the customer's account against each line's account and the VAT);
-  a draft is not booked. Like Pennylane, nothing refuses a second invoice with the same
-  `external_reference`: a client that retries looks its invoice up first (`external_reference` filter).
+  `ledger_account_id`?) required; `currency` (EUR), `label`, `external_reference` optional. Negative
+  amounts make a credit note. A finalized invoice gets a number and is booked in the company's sales
+  journal (the customer's account against each line's account and the VAT); a draft is not booked.
+  Like Pennylane, nothing refuses a second invoice with the same `external_reference`: a client that
+  retries looks its invoice up first (`external_reference` filter). `credited_invoice_id` is refused
+  (400): Pennylane removed it in June 2025 (it never linked anything), a credit note is linked with
+- `POST /customer_invoices/{id}/link_credit_note` `{"credit_note_id"}`: the invoice and the credit note
+  of this company (404 otherwise), both finalized, the invoice not a credit note, the credit note one,
+  same customer and currency, not linked yet (422), and the invoice's credit notes never more than its
+  amount (422). The credit note then answers `credited_invoice: {"id", "url"}`; the answer is the invoice.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any
 
 from sandbox.pennylane.state import ApiError, Company, SandboxState, amount_text, invalid, now
 
-__all__ = ["VAT_RATES", "create_customer", "create_invoice"]
+__all__ = ["VAT_RATES", "create_customer", "create_invoice", "link_credit_note"]
 
 _SIGNED = re.compile(r"^-?\d{1,13}(\.\d{1,2})?$")
 # Pennylane's French rates (basis points); `exempt` books no VAT.
@@ -136,9 +141,9 @@ def create_invoice(state: SandboxState, company: Company, fields: dict[str, Any]
         raise invalid("currency", "must be an ISO 4217 code")
     reference = _text(fields, "external_reference", required=False)
     label = _text(fields, "label", required=False)
-    credited = fields.get("credited_invoice_id")
-    if credited is not None and (not isinstance(credited, int) or credited not in company.invoices):
-        raise ApiError(404, "not_found", "Credited invoice not found", "credited_invoice_id", "not found")
+    if "credited_invoice_id" in fields:
+        issue = "is no longer accepted: link the credit note with POST /customer_invoices/{id}/link_credit_note"
+        raise ApiError(400, "bad_request", f"credited_invoice_id {issue}", "credited_invoice_id", issue)
     lines = _lines(company, fields.get("invoice_lines"))
     before_tax, tax = sum(line[1] for line in lines), sum(line[2] for line in lines)
     if before_tax + tax == 0:
@@ -172,13 +177,50 @@ def create_invoice(state: SandboxState, company: Company, fields: dict[str, Any]
             "url": f"https://app.pennylane.com/api/external/v2/customers/{customer['id']}",
         },
         "external_reference": reference or f"sandbox-invoice-{invoice_id}",
-        "credited_invoice": {"id": credited, "url": url.rsplit("/", 1)[0] + f"/{credited}"} if credited else None,
+        "credited_invoice": None,
         "ledger_entry": ledger_entry,
         "invoice_lines": {"url": f"{url}/invoice_lines"},
         "created_at": now(),
         "updated_at": now(),
     }
     company.invoices[invoice_id] = invoice
+    state.save()
+    return invoice
+
+
+def _cents_of(text: str) -> int:
+    return _signed_cents(text, "amount")
+
+
+def link_credit_note(state: SandboxState, company: Company, invoice_id: int, fields: dict[str, Any]) -> dict[str, Any]:
+    """Links a credit note to the invoice it credits, checked like Pennylane; answers the invoice."""
+    invoice = company.invoices.get(invoice_id)
+    if invoice is None:
+        raise ApiError(404, "not_found", "Customer invoice not found")
+    note_id = fields.get("credit_note_id")
+    if isinstance(note_id, bool) or not isinstance(note_id, int):
+        raise invalid("credit_note_id", "is required (an integer)")
+    note = company.invoices.get(note_id)
+    if note is None:
+        raise ApiError(404, "not_found", "Credit note not found", "credit_note_id", "not found")
+    if invoice["draft"] or invoice["status"] == "credit_note":
+        raise ApiError(422, "unprocessable_entity", "only a finalized invoice can be credited")
+    if note["draft"] or note["status"] != "credit_note":
+        raise invalid("credit_note_id", "is not a finalized credit note")
+    if note["customer"]["id"] != invoice["customer"]["id"] or note["currency"] != invoice["currency"]:
+        raise invalid("credit_note_id", "must be of the invoice's customer and currency")
+    if note["credited_invoice"] is not None:
+        raise invalid("credit_note_id", "is already linked to an invoice")
+    credited = sum(
+        -_cents_of(other["amount"])
+        for other in company.invoices.values()
+        if (other["credited_invoice"] or {}).get("id") == invoice_id
+    )
+    if credited - _cents_of(note["amount"]) > _cents_of(invoice["amount"]):
+        raise invalid("credit_note_id", "the invoice's credit notes would exceed its amount")
+    url = f"https://app.pennylane.com/api/external/v2/customer_invoices/{invoice_id}"
+    note["credited_invoice"] = {"id": invoice_id, "url": url}
+    note["updated_at"] = invoice["updated_at"] = now()
     state.save()
     return invoice
 

@@ -119,7 +119,7 @@ class DailyReport:
     unmatched_credits: int
     allocation: AllocationSummary
     by_currency: tuple[CurrencyTotals, ...] = ()
-    # Book entries tried and not pushed to Pennylane yet (every entity).
+    # Book entries tried and not pushed to Pennylane yet, or pushed and not right since (every entity).
     pennylane_unpushed: int = 0
     # The audit trail's chain heads as the report was built (`runtime.audit.AuditAnchor` as text):
     # carried out of the database, they let `verify-audit --anchor` see entries deleted since.
@@ -362,7 +362,7 @@ def slack_message(report: DailyReport) -> dict[str, Any]:
         },
     ]
     if report.pennylane_unpushed:
-        warning = f"⚠ Pennylane: {report.pennylane_unpushed} book entries not pushed (GetPennylaneSettings says why)"
+        warning = f"⚠ Pennylane: {report.pennylane_unpushed} book entries not pushed or out of date (GetPennylaneSettings says why)"
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": warning}]})
     blocks += _anchor_blocks(report.audit_anchors, SLACK_MAX_BLOCKS - len(blocks))
     return {"text": head, "blocks": blocks}

@@ -143,14 +143,17 @@ class Entry:
     label: str
     currency: str
     legs: tuple[Leg, ...]
+    credits: str = ""  # a refund's: the piece of the sale it gives back (same journal); not a FEC column
 
     def balanced(self) -> bool:
         return sum(leg.debit for leg in self.legs) == sum(leg.credit for leg in self.legs)
 
 
-def _entry(journal: str, day: date, piece: str, label: str, currency: str, legs: Iterable[Leg]) -> Entry | None:
+def _entry(
+    journal: str, day: date, piece: str, label: str, currency: str, legs: Iterable[Leg], credits: str = ""
+) -> Entry | None:
     kept = tuple(leg for leg in legs if leg.debit or leg.credit)
-    return Entry(journal, day, piece, label, currency, kept) if kept else None
+    return Entry(journal, day, piece, label, currency, kept, credits) if kept else None
 
 
 # ---- an organisation's books -------------------------------------------------------------
@@ -193,7 +196,8 @@ def _organization_entry(line: BookLine) -> Entry | None:
         return _entry(journal, line.day, line.payment_id, f"vente {line.payment_id}", line.currency, legs)
     legs = [Leg(REFUNDS, line.amount, 0), Leg(money, 0, line.amount)]
     legs += [Leg(STRIPE, fee, 0), Leg(PLATFORM_FEES, 0, fee)]
-    return _entry(journal, line.day, line.id, f"remboursement {line.payment_id}", line.currency, legs)
+    label = f"remboursement {line.payment_id}"
+    return _entry(journal, line.day, line.id, label, line.currency, legs, credits=line.payment_id)
 
 
 def organization_entries(

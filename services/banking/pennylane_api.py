@@ -1,4 +1,5 @@
-"""Pennylane Company API v2 client: ledger entries, customer invoices and customers, for Banking's push.
+"""Pennylane Company API v2 client: ledger entries, customer invoices (credit notes and their links) and
+customers, for Banking's push.
 
 Authentication is `Authorization: Bearer <company token>`; Pennylane allows 25 requests per 5 s per
 token and answers 429 with `retry-after` beyond. Every request waits that long and retries on a 429
@@ -132,6 +133,23 @@ class PennylaneClient:
                 return None
             page += 1
 
+    async def ledger_entry(self, entry_id: int) -> dict[str, Any]:
+        """One ledger entry (`date`, `label`, `journal_id`, `currency`, `piece_number`; its lines apart)."""
+        found: dict[str, Any] = (await self._send("GET", f"/ledger_entries/{entry_id}")).json()
+        return found
+
+    async def ledger_entry_lines(self, entry_id: int) -> list[dict[str, Any]]:
+        """The lines of a ledger entry as Pennylane holds them (`debit`, `credit`, `ledger_account: {"id"}`,
+        `label`), every page."""
+        lines: list[dict[str, Any]] = []
+        params = {"limit": str(PAGE)}
+        while True:
+            listed = (await self._send("GET", f"/ledger_entries/{entry_id}/ledger_entry_lines", params=params)).json()
+            lines += listed.get("items") or []
+            if not listed.get("has_more") or not listed.get("next_cursor"):
+                return lines
+            params = {"limit": str(PAGE), "cursor": str(listed["next_cursor"])}
+
     async def _find_one(self, path: str, field: str, value: str) -> dict[str, Any] | None:
         """The first item of a cursor-paged list whose `field` equals `value` (a filter Pennylane serves)."""
         params = {"filter": json.dumps([{"field": field, "operator": "eq", "value": value}]), "limit": str(PAGE)}
@@ -150,6 +168,19 @@ class PennylaneClient:
     async def find_customer_invoice(self, external_reference: str) -> dict[str, Any] | None:
         """The customer invoice (or credit note) with this external reference, if Pennylane holds one."""
         return await self._find_one("/customer_invoices", "external_reference", external_reference)
+
+    async def customer_invoice(self, invoice_id: int) -> dict[str, Any]:
+        """One customer invoice or credit note (a credit note's `credited_invoice` says what it is linked to)."""
+        found: dict[str, Any] = (await self._send("GET", f"/customer_invoices/{invoice_id}")).json()
+        return found
+
+    async def link_credit_note(self, invoice_id: int, credit_note_id: int) -> dict[str, Any]:
+        """Links a credit note to the invoice it credits (`POST /customer_invoices/{id}/link_credit_note`:
+        Pennylane removed `credited_invoice_id` from the creation in June 2025, this is the way). Like a
+        creation it is not retried blindly: a lost answer is checked with `customer_invoice`."""
+        path = f"/customer_invoices/{invoice_id}/link_credit_note"
+        linked: dict[str, Any] = (await self._send("POST", path, json={"credit_note_id": credit_note_id})).json()
+        return linked
 
     async def create_company_customer(self, body: dict[str, Any]) -> dict[str, Any]:
         created: dict[str, Any] = (await self._send("POST", "/company_customers", json=body)).json()

@@ -8,6 +8,8 @@ with `-2`, `-3`, ... when several entries of one journal share a piece.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -51,6 +53,35 @@ def amount_text(cents: int) -> str:
     return f"{cents // 100}.{cents % 100:02d}"
 
 
+def cents_of(text: str) -> int:
+    """Minor units of a decimal string as Pennylane answers it ("12.5", "12.50", "12"): the inverse of `amount_text`."""
+    units, _, rest = text.strip().lstrip("-").partition(".")
+    cents = int(units or "0") * 100 + int((rest + "00")[:2])
+    return -cents if text.strip().startswith("-") else cents
+
+
+def _account_id(line: Mapping[str, Any]) -> int:
+    return int(line.get("ledger_account_id") or (line.get("ledger_account") or {}).get("id") or 0)
+
+
+def as_sent(lines: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Lines as Pennylane answers them (`ledger_account: {"id"}`, amounts as "12.5") in the form they are sent."""
+    return [
+        {
+            "debit": amount_text(cents_of(str(line["debit"]))),
+            "credit": amount_text(cents_of(str(line["credit"]))),
+            "ledger_account_id": _account_id(line),
+            "label": str(line.get("label") or ""),
+        }
+        for line in lines
+    ]
+
+
+def held_lines(lines: Sequence[Mapping[str, Any]]) -> list[tuple[int, int, int]]:
+    """(ledger account id, debit, credit) of each line, sorted: what two versions of an entry are compared on."""
+    return sorted((_account_id(line), cents_of(str(line["debit"])), cents_of(str(line["credit"]))) for line in lines)
+
+
 def ledger_entry(
     entry: fec.Entry, reference: str, journal_ids: Mapping[str, int], account_ids: Mapping[str, int]
 ) -> dict[str, Any]:
@@ -78,6 +109,41 @@ def ledger_entry(
         "label": entry.label,
         "journal_id": journal_id,
         "currency": entry.currency.upper(),
+        "piece_number": reference,
+        "ledger_entry_lines": lines,
+    }
+
+
+def digest(entry: fec.Entry) -> str:
+    """sha256 of what the entry books (journal, day, currency, label, legs): kept with its push, a later
+    rendering of the books that differs is a divergence to correct. Not the Pennylane ids: a change of
+    the mapping is not a change of the books."""
+    legs = [[leg.account, leg.debit, leg.credit, leg.aux] for leg in entry.legs]
+    booked = [entry.journal, entry.day.isoformat(), entry.currency.upper(), entry.label, legs]
+    return hashlib.sha256(json.dumps(booked, separators=(",", ":")).encode()).hexdigest()
+
+
+def revision_reference(reference: str, revision: int) -> str:
+    """The reference (piece number) of an entry's `revision`: the first is the entry's own, later ones
+    (after its books changed) `<reference>.v<n>`."""
+    return reference if revision == 1 else f"{reference}.v{revision}"
+
+
+def reversal_reference(reference: str, revision: int) -> str:
+    """The reference of the entry reversing `revision` of an entry: `<reference>.x<n>`."""
+    return f"{reference}.x{revision}"
+
+
+REVERSAL_LABEL = "Annulation"
+
+
+def reversal(sent: Mapping[str, Any], reference: str) -> dict[str, Any]:
+    """The body of the ledger entry that reverses one already sent (`sent`, its body): the same journal,
+    day and accounts with debits and credits swapped (a contre-passation), under `reference`."""
+    lines = [{**line, "debit": line["credit"], "credit": line["debit"]} for line in sent["ledger_entry_lines"]]
+    return {
+        **sent,
+        "label": f"{REVERSAL_LABEL} {sent['label']}".strip(),
         "piece_number": reference,
         "ledger_entry_lines": lines,
     }

@@ -43,6 +43,14 @@ def invoiced(entry: fec.Entry) -> bool:
     return entry.journal in INVOICED_JOURNALS and any(leg.account in INVOICED_ACCOUNTS for leg in entry.legs)
 
 
+def credited_reference(entry: fec.Entry) -> str | None:
+    """A refund's: the reference of the sale it gives back (its invoice's, in the same journal), which its
+    credit note is linked to; None for anything else."""
+    if not entry.credits or not invoiced(entry):
+        return None
+    return f"{entry.journal}-{entry.credits}"
+
+
 def signed_text(cents: int) -> str:
     """Pennylane's decimal string of a signed amount in minor units: -700 → "-7.00"."""
     return ("-" if cents < 0 else "") + amount_text(abs(cents))

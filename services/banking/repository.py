@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -716,31 +716,53 @@ async def pennylane_settings_enabled(conn: Connection) -> list[PennylaneSettings
     return [_settings_row(r) for r in rows]
 
 
-async def pennylane_entries(
-    conn: Connection, entity: str, references: Sequence[str]
+async def pennylane_entries_of_run(
+    conn: Connection, entity: str, first: date, last: date, references: Sequence[str]
 ) -> dict[tuple[str, str], asyncpg.Record]:
-    """(document, reference) → row, for the references already recorded."""
+    """(document, reference) → row, for every row of those days (the run's entries, those no longer in the
+    books, their corrections) and of `references` and their corrections whatever their day (an entry whose
+    day changed, the sale a refund credits)."""
     rows = await conn.fetch(
-        "SELECT * FROM pennylane_entries WHERE entity = $1 AND reference = ANY($2::text[])", entity, list(references)
+        """SELECT * FROM pennylane_entries
+            WHERE entity = $1 AND (day BETWEEN $2 AND $3 OR reference = ANY($4::text[]) OR corrects = ANY($4::text[]))""",
+        entity,
+        first,
+        last,
+        list(references),
     )
     return {(r["document"], r["reference"]): r for r in rows}
 
 
 async def pennylane_entry_sending(
-    conn: Connection, entity: str, document: str, reference: str, journal: str, day: date
+    conn: Connection,
+    entity: str,
+    document: str,
+    reference: str,
+    journal: str,
+    day: date,
+    *,
+    body: Mapping[str, Any] | None = None,
+    digest: str | None = None,
+    corrects: str | None = None,
 ) -> None:
-    """Recorded (and committed) before the creation is sent: from now on Pennylane may hold it."""
+    """Recorded (and committed) before the creation is sent: from now on Pennylane may hold it, and
+    `body` (a ledger entry's) and `digest` (of the book entry) are what it holds."""
     await conn.execute(
-        """INSERT INTO pennylane_entries (entity, reference, journal, day, status, maybe_sent, attempts, document)
-           VALUES ($1, $2, $3, $4, 'sending', true, 1, $5)
+        """INSERT INTO pennylane_entries
+               (entity, reference, journal, day, status, maybe_sent, attempts, document, body, digest, corrects)
+           VALUES ($1, $2, $3, $4, 'sending', true, 1, $5, $6::jsonb, $7, $8)
            ON CONFLICT (entity, reference, document) DO UPDATE SET status = 'sending', maybe_sent = true,
-               attempts = pennylane_entries.attempts + 1, updated_at = now()
+               attempts = pennylane_entries.attempts + 1, body = EXCLUDED.body, digest = EXCLUDED.digest,
+               corrects = EXCLUDED.corrects, updated_at = now()
            WHERE pennylane_entries.status <> 'pushed'""",
         entity,
         reference,
         journal,
         day,
         document,
+        orjson.dumps(body).decode() if body is not None else None,
+        digest,
+        corrects,
     )
 
 
@@ -786,17 +808,99 @@ async def pennylane_entry_failed(
     )
 
 
+async def pennylane_entry_problem(
+    conn: Connection, entity: str, document: str, reference: str, error: str | None
+) -> None:
+    """What is wrong with a document already pushed (its books changed since, its credit note not linked):
+    listed with the failures until the problem is gone (None)."""
+    await conn.execute(
+        """UPDATE pennylane_entries SET last_error = $4, updated_at = now()
+            WHERE entity = $1 AND reference = $2 AND document = $3""",
+        entity,
+        reference,
+        document,
+        error[:500] if error is not None else None,
+    )
+
+
+async def pennylane_entry_linked(
+    conn: Connection, entity: str, document: str, reference: str, credited_id: int
+) -> None:
+    """A credit note is linked to the invoice it credits (Pennylane's id of that invoice)."""
+    await conn.execute(
+        """UPDATE pennylane_entries SET credited_id = $4, last_error = NULL, updated_at = now()
+            WHERE entity = $1 AND reference = $2 AND document = $3""",
+        entity,
+        reference,
+        document,
+        credited_id,
+    )
+
+
+async def pennylane_entry_digest(conn: Connection, entity: str, reference: str, digest: str) -> None:
+    """A row pushed before digests were kept adopts the books as they are now (its documents alike)."""
+    await conn.execute(
+        """UPDATE pennylane_entries SET digest = $3 WHERE entity = $1 AND reference = $2 AND digest IS NULL""",
+        entity,
+        reference,
+        digest,
+    )
+
+
+async def pennylane_entry_adopted(
+    conn: Connection, entity: str, reference: str, digest: str, body: Mapping[str, Any]
+) -> None:
+    """A ledger entry pushed before digests and bodies were kept, as Pennylane holds it (read back): its body,
+    and the books' digest when they agree (an empty one when they do not: a correction follows)."""
+    await conn.execute(
+        """UPDATE pennylane_entries SET digest = $3, body = $4::jsonb, last_error = NULL, updated_at = now()
+            WHERE entity = $1 AND reference = $2 AND document = 'ledger_entry'""",
+        entity,
+        reference,
+        digest,
+        orjson.dumps(body).decode(),
+    )
+
+
+async def pennylane_entry_revised(
+    conn: Connection, entity: str, document: str, reference: str, revision: int, digest: str
+) -> None:
+    """An entry corrected after its books changed: `revision` (its digest) is the one Pennylane now holds."""
+    await conn.execute(
+        """UPDATE pennylane_entries SET revision = $4, digest = $5, last_error = NULL, updated_at = now()
+            WHERE entity = $1 AND reference = $2 AND document = $3""",
+        entity,
+        reference,
+        document,
+        revision,
+        digest,
+    )
+
+
 async def pennylane_failures(conn: Connection, entity: str, limit: int = 100) -> list[asyncpg.Record]:
-    """Entries of `entity` not pushed (failed, or left sending by a run that stopped), oldest first."""
+    """Entries of `entity` not pushed (failed, or left sending by a run that stopped) or pushed with a
+    problem since (books changed, credit note not linked), oldest first."""
     return await conn.fetch(
         """SELECT reference, document, journal, day, status, attempts, last_error, maybe_sent FROM pennylane_entries
-            WHERE entity = $1 AND status <> 'pushed' ORDER BY day, reference, document LIMIT $2""",
+            WHERE entity = $1 AND (status <> 'pushed' OR last_error IS NOT NULL)
+            ORDER BY day, reference, document LIMIT $2""",
         entity,
         limit,
     )
 
 
 async def pennylane_unpushed_count(conn: Connection) -> int:
-    """Entries tried and not pushed yet, every entity (the metric's sampler)."""
-    found = await conn.fetchval("SELECT count(*) FROM pennylane_entries WHERE status <> 'pushed'")
+    """Entries tried and not pushed yet, or pushed with a problem since, every entity (the metric's sampler)."""
+    found = await conn.fetchval(
+        "SELECT count(*) FROM pennylane_entries WHERE status <> 'pushed' OR last_error IS NOT NULL"
+    )
     return int(found or 0)
+
+
+def pennylane_body(row: asyncpg.Record | None) -> dict[str, Any] | None:
+    """The body a row's ledger entry was sent with (None when not kept: rows older than the digests)."""
+    if row is None or row["body"] is None:
+        return None
+    raw = row["body"]
+    found: dict[str, Any] = orjson.loads(raw) if isinstance(raw, str | bytes) else dict(raw)
+    return found

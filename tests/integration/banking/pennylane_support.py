@@ -69,12 +69,12 @@ async def in_process(bank_stack: Stack) -> AsyncIterator[Banking]:
 
 
 async def stop_a_push_once_pennylane_stores(
-    pl: RunningPennylaneSandbox, banking: Banking, org: OrgContext, path: str | None = None
+    pl: RunningPennylaneSandbox, banking: Banking, entity: str, path: str | None = None
 ) -> None:
-    """Runs a push and stops it (as a crash would) once Pennylane has stored a creation (at `path`, when
-    named) and before Banking could record it."""
+    """Runs a push of `entity` (an organisation id, `platform`) and stops it (as a crash would) once
+    Pennylane has stored a creation (at `path`, when named) and before Banking could record it."""
     with pl.holding_creations(path) as gate:
-        run = asyncio.create_task(pennylane.push(banking, entities=[org.id]))
+        run = asyncio.create_task(pennylane.push(banking, entities=[entity]))
         await gate.committed.wait()
         run.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -101,13 +101,7 @@ async def org_with_books(stack: Stack, amounts: list[int], refund: int = 0, cash
         )
         assert batch.status_code == 200 and all(r["status"] == "created" for r in batch.json()["results"]), batch.text
     if refund:
-        listed = (await stack.http.get("/v1/payments", params={"limit": "100"}, headers=org.admin_headers)).json()
-        answer = await stack.http.post(
-            f"/v1/payments/{listed['data'][0]['id']}/refunds",
-            headers={**org.admin_headers, "Idempotency-Key": uuid.uuid4().hex},
-            json={"amount": refund},
-        )
-        assert answer.status_code == 201, answer.text
+        await refund_last_sale(stack, org, refund)
     await pay_out(stack, org)
     admin = await stack.admin_headers()
     patched = await stack.http.patch(f"/v1/organizations/{org.id}", headers=admin, json={"siren": SIREN})
@@ -115,13 +109,40 @@ async def org_with_books(stack: Stack, amounts: list[int], refund: int = 0, cash
     return org
 
 
+async def refund_last_sale(stack: Stack, org: OrgContext, amount: int) -> str:
+    """Refunds `amount` of the organisation's latest payment; its id."""
+    listed = (await stack.http.get("/v1/payments", params={"limit": "100"}, headers=org.admin_headers)).json()
+    payment_id: str = listed["data"][0]["id"]
+    answer = await stack.http.post(
+        f"/v1/payments/{payment_id}/refunds",
+        headers={**org.admin_headers, "Idempotency-Key": uuid.uuid4().hex},
+        json={"amount": amount},
+    )
+    assert answer.status_code == 201, answer.text
+    return payment_id
+
+
+def credited_invoices(pl: RunningPennylaneSandbox, company: Company) -> dict[str, str | None]:
+    """Each credit note's external reference → the external reference of the invoice it is linked to."""
+    invoices = {i["id"]: i for i in pl.invoices(company)}
+    return {
+        note["external_reference"]: invoices[note["credited_invoice"]["id"]]["external_reference"]
+        if note["credited_invoice"]
+        else None
+        for note in invoices.values()
+        if note["status"] == "credit_note"
+    }
+
+
 async def configure(
     stack: Stack,
     org: OrgContext,
     company: Company,
     sales_as: pb.PennylaneSalesAs.ValueType = pb.PENNYLANE_SALES_AS_UNSPECIFIED,
+    ids: dict[str, Any] | None = None,
 ) -> pb.PennylaneSettings:
-    """The organisation's own admin sets its Pennylane company (token, journals, accounts, how its sales go)."""
+    """The organisation's own admin sets its Pennylane company (token, journals, accounts — `ids`, by default
+    every one of the books' — and how its sales go)."""
     answer = await banking_stub(stack).PutPennylaneSettings(
         pb.PutPennylaneSettingsRequest(
             organization_id=org.id,
@@ -130,7 +151,7 @@ async def configure(
                 start_date=today(),
                 enabled=True,
                 sales_as=sales_as,
-                **mapping(stack.extras["pennylane"], company),
+                **(ids if ids is not None else mapping(stack.extras["pennylane"], company)),
             ),
         ),
         metadata=as_member(org.admin_headers),

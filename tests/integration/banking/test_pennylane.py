@@ -70,7 +70,7 @@ async def test_a_lost_answer_and_a_run_stopped_mid_push_leave_no_duplicate(
     await configure(stack, org, company)
 
     # The run is stopped (as a crash would) after Pennylane stored an entry and before Banking recorded it.
-    await stop_a_push_once_pennylane_stores(pl, in_process, org)
+    await stop_a_push_once_pennylane_stores(pl, in_process, org.id)
     assert len(pl.entries(company)) == 1
     assert [f.status for f in await not_pushed(stack, org)] == ["sending"]
 

@@ -1,15 +1,30 @@
-"""The books as Pennylane ledger entries: references, amounts, bodies, mapping checks (pure)."""
+"""The books as Pennylane ledger entries: references, amounts, bodies, mapping checks, the digest that
+tells a change of the books after a push, and the corrections (reversal, revision) (pure)."""
 
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from services.banking import fec
-from services.banking.pennylane_books import Unmapped, amount_text, ledger_entry, mapping_errors, references
+from services.banking.pennylane_books import (
+    Unmapped,
+    amount_text,
+    as_sent,
+    cents_of,
+    digest,
+    held_lines,
+    ledger_entry,
+    mapping_errors,
+    references,
+    reversal,
+    reversal_reference,
+    revision_reference,
+)
 
 DAY = date(2026, 11, 20)
 
@@ -110,3 +125,73 @@ def test_unbalanced_entries_are_never_sent() -> None:
 )
 def test_mapping_errors(journals: dict[str, int], accounts: dict[str, int], fields: list[str]) -> None:
     assert [error.field for error in mapping_errors(journals, accounts)] == fields
+
+
+@pytest.mark.parametrize(
+    ("changed", "differs"),
+    [
+        (_entry("VE", "pi_1"), False),
+        (_entry("VE", "pi_1", amount=1001), True),
+        (_entry("VE", "pi_1", label="vente corrigée"), True),
+        (_entry("VE", "pi_1", day=date(2026, 11, 21)), True),
+        (_entry("CA", "pi_1"), True),
+        (fec.Entry("VE", DAY, "pi_1", "vente", "EUR", _entry("VE", "pi_1").legs), False),  # currency's case
+        (fec.Entry("VE", DAY, "pi_1", "vente", "eur", _entry("VE", "pi_1").legs[::-1]), True),
+        (fec.Entry("VE", DAY, "other", "vente", "eur", _entry("VE", "pi_1").legs), False),  # the reference says it
+    ],
+)
+def test_the_digest_changes_with_what_the_entry_books(changed: fec.Entry, differs: bool) -> None:
+    assert (digest(changed) != digest(_entry("VE", "pi_1"))) is differs
+    assert len(digest(changed)) == 64
+
+
+@pytest.mark.parametrize(
+    ("revision", "revised", "reversed_"),
+    [(1, "BQ-t1", "BQ-t1.x1"), (2, "BQ-t1.v2", "BQ-t1.x2"), (10, "BQ-t1.v10", "BQ-t1.x10")],
+)
+def test_correction_references(revision: int, revised: str, reversed_: str) -> None:
+    assert revision_reference("BQ-t1", revision) == revised
+    assert reversal_reference("BQ-t1", revision) == reversed_
+
+
+@given(st.integers(min_value=1, max_value=10**9), st.integers(min_value=0, max_value=10**9))
+def test_a_reversal_cancels_what_was_sent(amount: int, fee: int) -> None:
+    legs = (fec.Leg(fec.STRIPE, amount + fee, 0), fec.Leg(fec.SALES, 0, amount), fec.Leg(fec.PLATFORM_FEES, 0, fee))
+    entry = fec.Entry("VE", DAY, "pi_1", "vente", "eur", legs)
+    accounts = {fec.STRIPE: 1, fec.SALES: 2, fec.PLATFORM_FEES: 3}
+    sent = ledger_entry(entry, "VE-pi_1", {"VE": 9}, accounts)
+    undone = reversal(sent, "VE-pi_1.x1")
+    assert (undone["piece_number"], undone["date"], undone["journal_id"]) == ("VE-pi_1.x1", "2026-11-20", 9)
+    assert undone["label"] == "Annulation vente"
+    net: dict[int, int] = {}
+    for line in sent["ledger_entry_lines"] + undone["ledger_entry_lines"]:
+        cents = round(float(line["debit"]) * 100) - round(float(line["credit"]) * 100)
+        net[line["ledger_account_id"]] = net.get(line["ledger_account_id"], 0) + cents
+    assert set(net.values()) == {0}
+    assert sent["piece_number"] == "VE-pi_1"  # what was sent is left as it was
+
+
+@pytest.mark.parametrize(
+    ("text", "cents"), [("12.50", 1250), ("12.5", 1250), ("12", 1200), ("0.07", 7), ("-7.00", -700)]
+)
+def test_cents_of_pennylanes_amounts(text: str, cents: int) -> None:
+    assert cents_of(text) == cents
+
+
+@given(st.integers(min_value=0, max_value=10**12))
+def test_cents_of_inverts_amount_text(cents: int) -> None:
+    assert cents_of(amount_text(cents)) == cents
+
+
+def test_lines_read_back_compare_with_lines_sent() -> None:
+    read: list[dict[str, Any]] = [
+        {"debit": "0.0", "credit": "12.5", "ledger_account": {"id": 2, "number": "706000"}, "label": "vente"},
+        {"debit": "12.5", "credit": "0.0", "ledger_account": {"id": 1, "number": "467000"}, "label": None},
+    ]
+    sent: list[dict[str, Any]] = [
+        {"debit": "12.50", "credit": "0.00", "ledger_account_id": 1, "label": "vente"},
+        {"debit": "0.00", "credit": "12.50", "ledger_account_id": 2, "label": "vente"},
+    ]
+    assert held_lines(read) == held_lines(sent) == [(1, 1250, 0), (2, 0, 1250)]
+    assert as_sent(read)[0] == {"debit": "0.00", "credit": "12.50", "ledger_account_id": 2, "label": "vente"}
+    assert held_lines([{**sent[0], "debit": "12.51"}, sent[1]]) != held_lines(read)

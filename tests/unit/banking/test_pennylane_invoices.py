@@ -15,6 +15,7 @@ from services.banking import fec
 from services.banking.pennylane_books import Unmapped, ledger_entry
 from services.banking.pennylane_invoices import (
     CUSTOMER_ACCOUNT,
+    credited_reference,
     customer_invoice,
     invoiced,
     settlement,
@@ -179,3 +180,18 @@ def test_the_walk_in_customer_carries_no_buyer_data() -> None:
         "city": "Paris",
         "country_alpha2": "FR",
     }
+
+
+@pytest.mark.parametrize(
+    ("entry", "credited"),
+    [
+        (REFUND, "VE-pi_1"),
+        (_only([_line("refund", method="cash", amount=300, fee=0)]), "CA-pi_1"),
+        (SALE, None),
+        (CASH, None),
+        (PAYOUT, None),
+        (DISPUTE, None),
+    ],
+)
+def test_a_refund_credits_the_invoice_of_its_sale(entry: fec.Entry, credited: str | None) -> None:
+    assert credited_reference(entry) == credited
