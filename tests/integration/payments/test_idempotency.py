@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from typing import Any
 
+from runtime.errors import InvalidArgument
 from tests.fixtures.organizations import OrgContext
 from tests.fixtures.polling import eventually
 from tests.fixtures.stack import Stack
@@ -183,6 +184,35 @@ async def test_a_duplicate_answered_while_the_first_was_at_stripe_gives_both_one
     assert first.json()["status"] == "requires_payment_method"
     assert len(await intents_on(stack, org.stripe_account_id)) == 1
     assert await _created_records(stack, first.json()["id"]) == 1
+
+
+async def test_a_create_stripe_refuses_frees_its_key(stack: Stack, org: OrgContext) -> None:
+    """Stripe refusing the PaymentIntent (a 4xx: nothing created) answers that refusal, leaves no
+    payment behind and frees the key: the same key then makes the payment."""
+    ctx = stack.deps["payments"].extras["context"]
+    real = ctx.stripe
+
+    class Refusing:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        async def create_intent(self, _payment: Any) -> Any:
+            ctx.stripe = real
+            raise InvalidArgument("Stripe refused the request", "stripe_parameter_invalid_integer")
+
+    headers = {**org.agent_headers, "Idempotency-Key": uuid.uuid4().hex}
+    ctx.stripe = Refusing()
+    try:
+        refused = await stack.http.post("/v1/payments", headers=headers, json={"amount": 2900})
+    finally:
+        ctx.stripe = real
+    assert refused.status_code == 400 and refused.json()["code"] == "stripe_parameter_invalid_integer"
+    count = "SELECT count(*) FROM payments WHERE organization_id = $1"
+    assert await stack.deps["payments"].pool.fetchval(count, org.id) == 0
+    made = await stack.http.post("/v1/payments", headers=headers, json={"amount": 2900})
+    assert made.status_code == 201 and made.headers.get("idempotent-replayed") is None, made.text
+    assert await stack.deps["payments"].pool.fetchval(count, org.id) == 1
+    assert len(await intents_on(stack, org.stripe_account_id)) == 1
 
 
 async def test_stripe_unavailable_then_retry_completes(stack: Stack, org: OrgContext) -> None:
