@@ -1123,9 +1123,11 @@ class BookEntry(_message.Message):
     DISPUTE_FEE_FIELD_NUMBER: _builtins.int
     TRANSFER_REVERSED_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
-    """"sale" (a succeeded payment, on its day), "refund" (a succeeded refund, on the day it was made),
-    "dispute" (a dispute's funds withdrawn, on that day), "dispute_won" (reinstated, on that day) or
-    "dispute_lost" (closed lost, on that day).
+    """"sale" (a succeeded payment, on its day); every later move on the day it was booked, never
+    changed afterwards: "refund" (succeeded), "refund_failed" (that refund undone by Stripe later),
+    "dispute" (a dispute's funds withdrawn), "dispute_reversal" (destination: the transfer reversed),
+    "dispute_won" (reinstated), "dispute_return" (destination: the reversed amount given back),
+    "dispute_lost" (closed lost) or "dispute_lost_reversal" (destination: reversed after the loss).
     """
     id: _builtins.str
     """The payment's id for a sale, the refund's for a refund, the dispute's for a dispute."""
@@ -1138,18 +1140,19 @@ class BookEntry(_message.Message):
     """"direct", "destination" or "none" (cash)."""
     currency: _builtins.str
     amount: _builtins.int
-    """Amount captured (sale), refunded (refund), withdrawn (dispute), reinstated (dispute_won) or
-    disputed (dispute_lost); minor units, positive.
+    """Amount captured (sale), refunded (refund, refund_failed), withdrawn (dispute), reinstated
+    (dispute_won), disputed (dispute_lost) or moved (the transfer moves); minor units, positive.
     """
     application_fee: _builtins.int
-    """Platform fee taken (sale) or given back (refund)."""
+    """Platform fee taken (sale) or given back (refund; taken again: refund_failed)."""
     stripe_account_id: _builtins.str
     stripe_payment_intent_id: _builtins.str
     dispute_fee: _builtins.int
     """A dispute: Stripe's dispute fee withdrawn with the amount (the account that owns the charge pays it)."""
     transfer_reversed: _builtins.int
-    """Destination charges, a dispute: the part of the transfer reversed (dispute), or given back
-    (dispute_won), to the organisation; 0 under direct charges.
+    """Destination charges: the part of the transfer taken from the organisation (dispute_reversal,
+    dispute_lost_reversal) or given back (dispute_return); on dispute_lost, the part taken before
+    the loss (the organisation's share of it); 0 otherwise and under direct charges.
     """
     def __init__(
         self,
