@@ -34,6 +34,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 
+from collect.payments.v1 import payments_pb2 as payments_pb
+
+from runtime.contract import enum_names
 from runtime.siren import is_siren
 
 COLUMNS = (
@@ -63,16 +66,9 @@ STRIPE, CASH, BANK, TRANSIT, SUSPENSE = "467000", "530000", "512000", "580000", 
 OWED_TO_ORGANIZATIONS = "467100"
 SALES, REFUNDS, FEES_EARNED, FEES_REFUNDED = "706000", "709000", "706100", "709100"
 DISPUTED, DISPUTE_LOSSES = "416000", "654000"
-# A dispute's lines: funds withdrawn, the transfer reversed (destination), funds reinstated (won),
-# the reversed amount given back, the loss, and a reversal made after the loss.
-DISPUTE_KINDS = (
-    "dispute",
-    "dispute_reversal",
-    "dispute_won",
-    "dispute_return",
-    "dispute_lost",
-    "dispute_lost_reversal",
-)
+# A dispute's lines (Payments' BookEntryKind): funds withdrawn, the transfer reversed (destination),
+# funds reinstated (won), the reversed amount given back, the loss, and a reversal made after the loss.
+DISPUTE_KINDS = tuple(kind for kind in enum_names(payments_pb.BookEntryKind.DESCRIPTOR) if kind.startswith("dispute"))
 _TAKEN, _GIVEN_BACK, _LOST = ("dispute", "dispute_reversal"), ("dispute_won", "dispute_return"), ("dispute_lost",)
 STRIPE_FEES, PLATFORM_FEES = "627000", "622000"
 ACCOUNTS = {

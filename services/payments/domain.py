@@ -495,19 +495,10 @@ def evidence_problems(evidence: Mapping[str, str]) -> list[tuple[str, str]]:
 # ---- the books' moves ----------------------------------------------------------------------
 
 # What a refund or a dispute puts in the books after its sale, each once, on the day it is recorded
-# (books.book): a refund made, or undone by Stripe afterwards; a dispute's funds withdrawn, its
-# transfer reversal (destination charges) made before the loss or after it, the funds reinstated
-# (won), the reversed amount given back, and the loss.
-BOOK_MOVES = (
-    "refund",
-    "refund_failed",
-    "dispute",
-    "dispute_reversal",
-    "dispute_won",
-    "dispute_return",
-    "dispute_lost",
-    "dispute_lost_reversal",
-)
+# (books.book): the proto's BookEntryKind less the sale (a refund made, or undone by Stripe
+# afterwards; a dispute's funds withdrawn, its transfer reversal made before the loss or after it,
+# the funds reinstated, the reversed amount given back, the loss).
+BOOK_MOVES = tuple(kind for kind in enum_names(pb.BookEntryKind.DESCRIPTOR) if kind != "sale")
 
 
 @dataclass(frozen=True)
@@ -524,6 +515,10 @@ class BookMove:
     application_fee: int = 0
     dispute_fee: int = 0
     transfer_reversed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in BOOK_MOVES:
+            raise ValueError(f"not a move of the books: {self.kind!r}")
 
 
 def organization_loss(move: BookMove, charge_model: str) -> int:

@@ -124,6 +124,8 @@ def test_which_evidence_stripe_takes(evidence: dict[str, str], fields: list[str]
 
 def test_the_books_moves_are_the_ones_banking_books() -> None:
     assert set(BOOK_MOVES) == {"refund", "refund_failed", *DISPUTE_KINDS}
+    with pytest.raises(ValueError, match="not a move of the books"):
+        BookMove("sale", "p", 1_000)  # a sale is its payment, never a move
 
 
 @pytest.mark.parametrize(

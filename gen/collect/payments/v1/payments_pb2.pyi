@@ -146,6 +146,58 @@ REFUND_STATUS_SUCCEEDED: RefundStatus.ValueType  # 2
 REFUND_STATUS_FAILED: RefundStatus.ValueType  # 3
 Global___RefundStatus: _TypeAlias = RefundStatus  # noqa: Y015
 
+class _BookEntryKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _BookEntryKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BookEntryKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    BOOK_ENTRY_KIND_UNSPECIFIED: _BookEntryKind.ValueType  # 0
+    BOOK_ENTRY_KIND_SALE: _BookEntryKind.ValueType  # 1
+    """A succeeded payment."""
+    BOOK_ENTRY_KIND_REFUND: _BookEntryKind.ValueType  # 2
+    """A succeeded refund."""
+    BOOK_ENTRY_KIND_REFUND_FAILED: _BookEntryKind.ValueType  # 3
+    """That refund undone by Stripe later (failed or canceled)."""
+    BOOK_ENTRY_KIND_DISPUTE: _BookEntryKind.ValueType  # 4
+    """A dispute's funds withdrawn."""
+    BOOK_ENTRY_KIND_DISPUTE_REVERSAL: _BookEntryKind.ValueType  # 5
+    """Destination charges: the charge's transfer reversed to recover the dispute from the organisation."""
+    BOOK_ENTRY_KIND_DISPUTE_WON: _BookEntryKind.ValueType  # 6
+    """The dispute won: its funds reinstated."""
+    BOOK_ENTRY_KIND_DISPUTE_RETURN: _BookEntryKind.ValueType  # 7
+    """Destination charges: the reversed amount given back to the organisation."""
+    BOOK_ENTRY_KIND_DISPUTE_LOST: _BookEntryKind.ValueType  # 8
+    """The dispute closed lost."""
+    BOOK_ENTRY_KIND_DISPUTE_LOST_REVERSAL: _BookEntryKind.ValueType  # 9
+    """Destination charges: the transfer reversed after the loss was booked (the organisation's share of it)."""
+
+class BookEntryKind(_BookEntryKind, metaclass=_BookEntryKindEnumTypeWrapper):
+    """What a book entry records: a sale on its day; every later move on the day it was booked, never
+    changed afterwards.
+    """
+
+BOOK_ENTRY_KIND_UNSPECIFIED: BookEntryKind.ValueType  # 0
+BOOK_ENTRY_KIND_SALE: BookEntryKind.ValueType  # 1
+"""A succeeded payment."""
+BOOK_ENTRY_KIND_REFUND: BookEntryKind.ValueType  # 2
+"""A succeeded refund."""
+BOOK_ENTRY_KIND_REFUND_FAILED: BookEntryKind.ValueType  # 3
+"""That refund undone by Stripe later (failed or canceled)."""
+BOOK_ENTRY_KIND_DISPUTE: BookEntryKind.ValueType  # 4
+"""A dispute's funds withdrawn."""
+BOOK_ENTRY_KIND_DISPUTE_REVERSAL: BookEntryKind.ValueType  # 5
+"""Destination charges: the charge's transfer reversed to recover the dispute from the organisation."""
+BOOK_ENTRY_KIND_DISPUTE_WON: BookEntryKind.ValueType  # 6
+"""The dispute won: its funds reinstated."""
+BOOK_ENTRY_KIND_DISPUTE_RETURN: BookEntryKind.ValueType  # 7
+"""Destination charges: the reversed amount given back to the organisation."""
+BOOK_ENTRY_KIND_DISPUTE_LOST: BookEntryKind.ValueType  # 8
+"""The dispute closed lost."""
+BOOK_ENTRY_KIND_DISPUTE_LOST_REVERSAL: BookEntryKind.ValueType  # 9
+"""Destination charges: the transfer reversed after the loss was booked (the organisation's share of it)."""
+Global___BookEntryKind: _TypeAlias = BookEntryKind  # noqa: Y015
+
 class _DisputeStatus:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -1123,12 +1175,7 @@ class BookEntry(_message.Message):
     DISPUTE_FEE_FIELD_NUMBER: _builtins.int
     TRANSFER_REVERSED_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
-    """"sale" (a succeeded payment, on its day); every later move on the day it was booked, never
-    changed afterwards: "refund" (succeeded), "refund_failed" (that refund undone by Stripe later),
-    "dispute" (a dispute's funds withdrawn), "dispute_reversal" (destination: the transfer reversed),
-    "dispute_won" (reinstated), "dispute_return" (destination: the reversed amount given back),
-    "dispute_lost" (closed lost) or "dispute_lost_reversal" (destination: reversed after the loss).
-    """
+    """The entry's BookEntryKind ("sale", "refund", "dispute_lost", ...)."""
     id: _builtins.str
     """The payment's id for a sale, the refund's for a refund, the dispute's for a dispute."""
     payment_id: _builtins.str
