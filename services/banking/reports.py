@@ -300,7 +300,7 @@ def _fec_range(banking: Banking, from_day: date, to_day: date) -> tuple[datetime
 def _fees(banking: Banking, rows: list[asyncpg.Record]) -> list[fec.StripeFee]:
     zone = banking.settings.zone
     return [
-        fec.StripeFee(r["id"], r["fee"], r["currency"], r["created"].astimezone(zone).date(), r["source"] or "")
+        fec.StripeFee(r["id"], r["fee"], r["currency"], r["recorded_at"].astimezone(zone).date(), r["source"] or "")
         for r in rows
     ]
 

@@ -195,7 +195,13 @@ async def payouts_needing_balance(conn: Connection, limit: int = 500) -> list[as
 
 
 async def replace_balance_transactions(conn: Connection, payout_id: str, lines: Sequence[dict[str, Any]]) -> None:
-    await conn.execute("DELETE FROM payout_balance_transactions WHERE payout_id = $1", uuid.UUID(payout_id))
+    """Makes the payout's stored balance transactions Stripe's `lines`: one stored already keeps
+    its row (and the day its fee was booked on: `recorded_at`), a new one is recorded now."""
+    await conn.execute(
+        "DELETE FROM payout_balance_transactions WHERE payout_id = $1 AND NOT stripe_balance_transaction_id = ANY($2)",
+        uuid.UUID(payout_id),
+        [x["id"] for x in lines],
+    )
     await conn.executemany(
         """INSERT INTO payout_balance_transactions
                (payout_id, stripe_balance_transaction_id, type, source, amount, fee, net, currency, created)
@@ -546,12 +552,14 @@ async def day_bank_totals(conn: Connection, start: datetime, end: datetime) -> d
 
 
 async def fec_stripe_fees(conn: Connection, start: datetime, end: datetime, account: str) -> list[asyncpg.Record]:
-    """Stripe's fees on the balance transactions of `account`'s paid payouts ('' = the platform's own)."""
+    """Stripe's fees on the balance transactions of `account`'s paid payouts ('' = the platform's own),
+    recorded in [start, end): each is booked when Banking stored it with its payout (`recorded_at`),
+    never on its own earlier `created` day, which may have been exported already."""
     return await conn.fetch(
-        """SELECT b.stripe_balance_transaction_id AS id, b.source, b.fee, b.currency, b.created
+        """SELECT b.stripe_balance_transaction_id AS id, b.source, b.fee, b.currency, b.recorded_at
              FROM payout_balance_transactions b JOIN payouts p ON p.id = b.payout_id
-            WHERE p.stripe_account_id = $3 AND b.fee <> 0 AND b.created >= $1 AND b.created < $2
-            ORDER BY b.created, b.stripe_balance_transaction_id""",
+            WHERE p.stripe_account_id = $3 AND b.fee <> 0 AND b.recorded_at >= $1 AND b.recorded_at < $2
+            ORDER BY b.recorded_at, b.stripe_balance_transaction_id""",
         start,
         end,
         account,
