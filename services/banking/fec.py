@@ -121,11 +121,14 @@ class StripeFee:
 
 @dataclass(frozen=True, slots=True)
 class PayoutLine:
+    """A payout booked paid on `day`, or (`undone`) failed after that, on the day it failed."""
+
     stripe_payout_id: str
     amount: int
     currency: str
     day: date
     account: str = ""
+    undone: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,7 +264,8 @@ def _fee_and_payout_entries(
     for payout in payouts:
         legs = [Leg(destination, payout.amount, 0), Leg(STRIPE, 0, payout.amount)]
         label = f"virement {payout.stripe_payout_id}"
-        found.append(_entry(journal, payout.day, payout.stripe_payout_id, label, payout.currency, legs))
+        entry = _entry(journal, payout.day, payout.stripe_payout_id, label, payout.currency, legs)
+        found.append(_mirrored(entry) if payout.undone else entry)  # failed: the money came back to Stripe
     return [e for e in found if e is not None]
 
 

@@ -312,8 +312,9 @@ def _payouts(banking: Banking, rows: list[asyncpg.Record]) -> list[fec.PayoutLin
             r["stripe_payout_id"],
             r["amount"],
             r["currency"],
-            r["arrival_date"].astimezone(zone).date(),
+            r["day"].astimezone(zone).date(),
             r["stripe_account_id"],
+            undone=r["undone"],
         )
         for r in rows
     ]

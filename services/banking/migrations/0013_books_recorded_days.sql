@@ -8,3 +8,10 @@ ALTER TABLE payout_balance_transactions
     ALTER COLUMN recorded_at SET NOT NULL,
     ALTER COLUMN recorded_at SET DEFAULT now();
 CREATE INDEX payout_balance_transactions_recorded_idx ON payout_balance_transactions (recorded_at);
+
+-- A payout's transfer to the bank (FEC BQ) is booked once, when Banking records it paid, on its
+-- arrival date or that moment if later (`paid_booked_at`, never moved afterwards), and undone on
+-- the day Banking records it failed after that (`failed_booked_at`): a payout failing, or an
+-- arrival date changing, never rewrites a day already exported. Payouts paid before keep their day.
+ALTER TABLE payouts ADD COLUMN paid_booked_at timestamptz, ADD COLUMN failed_booked_at timestamptz;
+UPDATE payouts SET paid_booked_at = arrival_date WHERE status = 'paid';
