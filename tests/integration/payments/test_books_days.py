@@ -16,6 +16,7 @@ from collect.payments.v1 import payments_pb2, payments_pb2_grpc
 from services.payments import disputes
 from tests.fixtures.fec import cents, checked_fec
 from tests.fixtures.organizations import OrgContext, onboarded_organization
+from tests.fixtures.polling import eventually
 from tests.fixtures.stack import Stack
 from tests.integration.payments.conftest import (
     confirm,
@@ -199,6 +200,12 @@ async def test_a_day_rendered_never_changes_when_a_move_is_made_later(stack: Sta
             f"{sandbox.url}/_sandbox/balance/release", json={"account": sandbox.state.platform_id}
         )
         assert released.status_code == 200
+
+    async def failed_at_stripe() -> bool:
+        found = await client.v1.refunds.retrieve_async(refund["stripe_refund_id"])
+        return found.status == "failed"
+
+    await eventually(failed_at_stripe, "the refund failed at Stripe")
     with days_later(stack, 1):
         await disputes.sweep_transfers(stack.deps["payments"].extras["context"], older_than_seconds=0)
         await deliver(stack, await stripe_events(stack, refunded["stripe_payment_intent_id"], None))
