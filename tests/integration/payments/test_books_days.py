@@ -5,6 +5,7 @@ later (the give-back the sweeper retries, a refund Stripe fails afterwards): the
 
 from __future__ import annotations
 
+import contextlib
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -12,6 +13,8 @@ from zoneinfo import ZoneInfo
 import grpc
 import httpx
 from collect.payments.v1 import payments_pb2, payments_pb2_grpc
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from services.payments import disputes
 from tests.fixtures.fec import cents, checked_fec
@@ -231,3 +234,114 @@ async def test_a_day_rendered_never_changes_when_a_move_is_made_later(stack: Sta
     line = await _report_line(stack, org, next_day)
     stats = await _stats(stack, org, next_day)
     assert (line["refunds"], line["disputes_lost"], stats["refunded"], stats["disputes_lost"]) == (-400, 0, -400, 0)
+
+
+async def _fund_platform(stack: Stack) -> None:
+    """The platform's balance can give amounts back (a sale of its own, its funds made available)."""
+    client = stack.extras["stripe_sandbox"].client()
+    await client.v1.payment_intents.create_async(
+        params={"amount": 20_000, "currency": "eur", "confirm": True, "payment_method": "pm_card_visa"}
+    )
+    sandbox = stack.extras["stripe_sandbox"]
+    async with httpx.AsyncClient() as http:
+        released = await http.post(
+            f"{sandbox.url}/_sandbox/balance/release", json={"account": sandbox.state.platform_id}
+        )
+        assert released.status_code == 200
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    reversed_before=st.sampled_from([0, 2_000]),
+    reversal_refused=st.booleans(),
+    swept_before_outcome=st.booleans(),
+    outcome=st.sampled_from(["won", "lost"]),
+    give_back_refused=st.booleans(),
+    seed=st.integers(0, 1_000),
+)
+# Always: the reversal made only after the loss, and a give-back made days after the win.
+@example(
+    reversed_before=0,
+    reversal_refused=True,
+    swept_before_outcome=False,
+    outcome="lost",
+    give_back_refused=False,
+    seed=1,
+)
+@example(
+    reversed_before=2_000,
+    reversal_refused=False,
+    swept_before_outcome=False,
+    outcome="won",
+    give_back_refused=True,
+    seed=2,
+)
+async def test_a_destination_dispute_in_any_order_books_each_day_once_and_settles(
+    stack: Stack,
+    reversed_before: int,
+    reversal_refused: bool,
+    swept_before_outcome: bool,
+    outcome: str,
+    give_back_refused: bool,
+    seed: int,
+) -> None:
+    """One move a day, in the order drawn: the events (a reversal Stripe may refuse), the sweeper
+    (maybe before the outcome), the outcome (a give-back Stripe may refuse), the sweeper again. Each
+    day's books, report line and figures are what they were when the day was done; in the end the
+    organisation's 654000, its figures and its report lines say what it lost (the part reversed, when
+    lost), both books balance and the disputed receivables are settled."""
+    ctx = stack.deps["payments"].extras["context"]
+    admin = await stack.admin_headers()
+    org = await _organization(stack)
+    today = _today()
+    days = [today + timedelta(days=n) for n in range(4)]
+    snapshots: dict[date, tuple[Any, ...]] = {}
+
+    async def day_books(day: date, dispute_id: str) -> tuple[Any, ...]:
+        platform = _rows(await _fec(stack, "/v1/banking/exports/fec", admin, day), {dispute_id})
+        return (
+            await _fec(stack, f"/v1/organizations/{org.id}/exports/fec", org.admin_headers, day),
+            platform,
+            await _report_line(stack, org, day),
+            await _stats(stack, org, day),
+        )
+
+    refusing = refused_by_stripe(stack, "reverse_transfer") if reversal_refused else contextlib.nullcontext()
+    with refusing:
+        payment = await _disputed(stack, org, 6_000, reversed_before)
+    dispute = await listed_dispute(stack, org.admin_headers, payment["id"])
+    snapshots[days[0]] = await day_books(days[0], dispute["id"])
+    with days_later(stack, 1):
+        if swept_before_outcome:
+            await disputes.sweep_transfers(ctx, older_than_seconds=0)
+    snapshots[days[1]] = await day_books(days[1], dispute["id"])
+    await _fund_platform(stack)
+    evidence = "winning_evidence" if outcome == "won" else "losing_evidence"
+    await submit_evidence(stack, org, dispute, evidence)
+    await stripe_dispute(stack, payment, None, outcome)
+    refusing = refused_by_stripe(stack, "create_transfer") if give_back_refused else contextlib.nullcontext()
+    with days_later(stack, 2), refusing:
+        await deliver_shuffled(stack, payment, None, seed=seed)
+    snapshots[days[2]] = await day_books(days[2], dispute["id"])
+    with days_later(stack, 3):
+        await disputes.sweep_transfers(ctx, older_than_seconds=0)
+    snapshots[days[3]] = await day_books(days[3], dispute["id"])
+
+    for day in days:  # no day changed after it was done
+        assert await day_books(day, dispute["id"]) == snapshots[day], day
+    settled = await listed_dispute(stack, org.admin_headers, payment["id"])
+    assert settled["status"] == outcome
+    taken = settled["transfer_reversed"]
+    assert taken in (0, 6_000 * 9 // 10 - reversed_before)
+    lost = taken if outcome == "lost" else 0
+    organization = [c for day in days for c in checked_fec(snapshots[day][0])[0] if c[8] == dispute["id"]]
+    platform = [c for day in days for c in snapshots[day][1]]
+    assert _by_account(organization).get("654000", 0) == lost
+    assert _by_account(organization).get("416000", 0) == 0
+    assert sum(snapshots[day][2].get("disputes_lost", 0) for day in days) == lost
+    assert sum(snapshots[day][3]["disputes_lost"] for day in days) == lost
+    by_account = _by_account(platform)
+    assert (by_account.get("416000", 0), by_account.get("467100", 0)) == (0, 0)
+    assert by_account.get("654000", 0) == (6_000 - taken if outcome == "lost" else 0)
+    if outcome == "won":
+        assert settled["transfer_returned"] == taken
