@@ -183,13 +183,21 @@ def organization_loss(line: BookLine) -> int:
     return organization_share(line) if line.kind in ("dispute_lost", "dispute_lost_reversal") else 0
 
 
+# Labels of a dispute's entries: the organisation's (VE) say what happened to it (its part taken,
+# given back, lost); the platform's transfer moves (ST) what moved. The same as before the transfer
+# moves had lines of their own, so an entry already exported or pushed reads the same.
 _DISPUTE_LABELS = {
     "dispute": "litige",
-    "dispute_reversal": "litige, reprise de transfert",
+    "dispute_reversal": "litige",
     "dispute_won": "litige gagné",
-    "dispute_return": "litige gagné, transfert rendu",
+    "dispute_return": "litige gagné",
     "dispute_lost": "litige perdu",
-    "dispute_lost_reversal": "litige perdu, reprise de transfert",
+    "dispute_lost_reversal": "litige perdu",
+}
+_PLATFORM_TRANSFER_LABELS = {
+    "dispute_reversal": "reprise de transfert (litige)",
+    "dispute_return": "transfert rendu (litige)",
+    "dispute_lost_reversal": "reprise de transfert (litige perdu)",
 }
 
 
@@ -346,7 +354,8 @@ def _platform_dispute_entries(line: BookLine) -> list[Entry]:
         journal, legs = "ST", [Leg(OWED_TO_ORGANIZATIONS, share, 0, org), Leg(STRIPE, 0, share)]
     else:  # dispute_lost_reversal
         journal, legs = "ST", [Leg(STRIPE, share, 0), Leg(DISPUTE_LOSSES, 0, share)]
-    found = _entry(journal, line.day, line.id, f"{_DISPUTE_LABELS[line.kind]} {line.payment_id}", line.currency, legs)
+    label = _PLATFORM_TRANSFER_LABELS.get(line.kind) or _DISPUTE_LABELS[line.kind]
+    found = _entry(journal, line.day, line.id, f"{label} {line.payment_id}", line.currency, legs)
     return [found] if found is not None else []
 
 
