@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-import httpx
-
 from tests.fixtures.fec import account_totals, checked_fec
 from tests.fixtures.organizations import onboarded_organization
 from tests.fixtures.stack import Stack
-from tests.integration.banking.conftest import account_events, deliver, pay_out, sell, today
+from tests.integration.banking.conftest import fail_payout, pay_out, sell, today
 
 
 async def test_a_payout_failing_after_it_was_booked_paid_is_undone_on_the_day_it_failed(bank_stack: Stack) -> None:
@@ -44,17 +42,7 @@ async def test_a_payout_failing_after_it_was_booked_paid_is_undone_on_the_day_it
     exported = await books(yesterday)
     paid = [c for c in checked_fec(exported)[0] if c[8] == payout["id"]]
     assert [(c[0], c[4]) for c in paid] == [("BQ", "512000"), ("BQ", "467000")]
-    sandbox = stack.extras["stripe_sandbox"]
-    async with httpx.AsyncClient(base_url=sandbox.url) as http:
-        assert (await http.post(f"/_sandbox/payouts/{payout['id']}/fail", json={})).status_code == 200
-    await sandbox.wait_for_deliveries()
-    assert org.stripe_account_id
-    failed = [
-        e
-        for e in await account_events(stack, org.stripe_account_id, "payout.failed")
-        if e["data"]["object"]["id"] == payout["id"]
-    ]
-    assert await deliver(stack, "banking", failed) == ["applied"]
+    await fail_payout(stack, org, payout["id"])
 
     assert await books(yesterday) == exported  # the day exported reads the same
     undone = [c for c in checked_fec(await books(day))[0] if c[8] == payout["id"]]

@@ -193,16 +193,8 @@ async def test_a_day_rendered_never_changes_when_a_move_is_made_later(stack: Sta
     before = await rendered()
     assert before[3]["refunds"] == 400 and before[4]["refunded"] == 400
     # Days pass: the platform has funds again, the sweeper gives the amount back, Stripe fails the refund.
+    await _fund_platform(stack)
     client = stack.extras["stripe_sandbox"].client()
-    await client.v1.payment_intents.create_async(
-        params={"amount": 20_000, "currency": "eur", "confirm": True, "payment_method": "pm_card_visa"}
-    )
-    sandbox = stack.extras["stripe_sandbox"]
-    async with httpx.AsyncClient() as http:
-        released = await http.post(
-            f"{sandbox.url}/_sandbox/balance/release", json={"account": sandbox.state.platform_id}
-        )
-        assert released.status_code == 200
 
     async def failed_at_stripe() -> bool:
         found = await client.v1.refunds.retrieve_async(refund["stripe_refund_id"])
