@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import random
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -112,58 +112,28 @@ async def get_payment(stack: Stack, headers: dict[str, str], payment_id: str) ->
 
 
 @contextlib.contextmanager
-def _next_call(stack: Stack, call: str, instead: Callable[..., Awaitable[Any]]) -> Iterator[None]:
-    """The next `call` (a `StripePayments` method) runs `instead(real, *args)`, through Payments'
-    Context (nothing test-only in its code); the calls after it reach the sandbox as usual."""
+def crash_after_stripe(stack: Stack, call: str) -> Iterator[None]:
+    """The next `call` (a `StripePayments` method) reaches Stripe, then Payments "dies" before
+    recording the answer: injected through Payments' Context, nothing test-only in its code."""
     ctx = stack.deps["payments"].extras["context"]
     real = ctx.stripe
 
-    class Once:
+    class CrashAfter:
         def __getattr__(self, name: str) -> Any:
             return getattr(real, name)
 
-    async def replaced(*args: Any, **kwargs: Any) -> Any:
+    async def crashing(*args: Any, **kwargs: Any) -> Any:
         ctx.stripe = real
-        return await instead(real, *args, **kwargs)
+        await getattr(real, call)(*args, **kwargs)
+        raise RuntimeError(f"crashed after Stripe answered {call}")
 
-    wrapper = Once()
-    setattr(wrapper, call, replaced)
+    wrapper = CrashAfter()
+    setattr(wrapper, call, crashing)
     ctx.stripe = wrapper
     try:
         yield
     finally:
         ctx.stripe = real
-
-
-def crash_after_stripe(stack: Stack, call: str) -> contextlib.AbstractContextManager[None]:
-    """The next `call` reaches Stripe, then Payments "dies" before recording the answer."""
-
-    async def crashing(real: Any, *args: Any, **kwargs: Any) -> Any:
-        await getattr(real, call)(*args, **kwargs)
-        raise RuntimeError(f"crashed after Stripe answered {call}")
-
-    return _next_call(stack, call, crashing)
-
-
-def refused_by_stripe(stack: Stack, call: str) -> contextlib.AbstractContextManager[None]:
-    """The next `call` is refused by Stripe as a 400 is (the platform's balance short, say)."""
-
-    async def refusing(real: Any, *args: Any, **kwargs: Any) -> Any:
-        raise InvalidArgument(f"Stripe refused {call}: insufficient funds", "stripe_balance_insufficient")
-
-    return _next_call(stack, call, refusing)
-
-
-@contextlib.contextmanager
-def days_later(stack: Stack, days: int) -> Iterator[None]:
-    """Payments' books read a clock `days` ahead meanwhile: what it books lands on that later day."""
-    ctx = stack.deps["payments"].extras["context"]
-    real = ctx.clock
-    ctx.clock = lambda: real() + timedelta(days=days)
-    try:
-        yield
-    finally:
-        ctx.clock = real
 
 
 @pytest.fixture
@@ -230,3 +200,42 @@ async def submit_evidence(stack: Stack, org: OrgContext, dispute: dict[str, Any]
     assert answer.status_code == 200, answer.text
     result: dict[str, Any] = answer.json()
     return result
+
+
+# --- the books' days ------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def refused_by_stripe(stack: Stack, call: str) -> Iterator[None]:
+    """The next `call` (a `StripePayments` method) is refused by Stripe as a 400 is (the platform's
+    balance short, say), through Payments' Context; the calls after it reach the sandbox."""
+    ctx = stack.deps["payments"].extras["context"]
+    real = ctx.stripe
+
+    class Refusing:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+    async def refusing(*args: Any, **kwargs: Any) -> Any:
+        ctx.stripe = real
+        raise InvalidArgument(f"Stripe refused {call}: insufficient funds", "stripe_balance_insufficient")
+
+    wrapper = Refusing()
+    setattr(wrapper, call, refusing)
+    ctx.stripe = wrapper
+    try:
+        yield
+    finally:
+        ctx.stripe = real
+
+
+@contextlib.contextmanager
+def days_later(stack: Stack, days: int) -> Iterator[None]:
+    """Payments' books read a clock `days` ahead meanwhile: what it books lands on that later day."""
+    ctx = stack.deps["payments"].extras["context"]
+    real = ctx.clock
+    ctx.clock = lambda: real() + timedelta(days=days)
+    try:
+        yield
+    finally:
+        ctx.clock = real
