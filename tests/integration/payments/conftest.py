@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import random
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any
 
 import grpc
@@ -234,7 +234,7 @@ def days_later(stack: Stack, days: int) -> Iterator[None]:
     """Payments' books read a clock `days` ahead meanwhile: what it books lands on that later day."""
     ctx = stack.deps["payments"].extras["context"]
     real = ctx.clock
-    ctx.clock = lambda: real() + timedelta(days=days)
+    ctx.clock = lambda: real() + datetime.timedelta(days=days)
     try:
         yield
     finally:
