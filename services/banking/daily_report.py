@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.banking.allocation import AllocationRule, AllocationSummary, LegalEntity, allocate
-from services.banking.fec import DISPUTE_KINDS, BookLine
+from services.banking.fec import DISPUTE_KINDS, BookLine, organization_loss
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +32,10 @@ class OrganizationTotals:
 def totals_from_books(lines: Iterable[BookLine]) -> list[OrganizationTotals]:
     """Per organisation and currency, as the stats count: a sale adds one to the count, its amount
     to gross and its platform fee to fees; a refund adds its amount to refunds and takes the fee
-    it gave back off fees (both on the day they happened); net = gross - refunds - fees. Disputes
-    are told apart: the amount withdrawn (count and amount) and lost on the day; net leaves them out."""
+    it gave back off fees (both on the day they happened; a refund undone later puts both back on
+    the day it failed); net = gross - refunds - fees. Disputes are told apart: the amount withdrawn
+    (count and amount) and what the organisation lost on the day (`fec.organization_loss`: its
+    share, the reversed transfer under destination charges), as its FEC's 654000; net leaves them out."""
     sums: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * 7)
     for line in lines:
         found = sums[(line.organization_id, line.currency)]
@@ -41,16 +43,17 @@ def totals_from_books(lines: Iterable[BookLine]) -> list[OrganizationTotals]:
             found[0] += 1
             found[1] += line.amount
             found[2] += line.application_fee
-        elif line.kind == "refund":
-            found[2] -= line.application_fee
-            found[3] += line.amount
+        elif line.kind in ("refund", "refund_failed"):
+            sign = 1 if line.kind == "refund" else -1
+            found[2] -= sign * line.application_fee
+            found[3] += sign * line.amount
         elif line.kind == "dispute":
             found[4] += 1
             found[5] += line.amount
-        elif line.kind == "dispute_lost":
-            found[6] += line.amount
+        elif line.kind in DISPUTE_KINDS:
+            found[6] += organization_loss(line)
         else:
-            assert line.kind in DISPUTE_KINDS, line.kind
+            raise ValueError(f"a book line of unknown kind {line.kind!r}")
     return [
         OrganizationTotals(org, currency, count, gross, fees, refunds, gross - refunds - fees, *disputes)
         for (org, currency), (count, gross, fees, refunds, *disputes) in sorted(sums.items())

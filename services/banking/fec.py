@@ -4,15 +4,21 @@ Two kinds of books, each from plain values:
 
 - an **organisation's** (the merchant of record under direct charges, and the one the platform
   transfers to under destination charges): card sales and refunds (VE) and cash sales (CA) on the
-  day they were made, its platform fees, the Stripe fees it bears (direct charges), payouts from
-  Stripe to its bank (BQ), and disputes (VE): what was taken from it (withdrawn by Stripe under
-  direct charges, the transfer reversed under destination charges) into disputed receivables,
-  back when won, a loss when lost;
+  day they were made (a refund Stripe undoes afterwards, reversed on the day it failed), its
+  platform fees, the Stripe fees it bears (direct charges), payouts from Stripe to its bank (BQ),
+  and disputes (VE): what was taken from it (withdrawn by Stripe under direct charges, the transfer
+  reversed under destination charges) into disputed receivables, back when won (given back), a
+  loss when lost (under destination charges, only the reversed part: its share);
 - the **platform's**: its application fees (and their refunds), for destination charges the
   money collected for the organisation, the transfer to it and its reversal on refunds (VE, ST),
   the Stripe fees it bears, its own payouts and its bank (BQ), and under destination charges the
-  disputes Stripe debits it for, the transfer reversed to recover them and given back when won.
+  disputes Stripe debits it for, the transfer reversed to recover them and given back when won,
+  and the loss less the organisation's share.
   An organisation's sales are never the platform's revenue.
+
+Each line is booked on its own day and never changes afterwards (Payments' book moves): a
+dispute's transfer reversal and give-back are lines of their own, on the day they were made, and
+a reversal made after the loss (`dispute_lost_reversal`) books the organisation's share of it then.
 
 Stripe's dispute fee is one of the Stripe fees (ST) of the balance transaction that withdrew the
 dispute, booked with the payout that carries it like every other fee, so never twice.
@@ -25,9 +31,12 @@ in another currency than the euro also carries Montantdevise and Idevise.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
+from collect.payments.v1 import payments_pb2 as payments_pb
+
+from runtime.contract import enum_names
 from runtime.siren import is_siren
 
 COLUMNS = (
@@ -57,7 +66,10 @@ STRIPE, CASH, BANK, TRANSIT, SUSPENSE = "467000", "530000", "512000", "580000", 
 OWED_TO_ORGANIZATIONS = "467100"
 SALES, REFUNDS, FEES_EARNED, FEES_REFUNDED = "706000", "709000", "706100", "709100"
 DISPUTED, DISPUTE_LOSSES = "416000", "654000"
-DISPUTE_KINDS = ("dispute", "dispute_won", "dispute_lost")
+# A dispute's lines (Payments' BookEntryKind): funds withdrawn, the transfer reversed (destination),
+# funds reinstated (won), the reversed amount given back, the loss, and a reversal made after the loss.
+DISPUTE_KINDS = tuple(kind for kind in enum_names(payments_pb.BookEntryKind.DESCRIPTOR) if kind.startswith("dispute"))
+_TAKEN, _GIVEN_BACK, _LOST = ("dispute", "dispute_reversal"), ("dispute_won", "dispute_return"), ("dispute_lost",)
 STRIPE_FEES, PLATFORM_FEES = "627000", "622000"
 ACCOUNTS = {
     STRIPE: "Stripe - compte de passage",
@@ -82,7 +94,7 @@ class BookLine:
     """A succeeded sale or refund, or a dispute's movement, as Payments books it (amounts positive,
     minor units; `transfer_reversed` is a destination charge's dispute's part of the transfer)."""
 
-    kind: str  # "sale", "refund", or one of DISPUTE_KINDS
+    kind: str  # "sale", "refund", "refund_failed" (a refund undone later) or one of DISPUTE_KINDS
     id: str
     payment_id: str
     organization_id: str
@@ -109,11 +121,14 @@ class StripeFee:
 
 @dataclass(frozen=True, slots=True)
 class PayoutLine:
+    """A payout booked paid on `day`, or (`undone`) failed after that, on the day it failed."""
+
     stripe_payout_id: str
     amount: int
     currency: str
     day: date
     account: str = ""
+    undone: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,31 +174,70 @@ def _entry(
 # ---- an organisation's books -------------------------------------------------------------
 
 
-def _dispute_legs(kind: str, taken: int, disputed: int, recovered: int, aux: str = "") -> list[Leg]:
-    """A dispute's movement: `taken` leaves (or comes back to) Stripe into disputed receivables;
-    lost, the receivable is written off, `recovered` of it from the organisation (`aux`)."""
-    if kind == "dispute":
-        return [Leg(DISPUTED, taken, 0), Leg(STRIPE, 0, taken)]
-    if kind == "dispute_won":
-        return [Leg(STRIPE, taken, 0), Leg(DISPUTED, 0, taken)]
-    return [
-        Leg(OWED_TO_ORGANIZATIONS, recovered, 0, aux),
-        Leg(DISPUTE_LOSSES, disputed - recovered, 0),
-        Leg(DISPUTED, 0, disputed),
-    ]
+def organization_share(line: BookLine) -> int:
+    """What a dispute's line takes from (or gives back to, or makes lose) the organisation: all of
+    it under direct charges (Stripe debits the organisation), under destination charges only the
+    part of the transfer reversed (the platform bore the rest)."""
+    return line.amount if line.charge_model == "direct" else line.transfer_reversed
 
 
-_DISPUTE_LABELS = {"dispute": "litige", "dispute_won": "litige gagné", "dispute_lost": "litige perdu"}
+def organization_loss(line: BookLine) -> int:
+    """What the organisation lost with this line (its 654000): its share of a lost dispute."""
+    return organization_share(line) if line.kind in ("dispute_lost", "dispute_lost_reversal") else 0
+
+
+# Labels of a dispute's entries: the organisation's (VE) say what happened to it (its part taken,
+# given back, lost); the platform's transfer moves (ST) what moved. The same as before the transfer
+# moves had lines of their own, so an entry already exported or pushed reads the same.
+_DISPUTE_LABELS = {
+    "dispute": "litige",
+    "dispute_reversal": "litige",
+    "dispute_won": "litige gagné",
+    "dispute_return": "litige gagné",
+    "dispute_lost": "litige perdu",
+    "dispute_lost_reversal": "litige perdu",
+}
+_PLATFORM_TRANSFER_LABELS = {
+    "dispute_reversal": "reprise de transfert (litige)",
+    "dispute_return": "transfert rendu (litige)",
+    "dispute_lost_reversal": "reprise de transfert (litige perdu)",
+}
+
+
+def _mirrored(entry: Entry | None) -> Entry | None:
+    """The entry undone: each leg's debit and credit swapped."""
+    if entry is None:
+        return None
+    return Entry(
+        entry.journal,
+        entry.day,
+        entry.piece,
+        f"annulation {entry.label}",
+        entry.currency,
+        tuple(Leg(leg.account, leg.credit, leg.debit, leg.aux) for leg in entry.legs),
+    )
+
+
+def _organization_dispute_entry(line: BookLine) -> Entry | None:
+    share = organization_share(line)
+    if line.kind in _TAKEN:  # into disputed receivables
+        legs = [Leg(DISPUTED, share, 0), Leg(STRIPE, 0, share)]
+    elif line.kind in _GIVEN_BACK:
+        legs = [Leg(STRIPE, share, 0), Leg(DISPUTED, 0, share)]
+    elif line.kind in _LOST:  # the receivable written off
+        legs = [Leg(DISPUTE_LOSSES, share, 0), Leg(DISPUTED, 0, share)]
+    else:  # taken after the loss: lost at once
+        legs = [Leg(DISPUTE_LOSSES, share, 0), Leg(STRIPE, 0, share)]
+    label = f"{_DISPUTE_LABELS[line.kind]} {line.payment_id}"
+    return _entry("VE", line.day, line.id, label, line.currency, legs)
 
 
 def _organization_entry(line: BookLine) -> Entry | None:
     fee = line.application_fee
     if line.kind in DISPUTE_KINDS:
-        # What the organisation bears: all of it under direct charges, the reversed transfer under destination.
-        taken = line.amount if line.charge_model == "direct" else line.transfer_reversed
-        legs = _dispute_legs(line.kind, taken, taken, 0)
-        label = f"{_DISPUTE_LABELS[line.kind]} {line.payment_id}"
-        return _entry("VE", line.day, line.id, label, line.currency, legs)
+        return _organization_dispute_entry(line)
+    if line.kind == "refund_failed":
+        return _mirrored(_organization_entry(replace(line, kind="refund")))
     if line.method == "cash":
         money = CASH
         journal = "CA"
@@ -222,7 +276,8 @@ def _fee_and_payout_entries(
     for payout in payouts:
         legs = [Leg(destination, payout.amount, 0), Leg(STRIPE, 0, payout.amount)]
         label = f"virement {payout.stripe_payout_id}"
-        found.append(_entry(journal, payout.day, payout.stripe_payout_id, label, payout.currency, legs))
+        entry = _entry(journal, payout.day, payout.stripe_payout_id, label, payout.currency, legs)
+        found.append(_mirrored(entry) if payout.undone else entry)  # failed: the money came back to Stripe
     return [e for e in found if e is not None]
 
 
@@ -237,6 +292,9 @@ def _platform_entries(line: BookLine) -> list[Entry]:
     fee, org = line.application_fee, line.organization_id
     if line.kind in DISPUTE_KINDS:
         return _platform_dispute_entries(line)
+    if line.kind == "refund_failed":
+        undone = (_mirrored(e) for e in _platform_entries(replace(line, kind="refund")))
+        return [e for e in undone if e is not None]
     found: list[Entry | None] = []
     if line.charge_model == "direct":
         if line.kind == "sale":
@@ -276,33 +334,33 @@ def _platform_entries(line: BookLine) -> list[Entry]:
 
 def _platform_dispute_entries(line: BookLine) -> list[Entry]:
     """Destination charges only (under direct charges Stripe debits the organisation): the platform
-    is debited and reverses the transfer to the organisation (given back when won); a lost dispute
-    is written off, the reversed part borne by the organisation."""
+    is debited into disputed receivables (VE) and reverses the transfer to the organisation (ST),
+    credited back when won and gives the reversed amount back (ST); a lost dispute is written off
+    less the organisation's share (the reversed part), a reversal made after the loss recovering
+    that share from the loss."""
     if line.charge_model != "destination":
         return []
-    org, reversed_ = line.organization_id, line.transfer_reversed
-    label = f"{_DISPUTE_LABELS[line.kind]} {line.payment_id}"
-    found = [
-        _entry(
-            "VE",
-            line.day,
-            line.id,
-            label,
-            line.currency,
-            _dispute_legs(line.kind, line.amount, line.amount, reversed_, org),
-        )
-    ]
+    org, amount, share = line.organization_id, line.amount, line.transfer_reversed
+    journal = "VE"
     if line.kind == "dispute":
-        legs = [Leg(STRIPE, reversed_, 0), Leg(OWED_TO_ORGANIZATIONS, 0, reversed_, org)]
-        found.append(
-            _entry("ST", line.day, line.id, f"reprise de transfert (litige) {line.payment_id}", line.currency, legs)
-        )
+        legs = [Leg(DISPUTED, amount, 0), Leg(STRIPE, 0, amount)]
     elif line.kind == "dispute_won":
-        legs = [Leg(OWED_TO_ORGANIZATIONS, reversed_, 0, org), Leg(STRIPE, 0, reversed_)]
-        found.append(
-            _entry("ST", line.day, line.id, f"transfert rendu (litige) {line.payment_id}", line.currency, legs)
-        )
-    return [e for e in found if e is not None]
+        legs = [Leg(STRIPE, amount, 0), Leg(DISPUTED, 0, amount)]
+    elif line.kind == "dispute_lost":
+        legs = [
+            Leg(OWED_TO_ORGANIZATIONS, share, 0, org),
+            Leg(DISPUTE_LOSSES, amount - share, 0),
+            Leg(DISPUTED, 0, amount),
+        ]
+    elif line.kind == "dispute_reversal":
+        journal, legs = "ST", [Leg(STRIPE, share, 0), Leg(OWED_TO_ORGANIZATIONS, 0, share, org)]
+    elif line.kind == "dispute_return":
+        journal, legs = "ST", [Leg(OWED_TO_ORGANIZATIONS, share, 0, org), Leg(STRIPE, 0, share)]
+    else:  # dispute_lost_reversal
+        journal, legs = "ST", [Leg(STRIPE, share, 0), Leg(DISPUTE_LOSSES, 0, share)]
+    label = _PLATFORM_TRANSFER_LABELS.get(line.kind) or _DISPUTE_LABELS[line.kind]
+    found = _entry(journal, line.day, line.id, f"{label} {line.payment_id}", line.currency, legs)
+    return [found] if found is not None else []
 
 
 def platform_entries(

@@ -300,7 +300,7 @@ def _fec_range(banking: Banking, from_day: date, to_day: date) -> tuple[datetime
 def _fees(banking: Banking, rows: list[asyncpg.Record]) -> list[fec.StripeFee]:
     zone = banking.settings.zone
     return [
-        fec.StripeFee(r["id"], r["fee"], r["currency"], r["created"].astimezone(zone).date(), r["source"] or "")
+        fec.StripeFee(r["id"], r["fee"], r["currency"], r["recorded_at"].astimezone(zone).date(), r["source"] or "")
         for r in rows
     ]
 
@@ -312,8 +312,9 @@ def _payouts(banking: Banking, rows: list[asyncpg.Record]) -> list[fec.PayoutLin
             r["stripe_payout_id"],
             r["amount"],
             r["currency"],
-            r["arrival_date"].astimezone(zone).date(),
+            r["day"].astimezone(zone).date(),
             r["stripe_account_id"],
+            undone=r["undone"],
         )
         for r in rows
     ]

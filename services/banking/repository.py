@@ -146,10 +146,17 @@ async def upsert_payout(
     row = await conn.fetchrow(
         f"""INSERT INTO payouts AS p (id, stripe_payout_id, stripe_account_id, organization_id, amount, currency,
                status, arrival_date, stripe_created_at, statement_descriptor, trace_id, event_created_at,
-               failure_code, failure_message)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+               failure_code, failure_message, paid_booked_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+                   CASE WHEN $7 = 'paid' THEN greatest($8, now()) END)
            ON CONFLICT (stripe_payout_id) DO UPDATE SET
                organization_id = COALESCE(EXCLUDED.organization_id, p.organization_id),
+               -- The books' days, set once: paid (on its arrival, or now if later), failed after that.
+               paid_booked_at = COALESCE(p.paid_booked_at,
+                                         CASE WHEN EXCLUDED.status = 'paid' THEN greatest(EXCLUDED.arrival_date, now()) END),
+               failed_booked_at = COALESCE(p.failed_booked_at,
+                                           CASE WHEN EXCLUDED.status = 'failed' AND p.paid_booked_at IS NOT NULL
+                                                THEN now() END),
                amount = EXCLUDED.amount, currency = EXCLUDED.currency, status = EXCLUDED.status,
                arrival_date = EXCLUDED.arrival_date, statement_descriptor = EXCLUDED.statement_descriptor,
                trace_id = COALESCE(EXCLUDED.trace_id, p.trace_id),
@@ -195,7 +202,13 @@ async def payouts_needing_balance(conn: Connection, limit: int = 500) -> list[as
 
 
 async def replace_balance_transactions(conn: Connection, payout_id: str, lines: Sequence[dict[str, Any]]) -> None:
-    await conn.execute("DELETE FROM payout_balance_transactions WHERE payout_id = $1", uuid.UUID(payout_id))
+    """Makes the payout's stored balance transactions Stripe's `lines`: one stored already keeps
+    its row (and the day its fee was booked on: `recorded_at`), a new one is recorded now."""
+    await conn.execute(
+        "DELETE FROM payout_balance_transactions WHERE payout_id = $1 AND NOT stripe_balance_transaction_id = ANY($2)",
+        uuid.UUID(payout_id),
+        [x["id"] for x in lines],
+    )
     await conn.executemany(
         """INSERT INTO payout_balance_transactions
                (payout_id, stripe_balance_transaction_id, type, source, amount, fee, net, currency, created)
@@ -549,12 +562,14 @@ async def day_bank_totals(conn: Connection, start: datetime, end: datetime) -> d
 
 
 async def fec_stripe_fees(conn: Connection, start: datetime, end: datetime, account: str) -> list[asyncpg.Record]:
-    """Stripe's fees on the balance transactions of `account`'s paid payouts ('' = the platform's own)."""
+    """Stripe's fees on the balance transactions of `account`'s paid payouts ('' = the platform's own),
+    recorded in [start, end): each is booked when Banking stored it with its payout (`recorded_at`),
+    never on its own earlier `created` day, which may have been exported already."""
     return await conn.fetch(
-        """SELECT b.stripe_balance_transaction_id AS id, b.source, b.fee, b.currency, b.created
+        """SELECT b.stripe_balance_transaction_id AS id, b.source, b.fee, b.currency, b.recorded_at
              FROM payout_balance_transactions b JOIN payouts p ON p.id = b.payout_id
-            WHERE p.stripe_account_id = $3 AND b.fee <> 0 AND b.created >= $1 AND b.created < $2
-            ORDER BY b.created, b.stripe_balance_transaction_id""",
+            WHERE p.stripe_account_id = $3 AND b.fee <> 0 AND b.recorded_at >= $1 AND b.recorded_at < $2
+            ORDER BY b.recorded_at, b.stripe_balance_transaction_id""",
         start,
         end,
         account,
@@ -562,11 +577,18 @@ async def fec_stripe_fees(conn: Connection, start: datetime, end: datetime, acco
 
 
 async def fec_payouts(conn: Connection, start: datetime, end: datetime, account: str) -> list[asyncpg.Record]:
-    """Paid payouts of `account` ('' = the platform's own) arriving in [start, end)."""
+    """Payouts of `account` ('' = the platform's own) booked in [start, end): paid (`day` its
+    `paid_booked_at`), and undone (`undone`) on the day recorded failed after being paid; each day
+    fixed when recorded, so a payout failing later never rewrites the day it was booked paid."""
     return await conn.fetch(
-        """SELECT stripe_payout_id, amount, currency, arrival_date, stripe_account_id FROM payouts
-            WHERE status = 'paid' AND stripe_account_id = $3 AND arrival_date >= $1 AND arrival_date < $2
-            ORDER BY arrival_date, stripe_payout_id""",
+        """SELECT * FROM (
+             SELECT stripe_payout_id, amount, currency, paid_booked_at AS day, stripe_account_id, false AS undone
+               FROM payouts WHERE stripe_account_id = $3 AND paid_booked_at IS NOT NULL
+             UNION ALL
+             SELECT stripe_payout_id, amount, currency, failed_booked_at, stripe_account_id, true
+               FROM payouts WHERE stripe_account_id = $3 AND failed_booked_at IS NOT NULL) AS booked
+            WHERE day >= $1 AND day < $2
+            ORDER BY day, stripe_payout_id, undone""",
         start,
         end,
         account,

@@ -1,9 +1,13 @@
-"""What sales, refunds and disputes put in an organisation's books (read only), for Banking's FEC and daily report.
+"""What sales, refunds and disputes put in an organisation's books, for Banking's FEC and daily report.
 
-A sale counts on its payment's local day, as the stats do. A refund counts on the local day it
-was made (the organisation's time zone), never on its sale's day, so that a day already
-reported or exported does not change afterwards. Only succeeded payments and refunds are books.
-A dispute books its withdrawal, its reinstatement (won) and its loss each on the local day it happened.
+A sale counts on its payment's local day, as the stats do. Everything after it is a move booked
+once (`book`), on the organisation's local day it is recorded, and never changed: a refund on the
+day it succeeded (and, undone by Stripe afterwards, a `refund_failed` on that later day), a
+dispute's withdrawal, its transfer reversal (destination charges; `dispute_lost_reversal` when
+made after the loss), its reinstatement when won, the reversed amount given back, and its loss.
+So a day already reported, downloaded or pushed to Pennylane reads the same afterwards: a move made
+later (a transfer the sweeper retries days after) lands on its own day, not on the earlier one.
+The day's figures (`daily_totals`) move in the same transaction, so they agree with the books.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ from datetime import UTC, date, datetime
 
 from collect.payments.v1 import payments_pb2 as pb
 
+from runtime.db import Connection
 from runtime.pagination import decode_cursor, encode_cursor, page_limit
 from services.payments import repository as repo
 from services.payments.context import Context
+from services.payments.domain import BookMove, Payment, local_day, move_figures
 from services.payments.stats import date_range
 
 
@@ -35,6 +41,28 @@ class BookEntry:
     stripe_payment_intent_id: str
     dispute_fee: int = 0
     transfer_reversed: int = 0
+
+
+async def book(conn: Connection, ctx: Context, payment: Payment, move: BookMove) -> bool:
+    """Books `move` of the (locked) payment once, on today's local day (`ctx.clock`), with its figures
+    in that day's rollup; False (and nothing moved) when that move was booked already."""
+    if not (move.amount or move.transfer_reversed):
+        return False  # nothing moved: no entry
+    at = ctx.clock()
+    day = local_day(at, (await ctx.policies.get(payment.organization_id)).timezone)
+    if not await repo.insert_book_move(conn, payment, move, at, day):
+        return False
+    figures = move_figures(move, payment.charge_model)
+    if figures:
+        await repo.add_to_day(
+            conn,
+            payment,
+            refunded=figures.get("refunded", 0),
+            fees=figures.get("fees", 0),
+            disputes_lost=figures.get("disputes_lost", 0),
+            day=day,
+        )
+    return True
 
 
 def _limit(limit: int) -> int:

@@ -6,7 +6,9 @@ so that no test-only code sits in the production path."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import asyncpg
 
@@ -22,3 +24,5 @@ class Context:
     policies: PolicyClient
     settings: Settings
     receipts_due: asyncio.Event = field(default_factory=asyncio.Event)
+    # The books' clock: a move is booked on the local day it reads (tests move it to another day).
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))

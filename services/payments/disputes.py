@@ -26,12 +26,13 @@ from runtime.db import Connection
 from runtime.errors import Conflict, FieldError, InvalidArgument, NotFound
 from runtime.inbox import APPLIED, IGNORED, InboundEvent
 from runtime.pagination import decode_cursor, next_page, page_limit
-from services.payments import auditing
+from services.payments import auditing, books
 from services.payments import repository as repo
 from services.payments.context import Context
 from services.payments.domain import (
     DISPUTE_CLOSED,
     DISPUTE_OPEN,
+    BookMove,
     Dispute,
     Payment,
     advance_dispute,
@@ -125,34 +126,47 @@ async def _record(conn: Connection, ctx: Context, payment: Payment, found: dict[
 async def _apply_money(
     conn: Connection, ctx: Context, payment: Payment, dispute: Dispute, found: dict[str, Any], retry_refused: bool
 ) -> bool:
-    """Withdrawal, reinstatement and loss, each recorded once; under destination charges the
-    transfer reversed once the funds are withdrawn and given back once they are reinstated."""
+    """Withdrawal, reinstatement and loss, each recorded and booked once; under destination charges
+    the transfer reversed once the funds are withdrawn and given back once they are reinstated, each
+    move booked when made (a move the sweeper makes days later is booked on that day)."""
     changed = False
     withdrawn, fee, withdrawn_at, reinstated, reinstated_at = dispute_money(found)
     if withdrawn and not dispute.withdrawn:
         dispute.withdrawn, dispute.dispute_fee = withdrawn, fee
         dispute.withdrawn_at = _moment(withdrawn_at) or datetime.now(UTC)
+        await books.book(conn, ctx, payment, BookMove("dispute", dispute.id, withdrawn, dispute_fee=fee))
         changed = True
     if reinstated and not dispute.reinstated:
         dispute.reinstated = reinstated
         dispute.reinstated_at = _moment(reinstated_at) or datetime.now(UTC)
-        changed = True
-    if dispute.status in DISPUTE_CLOSED and dispute.closed_at is None:
-        dispute.closed_at = datetime.now(UTC)
-        if dispute.status == "lost":
-            timezone = (await ctx.policies.get(payment.organization_id)).timezone
-            day = local_day(dispute.closed_at, timezone)
-            await repo.add_to_day(conn, payment, disputes_lost=dispute.amount, day=day)
+        await books.book(conn, ctx, payment, BookMove("dispute_won", dispute.id, reinstated))
         changed = True
     refused_before = dispute.transfer_refused_at is not None and not retry_refused
     if payment.charge_model == "destination" and dispute.withdrawn and payment.stripe_account_id and not refused_before:
         reversal, returned = dispute.stripe_transfer_reversal_id, dispute.stripe_return_transfer_id
         changed = await _recover_from_organization(ctx, payment, dispute, found) or changed
         if dispute.stripe_transfer_reversal_id != reversal:
+            # Made after the loss was booked, the reversal is the organisation's share of that loss.
+            kind = "dispute_lost_reversal" if _loss_booked(dispute) else "dispute_reversal"
+            taken = dispute.transfer_reversed
+            await books.book(conn, ctx, payment, BookMove(kind, dispute.id, taken, transfer_reversed=taken))
             await auditing.transfer_action(conn, "dispute.transfer_reversed", dispute)
         if dispute.stripe_return_transfer_id != returned:
+            back = dispute.transfer_returned
+            await books.book(conn, ctx, payment, BookMove("dispute_return", dispute.id, back, transfer_reversed=back))
             await auditing.transfer_action(conn, "dispute.transfer_returned", dispute)
+    if dispute.status in DISPUTE_CLOSED and dispute.closed_at is None:
+        dispute.closed_at = datetime.now(UTC)
+        if dispute.status == "lost":
+            # The organisation's share is what was reversed so far; a reversal still due books the rest.
+            loss = BookMove("dispute_lost", dispute.id, dispute.amount, transfer_reversed=dispute.transfer_reversed)
+            await books.book(conn, ctx, payment, loss)
+        changed = True
     return changed
+
+
+def _loss_booked(dispute: Dispute) -> bool:
+    return dispute.status == "lost" and dispute.closed_at is not None
 
 
 async def _recover_from_organization(ctx: Context, payment: Payment, dispute: Dispute, found: dict[str, Any]) -> bool:

@@ -515,3 +515,53 @@ def evidence_problems(evidence: Mapping[str, str]) -> list[tuple[str, str]]:
     if total > EVIDENCE_MAX_CHARS:
         problems.append(("evidence", f"at most {EVIDENCE_MAX_CHARS} characters in all"))
     return problems
+
+
+# ---- the books' moves ----------------------------------------------------------------------
+
+# What a refund or a dispute puts in the books after its sale, each once, on the day it is recorded
+# (books.book): the proto's BookEntryKind less the sale (a refund made, or undone by Stripe
+# afterwards; a dispute's funds withdrawn, its transfer reversal made before the loss or after it,
+# the funds reinstated, the reversed amount given back, the loss).
+BOOK_MOVES = tuple(kind for kind in enum_names(pb.BookEntryKind.DESCRIPTOR) if kind != "sale")
+
+
+@dataclass(frozen=True)
+class BookMove:
+    """One move of the books (amounts positive, minor units, in the payment's currency).
+
+    `transfer_reversed`: destination charges, the part of the charge's transfer the move takes
+    from the organisation or gives back to it; on `dispute_lost`, the part taken before the loss
+    (the organisation's share of it; the rest comes with a later `dispute_lost_reversal`)."""
+
+    kind: str
+    source_id: str
+    amount: int
+    application_fee: int = 0
+    dispute_fee: int = 0
+    transfer_reversed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in BOOK_MOVES:
+            raise ValueError(f"not a move of the books: {self.kind!r}")
+
+
+def organization_loss(move: BookMove, charge_model: str) -> int:
+    """What the organisation loses with this move: all of a lost dispute under direct charges
+    (Stripe debited it); under destination charges only the part of the transfer reversed (the
+    platform bore the rest), counted when the loss is booked and for a reversal made after it."""
+    if move.kind not in ("dispute_lost", "dispute_lost_reversal"):
+        return 0
+    return move.amount if charge_model == "direct" else move.transfer_reversed
+
+
+def move_figures(move: BookMove, charge_model: str) -> dict[str, int]:
+    """What the move adds to its day's figures (`daily_totals`), as the daily report counts its
+    book entry: a refund's amount and the fee it gave back (taken back when Stripe undoes it) and
+    what the organisation lost. Withdrawals count where opened (`disputes._record`), not here."""
+    if move.kind == "refund":
+        return {"refunded": move.amount, "fees": -move.application_fee}
+    if move.kind == "refund_failed":
+        return {"refunded": -move.amount, "fees": move.application_fee}
+    lost = organization_loss(move, charge_model)
+    return {"disputes_lost": lost} if lost else {}

@@ -15,11 +15,12 @@ from typing import Any
 from runtime.auth import Caller
 from runtime.db import Connection
 from runtime.errors import Conflict, DomainError, NotFound, Unavailable
-from services.payments import auditing, creating
+from services.payments import auditing, books, creating
 from services.payments import repository as repo
 from services.payments.context import Context
 from services.payments.creating import take_rate
 from services.payments.domain import (
+    BookMove,
     Payment,
     Refund,
     decode_refund,
@@ -84,7 +85,7 @@ async def _complete(ctx: Context, organization_id: str, member_id: str, key: str
         assert refund is not None
         if refund.status == "pending":
             if payment.method == "cash":
-                await _succeed(conn, payment, refund, None)
+                await _succeed(conn, ctx, payment, refund, None)
             else:
                 try:
                     created = await ctx.stripe.create_refund(payment, refund)
@@ -109,7 +110,7 @@ async def _complete(ctx: Context, organization_id: str, member_id: str, key: str
                         refund.failure_reason = str(created.get("failure_reason") or "failed")
                         await repo.save_refund(conn, refund)
                     else:
-                        await _succeed(conn, payment, refund, str(created["id"]))
+                        await _succeed(conn, ctx, payment, refund, str(created["id"]))
         if refused is None:
             await repo.store_response(conn, organization_id, member_id, key, encode_refund(refund))
             await auditing.refund_action(conn, "refund.created", payment, refund)
@@ -118,8 +119,11 @@ async def _complete(ctx: Context, organization_id: str, member_id: str, key: str
     return refund, False
 
 
-async def _succeed(conn: Connection, payment: Payment, refund: Refund, stripe_refund_id: str | None) -> None:
-    """Marks the (locked) refund succeeded and moves the payment's and the day's figures."""
+async def _succeed(
+    conn: Connection, ctx: Context, payment: Payment, refund: Refund, stripe_refund_id: str | None
+) -> None:
+    """Marks the (locked) refund succeeded, moves the payment's figures and books it (with the
+    figures of the day it succeeded)."""
     fee_back = fee_refund_share(
         refund.amount,
         payment.amount_captured,
@@ -134,7 +138,7 @@ async def _succeed(conn: Connection, payment: Payment, refund: Refund, stripe_re
     payment.application_fee_refunded += fee_back
     await repo.save_refund(conn, refund)
     await repo.save_payment(conn, payment)
-    await repo.add_to_day(conn, payment, refunded=refund.amount, fees=-fee_back, day=refund.local_date)
+    await books.book(conn, ctx, payment, BookMove("refund", refund.id, refund.amount, application_fee=fee_back))
     refund_reached(refund, payment)
 
 
@@ -158,7 +162,7 @@ async def sync_from_charge(conn: Connection, ctx: Context, payment: Payment, cha
         refund = await _known_refund(conn, payment, stripe_id, item)
         if status in _UNDONE:
             if refund is not None and refund.status in ("pending", "succeeded"):
-                await _undo(conn, payment, refund, stripe_id, str(item.get("failure_reason") or status))
+                await _undo(conn, ctx, payment, refund, stripe_id, str(item.get("failure_reason") or status))
                 changed = True
             continue
         if status not in ("succeeded", "pending"):
@@ -173,7 +177,7 @@ async def sync_from_charge(conn: Connection, ctx: Context, payment: Payment, cha
             await repo.insert_refund(conn, refund)
         elif refund.status != "pending":
             continue
-        await _succeed(conn, payment, refund, stripe_id)
+        await _succeed(conn, ctx, payment, refund, stripe_id)
         changed = True
     return changed
 
@@ -194,9 +198,10 @@ REFUND_EVENTS = frozenset({"charge.refund.updated", "refund.updated", "refund.fa
 _UNDONE = ("failed", "canceled")
 
 
-async def _undo(conn: Connection, payment: Payment, refund: Refund, stripe_id: str, reason: str) -> None:
+async def _undo(conn: Connection, ctx: Context, payment: Payment, refund: Refund, stripe_id: str, reason: str) -> None:
     """A refund that Stripe failed or canceled: the customer was never paid back, so the payment's
-    refunded amount, its fee share and the refund day's figures are put back (if they were moved)."""
+    refunded amount and its fee share are put back, and a refund already booked is undone in the
+    books on the day it failed (`refund_failed`): the day it was booked on never changes."""
     was_succeeded = refund.status == "succeeded"
     refund.status = "failed"
     refund.stripe_refund_id = refund.stripe_refund_id or stripe_id
@@ -205,9 +210,8 @@ async def _undo(conn: Connection, payment: Payment, refund: Refund, stripe_id: s
         payment.amount_refunded -= refund.amount
         payment.application_fee_refunded -= refund.application_fee_refunded
         await repo.save_payment(conn, payment)
-        await repo.add_to_day(
-            conn, payment, refunded=-refund.amount, fees=refund.application_fee_refunded, day=refund.local_date
-        )
+        undone = BookMove("refund_failed", refund.id, refund.amount, application_fee=refund.application_fee_refunded)
+        await books.book(conn, ctx, payment, undone)
     await repo.save_refund(conn, refund)
     refund_reached(refund, payment)
 
@@ -246,7 +250,7 @@ async def sweep_refunds(ctx: Context, older_than_seconds: float, limit: int = 50
             if payment is None or refund is None or refund.status != "pending":
                 continue
             if payment.method == "cash":
-                await _succeed(conn, payment, refund, None)  # nothing outside to ask: it was decided here
+                await _succeed(conn, ctx, payment, refund, None)  # nothing outside to ask: it was decided here
                 settled += 1
                 continue
             try:
@@ -260,8 +264,10 @@ async def sweep_refunds(ctx: Context, older_than_seconds: float, limit: int = 50
                 refund.failure_reason = "not created at Stripe (the request's outcome was unknown): released"
                 await repo.save_refund(conn, refund)
             elif str(mine[0].get("status")) in _UNDONE:
-                await _undo(conn, payment, refund, str(mine[0]["id"]), str(mine[0].get("failure_reason") or "failed"))
+                await _undo(
+                    conn, ctx, payment, refund, str(mine[0]["id"]), str(mine[0].get("failure_reason") or "failed")
+                )
             else:
-                await _succeed(conn, payment, refund, str(mine[0]["id"]))
+                await _succeed(conn, ctx, payment, refund, str(mine[0]["id"]))
             settled += 1
     return settled

@@ -12,7 +12,7 @@ import orjson
 
 from runtime import audit
 from runtime.db import Connection
-from services.payments.domain import Dispute, Payment, Refund, encode_payment
+from services.payments.domain import BookMove, Dispute, Payment, Refund, encode_payment
 
 _PAYMENT_COLUMNS = """id, organization_id, member_id, amount, currency, method, capture_method, status, charge_model,
     stripe_account_id, application_fee_amount, amount_captured, amount_refunded, application_fee_refunded,
@@ -759,19 +759,37 @@ async def expire_keys(conn: Connection, hours: int) -> int:
 # --- books (read only, services/payments/books.py) -----------------------------------------
 
 
+async def insert_book_move(
+    conn: Connection, payment: Payment, move: BookMove, recorded_at: datetime, day: date
+) -> bool:
+    """Books a move once (never updated afterwards); False when that move of its source is booked already."""
+    inserted = await conn.fetchval(
+        """INSERT INTO book_moves (kind, source_id, payment_id, organization_id, currency, amount, application_fee,
+                                   dispute_fee, transfer_reversed, recorded_at, day)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING RETURNING true""",
+        move.kind,
+        move.source_id,
+        payment.id,
+        payment.organization_id,
+        payment.currency,
+        move.amount,
+        move.application_fee,
+        move.dispute_fee,
+        move.transfer_reversed,
+        recorded_at,
+        day,
+    )
+    return bool(inserted)
+
+
 async def book_organizations(conn: Connection, first: date, last: date) -> list[str]:
-    """Organisations with a sale, a refund or a dispute's movement around [first, last] (a day either
-    side for time zones)."""
+    """Organisations with a sale or a booked move around [first, last] (a day either side for time zones)."""
     rows = await conn.fetch(
         """SELECT organization_id FROM payments
             WHERE status = 'succeeded' AND local_date BETWEEN $1::date - 1 AND $2::date + 1
            UNION
-           SELECT p.organization_id FROM refunds r JOIN payments p ON p.id = r.payment_id
-            WHERE r.status = 'succeeded' AND r.created_at >= $1::date - 2 AND r.created_at < $2::date + 3
-           UNION
-           SELECT organization_id FROM disputes
-            WHERE greatest(withdrawn_at, reinstated_at, closed_at) >= $1::date - 2
-              AND least(withdrawn_at, reinstated_at, closed_at) < $2::date + 3""",
+           SELECT organization_id FROM book_moves
+            WHERE recorded_at >= $1::date - 2 AND recorded_at < $2::date + 3""",
         first,
         last,
     )
@@ -787,8 +805,8 @@ async def book_entries(
     after: tuple[date, str, str] | None,
     limit: int,
 ) -> list[asyncpg.Record]:
-    """Sales on their local day, refunds and disputes' movements on the local day they happened (each
-    organisation's zone)."""
+    """Sales on their local day, refunds' and disputes' moves on the local day they were booked
+    (carried-over moves without a day: their moment in the organisation's zone)."""
     return await conn.fetch(
         """WITH zones AS (SELECT * FROM unnest($1::text[], $2::text[]) AS z (organization_id, timezone)),
            entries AS (
@@ -800,26 +818,14 @@ async def book_entries(
                FROM payments p JOIN zones z ON z.organization_id = p.organization_id
               WHERE p.status = 'succeeded' AND p.local_date BETWEEN $3 AND $4
              UNION ALL
-             SELECT e.kind, d.id::text, p.id::text, p.organization_id, (e.at AT TIME ZONE z.timezone)::date,
-                    p.method, p.charge_model, d.currency, e.amount, 0, coalesce(p.stripe_account_id, ''),
-                    coalesce(p.stripe_payment_intent_id, ''), e.fee, e.reversed
-               FROM disputes d JOIN payments p ON p.id = d.payment_id
-               JOIN zones z ON z.organization_id = p.organization_id
-              CROSS JOIN LATERAL (VALUES
-                    ('dispute', d.withdrawn_at, d.withdrawn, d.dispute_fee, d.transfer_reversed),
-                    ('dispute_won', d.reinstated_at, d.reinstated, 0::bigint, d.transfer_returned),
-                    ('dispute_lost', CASE WHEN d.status = 'lost' THEN d.closed_at END, d.amount, 0::bigint,
-                     d.transfer_reversed)) AS e (kind, at, amount, fee, reversed)
-              WHERE e.at IS NOT NULL AND e.at >= $3::date - 2 AND e.at < $4::date + 3
-                AND (e.at AT TIME ZONE z.timezone)::date BETWEEN $3 AND $4
-             UNION ALL
-             SELECT 'refund', r.id::text, p.id::text, p.organization_id, (r.created_at AT TIME ZONE z.timezone)::date,
-                    p.method, p.charge_model, r.currency, r.amount, r.application_fee_refunded,
-                    coalesce(p.stripe_account_id, ''), coalesce(p.stripe_payment_intent_id, ''), 0::bigint, 0::bigint
-               FROM refunds r JOIN payments p ON p.id = r.payment_id
-               JOIN zones z ON z.organization_id = p.organization_id
-              WHERE r.status = 'succeeded' AND r.created_at >= $3::date - 2 AND r.created_at < $4::date + 3
-                AND (r.created_at AT TIME ZONE z.timezone)::date BETWEEN $3 AND $4)
+             SELECT m.kind, m.source_id::text, p.id::text, p.organization_id,
+                    coalesce(m.day, (m.recorded_at AT TIME ZONE z.timezone)::date), p.method, p.charge_model,
+                    m.currency, m.amount, m.application_fee, coalesce(p.stripe_account_id, ''),
+                    coalesce(p.stripe_payment_intent_id, ''), m.dispute_fee, m.transfer_reversed
+               FROM book_moves m JOIN payments p ON p.id = m.payment_id
+               JOIN zones z ON z.organization_id = m.organization_id
+              WHERE m.recorded_at >= $3::date - 2 AND m.recorded_at < $4::date + 3
+                AND coalesce(m.day, (m.recorded_at AT TIME ZONE z.timezone)::date) BETWEEN $3 AND $4)
            SELECT * FROM entries
             WHERE $5::date IS NULL OR (day, kind, id) > ($5::date, $6, $7)
             ORDER BY day, kind, id LIMIT $8""",

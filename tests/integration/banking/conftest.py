@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 import grpc
+import httpx
 import orjson
 import pytest
 from collect.events.v1 import events_pb2, events_pb2_grpc
@@ -193,3 +194,18 @@ async def pay_out(stack: Stack, org: OrgContext, **params: Any) -> dict[str, Any
     await deliver(stack, "banking", events)
     result: dict[str, Any] = paid.to_dict()
     return result
+
+
+async def fail_payout(stack: Stack, org: OrgContext, payout_id: str) -> None:
+    """Stripe fails the (paid) payout; its `payout.failed` event handed to Banking, applied."""
+    sandbox = stack.extras["stripe_sandbox"]
+    async with httpx.AsyncClient(base_url=sandbox.url) as http:
+        assert (await http.post(f"/_sandbox/payouts/{payout_id}/fail", json={})).status_code == 200
+    await sandbox.wait_for_deliveries()
+    assert org.stripe_account_id
+    failed = [
+        e
+        for e in await account_events(stack, org.stripe_account_id, "payout.failed")
+        if e["data"]["object"]["id"] == payout_id
+    ]
+    assert await deliver(stack, "banking", failed) == ["applied"]

@@ -3,8 +3,10 @@ lost, in the daily report (apart from refunds), both organisations' FECs and the
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import Any
 
+from services.banking import repository
 from tests.fixtures.fec import account_totals, cents, checked_fec
 from tests.fixtures.organizations import OrgContext, onboarded_organization
 from tests.fixtures.stack import Stack
@@ -61,7 +63,8 @@ async def test_disputes_in_the_report_and_both_fecs(bank_stack: Stack) -> None:
     report = (await stack.http.get("/v1/reports/daily", params={"date": today()}, headers=admin)).json()
     lines = {line["organization_id"]: line for line in report["organizations"]}
     assert [lines[direct.id][k] for k in ("refunds", "disputed_count", "disputed", "disputes_lost")] == [0, 1, 4_000, 0]
-    assert [lines[destination.id][k] for k in ("disputed_count", "disputed", "disputes_lost")] == [1, 6_000, 6_000]
+    # What the destination organisation lost: the transfer reversed (the platform bore its 600 fee's part).
+    assert [lines[destination.id][k] for k in ("disputed_count", "disputed", "disputes_lost")] == [1, 6_000, 5_400]
     csv_report = await stack.http.get("/v1/reports/daily", params={"date": today(), "format": "csv"}, headers=admin)
     assert "disputes_lost" in csv_report.text.splitlines()[0]
 
@@ -79,3 +82,46 @@ async def test_disputes_in_the_report_and_both_fecs(bank_stack: Stack) -> None:
     books = await _fec(stack, "/v1/banking/exports/fec", admin)
     assert _by_account(books, lost["id"]) == {"416000": 0, "467000": -600, "467100": 0, "654000": 600}
     assert _by_account(books, won["id"]) == {}  # a direct charge's dispute is not the platform's
+
+
+async def test_stripe_fees_are_booked_on_the_day_their_payout_brought_them(bank_stack: Stack) -> None:
+    """Stripe's fees (the dispute's among them) reach the books with the paid payout that carries
+    them, days after Stripe took them: they are booked on the day Banking stored them, so the days
+    before (maybe exported already) do not change, nor does storing the payout again."""
+    stack = bank_stack
+    org = await onboarded_organization(stack)
+    named = await stack.http.patch(
+        f"/v1/organizations/{org.id}", headers=await stack.admin_headers(), json={"siren": "732829320"}
+    )
+    assert named.status_code == 200, named.text
+    won = await _closed_dispute(stack, org, "direct", 4_000, "winning_evidence")
+    path, day = f"/v1/organizations/{org.id}/exports/fec", date.fromisoformat(today())
+    earlier = day - timedelta(days=3)
+
+    async def books(on: date) -> list[list[str]]:
+        answer = await stack.http.get(
+            path, params={"from": on.isoformat(), "to": on.isoformat()}, headers=org.admin_headers
+        )
+        assert answer.status_code == 200, answer.text
+        return checked_fec(answer.text)[0]
+
+    before_payout = await books(earlier)
+    await pay_out(stack, org)
+    pool = stack.deps["banking"].pool
+    payout_id = await pool.fetchval("SELECT id FROM payouts WHERE stripe_account_id = $1", org.stripe_account_id)
+    # As if Stripe had taken the fees three days before the payout that carries them was paid.
+    await pool.execute(
+        "UPDATE payout_balance_transactions SET created = created - interval '3 days' WHERE payout_id = $1", payout_id
+    )
+    assert await books(earlier) == before_payout  # the earlier day is as it was
+    stored = await books(day)
+    dispute_fee = [c for c in stored if c[4] == "627000" and won["stripe_dispute_id"] in c[10]]
+    assert [(cents(c[11]), c[0], c[3]) for c in dispute_fee] == [(1_500, "ST", day.strftime("%Y%m%d"))]
+    async with pool.acquire() as conn:  # the payout stored again (a newer event about it): nothing moves
+        rows = await conn.fetch(
+            """SELECT stripe_balance_transaction_id AS id, type, source, amount, fee, net, currency, created
+                 FROM payout_balance_transactions WHERE payout_id = $1""",
+            payout_id,
+        )
+        await repository.replace_balance_transactions(conn, str(payout_id), [dict(r) for r in rows])
+    assert await books(day) == stored

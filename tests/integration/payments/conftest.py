@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -13,6 +14,7 @@ import orjson
 import pytest
 from collect.events.v1 import events_pb2, events_pb2_grpc
 
+from runtime.errors import InvalidArgument
 from tests.fixtures.organizations import OrgContext, onboarded_organization
 from tests.fixtures.polling import eventually
 from tests.fixtures.stack import Stack
@@ -209,3 +211,42 @@ async def submit_evidence(stack: Stack, org: OrgContext, dispute: dict[str, Any]
     assert answer.status_code == 200, answer.text
     result: dict[str, Any] = answer.json()
     return result
+
+
+# --- the books' days ------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def refused_by_stripe(stack: Stack, call: str) -> Iterator[None]:
+    """The next `call` (a `StripePayments` method) is refused by Stripe as a 400 is (the platform's
+    balance short, say), through Payments' Context; the calls after it reach the sandbox."""
+    ctx = stack.deps["payments"].extras["context"]
+    real = ctx.stripe
+
+    class Refusing:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+    async def refusing(*args: Any, **kwargs: Any) -> Any:
+        ctx.stripe = real
+        raise InvalidArgument(f"Stripe refused {call}: insufficient funds", "stripe_balance_insufficient")
+
+    wrapper = Refusing()
+    setattr(wrapper, call, refusing)
+    ctx.stripe = wrapper
+    try:
+        yield
+    finally:
+        ctx.stripe = real
+
+
+@contextlib.contextmanager
+def days_later(stack: Stack, days: int) -> Iterator[None]:
+    """Payments' books read a clock `days` ahead meanwhile: what it books lands on that later day."""
+    ctx = stack.deps["payments"].extras["context"]
+    real = ctx.clock
+    ctx.clock = lambda: real() + datetime.timedelta(days=days)
+    try:
+        yield
+    finally:
+        ctx.clock = real

@@ -10,14 +10,18 @@ import pytest
 from collect.payments.v1 import payments_pb2 as pb
 
 from runtime.proto import EnumNames
+from services.banking.fec import DISPUTE_KINDS
 from services.payments.domain import (
+    BOOK_MOVES,
     DISPUTE_EVIDENCE_FIELDS,
     DISPUTE_STATUSES,
+    BookMove,
     Dispute,
     advance_dispute,
     dispute_may_move,
     dispute_money,
     evidence_problems,
+    move_figures,
     transfer_to_reverse,
 )
 
@@ -116,3 +120,35 @@ def test_what_a_destination_dispute_takes_back(withdrawn: int, transfer: dict[st
 )
 def test_which_evidence_stripe_takes(evidence: dict[str, str], fields: list[str]) -> None:
     assert [field for field, _ in evidence_problems(evidence)] == fields
+
+
+def test_the_books_moves_are_the_ones_banking_books() -> None:
+    assert set(BOOK_MOVES) == {"refund", "refund_failed", *DISPUTE_KINDS}
+    with pytest.raises(ValueError, match="not a move of the books"):
+        BookMove("sale", "p", 1_000)  # a sale is its payment, never a move
+
+
+@pytest.mark.parametrize(
+    ("move", "model", "figures"),
+    [
+        (BookMove("refund", "r", 2_000, application_fee=200), "direct", {"refunded": 2_000, "fees": -200}),
+        (BookMove("refund_failed", "r", 2_000, application_fee=200), "direct", {"refunded": -2_000, "fees": 200}),
+        # A lost dispute: all the organisation's under direct charges...
+        (BookMove("dispute_lost", "d", 6_000), "direct", {"disputes_lost": 6_000}),
+        # ... only the part of the transfer reversed under destination charges (before the loss, or after it).
+        (BookMove("dispute_lost", "d", 6_000, transfer_reversed=5_400), "destination", {"disputes_lost": 5_400}),
+        (BookMove("dispute_lost", "d", 6_000), "destination", {}),
+        (
+            BookMove("dispute_lost_reversal", "d", 3_400, transfer_reversed=3_400),
+            "destination",
+            {"disputes_lost": 3_400},
+        ),
+        # Withdrawals count where the dispute was opened; transfers move no figure.
+        (BookMove("dispute", "d", 6_000, dispute_fee=1_500), "direct", {}),
+        (BookMove("dispute_reversal", "d", 5_400, transfer_reversed=5_400), "destination", {}),
+        (BookMove("dispute_won", "d", 6_000), "destination", {}),
+        (BookMove("dispute_return", "d", 5_400, transfer_reversed=5_400), "destination", {}),
+    ],
+)
+def test_what_a_book_move_adds_to_its_days_figures(move: BookMove, model: str, figures: dict[str, int]) -> None:
+    assert move_figures(move, model) == figures

@@ -951,8 +951,9 @@ class OrganizationReportLine(_message.Message):
     currency: _builtins.str
     """Every amount of the line is in this currency (an organisation has one line per currency)."""
     disputed_count: _builtins.int
-    """Disputes whose funds were withdrawn on the day (count, amount) and disputed amounts lost on
-    the day; net leaves them out.
+    """Disputes whose funds were withdrawn on the day (count, amount) and what the organisation lost
+    on the day (its FEC's 654000: under destination charges the part of the transfer reversed); net
+    leaves them out.
     """
     disputed: _builtins.int
     disputes_lost: _builtins.int

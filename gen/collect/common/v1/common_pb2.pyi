@@ -107,7 +107,8 @@ class DailyTotals(_message.Message):
     net: _builtins.int
     currency: _builtins.str
     disputed_count: _builtins.int
-    """Disputes opened on the day (count and amount) and disputed amounts lost on the day; net does
+    """Disputes opened on the day (count and amount) and what the organisation lost on the day (a
+    lost dispute's amount; under destination charges the part of the transfer reversed); net does
     not include them (a dispute's outcome comes weeks after the sale).
     """
     disputed: _builtins.int

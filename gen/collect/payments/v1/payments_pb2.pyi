@@ -146,6 +146,58 @@ REFUND_STATUS_SUCCEEDED: RefundStatus.ValueType  # 2
 REFUND_STATUS_FAILED: RefundStatus.ValueType  # 3
 Global___RefundStatus: _TypeAlias = RefundStatus  # noqa: Y015
 
+class _BookEntryKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _BookEntryKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BookEntryKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    BOOK_ENTRY_KIND_UNSPECIFIED: _BookEntryKind.ValueType  # 0
+    BOOK_ENTRY_KIND_SALE: _BookEntryKind.ValueType  # 1
+    """A succeeded payment."""
+    BOOK_ENTRY_KIND_REFUND: _BookEntryKind.ValueType  # 2
+    """A succeeded refund."""
+    BOOK_ENTRY_KIND_REFUND_FAILED: _BookEntryKind.ValueType  # 3
+    """That refund undone by Stripe later (failed or canceled)."""
+    BOOK_ENTRY_KIND_DISPUTE: _BookEntryKind.ValueType  # 4
+    """A dispute's funds withdrawn."""
+    BOOK_ENTRY_KIND_DISPUTE_REVERSAL: _BookEntryKind.ValueType  # 5
+    """Destination charges: the charge's transfer reversed to recover the dispute from the organisation."""
+    BOOK_ENTRY_KIND_DISPUTE_WON: _BookEntryKind.ValueType  # 6
+    """The dispute won: its funds reinstated."""
+    BOOK_ENTRY_KIND_DISPUTE_RETURN: _BookEntryKind.ValueType  # 7
+    """Destination charges: the reversed amount given back to the organisation."""
+    BOOK_ENTRY_KIND_DISPUTE_LOST: _BookEntryKind.ValueType  # 8
+    """The dispute closed lost."""
+    BOOK_ENTRY_KIND_DISPUTE_LOST_REVERSAL: _BookEntryKind.ValueType  # 9
+    """Destination charges: the transfer reversed after the loss was booked (the organisation's share of it)."""
+
+class BookEntryKind(_BookEntryKind, metaclass=_BookEntryKindEnumTypeWrapper):
+    """What a book entry records: a sale on its day; every later move on the day it was booked, never
+    changed afterwards.
+    """
+
+BOOK_ENTRY_KIND_UNSPECIFIED: BookEntryKind.ValueType  # 0
+BOOK_ENTRY_KIND_SALE: BookEntryKind.ValueType  # 1
+"""A succeeded payment."""
+BOOK_ENTRY_KIND_REFUND: BookEntryKind.ValueType  # 2
+"""A succeeded refund."""
+BOOK_ENTRY_KIND_REFUND_FAILED: BookEntryKind.ValueType  # 3
+"""That refund undone by Stripe later (failed or canceled)."""
+BOOK_ENTRY_KIND_DISPUTE: BookEntryKind.ValueType  # 4
+"""A dispute's funds withdrawn."""
+BOOK_ENTRY_KIND_DISPUTE_REVERSAL: BookEntryKind.ValueType  # 5
+"""Destination charges: the charge's transfer reversed to recover the dispute from the organisation."""
+BOOK_ENTRY_KIND_DISPUTE_WON: BookEntryKind.ValueType  # 6
+"""The dispute won: its funds reinstated."""
+BOOK_ENTRY_KIND_DISPUTE_RETURN: BookEntryKind.ValueType  # 7
+"""Destination charges: the reversed amount given back to the organisation."""
+BOOK_ENTRY_KIND_DISPUTE_LOST: BookEntryKind.ValueType  # 8
+"""The dispute closed lost."""
+BOOK_ENTRY_KIND_DISPUTE_LOST_REVERSAL: BookEntryKind.ValueType  # 9
+"""Destination charges: the transfer reversed after the loss was booked (the organisation's share of it)."""
+Global___BookEntryKind: _TypeAlias = BookEntryKind  # noqa: Y015
+
 class _DisputeStatus:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -1123,10 +1175,7 @@ class BookEntry(_message.Message):
     DISPUTE_FEE_FIELD_NUMBER: _builtins.int
     TRANSFER_REVERSED_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
-    """"sale" (a succeeded payment, on its day), "refund" (a succeeded refund, on the day it was made),
-    "dispute" (a dispute's funds withdrawn, on that day), "dispute_won" (reinstated, on that day) or
-    "dispute_lost" (closed lost, on that day).
-    """
+    """The entry's BookEntryKind ("sale", "refund", "dispute_lost", ...)."""
     id: _builtins.str
     """The payment's id for a sale, the refund's for a refund, the dispute's for a dispute."""
     payment_id: _builtins.str
@@ -1138,18 +1187,19 @@ class BookEntry(_message.Message):
     """"direct", "destination" or "none" (cash)."""
     currency: _builtins.str
     amount: _builtins.int
-    """Amount captured (sale), refunded (refund), withdrawn (dispute), reinstated (dispute_won) or
-    disputed (dispute_lost); minor units, positive.
+    """Amount captured (sale), refunded (refund, refund_failed), withdrawn (dispute), reinstated
+    (dispute_won), disputed (dispute_lost) or moved (the transfer moves); minor units, positive.
     """
     application_fee: _builtins.int
-    """Platform fee taken (sale) or given back (refund)."""
+    """Platform fee taken (sale) or given back (refund; taken again: refund_failed)."""
     stripe_account_id: _builtins.str
     stripe_payment_intent_id: _builtins.str
     dispute_fee: _builtins.int
     """A dispute: Stripe's dispute fee withdrawn with the amount (the account that owns the charge pays it)."""
     transfer_reversed: _builtins.int
-    """Destination charges, a dispute: the part of the transfer reversed (dispute), or given back
-    (dispute_won), to the organisation; 0 under direct charges.
+    """Destination charges: the part of the transfer taken from the organisation (dispute_reversal,
+    dispute_lost_reversal) or given back (dispute_return); on dispute_lost, the part taken before
+    the loss (the organisation's share of it); 0 otherwise and under direct charges.
     """
     def __init__(
         self,

@@ -182,8 +182,8 @@ class PaymentsServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListBookEntries(self, request, context):
-        """Read only: what each sale and refund puts in an organisation's books, on the local day it
-        happened (org_admin of the organisation, platform_admin, services).
+        """Read only: what each sale, refund and dispute puts in an organisation's books, each on the local
+        day it was booked, never changed afterwards (org_admin of the organisation, platform_admin, services).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

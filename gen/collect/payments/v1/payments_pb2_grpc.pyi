@@ -49,8 +49,8 @@ class PaymentsServiceStub:
     GetPaymentConfig: _grpc.UnaryUnaryMultiCallable[_payments_pb2.GetPaymentConfigRequest, _payments_pb2.GetPaymentConfigResponse]
     """What the app must know to sell for an organisation: its currencies and the bounds Payments enforces."""
     ListBookEntries: _grpc.UnaryUnaryMultiCallable[_payments_pb2.ListBookEntriesRequest, _payments_pb2.ListBookEntriesResponse]
-    """Read only: what each sale and refund puts in an organisation's books, on the local day it
-    happened (org_admin of the organisation, platform_admin, services).
+    """Read only: what each sale, refund and dispute puts in an organisation's books, each on the local
+    day it was booked, never changed afterwards (org_admin of the organisation, platform_admin, services).
     """
     ListDisputes: _grpc.UnaryUnaryMultiCallable[_payments_pb2.ListDisputesRequest, _payments_pb2.ListDisputesResponse]
     """Disputes (chargebacks) on card payments, newest first: an org_admin sees its organisation's,
@@ -82,8 +82,8 @@ class PaymentsServiceAsyncStub(PaymentsServiceStub):
     GetPaymentConfig: _aio.UnaryUnaryMultiCallable[_payments_pb2.GetPaymentConfigRequest, _payments_pb2.GetPaymentConfigResponse]  # type: ignore[assignment]
     """What the app must know to sell for an organisation: its currencies and the bounds Payments enforces."""
     ListBookEntries: _aio.UnaryUnaryMultiCallable[_payments_pb2.ListBookEntriesRequest, _payments_pb2.ListBookEntriesResponse]  # type: ignore[assignment]
-    """Read only: what each sale and refund puts in an organisation's books, on the local day it
-    happened (org_admin of the organisation, platform_admin, services).
+    """Read only: what each sale, refund and dispute puts in an organisation's books, each on the local
+    day it was booked, never changed afterwards (org_admin of the organisation, platform_admin, services).
     """
     ListDisputes: _aio.UnaryUnaryMultiCallable[_payments_pb2.ListDisputesRequest, _payments_pb2.ListDisputesResponse]  # type: ignore[assignment]
     """Disputes (chargebacks) on card payments, newest first: an org_admin sees its organisation's,
@@ -184,8 +184,8 @@ class PaymentsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _payments_pb2.ListBookEntriesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_payments_pb2.ListBookEntriesResponse, _abc.Awaitable[_payments_pb2.ListBookEntriesResponse]]:
-        """Read only: what each sale and refund puts in an organisation's books, on the local day it
-        happened (org_admin of the organisation, platform_admin, services).
+        """Read only: what each sale, refund and dispute puts in an organisation's books, each on the local
+        day it was booked, never changed afterwards (org_admin of the organisation, platform_admin, services).
         """
 
     @_abc_1.abstractmethod
