@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -32,9 +33,31 @@ class EmbeddedPostgresError(RuntimeError):
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port free now, for a process started later to listen on.
+
+    Taken below the kernel's ephemeral range when there is room: a port the kernel hands out
+    (port 0) is also what it gives the next outgoing connection, which then holds it when the
+    listener binds ("Failed to bind"), a race seen when a whole stack starts at once."""
+    low = _ephemeral_low()
+    for _ in range(100):
+        port = random.randrange(_FIXED_PORTS_FROM, low) if low > _FIXED_PORTS_FROM + 1000 else 0
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use by a listener: try another
+            return int(s.getsockname()[1])
+    raise OSError("no free loopback port")
+
+
+_FIXED_PORTS_FROM = 20000  # above the registered ports most services use
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0  # unknown: let the kernel choose
 
 
 @dataclass
