@@ -6,11 +6,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
-
 from tests.fixtures.organizations import onboarded_organization
 from tests.fixtures.stack import Stack
-from tests.integration.banking.conftest import account_events, deliver, eventually, pay_out, sell
+from tests.integration.banking.conftest import deliver, eventually, fail_payout, pay_out, sell
 
 
 async def _state(stack: Stack, headers: dict[str, str]) -> dict[str, Any]:
@@ -251,17 +249,7 @@ async def test_a_payout_failing_after_its_match_loses_the_automatic_match(bank_s
     assert (await _run(stack, admin))["created"] >= 1
     assert credit["id"] in {m["bank_transaction_id"] for m in (await _state(stack, admin))["matches"]}
 
-    sandbox = stack.extras["stripe_sandbox"]
-    async with httpx.AsyncClient(base_url=sandbox.url) as http:
-        assert (await http.post(f"/_sandbox/payouts/{payout['id']}/fail", json={})).status_code == 200
-    await sandbox.wait_for_deliveries()
-    assert org.stripe_account_id
-    failed = [
-        e
-        for e in await account_events(stack, org.stripe_account_id, "payout.failed")
-        if e["data"]["object"]["id"] == payout["id"]
-    ]
-    assert await deliver(stack, "banking", failed) == ["applied"]
+    await fail_payout(stack, org, payout["id"])
 
     run = await _run(stack, admin)
     assert run["removed"] == 1 and run["created"] == 0

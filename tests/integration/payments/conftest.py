@@ -112,30 +112,41 @@ async def get_payment(stack: Stack, headers: dict[str, str], payment_id: str) ->
 
 
 @contextlib.contextmanager
-def after_stripe(stack: Stack, call: str, meanwhile: Callable[[Any], Awaitable[None]]) -> Iterator[None]:
-    """The next `call` (a `StripePayments` method) reaches Stripe, then `meanwhile(answer)` runs
-    before Payments goes on with the answer: injected through Payments' Context, nothing
-    test-only in its code."""
+def stripe_call_replaced(stack: Stack, call: str, replacement: Callable[..., Awaitable[Any]]) -> Iterator[None]:
+    """The next `call` (a `StripePayments` method) runs `replacement(the real method, *args)`
+    instead, through Payments' Context (nothing test-only in its code); the calls after it reach
+    the sandbox as usual."""
     ctx = stack.deps["payments"].extras["context"]
     real = ctx.stripe
 
-    class After:
+    class Replaced:
         def __getattr__(self, name: str) -> Any:
             return getattr(real, name)
 
-    async def calling(*args: Any, **kwargs: Any) -> Any:
+    async def once(*args: Any, **kwargs: Any) -> Any:
         ctx.stripe = real
-        answer = await getattr(real, call)(*args, **kwargs)
-        await meanwhile(answer)
-        return answer
+        return await replacement(getattr(real, call), *args, **kwargs)
 
-    wrapper = After()
-    setattr(wrapper, call, calling)
+    wrapper = Replaced()
+    setattr(wrapper, call, once)
     ctx.stripe = wrapper
     try:
         yield
     finally:
         ctx.stripe = real
+
+
+def after_stripe(
+    stack: Stack, call: str, meanwhile: Callable[[Any], Awaitable[None]]
+) -> contextlib.AbstractContextManager[None]:
+    """The next `call` reaches Stripe, then `meanwhile(answer)` runs before Payments goes on with the answer."""
+
+    async def answered(method: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
+        answer = await method(*args, **kwargs)
+        await meanwhile(answer)
+        return answer
+
+    return stripe_call_replaced(stack, call, answered)
 
 
 def crash_after_stripe(stack: Stack, call: str) -> contextlib.AbstractContextManager[None]:
@@ -216,28 +227,14 @@ async def submit_evidence(stack: Stack, org: OrgContext, dispute: dict[str, Any]
 # --- the books' days ------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def refused_by_stripe(stack: Stack, call: str) -> Iterator[None]:
+def refused_by_stripe(stack: Stack, call: str) -> contextlib.AbstractContextManager[None]:
     """The next `call` (a `StripePayments` method) is refused by Stripe as a 400 is (the platform's
     balance short, say), through Payments' Context; the calls after it reach the sandbox."""
-    ctx = stack.deps["payments"].extras["context"]
-    real = ctx.stripe
 
-    class Refusing:
-        def __getattr__(self, name: str) -> Any:
-            return getattr(real, name)
-
-    async def refusing(*args: Any, **kwargs: Any) -> Any:
-        ctx.stripe = real
+    async def refuse(_method: Callable[..., Awaitable[Any]], *_args: Any, **_kwargs: Any) -> Any:
         raise InvalidArgument(f"Stripe refused {call}: insufficient funds", "stripe_balance_insufficient")
 
-    wrapper = Refusing()
-    setattr(wrapper, call, refusing)
-    ctx.stripe = wrapper
-    try:
-        yield
-    finally:
-        ctx.stripe = real
+    return stripe_call_replaced(stack, call, refuse)
 
 
 @contextlib.contextmanager

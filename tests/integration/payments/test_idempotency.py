@@ -6,7 +6,6 @@ import asyncio
 import uuid
 from typing import Any
 
-from runtime.errors import InvalidArgument
 from tests.fixtures.organizations import OrgContext
 from tests.fixtures.polling import eventually
 from tests.fixtures.stack import Stack
@@ -16,6 +15,7 @@ from tests.integration.payments.conftest import (
     crash_after_stripe,
     deliver,
     get_payment,
+    refused_by_stripe,
     stripe_events,
 )
 
@@ -189,24 +189,10 @@ async def test_a_duplicate_answered_while_the_first_was_at_stripe_gives_both_one
 async def test_a_create_stripe_refuses_frees_its_key(stack: Stack, org: OrgContext) -> None:
     """Stripe refusing the PaymentIntent (a 4xx: nothing created) answers that refusal, leaves no
     payment behind and frees the key: the same key then makes the payment."""
-    ctx = stack.deps["payments"].extras["context"]
-    real = ctx.stripe
-
-    class Refusing:
-        def __getattr__(self, name: str) -> Any:
-            return getattr(real, name)
-
-        async def create_intent(self, _payment: Any) -> Any:
-            ctx.stripe = real
-            raise InvalidArgument("Stripe refused the request", "stripe_parameter_invalid_integer")
-
     headers = {**org.agent_headers, "Idempotency-Key": uuid.uuid4().hex}
-    ctx.stripe = Refusing()
-    try:
+    with refused_by_stripe(stack, "create_intent"):
         refused = await stack.http.post("/v1/payments", headers=headers, json={"amount": 2900})
-    finally:
-        ctx.stripe = real
-    assert refused.status_code == 400 and refused.json()["code"] == "stripe_parameter_invalid_integer"
+    assert refused.status_code == 400 and refused.json()["code"] == "stripe_balance_insufficient"
     count = "SELECT count(*) FROM payments WHERE organization_id = $1"
     assert await stack.deps["payments"].pool.fetchval(count, org.id) == 0
     made = await stack.http.post("/v1/payments", headers=headers, json={"amount": 2900})
