@@ -11,8 +11,9 @@ $(VENV)/bin/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 2; }
 	$(PYTHON) -m venv $(VENV)
 
-# Every dependency, dev tools included, comes from requirements.lock (exact versions and hashes);
-# `make lock` re-resolves it from pyproject.toml.
+# Every dependency, dev tools included, is locked in uv.lock (every platform); pip installs the
+# same versions from requirements.lock (with the hash of every file), and buf from
+# package-lock.json. `make lock` re-resolves both Python locks from pyproject.toml.
 $(STAMP): pyproject.toml requirements.lock | $(VENV)/bin/python
 	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements.lock
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
@@ -39,8 +40,11 @@ chromium:
 		|| echo "note: /usr/bin/chromium is missing; install Debian's chromium for the console tests"
 
 lock: $(STAMP)
+	$(VENV)/bin/uv lock --quiet
+	$(VENV)/bin/uv export --frozen --all-extras --no-emit-project --no-hashes --quiet -o .lock-pins.txt
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 --universal \
-		--quiet --custom-compile-command "make lock" -o requirements.lock
+		--constraint .lock-pins.txt --quiet --custom-compile-command "make lock" -o requirements.lock
+	rm -f .lock-pins.txt
 
 proto: $(STAMP)
 	$(PY) scripts/genproto.py
@@ -48,8 +52,8 @@ proto: $(STAMP)
 proto-check: $(STAMP)
 	$(PY) scripts/genproto.py --check
 
-$(BUF):
-	npm install --silent --no-audit --no-fund --no-save @bufbuild/buf@1.75.0
+$(BUF): package-lock.json
+	npm ci --silent --no-audit --no-fund
 
 lint: $(STAMP) $(BUF)
 	cd protos && ../$(BUF) lint
@@ -58,6 +62,7 @@ lint: $(STAMP) $(BUF)
 	$(VENV)/bin/mypy
 	$(PY) scripts/check_observability.py
 	$(PY) scripts/check_k8s.py
+	$(PY) scripts/check_lock.py
 
 bench: $(STAMP)
 	for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
