@@ -16,7 +16,7 @@ from opentelemetry.propagate import inject
 from runtime import tracing
 from runtime.auth import TokenSigner, current_caller
 from runtime.deadlines import remaining
-from runtime.defaults import DEFAULT_TIMEZONE
+from runtime.defaults import DEFAULT_CHARGE_MODEL, DEFAULT_CURRENCY, DEFAULT_TIMEZONE
 from runtime.logs import REQUEST_ID_KEY, current_request_id
 
 log = logging.getLogger("runtime.clients")
@@ -155,8 +155,8 @@ async def payment_policy(channel: grpc.aio.Channel, organization_id: str) -> Any
     answer = await call(stub.GetPaymentPolicy, accounts_pb2.GetPaymentPolicyRequest(organization_id=organization_id))
     policy = answer.policy
     policy.organization_id = policy.organization_id or organization_id
-    policy.charge_model = policy.charge_model or "direct"
-    policy.default_currency = (policy.default_currency or "eur").lower()
+    policy.charge_model = policy.charge_model or DEFAULT_CHARGE_MODEL
+    policy.default_currency = (policy.default_currency or DEFAULT_CURRENCY).lower()
     policy.timezone = policy.timezone or DEFAULT_TIMEZONE
     return policy
 

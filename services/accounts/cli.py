@@ -27,7 +27,7 @@ import orjson
 
 from runtime.audit import AuditAnchor
 from runtime.db import create_pool
-from runtime.defaults import DEFAULT_TIMEZONE
+from runtime.defaults import DEFAULT_CHARGE_MODEL, DEFAULT_TIMEZONE
 from runtime.errors import DomainError, InvalidArgument
 from runtime.migrations import apply_migrations
 from runtime.money import payment_bounds
@@ -35,7 +35,7 @@ from runtime.service import RUNTIME_MIGRATIONS
 from runtime.settings import Env, SettingsError
 from services.accounts import audit_trail, members
 from services.accounts.crypto import secrets_from_env
-from services.accounts.domain import Address, NewOrganization, Organization
+from services.accounts.domain import BUSINESS_TYPES, CHARGE_MODELS, Address, NewOrganization, Organization
 from services.accounts.main import MIGRATIONS, SCHEMA
 from services.accounts.organizations import Organizations, PolicyCache
 from services.accounts.repository import OrganizationRows
@@ -54,11 +54,11 @@ def _parser() -> argparse.ArgumentParser:
     org.add_argument("--name", required=True)
     org.add_argument("--email", required=True)
     org.add_argument("--country", required=True)
-    org.add_argument("--business-type", required=True, choices=["non_profit", "company", "individual"])
+    org.add_argument("--business-type", required=True, choices=BUSINESS_TYPES)
     org.add_argument("--line1", required=True)
     org.add_argument("--city", required=True)
     org.add_argument("--postal-code", required=True)
-    org.add_argument("--charge-model", default="direct", choices=["direct", "destination"])
+    org.add_argument("--charge-model", default=DEFAULT_CHARGE_MODEL, choices=CHARGE_MODELS)
     org.add_argument("--fee-percent-bps", type=int, default=0)
     org.add_argument("--fee-minimum", type=int, default=0, help="minor units")
     org.add_argument("--legal-entity", default="")

@@ -17,7 +17,7 @@ from runtime.addresses import Address, address_errors, normalize_address
 from runtime.audit import CHANGED, AuditAnchor, AuditRecord
 from runtime.auth import ROLES
 from runtime.contract import FORMATS, enum_names, rules
-from runtime.defaults import DEFAULT_TIMEZONE
+from runtime.defaults import DEFAULT_CHARGE_MODEL, DEFAULT_CURRENCY, DEFAULT_TIMEZONE
 from runtime.errors import FieldError, InvalidArgument
 from runtime.money import fee_leaves_nothing, is_currency
 from runtime.siren import SIREN_RULE, is_siren
@@ -194,13 +194,13 @@ class NewOrganization:
     country: str
     business_type: str
     address: Address
-    charge_model: str = "direct"
+    charge_model: str = DEFAULT_CHARGE_MODEL
     fee_percent_bps: int = 0
     fee_minimum: int = 0
     legal_entity: str = ""
     bank_account_iban: str = ""
     timezone: str = DEFAULT_TIMEZONE
-    default_currency: str = "eur"
+    default_currency: str = DEFAULT_CURRENCY
     siren: str = ""
 
 

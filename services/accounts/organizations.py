@@ -12,7 +12,7 @@ import asyncpg
 
 from runtime.audit import current_record
 from runtime.db import Connection
-from runtime.defaults import DEFAULT_TIMEZONE
+from runtime.defaults import DEFAULT_CHARGE_MODEL, DEFAULT_CURRENCY, DEFAULT_TIMEZONE
 from runtime.errors import NotFound
 from runtime.notifications import notify
 from runtime.pagination import decode_cursor, next_page, page_limit
@@ -148,13 +148,13 @@ class Organizations:
             country=new.country.strip().upper(),
             business_type=new.business_type,
             address=new.address,
-            charge_model=new.charge_model or "direct",
+            charge_model=new.charge_model or DEFAULT_CHARGE_MODEL,
             fee_percent_bps=new.fee_percent_bps,
             fee_minimum=new.fee_minimum,
             legal_entity=new.legal_entity.strip(),
             bank_account_iban=normalize_iban(new.bank_account_iban),
             timezone=new.timezone or DEFAULT_TIMEZONE,
-            default_currency=(new.default_currency or "eur").lower(),
+            default_currency=(new.default_currency or DEFAULT_CURRENCY).lower(),
             siren=new.siren.strip(),
         )
         ensure_valid(validate_new_organization(new, self.min_payment))

@@ -22,7 +22,7 @@ from runtime.auth import (
     require_caller,
     scoped_caller,
 )
-from runtime.defaults import DEFAULT_TIMEZONE
+from runtime.defaults import DEFAULT_CHARGE_MODEL, DEFAULT_CURRENCY, DEFAULT_TIMEZONE
 from runtime.errors import FieldError, InvalidArgument, NotFound
 from runtime.notifications import ChangeFeed
 from runtime.proto import from_timestamp, to_timestamp
@@ -129,13 +129,13 @@ def _new_organization(request: pb.CreateOrganizationRequest) -> NewOrganization:
             country=address.country.upper(),
             state=address.state,
         ),
-        charge_model=request.charge_model or "direct",
+        charge_model=request.charge_model or DEFAULT_CHARGE_MODEL,
         fee_percent_bps=request.fee_percent_bps,
         fee_minimum=request.fee_minimum,
         legal_entity=request.legal_entity,
         bank_account_iban=request.bank_account_iban,
         timezone=request.timezone or DEFAULT_TIMEZONE,
-        default_currency=request.default_currency or "eur",
+        default_currency=request.default_currency or DEFAULT_CURRENCY,
         siren=request.siren,
     )
 

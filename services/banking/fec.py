@@ -34,6 +34,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 
+from collect.accounts.v1 import accounts_pb2
 from collect.payments.v1 import payments_pb2 as payments_pb
 
 from runtime.contract import enum_names
@@ -68,6 +69,8 @@ SALES, REFUNDS, FEES_EARNED, FEES_REFUNDED = "706000", "709000", "706100", "7091
 DISPUTED, DISPUTE_LOSSES = "416000", "654000"
 # A dispute's lines (Payments' BookEntryKind): funds withdrawn, the transfer reversed (destination),
 # funds reinstated (won), the reversed amount given back, the loss, and a reversal made after the loss.
+# Charges made through Stripe (a sale with another model, cash, is never the platform's money).
+CHARGE_MODELS = enum_names(accounts_pb2.ChargeModel.DESCRIPTOR)
 DISPUTE_KINDS = tuple(kind for kind in enum_names(payments_pb.BookEntryKind.DESCRIPTOR) if kind.startswith("dispute"))
 _TAKEN, _GIVEN_BACK, _LOST = ("dispute", "dispute_reversal"), ("dispute_won", "dispute_return"), ("dispute_lost",)
 STRIPE_FEES, PLATFORM_FEES = "627000", "622000"
@@ -287,7 +290,7 @@ def _fee_and_payout_entries(
 def _platform_entries(line: BookLine) -> list[Entry]:
     """Application fees earned (both models); for destination charges the money collected for the
     organisation, the transfer to it, and on a refund the transfer's reversal."""
-    if line.charge_model not in ("direct", "destination"):
+    if line.charge_model not in CHARGE_MODELS:
         return []  # cash: never the platform's money
     fee, org = line.application_fee, line.organization_id
     if line.kind in DISPUTE_KINDS:

@@ -12,6 +12,7 @@ from collect.accounts.v1 import accounts_pb2 as accounts_pb
 from runtime import audit
 from runtime.clients import call
 from runtime.db import Connection
+from runtime.defaults import DEFAULT_CURRENCY
 from runtime.errors import Conflict, FieldError, InvalidArgument
 from runtime.inbox import APPLIED, IGNORED, InboundEvent
 from runtime.stripe_api import stripe_errors
@@ -181,7 +182,7 @@ async def create_payout(banking: Banking, organization_id: str, idempotency_key:
     async with banking.pool.acquire() as conn:
         request = await repository.payout_request(conn, organization_id, idempotency_key)
     if request is None:
-        currency = org.default_currency or "eur"
+        currency = org.default_currency or DEFAULT_CURRENCY
         with stripe_errors():
             account = await banking.stripe.v1.accounts.retrieve_async(org.stripe_account_id)
             schedule = ((account.to_dict().get("settings") or {}).get("payouts") or {}).get("schedule") or {}

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from runtime.defaults import DEFAULT_TIMEZONE
+from runtime.defaults import DEFAULT_CURRENCY, DEFAULT_TIMEZONE
 from runtime.settings import Env, SettingsError
 from runtime.siren import SIREN_RULE, is_siren
 from services.banking.matching import MatchRules
@@ -28,7 +28,7 @@ class BankingSettings:
     days_after: int = 3
     stripe_labels: tuple[str, ...] = ("STRIPE",)
     report_timezone: str = DEFAULT_TIMEZONE
-    report_currency: str = "eur"
+    report_currency: str = DEFAULT_CURRENCY
     # Local time (report time zone) after which the previous day's report is sent.
     report_time: time = time(8, 0)
     report_enabled: bool = True
@@ -95,7 +95,7 @@ class BankingSettings:
                 s.strip().upper() for s in env.text("RECONCILIATION_STRIPE_LABELS", "STRIPE").split(",") if s.strip()
             ),
             report_timezone=zone,
-            report_currency=env.text("REPORT_CURRENCY", "eur").lower(),
+            report_currency=env.text("REPORT_CURRENCY", DEFAULT_CURRENCY).lower(),
             report_time=report_time,
             report_enabled=env.flag("DAILY_REPORT_ENABLED", True),
             slack_webhook_url=env.optional("SLACK_WEBHOOK_URL"),

@@ -14,7 +14,7 @@ from collect.accounts.v1 import accounts_pb2
 from collect.payments.v1 import payments_pb2 as pb
 
 from runtime.contract import enum_names
-from runtime.defaults import DEFAULT_TIMEZONE
+from runtime.defaults import DEFAULT_CURRENCY, DEFAULT_TIMEZONE
 from runtime.money import fee_leaves_nothing, platform_fee
 
 # The closed sets are the proto's enums (payments.proto), read here once.
@@ -64,7 +64,7 @@ class Policy:
     fee_percent_bps: int
     fee_minimum: int
     charges_enabled: bool
-    default_currency: str = "eur"
+    default_currency: str = DEFAULT_CURRENCY
     timezone: str = DEFAULT_TIMEZONE
 
     @property

@@ -675,7 +675,7 @@ class CreateOrganizationRequest(_message.Message):
     country: _builtins.str
     business_type: _builtins.str
     charge_model: _builtins.str
-    """Empty means "direct"."""
+    """The one declaration of the default charge model (runtime.defaults.DEFAULT_CHARGE_MODEL reads it)."""
     fee_percent_bps: _builtins.int
     fee_minimum: _builtins.int
     legal_entity: _builtins.str
@@ -683,6 +683,7 @@ class CreateOrganizationRequest(_message.Message):
     timezone: _builtins.str
     """The one declaration of the default time zone (runtime.defaults.DEFAULT_TIMEZONE reads it)."""
     default_currency: _builtins.str
+    """The one declaration of the default currency (runtime.defaults.DEFAULT_CURRENCY reads it)."""
     siren: _builtins.str
     """9 digits, or empty."""
     @_builtins.property
